@@ -1,0 +1,3 @@
+DROP TABLE ingest_watermark;
+DROP TABLE source_offsets;
+DROP TABLE daily_stats;

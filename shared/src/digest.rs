@@ -1,0 +1,318 @@
+//! The latency t-digest kept per (customer, day), and its compact binary codec.
+//!
+//! `tdigest::TDigest` does the maths; `LatencyDigest` is the owned, totally ordered, serialisable
+//! form that travels through the dataflow and is stored in the database.
+
+use tdigest::{Centroid, TDigest};
+
+/// Most centroids a stored digest keeps (the t-digest compression parameter).
+pub const DIGEST_SIZE: usize = 100;
+
+const CODEC_VERSION: u8 = 1;
+const HEADER_BYTES: usize = 1 + 4 * 8 + 4;
+const CENTROID_BYTES: usize = 16;
+
+/// A t-digest of latencies in seconds: centroids as (mean, weight) plus count, sum, min and max.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct LatencyDigest {
+    centroids: Vec<(f64, f64)>,
+    count: f64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+/// A stored digest that could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DigestDecodeError {
+    /// The blob is shorter or longer than its header says.
+    #[error("digest blob has {actual} bytes, expected {expected}")]
+    Length {
+        /// Bytes the header implies.
+        expected: usize,
+        /// Bytes present.
+        actual: usize,
+    },
+    /// Written by a codec version this build does not know.
+    #[error("digest blob has unknown version {0}")]
+    Version(u8),
+}
+
+impl LatencyDigest {
+    /// Builds a digest from latencies in microseconds; sorts `latencies_us` in place.
+    ///
+    /// Equal values become one weighted centroid before compression, so the millisecond
+    /// resolution of typical logs makes this cheap and exact up to [`DIGEST_SIZE`] distinct values.
+    pub fn from_latencies_us(latencies_us: &mut [u64]) -> Self {
+        if latencies_us.is_empty() {
+            return Self::default();
+        }
+        latencies_us.sort_unstable();
+        let mut centroids: Vec<Centroid> = Vec::new();
+        let mut sum = 0.0;
+        let mut i = 0;
+        while i < latencies_us.len() {
+            let value = latencies_us[i];
+            let run = latencies_us[i..].iter().take_while(|&&v| v == value).count();
+            let seconds = value as f64 / 1e6;
+            centroids.push(Centroid::new(seconds, run as f64));
+            sum += seconds * run as f64;
+            i += run;
+        }
+        let min = latencies_us[0] as f64 / 1e6;
+        let max = latencies_us[latencies_us.len() - 1] as f64 / 1e6;
+        let digest = TDigest::new(
+            centroids,
+            sum,
+            latencies_us.len() as f64,
+            Some(max),
+            Some(min),
+            DIGEST_SIZE,
+        );
+        Self::from_tdigest(&digest)
+    }
+
+    fn from_tdigest(digest: &TDigest) -> Self {
+        Self {
+            centroids: digest
+                .centroids()
+                .iter()
+                .map(|c| (c.mean(), c.weight()))
+                .collect(),
+            count: digest.count(),
+            sum: digest.sum(),
+            min: digest.min().unwrap_or(0.0),
+            max: digest.max().unwrap_or(0.0),
+        }
+    }
+
+    fn to_tdigest(&self) -> TDigest {
+        if self.centroids.is_empty() {
+            return TDigest::new_with_size(DIGEST_SIZE);
+        }
+        let centroids = self
+            .centroids
+            .iter()
+            .map(|&(mean, weight)| Centroid::new(mean, weight))
+            .collect();
+        TDigest::new(
+            centroids,
+            self.sum,
+            self.count,
+            Some(self.max),
+            Some(self.min),
+            DIGEST_SIZE,
+        )
+    }
+
+    /// Merges several digests into one, compressing once.
+    pub fn merge_all<'a>(digests: impl IntoIterator<Item = &'a LatencyDigest>) -> Self {
+        let parts: Vec<TDigest> = digests
+            .into_iter()
+            .filter(|d| !d.is_empty())
+            .map(LatencyDigest::to_tdigest)
+            .collect();
+        match parts.len() {
+            0 => Self::default(),
+            1 => Self::from_tdigest(&parts[0]),
+            _ => Self::from_tdigest(&TDigest::merge_digests(parts)),
+        }
+    }
+
+    /// Whether the digest holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.centroids.is_empty()
+    }
+
+    /// Number of values summarised.
+    pub fn count(&self) -> f64 {
+        self.count
+    }
+
+    /// Number of centroids kept.
+    pub fn centroid_count(&self) -> usize {
+        self.centroids.len()
+    }
+
+    /// Estimated value at quantile `q` (0-1), in seconds; `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.is_empty() {
+            return None;
+        }
+        self.to_tdigest().estimate_quantile(q)
+    }
+
+    /// Estimated values at several quantiles, building the t-digest once.
+    pub fn quantiles(&self, qs: &[f64]) -> Vec<Option<f64>> {
+        if self.is_empty() {
+            return vec![None; qs.len()];
+        }
+        let digest = self.to_tdigest();
+        qs.iter().map(|&q| digest.estimate_quantile(q)).collect()
+    }
+
+    /// Encodes as: version byte, count, sum, min, max (f64 LE), centroid count (u32 LE),
+    /// then (mean, weight) pairs (f64 LE).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_BYTES + self.centroids.len() * CENTROID_BYTES);
+        out.push(CODEC_VERSION);
+        for v in [self.count, self.sum, self.min, self.max] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.centroids.len() as u32).to_le_bytes());
+        for &(mean, weight) in &self.centroids {
+            out.extend_from_slice(&mean.to_le_bytes());
+            out.extend_from_slice(&weight.to_le_bytes());
+        }
+        out
+    }
+
+    /// Decodes what [`LatencyDigest::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DigestDecodeError> {
+        if bytes.len() < HEADER_BYTES {
+            return Err(DigestDecodeError::Length {
+                expected: HEADER_BYTES,
+                actual: bytes.len(),
+            });
+        }
+        if bytes[0] != CODEC_VERSION {
+            return Err(DigestDecodeError::Version(bytes[0]));
+        }
+        let f64_at = |at: usize| {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(&bytes[at..at + 8]);
+            f64::from_le_bytes(raw)
+        };
+        let mut raw_len = [0u8; 4];
+        raw_len.copy_from_slice(&bytes[33..37]);
+        let n = u32::from_le_bytes(raw_len) as usize;
+        let expected = HEADER_BYTES + n * CENTROID_BYTES;
+        if bytes.len() != expected {
+            return Err(DigestDecodeError::Length {
+                expected,
+                actual: bytes.len(),
+            });
+        }
+        let centroids = (0..n)
+            .map(|i| {
+                let at = HEADER_BYTES + i * CENTROID_BYTES;
+                (f64_at(at), f64_at(at + 8))
+            })
+            .collect();
+        Ok(Self {
+            centroids,
+            count: f64_at(1),
+            sum: f64_at(9),
+            min: f64_at(17),
+            max: f64_at(25),
+        })
+    }
+
+    fn order_key(&self) -> (u64, u64, u64, u64, impl Iterator<Item = (u64, u64)> + '_) {
+        (
+            self.count.to_bits(),
+            self.sum.to_bits(),
+            self.min.to_bits(),
+            self.max.to_bits(),
+            self.centroids.iter().map(|&(m, w)| (m.to_bits(), w.to_bits())),
+        )
+    }
+}
+
+// A total order on bit patterns: differential dataflow needs `Ord` on its difference type.
+impl PartialEq for LatencyDigest {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for LatencyDigest {}
+
+impl PartialOrd for LatencyDigest {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for LatencyDigest {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let (a0, a1, a2, a3, a_rest) = self.order_key();
+        let (b0, b1, b2, b3, b_rest) = other.order_key();
+        (a0, a1, a2, a3)
+            .cmp(&(b0, b1, b2, b3))
+            .then_with(|| a_rest.cmp(b_rest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_round_trips_exactly() {
+        let mut values: Vec<u64> = (0..5000u64).map(|i| (i * 7919) % 1901 * 1000 + 100_000).collect();
+        let digest = LatencyDigest::from_latencies_us(&mut values);
+        assert!(digest.centroid_count() <= DIGEST_SIZE);
+        let decoded = LatencyDigest::decode(&digest.encode()).unwrap();
+        assert_eq!(decoded, digest);
+        assert_eq!(decoded.count(), 5000.0);
+        assert_eq!(decoded.quantile(0.5), digest.quantile(0.5));
+    }
+
+    #[test]
+    fn decode_rejects_bad_blobs() {
+        let blob = LatencyDigest::from_latencies_us(&mut [1_000, 2_000]).encode();
+        assert!(matches!(
+            LatencyDigest::decode(&blob[..blob.len() - 1]),
+            Err(DigestDecodeError::Length { .. })
+        ));
+        let mut wrong_version = blob.clone();
+        wrong_version[0] = 9;
+        assert_eq!(
+            LatencyDigest::decode(&wrong_version),
+            Err(DigestDecodeError::Version(9))
+        );
+        assert!(LatencyDigest::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn small_inputs_are_exact() {
+        let digest = LatencyDigest::from_latencies_us(&mut [3_000_000, 1_000_000, 2_000_000]);
+        assert_eq!(digest.quantile(0.5), Some(2.0));
+        assert_eq!(digest.count(), 3.0);
+        assert_eq!(LatencyDigest::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn merged_quantiles_stay_within_one_percent_in_rank() {
+        // 30 "days" of latencies with different spreads, merged as the API merges them.
+        let mut all = Vec::new();
+        let mut days = Vec::new();
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for day in 0..30u64 {
+            let mut values = Vec::new();
+            for _ in 0..(500 + day * 37) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                values.push(100_000 + (state % (1_900 + day * 10)) * 1000);
+            }
+            all.extend_from_slice(&values);
+            days.push(LatencyDigest::from_latencies_us(&mut values));
+        }
+        let merged = LatencyDigest::merge_all(&days);
+        all.sort_unstable();
+        let n = all.len() as f64;
+        for q in [0.5, 0.99] {
+            let estimate = merged.quantile(q).unwrap();
+            let below = all.iter().filter(|&&v| (v as f64) / 1e6 < estimate).count() as f64;
+            let at_or_below = all.iter().filter(|&&v| (v as f64) / 1e6 <= estimate).count() as f64;
+            assert!(
+                below / n <= q + 0.01 && at_or_below / n >= q - 0.01,
+                "q={q}: estimate {estimate} has rank {}..{}",
+                below / n,
+                at_or_below / n
+            );
+        }
+    }
+}

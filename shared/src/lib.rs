@@ -1,0 +1,11 @@
+//! The logstats domain: records, parsing, daily stats, the digest codec and storage.
+
+pub mod digest;
+pub mod record;
+pub mod stats;
+pub mod storage;
+
+pub use digest::LatencyDigest;
+pub use record::{parse_line, Record, RejectReason};
+pub use stats::{DayAccumulator, DayStats, StatsSummary};
+pub use storage::{Backend, EpochCommit, SourceOffset, StorageError, Store, StoreOptions};

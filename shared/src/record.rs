@@ -1,0 +1,372 @@
+//! Parsing one request-log line into a `Record`, or the reason it is rejected.
+//!
+//! The parser works on bytes, allocates nothing and uses no regex: the date and time sit at fixed
+//! positions, the other fields are found with `memchr`.
+
+use std::fmt;
+
+/// Lines longer than this many bytes (without the newline) are rejected as too long.
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// Longest customer id accepted, in bytes.
+pub const MAX_CUSTOMER_ID_BYTES: usize = 64;
+
+/// Seconds in one UTC day.
+pub const SECONDS_PER_DAY: i64 = 86_400;
+
+/// One valid request, borrowing the customer id from the line it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Customer id, already checked by [`is_valid_customer_id`].
+    pub customer: &'a str,
+    /// UTC day as days since 1970-01-01.
+    pub day: i32,
+    /// Seconds since midnight UTC.
+    pub second_of_day: u32,
+    /// HTTP status, 100-599.
+    pub status: u16,
+    /// Request duration in whole microseconds (rounded half up).
+    pub latency_us: u64,
+}
+
+impl Record<'_> {
+    /// Event time as seconds since the Unix epoch.
+    pub fn event_time(&self) -> i64 {
+        i64::from(self.day) * SECONDS_PER_DAY + i64::from(self.second_of_day)
+    }
+
+    /// Status 100-399 counts as a success, 400-599 as a failure.
+    pub fn is_success(&self) -> bool {
+        self.status < 400
+    }
+}
+
+/// Why a line was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RejectReason {
+    /// Longer than [`MAX_LINE_BYTES`].
+    TooLong,
+    /// Not valid UTF-8.
+    InvalidUtf8,
+    /// Not six non-empty fields separated by single spaces.
+    FieldCount,
+    /// Date is not a real `YYYY-MM-DD` calendar date.
+    InvalidDate,
+    /// Time is not a real `HH:MM:SS` time of day.
+    InvalidTime,
+    /// Customer id is empty, too long or has characters outside `[A-Za-z0-9._-]`.
+    InvalidCustomer,
+    /// Status is not an integer 100-599.
+    InvalidStatus,
+    /// Duration is not a finite, non-negative decimal number of seconds.
+    InvalidDuration,
+    /// Older than the watermark minus the allowed lateness.
+    Late,
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            RejectReason::TooLong => "line longer than 4096 bytes",
+            RejectReason::InvalidUtf8 => "invalid UTF-8",
+            RejectReason::FieldCount => "expected 6 fields separated by single spaces",
+            RejectReason::InvalidDate => "invalid date (expected a real YYYY-MM-DD)",
+            RejectReason::InvalidTime => "invalid time (expected a real HH:MM:SS)",
+            RejectReason::InvalidCustomer => "invalid customer id (1-64 of A-Z a-z 0-9 . _ -)",
+            RejectReason::InvalidStatus => "invalid status (expected an integer 100-599)",
+            RejectReason::InvalidDuration => {
+                "invalid duration (expected a finite non-negative decimal number of seconds)"
+            }
+            RejectReason::Late => "late: older than the watermark minus the allowed lateness",
+        };
+        f.write_str(text)
+    }
+}
+
+/// Whether `id` is a well-formed customer id: 1-64 bytes of ASCII letters, digits, `.`, `_`, `-`.
+pub fn is_valid_customer_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CUSTOMER_ID_BYTES
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Whether a line (without its newline) is blank: empty or only spaces, tabs and `\r`.
+pub fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}
+
+/// Parses one line (without its trailing `\n`). A trailing `\r` is tolerated.
+///
+/// Blank lines must be filtered out with [`is_blank`] first; here they are rejected.
+pub fn parse_line(line: &[u8]) -> Result<Record<'_>, RejectReason> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > MAX_LINE_BYTES {
+        return Err(RejectReason::TooLong);
+    }
+    // "YYYY-MM-DD HH:MM:SS " is 20 bytes.
+    if line.len() < 20 || line[10] != b' ' || line[19] != b' ' {
+        return Err(field_or_utf8(line));
+    }
+    let day = parse_date(&line[0..10]).ok_or(RejectReason::InvalidDate)?;
+    let second_of_day = parse_time(&line[11..19]).ok_or(RejectReason::InvalidTime)?;
+
+    let rest = &line[20..];
+    let mut fields = rest.split(|&b| b == b' ');
+    let (Some(customer), Some(path), Some(status), Some(duration), None) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
+        return Err(field_or_utf8(line));
+    };
+    if customer.is_empty() || path.is_empty() || status.is_empty() || duration.is_empty() {
+        return Err(RejectReason::FieldCount);
+    }
+    if !is_valid_customer_id(customer) {
+        return Err(if std::str::from_utf8(customer).is_err() {
+            RejectReason::InvalidUtf8
+        } else {
+            RejectReason::InvalidCustomer
+        });
+    }
+    if !path.is_ascii() && std::str::from_utf8(path).is_err() {
+        return Err(RejectReason::InvalidUtf8);
+    }
+    let status = parse_status(status).ok_or(RejectReason::InvalidStatus)?;
+    let latency_us = parse_duration_us(duration).ok_or(RejectReason::InvalidDuration)?;
+    let customer = std::str::from_utf8(customer).map_err(|_| RejectReason::InvalidUtf8)?;
+    Ok(Record {
+        customer,
+        day,
+        second_of_day,
+        status,
+        latency_us,
+    })
+}
+
+/// A line with the wrong shape is reported as invalid UTF-8 when that is what it is.
+fn field_or_utf8(line: &[u8]) -> RejectReason {
+    if std::str::from_utf8(line).is_err() {
+        RejectReason::InvalidUtf8
+    } else {
+        RejectReason::FieldCount
+    }
+}
+
+fn digit(b: u8) -> Option<u32> {
+    b.is_ascii_digit().then(|| u32::from(b - b'0'))
+}
+
+fn two_digits(s: &[u8]) -> Option<u32> {
+    Some(digit(s[0])? * 10 + digit(s[1])?)
+}
+
+/// `YYYY-MM-DD` to days since 1970-01-01, or `None` when it is not a real date.
+pub fn parse_date(s: &[u8]) -> Option<i32> {
+    if s.len() != 10 || s[4] != b'-' || s[7] != b'-' {
+        return None;
+    }
+    let year = two_digits(&s[0..2])? * 100 + two_digits(&s[2..4])?;
+    let month = two_digits(&s[5..7])?;
+    let day = two_digits(&s[8..10])?;
+    if year == 0 || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    Some(days_from_civil(year as i32, month, day))
+}
+
+fn is_leap_year(year: u32) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(year: i32, month: u32, day: u32) -> i32 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = month as i32;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i32 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `HH:MM:SS` to seconds since midnight, or `None` when it is not a real time of day.
+pub fn parse_time(s: &[u8]) -> Option<u32> {
+    if s.len() != 8 || s[2] != b':' || s[5] != b':' {
+        return None;
+    }
+    let (h, m, sec) = (
+        two_digits(&s[0..2])?,
+        two_digits(&s[3..5])?,
+        two_digits(&s[6..8])?,
+    );
+    (h < 24 && m < 60 && sec < 60).then_some(h * 3600 + m * 60 + sec)
+}
+
+fn parse_status(s: &[u8]) -> Option<u16> {
+    if s.len() != 3 {
+        return None;
+    }
+    let value = digit(s[0])? * 100 + two_digits(&s[1..3])?;
+    (100..=599).contains(&value).then_some(value as u16)
+}
+
+/// Most digits accepted before the decimal point (just under 32 years of seconds).
+const MAX_DURATION_INTEGER_DIGITS: usize = 9;
+
+/// A decimal number of seconds (`12`, `0.847`, `.5`, `3.`) to microseconds, rounded half up.
+/// Signs, exponents, `inf` and `nan` are not accepted.
+pub fn parse_duration_us(s: &[u8]) -> Option<u64> {
+    let (int_part, frac_part) = match memchr::memchr(b'.', s) {
+        Some(dot) => (&s[..dot], &s[dot + 1..]),
+        None => (s, &s[s.len()..]),
+    };
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    if int_part.len() > MAX_DURATION_INTEGER_DIGITS {
+        return None;
+    }
+    let mut seconds: u64 = 0;
+    for &b in int_part {
+        seconds = seconds * 10 + u64::from(digit(b)?);
+    }
+    let mut micros: u64 = 0;
+    let mut round_up = false;
+    for (i, &b) in frac_part.iter().enumerate() {
+        let d = u64::from(digit(b)?);
+        match i {
+            0..=5 => micros = micros * 10 + d,
+            6 => round_up = d >= 5,
+            _ => {}
+        }
+    }
+    for _ in frac_part.len()..6 {
+        micros *= 10;
+    }
+    Some(seconds * 1_000_000 + micros + u64::from(round_up))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Record<'_> {
+        parse_line(line.as_bytes()).unwrap_or_else(|e| panic!("{line:?} rejected: {e}"))
+    }
+
+    fn err(line: &[u8]) -> RejectReason {
+        match parse_line(line) {
+            Ok(r) => panic!("{:?} accepted as {r:?}", String::from_utf8_lossy(line)),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn parses_the_reference_line() {
+        let r = ok("2024-10-10 12:50:18 cust_14 /api/v1/resource3 401 0.847");
+        assert_eq!(r.customer, "cust_14");
+        assert_eq!(r.day, days_from_civil(2024, 10, 10));
+        assert_eq!(r.day, 20_006);
+        assert_eq!(r.second_of_day, 12 * 3600 + 50 * 60 + 18);
+        assert_eq!(r.status, 401);
+        assert!(!r.is_success());
+        assert_eq!(r.latency_us, 847_000);
+        assert_eq!(r.event_time(), 1_728_564_618);
+    }
+
+    #[test]
+    fn tolerates_trailing_carriage_return() {
+        let r = ok("2024-10-10 00:00:00 c /p 200 1.5\r");
+        assert_eq!(r.latency_us, 1_500_000);
+        assert!(r.is_success());
+    }
+
+    #[test]
+    fn accepts_edge_values() {
+        assert_eq!(ok("2024-02-29 23:59:59 c /p 100 0").latency_us, 0);
+        assert_eq!(ok("2000-02-29 00:00:00 c /p 599 .5").latency_us, 500_000);
+        assert_eq!(ok("2024-01-01 00:00:00 c /p 399 3.").latency_us, 3_000_000);
+        assert_eq!(ok("2024-01-01 00:00:00 c /p 200 0.0000015").latency_us, 2);
+        assert_eq!(ok("2024-01-01 00:00:00 c /p 200 0.0000014").latency_us, 1);
+        assert_eq!(ok("1970-01-01 00:00:00 c /p 200 1").day, 0);
+        assert_eq!(ok("1969-12-31 00:00:00 c /p 200 1").day, -1);
+    }
+
+    #[test]
+    fn rejects_unreal_dates_and_times() {
+        assert_eq!(err(b"2024-10-32 12:00:00 c /p 200 1"), RejectReason::InvalidDate);
+        assert_eq!(err(b"2023-02-29 12:00:00 c /p 200 1"), RejectReason::InvalidDate);
+        assert_eq!(err(b"1900-02-29 12:00:00 c /p 200 1"), RejectReason::InvalidDate);
+        assert_eq!(err(b"2024-13-01 12:00:00 c /p 200 1"), RejectReason::InvalidDate);
+        assert_eq!(err(b"2024-00-01 12:00:00 c /p 200 1"), RejectReason::InvalidDate);
+        assert_eq!(err(b"2024/10/01 12:00:00 c /p 200 1"), RejectReason::InvalidDate);
+        assert_eq!(err(b"2024-10-10 25:00:00 c /p 200 1"), RejectReason::InvalidTime);
+        assert_eq!(err(b"2024-10-10 12:60:00 c /p 200 1"), RejectReason::InvalidTime);
+        assert_eq!(err(b"2024-10-10 12:00:60 c /p 200 1"), RejectReason::InvalidTime);
+        assert_eq!(err(b"2024-10-10 1:00:00 c /p 200 1 x"), RejectReason::FieldCount);
+    }
+
+    #[test]
+    fn rejects_bad_fields() {
+        assert_eq!(err(b"2024-10-10 12:00:00 c /p 200"), RejectReason::FieldCount);
+        assert_eq!(err(b"2024-10-10 12:00:00 c /p 200 1 extra"), RejectReason::FieldCount);
+        assert_eq!(err(b"2024-10-10 12:00:00  c /p 200 1"), RejectReason::FieldCount);
+        assert_eq!(err(b"2024-10-10 12:00:00 c /p 200 1 "), RejectReason::FieldCount);
+        assert_eq!(err(b"2024-10-10 12:00:00 c\t/p 200 1"), RejectReason::FieldCount);
+        assert_eq!(err(b"garbage"), RejectReason::FieldCount);
+        assert_eq!(err(b"2024-10-10 12:00:00 c!x /p 200 1"), RejectReason::InvalidCustomer);
+        let long_customer = format!("2024-10-10 12:00:00 {} /p 200 1", "c".repeat(65));
+        assert_eq!(err(long_customer.as_bytes()), RejectReason::InvalidCustomer);
+        assert_eq!(err(b"2024-10-10 12:00:00 c /p 600 1"), RejectReason::InvalidStatus);
+        assert_eq!(err(b"2024-10-10 12:00:00 c /p 099 1"), RejectReason::InvalidStatus);
+        assert_eq!(err(b"2024-10-10 12:00:00 c /p 2000 1"), RejectReason::InvalidStatus);
+        assert_eq!(err(b"2024-10-10 12:00:00 c /p abc 1"), RejectReason::InvalidStatus);
+        for bad in ["-1", "+1", "1e3", "inf", "nan", "NaN", "1.2.3", ".", "0x10", "1,5", "1234567890"] {
+            let line = format!("2024-10-10 12:00:00 c /p 200 {bad}");
+            assert_eq!(err(line.as_bytes()), RejectReason::InvalidDuration, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_utf8_and_long_lines() {
+        assert_eq!(err(b"2024-10-10 12:00:00 c /p\xff 200 1"), RejectReason::InvalidUtf8);
+        assert_eq!(err(b"\xff\xfe"), RejectReason::InvalidUtf8);
+        let long = format!("2024-10-10 12:00:00 c /{} 200 1", "p".repeat(MAX_LINE_BYTES));
+        assert_eq!(err(long.as_bytes()), RejectReason::TooLong);
+        // Non-ASCII but valid UTF-8 paths are fine.
+        assert_eq!(ok("2024-10-10 12:00:00 c /é 200 1").status, 200);
+    }
+
+    #[test]
+    fn blank_lines() {
+        assert!(is_blank(b""));
+        assert!(is_blank(b" \t\r"));
+        assert!(!is_blank(b" x"));
+    }
+
+    #[test]
+    fn days_from_civil_matches_chrono() {
+        use chrono::{Datelike, NaiveDate};
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let mut date = NaiveDate::from_ymd_opt(1600, 1, 1).unwrap();
+        while date.year() < 2500 {
+            let expect = (date - epoch).num_days() as i32;
+            assert_eq!(days_from_civil(date.year(), date.month(), date.day()), expect);
+            date = date.succ_opt().unwrap();
+        }
+    }
+}

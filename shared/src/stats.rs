@@ -1,0 +1,232 @@
+//! Per (customer, UTC day) statistics: `DayStats`, how they merge, and the summary users see.
+
+use crate::digest::LatencyDigest;
+
+/// Everything kept about one customer's requests on one UTC day (or any merge of such days).
+///
+/// Every field merges: counts and sums add, min and max combine, digests merge. That is what lets
+/// ingestion add late data to a stored row and the API merge any date range.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct DayStats {
+    /// Requests with status 100-399.
+    pub successful: u64,
+    /// Requests with status 400-599.
+    pub failed: u64,
+    /// Exact sum of latencies in microseconds.
+    pub latency_sum_us: u64,
+    /// Smallest latency in microseconds (`u64::MAX` when empty).
+    pub latency_min_us: u64,
+    /// Largest latency in microseconds (0 when empty).
+    pub latency_max_us: u64,
+    /// t-digest of latencies in seconds.
+    pub digest: LatencyDigest,
+}
+
+impl DayStats {
+    /// Stats with no requests.
+    pub fn empty() -> Self {
+        Self {
+            successful: 0,
+            failed: 0,
+            latency_sum_us: 0,
+            latency_min_us: u64::MAX,
+            latency_max_us: 0,
+            digest: LatencyDigest::default(),
+        }
+    }
+
+    /// Total requests.
+    pub fn total(&self) -> u64 {
+        self.successful + self.failed
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &DayStats) {
+        self.successful += other.successful;
+        self.failed += other.failed;
+        self.latency_sum_us += other.latency_sum_us;
+        self.latency_min_us = self.latency_min_us.min(other.latency_min_us);
+        self.latency_max_us = self.latency_max_us.max(other.latency_max_us);
+        self.digest = LatencyDigest::merge_all([&self.digest, &other.digest]);
+    }
+
+    /// Merges any number of stats, compressing the digests once.
+    pub fn merge_all<'a>(parts: impl IntoIterator<Item = &'a DayStats> + Clone) -> DayStats {
+        let mut total = DayStats::empty();
+        for part in parts.clone() {
+            total.successful += part.successful;
+            total.failed += part.failed;
+            total.latency_sum_us += part.latency_sum_us;
+            total.latency_min_us = total.latency_min_us.min(part.latency_min_us);
+            total.latency_max_us = total.latency_max_us.max(part.latency_max_us);
+        }
+        total.digest = LatencyDigest::merge_all(parts.into_iter().map(|p| &p.digest));
+        total
+    }
+
+    /// What the API reports for these stats.
+    pub fn summary(&self) -> StatsSummary {
+        let total = self.total();
+        let (uptime, average_latency, median_latency, p99_latency) = if total == 0 {
+            (None, None, None, None)
+        } else {
+            let quantiles = self.digest.quantiles(&[0.5, 0.99]);
+            (
+                Some(self.successful as f64 * 100.0 / total as f64),
+                Some(round_to_micros(self.latency_sum_us as f64 / total as f64 / 1e6)),
+                quantiles[0].map(round_to_micros),
+                quantiles[1].map(round_to_micros),
+            )
+        };
+        StatsSummary {
+            total_requests: total,
+            successful_requests: self.successful,
+            failed_requests: self.failed,
+            uptime,
+            average_latency,
+            median_latency,
+            p99_latency,
+        }
+    }
+}
+
+fn round_to_micros(seconds: f64) -> f64 {
+    (seconds * 1e6).round() / 1e6
+}
+
+impl Default for DayStats {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+/// Per-day accumulator used while reading: counts, exact sums and the raw latencies of one epoch.
+#[derive(Debug, Clone)]
+pub struct DayAccumulator {
+    successful: u64,
+    failed: u64,
+    latency_sum_us: u64,
+    latencies_us: Vec<u64>,
+}
+
+impl Default for DayAccumulator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DayAccumulator {
+    /// An empty accumulator.
+    pub fn new() -> Self {
+        Self {
+            successful: 0,
+            failed: 0,
+            latency_sum_us: 0,
+            latencies_us: Vec::new(),
+        }
+    }
+
+    /// Counts one request.
+    #[inline]
+    pub fn add(&mut self, success: bool, latency_us: u64) {
+        if success {
+            self.successful += 1;
+        } else {
+            self.failed += 1;
+        }
+        self.latency_sum_us += latency_us;
+        self.latencies_us.push(latency_us);
+    }
+
+    /// Turns the accumulated requests into `DayStats`, building the digest once.
+    pub fn finish(mut self) -> DayStats {
+        let latency_min_us = self.latencies_us.iter().copied().min().unwrap_or(u64::MAX);
+        let latency_max_us = self.latencies_us.iter().copied().max().unwrap_or(0);
+        DayStats {
+            successful: self.successful,
+            failed: self.failed,
+            latency_sum_us: self.latency_sum_us,
+            latency_min_us,
+            latency_max_us,
+            digest: LatencyDigest::from_latencies_us(&mut self.latencies_us),
+        }
+    }
+}
+
+/// Requests, uptime and latencies as the API reports them; latencies in seconds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StatsSummary {
+    /// successful + failed.
+    pub total_requests: u64,
+    /// Requests with status 100-399.
+    pub successful_requests: u64,
+    /// Requests with status 400-599.
+    pub failed_requests: u64,
+    /// successful / total x 100; `None` without requests.
+    pub uptime: Option<f64>,
+    /// Exact mean latency, rounded to the microsecond.
+    pub average_latency: Option<f64>,
+    /// Median latency from the digest.
+    pub median_latency: Option<f64>,
+    /// 99th percentile latency from the digest.
+    pub p99_latency: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(values: &[(bool, u64)]) -> DayStats {
+        let mut acc = DayAccumulator::new();
+        for &(ok, us) in values {
+            acc.add(ok, us);
+        }
+        acc.finish()
+    }
+
+    #[test]
+    fn accumulates_exact_counts_and_sums() {
+        let s = stats(&[(true, 100_000), (false, 300_000), (true, 200_000)]);
+        assert_eq!((s.successful, s.failed, s.total()), (2, 1, 3));
+        assert_eq!(s.latency_sum_us, 600_000);
+        assert_eq!((s.latency_min_us, s.latency_max_us), (100_000, 300_000));
+        let summary = s.summary();
+        assert_eq!(summary.uptime, Some(200.0 / 3.0));
+        assert_eq!(summary.average_latency, Some(0.2));
+        assert_eq!(summary.median_latency, Some(0.2));
+    }
+
+    #[test]
+    fn merge_is_associative_and_commutative_on_exact_fields() {
+        let a = stats(&[(true, 1_000), (false, 5_000)]);
+        let b = stats(&[(true, 2_000)]);
+        let c = stats(&[(false, 9_000), (true, 3_000)]);
+        let mut ab_c = a.clone();
+        ab_c.merge(&b);
+        ab_c.merge(&c);
+        let mut c_ba = c.clone();
+        c_ba.merge(&b);
+        c_ba.merge(&a);
+        let all = DayStats::merge_all([&a, &b, &c]);
+        for s in [&ab_c, &c_ba, &all] {
+            assert_eq!((s.successful, s.failed, s.latency_sum_us), (3, 2, 20_000));
+            assert_eq!((s.latency_min_us, s.latency_max_us), (1_000, 9_000));
+            assert_eq!(s.digest.count(), 5.0);
+            assert_eq!(s.summary().median_latency, Some(0.003));
+        }
+        assert_eq!(ab_c.summary(), c_ba.summary());
+    }
+
+    #[test]
+    fn empty_stats_have_null_ratios() {
+        let summary = DayStats::merge_all(std::iter::empty::<&DayStats>()).summary();
+        assert_eq!(summary.total_requests, 0);
+        assert_eq!(summary.uptime, None);
+        assert_eq!(summary.average_latency, None);
+        assert_eq!(summary.median_latency, None);
+        assert_eq!(summary.p99_latency, None);
+        let mut empty = DayStats::empty();
+        empty.merge(&stats(&[(true, 7_000)]));
+        assert_eq!(empty.latency_min_us, 7_000);
+    }
+}

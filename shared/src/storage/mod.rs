@@ -1,0 +1,462 @@
+//! Storage of daily stats, source offsets and the watermark, on SQLite or PostgreSQL.
+//!
+//! This module is the only place that knows which backend is in use: the URL's scheme picks it,
+//! and every query is written once and expanded for both connection types by `with_backend!`.
+
+mod models;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::sqlite::SqliteConnection;
+use diesel::upsert::excluded;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::stats::DayStats;
+pub use models::{day_from_date, date_from_day, SourceOffset};
+use models::{DailyStatsRow, SourceOffsetRow};
+use schema::{daily_stats, ingest_watermark, source_offsets};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// Rows per multi-row statement; keeps SQLite under its bind-parameter limit.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Errors from the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The URL names no supported backend.
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    /// The database could not be reached.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL without credentials.
+        url: String,
+        /// What the pool said.
+        source: r2d2::Error,
+    },
+    /// No connection could be taken from the pool in time.
+    #[error("database unavailable: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// Applying the embedded migrations failed.
+    #[error("applying migrations failed: {0}")]
+    Migration(String),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// A stored row could not be decoded.
+    #[error("stored row for {customer_id} on {day} is corrupt: {reason}")]
+    CorruptRow {
+        /// Customer of the row.
+        customer_id: String,
+        /// Day of the row.
+        day: NaiveDate,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A creating a directory for the SQLite file failed.
+    #[error("cannot create the directory for {path}: {source}")]
+    Directory {
+        /// The SQLite file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Options for opening a [`Store`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most pooled connections.
+    pub pool_size: u32,
+    /// How long to wait for a connection before failing.
+    pub connect_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 4,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A pooled connection to the stats database.
+#[derive(Clone)]
+pub enum Store {
+    /// SQLite file.
+    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+    /// PostgreSQL database.
+    Postgres(Pool<ConnectionManager<PgConnection>>),
+}
+
+/// One committed epoch: stats deltas plus the source offsets and watermark that produced them.
+#[derive(Debug, Default)]
+pub struct EpochCommit {
+    /// Deltas per (customer, day as days since 1970-01-01), merged into the stored rows.
+    pub deltas: Vec<(String, i32, DayStats)>,
+    /// New committed position of every source read in the epoch.
+    pub sources: Vec<SourceOffset>,
+    /// Newest event time (Unix seconds) accepted in the epoch.
+    pub max_event_time: Option<i64>,
+}
+
+/// Runs `$body` with `$conn` bound to a connection of whichever backend `$store` uses.
+macro_rules! with_backend {
+    ($store:expr, $conn:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite(pool) => {
+                let mut pooled = pool.get()?;
+                let $conn: &mut SqliteConnection = &mut pooled;
+                $body
+            }
+            Store::Postgres(pool) => {
+                let mut pooled = pool.get()?;
+                let $conn: &mut PgConnection = &mut pooled;
+                $body
+            }
+        }
+    };
+}
+
+/// Reads, merges and upserts the rows an epoch touches; expanded once per backend.
+macro_rules! merge_and_upsert {
+    ($conn:expr, $epoch:expr) => {{
+        let conn = $conn;
+        let epoch: &EpochCommit = $epoch;
+        let mut merged: HashMap<(String, NaiveDate), DayStats> = HashMap::new();
+        for (customer, day, delta) in &epoch.deltas {
+            merged
+                .entry((customer.clone(), date_from_day(*day)))
+                .or_insert_with(DayStats::empty)
+                .merge(delta);
+        }
+        if let (Some(first), Some(last)) = (
+            merged.keys().map(|k| k.1).min(),
+            merged.keys().map(|k| k.1).max(),
+        ) {
+            let mut customers: Vec<&str> = epoch.deltas.iter().map(|d| d.0.as_str()).collect();
+            customers.sort_unstable();
+            customers.dedup();
+            for chunk in customers.chunks(ROWS_PER_STATEMENT) {
+                let stored: Vec<DailyStatsRow> = daily_stats::table
+                    .filter(daily_stats::customer_id.eq_any(chunk))
+                    .filter(daily_stats::day.between(first, last))
+                    .select(DailyStatsRow::as_select())
+                    .load(conn)?;
+                for row in stored {
+                    let key = (row.customer_id.clone(), row.day);
+                    if let Some(delta) = merged.get_mut(&key) {
+                        delta.merge(&row.into_stats()?);
+                    }
+                }
+            }
+        }
+        let rows: Vec<DailyStatsRow> = merged
+            .into_iter()
+            .map(|((customer, day), stats)| DailyStatsRow::new(customer, day, &stats))
+            .collect();
+        // One upsert per row: SQLite has no multi-row INSERT .. ON CONFLICT in diesel, and
+        // the statement is prepared once and cached on both backends.
+        for row in &rows {
+            diesel::insert_into(daily_stats::table)
+                .values(row)
+                .on_conflict((daily_stats::customer_id, daily_stats::day))
+                .do_update()
+                .set((
+                    daily_stats::successful.eq(row.successful),
+                    daily_stats::failed.eq(row.failed),
+                    daily_stats::latency_sum_us.eq(row.latency_sum_us),
+                    daily_stats::latency_min_us.eq(row.latency_min_us),
+                    daily_stats::latency_max_us.eq(row.latency_max_us),
+                    daily_stats::digest.eq(&row.digest),
+                ))
+                .execute(conn)?;
+        }
+        for source in &epoch.sources {
+            let row = SourceOffsetRow::from(source);
+            diesel::insert_into(source_offsets::table)
+                .values(&row)
+                .on_conflict(source_offsets::source)
+                .do_update()
+                .set((
+                    source_offsets::fingerprint.eq(excluded(source_offsets::fingerprint)),
+                    source_offsets::byte_offset.eq(excluded(source_offsets::byte_offset)),
+                    source_offsets::line_count.eq(excluded(source_offsets::line_count)),
+                ))
+                .execute(conn)?;
+        }
+        let stored_watermark: Option<i64> = ingest_watermark::table
+            .select(ingest_watermark::event_time)
+            .first(conn)
+            .optional()?;
+        if let Some(event_time) = epoch.max_event_time.filter(|&t| stored_watermark < Some(t)) {
+            diesel::insert_into(ingest_watermark::table)
+                .values((
+                    ingest_watermark::id.eq(1),
+                    ingest_watermark::event_time.eq(event_time),
+                ))
+                .on_conflict(ingest_watermark::id)
+                .do_update()
+                .set(
+                    ingest_watermark::event_time.eq(excluded(ingest_watermark::event_time)),
+                )
+                .execute(conn)?;
+        }
+        Ok::<usize, StorageError>(rows.len())
+    }};
+}
+
+/// Applies pending migrations; a concurrent start of another binary may win the race, so retry.
+macro_rules! migrate {
+    ($conn:expr, $migrations:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $conn.run_pending_migrations($migrations) {
+                Ok(_) => break Ok(()),
+                Err(_) if attempt < 3 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(200 * attempt));
+                }
+                Err(e) => break Err(StorageError::Migration(e.to_string())),
+            }
+        }
+    }};
+}
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000;",
+        )
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+impl Store {
+    /// Opens a pool for `url` (`sqlite://PATH` or `postgres://...`) and applies migrations.
+    pub fn connect(url: &str, options: &StoreOptions) -> Result<Store, StorageError> {
+        let store = match Self::backend_of(url)? {
+            Backend::Sqlite => {
+                let path = sqlite_path(url);
+                if let Some(dir) = std::path::Path::new(path).parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir).map_err(|source| StorageError::Directory {
+                            path: path.to_string(),
+                            source,
+                        })?;
+                    }
+                }
+                let pool = Pool::builder()
+                    .max_size(options.pool_size)
+                    .connection_timeout(options.connect_timeout)
+                    .connection_customizer(Box::new(SqlitePragmas))
+                    .build(ConnectionManager::<SqliteConnection>::new(path))
+                    .map_err(|source| StorageError::Connect {
+                        url: redact(url),
+                        source,
+                    })?;
+                Store::Sqlite(pool)
+            }
+            Backend::Postgres => {
+                let pool = Pool::builder()
+                    .max_size(options.pool_size)
+                    .connection_timeout(options.connect_timeout)
+                    .build(ConnectionManager::<PgConnection>::new(url))
+                    .map_err(|source| StorageError::Connect {
+                        url: redact(url),
+                        source,
+                    })?;
+                Store::Postgres(pool)
+            }
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The backend a URL selects.
+    pub fn backend_of(url: &str) -> Result<Backend, StorageError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StorageError::UnsupportedUrl(redact(url)))
+        }
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    fn migrate(&self) -> Result<(), StorageError> {
+        match self {
+            Store::Sqlite(pool) => migrate!(pool.get()?, SQLITE_MIGRATIONS),
+            Store::Postgres(pool) => {
+                let mut conn = pool.get()?;
+                // Serialise concurrent starts (ingest and API together) on one database.
+                conn.batch_execute("SELECT pg_advisory_lock(7410202411)")?;
+                let result = migrate!(conn, POSTGRES_MIGRATIONS);
+                conn.batch_execute("SELECT pg_advisory_unlock(7410202411)")?;
+                result
+            }
+        }
+    }
+
+    /// Merges an epoch's deltas into the stored rows and records its source offsets and
+    /// watermark, all in one transaction. Returns the number of rows written.
+    ///
+    /// Concurrent committers are serialised (SQLite: an immediate transaction; PostgreSQL: a
+    /// table lock that readers do not wait for), so no merge is ever lost.
+    pub fn commit_epoch(&self, epoch: &EpochCommit) -> Result<usize, StorageError> {
+        match self {
+            Store::Sqlite(pool) => pool
+                .get()?
+                .immediate_transaction(|conn| merge_and_upsert!(conn, epoch)),
+            Store::Postgres(pool) => pool.get()?.transaction(|conn| {
+                conn.batch_execute("LOCK TABLE daily_stats IN SHARE ROW EXCLUSIVE MODE")?;
+                merge_and_upsert!(conn, epoch)
+            }),
+        }
+    }
+
+    /// The committed position of a source, if it was ever read.
+    pub fn source_offset(&self, source: &str) -> Result<Option<SourceOffset>, StorageError> {
+        with_backend!(self, conn => {
+            let row: Option<SourceOffsetRow> = source_offsets::table
+                .filter(source_offsets::source.eq(source))
+                .select(SourceOffsetRow::as_select())
+                .first(conn)
+                .optional()?;
+            Ok(row.map(SourceOffset::from))
+        })
+    }
+
+    /// The newest event time committed (Unix seconds), if any.
+    pub fn watermark(&self) -> Result<Option<i64>, StorageError> {
+        with_backend!(self, conn => {
+            Ok(ingest_watermark::table
+                .select(ingest_watermark::event_time)
+                .first::<i64>(conn)
+                .optional()?)
+        })
+    }
+
+    /// The stored days of `customer_id` from `from` to `to` (inclusive, open-ended when `None`),
+    /// ascending.
+    pub fn customer_days(
+        &self,
+        customer_id: &str,
+        from: NaiveDate,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<(NaiveDate, DayStats)>, StorageError> {
+        let to = to.unwrap_or(NaiveDate::MAX);
+        with_backend!(self, conn => {
+            let rows: Vec<DailyStatsRow> = daily_stats::table
+                .filter(daily_stats::customer_id.eq(customer_id))
+                .filter(daily_stats::day.between(from, to))
+                .order(daily_stats::day.asc())
+                .select(DailyStatsRow::as_select())
+                .load(conn)?;
+            rows.into_iter()
+                .map(|row| Ok((row.day, row.into_stats()?)))
+                .collect()
+        })
+    }
+
+    /// Whether any day is stored for `customer_id`.
+    pub fn customer_exists(&self, customer_id: &str) -> Result<bool, StorageError> {
+        with_backend!(self, conn => {
+            Ok(diesel::select(diesel::dsl::exists(
+                daily_stats::table.filter(daily_stats::customer_id.eq(customer_id)),
+            ))
+            .get_result::<bool>(conn)?)
+        })
+    }
+
+    /// Every stored row, ordered by customer and day (for tests and tools).
+    pub fn all_days(&self) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
+        with_backend!(self, conn => {
+            let rows: Vec<DailyStatsRow> = daily_stats::table
+                .order((daily_stats::customer_id.asc(), daily_stats::day.asc()))
+                .select(DailyStatsRow::as_select())
+                .load(conn)?;
+            rows.into_iter()
+                .map(|row| {
+                    let (customer, day) = (row.customer_id.clone(), row.day);
+                    Ok((customer, day, row.into_stats()?))
+                })
+                .collect()
+        })
+    }
+}
+
+/// The file path of a `sqlite://PATH` (or `sqlite:PATH`) URL.
+fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+/// A URL with any password replaced by `***`, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_follows_the_scheme() {
+        assert_eq!(Store::backend_of("sqlite://data/x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(Store::backend_of("postgres://u@h/db").unwrap(), Backend::Postgres);
+        assert_eq!(Store::backend_of("postgresql://u@h/db").unwrap(), Backend::Postgres);
+        assert!(matches!(
+            Store::backend_of("mysql://h/db"),
+            Err(StorageError::UnsupportedUrl(_))
+        ));
+        assert_eq!(sqlite_path("sqlite://data/x.db"), "data/x.db");
+        assert_eq!(sqlite_path("sqlite:///tmp/x.db"), "/tmp/x.db");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

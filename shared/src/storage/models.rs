@@ -1,0 +1,137 @@
+//! Row types of the stats tables and their conversion to and from the domain types.
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+
+use super::schema::{daily_stats, source_offsets};
+use super::StorageError;
+use crate::digest::LatencyDigest;
+use crate::stats::DayStats;
+
+/// Days since 1970-01-01 of 0001-01-01 counted by chrono's `num_days_from_ce`.
+const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// A day as days since 1970-01-01 to a date (saturating at chrono's range).
+pub fn date_from_day(day: i32) -> NaiveDate {
+    NaiveDate::from_num_days_from_ce_opt(day.saturating_add(UNIX_EPOCH_DAYS_FROM_CE))
+        .unwrap_or(if day < 0 { NaiveDate::MIN } else { NaiveDate::MAX })
+}
+
+/// A date to days since 1970-01-01.
+pub fn day_from_date(date: NaiveDate) -> i32 {
+    chrono::Datelike::num_days_from_ce(&date) - UNIX_EPOCH_DAYS_FROM_CE
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = daily_stats)]
+pub(super) struct DailyStatsRow {
+    pub customer_id: String,
+    pub day: NaiveDate,
+    pub successful: i64,
+    pub failed: i64,
+    pub latency_sum_us: i64,
+    pub latency_min_us: i64,
+    pub latency_max_us: i64,
+    pub digest: Vec<u8>,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl DailyStatsRow {
+    pub(super) fn new(customer_id: String, day: NaiveDate, stats: &DayStats) -> Self {
+        Self {
+            customer_id,
+            day,
+            successful: to_i64(stats.successful),
+            failed: to_i64(stats.failed),
+            latency_sum_us: to_i64(stats.latency_sum_us),
+            latency_min_us: to_i64(stats.latency_min_us),
+            latency_max_us: to_i64(stats.latency_max_us),
+            digest: stats.digest.encode(),
+        }
+    }
+
+    pub(super) fn into_stats(self) -> Result<DayStats, StorageError> {
+        let digest =
+            LatencyDigest::decode(&self.digest).map_err(|e| StorageError::CorruptRow {
+                customer_id: self.customer_id.clone(),
+                day: self.day,
+                reason: e.to_string(),
+            })?;
+        Ok(DayStats {
+            successful: to_u64(self.successful),
+            failed: to_u64(self.failed),
+            latency_sum_us: to_u64(self.latency_sum_us),
+            latency_min_us: if self.latency_min_us == i64::MAX {
+                u64::MAX
+            } else {
+                to_u64(self.latency_min_us)
+            },
+            latency_max_us: to_u64(self.latency_max_us),
+            digest,
+        })
+    }
+}
+
+/// How far one source has been committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceOffset {
+    /// The source's identity (its path).
+    pub source: String,
+    /// Fingerprint of the file's first bytes, to notice rotation and truncation.
+    pub fingerprint: Vec<u8>,
+    /// Bytes committed.
+    pub byte_offset: u64,
+    /// Lines (including blank ones) committed, for line numbers in reject reports.
+    pub line_count: u64,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = source_offsets)]
+pub(super) struct SourceOffsetRow {
+    pub source: String,
+    pub fingerprint: Vec<u8>,
+    pub byte_offset: i64,
+    pub line_count: i64,
+}
+
+impl From<&SourceOffset> for SourceOffsetRow {
+    fn from(s: &SourceOffset) -> Self {
+        Self {
+            source: s.source.clone(),
+            fingerprint: s.fingerprint.clone(),
+            byte_offset: to_i64(s.byte_offset),
+            line_count: to_i64(s.line_count),
+        }
+    }
+}
+
+impl From<SourceOffsetRow> for SourceOffset {
+    fn from(r: SourceOffsetRow) -> Self {
+        Self {
+            source: r.source,
+            fingerprint: r.fingerprint,
+            byte_offset: to_u64(r.byte_offset),
+            line_count: to_u64(r.line_count),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_numbers_round_trip() {
+        for day in [-1, 0, 1, 20_006, 2_932_896] {
+            assert_eq!(day_from_date(date_from_day(day)), day);
+        }
+        assert_eq!(date_from_day(20_006), NaiveDate::from_ymd_opt(2024, 10, 10).unwrap());
+    }
+}

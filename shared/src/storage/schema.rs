@@ -1,0 +1,32 @@
+// @generated-style: kept identical to what `diesel print-schema` prints for migrations/postgres.
+
+diesel::table! {
+    daily_stats (customer_id, day) {
+        customer_id -> Text,
+        day -> Date,
+        successful -> BigInt,
+        failed -> BigInt,
+        latency_sum_us -> BigInt,
+        latency_min_us -> BigInt,
+        latency_max_us -> BigInt,
+        digest -> Binary,
+    }
+}
+
+diesel::table! {
+    source_offsets (source) {
+        source -> Text,
+        fingerprint -> Binary,
+        byte_offset -> BigInt,
+        line_count -> BigInt,
+    }
+}
+
+diesel::table! {
+    ingest_watermark (id) {
+        id -> Integer,
+        event_time -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(daily_stats, ingest_watermark, source_offsets,);
