@@ -40,33 +40,44 @@ pub enum DigestDecodeError {
 
 impl LatencyDigest {
     /// Builds a digest from latencies in microseconds; sorts `latencies_us` in place.
-    ///
-    /// Equal values become one weighted centroid before compression, so the millisecond
-    /// resolution of typical logs makes this cheap and exact up to [`DIGEST_SIZE`] distinct values.
     pub fn from_latencies_us(latencies_us: &mut [u64]) -> Self {
-        if latencies_us.is_empty() {
-            return Self::default();
-        }
         latencies_us.sort_unstable();
-        let mut centroids: Vec<Centroid> = Vec::new();
-        let mut sum = 0.0;
-        let mut i = 0;
-        while i < latencies_us.len() {
-            let value = latencies_us[i];
-            let run = latencies_us[i..].iter().take_while(|&&v| v == value).count();
-            let seconds = value as f64 / 1e6;
-            centroids.push(Centroid::new(seconds, run as f64));
-            sum += seconds * run as f64;
-            i += run;
+        let mut histogram: Vec<(u64, u64)> = Vec::new();
+        for &value in latencies_us.iter() {
+            match histogram.last_mut() {
+                Some((last, count)) if *last == value => *count += 1,
+                _ => histogram.push((value, 1)),
+            }
         }
-        let min = latencies_us[0] as f64 / 1e6;
-        let max = latencies_us[latencies_us.len() - 1] as f64 / 1e6;
+        Self::from_histogram(&histogram)
+    }
+
+    /// Builds a digest from an ascending histogram of (latency in microseconds, count).
+    ///
+    /// Each distinct value becomes one weighted centroid before compression, so the
+    /// millisecond resolution of typical logs makes this cheap, and exact up to
+    /// [`DIGEST_SIZE`] distinct values.
+    pub fn from_histogram(histogram: &[(u64, u64)]) -> Self {
+        let (Some(&(first, _)), Some(&(last, _))) = (histogram.first(), histogram.last()) else {
+            return Self::default();
+        };
+        let mut count = 0.0;
+        let mut sum = 0.0;
+        let centroids: Vec<Centroid> = histogram
+            .iter()
+            .map(|&(value_us, weight)| {
+                let seconds = value_us as f64 / 1e6;
+                count += weight as f64;
+                sum += seconds * weight as f64;
+                Centroid::new(seconds, weight as f64)
+            })
+            .collect();
         let digest = TDigest::new(
             centroids,
             sum,
-            latencies_us.len() as f64,
-            Some(max),
-            Some(min),
+            count,
+            Some(last as f64 / 1e6),
+            Some(first as f64 / 1e6),
             DIGEST_SIZE,
         );
         Self::from_tdigest(&digest)
@@ -214,7 +225,9 @@ impl LatencyDigest {
             self.sum.to_bits(),
             self.min.to_bits(),
             self.max.to_bits(),
-            self.centroids.iter().map(|&(m, w)| (m.to_bits(), w.to_bits())),
+            self.centroids
+                .iter()
+                .map(|&(m, w)| (m.to_bits(), w.to_bits())),
         )
     }
 }
@@ -250,7 +263,9 @@ mod tests {
 
     #[test]
     fn codec_round_trips_exactly() {
-        let mut values: Vec<u64> = (0..5000u64).map(|i| (i * 7919) % 1901 * 1000 + 100_000).collect();
+        let mut values: Vec<u64> = (0..5000u64)
+            .map(|i| (i * 7919) % 1901 * 1000 + 100_000)
+            .collect();
         let digest = LatencyDigest::from_latencies_us(&mut values);
         assert!(digest.centroid_count() <= DIGEST_SIZE);
         let decoded = LatencyDigest::decode(&digest.encode()).unwrap();
@@ -306,7 +321,10 @@ mod tests {
         for q in [0.5, 0.99] {
             let estimate = merged.quantile(q).unwrap();
             let below = all.iter().filter(|&&v| (v as f64) / 1e6 < estimate).count() as f64;
-            let at_or_below = all.iter().filter(|&&v| (v as f64) / 1e6 <= estimate).count() as f64;
+            let at_or_below = all
+                .iter()
+                .filter(|&&v| (v as f64) / 1e6 <= estimate)
+                .count() as f64;
             assert!(
                 below / n <= q + 0.01 && at_or_below / n >= q - 0.01,
                 "q={q}: estimate {estimate} has rank {}..{}",

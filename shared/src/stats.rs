@@ -73,7 +73,9 @@ impl DayStats {
             let quantiles = self.digest.quantiles(&[0.5, 0.99]);
             (
                 Some(self.successful as f64 * 100.0 / total as f64),
-                Some(round_to_micros(self.latency_sum_us as f64 / total as f64 / 1e6)),
+                Some(round_to_micros(
+                    self.latency_sum_us as f64 / total as f64 / 1e6,
+                )),
                 quantiles[0].map(round_to_micros),
                 quantiles[1].map(round_to_micros),
             )
@@ -100,30 +102,26 @@ impl Default for DayStats {
     }
 }
 
-/// Per-day accumulator used while reading: counts, exact sums and the raw latencies of one epoch.
-#[derive(Debug, Clone)]
+/// Exact per-day accumulator used while reading: counts, sums and a histogram of latencies.
+///
+/// Unlike a digest, merging accumulators is exact, associative and commutative, so an epoch's
+/// stats do not depend on how its lines were split between workers. The digest is built once
+/// per (customer, day, epoch) by [`DayAccumulator::finish`].
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct DayAccumulator {
     successful: u64,
     failed: u64,
     latency_sum_us: u64,
-    latencies_us: Vec<u64>,
-}
-
-impl Default for DayAccumulator {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// (latency in microseconds, count); ascending and deduplicated after `normalize`.
+    histogram: Vec<(u64, u64)>,
 }
 
 impl DayAccumulator {
     /// An empty accumulator.
     pub fn new() -> Self {
-        Self {
-            successful: 0,
-            failed: 0,
-            latency_sum_us: 0,
-            latencies_us: Vec::new(),
-        }
+        Self::default()
     }
 
     /// Counts one request.
@@ -135,20 +133,46 @@ impl DayAccumulator {
             self.failed += 1;
         }
         self.latency_sum_us += latency_us;
-        self.latencies_us.push(latency_us);
+        self.histogram.push((latency_us, 1));
+    }
+
+    /// Total requests counted.
+    pub fn total(&self) -> u64 {
+        self.successful + self.failed
+    }
+
+    /// Sorts the histogram and folds equal latencies together.
+    pub fn normalize(&mut self) {
+        self.histogram.sort_unstable_by_key(|&(value, _)| value);
+        let mut folded: Vec<(u64, u64)> = Vec::with_capacity(self.histogram.len());
+        for &(value, count) in &self.histogram {
+            match folded.last_mut() {
+                Some((last, total)) if *last == value => *total += count,
+                _ => folded.push((value, count)),
+            }
+        }
+        self.histogram = folded;
+    }
+
+    /// Adds `other` into `self` exactly; the result is normalized.
+    pub fn merge(&mut self, other: &DayAccumulator) {
+        self.successful += other.successful;
+        self.failed += other.failed;
+        self.latency_sum_us += other.latency_sum_us;
+        self.histogram.extend_from_slice(&other.histogram);
+        self.normalize();
     }
 
     /// Turns the accumulated requests into `DayStats`, building the digest once.
     pub fn finish(mut self) -> DayStats {
-        let latency_min_us = self.latencies_us.iter().copied().min().unwrap_or(u64::MAX);
-        let latency_max_us = self.latencies_us.iter().copied().max().unwrap_or(0);
+        self.normalize();
         DayStats {
             successful: self.successful,
             failed: self.failed,
             latency_sum_us: self.latency_sum_us,
-            latency_min_us,
-            latency_max_us,
-            digest: LatencyDigest::from_latencies_us(&mut self.latencies_us),
+            latency_min_us: self.histogram.first().map_or(u64::MAX, |&(v, _)| v),
+            latency_max_us: self.histogram.last().map_or(0, |&(v, _)| v),
+            digest: LatencyDigest::from_histogram(&self.histogram),
         }
     }
 }
@@ -215,6 +239,30 @@ mod tests {
             assert_eq!(s.summary().median_latency, Some(0.003));
         }
         assert_eq!(ab_c.summary(), c_ba.summary());
+    }
+
+    #[test]
+    fn accumulator_merge_does_not_depend_on_the_split() {
+        let values: Vec<(bool, u64)> = (0..2000u64)
+            .map(|i| (i % 3 != 0, (i * 7919) % 1901 * 1000))
+            .collect();
+        let mut whole = DayAccumulator::new();
+        values.iter().for_each(|&(ok, us)| whole.add(ok, us));
+        let mut left = DayAccumulator::new();
+        let mut right = DayAccumulator::new();
+        for (i, &(ok, us)) in values.iter().enumerate() {
+            if i % 2 == 0 {
+                left.add(ok, us)
+            } else {
+                right.add(ok, us)
+            }
+        }
+        right.normalize();
+        left.merge(&right);
+        whole.normalize();
+        assert_eq!(left, whole);
+        assert_eq!(left.total(), 2000);
+        assert_eq!(left.finish(), whole.finish());
     }
 
     #[test]
