@@ -308,34 +308,106 @@ mod tests {
 
     #[test]
     fn rejects_unreal_dates_and_times() {
-        assert_eq!(err(b"2024-10-32 12:00:00 c /p 200 1"), RejectReason::InvalidDate);
-        assert_eq!(err(b"2023-02-29 12:00:00 c /p 200 1"), RejectReason::InvalidDate);
-        assert_eq!(err(b"1900-02-29 12:00:00 c /p 200 1"), RejectReason::InvalidDate);
-        assert_eq!(err(b"2024-13-01 12:00:00 c /p 200 1"), RejectReason::InvalidDate);
-        assert_eq!(err(b"2024-00-01 12:00:00 c /p 200 1"), RejectReason::InvalidDate);
-        assert_eq!(err(b"2024/10/01 12:00:00 c /p 200 1"), RejectReason::InvalidDate);
-        assert_eq!(err(b"2024-10-10 25:00:00 c /p 200 1"), RejectReason::InvalidTime);
-        assert_eq!(err(b"2024-10-10 12:60:00 c /p 200 1"), RejectReason::InvalidTime);
-        assert_eq!(err(b"2024-10-10 12:00:60 c /p 200 1"), RejectReason::InvalidTime);
-        assert_eq!(err(b"2024-10-10 1:00:00 c /p 200 1 x"), RejectReason::FieldCount);
+        assert_eq!(
+            err(b"2024-10-32 12:00:00 c /p 200 1"),
+            RejectReason::InvalidDate
+        );
+        assert_eq!(
+            err(b"2023-02-29 12:00:00 c /p 200 1"),
+            RejectReason::InvalidDate
+        );
+        assert_eq!(
+            err(b"1900-02-29 12:00:00 c /p 200 1"),
+            RejectReason::InvalidDate
+        );
+        assert_eq!(
+            err(b"2024-13-01 12:00:00 c /p 200 1"),
+            RejectReason::InvalidDate
+        );
+        assert_eq!(
+            err(b"2024-00-01 12:00:00 c /p 200 1"),
+            RejectReason::InvalidDate
+        );
+        assert_eq!(
+            err(b"2024/10/01 12:00:00 c /p 200 1"),
+            RejectReason::InvalidDate
+        );
+        assert_eq!(
+            err(b"2024-10-10 25:00:00 c /p 200 1"),
+            RejectReason::InvalidTime
+        );
+        assert_eq!(
+            err(b"2024-10-10 12:60:00 c /p 200 1"),
+            RejectReason::InvalidTime
+        );
+        assert_eq!(
+            err(b"2024-10-10 12:00:60 c /p 200 1"),
+            RejectReason::InvalidTime
+        );
+        assert_eq!(
+            err(b"2024-10-10 1:00:00 c /p 200 1 x"),
+            RejectReason::FieldCount
+        );
     }
 
     #[test]
     fn rejects_bad_fields() {
-        assert_eq!(err(b"2024-10-10 12:00:00 c /p 200"), RejectReason::FieldCount);
-        assert_eq!(err(b"2024-10-10 12:00:00 c /p 200 1 extra"), RejectReason::FieldCount);
-        assert_eq!(err(b"2024-10-10 12:00:00  c /p 200 1"), RejectReason::FieldCount);
-        assert_eq!(err(b"2024-10-10 12:00:00 c /p 200 1 "), RejectReason::FieldCount);
-        assert_eq!(err(b"2024-10-10 12:00:00 c\t/p 200 1"), RejectReason::FieldCount);
+        assert_eq!(
+            err(b"2024-10-10 12:00:00 c /p 200"),
+            RejectReason::FieldCount
+        );
+        assert_eq!(
+            err(b"2024-10-10 12:00:00 c /p 200 1 extra"),
+            RejectReason::FieldCount
+        );
+        assert_eq!(
+            err(b"2024-10-10 12:00:00  c /p 200 1"),
+            RejectReason::FieldCount
+        );
+        assert_eq!(
+            err(b"2024-10-10 12:00:00 c /p 200 1 "),
+            RejectReason::FieldCount
+        );
+        assert_eq!(
+            err(b"2024-10-10 12:00:00 c\t/p 200 1"),
+            RejectReason::FieldCount
+        );
         assert_eq!(err(b"garbage"), RejectReason::FieldCount);
-        assert_eq!(err(b"2024-10-10 12:00:00 c!x /p 200 1"), RejectReason::InvalidCustomer);
+        assert_eq!(
+            err(b"2024-10-10 12:00:00 c!x /p 200 1"),
+            RejectReason::InvalidCustomer
+        );
         let long_customer = format!("2024-10-10 12:00:00 {} /p 200 1", "c".repeat(65));
         assert_eq!(err(long_customer.as_bytes()), RejectReason::InvalidCustomer);
-        assert_eq!(err(b"2024-10-10 12:00:00 c /p 600 1"), RejectReason::InvalidStatus);
-        assert_eq!(err(b"2024-10-10 12:00:00 c /p 099 1"), RejectReason::InvalidStatus);
-        assert_eq!(err(b"2024-10-10 12:00:00 c /p 2000 1"), RejectReason::InvalidStatus);
-        assert_eq!(err(b"2024-10-10 12:00:00 c /p abc 1"), RejectReason::InvalidStatus);
-        for bad in ["-1", "+1", "1e3", "inf", "nan", "NaN", "1.2.3", ".", "0x10", "1,5", "1234567890"] {
+        assert_eq!(
+            err(b"2024-10-10 12:00:00 c /p 600 1"),
+            RejectReason::InvalidStatus
+        );
+        assert_eq!(
+            err(b"2024-10-10 12:00:00 c /p 099 1"),
+            RejectReason::InvalidStatus
+        );
+        assert_eq!(
+            err(b"2024-10-10 12:00:00 c /p 2000 1"),
+            RejectReason::InvalidStatus
+        );
+        assert_eq!(
+            err(b"2024-10-10 12:00:00 c /p abc 1"),
+            RejectReason::InvalidStatus
+        );
+        for bad in [
+            "-1",
+            "+1",
+            "1e3",
+            "inf",
+            "nan",
+            "NaN",
+            "1.2.3",
+            ".",
+            "0x10",
+            "1,5",
+            "1234567890",
+        ] {
             let line = format!("2024-10-10 12:00:00 c /p 200 {bad}");
             assert_eq!(err(line.as_bytes()), RejectReason::InvalidDuration, "{bad}");
         }
@@ -343,9 +415,15 @@ mod tests {
 
     #[test]
     fn rejects_invalid_utf8_and_long_lines() {
-        assert_eq!(err(b"2024-10-10 12:00:00 c /p\xff 200 1"), RejectReason::InvalidUtf8);
+        assert_eq!(
+            err(b"2024-10-10 12:00:00 c /p\xff 200 1"),
+            RejectReason::InvalidUtf8
+        );
         assert_eq!(err(b"\xff\xfe"), RejectReason::InvalidUtf8);
-        let long = format!("2024-10-10 12:00:00 c /{} 200 1", "p".repeat(MAX_LINE_BYTES));
+        let long = format!(
+            "2024-10-10 12:00:00 c /{} 200 1",
+            "p".repeat(MAX_LINE_BYTES)
+        );
         assert_eq!(err(long.as_bytes()), RejectReason::TooLong);
         // Non-ASCII but valid UTF-8 paths are fine.
         assert_eq!(ok("2024-10-10 12:00:00 c /é 200 1").status, 200);
@@ -365,7 +443,10 @@ mod tests {
         let mut date = NaiveDate::from_ymd_opt(1600, 1, 1).unwrap();
         while date.year() < 2500 {
             let expect = (date - epoch).num_days() as i32;
-            assert_eq!(days_from_civil(date.year(), date.month(), date.day()), expect);
+            assert_eq!(
+                days_from_civil(date.year(), date.month(), date.day()),
+                expect
+            );
             date = date.succ_opt().unwrap();
         }
     }

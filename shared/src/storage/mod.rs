@@ -19,7 +19,7 @@ use diesel::upsert::excluded;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::stats::DayStats;
-pub use models::{day_from_date, date_from_day, SourceOffset};
+pub use models::{date_from_day, day_from_date, SourceOffset};
 use models::{DailyStatsRow, SourceOffsetRow};
 use schema::{daily_stats, ingest_watermark, source_offsets};
 
@@ -216,9 +216,7 @@ macro_rules! merge_and_upsert {
                 ))
                 .on_conflict(ingest_watermark::id)
                 .do_update()
-                .set(
-                    ingest_watermark::event_time.eq(excluded(ingest_watermark::event_time)),
-                )
+                .set(ingest_watermark::event_time.eq(excluded(ingest_watermark::event_time)))
                 .execute(conn)?;
         }
         Ok::<usize, StorageError>(rows.len())
@@ -443,9 +441,18 @@ mod tests {
 
     #[test]
     fn backend_follows_the_scheme() {
-        assert_eq!(Store::backend_of("sqlite://data/x.db").unwrap(), Backend::Sqlite);
-        assert_eq!(Store::backend_of("postgres://u@h/db").unwrap(), Backend::Postgres);
-        assert_eq!(Store::backend_of("postgresql://u@h/db").unwrap(), Backend::Postgres);
+        assert_eq!(
+            Store::backend_of("sqlite://data/x.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Store::backend_of("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Store::backend_of("postgresql://u@h/db").unwrap(),
+            Backend::Postgres
+        );
         assert!(matches!(
             Store::backend_of("mysql://h/db"),
             Err(StorageError::UnsupportedUrl(_))
@@ -456,7 +463,10 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

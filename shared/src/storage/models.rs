@@ -13,8 +13,13 @@ const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
 /// A day as days since 1970-01-01 to a date (saturating at chrono's range).
 pub fn date_from_day(day: i32) -> NaiveDate {
-    NaiveDate::from_num_days_from_ce_opt(day.saturating_add(UNIX_EPOCH_DAYS_FROM_CE))
-        .unwrap_or(if day < 0 { NaiveDate::MIN } else { NaiveDate::MAX })
+    NaiveDate::from_num_days_from_ce_opt(day.saturating_add(UNIX_EPOCH_DAYS_FROM_CE)).unwrap_or(
+        if day < 0 {
+            NaiveDate::MIN
+        } else {
+            NaiveDate::MAX
+        },
+    )
 }
 
 /// A date to days since 1970-01-01.
@@ -58,12 +63,11 @@ impl DailyStatsRow {
     }
 
     pub(super) fn into_stats(self) -> Result<DayStats, StorageError> {
-        let digest =
-            LatencyDigest::decode(&self.digest).map_err(|e| StorageError::CorruptRow {
-                customer_id: self.customer_id.clone(),
-                day: self.day,
-                reason: e.to_string(),
-            })?;
+        let digest = LatencyDigest::decode(&self.digest).map_err(|e| StorageError::CorruptRow {
+            customer_id: self.customer_id.clone(),
+            day: self.day,
+            reason: e.to_string(),
+        })?;
         Ok(DayStats {
             successful: to_u64(self.successful),
             failed: to_u64(self.failed),
@@ -132,6 +136,9 @@ mod tests {
         for day in [-1, 0, 1, 20_006, 2_932_896] {
             assert_eq!(day_from_date(date_from_day(day)), day);
         }
-        assert_eq!(date_from_day(20_006), NaiveDate::from_ymd_opt(2024, 10, 10).unwrap());
+        assert_eq!(
+            date_from_day(20_006),
+            NaiveDate::from_ymd_opt(2024, 10, 10).unwrap()
+        );
     }
 }
