@@ -4,6 +4,8 @@ pub mod digest;
 pub mod record;
 pub mod stats;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use digest::LatencyDigest;
 pub use record::{parse_line, Record, RejectReason};

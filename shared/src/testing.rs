@@ -1,0 +1,291 @@
+//! Test support (feature `testing`): a fresh, private database per test on every backend.
+//!
+//! `TestDatabase::sqlite()` is a new file in a temporary directory; `TestDatabase::postgres()`
+//! creates a uniquely named database on the server at `TEST_POSTGRES_URL` and drops it again when
+//! the value is dropped. `backends()` gives one of each, so the same test body runs on both.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use diesel::pg::PgConnection;
+use diesel::{Connection, RunQueryDsl};
+
+use crate::storage::{redact, Backend, Store, StoreOptions};
+
+/// Environment variable naming the PostgreSQL server (any database on it) tests may use.
+pub const TEST_POSTGRES_URL_ENV: &str = "TEST_POSTGRES_URL";
+
+/// Server used when `TEST_POSTGRES_URL` is not set.
+pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Seconds to wait for the PostgreSQL server before calling it unreachable.
+const CONNECT_TIMEOUT_SECONDS: u32 = 5;
+
+/// Distinguishes databases created by one process within the same nanosecond.
+static DATABASE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh, empty database that lives as long as this value.
+pub struct TestDatabase {
+    /// URL to pass to [`Store::connect`] or to a binary's `--database-url`.
+    pub url: String,
+    /// Which backend this database is on.
+    pub backend: Backend,
+    lifetime: Lifetime,
+}
+
+/// What has to be cleaned up when a [`TestDatabase`] is dropped.
+enum Lifetime {
+    /// The temporary directory holding the SQLite file; removed with it.
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    /// A database created on a PostgreSQL server, dropped through `admin_url`.
+    Postgres { admin_url: String, name: String },
+}
+
+impl std::fmt::Debug for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDatabase")
+            .field("url", &redact(&self.url))
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl TestDatabase {
+    /// A new SQLite file (not yet created) in a fresh temporary directory.
+    ///
+    /// Panics when no temporary directory can be made: a test cannot run without one.
+    pub fn sqlite() -> TestDatabase {
+        let dir = tempfile::Builder::new()
+            .prefix("logstats-test-")
+            .tempdir()
+            .expect("cannot create a temporary directory for a test database");
+        let url = format!("sqlite://{}", dir.path().join("logstats.db").display());
+        TestDatabase {
+            url,
+            backend: Backend::Sqlite,
+            lifetime: Lifetime::Sqlite(dir),
+        }
+    }
+
+    /// A new database on the PostgreSQL server at `TEST_POSTGRES_URL` (default
+    /// [`DEFAULT_TEST_POSTGRES_URL`]), dropped again when the value is dropped.
+    ///
+    /// When the server is unreachable this panics if the environment variable `CI` is set (a CI
+    /// run must test both backends), and otherwise prints a loud warning and returns `None` so
+    /// the caller can skip the PostgreSQL half of a test.
+    pub fn postgres() -> Option<TestDatabase> {
+        let server_url = std::env::var(TEST_POSTGRES_URL_ENV)
+            .ok()
+            .filter(|url| !url.is_empty())
+            .unwrap_or_else(|| DEFAULT_TEST_POSTGRES_URL.to_string());
+        let admin_url = with_connect_timeout(&server_url);
+        let mut admin = match PgConnection::establish(&admin_url) {
+            Ok(conn) => conn,
+            Err(error) => {
+                let message = format!(
+                    "PostgreSQL at {} is unreachable ({}); set {TEST_POSTGRES_URL_ENV} to a \
+                     reachable server",
+                    redact(&server_url),
+                    error.to_string().trim()
+                );
+                if running_in_ci() {
+                    panic!("{message} (CI is set, so PostgreSQL tests may not be skipped)");
+                }
+                eprintln!(
+                    "\n==================== WARNING ====================\n\
+                     {message}.\nSKIPPING the PostgreSQL half of this test.\n\
+                     =================================================\n"
+                );
+                return None;
+            }
+        };
+        let name = unique_database_name();
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        Some(TestDatabase {
+            url: with_database(&server_url, &name),
+            backend: Backend::Postgres,
+            lifetime: Lifetime::Postgres { admin_url, name },
+        })
+    }
+
+    /// Opens a [`Store`] on this database (applying migrations), panicking on failure.
+    pub fn connect(&self) -> Store {
+        Store::connect(&self.url, &StoreOptions::default())
+            .unwrap_or_else(|e| panic!("cannot open test database {:?}: {e}", self.backend))
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Lifetime::Postgres { admin_url, name } = &self.lifetime else {
+            return;
+        };
+        // Never panic in drop: a leftover database is a nuisance, a double panic is an abort.
+        let result = PgConnection::establish(admin_url)
+            .map_err(|e| e.to_string())
+            .and_then(|mut admin| drop_database(&mut admin, name).map_err(|e| e.to_string()));
+        if let Err(error) = result {
+            eprintln!("warning: cannot drop test database {name}: {error}");
+        }
+    }
+}
+
+/// Drops `name`, disconnecting whatever pools the test left open.
+fn drop_database(admin: &mut PgConnection, name: &str) -> diesel::QueryResult<()> {
+    let force = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(admin);
+    if force.is_ok() {
+        return Ok(());
+    }
+    // Servers before PostgreSQL 13 know no FORCE: end the other sessions by hand.
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    ))
+    .execute(admin)?;
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\"")).execute(admin)?;
+    Ok(())
+}
+
+/// A fresh SQLite database, plus a fresh PostgreSQL database when the server is reachable.
+pub fn backends() -> Vec<TestDatabase> {
+    let mut databases = vec![TestDatabase::sqlite()];
+    databases.extend(TestDatabase::postgres());
+    databases
+}
+
+/// Whether the tests run in CI, where skipping a backend is an error.
+fn running_in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// `logstats_test_<pid>_<nanos>_<counter>`: unique across processes and within one.
+fn unique_database_name() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let counter = DATABASE_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("logstats_test_{}_{nanos}_{counter}", std::process::id())
+}
+
+/// `url` with its database (the path) replaced by `database`, keeping any query string.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+/// `url` with a libpq `connect_timeout`, so an unreachable server fails instead of hanging.
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&connect_timeout={CONNECT_TIMEOUT_SECONDS}")
+    } else {
+        format!("{url}?connect_timeout={CONNECT_TIMEOUT_SECONDS}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::EpochCommit;
+    use crate::DayAccumulator;
+
+    #[test]
+    fn replaces_the_database_of_a_url() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "t2"),
+            "postgres://u:p@h/t2?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "t3"),
+            "postgres://h:5432/t3"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db"),
+            "postgres://h/db?connect_timeout=5"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?sslmode=disable"),
+            "postgres://h/db?sslmode=disable&connect_timeout=5"
+        );
+    }
+
+    #[test]
+    fn database_names_are_unique() {
+        let a = unique_database_name();
+        let b = unique_database_name();
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("logstats_test_{}_", std::process::id())));
+    }
+
+    #[test]
+    fn every_backend_starts_empty_and_is_private() {
+        let databases = backends();
+        assert_eq!(databases[0].backend, Backend::Sqlite);
+        for db in &databases {
+            let store = db.connect();
+            assert!(
+                store.all_days().expect("read").is_empty(),
+                "{db:?} not empty"
+            );
+            let mut acc = DayAccumulator::new();
+            acc.add(true, 1_000);
+            let epoch = EpochCommit {
+                deltas: vec![("cust_1".to_string(), 20_000, acc.finish())],
+                ..EpochCommit::default()
+            };
+            assert_eq!(store.commit_epoch(&epoch).expect("commit"), 1);
+            assert_eq!(store.all_days().expect("read").len(), 1);
+        }
+        // A second set of databases sees none of the first one's rows.
+        for db in backends() {
+            assert!(db.connect().all_days().expect("read").is_empty());
+        }
+    }
+
+    #[test]
+    fn postgres_database_is_dropped_with_its_value() {
+        let Some(db) = TestDatabase::postgres() else {
+            return;
+        };
+        let Lifetime::Postgres { admin_url, name } = &db.lifetime else {
+            panic!("postgres() gave a non-PostgreSQL database");
+        };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        // An open pool must not stop the drop.
+        let store = db.connect();
+        assert!(!store.customer_exists("cust_1").expect("query"));
+        drop(db);
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut admin = PgConnection::establish(&admin_url).expect("admin connection");
+        let count: Count = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"
+        ))
+        .get_result(&mut admin)
+        .expect("count databases");
+        assert_eq!(count.n, 0, "{name} still exists");
+    }
+}
