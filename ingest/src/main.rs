@@ -1,1 +1,75 @@
-fn main(){}
+//! `logstats-ingest`: the command line of the ingest job.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use logstats_ingest::{parse_duration_secs, run, IngestConfig, DEFAULT_EPOCH_BYTES};
+
+/// Turn request logs into per-customer daily stats rows (SQLite or PostgreSQL).
+#[derive(Debug, Parser)]
+#[command(name = "logstats-ingest", version)]
+struct Cli {
+    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/logstats.db"
+    )]
+    database_url: String,
+    /// Timely worker threads (default: the number of cores).
+    #[arg(long, env = "LOGSTATS_WORKERS")]
+    workers: Option<usize>,
+    /// Records older than the newest committed event time minus this are late (s, m, h, d).
+    #[arg(long, default_value = "31d", value_parser = parse_duration_secs)]
+    allowed_lateness: i64,
+    /// Append rejected and late lines, with file, line number and reason, to this file.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Bytes of input per epoch (one commit per epoch).
+    #[arg(long, default_value_t = DEFAULT_EPOCH_BYTES, hide = true)]
+    epoch_bytes: u64,
+    /// Log files, or directories whose *.log files are read.
+    #[arg(default_value = "data/api_requests.log")]
+    paths: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let config = IngestConfig {
+        database_url: cli.database_url,
+        workers: cli
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        allowed_lateness_secs: cli.allowed_lateness,
+        rejects: cli.rejects,
+        paths: cli.paths,
+        epoch_bytes: cli.epoch_bytes,
+        progress: std::io::stderr().is_terminal() && !cli.json,
+    };
+    match run(&config) {
+        Ok(summary) => {
+            if cli.json {
+                match serde_json::to_string(&summary) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => {
+                        eprintln!("error: cannot encode the summary: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                eprintln!("{}", summary.human());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

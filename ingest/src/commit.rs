@@ -1,0 +1,206 @@
+//! The commit of one epoch, on worker 0: number the rejects, merge the epoch's deltas into the
+//! stored rows together with the source offset and watermark in one transaction, then report.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use logstats_shared::{DayAccumulator, EpochCommit, Store};
+
+use crate::source::{EpochPlan, ShareReport, Source};
+use crate::summary::Totals;
+
+/// How many epochs may be planned ahead of the last commit. Epoch `e` is judged late against
+/// the watermark committed after epoch `e - PIPELINE_DEPTH`, whatever the timing, so the set of
+/// late lines never depends on scheduling.
+pub const PIPELINE_DEPTH: u64 = 2;
+
+/// State of the job kept by worker 0: what is planned, what is committed, and the totals.
+pub struct Leader {
+    store: Store,
+    sources: Vec<Source>,
+    line_counts: Vec<u64>,
+    plans: BTreeMap<u64, EpochPlan>,
+    watermark_after: BTreeMap<u64, Option<i64>>,
+    initial_watermark: Option<i64>,
+    watermark: Option<i64>,
+    allowed_lateness_secs: i64,
+    committed_epochs: u64,
+    rejects: Option<(String, BufWriter<File>)>,
+    totals: Totals,
+    error: Option<String>,
+}
+
+impl Leader {
+    /// A leader committing to `store`, appending rejected lines to `rejects_path` when given.
+    pub fn new(
+        store: Store,
+        sources: Vec<Source>,
+        allowed_lateness_secs: i64,
+        rejects_path: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let watermark = store.watermark()?;
+        let rejects = match rejects_path {
+            Some(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot open rejects file {}: {e}", path.display())
+                    })?;
+                Some((path.display().to_string(), BufWriter::new(file)))
+            }
+            None => None,
+        };
+        Ok(Self {
+            line_counts: sources.iter().map(|s| s.line_count).collect(),
+            store,
+            sources,
+            plans: BTreeMap::new(),
+            watermark_after: BTreeMap::new(),
+            initial_watermark: watermark,
+            watermark,
+            allowed_lateness_secs,
+            committed_epochs: 0,
+            rejects,
+            totals: Totals::default(),
+            error: None,
+        })
+    }
+
+    /// Whether epoch `epoch` may be planned now (see [`PIPELINE_DEPTH`]).
+    pub fn may_plan(&self, epoch: u64) -> bool {
+        epoch < PIPELINE_DEPTH || self.committed_epochs > epoch - PIPELINE_DEPTH
+    }
+
+    /// The event time before which records of `epoch` are late.
+    pub fn late_before(&self, epoch: u64) -> Option<i64> {
+        let watermark = match epoch.checked_sub(PIPELINE_DEPTH) {
+            Some(reference) => self.watermark_after.get(&reference).copied().flatten(),
+            None => self.initial_watermark,
+        };
+        watermark.map(|w| w.saturating_sub(self.allowed_lateness_secs))
+    }
+
+    /// Remembers a plan sent to the workers.
+    pub fn planned(&mut self, plan: EpochPlan) {
+        self.plans.insert(plan.epoch, plan);
+    }
+
+    /// Epochs committed so far.
+    pub fn committed_epochs(&self) -> u64 {
+        self.committed_epochs
+    }
+
+    /// The first error that stopped the job, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Totals so far.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// Commits `epoch` once every worker's deltas and report for it have arrived.
+    pub fn commit(
+        &mut self,
+        epoch: u64,
+        deltas: Vec<((String, i32), DayAccumulator)>,
+        mut reports: Vec<ShareReport>,
+    ) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.try_commit(epoch, deltas, &mut reports) {
+            self.error = Some(format!("{e:#}"));
+        }
+    }
+
+    fn try_commit(
+        &mut self,
+        epoch: u64,
+        deltas: Vec<((String, i32), DayAccumulator)>,
+        reports: &mut [ShareReport],
+    ) -> anyhow::Result<()> {
+        let plan = self
+            .plans
+            .remove(&epoch)
+            .ok_or_else(|| anyhow::anyhow!("epoch {epoch} was never planned"))?;
+        if let Some(error) = reports.iter().find_map(|r| r.error.clone()) {
+            anyhow::bail!(error);
+        }
+        reports.sort_by_key(|r| r.worker);
+        let lines_before = self.line_counts[plan.source];
+        let lines_in_epoch: u64 = reports.iter().map(|r| r.lines_total).sum();
+        let max_event_time = reports.iter().filter_map(|r| r.max_event_time).max();
+        let commit = EpochCommit {
+            deltas: deltas
+                .into_iter()
+                .map(|((customer, day), acc)| (customer, day, acc.finish()))
+                .collect(),
+            sources: vec![
+                self.sources[plan.source].committed(plan.end, lines_before + lines_in_epoch)
+            ],
+            max_event_time,
+        };
+        let rows = self.store.commit_epoch(&commit)?;
+
+        self.write_rejects(&plan, lines_before, reports)?;
+        self.line_counts[plan.source] = lines_before + lines_in_epoch;
+        self.watermark = self.watermark.max(max_event_time);
+        self.watermark_after.insert(epoch, self.watermark);
+        self.watermark_after
+            .retain(|&e, _| e + PIPELINE_DEPTH + 1 > epoch);
+        self.committed_epochs += 1;
+        let totals = &mut self.totals;
+        totals.rows_written += rows as u64;
+        totals.bytes += plan.end - plan.start;
+        for r in reports.iter() {
+            totals.lines += r.lines;
+            totals.accepted += r.accepted;
+            totals.rejected += r.rejected;
+            totals.late += r.late;
+        }
+        if reports.iter().any(|r| r.late > 0) {
+            log::warn!(
+                "{}: {} late lines in epoch {epoch} (older than {} s before the watermark)",
+                plan.path,
+                reports.iter().map(|r| r.late).sum::<u64>(),
+                self.allowed_lateness_secs
+            );
+        }
+        Ok(())
+    }
+
+    fn write_rejects(
+        &mut self,
+        plan: &EpochPlan,
+        lines_before: u64,
+        reports: &[ShareReport],
+    ) -> anyhow::Result<()> {
+        let Some((path, out)) = self.rejects.as_mut() else {
+            return Ok(());
+        };
+        let mut first_line_of_share = lines_before;
+        for report in reports {
+            for reject in &report.rejects {
+                let line_number = first_line_of_share + reject.line_in_share + 1;
+                writeln!(
+                    out,
+                    "{}:{}: {}: {}",
+                    plan.path, line_number, reject.reason, reject.text
+                )
+                .map_err(|e| anyhow::anyhow!("writing rejects file {path}: {e}"))?;
+            }
+            first_line_of_share += report.lines_total;
+        }
+        out.flush()
+            .map_err(|e| anyhow::anyhow!("writing rejects file {path}: {e}"))
+    }
+}

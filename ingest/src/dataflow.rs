@@ -1,0 +1,136 @@
+//! The timely/differential graph, top to bottom as in DESIGN.md:
+//!
+//! ```text
+//! plans (worker 0) ─▶ Broadcast ─▶ ReadShare (every worker its share, pre-aggregated)
+//!   ─▶ deltas: consolidate (exchange by customer, merge per (customer, day) and epoch)
+//!   ─▶ Commit (worker 0: read-merge-upsert + offsets, one transaction per epoch)
+//! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use differential_dataflow::difference::{IsZero, Semigroup};
+use differential_dataflow::AsCollection;
+use logstats_shared::DayAccumulator;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::{Broadcast, Input, Map};
+use timely::dataflow::operators::{Concat, OkErr};
+use timely::dataflow::InputHandleVec;
+use timely::worker::Worker;
+
+use crate::commit::Leader;
+use crate::source::{EpochPlan, ShareReader, ShareReport};
+
+/// The dataflow's time: the input epoch, not the event day (the day is part of the key).
+pub type Epoch = u64;
+
+/// A customer and a UTC day (days since 1970-01-01): the key stats are merged by.
+pub type CustomerDay = (String, i32);
+
+/// A stats delta as the difference type of a differential collection keyed by `CustomerDay`:
+/// `consolidate()` then exchanges deltas by key and merges them per epoch.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct StatsDelta(pub DayAccumulator);
+
+impl IsZero for StatsDelta {
+    fn is_zero(&self) -> bool {
+        self.0.total() == 0
+    }
+}
+
+impl Semigroup for StatsDelta {
+    fn plus_equals(&mut self, rhs: &Self) {
+        self.0.merge(&rhs.0);
+    }
+}
+
+/// What reaches the commit operator: a merged delta or a worker's report on its share.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+enum CommitInput {
+    Delta(CustomerDay, Epoch, StatsDelta),
+    Report(ShareReport),
+}
+
+type ShareOutput = Result<(CustomerDay, Epoch, StatsDelta), ShareReport>;
+
+/// Builds the ingest dataflow on `worker`; returns the input that plans are sent into.
+/// `leader` is `Some` on worker 0 only: the one that commits.
+pub fn build(
+    worker: &mut Worker,
+    leader: Option<Rc<RefCell<Leader>>>,
+) -> InputHandleVec<Epoch, EpochPlan> {
+    let index = worker.index();
+    let peers = worker.peers();
+    worker.dataflow::<Epoch, _, _>(|scope| {
+        let (input, plans) = scope.new_input::<EpochPlan>();
+
+        let (deltas, reports) = plans
+            .broadcast()
+            .unary::<CapacityContainerBuilder<Vec<ShareOutput>>, _, _, _>(
+                Pipeline,
+                "ReadShare",
+                move |_capability, _info| {
+                    let mut reader = ShareReader::default();
+                    move |input, output| {
+                        input.for_each_stamp(|capability, data| {
+                            let mut session = output.session(&capability);
+                            for plan in data.flat_map(|d| d.drain(..)) {
+                                let (deltas, report) = reader.read(&plan, index, peers);
+                                for (key, acc) in deltas {
+                                    session.give(Ok((key, plan.epoch, StatsDelta(acc))));
+                                }
+                                session.give(Err(report));
+                            }
+                        });
+                    }
+                },
+            )
+            .ok_err::<Vec<_>, _, Vec<_>, _, _>(|x| x);
+
+        let merged = deltas
+            .as_collection()
+            .consolidate()
+            .inner
+            .map(|(key, epoch, delta)| CommitInput::Delta(key, epoch, delta));
+
+        merged.concat(reports.map(CommitInput::Report)).sink(
+            Exchange::new(|_: &CommitInput| 0),
+            "Commit",
+            {
+                let mut pending: BTreeMap<
+                    Epoch,
+                    (Vec<(CustomerDay, DayAccumulator)>, Vec<ShareReport>),
+                > = BTreeMap::new();
+                move |(input, frontier)| {
+                    input.for_each_stamp(|_capability, data| {
+                        for item in data.flat_map(|d| d.drain(..)) {
+                            match item {
+                                CommitInput::Delta(key, epoch, delta) => {
+                                    pending.entry(epoch).or_default().0.push((key, delta.0))
+                                }
+                                CommitInput::Report(report) => {
+                                    pending.entry(report.epoch).or_default().1.push(report)
+                                }
+                            }
+                        }
+                    });
+                    // Commit, in order, every epoch the frontier has passed.
+                    while let Some(entry) = pending.first_entry() {
+                        if frontier.frontier().less_equal(entry.key()) {
+                            break;
+                        }
+                        let (epoch, (deltas, reports)) = entry.remove_entry();
+                        if let Some(leader) = &leader {
+                            leader.borrow_mut().commit(epoch, deltas, reports);
+                        }
+                    }
+                }
+            },
+        );
+
+        input
+    })
+}

@@ -1,0 +1,132 @@
+//! The run's totals and how they are printed: a progress line on a terminal, a summary at the end.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// Counts accumulated over committed epochs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Non-blank lines read.
+    pub lines: u64,
+    /// Lines merged into stats.
+    pub accepted: u64,
+    /// Invalid lines.
+    pub rejected: u64,
+    /// Valid lines older than the watermark minus the allowed lateness.
+    pub late: u64,
+    /// Stats rows inserted or updated.
+    pub rows_written: u64,
+    /// Bytes committed.
+    pub bytes: u64,
+}
+
+/// What the job prints when it ends.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Summary {
+    /// Non-blank lines read.
+    pub lines: u64,
+    /// Lines merged into stats.
+    pub accepted: u64,
+    /// Invalid lines.
+    pub rejected: u64,
+    /// Late lines.
+    pub late: u64,
+    /// Stats rows inserted or updated.
+    pub rows_written: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// lines / seconds.
+    pub lines_per_second: f64,
+}
+
+impl Summary {
+    /// The summary of `totals` after `elapsed`.
+    pub fn new(totals: &Totals, elapsed: Duration) -> Self {
+        let seconds = elapsed.as_secs_f64();
+        Self {
+            lines: totals.lines,
+            accepted: totals.accepted,
+            rejected: totals.rejected,
+            late: totals.late,
+            rows_written: totals.rows_written,
+            bytes: totals.bytes,
+            seconds,
+            lines_per_second: if seconds > 0.0 {
+                totals.lines as f64 / seconds
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// One human-readable line.
+    pub fn human(&self) -> String {
+        format!(
+            "lines {} | accepted {} | rejected {} | late {} | rows written {} | {:.2} s | {:.0} lines/s",
+            self.lines,
+            self.accepted,
+            self.rejected,
+            self.late,
+            self.rows_written,
+            self.seconds,
+            self.lines_per_second
+        )
+    }
+}
+
+/// A progress line redrawn on stderr at most every 200 ms, only when stderr is a terminal.
+pub struct Progress {
+    enabled: bool,
+    total_bytes: u64,
+    started: Instant,
+    last_drawn: Option<Instant>,
+}
+
+impl Progress {
+    /// Progress over `total_bytes`.
+    pub fn new(total_bytes: u64) -> Self {
+        Self {
+            enabled: std::io::stderr().is_terminal(),
+            total_bytes,
+            started: Instant::now(),
+            last_drawn: None,
+        }
+    }
+
+    /// Redraws the line if due.
+    pub fn update(&mut self, totals: &Totals) {
+        if !self.enabled
+            || self
+                .last_drawn
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last_drawn = Some(Instant::now());
+        let fraction = if self.total_bytes == 0 {
+            1.0
+        } else {
+            totals.bytes as f64 / self.total_bytes as f64
+        };
+        let width = 30;
+        let filled = ((fraction * width as f64) as usize).min(width);
+        let rate = totals.lines as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        eprint!(
+            "\r[{}{}] {:>5.1}% {} lines {:.0} lines/s",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            fraction * 100.0,
+            totals.lines,
+            rate
+        );
+    }
+
+    /// Clears the line.
+    pub fn finish(&mut self) {
+        if self.enabled && self.last_drawn.is_some() {
+            eprint!("\r{}\r", " ".repeat(80));
+        }
+    }
+}
