@@ -1,0 +1,44 @@
+# logstats: `make ingest`, `make start`, `make test`, `make generate`, `make bench`.
+# Settings come from the environment or the make command line, e.g.
+#   make ingest DATABASE_URL=postgres://postgres@127.0.0.1:5432/logstats LOG=/var/log/api
+DATABASE_URL ?= sqlite://data/logstats.db
+BIND ?= 127.0.0.1:8000
+LOG ?= data/api_requests.log
+CARGO ?= cargo
+RELEASE := target/release
+
+.PHONY: all build ingest start test generate bench lint clean
+
+all: build
+
+build:
+	$(CARGO) build --release -p logstats-ingest -p logstats-api
+
+ingest:
+	$(CARGO) build --release -p logstats-ingest --bin logstats-ingest
+	$(RELEASE)/logstats-ingest --database-url '$(DATABASE_URL)' $(LOG)
+
+start:
+	$(CARGO) build --release -p logstats-api
+	$(RELEASE)/logstats-api --database-url '$(DATABASE_URL)' --bind '$(BIND)'
+
+# PostgreSQL tests use TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
+# and create a fresh database per test; without PostgreSQL they are skipped loudly, unless
+# CI=true, where they fail.
+test:
+	$(CARGO) test --workspace --all-features
+
+generate:
+	$(CARGO) build --release -p logstats-ingest --bin logstats-generate
+	$(RELEASE)/logstats-generate --lines 10000 --seed 42 --end 2024-11-09 --output data/api_requests.log
+
+bench:
+	$(CARGO) build --release -p logstats-ingest -p logstats-api
+	./ingest/bench.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+clean:
+	rm -f data/logstats.db data/logstats.db-* data/bench-*
