@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `make bench`: generates the benchmark inputs (once), ingests them into a fresh SQLite file and,
+# when reachable, a fresh PostgreSQL database, and prints lines/s, MB/s and peak RSS as a table.
+# Settings: BENCH_LINES (default 10000000), BENCH_WORKERS (default 2),
+# BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=target/release
+lines=${BENCH_LINES:-10000000}
+workers=${BENCH_WORKERS:-2}
+pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+log=data/bench-${lines}.log
+mkdir -p data
+
+if [ ! -s "$log" ]; then
+  echo "generating $lines lines into $log" >&2
+  "$bin/logstats-generate" --lines "$lines" --seed 7 --end 2024-11-09 --output "$log"
+fi
+bytes=$(stat -c %s "$log")
+cat "$log" > /dev/null # read from the page cache, as the comparison engines did
+
+rows=()
+run() { # backend url
+  local backend=$1 url=$2 out rss
+  out=$(mktemp)
+  /usr/bin/time -f '%M' -o "$out.rss" \
+    "$bin/logstats-ingest" --database-url "$url" --workers "$workers" --json "$log" > "$out"
+  rss=$(tail -n 1 "$out.rss")
+  rows+=("$(python3 - "$out" "$rss" "$bytes" "$backend" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+rss_kb, size, backend = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+mbps = size / 1e6 / s["seconds"]
+print(f"| ingest | {backend} | {s['lines']:,} | {s['seconds']:.2f} s | {s['lines_per_second']:,.0f} lines/s | {mbps:,.0f} MB/s | {rss_kb/1024:.0f} MB |")
+PY
+)")
+  rm -f "$out" "$out.rss"
+}
+
+db=data/bench-$$.db
+rm -f "$db"*
+run sqlite "sqlite://$db"
+rm -f "$db"*
+
+if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1; then
+  name=logstats_bench_$$
+  psql "$pg_admin" -qc "create database $name" >/dev/null
+  run postgres "${pg_admin%/*}/$name"
+  psql "$pg_admin" -qc "drop database $name with (force)" >/dev/null
+else
+  echo "PostgreSQL not reachable at $pg_admin: skipping the PostgreSQL ingest benchmark" >&2
+fi
+
+echo
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; input: $log ($((bytes / 1000000)) MB); workers: $workers"
+echo
+echo "| what | backend | lines | time | throughput | MB/s | peak RSS |"
+echo "|---|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
