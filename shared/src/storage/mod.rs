@@ -26,6 +26,14 @@ use schema::{daily_stats, ingest_watermark, source_offsets};
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 
+/// The last day a stored row can have. SQLite keeps dates as `YYYY-MM-DD` text, so an open-ended
+/// range must end on a four-digit year: `NaiveDate::MAX` renders as `+262142-12-31`, which sorts
+/// before every real date.
+const LAST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {
+    Some(day) => day,
+    None => NaiveDate::MAX,
+};
+
 /// Rows per multi-row statement; keeps SQLite under its bind-parameter limit.
 const ROWS_PER_STATEMENT: usize = 1000;
 
@@ -373,7 +381,7 @@ impl Store {
         from: NaiveDate,
         to: Option<NaiveDate>,
     ) -> Result<Vec<(NaiveDate, DayStats)>, StorageError> {
-        let to = to.unwrap_or(NaiveDate::MAX);
+        let to = to.unwrap_or(LAST_DAY);
         with_backend!(self, conn => {
             let rows: Vec<DailyStatsRow> = daily_stats::table
                 .filter(daily_stats::customer_id.eq(customer_id))
@@ -438,6 +446,33 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "testing")]
+    #[test]
+    fn open_ended_ranges_reach_the_last_stored_day() {
+        for db in crate::testing::backends() {
+            let store = db.connect();
+            let mut acc = crate::DayAccumulator::new();
+            acc.add(true, 1_000);
+            let stats = acc.finish();
+            let days = [20_006, 20_016, 2_932_896]; // 2024-10-10, 2024-10-20, 9999-12-31
+            let epoch = EpochCommit {
+                deltas: days
+                    .iter()
+                    .map(|&day| ("cust_1".to_string(), day, stats.clone()))
+                    .collect(),
+                ..EpochCommit::default()
+            };
+            store.commit_epoch(&epoch).expect("commit");
+            let read: Vec<i32> = store
+                .customer_days("cust_1", date_from_day(20_010), None)
+                .expect("read")
+                .into_iter()
+                .map(|(date, _)| day_from_date(date))
+                .collect();
+            assert_eq!(read, [20_016, 2_932_896], "{db:?}");
+        }
+    }
 
     #[test]
     fn backend_follows_the_scheme() {
