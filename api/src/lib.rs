@@ -1,1 +1,7 @@
+//! logstats-api: an actix-web service answering per-customer stats from the stored daily rows.
 
+pub mod configuration;
+pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod startup;

@@ -1,0 +1,89 @@
+//! Every setting of `logstats-api` in one place: flags, their environment fallbacks and defaults.
+
+use clap::builder::RangedU64ValueParser;
+use clap::Parser;
+use logstats_shared::StoreOptions;
+
+/// Database used when neither `--database-url` nor `DATABASE_URL` is given.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/logstats.db";
+
+/// Address used when neither `--bind` nor `BIND` is given.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+
+/// Serve per-customer daily request stats over HTTP.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "logstats-api", version, about)]
+pub struct Settings {
+    /// Stats database: sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "BIND", default_value = DEFAULT_BIND)]
+    pub bind: String,
+
+    /// HTTP worker threads [default: one per physical core].
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub workers: Option<usize>,
+
+    /// Most pooled database connections [default: twice the number of cores].
+    #[arg(long, value_parser = RangedU64ValueParser::<u32>::new().range(1..))]
+    pub pool_size: Option<u32>,
+}
+
+impl Settings {
+    /// How to open the store: the pool holds `--pool-size` or [`default_pool_size`] connections.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            pool_size: self.pool_size.unwrap_or_else(default_pool_size),
+            ..StoreOptions::default()
+        }
+    }
+}
+
+/// Twice the available cores: queries run on blocking threads, and each holds a connection only
+/// while reading a customer's rows.
+pub fn default_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    u32::try_from(cores.saturating_mul(2)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_defaults() {
+        let settings = Settings::try_parse_from([
+            "logstats-api",
+            "--database-url",
+            "postgres://u@h/db",
+            "--bind",
+            "0.0.0.0:9000",
+            "--workers",
+            "3",
+            "--pool-size",
+            "5",
+        ])
+        .expect("valid flags");
+        assert_eq!(settings.database_url, "postgres://u@h/db");
+        assert_eq!(settings.bind, "0.0.0.0:9000");
+        assert_eq!(settings.workers, Some(3));
+        assert_eq!(settings.store_options().pool_size, 5);
+    }
+
+    #[test]
+    fn zero_workers_or_connections_are_refused() {
+        for flag in ["--workers", "--pool-size"] {
+            assert!(Settings::try_parse_from(["logstats-api", flag, "0"]).is_err());
+        }
+    }
+
+    #[test]
+    fn pool_defaults_to_twice_the_cores() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(default_pool_size() as usize, cores * 2);
+        let settings = Settings::try_parse_from(["logstats-api"]).expect("no flags");
+        assert_eq!(settings.store_options().pool_size, default_pool_size());
+    }
+}

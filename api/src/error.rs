@@ -1,0 +1,145 @@
+//! The API's one error type and its one mapping to HTTP statuses and `{"error": "..."}` bodies.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use logstats_shared::StorageError;
+
+use crate::domain::{CustomerId, ValidationError};
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A path or query value is malformed (400).
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// actix could not decode the query string (400).
+    #[error("invalid query string: {0}")]
+    Query(String),
+    /// The customer has no stored day at all (404).
+    #[error("no data for customer \"{0}\"")]
+    UnknownCustomer(CustomerId),
+    /// No route matches the request (404).
+    #[error("not found")]
+    NoRoute,
+    /// The database could not be reached in time (503); the cause is logged, not shown.
+    #[error("database unavailable")]
+    DatabaseUnavailable(#[source] StorageError),
+    /// Anything else that went wrong on our side (500); the cause is logged, not shown.
+    #[error("internal server error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::Pool(_) | StorageError::Connect { .. } => {
+                ApiError::DatabaseUnavailable(error)
+            }
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(Box::new(error))
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) | ApiError::Query(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnknownCustomer(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            log::error!("{status}: {}", cause_chain(self));
+        }
+        HttpResponse::build(status).json(ErrorBody {
+            error: self.to_string(),
+        })
+    }
+}
+
+/// `error: cause: cause ...`, for the log.
+fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn body_of(error: &ApiError) -> String {
+        let bytes = error
+            .error_response()
+            .into_body()
+            .try_into_bytes()
+            .expect("a JSON body in one piece");
+        String::from_utf8(bytes.to_vec()).expect("UTF-8 body")
+    }
+
+    #[test]
+    fn statuses_and_bodies() {
+        let cases = [
+            (
+                ApiError::from(ValidationError::MissingFrom),
+                400,
+                r#"{"error":"missing query parameter `from` (expected YYYY-MM-DD)"}"#,
+            ),
+            (
+                ApiError::Query("duplicate field `from`".into()),
+                400,
+                r#"{"error":"invalid query string: duplicate field `from`"}"#,
+            ),
+            (
+                ApiError::UnknownCustomer(CustomerId::parse("cust_9".into()).expect("valid id")),
+                404,
+                r#"{"error":"no data for customer \"cust_9\""}"#,
+            ),
+            (ApiError::NoRoute, 404, r#"{"error":"not found"}"#),
+        ];
+        for (error, status, body) in cases {
+            assert_eq!(error.status_code().as_u16(), status, "{error}");
+            assert_eq!(body_of(&error), body);
+        }
+    }
+
+    #[test]
+    fn database_internals_are_logged_not_shown() {
+        let corrupt = StorageError::CorruptRow {
+            customer_id: "cust_1".into(),
+            day: chrono::NaiveDate::from_ymd_opt(2024, 10, 10).expect("valid date"),
+            reason: "digest blob has 3 bytes, expected 37".into(),
+        };
+        let error = ApiError::from(corrupt);
+        assert_eq!(error.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body_of(&error), r#"{"error":"internal server error"}"#);
+        assert_eq!(
+            cause_chain(&error),
+            "internal server error: stored row for cust_1 on 2024-10-10 is corrupt: \
+             digest blob has 3 bytes, expected 37"
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! Builds the HTTP server; `main` and the tests start the very same app through [`run`].
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::error::QueryPayloadError;
+use actix_web::{middleware, web, App, HttpResponse, HttpServer};
+use logstats_shared::Store;
+
+use crate::domain::ValidationError;
+use crate::error::ApiError;
+use crate::routes;
+
+/// Starts serving on `listener` with `workers` HTTP workers (default: one per physical core).
+///
+/// The returned server runs until awaited to completion; it stops gracefully on SIGINT/SIGTERM
+/// or through its handle.
+pub fn run(listener: TcpListener, store: Store, workers: Option<usize>) -> std::io::Result<Server> {
+    let store = web::Data::new(store);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(middleware::Logger::default())
+            .app_data(store.clone())
+            .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                let message = match error {
+                    QueryPayloadError::Deserialize(cause) => cause.to_string(),
+                    other => other.to_string(),
+                };
+                ApiError::Query(message).into()
+            }))
+            .app_data(
+                // The only path parameter is the customer id; actix fails only on undecodable bytes.
+                web::PathConfig::default().error_handler(|_, _| {
+                    ApiError::Validation(ValidationError::InvalidCustomerId).into()
+                }),
+            )
+            .route("/health", web::get().to(routes::health))
+            .route(
+                "/customers/{customer_id}/stats",
+                web::get().to(routes::customer_stats),
+            )
+            .default_service(web::to(no_route))
+    })
+    .listen(listener)?;
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}
+
+/// JSON 404 for every path the API does not serve.
+async fn no_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NoRoute)
+}
