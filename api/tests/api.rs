@@ -1,0 +1,653 @@
+//! End-to-end tests of the API: the real app on a random port, over HTTP, against a fresh database
+//! on every backend, with expected values computed independently from the generated requests.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use chrono::NaiveDate;
+use logstats_api::startup;
+use logstats_shared::storage::day_from_date;
+use logstats_shared::testing::{backends, TestDatabase};
+use logstats_shared::{DayAccumulator, EpochCommit, Store};
+use serde_json::{json, Value};
+
+/// One generated request: customer, UTC day, success, latency in microseconds.
+type Request = (&'static str, NaiveDate, bool, u64);
+
+/// The real app serving a test database on a random port, stopped when dropped.
+struct TestApp {
+    address: String,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// Starts the app on `127.0.0.1:0` in its own actix system, as `main` would.
+    fn spawn(store: &Store) -> TestApp {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a random port");
+        let address = format!("http://{}", listener.local_addr().expect("local address"));
+        let store = store.clone();
+        let (handle_tx, handle_rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = startup::run(listener, store, Some(2)).expect("server starts");
+                handle_tx
+                    .send(server.handle())
+                    .expect("test waits for the handle");
+                server.await.expect("server runs");
+            })
+        });
+        let handle = handle_rx.recv().expect("server handle");
+        TestApp {
+            address,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// GET `path_and_query`: status and JSON body, asserting the body is JSON.
+    fn get(&self, path_and_query: &str) -> (u16, Value) {
+        get(&format!("{}{path_and_query}", self.address))
+    }
+
+    /// GET the stats of `customer` with the raw query string `query`, expecting 200.
+    fn stats(&self, customer: &str, query: &str) -> Value {
+        let (status, body) = self.get(&format!("/customers/{customer}/stats?{query}"));
+        assert_eq!(status, 200, "{customer}?{query}: {body}");
+        body
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The stop command is sent at once; the returned future only reports completion.
+        drop(self.handle.stop(false));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn get(url: &str) -> (u16, Value) {
+    let response = match ureq::get(url).timeout(Duration::from_secs(30)).call() {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => panic!("GET {url}: {error}"),
+    };
+    let status = response.status();
+    assert_eq!(response.content_type(), "application/json", "GET {url}");
+    (status, response.into_json().expect("JSON body"))
+}
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("valid test date")
+}
+
+/// SplitMix64: reproducible pseudo-random numbers without a dependency.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The requests every test starts from. cust_1 has days 10-10, 10-11, 10-13 and 10-20 (none on
+/// 10-12, where cust_2 has some); 10-11 holds five known values.
+fn generated_requests() -> Vec<Request> {
+    let mut random = Random(20_241_010);
+    let mut requests = Vec::new();
+    // Millisecond latencies, as in typical logs: many repeats, compressed by the digest.
+    for _ in 0..1500 {
+        let latency_us = (1 + random.below(1200)) * 1000;
+        requests.push((
+            "cust_1",
+            date("2024-10-10"),
+            random.below(100) < 85,
+            latency_us,
+        ));
+    }
+    for (success, latency_ms) in [
+        (true, 300),
+        (false, 100),
+        (true, 500),
+        (true, 200),
+        (false, 400),
+    ] {
+        requests.push(("cust_1", date("2024-10-11"), success, latency_ms * 1000));
+    }
+    // Microsecond latencies with a heavy tail: a different shape, so merged quantiles differ.
+    for _ in 0..800 {
+        let latency_us = if random.below(10) == 0 {
+            2_000_000 + random.below(3_000_000)
+        } else {
+            50_000 + random.below(450_000)
+        };
+        requests.push((
+            "cust_1",
+            date("2024-10-13"),
+            random.below(100) < 60,
+            latency_us,
+        ));
+    }
+    for _ in 0..300 {
+        let latency_us = 1 + random.below(90_000);
+        requests.push((
+            "cust_1",
+            date("2024-10-20"),
+            random.below(100) < 97,
+            latency_us,
+        ));
+    }
+    for day in ["2024-10-10", "2024-10-12"] {
+        for _ in 0..200 {
+            requests.push(("cust_2", date(day), random.below(2) == 0, 7_000_000));
+        }
+    }
+    requests
+}
+
+/// Writes `requests` through `Store::commit_epoch` in two epochs, so every stored row is the
+/// merge of two deltas, as when ingestion adds late data.
+fn store_requests(store: &Store, requests: &[Request]) {
+    for epoch in [0, 1] {
+        let mut accumulators: BTreeMap<(&str, NaiveDate), DayAccumulator> = BTreeMap::new();
+        for (i, &(customer, day, success, latency_us)) in requests.iter().enumerate() {
+            if i % 2 == epoch {
+                accumulators
+                    .entry((customer, day))
+                    .or_default()
+                    .add(success, latency_us);
+            }
+        }
+        let commit = EpochCommit {
+            deltas: accumulators
+                .into_iter()
+                .map(|((customer, day), acc)| {
+                    (customer.to_string(), day_from_date(day), acc.finish())
+                })
+                .collect(),
+            ..EpochCommit::default()
+        };
+        store.commit_epoch(&commit).expect("commit an epoch");
+    }
+}
+
+/// A fresh database on every backend, seeded with `generated_requests`, served by the real app.
+fn seeded_apps() -> Vec<(TestDatabase, TestApp, Vec<Request>)> {
+    backends()
+        .into_iter()
+        .map(|db| {
+            let store = db.connect();
+            let requests = generated_requests();
+            store_requests(&store, &requests);
+            let app = TestApp::spawn(&store);
+            (db, app, requests)
+        })
+        .collect()
+}
+
+/// The requests of `customer` from `from` to `to`, inclusive.
+fn select<'a>(requests: &'a [Request], customer: &str, from: &str, to: &str) -> Vec<&'a Request> {
+    let (from, to) = (date(from), date(to));
+    requests
+        .iter()
+        .filter(|r| r.0 == customer && from <= r.1 && r.1 <= to)
+        .collect()
+}
+
+/// Asserts that `actual` is exactly the Stats of `requests`, computed here from the raw values.
+fn assert_stats(actual: &Value, requests: &[&Request], context: &str) {
+    let keys: Vec<&str> = actual
+        .as_object()
+        .unwrap_or_else(|| panic!("{context}: stats are not an object: {actual}"))
+        .keys()
+        .map(String::as_str)
+        .filter(|&key| key != "date")
+        .collect();
+    let mut expected_keys = vec![
+        "average_latency",
+        "failed_requests",
+        "median_latency",
+        "p99_latency",
+        "successful_requests",
+        "total_requests",
+        "uptime",
+    ];
+    expected_keys.sort_unstable();
+    let mut sorted_keys = keys.clone();
+    sorted_keys.sort_unstable();
+    assert_eq!(sorted_keys, expected_keys, "{context}");
+
+    let total = requests.len() as u64;
+    let successful = requests.iter().filter(|r| r.2).count() as u64;
+    assert_eq!(actual["total_requests"], json!(total), "{context}");
+    assert_eq!(
+        actual["successful_requests"],
+        json!(successful),
+        "{context}"
+    );
+    assert_eq!(
+        actual["failed_requests"],
+        json!(total - successful),
+        "{context}"
+    );
+    if total == 0 {
+        for key in ["uptime", "average_latency", "median_latency", "p99_latency"] {
+            assert_eq!(actual[key], Value::Null, "{context}: {key}");
+        }
+        return;
+    }
+    assert_eq!(
+        actual["uptime"].as_f64(),
+        Some(successful as f64 * 100.0 / total as f64),
+        "{context}: uptime"
+    );
+    let sum_us: u64 = requests.iter().map(|r| r.3).sum();
+    // Rounded half up in integers; a tie would make the float rounding ambiguous, so avoid one.
+    assert_ne!(
+        2 * (sum_us % total),
+        total,
+        "{context}: pick data without a rounding tie"
+    );
+    let average_us = (2 * sum_us + total) / (2 * total);
+    assert_eq!(
+        actual["average_latency"].as_f64(),
+        Some(average_us as f64 / 1e6),
+        "{context}: average"
+    );
+    let mut sorted_us: Vec<u64> = requests.iter().map(|r| r.3).collect();
+    sorted_us.sort_unstable();
+    assert_quantile(&actual["median_latency"], &sorted_us, 0.5, context);
+    assert_quantile(&actual["p99_latency"], &sorted_us, 0.99, context);
+}
+
+/// Asserts that `actual` (seconds) lies between the exact order statistics at ranks `q` - 1% and
+/// `q` + 1% of `sorted_us`, widened to the neighbouring values an interpolation may fall between.
+fn assert_quantile(actual: &Value, sorted_us: &[u64], q: f64, context: &str) {
+    let seconds = actual
+        .as_f64()
+        .unwrap_or_else(|| panic!("{context}: q{q} is not a number: {actual}"));
+    let last = (sorted_us.len() - 1) as f64;
+    let low = sorted_us[((q - 0.01).max(0.0) * last).floor() as usize];
+    let high = sorted_us[((q + 0.01).min(1.0) * last).ceil() as usize];
+    let actual_us = seconds * 1e6;
+    assert!(
+        low as f64 <= actual_us && actual_us <= high as f64,
+        "{context}: q{q} = {seconds}s, expected between {}s and {}s",
+        low as f64 / 1e6,
+        high as f64 / 1e6,
+    );
+}
+
+/// Asserts the dates of `body["days"]` and that each day's stats match the requests of that day.
+fn assert_days(body: &Value, requests: &[Request], customer: &str, dates: &[&str]) {
+    let days = body["days"].as_array().expect("days is an array");
+    let actual_dates: Vec<&str> = days
+        .iter()
+        .map(|d| d["date"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(actual_dates, dates);
+    for (day, &day_date) in days.iter().zip(dates) {
+        let expected = select(requests, customer, day_date, day_date);
+        assert_stats(day, &expected, &format!("{customer} on {day_date}"));
+    }
+}
+
+#[test]
+fn a_range_is_the_merge_of_its_days() {
+    for (db, app, requests) in seeded_apps() {
+        let body = app.stats("cust_1", "from=2024-10-01&to=2024-10-31");
+        assert_eq!(body["customer_id"], "cust_1", "{db:?}");
+        assert_eq!(body["from"], "2024-10-01");
+        assert_eq!(body["to"], "2024-10-31");
+        let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
+        assert_eq!(keys.len(), 5, "{keys:?}");
+        let all = select(&requests, "cust_1", "2024-10-01", "2024-10-31");
+        assert_eq!(all.len(), 2605);
+        assert_stats(&body["total"], &all, &format!("{db:?} total"));
+        assert_days(
+            &body,
+            &requests,
+            "cust_1",
+            &["2024-10-10", "2024-10-11", "2024-10-13", "2024-10-20"],
+        );
+        // Five distinct values: the digest is exact.
+        assert_eq!(body["days"][1]["median_latency"], json!(0.3));
+        assert_eq!(body["days"][1]["uptime"], json!(60.0));
+        assert_eq!(body["days"][1]["average_latency"], json!(0.3));
+
+        let other = app.stats("cust_2", "from=2024-10-01&to=2024-10-31");
+        assert_stats(
+            &other["total"],
+            &select(&requests, "cust_2", "2024-10-01", "2024-10-31"),
+            "cust_2",
+        );
+        assert_eq!(other["total"]["median_latency"], json!(7.0));
+        assert_days(&other, &requests, "cust_2", &["2024-10-10", "2024-10-12"]);
+    }
+}
+
+#[test]
+fn to_defaults_to_the_last_day_with_data() {
+    for (db, app, requests) in seeded_apps() {
+        let body = app.stats("cust_1", "from=2024-10-11");
+        assert_eq!(
+            (&body["from"], &body["to"]),
+            (&json!("2024-10-11"), &json!("2024-10-20")),
+            "{db:?}"
+        );
+        assert_stats(
+            &body["total"],
+            &select(&requests, "cust_1", "2024-10-11", "2024-10-20"),
+            "from 10-11",
+        );
+        assert_days(
+            &body,
+            &requests,
+            "cust_1",
+            &["2024-10-11", "2024-10-13", "2024-10-20"],
+        );
+
+        let last = app.stats("cust_1", "from=2024-10-20");
+        assert_eq!(last["to"], "2024-10-20");
+        assert_days(&last, &requests, "cust_1", &["2024-10-20"]);
+
+        // No data on or after `from`: the range is the single day `from`, and empty.
+        let after = app.stats("cust_1", "from=2024-10-21");
+        assert_eq!(
+            (&after["from"], &after["to"]),
+            (&json!("2024-10-21"), &json!("2024-10-21"))
+        );
+        assert_stats(&after["total"], &[], "after the last day");
+        assert_eq!(after["days"], json!([]));
+    }
+}
+
+#[test]
+fn range_bounds_are_inclusive() {
+    for (db, app, requests) in seeded_apps() {
+        let body = app.stats("cust_1", "from=2024-10-11&to=2024-10-13");
+        assert_eq!(
+            (&body["from"], &body["to"]),
+            (&json!("2024-10-11"), &json!("2024-10-13")),
+            "{db:?}"
+        );
+        assert_stats(
+            &body["total"],
+            &select(&requests, "cust_1", "2024-10-11", "2024-10-13"),
+            "10-11..10-13",
+        );
+        assert_days(&body, &requests, "cust_1", &["2024-10-11", "2024-10-13"]);
+
+        let one_day = app.stats("cust_1", "from=2024-10-13&to=2024-10-13");
+        assert_stats(
+            &one_day["total"],
+            &select(&requests, "cust_1", "2024-10-13", "2024-10-13"),
+            "10-13",
+        );
+        assert_days(&one_day, &requests, "cust_1", &["2024-10-13"]);
+        // A single day's total is that day.
+        assert_eq!(
+            one_day["total"]["median_latency"],
+            one_day["days"][0]["median_latency"]
+        );
+
+        let before = app.stats("cust_1", "from=2024-01-01&to=2024-10-10");
+        assert_days(&before, &requests, "cust_1", &["2024-10-10"]);
+        assert_eq!(before["total"]["total_requests"], json!(1500));
+    }
+}
+
+#[test]
+fn a_range_without_requests_has_zero_counts_and_null_ratios() {
+    for (db, app, _) in seeded_apps() {
+        // cust_2 has requests on 10-12, cust_1 none.
+        let body = app.stats("cust_1", "from=2024-10-12&to=2024-10-12");
+        assert_eq!(
+            body,
+            json!({
+                "customer_id": "cust_1",
+                "from": "2024-10-12",
+                "to": "2024-10-12",
+                "total": {
+                    "total_requests": 0,
+                    "successful_requests": 0,
+                    "failed_requests": 0,
+                    "uptime": null,
+                    "average_latency": null,
+                    "median_latency": null,
+                    "p99_latency": null
+                },
+                "days": []
+            }),
+            "{db:?}"
+        );
+        let before = app.stats("cust_1", "from=2023-01-01&to=2023-12-31");
+        assert_eq!(before["total"]["total_requests"], json!(0));
+        assert_eq!(before["days"], json!([]));
+    }
+}
+
+#[test]
+fn malformed_requests_are_400_with_the_reason() {
+    let missing = "missing query parameter `from` (expected YYYY-MM-DD)";
+    let bad_customer = "invalid customer id: expected 1-64 characters of A-Z a-z 0-9 . _ -";
+    let bad_from =
+        |v: &str| format!("invalid `from` date \"{v}\": expected a real date as YYYY-MM-DD");
+    let bad_to = |v: &str| format!("invalid `to` date \"{v}\": expected a real date as YYYY-MM-DD");
+    let long_id = "x".repeat(65);
+    let cases: Vec<(String, String)> = vec![
+        ("/customers/cust_1/stats".into(), missing.into()),
+        (
+            "/customers/cust_1/stats?to=2024-10-10".into(),
+            missing.into(),
+        ),
+        ("/customers/cust_1/stats?from=".into(), bad_from("")),
+        (
+            "/customers/cust_1/stats?from=2024-13-01".into(),
+            bad_from("2024-13-01"),
+        ),
+        (
+            "/customers/cust_1/stats?from=2024-02-30".into(),
+            bad_from("2024-02-30"),
+        ),
+        (
+            "/customers/cust_1/stats?from=2023-02-29".into(),
+            bad_from("2023-02-29"),
+        ),
+        (
+            "/customers/cust_1/stats?from=2024-1-05".into(),
+            bad_from("2024-1-05"),
+        ),
+        (
+            "/customers/cust_1/stats?from=2024-10-10T00:00:00".into(),
+            bad_from("2024-10-10T00:00:00"),
+        ),
+        (
+            "/customers/cust_1/stats?from=yesterday".into(),
+            bad_from("yesterday"),
+        ),
+        (
+            "/customers/cust_1/stats?from=2024-10-10&to=2024-10-32".into(),
+            bad_to("2024-10-32"),
+        ),
+        (
+            "/customers/cust_1/stats?from=2024-10-10&to=".into(),
+            bad_to(""),
+        ),
+        (
+            "/customers/cust_1/stats?from=2024-10-10&to=2024-10-09".into(),
+            "`to` (2024-10-09) is before `from` (2024-10-10)".into(),
+        ),
+        (
+            "/customers/cust_1/stats?from=2024-10-10&from=2024-10-11".into(),
+            "invalid query string: duplicate field `from`".into(),
+        ),
+        (
+            "/customers/cust!1/stats?from=2024-10-10".into(),
+            bad_customer.into(),
+        ),
+        (
+            "/customers/cust%201/stats?from=2024-10-10".into(),
+            bad_customer.into(),
+        ),
+        (
+            "/customers/%FF/stats?from=2024-10-10".into(),
+            bad_customer.into(),
+        ),
+        (
+            format!("/customers/{long_id}/stats?from=2024-10-10"),
+            bad_customer.into(),
+        ),
+        // Input is checked before existence: an unknown customer with a bad date is a 400.
+        (
+            "/customers/cust_404/stats?from=2024-10".into(),
+            bad_from("2024-10"),
+        ),
+    ];
+    for (db, app, _) in seeded_apps() {
+        for (path, message) in &cases {
+            let (status, body) = app.get(path);
+            assert_eq!(
+                (status, &body),
+                (400, &json!({ "error": message })),
+                "{db:?} {path}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_query_parameters_are_ignored() {
+    for (db, app, requests) in seeded_apps() {
+        let body = app.stats(
+            "cust_1",
+            "utm_source=x&from=2024-10-11&to=2024-10-11&format=csv",
+        );
+        assert_days(&body, &requests, "cust_1", &["2024-10-11"]);
+        assert_eq!(body["to"], "2024-10-11", "{db:?}");
+    }
+}
+
+#[test]
+fn a_customer_without_data_is_404() {
+    for (db, app, _) in seeded_apps() {
+        let (status, body) = app.get("/customers/cust_404/stats?from=2024-10-10");
+        assert_eq!(
+            (status, body),
+            (404, json!({ "error": "no data for customer \"cust_404\"" })),
+            "{db:?}"
+        );
+        // Case matters: ids are stored as written.
+        let (status, _) = app.get("/customers/CUST_1/stats?from=2024-10-10");
+        assert_eq!(status, 404);
+    }
+}
+
+#[test]
+fn health_is_ok_and_other_paths_are_json_404() {
+    for db in backends() {
+        let app = TestApp::spawn(&db.connect());
+        assert_eq!(
+            app.get("/health"),
+            (200, json!({ "status": "ok" })),
+            "{db:?}"
+        );
+        for path in ["/", "/customers/cust_1", "/customers/cust_1/stats/extra"] {
+            assert_eq!(
+                app.get(path),
+                (404, json!({ "error": "not found" })),
+                "{path}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_binary_serves_and_exits_cleanly_on_sigterm() {
+    let db = TestDatabase::sqlite();
+    let requests = generated_requests();
+    store_requests(&db.connect(), &requests);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let address = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_logstats-api"))
+        .args([
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db.url,
+        ])
+        .args(["--workers", "2"])
+        .env_remove("DATABASE_URL")
+        .env_remove("BIND")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start logstats-api");
+
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("logstats-api exited early with {status}");
+        }
+        match ureq::get(&format!("{address}/health")).call() {
+            Ok(response) if response.status() == 200 => break,
+            _ if started.elapsed() < Duration::from_secs(30) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            other => {
+                let _ = child.kill();
+                panic!("logstats-api never became healthy: {other:?}");
+            }
+        }
+    }
+
+    let (status, body) = get(&format!("{address}/customers/cust_1/stats?from=2024-10-10"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["to"], "2024-10-20");
+    assert_stats(
+        &body["total"],
+        &select(&requests, "cust_1", "2024-10-10", "2024-10-20"),
+        "binary",
+    );
+
+    let pid = child.id().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(kill.success(), "kill -TERM {pid} failed");
+    let stopping = Instant::now();
+    let status = loop {
+        match child.try_wait().expect("wait for logstats-api") {
+            Some(status) => break status,
+            None if stopping.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            None => {
+                let _ = child.kill();
+                panic!("logstats-api did not stop within 10s of SIGTERM");
+            }
+        }
+    };
+    assert!(status.success(), "logstats-api exited with {status}");
+    assert_eq!(status.code(), Some(0));
+}
