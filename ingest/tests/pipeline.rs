@@ -1,0 +1,420 @@
+//! End to end, on SQLite and PostgreSQL: the real `logstats-ingest` binary reads a generated log,
+//! the real API app answers over HTTP, and every answer is checked against statistics computed
+//! here, independently, from the same log.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::mpsc;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use logstats_ingest::generate::{write_lines, GeneratorConfig, TimeWindow};
+use logstats_shared::testing::{backends, TestDatabase};
+use logstats_shared::{Store, StoreOptions};
+use serde_json::Value;
+
+const INGEST: &str = env!("CARGO_BIN_EXE_logstats-ingest");
+
+/// Exact stats of one (customer, day), computed without the project's parser or digest.
+#[derive(Debug, Default, Clone)]
+struct Expected {
+    successful: u64,
+    failed: u64,
+    latencies_ms: Vec<u64>,
+}
+
+impl Expected {
+    fn add(&mut self, other: &Expected) {
+        self.successful += other.successful;
+        self.failed += other.failed;
+        self.latencies_ms.extend_from_slice(&other.latencies_ms);
+    }
+}
+
+/// Reads the log the simple way: split on spaces, chrono for the timestamp.
+fn expected_stats(log: &Path) -> BTreeMap<(String, NaiveDate), Expected> {
+    let bytes = std::fs::read(log).expect("read log");
+    let mut out: BTreeMap<(String, NaiveDate), Expected> = BTreeMap::new();
+    for raw in bytes.split(|&b| b == b'\n') {
+        let Ok(line) = std::str::from_utf8(raw) else {
+            continue;
+        };
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.len() != 6 {
+            continue;
+        }
+        let Ok(at) = NaiveDateTime::parse_from_str(
+            &format!("{} {}", fields[0], fields[1]),
+            "%Y-%m-%d %H:%M:%S",
+        ) else {
+            continue;
+        };
+        let (Ok(status), Ok(seconds)) = (fields[4].parse::<u16>(), fields[5].parse::<f64>()) else {
+            continue;
+        };
+        if !(100..=599).contains(&status) || !seconds.is_finite() || seconds < 0.0 {
+            continue;
+        }
+        let e = out.entry((fields[2].to_string(), at.date())).or_default();
+        if status < 400 {
+            e.successful += 1;
+        } else {
+            e.failed += 1;
+        }
+        e.latencies_ms.push((seconds * 1000.0).round() as u64);
+    }
+    out
+}
+
+fn generate(path: &Path, lines: u64, seed: u64) {
+    let day = logstats_shared::record::parse_date(b"2024-11-09").expect("date");
+    let config = GeneratorConfig {
+        lines,
+        seed,
+        window: TimeWindow::through_day(day).expect("window"),
+    };
+    let file = std::fs::File::create(path).expect("create log");
+    write_lines(&config, std::io::BufWriter::new(file)).expect("write log");
+}
+
+fn ingest(db: &TestDatabase, args: &[&str]) -> Output {
+    Command::new(INGEST)
+        .args(["--database-url", &db.url, "--json"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run logstats-ingest")
+}
+
+fn ingest_ok(db: &TestDatabase, args: &[&str]) -> Value {
+    let output = ingest(db, args);
+    assert!(
+        output.status.success(),
+        "ingest failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("summary is JSON")
+}
+
+/// The API app, started in-process on a random port, as the binary starts it.
+struct Api {
+    base: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Api {
+    fn start(url: &str) -> Api {
+        let store = Store::connect(url, &StoreOptions::default()).expect("connect");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = logstats_api::startup::run(listener, store, Some(1)).expect("server");
+                tx.send(server.handle()).expect("send handle");
+                server.await
+            })
+        });
+        let handle = rx.recv().expect("server started");
+        Api { base, handle }
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let response = match ureq::get(&format!("{}{path}", self.base)).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("GET {path}: {e}"),
+        };
+        let status = response.status();
+        (status, response.into_json().expect("JSON body"))
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)));
+    }
+}
+
+/// Checks one `Stats` object of the API against exact values.
+fn assert_stats(json: &Value, expected: &Expected, what: &str) {
+    let total = expected.successful + expected.failed;
+    assert_eq!(json["total_requests"], total, "{what}");
+    assert_eq!(json["successful_requests"], expected.successful, "{what}");
+    assert_eq!(json["failed_requests"], expected.failed, "{what}");
+    let uptime = expected.successful as f64 * 100.0 / total as f64;
+    assert_eq!(json["uptime"].as_f64(), Some(uptime), "{what} uptime");
+    let mean = expected.latencies_ms.iter().sum::<u64>() as f64 / total as f64 / 1000.0;
+    let average = json["average_latency"].as_f64().expect("average");
+    assert!((average - mean).abs() < 1e-6, "{what}: average {average} != {mean}");
+    let mut sorted = expected.latencies_ms.clone();
+    sorted.sort_unstable();
+    for (field, q) in [("median_latency", 0.5), ("p99_latency", 0.99)] {
+        let estimate_ms = json[field].as_f64().expect(field) * 1000.0;
+        let n = sorted.len() as f64;
+        let below = sorted.iter().filter(|&&v| (v as f64) < estimate_ms - 1e-6).count() as f64;
+        let at_or_below = sorted.iter().filter(|&&v| (v as f64) <= estimate_ms + 1e-6).count() as f64;
+        // Within 1% in rank, or between the two order statistics around q for tiny samples.
+        let slack = 0.01f64.max(1.0 / n);
+        assert!(
+            below / n <= q + slack && at_or_below / n >= q - slack,
+            "{what} {field}: {estimate_ms} ms has rank {}..{} (n = {n})",
+            below / n,
+            at_or_below / n
+        );
+    }
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("logstats-e2e-").tempdir().expect("tempdir")
+}
+
+/// Generated log plus broken lines; returns (log path, number of bad lines).
+fn log_with_bad_lines(dir: &Path) -> (PathBuf, u64) {
+    let log = dir.join("api_requests.log");
+    generate(&log, 20_000, 11);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).expect("open");
+    file.write_all(
+        b"\n2024-10-32 12:00:00 cust_1 /p 200 0.100\n\
+          this is not a log line\n\
+          \n\
+          2024-10-20 12:00:00 cust_1 /p 700 0.100\n\
+          2024-10-20 12:00:00 cust_1 /p 200 -1\n\
+          2024-10-20 12:00:00 cust_1 /p\xff 200 0.100\n\
+          2024-10-20 12:00:00 cust_9 /p 200 0.250\r\n",
+    )
+    .expect("append");
+    (log, 5)
+}
+
+#[test]
+fn ingested_stats_match_the_log_exactly_through_the_api() {
+    for db in backends() {
+        let dir = temp_dir();
+        let (log, bad) = log_with_bad_lines(dir.path());
+        let rejects = dir.path().join("rejects.txt");
+        let summary = ingest_ok(
+            &db,
+            &[
+                "--workers",
+                "2",
+                "--epoch-bytes",
+                "100000",
+                "--rejects",
+                rejects.to_str().expect("utf8 path"),
+                log.to_str().expect("utf8 path"),
+            ],
+        );
+        let expected = expected_stats(&log);
+        let accepted: u64 = expected.values().map(|e| e.successful + e.failed).sum();
+        assert_eq!(accepted, 20_001, "{:?}", db.backend);
+        assert_eq!(summary["lines"], accepted + bad);
+        assert_eq!(summary["accepted"], accepted);
+        assert_eq!(summary["rejected"], bad);
+        assert_eq!(summary["late"], 0);
+        // Small epochs: rows are rewritten as later epochs merge into them.
+        let rows_written = summary["rows_written"].as_u64().expect("rows_written");
+        assert!(rows_written > expected.len() as u64, "{rows_written}");
+        let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+        assert_eq!(store.all_days().expect("rows").len(), expected.len());
+
+        let rejects = std::fs::read_to_string(&rejects).expect("rejects file");
+        let path = std::fs::canonicalize(&log).expect("canonical");
+        let path = path.display();
+        let numbered: Vec<String> = rejects
+            .lines()
+            .map(|l| l.split(": ").take(2).collect::<Vec<_>>().join(": "))
+            .collect();
+        assert_eq!(
+            numbered,
+            vec![
+                format!("{path}:20002: invalid date (expected a real YYYY-MM-DD)"),
+                format!("{path}:20003: expected 6 fields separated by single spaces"),
+                format!("{path}:20005: invalid status (expected an integer 100-599)"),
+                format!(
+                    "{path}:20006: invalid duration (expected a finite non-negative decimal number of seconds)"
+                ),
+                format!("{path}:20007: invalid UTF-8"),
+            ],
+            "{:?}",
+            db.backend
+        );
+
+        let api = Api::start(&db.url);
+        for customer in ["cust_1", "cust_9", "cust_22", "cust_50"] {
+            let (status, body) = api.get(&format!("/customers/{customer}/stats?from=2024-10-10"));
+            assert_eq!(status, 200, "{body}");
+            let days: Vec<_> = expected
+                .iter()
+                .filter(|((c, _), _)| c == customer)
+                .collect();
+            assert_eq!(body["customer_id"], customer);
+            assert_eq!(body["from"], "2024-10-10");
+            assert_eq!(body["to"], "2024-11-09");
+            let json_days = body["days"].as_array().expect("days");
+            assert_eq!(json_days.len(), days.len(), "{customer}");
+            let mut total = Expected::default();
+            for (json_day, ((_, date), exp)) in json_days.iter().zip(&days) {
+                assert_eq!(json_day["date"], date.to_string());
+                assert_stats(json_day, exp, &format!("{customer} {date}"));
+                total.add(exp);
+            }
+            assert_stats(&body["total"], &total, &format!("{customer} total"));
+
+            // A sub-range merges just its rows.
+            let (status, body) = api.get(&format!(
+                "/customers/{customer}/stats?from=2024-10-15&to=2024-10-21"
+            ));
+            assert_eq!(status, 200);
+            let mut week = Expected::default();
+            let from = NaiveDate::from_ymd_opt(2024, 10, 15).expect("date");
+            let to = NaiveDate::from_ymd_opt(2024, 10, 21).expect("date");
+            for ((_, date), exp) in &days {
+                if (from..=to).contains(date) {
+                    week.add(exp);
+                }
+            }
+            assert_stats(&body["total"], &week, &format!("{customer} week"));
+        }
+    }
+}
+
+#[test]
+fn rerunning_the_same_file_adds_nothing() {
+    for db in backends() {
+        let dir = temp_dir();
+        let log = dir.path().join("a.log");
+        generate(&log, 5_000, 5);
+        let log = log.to_str().expect("utf8 path");
+        let first = ingest_ok(&db, &["--epoch-bytes", "50000", log]);
+        assert_eq!(first["accepted"], 5_000);
+        let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+        let before = store.all_days().expect("rows");
+        let again = ingest_ok(&db, &[log]);
+        assert_eq!(again["lines"], 0, "{:?}", db.backend);
+        assert_eq!(again["rows_written"], 0);
+        assert_eq!(store.all_days().expect("rows"), before);
+
+        // Appended lines are read on the next run, and only they.
+        let mut file = std::fs::OpenOptions::new().append(true).open(log).expect("open");
+        file.write_all(b"2024-11-09 10:00:00 cust_1 /p 500 1.000\n").expect("append");
+        let third = ingest_ok(&db, &[log]);
+        assert_eq!((third["lines"].as_u64(), third["accepted"].as_u64()), (Some(1), Some(1)));
+        let after = store.all_days().expect("rows");
+        let total = |rows: &[(String, NaiveDate, logstats_shared::DayStats)]| {
+            rows.iter().map(|r| r.2.total()).sum::<u64>()
+        };
+        assert_eq!(total(&after), total(&before) + 1);
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_number_of_workers() {
+    let dir = temp_dir();
+    let log = dir.path().join("a.log");
+    generate(&log, 30_000, 21);
+    let log = log.to_str().expect("utf8 path");
+    let mut results = Vec::new();
+    for workers in ["1", "2", "3"] {
+        let db = TestDatabase::sqlite();
+        ingest_ok(&db, &["--workers", workers, "--epoch-bytes", "300000", log]);
+        let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+        results.push(store.all_days().expect("rows"));
+    }
+    assert_eq!(results[0].len(), 1_550);
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0], results[2]);
+}
+
+#[test]
+fn late_lines_are_counted_and_kept_out_of_the_stats() {
+    for db in backends() {
+        let dir = temp_dir();
+        let first = dir.path().join("first.log");
+        std::fs::write(&first, "2024-11-09 12:00:00 cust_1 /p 200 0.100\n").expect("write");
+        ingest_ok(&db, &[first.to_str().expect("utf8")]);
+        // Watermark is now 2024-11-09 12:00:00; with 3 days of lateness the limit is
+        // 2024-11-06 12:00:00: the first two lines below are on time, the last two are late.
+        let second = dir.path().join("second.log");
+        std::fs::write(
+            &second,
+            "2024-11-06 12:00:00 cust_1 /p 200 0.200\n\
+             2024-11-08 00:00:00 cust_1 /p 404 0.300\n\
+             2024-11-06 11:59:59 cust_1 /p 200 0.400\n\
+             2024-10-01 00:00:00 cust_2 /p 200 0.500\n",
+        )
+        .expect("write");
+        let rejects = dir.path().join("rejects.txt");
+        let summary = ingest_ok(
+            &db,
+            &[
+                "--allowed-lateness",
+                "3d",
+                "--rejects",
+                rejects.to_str().expect("utf8"),
+                second.to_str().expect("utf8"),
+            ],
+        );
+        assert_eq!(summary["accepted"], 2, "{:?}", db.backend);
+        assert_eq!(summary["late"], 2);
+        let rejects = std::fs::read_to_string(&rejects).expect("rejects");
+        let late_lines: Vec<&str> = rejects
+            .lines()
+            .filter_map(|l| l.split(": ").next().and_then(|p| p.rsplit(':').next()))
+            .collect();
+        assert_eq!(late_lines, vec!["3", "4"]);
+        let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+        let rows = store.all_days().expect("rows");
+        let summary: Vec<(String, String, u64, u64)> = rows
+            .iter()
+            .map(|(c, d, s)| (c.clone(), d.to_string(), s.successful, s.failed))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("cust_1".to_string(), "2024-11-06".to_string(), 1, 0),
+                ("cust_1".to_string(), "2024-11-08".to_string(), 0, 1),
+                ("cust_1".to_string(), "2024-11-09".to_string(), 1, 0),
+            ]
+        );
+    }
+}
+
+#[test]
+fn failures_exit_non_zero_with_a_clear_message() {
+    let db = TestDatabase::sqlite();
+    let missing = ingest(&db, &["/nonexistent/api_requests.log"]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("cannot read /nonexistent/api_requests.log"),
+        "{stderr}"
+    );
+
+    let dir = temp_dir();
+    let log = dir.path().join("a.log");
+    generate(&log, 10, 1);
+    let unreachable = Command::new(INGEST)
+        .args([
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+            log.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("run");
+    assert!(!unreachable.status.success());
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(stderr.contains("cannot connect to postgres://nobody@127.0.0.1:1/none"), "{stderr}");
+
+    let bad_scheme = Command::new(INGEST)
+        .args(["--database-url", "mysql://x", log.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert!(!bad_scheme.status.success());
+    let stderr = String::from_utf8_lossy(&bad_scheme.stderr);
+    assert!(stderr.contains("unsupported database URL \"mysql://x\""), "{stderr}");
+}
