@@ -6,9 +6,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use logstats_shared::{DayAccumulator, EpochCommit, Store};
+use logstats_shared::{EpochCommit, Store};
 
-use crate::source::{EpochPlan, ShareReport, Source};
+use crate::source::{Deltas, EpochPlan, ShareReport, Source};
 use crate::summary::Totals;
 
 /// How many epochs may be planned ahead of the last commit. Epoch `e` is judged late against
@@ -108,12 +108,7 @@ impl Leader {
     }
 
     /// Commits `epoch` once every worker's deltas and report for it have arrived.
-    pub fn commit(
-        &mut self,
-        epoch: u64,
-        deltas: Vec<((String, i32), DayAccumulator)>,
-        mut reports: Vec<ShareReport>,
-    ) {
+    pub fn commit(&mut self, epoch: u64, deltas: Deltas, mut reports: Vec<ShareReport>) {
         if self.error.is_some() {
             return;
         }
@@ -125,7 +120,7 @@ impl Leader {
     fn try_commit(
         &mut self,
         epoch: u64,
-        deltas: Vec<((String, i32), DayAccumulator)>,
+        deltas: Deltas,
         reports: &mut [ShareReport],
     ) -> anyhow::Result<()> {
         let plan = self

@@ -22,13 +22,10 @@ use timely::dataflow::InputHandleVec;
 use timely::worker::Worker;
 
 use crate::commit::Leader;
-use crate::source::{EpochPlan, ShareReader, ShareReport};
+use crate::source::{CustomerDay, Deltas, EpochPlan, ShareReader, ShareReport};
 
 /// The dataflow's time: the input epoch, not the event day (the day is part of the key).
 pub type Epoch = u64;
-
-/// A customer and a UTC day (days since 1970-01-01): the key stats are merged by.
-pub type CustomerDay = (String, i32);
 
 /// A stats delta as the difference type of a differential collection keyed by `CustomerDay`:
 /// `consolidate()` then exchanges deltas by key and merges them per epoch.
@@ -100,10 +97,7 @@ pub fn build(
             Exchange::new(|_: &CommitInput| 0),
             "Commit",
             {
-                let mut pending: BTreeMap<
-                    Epoch,
-                    (Vec<(CustomerDay, DayAccumulator)>, Vec<ShareReport>),
-                > = BTreeMap::new();
+                let mut pending: BTreeMap<Epoch, (Deltas, Vec<ShareReport>)> = BTreeMap::new();
                 move |(input, frontier)| {
                     input.for_each_stamp(|_capability, data| {
                         for item in data.flat_map(|d| d.drain(..)) {

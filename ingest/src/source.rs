@@ -16,6 +16,12 @@ pub const FINGERPRINT_BYTES: u64 = 256;
 /// Longest part of a rejected line kept for the rejects file.
 const REJECT_TEXT_BYTES: usize = 200;
 
+/// A customer and a UTC day (days since 1970-01-01): the key stats are merged by.
+pub type CustomerDay = (String, i32);
+
+/// Pre-aggregated deltas of one share or one epoch, one per (customer, day).
+pub type Deltas = Vec<(CustomerDay, DayAccumulator)>;
+
 /// Errors while finding or opening sources.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -291,12 +297,7 @@ pub struct ShareReader {
 
 impl ShareReader {
     /// Reads and parses worker `index`'s share of `plan`; returns its deltas and report.
-    pub fn read(
-        &mut self,
-        plan: &EpochPlan,
-        index: usize,
-        peers: usize,
-    ) -> (Vec<((String, i32), DayAccumulator)>, ShareReport) {
+    pub fn read(&mut self, plan: &EpochPlan, index: usize, peers: usize) -> (Deltas, ShareReport) {
         let mut report = ShareReport {
             epoch: plan.epoch,
             worker: index,

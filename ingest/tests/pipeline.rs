@@ -150,14 +150,23 @@ fn assert_stats(json: &Value, expected: &Expected, what: &str) {
     assert_eq!(json["uptime"].as_f64(), Some(uptime), "{what} uptime");
     let mean = expected.latencies_ms.iter().sum::<u64>() as f64 / total as f64 / 1000.0;
     let average = json["average_latency"].as_f64().expect("average");
-    assert!((average - mean).abs() < 1e-6, "{what}: average {average} != {mean}");
+    assert!(
+        (average - mean).abs() < 1e-6,
+        "{what}: average {average} != {mean}"
+    );
     let mut sorted = expected.latencies_ms.clone();
     sorted.sort_unstable();
     for (field, q) in [("median_latency", 0.5), ("p99_latency", 0.99)] {
         let estimate_ms = json[field].as_f64().expect(field) * 1000.0;
         let n = sorted.len() as f64;
-        let below = sorted.iter().filter(|&&v| (v as f64) < estimate_ms - 1e-6).count() as f64;
-        let at_or_below = sorted.iter().filter(|&&v| (v as f64) <= estimate_ms + 1e-6).count() as f64;
+        let below = sorted
+            .iter()
+            .filter(|&&v| (v as f64) < estimate_ms - 1e-6)
+            .count() as f64;
+        let at_or_below = sorted
+            .iter()
+            .filter(|&&v| (v as f64) <= estimate_ms + 1e-6)
+            .count() as f64;
         // Within 1% in rank, or between the two order statistics around q for tiny samples.
         let slack = 0.01f64.max(1.0 / n);
         assert!(
@@ -170,14 +179,20 @@ fn assert_stats(json: &Value, expected: &Expected, what: &str) {
 }
 
 fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("logstats-e2e-").tempdir().expect("tempdir")
+    tempfile::Builder::new()
+        .prefix("logstats-e2e-")
+        .tempdir()
+        .expect("tempdir")
 }
 
 /// Generated log plus broken lines; returns (log path, number of bad lines).
 fn log_with_bad_lines(dir: &Path) -> (PathBuf, u64) {
     let log = dir.join("api_requests.log");
     generate(&log, 20_000, 11);
-    let mut file = std::fs::OpenOptions::new().append(true).open(&log).expect("open");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("open");
     file.write_all(
         b"\n2024-10-32 12:00:00 cust_1 /p 200 0.100\n\
           this is not a log line\n\
@@ -300,10 +315,17 @@ fn rerunning_the_same_file_adds_nothing() {
         assert_eq!(store.all_days().expect("rows"), before);
 
         // Appended lines are read on the next run, and only they.
-        let mut file = std::fs::OpenOptions::new().append(true).open(log).expect("open");
-        file.write_all(b"2024-11-09 10:00:00 cust_1 /p 500 1.000\n").expect("append");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(log)
+            .expect("open");
+        file.write_all(b"2024-11-09 10:00:00 cust_1 /p 500 1.000\n")
+            .expect("append");
         let third = ingest_ok(&db, &[log]);
-        assert_eq!((third["lines"].as_u64(), third["accepted"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(
+            (third["lines"].as_u64(), third["accepted"].as_u64()),
+            (Some(1), Some(1))
+        );
         let after = store.all_days().expect("rows");
         let total = |rows: &[(String, NaiveDate, logstats_shared::DayStats)]| {
             rows.iter().map(|r| r.2.total()).sum::<u64>()
@@ -408,7 +430,10 @@ fn failures_exit_non_zero_with_a_clear_message() {
         .expect("run");
     assert!(!unreachable.status.success());
     let stderr = String::from_utf8_lossy(&unreachable.stderr);
-    assert!(stderr.contains("cannot connect to postgres://nobody@127.0.0.1:1/none"), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to postgres://nobody@127.0.0.1:1/none"),
+        "{stderr}"
+    );
 
     let bad_scheme = Command::new(INGEST)
         .args(["--database-url", "mysql://x", log.to_str().expect("utf8")])
@@ -416,5 +441,8 @@ fn failures_exit_non_zero_with_a_clear_message() {
         .expect("run");
     assert!(!bad_scheme.status.success());
     let stderr = String::from_utf8_lossy(&bad_scheme.stderr);
-    assert!(stderr.contains("unsupported database URL \"mysql://x\""), "{stderr}");
+    assert!(
+        stderr.contains("unsupported database URL \"mysql://x\""),
+        "{stderr}"
+    );
 }
