@@ -1,15 +1,27 @@
 //! The commit of one epoch, on worker 0: number the rejects, merge the epoch's deltas into the
 //! stored rows together with the source offset and watermark in one transaction, then report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use logstats_shared::{EpochCommit, Store};
+use logstats_shared::{EpochCommit, StorageError, Store};
 
-use crate::source::{Deltas, EpochPlan, ShareReport, Source};
+use crate::planner::EpochPlan;
+use crate::share::{Deltas, ShareReport};
+use crate::source::{unix_now, JobId, Source, SourceId, LEASE_SECONDS};
 use crate::summary::Totals;
+
+/// First wait before retrying a failed commit; doubled after each failure up to the cap.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between two commit attempts.
+const RETRY_CAP: Duration = Duration::from_secs(5);
+/// A database that keeps failing is reported at most this often.
+const RETRY_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How many epochs may be planned ahead of the last commit. Epoch `e` is judged late against
 /// the watermark committed after epoch `e - PIPELINE_DEPTH`, whatever the timing, so the set of
@@ -19,8 +31,10 @@ pub const PIPELINE_DEPTH: u64 = 2;
 /// State of the job kept by worker 0: what is planned, what is committed, and the totals.
 pub struct Leader {
     store: Store,
-    sources: Vec<Source>,
-    line_counts: Vec<u64>,
+    job: JobId,
+    shutdown: Arc<AtomicBool>,
+    sources: HashMap<SourceId, Source>,
+    line_counts: HashMap<SourceId, u64>,
     plans: BTreeMap<u64, EpochPlan>,
     watermark_after: BTreeMap<u64, Option<i64>>,
     initial_watermark: Option<i64>,
@@ -36,7 +50,8 @@ impl Leader {
     /// A leader committing to `store`, appending rejected lines to `rejects_path` when given.
     pub fn new(
         store: Store,
-        sources: Vec<Source>,
+        job: JobId,
+        shutdown: Arc<AtomicBool>,
         allowed_lateness_secs: i64,
         rejects_path: Option<&Path>,
     ) -> anyhow::Result<Self> {
@@ -58,9 +73,11 @@ impl Leader {
             None => None,
         };
         Ok(Self {
-            line_counts: sources.iter().map(|s| s.line_count).collect(),
             store,
-            sources,
+            job,
+            shutdown,
+            sources: HashMap::new(),
+            line_counts: HashMap::new(),
             plans: BTreeMap::new(),
             watermark_after: BTreeMap::new(),
             initial_watermark: watermark,
@@ -85,6 +102,12 @@ impl Leader {
             None => self.initial_watermark,
         };
         watermark.map(|w| w.saturating_sub(self.allowed_lateness_secs))
+    }
+
+    /// Registers a source the planner opened.
+    pub fn add_source(&mut self, id: SourceId, source: &Source) {
+        self.line_counts.insert(id, source.line_count);
+        self.sources.insert(id, source.clone());
     }
 
     /// Remembers a plan sent to the workers.
@@ -131,7 +154,11 @@ impl Leader {
             anyhow::bail!(error);
         }
         reports.sort_by_key(|r| r.worker);
-        let lines_before = self.line_counts[plan.source];
+        let source = self
+            .sources
+            .get(&plan.source)
+            .ok_or_else(|| anyhow::anyhow!("source {} was never registered", plan.path))?;
+        let lines_before = self.line_counts.get(&plan.source).copied().unwrap_or(0);
         let lines_in_epoch: u64 = reports.iter().map(|r| r.lines_total).sum();
         let max_event_time = reports.iter().filter_map(|r| r.max_event_time).max();
         let commit = EpochCommit {
@@ -139,15 +166,15 @@ impl Leader {
                 .into_iter()
                 .map(|((customer, day), acc)| (customer, day, acc.finish()))
                 .collect(),
-            sources: vec![
-                self.sources[plan.source].committed(plan.end, lines_before + lines_in_epoch)
-            ],
+            sources: vec![source.committed(plan.end, lines_before + lines_in_epoch)],
             max_event_time,
+            lease: Some((self.job.as_str().to_string(), unix_now() + LEASE_SECONDS)),
         };
-        let rows = self.store.commit_epoch(&commit)?;
+        let rows = self.commit_with_retries(&commit, &plan)?;
 
         self.write_rejects(&plan, lines_before, reports)?;
-        self.line_counts[plan.source] = lines_before + lines_in_epoch;
+        self.line_counts
+            .insert(plan.source, lines_before + lines_in_epoch);
         self.watermark = self.watermark.max(max_event_time);
         self.watermark_after.insert(epoch, self.watermark);
         self.watermark_after
@@ -171,6 +198,50 @@ impl Leader {
             );
         }
         Ok(())
+    }
+
+    /// Commits, retrying with capped exponential backoff while the database is unreachable.
+    /// The epoch's deltas stay in memory meanwhile; no new epoch is planned, so memory stays
+    /// bounded. A lost lease or a corrupt row is not retried.
+    fn commit_with_retries(&self, commit: &EpochCommit, plan: &EpochPlan) -> anyhow::Result<usize> {
+        let mut delay = RETRY_FIRST;
+        let mut failures = 0u64;
+        let mut last_logged: Option<Instant> = None;
+        loop {
+            match self.store.commit_epoch(commit) {
+                Ok(rows) => {
+                    if failures > 0 {
+                        log::info!(
+                            "database is back: committed epoch {} after {failures} failed attempts",
+                            plan.epoch
+                        );
+                    }
+                    return Ok(rows);
+                }
+                Err(e @ (StorageError::LeaseLost { .. } | StorageError::CorruptRow { .. })) => {
+                    return Err(e.into())
+                }
+                Err(e) => {
+                    failures += 1;
+                    if self.shutdown.load(Ordering::Relaxed) {
+                        anyhow::bail!(
+                            "stopped while the database was unavailable ({e}); epoch {} of {} was not committed and will be read again on the next run",
+                            plan.epoch,
+                            plan.path
+                        );
+                    }
+                    if last_logged.is_none_or(|t| t.elapsed() >= RETRY_LOG_INTERVAL) {
+                        log::warn!("commit of epoch {} failed ({e}); retrying with backoff (attempt {failures})", plan.epoch);
+                        last_logged = Some(Instant::now());
+                    }
+                    let deadline = Instant::now() + delay;
+                    while Instant::now() < deadline && !self.shutdown.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    delay = (delay * 2).min(RETRY_CAP);
+                }
+            }
+        }
     }
 
     fn write_rejects(

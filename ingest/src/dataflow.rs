@@ -22,7 +22,9 @@ use timely::dataflow::InputHandleVec;
 use timely::worker::Worker;
 
 use crate::commit::Leader;
-use crate::source::{CustomerDay, Deltas, EpochPlan, ShareReader, ShareReport};
+use crate::planner::EpochPlan;
+use crate::share::{CustomerDay, Deltas, ShareReader, ShareReport};
+use crate::source::OpenFiles;
 
 /// The dataflow's time: the input epoch, not the event day (the day is part of the key).
 pub type Epoch = u64;
@@ -54,10 +56,11 @@ enum CommitInput {
 type ShareOutput = Result<(CustomerDay, Epoch, StatsDelta), ShareReport>;
 
 /// Builds the ingest dataflow on `worker`; returns the input that plans are sent into.
-/// `leader` is `Some` on worker 0 only: the one that commits.
+/// `leader` is `Some` on worker 0 only: the one that commits. `files` holds the open sources.
 pub fn build(
     worker: &mut Worker,
     leader: Option<Rc<RefCell<Leader>>>,
+    files: OpenFiles,
 ) -> InputHandleVec<Epoch, EpochPlan> {
     let index = worker.index();
     let peers = worker.peers();
@@ -70,7 +73,7 @@ pub fn build(
                 Pipeline,
                 "ReadShare",
                 move |_capability, _info| {
-                    let mut reader = ShareReader::default();
+                    let mut reader = ShareReader::new(files);
                     move |input, output| {
                         input.for_each_stamp(|capability, data| {
                             let mut session = output.session(&capability);

@@ -3,12 +3,15 @@
 pub mod commit;
 pub mod dataflow;
 pub mod generate;
+pub mod planner;
+pub mod share;
 pub mod source;
 pub mod summary;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,11 +19,18 @@ use anyhow::Context;
 use logstats_shared::{Store, StoreOptions};
 
 use crate::commit::Leader;
-use crate::source::{expand_paths, Planner, Source};
+use crate::planner::Planner;
+use crate::source::{expand_paths, unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
 use crate::summary::{Progress, Summary};
 
 /// Default size of an epoch: the bytes of input committed together.
 pub const DEFAULT_EPOCH_BYTES: u64 = 16 << 20;
+
+/// How often follow mode looks for new bytes, files, rotation and truncation.
+pub const FOLLOW_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How often follow mode renews its leases while no commit does.
+const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Everything one run needs; built by `main` from the command line.
 #[derive(Debug, Clone)]
@@ -37,12 +47,25 @@ pub struct IngestConfig {
     pub paths: Vec<PathBuf>,
     /// Bytes per epoch.
     pub epoch_bytes: u64,
+    /// Keep reading as the files grow, until SIGINT or SIGTERM.
+    pub follow: bool,
     /// Draw a progress line on a terminal.
     pub progress: bool,
 }
 
-/// Runs the job to the end of its inputs and returns the summary.
-pub fn run(config: &IngestConfig) -> anyhow::Result<Summary> {
+/// Sets the returned flag on SIGINT or SIGTERM, so the job can commit what it read and stop.
+pub fn shutdown_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&flag))
+            .context("installing the signal handler")?;
+    }
+    Ok(flag)
+}
+
+/// Runs the job to the end of its inputs (or, with `follow`, until `shutdown` is set) and
+/// returns the summary.
+pub fn run(config: &IngestConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let store = Store::connect(
         &config.database_url,
@@ -51,18 +74,41 @@ pub fn run(config: &IngestConfig) -> anyhow::Result<Summary> {
             ..StoreOptions::default()
         },
     )?;
+    let job = JobId::current();
+    let result = run_with_leases(config, &store, &job, shutdown, started);
+    if let Err(e) = store.release_leases(job.as_str()) {
+        log::warn!("could not release the leases of job {}: {e}", job.as_str());
+    }
+    result
+}
+
+fn run_with_leases(
+    config: &IngestConfig,
+    store: &Store,
+    job: &JobId,
+    shutdown: Arc<AtomicBool>,
+    started: Instant,
+) -> anyhow::Result<Summary> {
     let files = expand_paths(&config.paths)?;
     let sources = files
         .iter()
-        .map(|path| Source::open(path, &store))
+        .map(|path| Source::open(path, store, job, Resume::FromCommitted, &shutdown))
         .collect::<Result<Vec<_>, _>>()?;
     for source in &sources {
         if source.offset > 0 {
             log::info!("{}: resuming at byte {}", source.path, source.offset);
         }
     }
-    let leader_parts = Arc::new(Mutex::new(Some((store, sources))));
-    let config_for_workers = config.clone();
+    let open_files = OpenFiles::default();
+    let planner = Planner::new(
+        config.paths.clone(),
+        sources,
+        config.epoch_bytes,
+        config.follow,
+        open_files.clone(),
+    );
+    let leader_parts = Arc::new(Mutex::new(Some((store.clone(), job.clone(), planner))));
+    let config = config.clone();
     let guards = timely::execute(
         timely::Config::process(config.workers.max(1)),
         move |worker| -> anyhow::Result<Option<Summary>> {
@@ -74,59 +120,30 @@ pub fn run(config: &IngestConfig) -> anyhow::Result<Summary> {
             } else {
                 None
             };
-            let Some((store, sources)) = leader_parts else {
-                let input = dataflow::build(worker, None);
+            let Some((store, job, planner)) = leader_parts else {
+                let input = dataflow::build(worker, None, open_files.clone());
                 drop(input);
                 while worker.step_or_park(Some(Duration::from_millis(10))) {}
                 return Ok(None);
             };
-            let mut planner = Planner::new(sources.clone(), config_for_workers.epoch_bytes);
-            let mut progress = Progress::new(planner.total_bytes());
-            let leader = Rc::new(RefCell::new(Leader::new(
-                store,
-                sources,
-                config_for_workers.allowed_lateness_secs,
-                config_for_workers.rejects.as_deref(),
-            )?));
-            let mut input = dataflow::build(worker, Some(Rc::clone(&leader)));
-            let mut next_epoch = 0;
-            let mut planning_error = None;
-            'feed: loop {
-                while leader.borrow().error().is_none() && leader.borrow().may_plan(next_epoch) {
-                    let late_before = leader.borrow().late_before(next_epoch);
-                    match planner.next_plan(next_epoch, late_before) {
-                        Ok(Some(plan)) => {
-                            leader.borrow_mut().planned(plan.clone());
-                            input.send(plan);
-                            next_epoch += 1;
-                            input.advance_to(next_epoch);
-                        }
-                        Ok(None) => break 'feed,
-                        Err(e) => {
-                            planning_error = Some(e);
-                            break 'feed;
-                        }
-                    }
-                }
-                if leader.borrow().error().is_some() {
-                    break;
-                }
-                worker.step_or_park(Some(Duration::from_millis(1)));
-                if config_for_workers.progress {
-                    progress.update(leader.borrow().totals());
-                }
-            }
-            drop(input);
-            while worker.step_or_park(Some(Duration::from_millis(1))) {
-                if config_for_workers.progress {
-                    progress.update(leader.borrow().totals());
-                }
-            }
-            progress.finish();
-            if let Some(e) = planning_error {
-                return Err(e.into());
-            }
+            let leader = Leader::new(
+                store.clone(),
+                job.clone(),
+                Arc::clone(&shutdown),
+                config.allowed_lateness_secs,
+                config.rejects.as_deref(),
+            )?;
+            let leader = Rc::new(RefCell::new(leader));
+            let input = dataflow::build(worker, Some(Rc::clone(&leader)), open_files.clone());
+            let feed = Feed {
+                config: &config,
+                store: &store,
+                job: &job,
+                shutdown: &shutdown,
+            };
+            let outcome = feed.run(worker, input, planner, &leader);
             let leader = leader.borrow();
+            outcome?;
             if let Some(e) = leader.error() {
                 anyhow::bail!("{e}");
             }
@@ -142,6 +159,96 @@ pub fn run(config: &IngestConfig) -> anyhow::Result<Summary> {
         }
     }
     summary.context("worker 0 produced no summary")
+}
+
+/// Worker 0's loop: plans epochs into the dataflow as the committer allows, polls for new data
+/// in follow mode, and drains the dataflow at the end.
+struct Feed<'a> {
+    config: &'a IngestConfig,
+    store: &'a Store,
+    job: &'a JobId,
+    shutdown: &'a AtomicBool,
+}
+
+impl Feed<'_> {
+    fn run(
+        &self,
+        worker: &mut timely::worker::Worker,
+        mut input: timely::dataflow::InputHandleVec<dataflow::Epoch, planner::EpochPlan>,
+        mut planner: Planner,
+        leader: &Rc<RefCell<Leader>>,
+    ) -> anyhow::Result<()> {
+        for (id, source) in planner.sources().enumerate() {
+            leader.borrow_mut().add_source(id, source);
+        }
+        let mut progress = Progress::new(self.config.progress);
+        let mut next_epoch = 0;
+        let mut last_poll = Instant::now();
+        let mut last_renew = Instant::now();
+        let mut failure = None;
+        loop {
+            if self.shutdown.load(Ordering::Relaxed) || leader.borrow().error().is_some() {
+                break;
+            }
+            let mut caught_up = false;
+            while leader.borrow().may_plan(next_epoch) {
+                let late_before = leader.borrow().late_before(next_epoch);
+                match planner.next_plan(next_epoch, late_before) {
+                    Ok(Some(plan)) => {
+                        leader.borrow_mut().planned(plan.clone());
+                        input.send(plan);
+                        next_epoch += 1;
+                        input.advance_to(next_epoch);
+                    }
+                    Ok(None) => {
+                        caught_up = true;
+                        break;
+                    }
+                    Err(e) => {
+                        failure = Some(e.into());
+                        break;
+                    }
+                }
+            }
+            if failure.is_some() || (caught_up && !self.config.follow) {
+                break;
+            }
+            if self.config.follow && last_poll.elapsed() >= FOLLOW_POLL_INTERVAL {
+                last_poll = Instant::now();
+                match planner.poll(self.store, self.job, self.shutdown) {
+                    Ok(opened) => {
+                        for (id, source) in &opened {
+                            leader.borrow_mut().add_source(*id, source);
+                        }
+                    }
+                    Err(source::SourceError::Interrupted(_)) => break,
+                    Err(e) => log::warn!("follow: {e}"),
+                }
+                if last_renew.elapsed() >= LEASE_RENEW_INTERVAL {
+                    last_renew = Instant::now();
+                    if let Err(e) = self
+                        .store
+                        .renew_leases(self.job.as_str(), unix_now() + LEASE_SECONDS)
+                    {
+                        log::warn!("follow: renewing leases: {e}");
+                    }
+                }
+            }
+            let park = if caught_up { 10 } else { 1 };
+            worker.step_or_park(Some(Duration::from_millis(park)));
+            progress.update(leader.borrow().totals(), planner.pending_bytes());
+        }
+        // Commit what has been read, then stop.
+        drop(input);
+        while worker.step_or_park(Some(Duration::from_millis(1))) {
+            progress.update(leader.borrow().totals(), planner.pending_bytes());
+        }
+        progress.finish();
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Parses a lateness such as `31d`, `12h`, `30m`, `45s` or `3600` (seconds).

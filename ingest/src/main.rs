@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use logstats_ingest::{parse_duration_secs, run, IngestConfig, DEFAULT_EPOCH_BYTES};
+use logstats_ingest::{
+    parse_duration_secs, run, shutdown_on_signals, IngestConfig, DEFAULT_EPOCH_BYTES,
+};
 
 /// Turn request logs into per-customer daily stats rows (SQLite or PostgreSQL).
 #[derive(Debug, Parser)]
@@ -27,6 +29,10 @@ struct Cli {
     /// Append rejected and late lines, with file, line number and reason, to this file.
     #[arg(long)]
     rejects: Option<PathBuf>,
+    /// Keep reading the files (and new *.log files in given directories) as they grow; commit
+    /// at least once a second; stop on SIGINT or SIGTERM after committing what was read.
+    #[arg(long)]
+    follow: bool,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -50,9 +56,17 @@ fn main() -> ExitCode {
         rejects: cli.rejects,
         paths: cli.paths,
         epoch_bytes: cli.epoch_bytes,
+        follow: cli.follow,
         progress: std::io::stderr().is_terminal() && !cli.json,
     };
-    match run(&config) {
+    let shutdown = match shutdown_on_signals() {
+        Ok(flag) => flag,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&config, shutdown) {
         Ok(summary) => {
             if cli.json {
                 match serde_json::to_string(&summary) {

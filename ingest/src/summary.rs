@@ -79,24 +79,22 @@ impl Summary {
 /// A progress line redrawn on stderr at most every 200 ms, only when stderr is a terminal.
 pub struct Progress {
     enabled: bool,
-    total_bytes: u64,
     started: Instant,
     last_drawn: Option<Instant>,
 }
 
 impl Progress {
-    /// Progress over `total_bytes`.
-    pub fn new(total_bytes: u64) -> Self {
+    /// A progress line, drawn when `wanted` and stderr is a terminal.
+    pub fn new(wanted: bool) -> Self {
         Self {
-            enabled: std::io::stderr().is_terminal(),
-            total_bytes,
+            enabled: wanted && std::io::stderr().is_terminal(),
             started: Instant::now(),
             last_drawn: None,
         }
     }
 
     /// Redraws the line if due.
-    pub fn update(&mut self, totals: &Totals) {
+    pub fn update(&mut self, totals: &Totals, pending_bytes: u64) {
         if !self.enabled
             || self
                 .last_drawn
@@ -105,10 +103,11 @@ impl Progress {
             return;
         }
         self.last_drawn = Some(Instant::now());
-        let fraction = if self.total_bytes == 0 {
+        let known = totals.bytes + pending_bytes;
+        let fraction = if known == 0 {
             1.0
         } else {
-            totals.bytes as f64 / self.total_bytes as f64
+            totals.bytes as f64 / known as f64
         };
         let width = 30;
         let filled = ((fraction * width as f64) as usize).min(width);

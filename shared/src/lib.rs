@@ -10,4 +10,7 @@ pub mod testing;
 pub use digest::LatencyDigest;
 pub use record::{parse_line, Record, RejectReason};
 pub use stats::{DayAccumulator, DayStats, StatsSummary};
-pub use storage::{Backend, EpochCommit, SourceOffset, StorageError, Store, StoreOptions};
+pub use storage::{
+    Backend, EpochCommit, LeaseHolder, LeaseOutcome, SourceOffset, StorageError, Store,
+    StoreOptions,
+};

@@ -70,7 +70,15 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
-    /// A creating a directory for the SQLite file failed.
+    /// Another job took over a source's lease; this job must not commit it.
+    #[error("lease on {source_name} lost to {owner:?}: another ingest job is reading it")]
+    LeaseLost {
+        /// The source.
+        source_name: String,
+        /// Who holds it now.
+        owner: Option<String>,
+    },
+    /// Creating a directory for the SQLite file failed.
     #[error("cannot create the directory for {path}: {source}")]
     Directory {
         /// The SQLite file.
@@ -125,6 +133,27 @@ pub struct EpochCommit {
     pub sources: Vec<SourceOffset>,
     /// Newest event time (Unix seconds) accepted in the epoch.
     pub max_event_time: Option<i64>,
+    /// The job committing: it must hold the lease of every source in `sources`, which is
+    /// renewed until `lease_until` (Unix seconds).
+    pub lease: Option<(String, i64)>,
+}
+
+/// The job holding a source's lease, and until when (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    /// The holder's job id.
+    pub owner: String,
+    /// When the lease runs out unless renewed.
+    pub until: i64,
+}
+
+/// The answer to [`Store::acquire_lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// The lease is ours; the source's committed position, if it was ever read.
+    Acquired(Option<SourceOffset>),
+    /// Another live job holds the lease.
+    Held(LeaseHolder),
 }
 
 /// Runs `$body` with `$conn` bound to a connection of whichever backend `$store` uses.
@@ -200,15 +229,36 @@ macro_rules! merge_and_upsert {
                 .execute(conn)?;
         }
         for source in &epoch.sources {
+            if let Some((owner, _)) = &epoch.lease {
+                let holder: Option<Option<String>> = source_offsets::table
+                    .filter(source_offsets::source.eq(&source.source))
+                    .select(source_offsets::owner)
+                    .first(conn)
+                    .optional()?;
+                if let Some(holder) = holder.filter(|h| h.as_ref() != Some(owner)) {
+                    return Err(StorageError::LeaseLost {
+                        source_name: source.source.clone(),
+                        owner: holder,
+                    });
+                }
+            }
             let row = SourceOffsetRow::from(source);
+            let owner = epoch.lease.as_ref().map(|(owner, _)| owner.as_str());
+            let lease_until = epoch.lease.as_ref().map(|&(_, until)| until);
             diesel::insert_into(source_offsets::table)
-                .values(&row)
+                .values((
+                    &row,
+                    source_offsets::owner.eq(owner),
+                    source_offsets::lease_until.eq(lease_until),
+                ))
                 .on_conflict(source_offsets::source)
                 .do_update()
                 .set((
                     source_offsets::fingerprint.eq(excluded(source_offsets::fingerprint)),
                     source_offsets::byte_offset.eq(excluded(source_offsets::byte_offset)),
                     source_offsets::line_count.eq(excluded(source_offsets::line_count)),
+                    source_offsets::owner.eq(excluded(source_offsets::owner)),
+                    source_offsets::lease_until.eq(excluded(source_offsets::lease_until)),
                 ))
                 .execute(conn)?;
         }
@@ -229,6 +279,22 @@ macro_rules! merge_and_upsert {
         }
         Ok::<usize, StorageError>(rows.len())
     }};
+}
+
+/// Runs `$body` in a transaction that excludes every other writer: SQLite's immediate
+/// transaction, or on PostgreSQL a lock on the written tables that plain readers never wait for.
+macro_rules! write_transaction {
+    ($store:expr, $conn:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite(pool) => pool.get()?.immediate_transaction(|$conn| $body),
+            Store::Postgres(pool) => pool.get()?.transaction(|$conn| {
+                $conn.batch_execute(
+                    "LOCK TABLE daily_stats, source_offsets IN SHARE ROW EXCLUSIVE MODE",
+                )?;
+                $body
+            }),
+        }
+    };
 }
 
 /// Applies pending migrations; a concurrent start of another binary may win the race, so retry.
@@ -340,15 +406,85 @@ impl Store {
     /// Concurrent committers are serialised (SQLite: an immediate transaction; PostgreSQL: a
     /// table lock that readers do not wait for), so no merge is ever lost.
     pub fn commit_epoch(&self, epoch: &EpochCommit) -> Result<usize, StorageError> {
-        match self {
-            Store::Sqlite(pool) => pool
-                .get()?
-                .immediate_transaction(|conn| merge_and_upsert!(conn, epoch)),
-            Store::Postgres(pool) => pool.get()?.transaction(|conn| {
-                conn.batch_execute("LOCK TABLE daily_stats IN SHARE ROW EXCLUSIVE MODE")?;
-                merge_and_upsert!(conn, epoch)
-            }),
-        }
+        write_transaction!(self, conn => merge_and_upsert!(conn, epoch))
+    }
+
+    /// Takes the lease of `source` for `owner` until `until` (Unix seconds) when it is free,
+    /// expired, already ours, or `may_take_over` says its holder is gone. A source never seen
+    /// gets a row at offset 0 with `fingerprint`.
+    pub fn acquire_lease(
+        &self,
+        source: &str,
+        fingerprint: &[u8],
+        owner: &str,
+        now: i64,
+        until: i64,
+        may_take_over: &dyn Fn(&str) -> bool,
+    ) -> Result<LeaseOutcome, StorageError> {
+        write_transaction!(self, conn => {
+            let stored: Option<(SourceOffsetRow, Option<String>, Option<i64>)> = source_offsets::table
+                .filter(source_offsets::source.eq(source))
+                .select((
+                    SourceOffsetRow::as_select(),
+                    source_offsets::owner,
+                    source_offsets::lease_until,
+                ))
+                .first(conn)
+                .optional()?;
+            match stored {
+                None => {
+                    diesel::insert_into(source_offsets::table)
+                        .values((
+                            source_offsets::source.eq(source),
+                            source_offsets::fingerprint.eq(fingerprint),
+                            source_offsets::byte_offset.eq(0i64),
+                            source_offsets::line_count.eq(0i64),
+                            source_offsets::owner.eq(owner),
+                            source_offsets::lease_until.eq(until),
+                        ))
+                        .execute(conn)?;
+                    Ok(LeaseOutcome::Acquired(None))
+                }
+                Some((_, Some(holder), Some(holder_until)))
+                    if holder != owner && holder_until > now && !may_take_over(&holder) =>
+                {
+                    Ok(LeaseOutcome::Held(LeaseHolder {
+                        owner: holder,
+                        until: holder_until,
+                    }))
+                }
+                Some((row, _, _)) => {
+                    diesel::update(source_offsets::table.filter(source_offsets::source.eq(source)))
+                        .set((
+                            source_offsets::owner.eq(owner),
+                            source_offsets::lease_until.eq(until),
+                        ))
+                        .execute(conn)?;
+                    Ok(LeaseOutcome::Acquired(Some(SourceOffset::from(row))))
+                }
+            }
+        })
+    }
+
+    /// Extends every lease `owner` holds until `until` (Unix seconds).
+    pub fn renew_leases(&self, owner: &str, until: i64) -> Result<usize, StorageError> {
+        with_backend!(self, conn => {
+            Ok(diesel::update(source_offsets::table.filter(source_offsets::owner.eq(owner)))
+                .set(source_offsets::lease_until.eq(until))
+                .execute(conn)?)
+        })
+    }
+
+    /// Gives up every lease `owner` holds.
+    pub fn release_leases(&self, owner: &str) -> Result<usize, StorageError> {
+        with_backend!(self, conn => {
+            Ok(diesel::update(source_offsets::table.filter(source_offsets::owner.eq(owner)))
+                .set((
+                    source_offsets::owner.eq(None::<String>),
+                    source_offsets::lease_until.eq(None::<i64>),
+                ))
+                .execute(conn)?)
+        })
     }
 
     /// The committed position of a source, if it was ever read.

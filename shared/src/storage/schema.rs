@@ -19,6 +19,8 @@ diesel::table! {
         fingerprint -> Binary,
         byte_offset -> BigInt,
         line_count -> BigInt,
+        owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
     }
 }
 

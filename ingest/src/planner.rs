@@ -1,0 +1,325 @@
+//! Cuts the sources into epochs: line-aligned byte ranges that every worker reads a share of.
+//! In follow mode it also notices growth, new files, rotation and truncation.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use logstats_shared::Store;
+
+use crate::source::{
+    expand_paths, io_error, JobId, OpenFiles, Resume, Source, SourceError, SourceId,
+};
+
+/// What every worker reads in one epoch: a line-aligned byte range of one source.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EpochPlan {
+    /// The epoch (the dataflow's time).
+    pub epoch: u64,
+    /// The source, by id (its open handle is in [`OpenFiles`]).
+    pub source: SourceId,
+    /// Path of the source, for messages.
+    pub path: String,
+    /// First byte of the range.
+    pub start: u64,
+    /// One past the last byte; just after a newline, or the end of a finished file.
+    pub end: u64,
+    /// Records with an event time before this (Unix seconds) are late.
+    pub late_before: Option<i64>,
+}
+
+impl EpochPlan {
+    /// The part of the range worker `index` of `peers` owns: lines that *start* in it.
+    pub fn share(&self, index: usize, peers: usize) -> (u64, u64) {
+        let len = u128::from(self.end - self.start);
+        let at = |k: usize| self.start + (len * k as u128 / peers as u128) as u64;
+        (at(index), at(index + 1))
+    }
+}
+
+/// A source and how far it is planned.
+#[derive(Debug)]
+struct Tracked {
+    source: Source,
+    planned_to: u64,
+    /// Bytes that may be planned: the size at start (batch), the end of the last complete
+    /// line (follow), or the final size of a file rotated away.
+    readable_to: u64,
+    /// Rotated away or truncated: nothing more will be appended to this handle.
+    retired: bool,
+}
+
+/// Plans epochs of about `epoch_bytes` over the sources, in order.
+pub struct Planner {
+    inputs: Vec<PathBuf>,
+    follow: bool,
+    epoch_bytes: u64,
+    files: OpenFiles,
+    tracked: Vec<Tracked>,
+}
+
+impl Planner {
+    /// A planner over `sources` (already opened), reading each from its committed offset.
+    pub fn new(
+        inputs: Vec<PathBuf>,
+        sources: Vec<Source>,
+        epoch_bytes: u64,
+        follow: bool,
+        files: OpenFiles,
+    ) -> Self {
+        let mut planner = Self {
+            inputs,
+            follow,
+            epoch_bytes: epoch_bytes.max(1),
+            files,
+            tracked: Vec::new(),
+        };
+        for source in sources {
+            planner.track(source);
+        }
+        planner
+    }
+
+    fn track(&mut self, source: Source) -> SourceId {
+        let id = self.tracked.len();
+        self.files.insert(id, source.file.clone());
+        let mut tracked = Tracked {
+            planned_to: source.offset,
+            readable_to: source.size,
+            retired: false,
+            source,
+        };
+        if self.follow {
+            tracked.readable_to = complete_lines_end(
+                &tracked.source.file,
+                tracked.planned_to,
+                tracked.source.size,
+            )
+            .unwrap_or(tracked.planned_to);
+        }
+        self.tracked.push(tracked);
+        id
+    }
+
+    /// Every source, by id.
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        self.tracked.iter().map(|t| &t.source)
+    }
+
+    /// Bytes known and not yet planned, for progress.
+    pub fn pending_bytes(&self) -> u64 {
+        self.tracked
+            .iter()
+            .map(|t| t.readable_to.saturating_sub(t.planned_to))
+            .sum()
+    }
+
+    /// The next epoch's range, or `None` when nothing readable is left to plan.
+    pub fn next_plan(
+        &mut self,
+        epoch: u64,
+        late_before: Option<i64>,
+    ) -> Result<Option<EpochPlan>, SourceError> {
+        for (id, tracked) in self.tracked.iter_mut().enumerate() {
+            if tracked.planned_to >= tracked.readable_to {
+                continue;
+            }
+            let limit = tracked.readable_to;
+            let tentative = (tracked.planned_to + self.epoch_bytes).min(limit);
+            let end = if tentative < limit {
+                next_line_start(&tracked.source.file, tentative, limit)
+                    .map_err(io_error(tracked.source.path.as_ref()))?
+            } else {
+                limit
+            };
+            let plan = EpochPlan {
+                epoch,
+                source: id,
+                path: tracked.source.path.clone(),
+                start: tracked.planned_to,
+                end,
+                late_before,
+            };
+            tracked.planned_to = end;
+            return Ok(Some(plan));
+        }
+        Ok(None)
+    }
+
+    /// Follow mode: looks for growth, rotation, truncation and new files. Returns the sources
+    /// opened by this poll (the caller registers them with the committer).
+    pub fn poll(
+        &mut self,
+        store: &Store,
+        job: &JobId,
+        shutdown: &AtomicBool,
+    ) -> Result<Vec<(SourceId, Source)>, SourceError> {
+        let mut truncated = Vec::new();
+        for tracked in self.tracked.iter_mut().filter(|t| !t.retired) {
+            let path = tracked.source.path.clone();
+            let size = tracked
+                .source
+                .file
+                .metadata()
+                .map_err(io_error(path.as_ref()))?
+                .len();
+            let same_file =
+                std::fs::metadata(&path).is_ok_and(|m| (m.dev(), m.ino()) == tracked.source.inode);
+            if !same_file {
+                // Renamed or removed: finish the old file to its end; the new one is found below.
+                log::info!("{path}: rotated; finishing the old file ({size} bytes)");
+                tracked.retired = true;
+                tracked.readable_to = size.max(tracked.planned_to);
+            } else if size < tracked.planned_to {
+                log::warn!("{path}: truncated to {size} bytes; reading it again from the start");
+                tracked.retired = true;
+                tracked.readable_to = tracked.planned_to;
+                truncated.push(path);
+            } else if size > tracked.readable_to {
+                tracked.readable_to =
+                    complete_lines_end(&tracked.source.file, tracked.readable_to, size)
+                        .map_err(io_error(path.as_ref()))?;
+            }
+        }
+        let mut opened = Vec::new();
+        for path in expand_paths_present(&self.inputs) {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let inode = (meta.dev(), meta.ino());
+            let canonical = std::fs::canonicalize(&path)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let known = self
+                .tracked
+                .iter()
+                .any(|t| (!t.retired && t.source.path == canonical) || t.source.inode == inode);
+            let is_truncated = truncated.contains(&canonical);
+            if known && !is_truncated {
+                continue;
+            }
+            let resume = if is_truncated {
+                Resume::FromStart
+            } else {
+                Resume::FromCommitted
+            };
+            let source = Source::open(&path, store, job, resume, shutdown)?;
+            log::info!("{}: following from byte {}", source.path, source.offset);
+            let id = self.track(source);
+            opened.push((id, self.tracked[id].source.clone()));
+        }
+        Ok(opened)
+    }
+}
+
+/// The paths of `inputs` that exist now (follow mode tolerates files that come and go).
+fn expand_paths_present(inputs: &[PathBuf]) -> Vec<PathBuf> {
+    inputs
+        .iter()
+        .flat_map(|p| expand_paths(std::slice::from_ref(p)).unwrap_or_default())
+        .collect()
+}
+
+/// The position just after the first newline at or after `from - 1`, or `size` when none.
+fn next_line_start(file: &File, from: u64, size: u64) -> io::Result<u64> {
+    let mut pos = from.saturating_sub(1);
+    let mut buf = vec![0u8; 64 * 1024];
+    while pos < size {
+        let want = buf.len().min((size - pos) as usize);
+        file.read_exact_at(&mut buf[..want], pos)?;
+        if let Some(i) = memchr::memchr(b'\n', &buf[..want]) {
+            return Ok(pos + i as u64 + 1);
+        }
+        pos += want as u64;
+    }
+    Ok(size)
+}
+
+/// The position just after the last newline in `from..size`, or `from` when there is none:
+/// a partial last line is held until it is complete.
+fn complete_lines_end(file: &File, from: u64, size: u64) -> io::Result<u64> {
+    let mut end = size;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > from {
+        let start = end.saturating_sub(buf.len() as u64).max(from);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::Arc;
+
+    fn source_over(content: &[u8]) -> (tempfile::NamedTempFile, Source) {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(content).unwrap();
+        let handle = File::open(file.path()).unwrap();
+        let meta = handle.metadata().unwrap();
+        let source = Source {
+            path: file.path().display().to_string(),
+            fingerprint: Vec::new(),
+            offset: 0,
+            line_count: 0,
+            file: Arc::new(handle),
+            inode: (meta.dev(), meta.ino()),
+            size: content.len() as u64,
+        };
+        (file, source)
+    }
+
+    #[test]
+    fn planner_cuts_after_newlines() {
+        let line = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n";
+        let content: Vec<u8> = line.repeat(100);
+        let (_file, source) = source_over(&content);
+        let mut planner = Planner::new(Vec::new(), vec![source], 1000, false, OpenFiles::default());
+        let mut start = 0;
+        let mut epoch = 0;
+        while let Some(plan) = planner.next_plan(epoch, None).unwrap() {
+            assert_eq!(plan.start, start);
+            assert_eq!(plan.end % line.len() as u64, 0, "{plan:?}");
+            start = plan.end;
+            epoch += 1;
+        }
+        assert_eq!(start, content.len() as u64);
+        assert_eq!(epoch, 4);
+    }
+
+    #[test]
+    fn follow_mode_holds_a_partial_last_line() {
+        let content = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n2024-10-10 12:00:01 cust";
+        let (_file, source) = source_over(content);
+        let mut follow = Planner::new(
+            Vec::new(),
+            vec![source.clone()],
+            1 << 20,
+            true,
+            OpenFiles::default(),
+        );
+        let plan = follow.next_plan(0, None).unwrap().unwrap();
+        assert_eq!((plan.start, plan.end), (0, 40));
+        assert_eq!(follow.next_plan(1, None).unwrap(), None);
+        // Batch mode reads the unterminated last line as a line.
+        let mut batch = Planner::new(
+            Vec::new(),
+            vec![source],
+            1 << 20,
+            false,
+            OpenFiles::default(),
+        );
+        assert_eq!(
+            batch.next_plan(0, None).unwrap().unwrap().end,
+            content.len() as u64
+        );
+    }
+}

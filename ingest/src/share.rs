@@ -1,0 +1,313 @@
+//! One worker's share of an epoch: read its bytes, parse its lines, and pre-aggregate them into
+//! per-(customer, day) deltas, with a report of what was accepted, rejected and late.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use logstats_shared::record::{is_blank, parse_line, RejectReason, MAX_LINE_BYTES};
+use logstats_shared::DayAccumulator;
+
+use crate::planner::EpochPlan;
+use crate::source::OpenFiles;
+
+/// Longest part of a rejected line kept for the rejects file.
+const REJECT_TEXT_BYTES: usize = 200;
+
+/// A customer and a UTC day (days since 1970-01-01): the key stats are merged by.
+pub type CustomerDay = (String, i32);
+
+/// Pre-aggregated deltas of one share or one epoch, one per (customer, day).
+pub type Deltas = Vec<(CustomerDay, DayAccumulator)>;
+
+/// A rejected line, numbered within the worker's share (0 = its first line).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RejectedLine {
+    /// Lines before it in the same share.
+    pub line_in_share: u64,
+    /// Why it was rejected.
+    pub reason: RejectReason,
+    /// The start of the line, lossily decoded.
+    pub text: String,
+}
+
+/// What one worker saw in its share of one epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShareReport {
+    /// The epoch.
+    pub epoch: u64,
+    /// The worker.
+    pub worker: usize,
+    /// Every line, blank ones included (for line numbers).
+    pub lines_total: u64,
+    /// Non-blank lines.
+    pub lines: u64,
+    /// Valid, on-time lines.
+    pub accepted: u64,
+    /// Invalid lines.
+    pub rejected: u64,
+    /// Valid but late lines.
+    pub late: u64,
+    /// Newest accepted event time (Unix seconds).
+    pub max_event_time: Option<i64>,
+    /// The rejected and late lines.
+    pub rejects: Vec<RejectedLine>,
+    /// Set when the share could not be read.
+    pub error: Option<String>,
+}
+
+/// Per-worker reading state kept across epochs: the read buffer and the customer interner.
+#[derive(Default)]
+pub struct ShareReader {
+    files: OpenFiles,
+    buffer: Vec<u8>,
+    customers: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+    days: HashMap<(u32, i32), DayAccumulator>,
+}
+
+impl ShareReader {
+    /// A reader of the files registered in `files`.
+    pub fn new(files: OpenFiles) -> Self {
+        Self {
+            files,
+            ..Self::default()
+        }
+    }
+
+    /// Reads and parses worker `index`'s share of `plan`; returns its deltas and report.
+    pub fn read(&mut self, plan: &EpochPlan, index: usize, peers: usize) -> (Deltas, ShareReport) {
+        let mut report = ShareReport {
+            epoch: plan.epoch,
+            worker: index,
+            ..ShareReport::default()
+        };
+        if let Err(e) = self.parse_share(plan, index, peers, &mut report) {
+            report.error = Some(format!("reading {}: {e}", plan.path));
+            self.days.clear();
+            return (Vec::new(), report);
+        }
+        let deltas = self
+            .days
+            .drain()
+            .map(|((customer, day), mut acc)| {
+                acc.normalize();
+                ((self.names[customer as usize].to_string(), day), acc)
+            })
+            .collect();
+        // Keep memory bounded by one epoch's customers, not by every customer ever seen.
+        if self.names.len() > 100_000 {
+            self.customers.clear();
+            self.names.clear();
+        }
+        (deltas, report)
+    }
+
+    fn parse_share(
+        &mut self,
+        plan: &EpochPlan,
+        index: usize,
+        peers: usize,
+        report: &mut ShareReport,
+    ) -> io::Result<()> {
+        let (share_start, share_end) = plan.share(index, peers);
+        if share_start == share_end {
+            return Ok(());
+        }
+        // Read from one byte before the share (to see whether a line starts at its first
+        // byte) to far enough past it to finish its last line, or to prove that line too long.
+        let read_from = share_start.saturating_sub(1).max(plan.start);
+        let read_to = (share_end + MAX_LINE_BYTES as u64 + 2).min(plan.end);
+        self.buffer.resize((read_to - read_from) as usize, 0);
+        let file = self.files.get(plan.source).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "source is not open in this process",
+            )
+        })?;
+        file.read_exact_at(&mut self.buffer, read_from)?;
+        let buf = &self.buffer[..];
+        let owned_end = (share_end - read_from) as usize;
+        let mut pos = if share_start == plan.start {
+            0
+        } else {
+            match memchr::memchr(b'\n', buf) {
+                Some(i) => i + 1,
+                None => return Ok(()),
+            }
+        };
+        let reaches_range_end = read_to == plan.end;
+        while pos < owned_end {
+            let (line, next) = match memchr::memchr(b'\n', &buf[pos..]) {
+                Some(i) => (&buf[pos..pos + i], pos + i + 1),
+                None if reaches_range_end => (&buf[pos..], buf.len()),
+                // No newline within MAX_LINE_BYTES past the share: the line is too long.
+                None => (&buf[pos..], usize::MAX),
+            };
+            let line_in_share = report.lines_total;
+            report.lines_total += 1;
+            if next == usize::MAX {
+                report.lines += 1;
+                report.rejected += 1;
+                report
+                    .rejects
+                    .push(rejected(line_in_share, RejectReason::TooLong, line));
+                break;
+            }
+            pos = next;
+            if is_blank(line) {
+                continue;
+            }
+            report.lines += 1;
+            match parse_line(line) {
+                Ok(record) => {
+                    let event_time = record.event_time();
+                    if plan.late_before.is_some_and(|limit| event_time < limit) {
+                        report.late += 1;
+                        report
+                            .rejects
+                            .push(rejected(line_in_share, RejectReason::Late, line));
+                        continue;
+                    }
+                    report.accepted += 1;
+                    report.max_event_time = report.max_event_time.max(Some(event_time));
+                    let customer = match self.customers.get(record.customer) {
+                        Some(&id) => id,
+                        None => {
+                            let id = self.names.len() as u32;
+                            self.names.push(record.customer.into());
+                            self.customers.insert(record.customer.into(), id);
+                            id
+                        }
+                    };
+                    self.days
+                        .entry((customer, record.day))
+                        .or_default()
+                        .add(record.is_success(), record.latency_us);
+                }
+                Err(reason) => {
+                    report.rejected += 1;
+                    report.rejects.push(rejected(line_in_share, reason, line));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn rejected(line_in_share: u64, reason: RejectReason, line: &[u8]) -> RejectedLine {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = String::from_utf8_lossy(&line[..line.len().min(REJECT_TEXT_BYTES)]).into_owned();
+    RejectedLine {
+        line_in_share,
+        reason,
+        text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn plan_for(path: &Path, start: u64, end: u64) -> EpochPlan {
+        EpochPlan {
+            epoch: 0,
+            source: 0,
+            path: path.display().to_string(),
+            start,
+            end,
+            late_before: None,
+        }
+    }
+
+    fn reader_for(path: &Path) -> ShareReader {
+        let files = OpenFiles::default();
+        files.insert(0, Arc::new(std::fs::File::open(path).unwrap()));
+        ShareReader::new(files)
+    }
+
+    fn write(content: &[u8]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(content).unwrap();
+        file
+    }
+
+    /// Every line is read by exactly one worker, whatever the split.
+    #[test]
+    fn shares_cover_every_line_once() {
+        let mut content = Vec::new();
+        for i in 0..500 {
+            if i % 50 == 7 {
+                content.extend_from_slice(b"\n");
+            }
+            writeln!(
+                content,
+                "2024-10-10 12:00:{:02} cust_{} /p 200 0.{:03}",
+                i % 60,
+                i % 7,
+                i
+            )
+            .unwrap();
+        }
+        content.extend_from_slice(b"not a line\n");
+        let file = write(&content);
+        for peers in 1..=5 {
+            let plan = plan_for(file.path(), 0, content.len() as u64);
+            let mut totals = ShareReport::default();
+            let mut requests = 0;
+            for index in 0..peers {
+                let mut reader = reader_for(file.path());
+                let (deltas, report) = reader.read(&plan, index, peers);
+                assert_eq!(report.error, None);
+                totals.lines_total += report.lines_total;
+                totals.lines += report.lines;
+                totals.accepted += report.accepted;
+                totals.rejected += report.rejected;
+                requests += deltas.iter().map(|(_, acc)| acc.total()).sum::<u64>();
+            }
+            assert_eq!(totals.lines_total, 511, "peers={peers}");
+            assert_eq!(totals.lines, 501);
+            assert_eq!(totals.accepted, 500);
+            assert_eq!(totals.rejected, 1);
+            assert_eq!(requests, 500);
+        }
+    }
+
+    #[test]
+    fn overlong_lines_are_rejected_in_bounded_memory() {
+        let mut content = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n".to_vec();
+        content.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE_BYTES));
+        content.extend_from_slice(b"\n2024-10-10 12:00:01 cust_2 /p 500 0.200\n");
+        let file = write(&content);
+        for peers in 1..=4 {
+            let plan = plan_for(file.path(), 0, content.len() as u64);
+            let (mut accepted, mut too_long) = (0, 0);
+            for index in 0..peers {
+                let (_, report) = reader_for(file.path()).read(&plan, index, peers);
+                accepted += report.accepted;
+                too_long += report
+                    .rejects
+                    .iter()
+                    .filter(|r| r.reason == RejectReason::TooLong)
+                    .count();
+            }
+            assert_eq!((accepted, too_long), (2, 1), "peers={peers}");
+        }
+    }
+
+    #[test]
+    fn late_records_are_counted_not_merged() {
+        let content = b"2024-10-10 00:00:00 a /p 200 1\n2024-10-01 00:00:00 a /p 200 1\n";
+        let file = write(content);
+        let mut plan = plan_for(file.path(), 0, content.len() as u64);
+        plan.late_before = Some(1_728_000_000); // 2024-10-04
+        let (deltas, report) = reader_for(file.path()).read(&plan, 0, 1);
+        assert_eq!((report.accepted, report.late), (1, 1));
+        assert_eq!(report.rejects[0].line_in_share, 1);
+        assert_eq!(deltas.len(), 1);
+        assert_eq!(report.max_event_time, Some(1_728_518_400));
+    }
+}
