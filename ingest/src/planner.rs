@@ -6,12 +6,17 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use logstats_shared::Store;
 
 use crate::source::{
-    expand_paths, io_error, JobId, OpenFiles, Resume, Source, SourceError, SourceId,
+    expand_paths, io_error, same_start, JobId, OpenFiles, Resume, Source, SourceError, SourceId,
 };
+
+/// How long a file rotated away is still followed, for writers that finish a line or two into
+/// the old file after the rename.
+pub const ROTATION_GRACE: Duration = Duration::from_secs(2);
 
 /// What every worker reads in one epoch: a line-aligned byte range of one source.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -49,6 +54,9 @@ struct Tracked {
     readable_to: u64,
     /// Rotated away or truncated: nothing more will be appended to this handle.
     retired: bool,
+    /// A rotated file's complete lines are still followed until then; after it, its unterminated
+    /// tail too, and it is finished.
+    grace_until: Option<Instant>,
 }
 
 /// Plans epochs of about `epoch_bytes` over the sources, in order.
@@ -89,6 +97,7 @@ impl Planner {
             planned_to: source.offset,
             readable_to: source.size,
             retired: false,
+            grace_until: None,
             source,
         };
         if self.follow {
@@ -157,8 +166,28 @@ impl Planner {
         shutdown: &AtomicBool,
     ) -> Result<Vec<(SourceId, Source)>, SourceError> {
         let mut truncated = Vec::new();
-        for tracked in self.tracked.iter_mut().filter(|t| !t.retired) {
+        let now = Instant::now();
+        for tracked in self.tracked.iter_mut() {
             let path = tracked.source.path.clone();
+            if tracked.retired {
+                if let Some(until) = tracked.grace_until {
+                    let size = tracked
+                        .source
+                        .file
+                        .metadata()
+                        .map_err(io_error(path.as_ref()))?
+                        .len();
+                    if now < until {
+                        tracked.readable_to =
+                            complete_lines_end(&tracked.source.file, tracked.readable_to, size)
+                                .map_err(io_error(path.as_ref()))?;
+                    } else {
+                        tracked.readable_to = size.max(tracked.planned_to);
+                        tracked.grace_until = None;
+                    }
+                }
+                continue;
+            }
             let size = tracked
                 .source
                 .file
@@ -168,12 +197,17 @@ impl Planner {
             let same_file =
                 std::fs::metadata(&path).is_ok_and(|m| (m.dev(), m.ino()) == tracked.source.inode);
             if !same_file {
-                // Renamed or removed: finish the old file to its end; the new one is found below.
-                log::info!("{path}: rotated; finishing the old file ({size} bytes)");
+                // Renamed or removed: finish the old file; the new one is found below.
+                log::info!("{path}: rotated; finishing the old file");
                 tracked.retired = true;
-                tracked.readable_to = size.max(tracked.planned_to);
-            } else if size < tracked.planned_to {
-                log::warn!("{path}: truncated to {size} bytes; reading it again from the start");
+                tracked.grace_until = Some(now + ROTATION_GRACE);
+                tracked.readable_to =
+                    complete_lines_end(&tracked.source.file, tracked.readable_to, size)
+                        .map_err(io_error(path.as_ref()))?;
+            } else if size < tracked.planned_to
+                || !same_start(&tracked.source.file, size, &tracked.source.fingerprint)
+            {
+                log::warn!("{path}: truncated or rewritten; reading it again from the start");
                 tracked.retired = true;
                 tracked.readable_to = tracked.planned_to;
                 truncated.push(path);

@@ -89,7 +89,7 @@ fn fingerprint_len(stored: &[u8]) -> Option<u64> {
 }
 
 /// Whether `file` still starts with the bytes `stored` fingerprinted.
-fn same_start(file: &File, size: u64, stored: &[u8]) -> bool {
+pub(crate) fn same_start(file: &File, size: u64, stored: &[u8]) -> bool {
     fingerprint_len(stored)
         .filter(|&len| len <= size)
         .and_then(|len| fingerprint(file, len).ok())

@@ -1,0 +1,436 @@
+//! Continuous, exactly-once ingestion on SQLite and PostgreSQL: follow mode, SIGKILL at random
+//! instants, rotation and truncation, a database outage, and two jobs on the same files.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use common::{expected_stats, generate, ingest_ok, temp_dir, INGEST};
+use logstats_shared::testing::{backends, TestDatabase};
+use logstats_shared::{Backend, Store, StoreOptions};
+use serde_json::Value;
+
+/// (successful, failed, latency sum in microseconds) per (customer, day).
+type Totals = BTreeMap<(String, NaiveDate), (u64, u64, u64)>;
+
+fn stored_totals(store: &Store) -> Totals {
+    store
+        .all_days()
+        .expect("rows")
+        .into_iter()
+        .map(|(c, d, s)| ((c, d), (s.successful, s.failed, s.latency_sum_us)))
+        .collect()
+}
+
+fn expected_totals(log: &Path) -> Totals {
+    expected_stats(log)
+        .into_iter()
+        .map(|(k, e)| {
+            (
+                k,
+                (
+                    e.successful,
+                    e.failed,
+                    e.latencies_ms.iter().sum::<u64>() * 1000,
+                ),
+            )
+        })
+        .collect()
+}
+
+fn requests(store: &Store) -> u64 {
+    stored_totals(store).values().map(|t| t.0 + t.1).sum()
+}
+
+fn spawn(db_url: &str, args: &[&str]) -> Child {
+    Command::new(INGEST)
+        .args(["--database-url", db_url, "--json"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn logstats-ingest")
+}
+
+/// Polls `check` every 10 ms until it holds; returns how long that took.
+fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if check() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Sends SIGTERM and expects a clean exit with a JSON summary within `timeout`.
+fn terminate(mut child: Child, timeout: Duration) -> Value {
+    let pid = child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "no exit within {timeout:?} of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read");
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("summary {stdout:?}: {e}; {stderr}"))
+}
+
+fn lines(customer: &str, count: usize, failed_every: usize) -> String {
+    (0..count)
+        .map(|i| {
+            let status = if failed_every > 0 && i % failed_every == 0 {
+                500
+            } else {
+                200
+            };
+            format!(
+                "2024-11-09 10:{:02}:{:02} {customer} /p {status} 0.{:03}\n",
+                i / 60 % 60,
+                i % 60,
+                i % 1000
+            )
+        })
+        .collect()
+}
+
+fn append(path: &Path, text: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open");
+    file.write_all(text.as_bytes()).expect("append");
+}
+
+fn epoch_day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("date")
+}
+
+fn customer_requests(store: &Store, customer: &str) -> u64 {
+    store
+        .customer_days(customer, epoch_day(), None)
+        .map(|days| days.iter().map(|(_, s)| s.total()).sum())
+        .unwrap_or(0)
+}
+
+#[test]
+fn follow_mode_makes_appended_lines_visible_within_a_second() {
+    for db in backends() {
+        let dir = temp_dir();
+        let log = dir.path().join("api_requests.log");
+        std::fs::write(&log, "").expect("create");
+        let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+        let canonical = std::fs::canonicalize(&log)
+            .expect("canonical")
+            .display()
+            .to_string();
+        let child = spawn(&db.url, &["--follow", log.to_str().expect("utf8")]);
+        wait_until(Duration::from_secs(20), || {
+            store.source_offset(&canonical).ok().flatten().is_some()
+        })
+        .expect("the job took its lease");
+
+        append(&log, &lines("cust_fresh", 100, 4));
+        let visible = wait_until(Duration::from_secs(5), || {
+            customer_requests(&store, "cust_fresh") == 100
+        })
+        .expect("appended lines became visible");
+        assert!(
+            visible < Duration::from_secs(1),
+            "{:?}: visible after {visible:?}",
+            db.backend
+        );
+
+        // A partial last line is held until its newline arrives.
+        append(&log, "2024-11-09 11:00:00 cust_fresh /p 404 1.250");
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(customer_requests(&store, "cust_fresh"), 100);
+        append(&log, "\n");
+        let visible = wait_until(Duration::from_secs(5), || {
+            customer_requests(&store, "cust_fresh") == 101
+        })
+        .expect("completed line became visible");
+        assert!(
+            visible < Duration::from_secs(1),
+            "visible after {visible:?}"
+        );
+
+        let summary = terminate(child, Duration::from_secs(5));
+        assert_eq!(summary["accepted"], 101);
+        assert_eq!(summary["rejected"], 0);
+        let days = store
+            .customer_days("cust_fresh", epoch_day(), None)
+            .expect("days");
+        assert_eq!(days.len(), 1);
+        assert_eq!((days[0].1.successful, days[0].1.failed), (75, 26));
+        assert_eq!(
+            days[0].1.latency_sum_us,
+            (0..100).map(|i| i * 1000).sum::<u64>() + 1_250_000
+        );
+    }
+}
+
+#[test]
+fn rotation_truncation_and_new_files_are_followed() {
+    for db in backends() {
+        let dir = temp_dir();
+        let log = dir.path().join("api.log");
+        std::fs::write(&log, lines("cust_a", 100, 0)).expect("write");
+        let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+        let child = spawn(&db.url, &["--follow", dir.path().to_str().expect("utf8")]);
+        let timeout = Duration::from_secs(20);
+        wait_until(timeout, || requests(&store) == 100).expect("initial file read");
+
+        // logrotate: rename, the writer finishes a line into the old file, a new file appears.
+        let rotated = dir.path().join("api.log.1");
+        std::fs::rename(&log, &rotated).expect("rename");
+        append(&rotated, &lines("cust_a", 10, 0));
+        std::fs::write(&log, lines("cust_b", 50, 0)).expect("new file");
+        wait_until(timeout, || requests(&store) == 160)
+            .unwrap_or_else(|| panic!("{:?}: rotation: {} requests", db.backend, requests(&store)));
+
+        // copytruncate: the file is emptied and written again from the start.
+        std::fs::write(&log, lines("cust_c", 20, 0)).expect("truncate");
+        wait_until(timeout, || requests(&store) == 180)
+            .unwrap_or_else(|| panic!("truncation: {} requests", requests(&store)));
+
+        // A new *.log file in the directory.
+        std::fs::write(dir.path().join("other.log"), lines("cust_d", 5, 0)).expect("write");
+        wait_until(timeout, || requests(&store) == 185)
+            .unwrap_or_else(|| panic!("new file: {} requests", requests(&store)));
+
+        terminate(child, Duration::from_secs(5));
+        for (customer, count) in [
+            ("cust_a", 110),
+            ("cust_b", 50),
+            ("cust_c", 20),
+            ("cust_d", 5),
+        ] {
+            assert_eq!(customer_requests(&store, customer), count, "{customer}");
+        }
+    }
+}
+
+/// xorshift64*, seeded from the clock and printed, so a failing run can be told apart.
+fn random_delays(count: usize) -> Vec<Duration> {
+    let mut state = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    eprintln!("kill delays seed: {state}");
+    (0..count)
+        .map(|_| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            Duration::from_millis(200 + state.wrapping_mul(0x2545_F491_4F6C_DD1D) % 2_300)
+        })
+        .collect()
+}
+
+#[test]
+fn sigkill_at_random_instants_then_restart_gives_exact_totals() {
+    let dir = temp_dir();
+    let log = dir.path().join("big.log");
+    generate(&log, 1_000_000, 99);
+    let expected = expected_totals(&log);
+    let log = log.to_str().expect("utf8");
+    for db in backends() {
+        let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+        for delay in random_delays(3) {
+            let mut child = spawn(&db.url, &["--epoch-bytes", "4000000", log]);
+            std::thread::sleep(delay);
+            child.kill().expect("SIGKILL");
+            child.wait().expect("wait");
+            eprintln!(
+                "{:?}: killed after {delay:?} with {} requests stored",
+                db.backend,
+                requests(&store)
+            );
+        }
+        let summary = ingest_ok(&db, &["--epoch-bytes", "4000000", log]);
+        assert_eq!(summary["rejected"], 0);
+        assert_eq!(stored_totals(&store), expected, "{:?}", db.backend);
+        // And nothing more on a further run.
+        assert_eq!(ingest_ok(&db, &[log])["lines"], 0);
+    }
+}
+
+#[test]
+fn two_jobs_on_the_same_file_never_double_count() {
+    let dir = temp_dir();
+    let log = dir.path().join("shared.log");
+    generate(&log, 200_000, 5);
+    let expected = expected_totals(&log);
+    let log = log.to_str().expect("utf8");
+    for db in backends() {
+        let first = spawn(&db.url, &["--epoch-bytes", "1000000", log]);
+        let second = spawn(&db.url, &["--epoch-bytes", "1000000", log]);
+        let mut accepted = 0;
+        let mut waited = false;
+        for child in [first, second] {
+            let output = child.wait_with_output().expect("wait");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{stderr}");
+            waited |= stderr.contains("is being ingested by job");
+            let summary: Value = serde_json::from_slice(&output.stdout).expect("summary");
+            accepted += summary["accepted"].as_u64().expect("accepted");
+        }
+        assert_eq!(accepted, 200_000, "{:?}", db.backend);
+        assert!(waited, "one job reported that it waits for the other");
+        let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+        assert_eq!(stored_totals(&store), expected);
+    }
+}
+
+/// A TCP forwarder to PostgreSQL that can refuse and cut every connection, then come back.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(target: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let proxy = Proxy {
+            port,
+            up: Arc::new(AtomicBool::new(true)),
+            streams: Arc::new(Mutex::new(Vec::new())),
+        };
+        proxy.serve(listener, target);
+        proxy
+    }
+
+    fn serve(&self, listener: TcpListener, target: u16) {
+        let up = Arc::clone(&self.up);
+        let streams = Arc::clone(&self.streams);
+        listener.set_nonblocking(true).expect("nonblocking");
+        std::thread::spawn(move || {
+            while up.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).expect("blocking");
+                        let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                            continue;
+                        };
+                        let mut all = streams.lock().expect("lock");
+                        for (mut from, mut to) in [
+                            (
+                                client.try_clone().expect("clone"),
+                                server.try_clone().expect("clone"),
+                            ),
+                            (
+                                server.try_clone().expect("clone"),
+                                client.try_clone().expect("clone"),
+                            ),
+                        ] {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut from, &mut to);
+                                let _ = to.shutdown(Shutdown::Both);
+                            });
+                        }
+                        all.push(client);
+                        all.push(server);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            // Dropping the listener refuses new connections.
+        });
+    }
+
+    /// Cuts every connection and refuses new ones.
+    fn stop(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for stream in self.streams.lock().expect("lock").drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    /// Listens again on the same port.
+    fn restart(&self, target: u16) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("rebind");
+        self.up.store(true, Ordering::SeqCst);
+        self.serve(listener, target);
+    }
+}
+
+#[test]
+fn a_database_outage_loses_and_duplicates_nothing() {
+    let Some(db) = TestDatabase::postgres() else {
+        return;
+    };
+    assert_eq!(db.backend, Backend::Postgres);
+    let dir = temp_dir();
+    let log = dir.path().join("api.log");
+    std::fs::write(&log, lines("cust_o", 200, 5)).expect("write");
+    let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+    let proxy = Proxy::start(5432);
+    let (head, database) = db.url.rsplit_once('/').expect("url has a database");
+    let (scheme_user, _) = head.rsplit_once('@').expect("url has a host");
+    let proxied = format!("{scheme_user}@127.0.0.1:{}/{database}", proxy.port);
+    let child = spawn(&proxied, &["--follow", log.to_str().expect("utf8")]);
+    let timeout = Duration::from_secs(20);
+    wait_until(timeout, || customer_requests(&store, "cust_o") == 200).expect("first lines");
+
+    proxy.stop();
+    append(&log, &lines("cust_o", 300, 3));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        customer_requests(&store, "cust_o"),
+        200,
+        "nothing commits during the outage"
+    );
+
+    proxy.restart(5432);
+    wait_until(timeout, || customer_requests(&store, "cust_o") == 500)
+        .unwrap_or_else(|| panic!("after the outage: {}", customer_requests(&store, "cust_o")));
+    let summary = terminate(child, Duration::from_secs(10));
+    assert_eq!(summary["accepted"], 500);
+    let days = store
+        .customer_days("cust_o", epoch_day(), None)
+        .expect("days");
+    assert_eq!(days.len(), 1);
+    assert_eq!(
+        (days[0].1.successful, days[0].1.failed),
+        (160 + 200, 40 + 100)
+    );
+}
