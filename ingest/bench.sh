@@ -51,9 +51,19 @@ else
   echo "PostgreSQL not reachable at $pg_admin: skipping the PostgreSQL ingest benchmark" >&2
 fi
 
+# Freshness: 100,000 lines/s appended while --follow runs; delay until committed (visible).
+fresh_rate=${BENCH_FRESHNESS_RATE:-100000}
+rows+=("$(python3 ingest/freshness.py "$bin" "$fresh_rate" 10 2>/dev/null)")
+if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1; then
+  name=logstats_fresh_$$
+  psql "$pg_admin" -qc "create database $name" >/dev/null
+  rows+=("$(python3 ingest/freshness.py "$bin" "$fresh_rate" 10 "${pg_admin%/*}/$name" 2>/dev/null)")
+  psql "$pg_admin" -qc "drop database $name with (force)" >/dev/null
+fi
+
 echo
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; input: $log ($((bytes / 1000000)) MB); workers: $workers"
 echo
-echo "| what | backend | lines | time | throughput | MB/s | peak RSS |"
+echo "| what | backend | input | time / p50 | throughput / p99 | MB/s / max | peak RSS / samples |"
 echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"

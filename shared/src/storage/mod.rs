@@ -174,6 +174,56 @@ macro_rules! with_backend {
     };
 }
 
+/// Writes merged daily rows, replacing stored ones; the fastest form differs per backend.
+trait UpsertRows {
+    fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()>;
+}
+
+impl UpsertRows for SqliteConnection {
+    /// One statement per row: diesel has no multi-row `INSERT .. ON CONFLICT` for SQLite, and
+    /// in-process statements (prepared once, cached) cost microseconds.
+    fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
+        for row in rows {
+            diesel::insert_into(daily_stats::table)
+                .values(row)
+                .on_conflict((daily_stats::customer_id, daily_stats::day))
+                .do_update()
+                .set((
+                    daily_stats::successful.eq(row.successful),
+                    daily_stats::failed.eq(row.failed),
+                    daily_stats::latency_sum_us.eq(row.latency_sum_us),
+                    daily_stats::latency_min_us.eq(row.latency_min_us),
+                    daily_stats::latency_max_us.eq(row.latency_max_us),
+                    daily_stats::digest.eq(&row.digest),
+                ))
+                .execute(self)?;
+        }
+        Ok(())
+    }
+}
+
+impl UpsertRows for PgConnection {
+    /// Multi-row statements: one round trip per [`ROWS_PER_STATEMENT`] rows.
+    fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            diesel::insert_into(daily_stats::table)
+                .values(chunk)
+                .on_conflict((daily_stats::customer_id, daily_stats::day))
+                .do_update()
+                .set((
+                    daily_stats::successful.eq(excluded(daily_stats::successful)),
+                    daily_stats::failed.eq(excluded(daily_stats::failed)),
+                    daily_stats::latency_sum_us.eq(excluded(daily_stats::latency_sum_us)),
+                    daily_stats::latency_min_us.eq(excluded(daily_stats::latency_min_us)),
+                    daily_stats::latency_max_us.eq(excluded(daily_stats::latency_max_us)),
+                    daily_stats::digest.eq(excluded(daily_stats::digest)),
+                ))
+                .execute(self)?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads, merges and upserts the rows an epoch touches; expanded once per backend.
 macro_rules! merge_and_upsert {
     ($conn:expr, $epoch:expr) => {{
@@ -211,23 +261,7 @@ macro_rules! merge_and_upsert {
             .into_iter()
             .map(|((customer, day), stats)| DailyStatsRow::new(customer, day, &stats))
             .collect();
-        // One upsert per row: SQLite has no multi-row INSERT .. ON CONFLICT in diesel, and
-        // the statement is prepared once and cached on both backends.
-        for row in &rows {
-            diesel::insert_into(daily_stats::table)
-                .values(row)
-                .on_conflict((daily_stats::customer_id, daily_stats::day))
-                .do_update()
-                .set((
-                    daily_stats::successful.eq(row.successful),
-                    daily_stats::failed.eq(row.failed),
-                    daily_stats::latency_sum_us.eq(row.latency_sum_us),
-                    daily_stats::latency_min_us.eq(row.latency_min_us),
-                    daily_stats::latency_max_us.eq(row.latency_max_us),
-                    daily_stats::digest.eq(&row.digest),
-                ))
-                .execute(conn)?;
-        }
+        conn.upsert_rows(&rows)?;
         for source in &epoch.sources {
             if let Some((owner, _)) = &epoch.lease {
                 let holder: Option<Option<String>> = source_offsets::table
