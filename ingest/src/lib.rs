@@ -238,6 +238,14 @@ impl Feed<'_> {
             worker.step_or_park(Some(Duration::from_millis(park)));
             progress.update(leader.borrow().totals(), planner.pending_bytes());
         }
+        if !self.config.follow {
+            for (path, bytes) in planner.held_tails() {
+                log::warn!(
+                    "{path}: the last {bytes} bytes are a line without a newline yet; it is held \
+                     (not counted) until it is complete and is read by the next run"
+                );
+            }
+        }
         // Commit what has been read, then stop.
         drop(input);
         while worker.step_or_park(Some(Duration::from_millis(1))) {

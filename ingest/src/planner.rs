@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 use logstats_shared::Store;
 
 use crate::source::{
-    expand_paths, io_error, same_start, JobId, OpenFiles, Resume, Source, SourceError, SourceId,
+    expand_paths, io_error, same_start, unix_now, JobId, OpenFiles, Resume, Source, SourceError,
+    SourceId,
 };
+
+/// How far past the wall clock an event time may move the watermark.
+pub const WATERMARK_LEAD_SECONDS: i64 = 86_400;
 
 /// How long a file rotated away is still followed, for writers that finish a line or two into
 /// the old file after the rename.
@@ -33,6 +37,9 @@ pub struct EpochPlan {
     pub end: u64,
     /// Records with an event time before this (Unix seconds) are late.
     pub late_before: Option<i64>,
+    /// Event times after this (Unix seconds) are counted but do not move the watermark, so one
+    /// line from the far future cannot make every later line late.
+    pub watermark_ceiling: i64,
 }
 
 impl EpochPlan {
@@ -125,6 +132,16 @@ impl Planner {
             .sum()
     }
 
+    /// Sources whose last bytes are an unterminated line, held until its newline arrives:
+    /// (path, bytes held).
+    pub fn held_tails(&self) -> Vec<(String, u64)> {
+        self.tracked
+            .iter()
+            .filter(|t| !t.retired && t.source.size > t.readable_to)
+            .map(|t| (t.source.path.clone(), t.source.size - t.readable_to))
+            .collect()
+    }
+
     /// The next epoch's range, or `None` when nothing readable is left to plan.
     pub fn next_plan(
         &mut self,
@@ -150,6 +167,7 @@ impl Planner {
                 start: tracked.planned_to,
                 end,
                 late_before,
+                watermark_ceiling: unix_now() + WATERMARK_LEAD_SECONDS,
             };
             tracked.planned_to = end;
             return Ok(Some(plan));

@@ -170,7 +170,9 @@ impl ShareReader {
                         continue;
                     }
                     report.accepted += 1;
-                    report.max_event_time = report.max_event_time.max(Some(event_time));
+                    if event_time <= plan.watermark_ceiling {
+                        report.max_event_time = report.max_event_time.max(Some(event_time));
+                    }
                     let customer = match self.customers.get(record.customer) {
                         Some(&id) => id,
                         None => {
@@ -220,6 +222,7 @@ mod tests {
             start,
             end,
             late_before: None,
+            watermark_ceiling: i64::MAX,
         }
     }
 
@@ -308,6 +311,18 @@ mod tests {
         assert_eq!((report.accepted, report.late), (1, 1));
         assert_eq!(report.rejects[0].line_in_share, 1);
         assert_eq!(deltas.len(), 1);
+        assert_eq!(report.max_event_time, Some(1_728_518_400));
+    }
+
+    #[test]
+    fn far_future_lines_count_but_do_not_move_the_watermark() {
+        let content = b"2024-10-10 00:00:00 a /p 200 1\n2999-01-01 00:00:00 a /p 200 1\n";
+        let file = write(content);
+        let mut plan = plan_for(file.path(), 0, content.len() as u64);
+        plan.watermark_ceiling = 1_800_000_000; // 2027-01-15
+        let (deltas, report) = reader_for(file.path()).read(&plan, 0, 1);
+        assert_eq!(report.accepted, 2);
+        assert_eq!(deltas.len(), 2);
         assert_eq!(report.max_event_time, Some(1_728_518_400));
     }
 }

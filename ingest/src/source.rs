@@ -25,12 +25,12 @@ pub type SourceId = usize;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// A file or directory could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         /// The path.
         path: String,
-        /// The I/O error.
-        source: io::Error,
+        /// The I/O error (in the message, not repeated as a source).
+        cause: io::Error,
     },
     /// The stored offsets could not be read.
     #[error(transparent)]
@@ -41,9 +41,9 @@ pub enum SourceError {
 }
 
 pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
-    move |source| SourceError::Io {
+    move |cause| SourceError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     }
 }
 

@@ -44,22 +44,22 @@ pub enum StorageError {
     #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
     /// The database could not be reached.
-    #[error("cannot connect to {url}: {source}")]
+    #[error("cannot connect to {url}: {cause}")]
     Connect {
         /// The URL without credentials.
         url: String,
         /// What the pool said.
-        source: r2d2::Error,
+        cause: r2d2::Error,
     },
     /// No connection could be taken from the pool in time.
     #[error("database unavailable: {0}")]
-    Pool(#[from] r2d2::Error),
+    Pool(r2d2::Error),
     /// Applying the embedded migrations failed.
     #[error("applying migrations failed: {0}")]
     Migration(String),
     /// A query failed.
     #[error("database query failed: {0}")]
-    Query(#[from] diesel::result::Error),
+    Query(diesel::result::Error),
     /// A stored row could not be decoded.
     #[error("stored row for {customer_id} on {day} is corrupt: {reason}")]
     CorruptRow {
@@ -79,13 +79,27 @@ pub enum StorageError {
         owner: Option<String>,
     },
     /// Creating a directory for the SQLite file failed.
-    #[error("cannot create the directory for {path}: {source}")]
+    #[error("cannot create the directory for {path}: {cause}")]
     Directory {
         /// The SQLite file.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+}
+
+// The causes are part of the messages above, so they are not also reported as `source()`:
+// a printed chain would say them twice.
+impl From<r2d2::Error> for StorageError {
+    fn from(e: r2d2::Error) -> Self {
+        StorageError::Pool(e)
+    }
+}
+
+impl From<diesel::result::Error> for StorageError {
+    fn from(e: diesel::result::Error) -> Self {
+        StorageError::Query(e)
+    }
 }
 
 /// Which database a URL points at.
@@ -368,20 +382,22 @@ impl Store {
                 let path = sqlite_path(url);
                 if let Some(dir) = std::path::Path::new(path).parent() {
                     if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir).map_err(|source| StorageError::Directory {
+                        std::fs::create_dir_all(dir).map_err(|cause| StorageError::Directory {
                             path: path.to_string(),
-                            source,
+                            cause,
                         })?;
                     }
                 }
                 let pool = Pool::builder()
                     .max_size(options.pool_size)
                     .connection_timeout(options.connect_timeout)
+                    // Failures reach the caller, which reports them once per interval.
+                    .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
                     .connection_customizer(Box::new(SqlitePragmas))
                     .build(ConnectionManager::<SqliteConnection>::new(path))
-                    .map_err(|source| StorageError::Connect {
+                    .map_err(|cause| StorageError::Connect {
                         url: redact(url),
-                        source,
+                        cause,
                     })?;
                 Store::Sqlite(pool)
             }
@@ -389,10 +405,12 @@ impl Store {
                 let pool = Pool::builder()
                     .max_size(options.pool_size)
                     .connection_timeout(options.connect_timeout)
+                    // Failures reach the caller, which reports them once per interval.
+                    .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
                     .build(ConnectionManager::<PgConnection>::new(url))
-                    .map_err(|source| StorageError::Connect {
+                    .map_err(|cause| StorageError::Connect {
                         url: redact(url),
-                        source,
+                        cause,
                     })?;
                 Store::Postgres(pool)
             }
