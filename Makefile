@@ -7,7 +7,7 @@ LOG ?= data/api_requests.log
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: all build ingest start test generate bench lint clean
+.PHONY: all build ingest start test generate bench bench-micro lint clean
 
 all: build
 
@@ -35,6 +35,11 @@ generate:
 bench:
 	$(CARGO) build --release -p logstats-ingest -p logstats-api
 	./ingest/bench.sh
+	./api/bench.sh
+
+# Criterion micro-benchmarks of the parser and the stats merge (not part of `make bench`).
+bench-micro:
+	$(CARGO) bench -p logstats-shared
 
 lint:
 	$(CARGO) fmt --all -- --check

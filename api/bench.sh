@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# API load benchmark (run by `make bench` after the release build): ingests a generated log into a
+# fresh SQLite file and, when reachable, a fresh PostgreSQL database, checks one answer against the
+# stored rows, then loads `logstats-api` with wrk and prints req/s, p50 and p99 as table rows.
+# Settings: BENCH_API_LINES (default 1000000), BENCH_API_CONNECTIONS (default 64),
+# BENCH_API_DURATION (default 10s), BENCH_API_THREADS (default 2), BENCH_API_ARGS (extra flags for
+# logstats-api, e.g. "--pool-size 4"), BENCH_POSTGRES_URL (default
+# postgres://postgres@127.0.0.1:5432/postgres). Everything runs on 127.0.0.1; nothing is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=target/release
+lines=${BENCH_API_LINES:-1000000}
+connections=${BENCH_API_CONNECTIONS:-64}
+duration=${BENCH_API_DURATION:-10s}
+threads=${BENCH_API_THREADS:-2}
+pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+from=2024-10-10
+to=2024-11-09
+label="$connections connections, 31-day range"
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "api bench: skipped: wrk is not installed (install it with: apt-get install -y wrk)"
+  exit 0
+fi
+for tool in curl python3; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "api bench: skipped: $tool is not installed"
+    exit 0
+  fi
+done
+for exe in logstats-api logstats-ingest logstats-generate; do
+  if [ ! -x "$bin/$exe" ]; then
+    echo "api bench: $bin/$exe is missing: run cargo build --release -p logstats-api -p logstats-ingest" >&2
+    exit 1
+  fi
+done
+
+mkdir -p data
+log=data/bench-api-$lines.log
+if [ ! -s "$log" ]; then
+  echo "generating $lines lines into $log" >&2
+  "$bin/logstats-generate" --lines "$lines" --seed 7 --end "$to" --output "$log" >&2
+fi
+
+work=$(mktemp -d)
+api_pid=
+pg_db=
+cleanup() {
+  if [ -n "$api_pid" ]; then
+    kill -TERM "$api_pid" 2>/dev/null || true
+    wait "$api_pid" 2>/dev/null || true
+  fi
+  rm -f "data/bench-api-$$.db"*
+  if [ -n "$pg_db" ]; then
+    psql "$pg_admin" -qc "drop database if exists $pg_db with (force)" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# wrk rotates over the 50 generated customers, one request each in turn.
+cat > "$work/rotate.lua" <<LUA
+local n = 0
+request = function()
+  n = n % 50 + 1
+  return wrk.format("GET", "/customers/cust_" .. n .. "/stats?from=$from&to=$to")
+end
+LUA
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The stored total of a customer over the range, straight from the database.
+stored_total() { # backend url customer
+  local sql="select coalesce(sum(successful + failed), 0) from daily_stats
+             where customer_id = '$3' and day between '$from' and '$to'"
+  case $1 in
+    sqlite)
+      if command -v sqlite3 >/dev/null 2>&1; then
+        sqlite3 "${2#sqlite://}" "$sql"
+      else
+        python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' \
+          "${2#sqlite://}" "$sql"
+      fi ;;
+    postgres) psql "$2" -qAtc "$sql" ;;
+  esac
+}
+
+rows=()
+bench() { # backend url
+  local backend=$1 url=$2 port base i body served stored out
+  echo "api bench ($backend): ingesting $log" >&2
+  "$bin/logstats-ingest" --database-url "$url" --workers 2 "$log" 2>"$work/ingest.err" >/dev/null ||
+    { cat "$work/ingest.err" >&2; return 1; }
+
+  port=$(free_port)
+  base="http://127.0.0.1:$port"
+  # shellcheck disable=SC2086 # BENCH_API_ARGS is a list of flags
+  RUST_LOG=warn "$bin/logstats-api" --bind "127.0.0.1:$port" --database-url "$url" \
+    ${BENCH_API_ARGS:-} 2>"$work/api.err" &
+  api_pid=$!
+  for i in $(seq 100); do
+    curl -fs "$base/health" >/dev/null 2>&1 && break
+    if ! kill -0 "$api_pid" 2>/dev/null || [ "$i" = 100 ]; then
+      echo "api bench ($backend): the API did not come up" >&2
+      cat "$work/api.err" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+
+  # Correctness once before loading: the answer's total equals the stored rows' sum.
+  body=$(curl -fsS "$base/customers/cust_22/stats?from=$from&to=$to")
+  served=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["total"]["total_requests"])' "$body")
+  stored=$(stored_total "$backend" "$url" cust_22)
+  if [ "$served" != "$stored" ] || [ "$stored" = 0 ]; then
+    echo "api bench ($backend): WRONG ANSWER: cust_22 total_requests $served, stored rows sum $stored" >&2
+    return 1
+  fi
+  echo "api bench ($backend): cust_22 total_requests $served = stored sum; loading for $duration" >&2
+
+  out="$work/wrk-$backend.txt"
+  wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$work/rotate.lua" "$base" > "$out"
+  rows+=("$(python3 - "$out" "$backend" "$label" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+backend, label = sys.argv[2], sys.argv[3]
+def ms(value, unit):
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+pct = {p: ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)}
+total = int(re.search(r"(\d+) requests in", text).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+errors = re.search(r"Socket errors: (.*)", text)
+note = []
+if bad:
+    note.append(f"{bad.group(1)} non-2xx")
+if errors:
+    note.append("socket errors: " + errors.group(1).strip())
+print(f"| api | {backend} | {label} | {rate:,.0f} req/s | p50 {pct['50']:.2f} ms | p99 {pct['99']:.2f} ms |"
+      f" {total:,} requests{'; ' + '; '.join(note) if note else ''} |")
+PY
+)")
+  cat "$out" >&2
+
+  kill -TERM "$api_pid"
+  wait "$api_pid" || true
+  api_pid=
+}
+
+db=data/bench-api-$$.db
+rm -f "$db"*
+bench sqlite "sqlite://$db"
+rm -f "$db"*
+
+if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1; then
+  pg_db=logstats_apibench_$$
+  psql "$pg_admin" -qc "create database $pg_db" >/dev/null
+  bench postgres "${pg_admin%/*}/$pg_db"
+  psql "$pg_admin" -qc "drop database $pg_db with (force)" >/dev/null
+  pg_db=
+else
+  echo "api bench: PostgreSQL not reachable at $pg_admin: skipping the PostgreSQL API benchmark" >&2
+fi
+
+echo
+echo "machine: $(nproc) cores; API input: $log ($lines lines); wrk -t$threads -c$connections -d$duration, client on the same machine"
+echo
+echo "| what | backend | load | req/s | p50 | p99 | requests |"
+echo "|---|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
