@@ -1,12 +1,16 @@
-//! The commit of one epoch, on worker 0: number the rejects, merge the epoch's deltas into the
-//! stored rows together with the source offset and watermark in one transaction, then report.
+//! The commit of each epoch. Worker 0 numbers the rejects, advances the watermark and hands the
+//! epoch to the committer thread, which merges its deltas into the stored rows together with the
+//! source offset, watermark and lease check in one transaction, retrying while the database is
+//! away. Worker 0 keeps reading meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use logstats_shared::{EpochCommit, StorageError, Store};
@@ -23,16 +27,34 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 /// A database that keeps failing is reported at most this often.
 const RETRY_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How many epochs may be planned ahead of the last commit. Epoch `e` is judged late against
-/// the watermark committed after epoch `e - PIPELINE_DEPTH`, whatever the timing, so the set of
-/// late lines never depends on scheduling.
+/// How many epochs may be planned ahead of the last one handed to the committer. Epoch `e` is
+/// judged late against the watermark after epoch `e - PIPELINE_DEPTH`, whatever the timing, so
+/// the set of late lines never depends on scheduling.
 pub const PIPELINE_DEPTH: u64 = 2;
 
-/// State of the job kept by worker 0: what is planned, what is committed, and the totals.
+/// Epochs handed over but not yet committed; beyond this, worker 0 waits. With
+/// [`PIPELINE_DEPTH`] this bounds the memory held while the database is away.
+const COMMIT_QUEUE: usize = 2;
+
+/// What the committer thread reports back.
+#[derive(Debug, Default)]
+struct Committed {
+    totals: Totals,
+    epochs: u64,
+    error: Option<String>,
+}
+
+/// One epoch ready to commit.
+struct CommitJob {
+    commit: EpochCommit,
+    plan: EpochPlan,
+    lines_before: u64,
+    reports: Vec<ShareReport>,
+}
+
+/// State of the job kept by worker 0: what is planned, the watermark, and the committer.
 pub struct Leader {
-    store: Store,
     job: JobId,
-    shutdown: Arc<AtomicBool>,
     sources: HashMap<SourceId, Source>,
     line_counts: HashMap<SourceId, u64>,
     plans: BTreeMap<u64, EpochPlan>,
@@ -40,10 +62,10 @@ pub struct Leader {
     initial_watermark: Option<i64>,
     watermark: Option<i64>,
     allowed_lateness_secs: i64,
-    committed_epochs: u64,
-    rejects: Option<(String, BufWriter<File>)>,
-    totals: Totals,
-    error: Option<String>,
+    handed_epochs: u64,
+    queue: Option<SyncSender<CommitJob>>,
+    committer: Option<JoinHandle<()>>,
+    committed: Arc<Mutex<Committed>>,
 }
 
 impl Leader {
@@ -72,10 +94,19 @@ impl Leader {
             }
             None => None,
         };
-        Ok(Self {
+        let committed = Arc::new(Mutex::new(Committed::default()));
+        let (queue, jobs) = sync_channel(COMMIT_QUEUE);
+        let committer = Committer {
             store,
-            job,
             shutdown,
+            rejects,
+            committed: Arc::clone(&committed),
+        };
+        let committer = std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || committer.run(jobs))?;
+        Ok(Self {
+            job,
             sources: HashMap::new(),
             line_counts: HashMap::new(),
             plans: BTreeMap::new(),
@@ -83,16 +114,21 @@ impl Leader {
             initial_watermark: watermark,
             watermark,
             allowed_lateness_secs,
-            committed_epochs: 0,
-            rejects,
-            totals: Totals::default(),
-            error: None,
+            handed_epochs: 0,
+            queue: Some(queue),
+            committer: Some(committer),
+            committed,
         })
+    }
+
+    fn committed(&self) -> MutexGuard<'_, Committed> {
+        // A panic in the committer is reported by `finish`; the counts stay readable.
+        self.committed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether epoch `epoch` may be planned now (see [`PIPELINE_DEPTH`]).
     pub fn may_plan(&self, epoch: u64) -> bool {
-        epoch < PIPELINE_DEPTH || self.committed_epochs > epoch - PIPELINE_DEPTH
+        epoch < PIPELINE_DEPTH || self.handed_epochs > epoch - PIPELINE_DEPTH
     }
 
     /// The event time before which records of `epoch` are late.
@@ -115,37 +151,43 @@ impl Leader {
         self.plans.insert(plan.epoch, plan);
     }
 
-    /// Epochs committed so far.
-    pub fn committed_epochs(&self) -> u64 {
-        self.committed_epochs
-    }
-
     /// The first error that stopped the job, if any.
-    pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
+    pub fn error(&self) -> Option<String> {
+        self.committed().error.clone()
     }
 
-    /// Totals so far.
-    pub fn totals(&self) -> &Totals {
-        &self.totals
+    /// Totals of the epochs committed so far.
+    pub fn totals(&self) -> Totals {
+        self.committed().totals.clone()
     }
 
-    /// Commits `epoch` once every worker's deltas and report for it have arrived.
+    fn fail(&self, error: String) {
+        self.committed().error.get_or_insert(error);
+    }
+
+    /// Hands `epoch` to the committer once every worker's deltas and report for it arrived.
+    /// Waits while [`COMMIT_QUEUE`] epochs are already waiting for the database.
     pub fn commit(&mut self, epoch: u64, deltas: Deltas, mut reports: Vec<ShareReport>) {
-        if self.error.is_some() {
+        if self.error().is_some() {
             return;
         }
-        if let Err(e) = self.try_commit(epoch, deltas, &mut reports) {
-            self.error = Some(format!("{e:#}"));
+        match self.prepare(epoch, deltas, &mut reports) {
+            Ok(job) => {
+                let sent = self.queue.as_ref().map(|queue| queue.send(job));
+                if !matches!(sent, Some(Ok(()))) {
+                    self.fail("the committer thread stopped".to_string());
+                }
+            }
+            Err(e) => self.fail(format!("{e:#}")),
         }
     }
 
-    fn try_commit(
+    fn prepare(
         &mut self,
         epoch: u64,
         deltas: Deltas,
-        reports: &mut [ShareReport],
-    ) -> anyhow::Result<()> {
+        reports: &mut Vec<ShareReport>,
+    ) -> anyhow::Result<CommitJob> {
         let plan = self
             .plans
             .remove(&epoch)
@@ -170,39 +212,89 @@ impl Leader {
             max_event_time,
             lease: Some((self.job.as_str().to_string(), unix_now() + LEASE_SECONDS)),
         };
-        let rows = self.commit_with_retries(&commit, &plan)?;
-
-        self.write_rejects(&plan, lines_before, reports)?;
         self.line_counts
             .insert(plan.source, lines_before + lines_in_epoch);
         self.watermark = self.watermark.max(max_event_time);
         self.watermark_after.insert(epoch, self.watermark);
         self.watermark_after
             .retain(|&e, _| e + PIPELINE_DEPTH + 1 > epoch);
-        self.committed_epochs += 1;
-        let totals = &mut self.totals;
+        self.handed_epochs += 1;
+        let late: u64 = reports.iter().map(|r| r.late).sum();
+        if late > 0 {
+            log::warn!(
+                "{}: {late} late lines in epoch {epoch} (older than {} s before the watermark)",
+                plan.path,
+                self.allowed_lateness_secs
+            );
+        }
+        Ok(CommitJob {
+            commit,
+            plan,
+            lines_before,
+            reports: std::mem::take(reports),
+        })
+    }
+
+    /// Waits until every handed epoch is committed (or the committer gave up) and returns the
+    /// totals, or the first error.
+    pub fn finish(&mut self) -> anyhow::Result<Totals> {
+        drop(self.queue.take());
+        if let Some(committer) = self.committer.take() {
+            if committer.join().is_err() {
+                self.fail("the committer thread panicked".to_string());
+            }
+        }
+        let committed = self.committed();
+        match &committed.error {
+            Some(e) => anyhow::bail!("{e}"),
+            None => Ok(committed.totals.clone()),
+        }
+    }
+}
+
+/// The committer thread: commits epochs in order, then writes their rejects and totals.
+struct Committer {
+    store: Store,
+    shutdown: Arc<AtomicBool>,
+    rejects: Option<(String, BufWriter<File>)>,
+    committed: Arc<Mutex<Committed>>,
+}
+
+impl Committer {
+    fn run(mut self, jobs: Receiver<CommitJob>) {
+        for job in jobs {
+            if self.lock().error.is_some() {
+                continue; // drain: nothing after a failed epoch may commit
+            }
+            if let Err(e) = self.commit(&job) {
+                self.lock().error.get_or_insert(format!("{e:#}"));
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Committed> {
+        self.committed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn commit(&mut self, job: &CommitJob) -> anyhow::Result<()> {
+        let rows = self.commit_with_retries(&job.commit, &job.plan)?;
+        self.write_rejects(&job.plan, job.lines_before, &job.reports)?;
+        let mut committed = self.lock();
+        committed.epochs += 1;
+        let totals = &mut committed.totals;
         totals.rows_written += rows as u64;
-        totals.bytes += plan.end - plan.start;
-        for r in reports.iter() {
+        totals.bytes += job.plan.end - job.plan.start;
+        for r in &job.reports {
             totals.lines += r.lines;
             totals.accepted += r.accepted;
             totals.rejected += r.rejected;
             totals.late += r.late;
         }
-        if reports.iter().any(|r| r.late > 0) {
-            log::warn!(
-                "{}: {} late lines in epoch {epoch} (older than {} s before the watermark)",
-                plan.path,
-                reports.iter().map(|r| r.late).sum::<u64>(),
-                self.allowed_lateness_secs
-            );
-        }
         Ok(())
     }
 
     /// Commits, retrying with capped exponential backoff while the database is unreachable.
-    /// The epoch's deltas stay in memory meanwhile; no new epoch is planned, so memory stays
-    /// bounded. A lost lease or a corrupt row is not retried.
+    /// A lost lease or a corrupt row is not retried.
     fn commit_with_retries(&self, commit: &EpochCommit, plan: &EpochPlan) -> anyhow::Result<usize> {
         let mut delay = RETRY_FIRST;
         let mut failures = 0u64;
@@ -231,7 +323,10 @@ impl Leader {
                         );
                     }
                     if last_logged.is_none_or(|t| t.elapsed() >= RETRY_LOG_INTERVAL) {
-                        log::warn!("commit of epoch {} failed ({e}); retrying with backoff (attempt {failures})", plan.epoch);
+                        log::warn!(
+                            "commit of epoch {} failed ({e}); retrying with backoff (attempt {failures})",
+                            plan.epoch
+                        );
                         last_logged = Some(Instant::now());
                     }
                     let deadline = Instant::now() + delay;

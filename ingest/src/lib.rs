@@ -142,12 +142,9 @@ fn run_with_leases(
                 shutdown: &shutdown,
             };
             let outcome = feed.run(worker, input, planner, &leader);
-            let leader = leader.borrow();
+            let totals = leader.borrow_mut().finish();
             outcome?;
-            if let Some(e) = leader.error() {
-                anyhow::bail!("{e}");
-            }
-            Ok(Some(Summary::new(leader.totals(), started.elapsed())))
+            Ok(Some(Summary::new(&totals?, started.elapsed())))
         },
     )
     .map_err(|e| anyhow::anyhow!("starting timely workers: {e}"))?;
@@ -236,7 +233,7 @@ impl Feed<'_> {
             }
             let park = if caught_up { 10 } else { 1 };
             worker.step_or_park(Some(Duration::from_millis(park)));
-            progress.update(leader.borrow().totals(), planner.pending_bytes());
+            progress.update(&leader.borrow().totals(), planner.pending_bytes());
         }
         if !self.config.follow {
             for (path, bytes) in planner.held_tails() {
@@ -249,7 +246,7 @@ impl Feed<'_> {
         // Commit what has been read, then stop.
         drop(input);
         while worker.step_or_park(Some(Duration::from_millis(1))) {
-            progress.update(leader.borrow().totals(), planner.pending_bytes());
+            progress.update(&leader.borrow().totals(), planner.pending_bytes());
         }
         progress.finish();
         match failure {
