@@ -173,8 +173,8 @@ impl Leader {
         }
         match self.prepare(epoch, deltas, &mut reports) {
             Ok(job) => {
-                let sent = self.queue.as_ref().map(|queue| queue.send(job));
-                if !matches!(sent, Some(Ok(()))) {
+                let sent = self.queue.as_ref().is_some_and(|queue| queue.send(job).is_ok());
+                if !sent {
                     self.fail("the committer thread stopped".to_string());
                 }
             }
