@@ -50,7 +50,33 @@ fn requests(store: &Store) -> u64 {
     stored_totals(store).values().map(|t| t.0 + t.1).sum()
 }
 
-fn spawn(db_url: &str, args: &[&str]) -> Child {
+/// A running ingest job, killed if the test ends (or panics) before it exits.
+struct Job(Option<Child>);
+
+impl Job {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("job is running")
+    }
+
+    fn take(mut self) -> Child {
+        self.0.take().expect("job is running")
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn(db_url: &str, args: &[&str]) -> Job {
+    Job(Some(spawn_child(db_url, args)))
+}
+
+fn spawn_child(db_url: &str, args: &[&str]) -> Child {
     Command::new(INGEST)
         .args(["--database-url", db_url, "--json"])
         .args(args)
@@ -74,7 +100,8 @@ fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> Option<Dura
 }
 
 /// Sends SIGTERM and expects a clean exit with a JSON summary within `timeout`.
-fn terminate(mut child: Child, timeout: Duration) -> Value {
+fn terminate(job: Job, timeout: Duration) -> Value {
+    let mut child = job.take();
     let pid = child.id().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
@@ -273,10 +300,10 @@ fn sigkill_at_random_instants_then_restart_gives_exact_totals() {
     for db in backends() {
         let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
         for delay in random_delays(3) {
-            let mut child = spawn(&db.url, &["--epoch-bytes", "4000000", log]);
+            let mut job = spawn(&db.url, &["--epoch-bytes", "4000000", log]);
             std::thread::sleep(delay);
-            child.kill().expect("SIGKILL");
-            child.wait().expect("wait");
+            job.child().kill().expect("SIGKILL");
+            job.child().wait().expect("wait");
             eprintln!(
                 "{:?}: killed after {delay:?} with {} requests stored",
                 db.backend,
@@ -303,8 +330,8 @@ fn two_jobs_on_the_same_file_never_double_count() {
         let second = spawn(&db.url, &["--epoch-bytes", "1000000", log]);
         let mut accepted = 0;
         let mut waited = false;
-        for child in [first, second] {
-            let output = child.wait_with_output().expect("wait");
+        for job in [first, second] {
+            let output = job.take().wait_with_output().expect("wait");
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert!(output.status.success(), "{stderr}");
             waited |= stderr.contains("is being ingested by job");
