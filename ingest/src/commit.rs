@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use logstats_shared::{EpochCommit, StorageError, Store};
+use logstats_shared::{EpochCommit, SourceOffset, StorageError, Store};
 
 use crate::planner::EpochPlan;
 use crate::share::{Deltas, ShareReport};
@@ -173,7 +173,10 @@ impl Leader {
         }
         match self.prepare(epoch, deltas, &mut reports) {
             Ok(job) => {
-                let sent = self.queue.as_ref().is_some_and(|queue| queue.send(job).is_ok());
+                let sent = self
+                    .queue
+                    .as_ref()
+                    .is_some_and(|queue| queue.send(job).is_ok());
                 if !sent {
                     self.fail("the committer thread stopped".to_string());
                 }
@@ -208,7 +211,16 @@ impl Leader {
                 .into_iter()
                 .map(|((customer, day), acc)| (customer, day, acc.finish()))
                 .collect(),
-            sources: vec![source.committed(plan.end, lines_before + lines_in_epoch)],
+            sources: plan
+                .fingerprint
+                .iter()
+                .map(|fingerprint| SourceOffset {
+                    source: source.path.clone(),
+                    fingerprint: fingerprint.clone(),
+                    byte_offset: plan.end,
+                    line_count: lines_before + lines_in_epoch,
+                })
+                .collect(),
             max_event_time,
             lease: Some((self.job.as_str().to_string(), unix_now() + LEASE_SECONDS)),
         };

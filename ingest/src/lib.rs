@@ -24,12 +24,12 @@ use crate::source::{expand_paths, unix_now, JobId, OpenFiles, Resume, Source, LE
 use crate::summary::{Progress, Summary};
 
 /// Default size of an epoch: the bytes of input committed together.
-pub const DEFAULT_EPOCH_BYTES: u64 = 16 << 20;
+pub const DEFAULT_EPOCH_BYTES: u64 = 32 << 20;
 
 /// How often follow mode looks for new bytes, files, rotation and truncation.
 pub const FOLLOW_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// How often follow mode renews its leases while no commit does.
+/// How often the job renews its leases, for sources no commit has renewed lately.
 const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Everything one run needs; built by `main` from the command line.
@@ -104,7 +104,6 @@ fn run_with_leases(
         config.paths.clone(),
         sources,
         config.epoch_bytes,
-        config.follow,
         open_files.clone(),
     );
     let leader_parts = Arc::new(Mutex::new(Some((store.clone(), job.clone(), planner))));
@@ -221,14 +220,13 @@ impl Feed<'_> {
                     Err(source::SourceError::Interrupted(_)) => break,
                     Err(e) => log::warn!("follow: {e}"),
                 }
-                if last_renew.elapsed() >= LEASE_RENEW_INTERVAL {
-                    last_renew = Instant::now();
-                    if let Err(e) = self
-                        .store
-                        .renew_leases(self.job.as_str(), unix_now() + LEASE_SECONDS)
-                    {
-                        log::warn!("follow: renewing leases: {e}");
-                    }
+            }
+            // Leases are renewed by every commit; this covers files still waiting for theirs.
+            if last_renew.elapsed() >= LEASE_RENEW_INTERVAL {
+                last_renew = Instant::now();
+                let until = unix_now() + LEASE_SECONDS;
+                if let Err(e) = self.store.renew_leases(self.job.as_str(), until) {
+                    log::warn!("renewing leases: {e}");
                 }
             }
             let park = if caught_up { 10 } else { 1 };

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use logstats_shared::Store;
 
 use crate::source::{
-    expand_paths, io_error, same_start, unix_now, JobId, OpenFiles, Resume, Source, SourceError,
-    SourceId,
+    expand_paths, fingerprint, fingerprint_len, io_error, same_start, unix_now, JobId, OpenFiles,
+    Resume, Source, SourceError, SourceId, FINGERPRINT_BYTES,
 };
 
 /// How far past the wall clock an event time may move the watermark.
@@ -40,6 +40,9 @@ pub struct EpochPlan {
     /// Event times after this (Unix seconds) are counted but do not move the watermark, so one
     /// line from the far future cannot make every later line late.
     pub watermark_ceiling: i64,
+    /// Fingerprint of the source's first bytes to store with the offset; `None` for a file
+    /// rotated away, whose offset row (keyed by path) now belongs to the new file.
+    pub fingerprint: Option<Vec<u8>>,
 }
 
 impl EpochPlan {
@@ -69,7 +72,6 @@ struct Tracked {
 /// Plans epochs of about `epoch_bytes` over the sources, in order.
 pub struct Planner {
     inputs: Vec<PathBuf>,
-    follow: bool,
     epoch_bytes: u64,
     files: OpenFiles,
     tracked: Vec<Tracked>,
@@ -81,12 +83,10 @@ impl Planner {
         inputs: Vec<PathBuf>,
         sources: Vec<Source>,
         epoch_bytes: u64,
-        follow: bool,
         files: OpenFiles,
     ) -> Self {
         let mut planner = Self {
             inputs,
-            follow,
             epoch_bytes: epoch_bytes.max(1),
             files,
             tracked: Vec::new(),
@@ -107,14 +107,14 @@ impl Planner {
             grace_until: None,
             source,
         };
-        if self.follow {
-            tracked.readable_to = complete_lines_end(
-                &tracked.source.file,
-                tracked.planned_to,
-                tracked.source.size,
-            )
-            .unwrap_or(tracked.planned_to);
-        }
+        // Only complete lines are read, in batch mode too: a writer may be in the middle of
+        // the last one.
+        tracked.readable_to = complete_lines_end(
+            &tracked.source.file,
+            tracked.planned_to,
+            tracked.source.size,
+        )
+        .unwrap_or(tracked.planned_to);
         self.tracked.push(tracked);
         id
     }
@@ -160,7 +160,16 @@ impl Planner {
             } else {
                 limit
             };
+            // A file opened short (or empty) gets a longer fingerprint as it grows, so that a
+            // rewrite of it is noticed.
+            let known = fingerprint_len(&tracked.source.fingerprint).unwrap_or(0);
+            if known < FINGERPRINT_BYTES && end > known {
+                tracked.source.fingerprint =
+                    fingerprint(&tracked.source.file, end.min(FINGERPRINT_BYTES))
+                        .map_err(io_error(tracked.source.path.as_ref()))?;
+            }
             let plan = EpochPlan {
+                fingerprint: (!tracked.retired).then(|| tracked.source.fingerprint.clone()),
                 epoch,
                 source: id,
                 path: tracked.source.path.clone(),
@@ -334,7 +343,7 @@ mod tests {
         let line = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n";
         let content: Vec<u8> = line.repeat(100);
         let (_file, source) = source_over(&content);
-        let mut planner = Planner::new(Vec::new(), vec![source], 1000, false, OpenFiles::default());
+        let mut planner = Planner::new(Vec::new(), vec![source], 1000, OpenFiles::default());
         let mut start = 0;
         let mut epoch = 0;
         while let Some(plan) = planner.next_plan(epoch, None).unwrap() {
@@ -348,30 +357,31 @@ mod tests {
     }
 
     #[test]
-    fn follow_mode_holds_a_partial_last_line() {
+    fn a_partial_last_line_is_held() {
         let content = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n2024-10-10 12:00:01 cust";
         let (_file, source) = source_over(content);
-        let mut follow = Planner::new(
-            Vec::new(),
-            vec![source.clone()],
-            1 << 20,
-            true,
-            OpenFiles::default(),
-        );
-        let plan = follow.next_plan(0, None).unwrap().unwrap();
+        let mut planner = Planner::new(Vec::new(), vec![source], 1 << 20, OpenFiles::default());
+        let plan = planner.next_plan(0, None).unwrap().unwrap();
         assert_eq!((plan.start, plan.end), (0, 40));
-        assert_eq!(follow.next_plan(1, None).unwrap(), None);
-        // Batch mode reads the unterminated last line as a line.
-        let mut batch = Planner::new(
-            Vec::new(),
-            vec![source],
-            1 << 20,
-            false,
-            OpenFiles::default(),
-        );
-        assert_eq!(
-            batch.next_plan(0, None).unwrap().unwrap().end,
-            content.len() as u64
-        );
+        assert_eq!(planner.next_plan(1, None).unwrap(), None);
+        assert_eq!(planner.held_tails()[0].1, content.len() as u64 - 40);
+    }
+
+    #[test]
+    fn a_short_fingerprint_grows_with_the_file() {
+        let (_file, mut source) = source_over(b"");
+        source.fingerprint = fingerprint(&source.file, 0).unwrap();
+        let mut planner = Planner::new(Vec::new(), vec![source], 1 << 20, OpenFiles::default());
+        let line = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n";
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(_file.path())
+            .unwrap()
+            .write_all(line)
+            .unwrap();
+        planner.tracked[0].readable_to = line.len() as u64;
+        let plan = planner.next_plan(0, None).unwrap().unwrap();
+        let stored = plan.fingerprint.expect("fingerprint");
+        assert_eq!(fingerprint_len(&stored), Some(line.len() as u64));
     }
 }

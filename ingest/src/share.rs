@@ -2,6 +2,7 @@
 //! per-(customer, day) deltas, with a report of what was accepted, rejected and late.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
@@ -10,6 +11,9 @@ use logstats_shared::DayAccumulator;
 
 use crate::planner::EpochPlan;
 use crate::source::OpenFiles;
+
+/// Bytes read at a time from a share.
+const WINDOW_BYTES: u64 = 4 << 20;
 
 /// Longest part of a rejected line kept for the rejects file.
 const REJECT_TEXT_BYTES: usize = 200;
@@ -60,6 +64,7 @@ pub struct ShareReport {
 #[derive(Default)]
 pub struct ShareReader {
     files: OpenFiles,
+    window_bytes: u64,
     buffer: Vec<u8>,
     customers: HashMap<Box<str>, u32>,
     names: Vec<Box<str>>,
@@ -69,8 +74,14 @@ pub struct ShareReader {
 impl ShareReader {
     /// A reader of the files registered in `files`.
     pub fn new(files: OpenFiles) -> Self {
+        Self::with_window(files, WINDOW_BYTES)
+    }
+
+    /// A reader that reads shares `window_bytes` at a time.
+    pub fn with_window(files: OpenFiles, window_bytes: u64) -> Self {
         Self {
             files,
+            window_bytes: window_bytes.max(1),
             ..Self::default()
         }
     }
@@ -111,20 +122,37 @@ impl ShareReader {
         report: &mut ShareReport,
     ) -> io::Result<()> {
         let (share_start, share_end) = plan.share(index, peers);
-        if share_start == share_end {
-            return Ok(());
-        }
-        // Read from one byte before the share (to see whether a line starts at its first
-        // byte) to far enough past it to finish its last line, or to prove that line too long.
-        let read_from = share_start.saturating_sub(1).max(plan.start);
-        let read_to = (share_end + MAX_LINE_BYTES as u64 + 2).min(plan.end);
-        self.buffer.resize((read_to - read_from) as usize, 0);
         let file = self.files.get(plan.source).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
                 "source is not open in this process",
             )
         })?;
+        // The share is read in windows, each owning the lines that start in it, so memory
+        // stays bounded whatever the epoch size.
+        let mut window_start = share_start;
+        while window_start < share_end {
+            let window_end = (window_start + self.window_bytes).min(share_end);
+            self.parse_window(plan, &file, window_start, window_end, report)?;
+            window_start = window_end;
+        }
+        Ok(())
+    }
+
+    /// Parses the lines that start in `window_start..window_end` of `plan`'s range.
+    fn parse_window(
+        &mut self,
+        plan: &EpochPlan,
+        file: &File,
+        share_start: u64,
+        share_end: u64,
+        report: &mut ShareReport,
+    ) -> io::Result<()> {
+        // Read from one byte before the window (to see whether a line starts at its first
+        // byte) to far enough past it to finish its last line, or to prove that line too long.
+        let read_from = share_start.saturating_sub(1).max(plan.start);
+        let read_to = (share_end + MAX_LINE_BYTES as u64 + 2).min(plan.end);
+        self.buffer.resize((read_to - read_from) as usize, 0);
         file.read_exact_at(&mut self.buffer, read_from)?;
         let buf = &self.buffer[..];
         let owned_end = (share_end - read_from) as usize;
@@ -223,13 +251,18 @@ mod tests {
             end,
             late_before: None,
             watermark_ceiling: i64::MAX,
+            fingerprint: None,
         }
     }
 
     fn reader_for(path: &Path) -> ShareReader {
+        windowed_reader_for(path, WINDOW_BYTES)
+    }
+
+    fn windowed_reader_for(path: &Path, window_bytes: u64) -> ShareReader {
         let files = OpenFiles::default();
         files.insert(0, Arc::new(std::fs::File::open(path).unwrap()));
-        ShareReader::new(files)
+        ShareReader::with_window(files, window_bytes)
     }
 
     fn write(content: &[u8]) -> tempfile::NamedTempFile {
@@ -257,12 +290,20 @@ mod tests {
         }
         content.extend_from_slice(b"not a line\n");
         let file = write(&content);
-        for peers in 1..=5 {
+        for (peers, window) in [
+            (1, 1 << 20),
+            (2, 1 << 20),
+            (3, 1 << 20),
+            (5, 1 << 20),
+            (1, 1),
+            (2, 37),
+            (3, 1000),
+        ] {
             let plan = plan_for(file.path(), 0, content.len() as u64);
             let mut totals = ShareReport::default();
             let mut requests = 0;
             for index in 0..peers {
-                let mut reader = reader_for(file.path());
+                let mut reader = windowed_reader_for(file.path(), window);
                 let (deltas, report) = reader.read(&plan, index, peers);
                 assert_eq!(report.error, None);
                 totals.lines_total += report.lines_total;
@@ -271,7 +312,7 @@ mod tests {
                 totals.rejected += report.rejected;
                 requests += deltas.iter().map(|(_, acc)| acc.total()).sum::<u64>();
             }
-            assert_eq!(totals.lines_total, 511, "peers={peers}");
+            assert_eq!(totals.lines_total, 511, "peers={peers} window={window}");
             assert_eq!(totals.lines, 501);
             assert_eq!(totals.accepted, 500);
             assert_eq!(totals.rejected, 1);
@@ -285,11 +326,18 @@ mod tests {
         content.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE_BYTES));
         content.extend_from_slice(b"\n2024-10-10 12:00:01 cust_2 /p 500 0.200\n");
         let file = write(&content);
-        for peers in 1..=4 {
+        for (peers, window) in [
+            (1, WINDOW_BYTES),
+            (2, WINDOW_BYTES),
+            (4, WINDOW_BYTES),
+            (1, 100),
+            (3, 5000),
+        ] {
             let plan = plan_for(file.path(), 0, content.len() as u64);
             let (mut accepted, mut too_long) = (0, 0);
             for index in 0..peers {
-                let (_, report) = reader_for(file.path()).read(&plan, index, peers);
+                let (_, report) =
+                    windowed_reader_for(file.path(), window).read(&plan, index, peers);
                 accepted += report.accepted;
                 too_long += report
                     .rejects
@@ -297,7 +345,11 @@ mod tests {
                     .filter(|r| r.reason == RejectReason::TooLong)
                     .count();
             }
-            assert_eq!((accepted, too_long), (2, 1), "peers={peers}");
+            assert_eq!(
+                (accepted, too_long),
+                (2, 1),
+                "peers={peers} window={window}"
+            );
         }
     }
 

@@ -75,7 +75,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// Fingerprint of a file's first `len` bytes: the length (u16 LE) then the FNV-1a hash (u64 LE).
-fn fingerprint(file: &File, len: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn fingerprint(file: &File, len: u64) -> io::Result<Vec<u8>> {
     let mut head = vec![0u8; len as usize];
     file.read_exact_at(&mut head, 0)?;
     let mut out = (len as u16).to_le_bytes().to_vec();
@@ -83,7 +83,7 @@ fn fingerprint(file: &File, len: u64) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn fingerprint_len(stored: &[u8]) -> Option<u64> {
+pub(crate) fn fingerprint_len(stored: &[u8]) -> Option<u64> {
     let raw: [u8; 2] = stored.get(..2)?.try_into().ok()?;
     Some(u64::from(u16::from_le_bytes(raw)))
 }
@@ -137,9 +137,12 @@ impl JobId {
         let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
             return false;
         };
+        // A holder with our own pid that is not us is an earlier incarnation (a container
+        // restarted as pid 1, say): the pid is ours now, so that process is gone.
         host == self.host
+            && holder != self.id
             && pid.parse::<u32>().is_ok_and(|pid| {
-                pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+                pid == std::process::id() || !Path::new(&format!("/proc/{pid}")).exists()
             })
     }
 }
@@ -223,17 +226,6 @@ impl Source {
             inode: (meta.dev(), meta.ino()),
             size,
         })
-    }
-
-    /// The offset row to store once everything up to `offset` (holding `line_count` lines) is
-    /// committed.
-    pub fn committed(&self, offset: u64, line_count: u64) -> SourceOffset {
-        SourceOffset {
-            source: self.path.clone(),
-            fingerprint: self.fingerprint.clone(),
-            byte_offset: offset,
-            line_count,
-        }
     }
 }
 

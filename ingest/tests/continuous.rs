@@ -219,6 +219,12 @@ fn follow_mode_makes_appended_lines_visible_within_a_second() {
 
         let summary = terminate(child, Duration::from_secs(5));
         assert_eq!(summary["accepted"], 101);
+        // The file was empty when opened; its stored fingerprint grew with it.
+        let stored = store
+            .source_offset(&canonical)
+            .expect("query")
+            .expect("row");
+        assert_eq!(&stored.fingerprint[..2], &256u16.to_le_bytes());
         assert_eq!(summary["rejected"], 0);
         let days = store
             .customer_days("cust_fresh", epoch_day(), None)
@@ -261,6 +267,8 @@ fn rotation_truncation_and_new_files_are_followed() {
         wait_until(timeout, || requests(&store) == 185)
             .unwrap_or_else(|| panic!("new file: {} requests", requests(&store)));
 
+        // Past the rotation grace, so the old file's last epoch has been committed too.
+        std::thread::sleep(Duration::from_millis(2500));
         terminate(child, Duration::from_secs(5));
         for (customer, count) in [
             ("cust_a", 110),
@@ -270,6 +278,10 @@ fn rotation_truncation_and_new_files_are_followed() {
         ] {
             assert_eq!(customer_requests(&store, customer), count, "{customer}");
         }
+        // A restart resumes every file where it stopped: the rotated file's commits did not
+        // take over the offset row of the new file at the same path.
+        let again = ingest_ok(&db, &[dir.path().to_str().expect("utf8")]);
+        assert_eq!(again["lines"], 0, "{:?}", db.backend);
     }
 }
 

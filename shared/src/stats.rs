@@ -114,8 +114,10 @@ pub struct DayAccumulator {
     successful: u64,
     failed: u64,
     latency_sum_us: u64,
-    /// (latency in microseconds, count); ascending and deduplicated after `normalize`.
+    /// (latency in microseconds, count), ascending and deduplicated.
     histogram: Vec<(u64, u64)>,
+    /// Latencies added since the last `normalize` (8 bytes a request instead of 16).
+    pending: Vec<u64>,
 }
 
 impl DayAccumulator {
@@ -133,7 +135,7 @@ impl DayAccumulator {
             self.failed += 1;
         }
         self.latency_sum_us += latency_us;
-        self.histogram.push((latency_us, 1));
+        self.pending.push(latency_us);
     }
 
     /// Total requests counted.
@@ -141,17 +143,21 @@ impl DayAccumulator {
         self.successful + self.failed
     }
 
-    /// Sorts the histogram and folds equal latencies together.
+    /// Folds the pending latencies into the sorted histogram.
     pub fn normalize(&mut self) {
-        self.histogram.sort_unstable_by_key(|&(value, _)| value);
-        let mut folded: Vec<(u64, u64)> = Vec::with_capacity(self.histogram.len());
-        for &(value, count) in &self.histogram {
-            match folded.last_mut() {
-                Some((last, total)) if *last == value => *total += count,
-                _ => folded.push((value, count)),
+        if self.pending.is_empty() {
+            return;
+        }
+        self.pending.sort_unstable();
+        let mut added: Vec<(u64, u64)> = Vec::new();
+        for &value in &self.pending {
+            match added.last_mut() {
+                Some((last, count)) if *last == value => *count += 1,
+                _ => added.push((value, 1)),
             }
         }
-        self.histogram = folded;
+        self.pending = Vec::new();
+        self.histogram = merge_histograms(&self.histogram, &added);
     }
 
     /// Adds `other` into `self` exactly; the result is normalized.
@@ -159,7 +165,8 @@ impl DayAccumulator {
         self.successful += other.successful;
         self.failed += other.failed;
         self.latency_sum_us += other.latency_sum_us;
-        self.histogram.extend_from_slice(&other.histogram);
+        self.pending.extend_from_slice(&other.pending);
+        self.histogram = merge_histograms(&self.histogram, &other.histogram);
         self.normalize();
     }
 
@@ -175,6 +182,32 @@ impl DayAccumulator {
             digest: LatencyDigest::from_histogram(&self.histogram),
         }
     }
+}
+
+/// Merges two ascending, deduplicated histograms.
+fn merge_histograms(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((a[i].0, a[i].1 + b[j].1));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// Requests, uptime and latencies as the API reports them; latencies in seconds.
