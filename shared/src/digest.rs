@@ -117,15 +117,74 @@ impl LatencyDigest {
     }
 
     /// Merges several digests into one, compressing once.
+    ///
+    /// The result is bit for bit what `TDigest::merge_digests` (tdigest 1.0.1) gives, computed
+    /// without building a `TDigest` per part, and sorting the centroids as integer keys instead
+    /// of by float comparisons.
     pub fn merge_all<'a>(digests: impl IntoIterator<Item = &'a LatencyDigest>) -> Self {
-        let parts: Vec<TDigest> = digests
-            .into_iter()
-            .filter(|d| !d.is_empty())
-            .map(LatencyDigest::to_tdigest)
-            .collect();
+        let parts: Vec<&LatencyDigest> = digests.into_iter().filter(|d| !d.is_empty()).collect();
+        // The fast path covers what the codec and the ingest job produce; anything unusual (a
+        // part tdigest would recompress or skip) takes tdigest's own path.
+        let usual = |d: &&LatencyDigest| d.centroids.len() <= DIGEST_SIZE && d.count > 0.0;
+        if parts.len() < 2 || !parts.iter().all(usual) {
+            return Self::merge_with_tdigest(parts);
+        }
+        let (mut count, mut sum) = (0.0, 0.0);
+        let (mut min, mut max) = (parts[0].min, parts[0].max);
+        let mut keys: Vec<u128> = Vec::with_capacity(parts.iter().map(|d| d.centroids.len()).sum());
+        for part in &parts {
+            min = min.min(part.min);
+            max = max.max(part.max);
+            count += part.count;
+            sum += part.sum;
+            keys.extend(part.centroids.iter().map(|&(mean, weight)| {
+                (u128::from(order_bits(mean)) << 64) | u128::from(order_bits(weight))
+            }));
+        }
+        // Equal keys are equal bit patterns, so an unstable sort gives what a stable one does.
+        keys.sort_unstable();
+        let centroid = |key: u128| {
+            (
+                from_order_bits((key >> 64) as u64),
+                from_order_bits(key as u64),
+            )
+        };
+
+        let mut compressed: Vec<(f64, f64)> = Vec::with_capacity(DIGEST_SIZE.min(keys.len()));
+        let mut k_limit = 1.0;
+        let mut q_limit_times_count = weight_limit(k_limit, count);
+        k_limit += 1.0;
+        let mut curr = centroid(keys[0]);
+        let mut weight_so_far = curr.1;
+        for &key in &keys[1..] {
+            let (mean, weight) = centroid(key);
+            weight_so_far += weight;
+            if weight_so_far <= q_limit_times_count {
+                merge_centroid(&mut curr, mean, weight);
+            } else {
+                compressed.push(curr);
+                q_limit_times_count = weight_limit(k_limit, count);
+                k_limit += 1.0;
+                curr = (mean, weight);
+            }
+        }
+        compressed.push(curr);
+        compressed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.total_cmp(&b.1)));
+        Self {
+            centroids: compressed,
+            count,
+            sum,
+            min,
+            max,
+        }
+    }
+
+    /// `merge_all` through tdigest itself.
+    fn merge_with_tdigest(parts: Vec<&LatencyDigest>) -> Self {
+        let mut parts: Vec<TDigest> = parts.into_iter().map(LatencyDigest::to_tdigest).collect();
         match parts.len() {
             0 => Self::default(),
-            1 => Self::from_tdigest(&parts[0]),
+            1 => Self::from_tdigest(&parts.remove(0)),
             _ => Self::from_tdigest(&TDigest::merge_digests(parts)),
         }
     }
@@ -232,6 +291,65 @@ impl LatencyDigest {
     }
 }
 
+/// `f64::total_cmp`'s order as an unsigned integer order.
+fn order_bits(value: f64) -> u64 {
+    let bits = value.to_bits();
+    bits ^ ((((bits as i64) >> 63) as u64) >> 1) ^ (1 << 63)
+}
+
+/// The inverse of [`order_bits`].
+fn from_order_bits(key: u64) -> f64 {
+    let signed = key ^ (1 << 63);
+    f64::from_bits(signed ^ ((((signed as i64) >> 63) as u64) >> 1))
+}
+
+/// tdigest 1.0.1's `TDigest::weight_limit` for [`DIGEST_SIZE`].
+fn weight_limit(k: f64, count: f64) -> f64 {
+    let d = DIGEST_SIZE as f64;
+    if k >= d {
+        return f64::INFINITY;
+    }
+    let k_div_d = k / d;
+    let q = if k_div_d >= 0.5 {
+        let base = 1.0 - k_div_d;
+        1.0 - 2.0 * base * base
+    } else {
+        2.0 * k_div_d * k_div_d
+    };
+    q * count
+}
+
+/// tdigest 1.0.1's `Centroid::merge`: folds (mean, weight) into `centroid`.
+fn merge_centroid(centroid: &mut (f64, f64), mean: f64, weight: f64) {
+    let new_weight = centroid.1 + weight;
+    if centroid.0 == mean {
+        centroid.1 = new_weight;
+        return;
+    }
+    let added_fraction = weight / new_weight;
+    let combined = centroid.0 * (1.0 - added_fraction) + mean * added_fraction;
+    centroid.0 = if !combined.is_finite()
+        || (combined < centroid.0 && combined < mean)
+        || (combined > centroid.0 && combined > mean)
+    {
+        interpolate(centroid.0, mean, added_fraction)
+    } else {
+        combined
+    };
+    centroid.1 = new_weight;
+}
+
+/// tdigest 1.0.1's `interpolate`.
+fn interpolate(left: f64, right: f64, fraction: f64) -> f64 {
+    if left == right {
+        left
+    } else if left.is_sign_negative() == right.is_sign_negative() {
+        left + (right - left) * fraction
+    } else {
+        left * (1.0 - fraction) + right * fraction
+    }
+}
+
 // A total order on bit patterns: differential dataflow needs `Ord` on its difference type.
 impl PartialEq for LatencyDigest {
     fn eq(&self, other: &Self) -> bool {
@@ -288,6 +406,80 @@ mod tests {
             Err(DigestDecodeError::Version(9))
         );
         assert!(LatencyDigest::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn merge_all_is_bit_identical_to_tdigest() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..200u64 {
+            let parts: Vec<LatencyDigest> = (0..(1 + round % 40))
+                .map(|part| {
+                    let n = 1 + next() % (50 + round * 20);
+                    let spread = 1 + next() % 2_000;
+                    let mut values: Vec<u64> = (0..n)
+                        .map(|_| {
+                            // Millisecond and microsecond resolutions, and some repeats.
+                            let v =
+                                100_000 + (next() % spread) * if part % 2 == 0 { 1000 } else { 7 };
+                            if next() % 5 == 0 {
+                                250_000
+                            } else {
+                                v
+                            }
+                        })
+                        .collect();
+                    LatencyDigest::from_latencies_us(&mut values)
+                })
+                .collect();
+            let mut with_empty: Vec<&LatencyDigest> = parts.iter().collect();
+            let empty = LatencyDigest::default();
+            with_empty.insert(0, &empty);
+            let fast = LatencyDigest::merge_all(with_empty.iter().copied());
+            let reference = LatencyDigest::merge_with_tdigest(parts.iter().collect());
+            assert_eq!(fast, reference, "round {round}");
+            assert_eq!(
+                fast.quantiles(&[0.5, 0.99]),
+                reference.quantiles(&[0.5, 0.99])
+            );
+            // Merging merged digests again, as ingestion does with late data.
+            let again = [fast.clone(), parts[0].clone()];
+            assert_eq!(
+                LatencyDigest::merge_all(&again),
+                LatencyDigest::merge_with_tdigest(again.iter().collect())
+            );
+        }
+    }
+
+    #[test]
+    fn order_bits_follow_total_cmp() {
+        let values = [
+            f64::NEG_INFINITY,
+            -2.5,
+            -1e-300,
+            -0.0,
+            0.0,
+            1e-300,
+            0.001,
+            1.0,
+            2.5,
+            f64::INFINITY,
+        ];
+        for a in values {
+            assert_eq!(from_order_bits(order_bits(a)).to_bits(), a.to_bits());
+            for b in values {
+                assert_eq!(
+                    order_bits(a).cmp(&order_bits(b)),
+                    a.total_cmp(&b),
+                    "{a} {b}"
+                );
+            }
+        }
     }
 
     #[test]
