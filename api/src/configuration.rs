@@ -29,6 +29,11 @@ pub struct Settings {
     /// Most pooled database connections [default: twice the number of cores].
     #[arg(long, value_parser = RangedU64ValueParser::<u32>::new().range(1..))]
     pub pool_size: Option<u32>,
+
+    /// Most remembered answers, each reused only while the rows it was built from are unchanged
+    /// (0 turns this off).
+    #[arg(long, default_value_t = crate::answers::DEFAULT_ANSWERS)]
+    pub answer_cache: usize,
 }
 
 impl Settings {

@@ -1,5 +1,6 @@
 //! logstats-api: an actix-web service answering per-customer stats from the stored daily rows.
 
+pub mod answers;
 pub mod configuration;
 pub mod domain;
 pub mod error;

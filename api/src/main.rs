@@ -22,8 +22,9 @@ fn main() -> anyhow::Result<()> {
         redact(&settings.database_url),
         listener.local_addr()?
     );
-    actix_web::rt::System::new()
-        .block_on(async move { startup::run(listener, store, settings.workers)?.await })?;
+    actix_web::rt::System::new().block_on(async move {
+        startup::run_with(listener, store, settings.workers, settings.answer_cache)?.await
+    })?;
     log::info!("stopped");
     Ok(())
 }

@@ -7,20 +7,34 @@ use actix_web::error::QueryPayloadError;
 use actix_web::{middleware, web, App, HttpResponse, HttpServer};
 use logstats_shared::Store;
 
+use crate::answers::{Answers, DEFAULT_ANSWERS};
 use crate::domain::ValidationError;
 use crate::error::ApiError;
 use crate::routes;
 
-/// Starts serving on `listener` with `workers` HTTP workers (default: one per physical core).
+/// Starts serving on `listener` with `workers` HTTP workers (default: one per physical core),
+/// remembering up to [`DEFAULT_ANSWERS`] answers.
 ///
 /// The returned server runs until awaited to completion; it stops gracefully on SIGINT/SIGTERM
 /// or through its handle.
 pub fn run(listener: TcpListener, store: Store, workers: Option<usize>) -> std::io::Result<Server> {
+    run_with(listener, store, workers, DEFAULT_ANSWERS)
+}
+
+/// [`run`], remembering up to `answers` answers (0: none; see [`Answers`]).
+pub fn run_with(
+    listener: TcpListener,
+    store: Store,
+    workers: Option<usize>,
+    answers: usize,
+) -> std::io::Result<Server> {
     let store = web::Data::new(store);
+    let answers = web::Data::new(Answers::new(answers));
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(middleware::Logger::default())
             .app_data(store.clone())
+            .app_data(answers.clone())
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 let message = match error {
                     QueryPayloadError::Deserialize(cause) => cause.to_string(),

@@ -342,6 +342,74 @@ fn a_range_is_the_merge_of_its_days() {
 }
 
 #[test]
+fn a_commit_is_visible_on_the_next_request() {
+    for db in backends() {
+        let store = db.connect();
+        let mut requests = generated_requests();
+        store_requests(&store, &requests);
+        let app = TestApp::spawn(&store);
+        for query in ["from=2024-10-01&to=2024-10-31", "from=2024-10-01"] {
+            // Asked twice, so the second answer may be a remembered one.
+            for _ in 0..2 {
+                let body = app.stats("cust_1", query);
+                let all = select(&requests, "cust_1", "2024-10-01", "2024-10-31");
+                assert_stats(&body["total"], &all, &format!("{db:?} {query}"));
+            }
+        }
+        // Late data for a stored day, and a new day: both must show at once.
+        let late: Vec<Request> = (0..30)
+            .map(|i| {
+                (
+                    "cust_1",
+                    date("2024-10-11"),
+                    i % 3 == 0,
+                    1_500_000 + i * 1000,
+                )
+            })
+            .chain((0..5).map(|i| ("cust_1", date("2024-10-25"), true, 900_000 + i)))
+            .collect();
+        let mut accumulators: BTreeMap<NaiveDate, DayAccumulator> = BTreeMap::new();
+        for &(_, day, success, latency_us) in &late {
+            accumulators
+                .entry(day)
+                .or_default()
+                .add(success, latency_us);
+        }
+        store
+            .commit_epoch(&EpochCommit {
+                deltas: accumulators
+                    .into_iter()
+                    .map(|(day, acc)| ("cust_1".to_string(), day_from_date(day), acc.finish()))
+                    .collect(),
+                ..EpochCommit::default()
+            })
+            .expect("commit late data");
+        requests.extend(late);
+        for query in ["from=2024-10-01&to=2024-10-31", "from=2024-10-01"] {
+            let body = app.stats("cust_1", query);
+            let all = select(&requests, "cust_1", "2024-10-01", "2024-10-31");
+            assert_stats(
+                &body["total"],
+                &all,
+                &format!("{db:?} {query} after the commit"),
+            );
+            assert_days(
+                &body,
+                &requests,
+                "cust_1",
+                &[
+                    "2024-10-10",
+                    "2024-10-11",
+                    "2024-10-13",
+                    "2024-10-20",
+                    "2024-10-25",
+                ],
+            );
+        }
+    }
+}
+
+#[test]
 fn to_defaults_to_the_last_day_with_data() {
     for (db, app, requests) in seeded_apps() {
         let body = app.stats("cust_1", "from=2024-10-11");
