@@ -69,6 +69,15 @@ struct Tracked {
     grace_until: Option<Instant>,
 }
 
+impl Tracked {
+    /// Makes the complete lines up to `size` readable; a partial last line waits.
+    fn extend_to_complete_lines(&mut self, size: u64) -> Result<(), SourceError> {
+        self.readable_to = complete_lines_end(&self.source.file, self.readable_to, size)
+            .map_err(io_error(self.source.path.as_ref()))?;
+        Ok(())
+    }
+}
+
 /// Plans epochs of about `epoch_bytes` over the sources, in order.
 pub struct Planner {
     inputs: Vec<PathBuf>,
@@ -195,32 +204,25 @@ impl Planner {
         let mut truncated = Vec::new();
         let now = Instant::now();
         for tracked in self.tracked.iter_mut() {
-            let path = tracked.source.path.clone();
-            if tracked.retired {
-                if let Some(until) = tracked.grace_until {
-                    let size = tracked
-                        .source
-                        .file
-                        .metadata()
-                        .map_err(io_error(path.as_ref()))?
-                        .len();
-                    if now < until {
-                        tracked.readable_to =
-                            complete_lines_end(&tracked.source.file, tracked.readable_to, size)
-                                .map_err(io_error(path.as_ref()))?;
-                    } else {
-                        tracked.readable_to = size.max(tracked.planned_to);
-                        tracked.grace_until = None;
-                    }
-                }
+            if tracked.retired && tracked.grace_until.is_none() {
                 continue;
             }
+            let path = tracked.source.path.clone();
             let size = tracked
                 .source
                 .file
                 .metadata()
                 .map_err(io_error(path.as_ref()))?
                 .len();
+            if let Some(until) = tracked.grace_until {
+                if now < until {
+                    tracked.extend_to_complete_lines(size)?;
+                } else {
+                    tracked.readable_to = size.max(tracked.planned_to);
+                    tracked.grace_until = None;
+                }
+                continue;
+            }
             let same_file =
                 std::fs::metadata(&path).is_ok_and(|m| (m.dev(), m.ino()) == tracked.source.inode);
             if !same_file {
@@ -228,9 +230,7 @@ impl Planner {
                 log::info!("{path}: rotated; finishing the old file");
                 tracked.retired = true;
                 tracked.grace_until = Some(now + ROTATION_GRACE);
-                tracked.readable_to =
-                    complete_lines_end(&tracked.source.file, tracked.readable_to, size)
-                        .map_err(io_error(path.as_ref()))?;
+                tracked.extend_to_complete_lines(size)?;
             } else if size < tracked.planned_to
                 || !same_start(&tracked.source.file, size, &tracked.source.fingerprint)
             {
@@ -239,9 +239,7 @@ impl Planner {
                 tracked.readable_to = tracked.planned_to;
                 truncated.push(path);
             } else if size > tracked.readable_to {
-                tracked.readable_to =
-                    complete_lines_end(&tracked.source.file, tracked.readable_to, size)
-                        .map_err(io_error(path.as_ref()))?;
+                tracked.extend_to_complete_lines(size)?;
             }
         }
         let mut opened = Vec::new();

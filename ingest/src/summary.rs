@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 /// Counts accumulated over committed epochs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
     /// Non-blank lines read.
     pub lines: u64,
@@ -20,21 +20,12 @@ pub struct Totals {
     pub bytes: u64,
 }
 
-/// What the job prints when it ends.
+/// What the job prints when it ends: the totals, the time and the rate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Summary {
-    /// Non-blank lines read.
-    pub lines: u64,
-    /// Lines merged into stats.
-    pub accepted: u64,
-    /// Invalid lines.
-    pub rejected: u64,
-    /// Late lines.
-    pub late: u64,
-    /// Stats rows inserted or updated.
-    pub rows_written: u64,
-    /// Bytes read.
-    pub bytes: u64,
+    /// Counts over the committed epochs.
+    #[serde(flatten)]
+    pub totals: Totals,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// lines / seconds.
@@ -46,12 +37,7 @@ impl Summary {
     pub fn new(totals: &Totals, elapsed: Duration) -> Self {
         let seconds = elapsed.as_secs_f64();
         Self {
-            lines: totals.lines,
-            accepted: totals.accepted,
-            rejected: totals.rejected,
-            late: totals.late,
-            rows_written: totals.rows_written,
-            bytes: totals.bytes,
+            totals: totals.clone(),
             seconds,
             lines_per_second: if seconds > 0.0 {
                 totals.lines as f64 / seconds
@@ -65,11 +51,11 @@ impl Summary {
     pub fn human(&self) -> String {
         format!(
             "lines {} | accepted {} | rejected {} | late {} | rows written {} | {:.2} s | {:.0} lines/s",
-            self.lines,
-            self.accepted,
-            self.rejected,
-            self.late,
-            self.rows_written,
+            self.totals.lines,
+            self.totals.accepted,
+            self.totals.rejected,
+            self.totals.late,
+            self.totals.rows_written,
             self.seconds,
             self.lines_per_second
         )
