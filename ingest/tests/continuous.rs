@@ -18,6 +18,14 @@ use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::{Backend, Store, StoreOptions};
 use serde_json::Value;
 
+/// Held by the tests that load both cores and by the one that times freshness, so the timing
+/// is not measured while another test saturates the machine.
+static EXCLUSIVE: Mutex<()> = Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// (successful, failed, latency sum in microseconds) per (customer, day).
 type Totals = BTreeMap<(String, NaiveDate), (u64, u64, u64)>;
 
@@ -177,6 +185,7 @@ fn customer_requests(store: &Store, customer: &str) -> u64 {
 
 #[test]
 fn follow_mode_makes_appended_lines_visible_within_a_second() {
+    let _exclusive = exclusive();
     for db in backends() {
         let dir = temp_dir();
         let log = dir.path().join("api_requests.log");
@@ -304,6 +313,7 @@ fn random_delays(count: usize) -> Vec<Duration> {
 
 #[test]
 fn sigkill_at_random_instants_then_restart_gives_exact_totals() {
+    let _exclusive = exclusive();
     let dir = temp_dir();
     let log = dir.path().join("big.log");
     generate(&log, 1_000_000, 99);
@@ -332,6 +342,7 @@ fn sigkill_at_random_instants_then_restart_gives_exact_totals() {
 
 #[test]
 fn two_jobs_on_the_same_file_never_double_count() {
+    let _exclusive = exclusive();
     let dir = temp_dir();
     let log = dir.path().join("shared.log");
     generate(&log, 200_000, 5);
