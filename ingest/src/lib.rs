@@ -24,7 +24,7 @@ use crate::source::{expand_paths, unix_now, JobId, OpenFiles, Resume, Source, LE
 use crate::summary::{Progress, Summary};
 
 /// Default size of an epoch: the bytes of input committed together.
-pub const DEFAULT_EPOCH_BYTES: u64 = 32 << 20;
+pub const DEFAULT_EPOCH_BYTES: u64 = 64 << 20;
 
 /// How often follow mode looks for new bytes, files, rotation and truncation.
 pub const FOLLOW_POLL_INTERVAL: Duration = Duration::from_millis(100);

@@ -51,7 +51,7 @@ impl Hasher for FxHasher {
 type FastHash = BuildHasherDefault<FxHasher>;
 
 /// Bytes read at a time from a share.
-const WINDOW_BYTES: u64 = 4 << 20;
+const WINDOW_BYTES: u64 = 1 << 20;
 
 /// Longest part of a rejected line kept for the rejects file.
 const REJECT_TEXT_BYTES: usize = 200;

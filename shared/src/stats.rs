@@ -102,11 +102,12 @@ impl Default for DayStats {
     }
 }
 
-/// Exact per-day accumulator used while reading: counts, sums and a histogram of latencies.
+/// Exact per-day accumulator used while reading: counts, sums and every latency.
 ///
 /// Unlike a digest, merging accumulators is exact, associative and commutative, so an epoch's
 /// stats do not depend on how its lines were split between workers. The digest is built once
-/// per (customer, day, epoch) by [`DayAccumulator::finish`].
+/// per (customer, day, epoch) by [`DayAccumulator::finish`]. Latencies are kept as a sorted list
+/// of 8-byte values: per epoch, memory is bounded by the epoch's lines whatever their values.
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize,
 )]
@@ -114,10 +115,10 @@ pub struct DayAccumulator {
     successful: u64,
     failed: u64,
     latency_sum_us: u64,
-    /// (latency in microseconds, count), ascending and deduplicated.
-    histogram: Vec<(u64, u64)>,
-    /// Latencies added since the last `normalize` (8 bytes a request instead of 16).
-    pending: Vec<u64>,
+    /// Latencies in microseconds, ascending (after `normalize`).
+    latencies_us: Vec<u64>,
+    /// Whether latencies were added since the last sort.
+    unsorted: bool,
 }
 
 impl DayAccumulator {
@@ -135,7 +136,8 @@ impl DayAccumulator {
             self.failed += 1;
         }
         self.latency_sum_us += latency_us;
-        self.pending.push(latency_us);
+        self.latencies_us.push(latency_us);
+        self.unsorted = true;
     }
 
     /// Total requests counted.
@@ -143,21 +145,12 @@ impl DayAccumulator {
         self.successful + self.failed
     }
 
-    /// Folds the pending latencies into the sorted histogram.
+    /// Sorts the latencies (the canonical form, so equal accumulators compare equal).
     pub fn normalize(&mut self) {
-        if self.pending.is_empty() {
-            return;
+        if self.unsorted {
+            self.latencies_us.sort_unstable();
+            self.unsorted = false;
         }
-        self.pending.sort_unstable();
-        let mut added: Vec<(u64, u64)> = Vec::new();
-        for &value in &self.pending {
-            match added.last_mut() {
-                Some((last, count)) if *last == value => *count += 1,
-                _ => added.push((value, 1)),
-            }
-        }
-        self.pending = Vec::new();
-        self.histogram = merge_histograms(&self.histogram, &added);
     }
 
     /// Adds `other` into `self` exactly; the result is normalized.
@@ -165,44 +158,47 @@ impl DayAccumulator {
         self.successful += other.successful;
         self.failed += other.failed;
         self.latency_sum_us += other.latency_sum_us;
-        self.pending.extend_from_slice(&other.pending);
-        self.histogram = merge_histograms(&self.histogram, &other.histogram);
-        self.normalize();
+        if self.unsorted || other.unsorted {
+            self.latencies_us.extend_from_slice(&other.latencies_us);
+            self.unsorted = true;
+            self.normalize();
+        } else {
+            self.latencies_us = merge_sorted(&self.latencies_us, &other.latencies_us);
+        }
     }
 
     /// Turns the accumulated requests into `DayStats`, building the digest once.
     pub fn finish(mut self) -> DayStats {
         self.normalize();
+        let mut histogram: Vec<(u64, u64)> = Vec::new();
+        for &value in &self.latencies_us {
+            match histogram.last_mut() {
+                Some((last, count)) if *last == value => *count += 1,
+                _ => histogram.push((value, 1)),
+            }
+        }
         DayStats {
             successful: self.successful,
             failed: self.failed,
             latency_sum_us: self.latency_sum_us,
-            latency_min_us: self.histogram.first().map_or(u64::MAX, |&(v, _)| v),
-            latency_max_us: self.histogram.last().map_or(0, |&(v, _)| v),
-            digest: LatencyDigest::from_histogram(&self.histogram),
+            latency_min_us: self.latencies_us.first().copied().unwrap_or(u64::MAX),
+            latency_max_us: self.latencies_us.last().copied().unwrap_or(0),
+            digest: LatencyDigest::from_histogram(&histogram),
         }
     }
 }
 
-/// Merges two ascending, deduplicated histograms.
-fn merge_histograms(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+/// Merges two ascending lists.
+fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push((a[i].0, a[i].1 + b[j].1));
-                i += 1;
-                j += 1;
-            }
+        if a[i] <= b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
         }
     }
     out.extend_from_slice(&a[i..]);
