@@ -5,7 +5,8 @@ DATABASE_URL ?= sqlite://data/logstats.db
 BIND ?= 127.0.0.1:8000
 LOG ?= data/api_requests.log
 CARGO ?= cargo
-RELEASE := target/release
+# Binaries land in $(CARGO_TARGET_DIR)/release when that is set, else target/release.
+RELEASE := $(or $(CARGO_TARGET_DIR),target)/release
 
 .PHONY: all build ingest start test generate bench bench-micro lint clean
 

@@ -8,7 +8,7 @@
 # postgres://postgres@127.0.0.1:5432/postgres). Everything runs on 127.0.0.1; nothing is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 lines=${BENCH_API_LINES:-1000000}
 connections=${BENCH_API_CONNECTIONS:-64}
 duration=${BENCH_API_DURATION:-10s}

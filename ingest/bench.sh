@@ -5,7 +5,7 @@
 # BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 lines=${BENCH_LINES:-10000000}
 workers=${BENCH_WORKERS:-2}
 pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
