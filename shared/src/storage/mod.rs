@@ -188,6 +188,20 @@ macro_rules! with_backend {
     };
 }
 
+/// The `SET` of an upsert that replaces every stats column with the inserted row's value.
+macro_rules! stats_from_excluded {
+    () => {
+        (
+            daily_stats::successful.eq(excluded(daily_stats::successful)),
+            daily_stats::failed.eq(excluded(daily_stats::failed)),
+            daily_stats::latency_sum_us.eq(excluded(daily_stats::latency_sum_us)),
+            daily_stats::latency_min_us.eq(excluded(daily_stats::latency_min_us)),
+            daily_stats::latency_max_us.eq(excluded(daily_stats::latency_max_us)),
+            daily_stats::digest.eq(excluded(daily_stats::digest)),
+        )
+    };
+}
+
 /// Writes merged daily rows, replacing stored ones; the fastest form differs per backend.
 trait UpsertRows {
     fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()>;
@@ -202,14 +216,7 @@ impl UpsertRows for SqliteConnection {
                 .values(row)
                 .on_conflict((daily_stats::customer_id, daily_stats::day))
                 .do_update()
-                .set((
-                    daily_stats::successful.eq(row.successful),
-                    daily_stats::failed.eq(row.failed),
-                    daily_stats::latency_sum_us.eq(row.latency_sum_us),
-                    daily_stats::latency_min_us.eq(row.latency_min_us),
-                    daily_stats::latency_max_us.eq(row.latency_max_us),
-                    daily_stats::digest.eq(&row.digest),
-                ))
+                .set(stats_from_excluded!())
                 .execute(self)?;
         }
         Ok(())
@@ -224,14 +231,7 @@ impl UpsertRows for PgConnection {
                 .values(chunk)
                 .on_conflict((daily_stats::customer_id, daily_stats::day))
                 .do_update()
-                .set((
-                    daily_stats::successful.eq(excluded(daily_stats::successful)),
-                    daily_stats::failed.eq(excluded(daily_stats::failed)),
-                    daily_stats::latency_sum_us.eq(excluded(daily_stats::latency_sum_us)),
-                    daily_stats::latency_min_us.eq(excluded(daily_stats::latency_min_us)),
-                    daily_stats::latency_max_us.eq(excluded(daily_stats::latency_max_us)),
-                    daily_stats::digest.eq(excluded(daily_stats::digest)),
-                ))
+                .set(stats_from_excluded!())
                 .execute(self)?;
         }
         Ok(())
