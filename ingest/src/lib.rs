@@ -7,6 +7,7 @@ pub mod planner;
 pub mod share;
 pub mod source;
 pub mod summary;
+pub mod watch;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -26,8 +27,8 @@ use crate::summary::{Progress, Summary};
 /// Default size of an epoch: the bytes of input committed together.
 pub const DEFAULT_EPOCH_BYTES: u64 = 64 << 20;
 
-/// How often follow mode looks for new bytes, files, rotation and truncation.
-pub const FOLLOW_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Follow mode looks again at most this often, however many notifications arrive.
+const FOLLOW_MIN_POLL_GAP: Duration = Duration::from_millis(5);
 
 /// How often the job renews its leases, for sources no commit has renewed lately.
 const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(10);
@@ -49,6 +50,8 @@ pub struct IngestConfig {
     pub epoch_bytes: u64,
     /// Keep reading as the files grow, until SIGINT or SIGTERM.
     pub follow: bool,
+    /// In follow mode, poll every 100 ms instead of using filesystem notifications.
+    pub poll_only: bool,
     /// Draw a progress line on a terminal.
     pub progress: bool,
 }
@@ -179,7 +182,14 @@ impl Feed<'_> {
         }
         let mut progress = Progress::new(self.config.progress);
         let mut next_epoch = 0;
-        let mut last_poll = Instant::now();
+        let watcher = self.config.follow.then(|| match self.config.poll_only {
+            true => watch::ChangeWatcher::polling(),
+            false => watch::ChangeWatcher::new(&self.config.paths),
+        });
+        // Poll once right after the watcher starts: what changed before it is seen too.
+        let mut last_poll = Instant::now()
+            .checked_sub(watch::POLL_WITH_NOTIFICATIONS)
+            .unwrap_or_else(Instant::now);
         let mut last_renew = Instant::now();
         let mut failure = None;
         loop {
@@ -209,7 +219,11 @@ impl Feed<'_> {
             if failure.is_some() || (caught_up && !self.config.follow) {
                 break;
             }
-            if self.config.follow && last_poll.elapsed() >= FOLLOW_POLL_INTERVAL {
+            let poll_due = watcher.as_ref().is_some_and(|w| {
+                last_poll.elapsed() >= w.poll_interval()
+                    || (last_poll.elapsed() >= FOLLOW_MIN_POLL_GAP && w.changed())
+            });
+            if poll_due {
                 last_poll = Instant::now();
                 match planner.poll(self.store, self.job, self.shutdown) {
                     Ok(opened) => {

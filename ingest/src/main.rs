@@ -33,6 +33,10 @@ struct Cli {
     /// at least once a second; stop on SIGINT or SIGTERM after committing what was read.
     #[arg(long)]
     follow: bool,
+    /// With --follow: poll every 100 ms instead of using filesystem notifications (for file
+    /// systems where notifications do not arrive, such as NFS).
+    #[arg(long, requires = "follow")]
+    poll: bool,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         paths: cli.paths,
         epoch_bytes: cli.epoch_bytes,
         follow: cli.follow,
+        poll_only: cli.poll,
         progress: std::io::stderr().is_terminal() && !cli.json,
     };
     let shutdown = match shutdown_on_signals() {

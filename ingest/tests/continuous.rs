@@ -186,6 +186,17 @@ fn customer_requests(store: &Store, customer: &str) -> u64 {
 #[test]
 fn follow_mode_makes_appended_lines_visible_within_a_second() {
     let _exclusive = exclusive();
+    follow_freshness(&[]);
+}
+
+#[test]
+fn follow_mode_by_polling_alone_is_as_fresh() {
+    let _exclusive = exclusive();
+    follow_freshness(&["--poll"]);
+}
+
+/// Appends to a followed file and times how long until the lines are committed.
+fn follow_freshness(extra_args: &[&str]) {
     for db in backends() {
         let dir = temp_dir();
         let log = dir.path().join("api_requests.log");
@@ -195,7 +206,9 @@ fn follow_mode_makes_appended_lines_visible_within_a_second() {
             .expect("canonical")
             .display()
             .to_string();
-        let child = spawn(&db.url, &["--follow", log.to_str().expect("utf8")]);
+        let mut args = vec!["--follow", log.to_str().expect("utf8")];
+        args.extend_from_slice(extra_args);
+        let child = spawn(&db.url, &args);
         wait_until(Duration::from_secs(20), || {
             store.source_offset(&canonical).ok().flatten().is_some()
         })
