@@ -156,6 +156,11 @@ impl Leader {
         self.committed().error.clone()
     }
 
+    /// Epochs committed so far.
+    pub fn committed_epochs(&self) -> u64 {
+        self.committed().epochs
+    }
+
     /// Totals of the epochs committed so far.
     pub fn totals(&self) -> Totals {
         self.committed().totals.clone()

@@ -28,7 +28,7 @@ use crate::summary::{Progress, Summary};
 pub const DEFAULT_EPOCH_BYTES: u64 = 64 << 20;
 
 /// Follow mode looks again at most this often, however many notifications arrive.
-const FOLLOW_MIN_POLL_GAP: Duration = Duration::from_millis(5);
+const FOLLOW_MIN_POLL_GAP: Duration = Duration::from_millis(50);
 
 /// How often the job renews its leases, for sources no commit has renewed lately.
 const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(10);
@@ -197,7 +197,14 @@ impl Feed<'_> {
                 break;
             }
             let mut caught_up = false;
-            while leader.borrow().may_plan(next_epoch) {
+            // Following, small appends are held back while an epoch is still being committed,
+            // so the next epoch takes them all: epochs grow with the commit latency instead of
+            // queueing up behind it.
+            let committing = leader.borrow().committed_epochs() < next_epoch;
+            let hold = self.config.follow
+                && committing
+                && planner.pending_bytes() < self.config.epoch_bytes;
+            while !hold && leader.borrow().may_plan(next_epoch) {
                 let late_before = leader.borrow().late_before(next_epoch);
                 match planner.next_plan(next_epoch, late_before) {
                     Ok(Some(plan)) => {
