@@ -7,7 +7,8 @@ database; for every sample, the delay until the committed offset passes that siz
 freshness of the bytes appended by then. Prints p50/p99/max.
 
 usage: freshness.py BIN_DIR [LINES_PER_SECOND] [SECONDS] [POSTGRES_URL]
-(without POSTGRES_URL, a fresh SQLite file is used; with it, that empty database via psql)
+(without POSTGRES_URL, a fresh SQLite file is used; with it, that empty database via psql;
+FRESHNESS_INGEST_ARGS adds flags to logstats-ingest, e.g. --poll)
 """
 import os
 import signal
@@ -31,7 +32,8 @@ url = postgres or f"sqlite://{db}"
 backend = "postgres" if postgres else "sqlite"
 open(log, "w").close()
 ingest = subprocess.Popen(
-    [f"{bin_dir}/logstats-ingest", "--follow", "--json", "--database-url", url, log],
+    [f"{bin_dir}/logstats-ingest", "--follow", "--json", "--database-url", url, log]
+    + os.environ.get("FRESHNESS_INGEST_ARGS", "").split(),
     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 source = os.path.realpath(log)
 

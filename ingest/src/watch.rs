@@ -14,6 +14,44 @@ pub const POLL_WITH_NOTIFICATIONS: Duration = Duration::from_secs(1);
 /// Poll interval without notifications.
 pub const POLL_WITHOUT_NOTIFICATIONS: Duration = Duration::from_millis(100);
 
+/// Which changed paths matter: the given files (by name, so a file created in their place
+/// counts), and `*.log` files in the given directories. A database file next to the logs, for
+/// one, does not wake the job at every commit.
+struct Relevant {
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Relevant {
+    fn new(paths: &[PathBuf]) -> Self {
+        let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) =
+            paths.iter().map(absolute).partition(|p| p.is_dir());
+        let dirs = dirs
+            .into_iter()
+            .map(|d| std::fs::canonicalize(&d).unwrap_or(d))
+            .collect();
+        let files = files
+            .into_iter()
+            .map(|f| match (f.parent(), f.file_name()) {
+                (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+                    .map(|dir| dir.join(name))
+                    .unwrap_or(f.clone()),
+                _ => f,
+            })
+            .collect();
+        Self { files, dirs }
+    }
+
+    fn matches(&self, path: &Path) -> bool {
+        self.files.iter().any(|f| f == path)
+            || (path.extension().is_some_and(|e| e == "log")
+                && path
+                    .parent()
+                    .is_some_and(|dir| self.dirs.iter().any(|d| d == dir)))
+    }
+}
+
 /// Watches the directories of the followed paths.
 pub struct ChangeWatcher {
     // Dropping the watcher stops it; it is kept alive for the events.
@@ -35,8 +73,9 @@ impl ChangeWatcher {
     /// which replaces the file, is seen too). Falls back to polling alone on any error.
     pub fn new(paths: &[PathBuf]) -> Self {
         let (tx, events) = channel();
+        let relevant = Relevant::new(paths);
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
+            if event.is_ok_and(|e| e.paths.iter().any(|p| relevant.matches(p))) {
                 let _ = tx.send(());
             }
         });
@@ -50,7 +89,9 @@ impl ChangeWatcher {
                             .filter(|p| !p.as_os_str().is_empty())
                             .unwrap_or(Path::new("."))
                     };
-                    match watcher.watch(dir, RecursiveMode::NonRecursive) {
+                    // Watched by its canonical path, so events name paths as `Relevant` does.
+                    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+                    match watcher.watch(&dir, RecursiveMode::NonRecursive) {
                         Ok(()) => true,
                         Err(e) => {
                             log::info!(
@@ -108,5 +149,9 @@ mod tests {
             watcher.changed()
         });
         assert!(noticed);
+        // A database next to the log does not count.
+        std::fs::write(dir.path().join("logstats.db"), "x").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!watcher.changed());
     }
 }
