@@ -1,9 +1,11 @@
-//! Remembered response bodies, reused only for exactly the rows they were built from.
+//! Remembered response bodies, reused only while the customer's rows are unchanged.
 //!
-//! The handler always reads the range's rows; what this saves is decoding the digests, merging
-//! them and writing the JSON. An entry is reused only when the rows just read are equal, column
-//! by column and byte by byte, to the rows it was built from, so a committed change is visible
-//! on the very next request: there is nothing to invalidate and nothing can be stale.
+//! Every commit that changes a customer's rows bumps that customer's version in the same
+//! transaction. An entry remembers the version its rows were read at (the same version was read
+//! before and after the rows), and is reused only when a fresh read of the version gives that
+//! number again: a committed change is visible on the very next request, and nothing can be
+//! stale. What this saves is reading the rows, decoding and merging the digests and writing
+//! the JSON: a hit costs one read of one small row.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,7 +31,7 @@ pub struct AnswerKey {
 }
 
 struct Answer {
-    rows: Vec<StoredDay>,
+    version: i64,
     body: Bytes,
 }
 
@@ -48,17 +50,17 @@ impl Answers {
         }
     }
 
-    /// The body remembered for `key`, if it was built from exactly `rows`.
-    pub fn get(&self, key: &AnswerKey, rows: &[StoredDay]) -> Option<Bytes> {
+    /// The body remembered for `key`, if it was built at the customer's `version`.
+    pub fn get(&self, key: &AnswerKey, version: i64) -> Option<Bytes> {
         if self.capacity == 0 {
             return None;
         }
         let answer = self.lock().get(key).cloned()?;
-        (answer.rows == rows).then(|| answer.body.clone())
+        (answer.version == version).then(|| answer.body.clone())
     }
 
-    /// Remembers `body` as the answer for `key` over `rows`; forgets everything when full.
-    pub fn put(&self, key: AnswerKey, rows: Vec<StoredDay>, body: Bytes) {
+    /// Remembers `body` as the answer for `key` at `version`; forgets everything when full.
+    pub fn put(&self, key: AnswerKey, version: i64, body: Bytes) {
         if self.capacity == 0 {
             return;
         }
@@ -66,7 +68,7 @@ impl Answers {
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
             entries.clear();
         }
-        entries.insert(key, Arc::new(Answer { rows, body }));
+        entries.insert(key, Arc::new(Answer { version, body }));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AnswerKey, Arc<Answer>>> {
@@ -89,35 +91,28 @@ mod tests {
         }
     }
 
-    fn row(successful: i64, digest: &[u8]) -> StoredDay {
-        let day = NaiveDate::from_ymd_opt(2024, 10, 10).expect("valid date");
-        (day, successful, 0, 1, 1, 1, digest.to_vec())
-    }
-
     #[test]
-    fn reuses_a_body_only_for_identical_rows() {
+    fn reuses_a_body_only_at_the_same_version() {
         let answers = Answers::new(4);
-        answers.put(key("a"), vec![row(1, b"x")], Bytes::from_static(b"one"));
-        assert_eq!(
-            answers.get(&key("a"), &[row(1, b"x")]),
-            Some(Bytes::from_static(b"one"))
-        );
-        assert_eq!(answers.get(&key("a"), &[row(2, b"x")]), None);
-        assert_eq!(answers.get(&key("a"), &[row(1, b"y")]), None);
-        assert_eq!(answers.get(&key("a"), &[row(1, b"x"), row(1, b"x")]), None);
-        assert_eq!(answers.get(&key("b"), &[row(1, b"x")]), None);
+        answers.put(key("a"), 7, Bytes::from_static(b"one"));
+        assert_eq!(answers.get(&key("a"), 7), Some(Bytes::from_static(b"one")));
+        assert_eq!(answers.get(&key("a"), 8), None);
+        assert_eq!(answers.get(&key("b"), 7), None);
+        let mut other_range = key("a");
+        other_range.to = other_range.from.succ_opt();
+        assert_eq!(answers.get(&other_range, 7), None);
     }
 
     #[test]
     fn stays_bounded_and_can_be_off() {
         let answers = Answers::new(2);
         for customer in ["a", "b", "c"] {
-            answers.put(key(customer), vec![], Bytes::from_static(b"{}"));
+            answers.put(key(customer), 1, Bytes::from_static(b"{}"));
         }
         assert!(answers.lock().len() <= 2);
-        assert!(answers.get(&key("c"), &[]).is_some());
+        assert!(answers.get(&key("c"), 1).is_some());
         let off = Answers::new(0);
-        off.put(key("a"), vec![], Bytes::from_static(b"{}"));
-        assert_eq!(off.get(&key("a"), &[]), None);
+        off.put(key("a"), 1, Bytes::from_static(b"{}"));
+        assert_eq!(off.get(&key("a"), 1), None);
     }
 }

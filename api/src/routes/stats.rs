@@ -69,36 +69,37 @@ pub async fn customer_stats(
 
 /// The JSON body for `customer` over `range`, from the rows stored right now.
 ///
-/// The rows are always read. A remembered body is reused only when it was built from exactly
-/// the same rows (every column, digest bytes included), so it is never stale.
+/// A remembered body is reused only while the customer's version is the one it was built at,
+/// so it is never stale (see [`crate::answers`]).
 fn answer(
     store: &Store,
     answers: &Answers,
     customer: CustomerId,
     range: RequestedRange,
 ) -> Result<Bytes, ApiError> {
-    let rows = read_days(store, customer.as_str(), range.from, range.to)?;
     let key = AnswerKey {
         customer: customer.as_str().into(),
         from: range.from,
         to: range.to,
     };
-    if let Some(body) = answers.get(&key, &rows) {
+    let version = store.customer_version(customer.as_str())?;
+    if let Some(body) = answers.get(&key, version) {
         return Ok(body);
     }
+    let rows = read_days(store, customer.as_str(), range.from, range.to)?;
     let mut days = decode_days(customer.as_str(), &rows)?;
     days.retain(|(_, stats)| stats.total() > 0);
     if days.is_empty() && !store.customer_exists(customer.as_str())? {
         return Err(ApiError::UnknownCustomer(customer));
     }
-    // An answer without days also depends on whether the customer exists: not remembered.
-    let remember = !days.is_empty();
     let body = Bytes::from(
         serde_json::to_vec(&customer_stats_of(customer, range, &days))
             .map_err(|error| ApiError::Internal(Box::new(error)))?,
     );
-    if remember {
-        answers.put(key, rows, body.clone());
+    // Remembered only if no commit touched the customer while its rows were read, and not
+    // without days (such an answer also depends on whether the customer exists).
+    if !days.is_empty() && store.customer_version(key.customer.as_ref())? == version {
+        answers.put(key, version, body.clone());
     }
     Ok(body)
 }

@@ -21,7 +21,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use crate::stats::DayStats;
 pub use models::{date_from_day, day_from_date, SourceOffset};
 use models::{DailyStatsRow, SourceOffsetRow};
-use schema::{daily_stats, ingest_watermark, source_offsets};
+use schema::{customer_versions, daily_stats, ingest_watermark, source_offsets};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
@@ -276,6 +276,20 @@ macro_rules! merge_and_upsert {
             .map(|((customer, day), stats)| DailyStatsRow::new(customer, day, &stats))
             .collect();
         conn.upsert_rows(&rows)?;
+        let mut touched: Vec<&str> = rows.iter().map(|r| r.customer_id.as_str()).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for customer in touched {
+            diesel::insert_into(customer_versions::table)
+                .values((
+                    customer_versions::customer_id.eq(customer),
+                    customer_versions::version.eq(1i64),
+                ))
+                .on_conflict(customer_versions::customer_id)
+                .do_update()
+                .set(customer_versions::version.eq(customer_versions::version + 1))
+                .execute(conn)?;
+        }
         for source in &epoch.sources {
             if let Some((owner, _)) = &epoch.lease {
                 let holder: Option<Option<String>> = source_offsets::table
@@ -583,6 +597,19 @@ impl Store {
         })
     }
 
+    /// A number that changes whenever any stored day of `customer_id` changes (0 before the
+    /// first). Equal versions read around a read of the rows mean the rows did not change.
+    pub fn customer_version(&self, customer_id: &str) -> Result<i64, StorageError> {
+        with_backend!(self, conn => {
+            Ok(customer_versions::table
+                .filter(customer_versions::customer_id.eq(customer_id))
+                .select(customer_versions::version)
+                .first::<i64>(conn)
+                .optional()?
+                .unwrap_or(0))
+        })
+    }
+
     /// Whether any day is stored for `customer_id`.
     pub fn customer_exists(&self, customer_id: &str) -> Result<bool, StorageError> {
         with_backend!(self, conn => {
@@ -659,6 +686,35 @@ mod tests {
                 .map(|(date, _)| day_from_date(date))
                 .collect();
             assert_eq!(read, [20_016, 2_932_896], "{db:?}");
+        }
+    }
+
+    #[cfg(feature = "testing")]
+    #[test]
+    fn commits_bump_the_version_of_the_customers_they_touch() {
+        for db in crate::testing::backends() {
+            let store = db.connect();
+            let mut acc = crate::DayAccumulator::new();
+            acc.add(true, 1_000);
+            let stats = acc.finish();
+            let commit = |customers: &[&str]| {
+                let epoch = EpochCommit {
+                    deltas: customers
+                        .iter()
+                        .map(|c| (c.to_string(), 20_006, stats.clone()))
+                        .collect(),
+                    ..EpochCommit::default()
+                };
+                store.commit_epoch(&epoch).expect("commit");
+            };
+            let versions = || ["a", "b"].map(|c| store.customer_version(c).expect("version"));
+            assert_eq!(versions(), [0, 0], "{db:?}");
+            commit(&["a", "b"]);
+            assert_eq!(versions(), [1, 1]);
+            commit(&["a"]);
+            assert_eq!(versions(), [2, 1]);
+            commit(&["b", "b"]);
+            assert_eq!(versions(), [2, 2]);
         }
     }
 

@@ -25,10 +25,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    customer_versions (customer_id) {
+        customer_id -> Text,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
     ingest_watermark (id) {
         id -> Integer,
         event_time -> BigInt,
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(daily_stats, ingest_watermark, source_offsets,);
+diesel::allow_tables_to_appear_in_same_query!(
+    customer_versions,
+    daily_stats,
+    ingest_watermark,
+    source_offsets,
+);
