@@ -55,7 +55,7 @@ struct CommitJob {
 /// State of the job kept by worker 0: what is planned, the watermark, and the committer.
 pub struct Leader {
     job: JobId,
-    sources: HashMap<SourceId, Source>,
+    /// Committed lines per source, for line numbers: seeded on registration.
     line_counts: HashMap<SourceId, u64>,
     plans: BTreeMap<u64, EpochPlan>,
     watermark_after: BTreeMap<u64, Option<i64>>,
@@ -107,7 +107,6 @@ impl Leader {
             .spawn(move || committer.run(jobs))?;
         Ok(Self {
             job,
-            sources: HashMap::new(),
             line_counts: HashMap::new(),
             plans: BTreeMap::new(),
             watermark_after: BTreeMap::new(),
@@ -143,7 +142,6 @@ impl Leader {
     /// Registers a source the planner opened.
     pub fn add_source(&mut self, id: SourceId, source: &Source) {
         self.line_counts.insert(id, source.line_count);
-        self.sources.insert(id, source.clone());
     }
 
     /// Remembers a plan sent to the workers.
@@ -204,11 +202,10 @@ impl Leader {
             anyhow::bail!(error);
         }
         reports.sort_by_key(|r| r.worker);
-        let source = self
-            .sources
+        let lines_before = *self
+            .line_counts
             .get(&plan.source)
             .ok_or_else(|| anyhow::anyhow!("source {} was never registered", plan.path))?;
-        let lines_before = self.line_counts.get(&plan.source).copied().unwrap_or(0);
         let lines_in_epoch: u64 = reports.iter().map(|r| r.lines_total).sum();
         let max_event_time = reports.iter().filter_map(|r| r.max_event_time).max();
         let commit = EpochCommit {
@@ -220,7 +217,7 @@ impl Leader {
                 .fingerprint
                 .iter()
                 .map(|fingerprint| SourceOffset {
-                    source: source.path.clone(),
+                    source: plan.path.clone(),
                     fingerprint: fingerprint.clone(),
                     byte_offset: plan.end,
                     line_count: lines_before + lines_in_epoch,

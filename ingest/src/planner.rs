@@ -109,22 +109,17 @@ impl Planner {
     fn track(&mut self, source: Source) -> SourceId {
         let id = self.tracked.len();
         self.files.insert(id, source.file.clone());
-        let mut tracked = Tracked {
+        // Only complete lines are read, in batch mode too: a writer may be in the middle of
+        // the last one.
+        let readable_to =
+            complete_lines_end(&source.file, source.offset, source.size).unwrap_or(source.offset);
+        self.tracked.push(Tracked {
             planned_to: source.offset,
-            readable_to: source.size,
+            readable_to,
             retired: false,
             grace_until: None,
             source,
-        };
-        // Only complete lines are read, in batch mode too: a writer may be in the middle of
-        // the last one.
-        tracked.readable_to = complete_lines_end(
-            &tracked.source.file,
-            tracked.planned_to,
-            tracked.source.size,
-        )
-        .unwrap_or(tracked.planned_to);
-        self.tracked.push(tracked);
+        });
         id
     }
 
