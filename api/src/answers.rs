@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use actix_web::web::Bytes;
 use chrono::NaiveDate;
 
+use crate::domain::{CustomerId, RequestedRange};
+
 /// Default number of remembered answers (`--answer-cache` overrides; 0 turns it off).
 pub const DEFAULT_ANSWERS: usize = 1024;
 
@@ -28,6 +30,17 @@ pub struct AnswerKey {
     pub from: NaiveDate,
     /// Last day asked for, if given.
     pub to: Option<NaiveDate>,
+}
+
+impl AnswerKey {
+    /// The key of `customer` over `range`.
+    pub fn new(customer: &CustomerId, range: &RequestedRange) -> Self {
+        Self {
+            customer: customer.as_str().into(),
+            from: range.from,
+            to: range.to,
+        }
+    }
 }
 
 struct Answer {
@@ -48,6 +61,11 @@ impl Answers {
             capacity,
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether answers are remembered at all.
+    pub fn enabled(&self) -> bool {
+        self.capacity > 0
     }
 
     /// The body remembered for `key`, if it was built at the customer's `version`.

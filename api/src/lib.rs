@@ -4,5 +4,6 @@ pub mod answers;
 pub mod configuration;
 pub mod domain;
 pub mod error;
+pub mod freshness;
 pub mod routes;
 pub mod startup;

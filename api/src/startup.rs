@@ -10,6 +10,7 @@ use logstats_shared::Store;
 use crate::answers::{Answers, DEFAULT_ANSWERS};
 use crate::domain::ValidationError;
 use crate::error::ApiError;
+use crate::freshness::Freshness;
 use crate::routes;
 
 /// Starts serving on `listener` with `workers` HTTP workers (default: one per physical core),
@@ -28,13 +29,20 @@ pub fn run_with(
     workers: Option<usize>,
     answers: usize,
 ) -> std::io::Result<Server> {
+    let freshness = web::Data::new(Freshness::start(store.clone())?);
     let store = web::Data::new(store);
     let answers = web::Data::new(Answers::new(answers));
+    let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
     let mut server = HttpServer::new(move || {
         App::new()
-            .wrap(middleware::Logger::default())
+            // The access log costs ~2 % of a hit's time even when filtered out: skip it then.
+            .wrap(middleware::Condition::new(
+                access_log,
+                middleware::Logger::default(),
+            ))
             .app_data(store.clone())
             .app_data(answers.clone())
+            .app_data(freshness.clone())
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 let message = match error {
                     QueryPayloadError::Deserialize(cause) => cause.to_string(),

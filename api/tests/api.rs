@@ -409,6 +409,38 @@ fn a_commit_is_visible_on_the_next_request() {
     }
 }
 
+/// Commits and requests in turn, each request asked twice (the second may be remembered): every
+/// answer counts every commit made before it was asked, so no answer is ever stale.
+#[test]
+fn every_answer_counts_every_commit_made_before_it() {
+    for db in backends() {
+        let store = db.connect();
+        let app = TestApp::spawn(&store);
+        for i in 1..=40u64 {
+            let mut acc = DayAccumulator::new();
+            acc.add(i % 4 != 0, 1_000 * i);
+            store
+                .commit_epoch(&EpochCommit {
+                    deltas: vec![(
+                        "cust_7".to_string(),
+                        day_from_date(date("2024-10-10")),
+                        acc.finish(),
+                    )],
+                    ..EpochCommit::default()
+                })
+                .expect("commit");
+            for ask in 0..2 {
+                let body = app.stats("cust_7", "from=2024-10-10");
+                assert_eq!(
+                    body["total"]["total_requests"], i,
+                    "{db:?}: commit {i}, ask {ask}"
+                );
+                assert_eq!(body["total"]["failed_requests"], i / 4, "{db:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn to_defaults_to_the_last_day_with_data() {
     for (db, app, requests) in seeded_apps() {

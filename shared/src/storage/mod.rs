@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -279,16 +279,25 @@ macro_rules! merge_and_upsert {
         let mut touched: Vec<&str> = rows.iter().map(|r| r.customer_id.as_str()).collect();
         touched.sort_unstable();
         touched.dedup();
-        for customer in touched {
-            diesel::insert_into(customer_versions::table)
-                .values((
-                    customer_versions::customer_id.eq(customer),
-                    customer_versions::version.eq(1i64),
-                ))
-                .on_conflict(customer_versions::customer_id)
-                .do_update()
-                .set(customer_versions::version.eq(customer_versions::version + 1))
-                .execute(conn)?;
+        if !touched.is_empty() {
+            // Writers are serialized (SQLite's immediate transaction, PostgreSQL's table lock),
+            // so one number above every stored version orders the commits for readers.
+            let version = customer_versions::table
+                .select(diesel::dsl::max(customer_versions::version))
+                .first::<Option<i64>>(conn)?
+                .unwrap_or(0)
+                + 1;
+            for customer in touched {
+                diesel::insert_into(customer_versions::table)
+                    .values((
+                        customer_versions::customer_id.eq(customer),
+                        customer_versions::version.eq(version),
+                    ))
+                    .on_conflict(customer_versions::customer_id)
+                    .do_update()
+                    .set(customer_versions::version.eq(version))
+                    .execute(conn)?;
+            }
         }
         for source in &epoch.sources {
             if let Some((owner, _)) = &epoch.lease {
@@ -386,6 +395,63 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
         )
         .map_err(diesel::r2d2::Error::QueryError)
     }
+}
+
+/// A pooled connection of either backend, kept across reads.
+enum HeldConnection {
+    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
+    Postgres(PooledConnection<ConnectionManager<PgConnection>>),
+}
+
+/// Repeated [`Store::versions_since`] reads on one kept connection: no pool check-out (and no
+/// liveness probe) per read. The connection is dropped after a failed read and taken afresh on
+/// the next; with a pool of one connection none is kept, so other readers never starve.
+pub struct VersionReader {
+    store: Store,
+    held: Option<HeldConnection>,
+}
+
+impl VersionReader {
+    /// See [`Store::versions_since`].
+    pub fn since(&mut self, after: i64) -> Result<Vec<(String, i64)>, StorageError> {
+        let keep = match &self.store {
+            Store::Sqlite(pool) => pool.max_size() > 1,
+            Store::Postgres(pool) => pool.max_size() > 1,
+        };
+        let mut held = match self.held.take() {
+            Some(held) => held,
+            None => match &self.store {
+                Store::Sqlite(pool) => HeldConnection::Sqlite(pool.get()?),
+                Store::Postgres(pool) => HeldConnection::Postgres(pool.get()?),
+            },
+        };
+        let read = match &mut held {
+            HeldConnection::Sqlite(conn) => versions_since(&mut **conn, after),
+            HeldConnection::Postgres(conn) => versions_since(&mut **conn, after),
+        };
+        if read.is_ok() && keep {
+            self.held = Some(held);
+        }
+        Ok(read?)
+    }
+}
+
+fn versions_since<C>(conn: &mut C, after: i64) -> QueryResult<Vec<(String, i64)>>
+where
+    C: Connection,
+    C::Backend: diesel::backend::Backend,
+    for<'a> diesel::dsl::Filter<
+        diesel::dsl::Select<
+            customer_versions::table,
+            (customer_versions::customer_id, customer_versions::version),
+        >,
+        diesel::dsl::Gt<customer_versions::version, i64>,
+    >: diesel::query_dsl::LoadQuery<'a, C, (String, i64)>,
+{
+    customer_versions::table
+        .select((customer_versions::customer_id, customer_versions::version))
+        .filter(customer_versions::version.gt(after))
+        .load::<(String, i64)>(conn)
 }
 
 impl Store {
@@ -599,6 +665,8 @@ impl Store {
 
     /// A number that changes whenever any stored day of `customer_id` changes (0 before the
     /// first). Equal versions read around a read of the rows mean the rows did not change.
+    /// Versions are global: every commit gives the customers it touches one new number, above
+    /// every version stored before (see [`Store::versions_since`]).
     pub fn customer_version(&self, customer_id: &str) -> Result<i64, StorageError> {
         with_backend!(self, conn => {
             Ok(customer_versions::table
@@ -608,6 +676,21 @@ impl Store {
                 .optional()?
                 .unwrap_or(0))
         })
+    }
+
+    /// The customers whose rows changed in commits after version `after`, with their versions:
+    /// read with `after` = the largest version seen so far, it keeps a copy of every version
+    /// current. One index range; empty when nothing was committed since.
+    pub fn versions_since(&self, after: i64) -> Result<Vec<(String, i64)>, StorageError> {
+        with_backend!(self, conn => Ok(versions_since(conn, after)?))
+    }
+
+    /// A reader of [`Store::versions_since`] that keeps its connection between reads.
+    pub fn version_reader(&self) -> VersionReader {
+        VersionReader {
+            store: self.clone(),
+            held: None,
+        }
     }
 
     /// Whether any day is stored for `customer_id`.
@@ -708,13 +791,31 @@ mod tests {
                 store.commit_epoch(&epoch).expect("commit");
             };
             let versions = || ["a", "b"].map(|c| store.customer_version(c).expect("version"));
+            let since = |after| {
+                let mut changed = store.versions_since(after).expect("versions");
+                changed.sort();
+                changed
+            };
+            let changed = |pairs: &[(&str, i64)]| {
+                pairs
+                    .iter()
+                    .map(|&(c, v)| (c.to_string(), v))
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(versions(), [0, 0], "{db:?}");
+            assert_eq!(since(0), changed(&[]));
             commit(&["a", "b"]);
             assert_eq!(versions(), [1, 1]);
             commit(&["a"]);
             assert_eq!(versions(), [2, 1]);
+            assert_eq!(since(1), changed(&[("a", 2)]));
             commit(&["b", "b"]);
-            assert_eq!(versions(), [2, 2]);
+            assert_eq!(versions(), [2, 3]);
+            assert_eq!(since(0), changed(&[("a", 2), ("b", 3)]));
+            assert_eq!(since(2), changed(&[("b", 3)]));
+            assert_eq!(since(3), changed(&[]));
+            commit(&[]);
+            assert_eq!(versions(), [2, 3], "an empty commit changes no version");
         }
     }
 

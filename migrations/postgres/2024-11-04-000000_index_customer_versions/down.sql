@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS customer_versions_by_version;
