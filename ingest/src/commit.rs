@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use logstats_shared::{EpochCommit, SourceOffset, StorageError, Store};
 
 use crate::planner::EpochPlan;
-use crate::share::{Deltas, ShareReport};
+use crate::share::{FinishedDeltas, ShareReport};
 use crate::source::{unix_now, JobId, Source, SourceId, LEASE_SECONDS};
 use crate::summary::Totals;
 
@@ -170,7 +170,7 @@ impl Leader {
 
     /// Hands `epoch` to the committer once every worker's deltas and report for it arrived.
     /// Waits while [`COMMIT_QUEUE`] epochs are already waiting for the database.
-    pub fn commit(&mut self, epoch: u64, deltas: Deltas, mut reports: Vec<ShareReport>) {
+    pub fn commit(&mut self, epoch: u64, deltas: FinishedDeltas, mut reports: Vec<ShareReport>) {
         if self.error().is_some() {
             return;
         }
@@ -191,7 +191,7 @@ impl Leader {
     fn prepare(
         &mut self,
         epoch: u64,
-        deltas: Deltas,
+        deltas: FinishedDeltas,
         reports: &mut Vec<ShareReport>,
     ) -> anyhow::Result<CommitJob> {
         let plan = self
@@ -211,7 +211,7 @@ impl Leader {
         let commit = EpochCommit {
             deltas: deltas
                 .into_iter()
-                .map(|((customer, day), acc)| (customer, day, acc.finish()))
+                .map(|((customer, day), stats)| (customer, day, stats))
                 .collect(),
             sources: plan
                 .fingerprint

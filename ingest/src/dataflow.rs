@@ -7,23 +7,23 @@
 //! ```
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 use differential_dataflow::difference::{IsZero, Semigroup};
 use differential_dataflow::AsCollection;
-use logstats_shared::DayAccumulator;
+use logstats_shared::{DayAccumulator, DayStats};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Broadcast, Input, Map};
-use timely::dataflow::operators::{Concat, OkErr};
+use timely::dataflow::operators::{Capability, Concat, OkErr};
 use timely::dataflow::InputHandleVec;
 use timely::worker::Worker;
 
 use crate::commit::Leader;
 use crate::planner::EpochPlan;
-use crate::share::{CustomerDay, Deltas, ShareReader, ShareReport};
+use crate::share::{CustomerDay, FinishedDeltas, ShareReader, ShareReport};
 use crate::source::OpenFiles;
 
 /// The dataflow's time: the input epoch, not the event day (the day is part of the key).
@@ -49,7 +49,8 @@ impl Semigroup for StatsDelta {
 /// What reaches the commit operator: a merged delta or a worker's report on its share.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum CommitInput {
-    Delta(CustomerDay, Epoch, StatsDelta),
+    /// A (customer, day)'s merged delta of an epoch, its digest built by the worker owning it.
+    Delta(CustomerDay, Epoch, DayStats),
     Report(ShareReport),
 }
 
@@ -67,24 +68,37 @@ pub fn build(
     worker.dataflow::<Epoch, _, _>(|scope| {
         let (input, plans) = scope.new_input::<EpochPlan>();
 
+        let activations = plans.scope();
         let (deltas, reports) = plans
             .broadcast()
             .unary::<CapacityContainerBuilder<Vec<ShareOutput>>, _, _, _>(
                 Pipeline,
                 "ReadShare",
-                move |_capability, _info| {
+                move |_capability, info| {
+                    let activator = activations.activator_for(info.address);
                     let mut reader = ShareReader::new(files);
+                    let mut queued: VecDeque<(Capability<Epoch>, EpochPlan)> = VecDeque::new();
                     move |input, output| {
                         input.for_each_stamp(|capability, data| {
-                            let mut session = output.session(&capability);
-                            for plan in data.flat_map(|d| d.drain(..)) {
-                                let (deltas, report) = reader.read(&plan, index, peers);
-                                for (key, acc) in deltas {
-                                    session.give(Ok((key, plan.epoch, StatsDelta(acc))));
+                            if let Some(capability) = capability.retain_least(0) {
+                                for plan in data.flat_map(|d| d.drain(..)) {
+                                    queued.push_back((capability.clone(), plan));
                                 }
-                                session.give(Err(report));
                             }
                         });
+                        // One share per activation: its deltas move on (and its epoch can be
+                        // merged and committed) while the next share is read.
+                        if let Some((capability, plan)) = queued.pop_front() {
+                            let mut session = output.session(&capability);
+                            let (deltas, report) = reader.read(&plan, index, peers);
+                            for (key, acc) in deltas {
+                                session.give(Ok((key, plan.epoch, StatsDelta(acc))));
+                            }
+                            session.give(Err(report));
+                        }
+                        if !queued.is_empty() {
+                            activator.activate();
+                        }
                     }
                 },
             )
@@ -94,19 +108,20 @@ pub fn build(
             .as_collection()
             .consolidate()
             .inner
-            .map(|(key, epoch, delta)| CommitInput::Delta(key, epoch, delta));
+            .map(|(key, epoch, delta)| CommitInput::Delta(key, epoch, delta.0.finish()));
 
         merged.concat(reports.map(CommitInput::Report)).sink(
             Exchange::new(|_: &CommitInput| 0),
             "Commit",
             {
-                let mut pending: BTreeMap<Epoch, (Deltas, Vec<ShareReport>)> = BTreeMap::new();
+                let mut pending: BTreeMap<Epoch, (FinishedDeltas, Vec<ShareReport>)> =
+                    BTreeMap::new();
                 move |(input, frontier)| {
                     input.for_each_stamp(|_capability, data| {
                         for item in data.flat_map(|d| d.drain(..)) {
                             match item {
                                 CommitInput::Delta(key, epoch, delta) => {
-                                    pending.entry(epoch).or_default().0.push((key, delta.0))
+                                    pending.entry(epoch).or_default().0.push((key, delta))
                                 }
                                 CommitInput::Report(report) => {
                                     pending.entry(report.epoch).or_default().1.push(report)

@@ -8,7 +8,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 use logstats_shared::record::{is_blank, parse_line, RejectReason, MAX_LINE_BYTES};
-use logstats_shared::DayAccumulator;
+use logstats_shared::{DayAccumulator, DayStats};
 
 use crate::planner::EpochPlan;
 use crate::source::OpenFiles;
@@ -61,6 +61,9 @@ pub type CustomerDay = (String, i32);
 
 /// Pre-aggregated deltas of one share or one epoch, one per (customer, day).
 pub type Deltas = Vec<(CustomerDay, DayAccumulator)>;
+
+/// An epoch's merged deltas with their digests built, one per (customer, day).
+pub type FinishedDeltas = Vec<(CustomerDay, DayStats)>;
 
 /// A rejected line, numbered within the worker's share (0 = its first line).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -362,21 +362,41 @@ fn two_jobs_on_the_same_file_never_double_count() {
     let expected = expected_totals(&log);
     let log = log.to_str().expect("utf8");
     for db in backends() {
-        let first = spawn(&db.url, &["--epoch-bytes", "1000000", log]);
-        let second = spawn(&db.url, &["--epoch-bytes", "1000000", log]);
+        // A following job never gives its lease up by itself: once it has committed the file,
+        // a second job started on it must wait for the lease, then find nothing left to read.
+        let follower = spawn(&db.url, &["--epoch-bytes", "1000000", "--follow", log]);
+        let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+        assert!(
+            wait_until(Duration::from_secs(60), || stored_totals(&store)
+                == expected)
+            .is_some(),
+            "{:?}: the following job did not commit the file",
+            db.backend
+        );
+        let batch = spawn(&db.url, &["--epoch-bytes", "1000000", log]);
+        std::thread::sleep(Duration::from_secs(1));
+        let follower = follower.take();
+        let pid = follower.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
         let mut accepted = 0;
         let mut waited = false;
-        for job in [first, second] {
-            let output = job.take().wait_with_output().expect("wait");
+        for child in [follower, batch.take()] {
+            let output = child.wait_with_output().expect("wait");
             let stderr = String::from_utf8_lossy(&output.stderr);
-            assert!(output.status.success(), "{stderr}");
             waited |= stderr.contains("is being ingested by job");
+            assert!(output.status.success(), "{stderr}");
             let summary: Value = serde_json::from_slice(&output.stdout).expect("summary");
             accepted += summary["accepted"].as_u64().expect("accepted");
         }
         assert_eq!(accepted, 200_000, "{:?}", db.backend);
-        assert!(waited, "one job reported that it waits for the other");
-        let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+        assert!(
+            waited,
+            "the second job reported that it waits for the first"
+        );
         assert_eq!(stored_totals(&store), expected);
     }
 }
