@@ -3,6 +3,7 @@
 //! ```text
 //! plans (worker 0) ─▶ Broadcast ─▶ ReadShare (every worker its share, pre-aggregated)
 //!   ─▶ deltas: consolidate (exchange by customer, merge per (customer, day) and epoch)
+//!   ─▶ digest built by the worker owning the key
 //!   ─▶ Commit (worker 0: read-merge-upsert + offsets, one transaction per epoch)
 //! ```
 

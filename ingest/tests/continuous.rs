@@ -107,15 +107,20 @@ fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> Option<Dura
     None
 }
 
-/// Sends SIGTERM and expects a clean exit with a JSON summary within `timeout`.
-fn terminate(job: Job, timeout: Duration) -> Value {
-    let mut child = job.take();
+/// Sends SIGTERM to `child`.
+fn send_sigterm(child: &Child) {
     let pid = child.id().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .expect("kill");
-    assert!(status.success());
+    assert!(status.success(), "kill -TERM {pid} failed");
+}
+
+/// Sends SIGTERM and expects a clean exit with a JSON summary within `timeout`.
+fn terminate(job: Job, timeout: Duration) -> Value {
+    let mut child = job.take();
+    send_sigterm(&child);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -376,12 +381,7 @@ fn two_jobs_on_the_same_file_never_double_count() {
         let batch = spawn(&db.url, &["--epoch-bytes", "1000000", log]);
         std::thread::sleep(Duration::from_secs(1));
         let follower = follower.take();
-        let pid = follower.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        send_sigterm(&follower);
         let mut accepted = 0;
         let mut waited = false;
         for child in [follower, batch.take()] {
