@@ -7,8 +7,12 @@ LOG ?= data/api_requests.log
 CARGO ?= cargo
 # Binaries land in $(CARGO_TARGET_DIR)/release when that is set, else target/release.
 RELEASE := $(or $(CARGO_TARGET_DIR),target)/release
+# `make bench-compare`: the log the other engines read, and their pinned versions.
+COMPARE_LOG ?= data/bench-10000000.log
+COMPARE_VENV := target/compare-venv
+COMPARE_PACKAGES := duckdb==2.0.0 chdb==4.4.0 chdb-core==26.9.0 bytewax==0.21.1
 
-.PHONY: all build ingest start test generate bench bench-micro lint clean
+.PHONY: all build ingest start test generate bench bench-micro bench-compare lint clean
 
 all: build
 
@@ -41,6 +45,14 @@ bench:
 # Criterion micro-benchmarks of the parser and the stats merge (not part of `make bench`).
 bench-micro:
 	$(CARGO) bench -p logstats-shared
+
+# The same per-customer daily stats computed by DuckDB, ClickHouse (chdb) and Bytewax from
+# $(COMPARE_LOG), each engine installed in a venv under target/ (see ingest/compare.py).
+bench-compare:
+	@test -s '$(COMPARE_LOG)' || { echo "$(COMPARE_LOG) is missing: run \`make bench\` first, or generate it with $(RELEASE)/logstats-generate --lines 10000000 --seed 7 --end 2024-11-09 --output data/bench-10000000.log" >&2; exit 1; }
+	test -x $(COMPARE_VENV)/bin/python || python3 -m venv $(COMPARE_VENV)
+	$(COMPARE_VENV)/bin/pip install --disable-pip-version-check -q $(COMPARE_PACKAGES)
+	$(COMPARE_VENV)/bin/python ingest/compare.py $(COMPARE_LOG)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -174,8 +174,10 @@ impl Leader {
         if self.error().is_some() {
             return;
         }
+        let keys = deltas.len();
         match self.prepare(epoch, deltas, &mut reports) {
             Ok(job) => {
+                log::debug!("epoch {epoch}: {keys} merged deltas handed to the committer");
                 let sent = self
                     .queue
                     .as_ref()
@@ -291,7 +293,13 @@ impl Committer {
     }
 
     fn commit(&mut self, job: &CommitJob) -> anyhow::Result<()> {
+        let started = Instant::now();
         let rows = self.commit_with_retries(&job.commit, &job.plan)?;
+        log::debug!(
+            "epoch {}: {rows} rows committed in {:?}",
+            job.plan.epoch,
+            started.elapsed()
+        );
         self.write_rejects(&job.plan, job.lines_before, &job.reports)?;
         let mut committed = self.lock();
         committed.epochs += 1;

@@ -91,7 +91,14 @@ pub fn build(
                         // merged and committed) while the next share is read.
                         if let Some((capability, plan)) = queued.pop_front() {
                             let mut session = output.session(&capability);
+                            let started = std::time::Instant::now();
                             let (deltas, report) = reader.read(&plan, index, peers);
+                            log::debug!(
+                                "epoch {} worker {index}: share of {} lines read in {:?}",
+                                plan.epoch,
+                                report.lines_total,
+                                started.elapsed()
+                            );
                             for (key, acc) in deltas {
                                 session.give(Ok((key, plan.epoch, StatsDelta(acc))));
                             }
