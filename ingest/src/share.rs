@@ -26,8 +26,11 @@ impl Hasher for FxHasher {
             word.copy_from_slice(chunk);
             self.write_u64(u64::from_le_bytes(word));
         }
-        for &b in chunks.remainder() {
-            self.write_u64(u64::from(b));
+        let remainder = chunks.remainder();
+        if !remainder.is_empty() {
+            let mut word = [0u8; 8];
+            word[..remainder.len()].copy_from_slice(remainder);
+            self.write_u64(u64::from_le_bytes(word));
         }
     }
 
@@ -107,7 +110,7 @@ pub struct ShareReader {
     files: OpenFiles,
     window_bytes: u64,
     buffer: Vec<u8>,
-    customers: HashMap<Box<str>, u32, FastHash>,
+    customers: HashMap<Box<[u8]>, u32, FastHash>,
     names: Vec<Box<str>>,
     days: HashMap<(u32, i32), DayAccumulator, FastHash>,
 }
@@ -246,7 +249,9 @@ impl ShareReader {
                         Some(&id) => id,
                         None => {
                             let id = self.names.len() as u32;
-                            self.names.push(record.customer.into());
+                            // Valid ids are ASCII, so this conversion never replaces a byte.
+                            let name = String::from_utf8_lossy(record.customer);
+                            self.names.push(name.into());
                             self.customers.insert(record.customer.into(), id);
                             id
                         }
