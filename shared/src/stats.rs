@@ -106,8 +106,9 @@ impl Default for DayStats {
 ///
 /// Unlike a digest, merging accumulators is exact, associative and commutative, so an epoch's
 /// stats do not depend on how its lines were split between workers. The digest is built once
-/// per (customer, day, epoch) by [`DayAccumulator::finish`]. Latencies are kept as a sorted list
-/// of 8-byte values: per epoch, memory is bounded by the epoch's lines whatever their values.
+/// per (customer, day, epoch) by [`DayAccumulator::finish`]. Latencies are kept as sorted lists:
+/// 4 bytes per request below 2^32 µs (71 minutes), 8 bytes above, so per epoch memory is bounded
+/// by the epoch's lines whatever their values.
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize,
 )]
@@ -115,8 +116,10 @@ pub struct DayAccumulator {
     successful: u64,
     failed: u64,
     latency_sum_us: u64,
-    /// Latencies in microseconds, ascending (after `normalize`).
-    latencies_us: Vec<u64>,
+    /// Latencies in microseconds below 2^32, ascending (after `normalize`).
+    latencies_us: Vec<u32>,
+    /// Longer latencies in microseconds, ascending (after `normalize`); rare.
+    long_latencies_us: Vec<u64>,
     /// Whether latencies were added since the last sort.
     unsorted: bool,
 }
@@ -136,7 +139,10 @@ impl DayAccumulator {
             self.failed += 1;
         }
         self.latency_sum_us += latency_us;
-        self.latencies_us.push(latency_us);
+        match u32::try_from(latency_us) {
+            Ok(short) => self.latencies_us.push(short),
+            Err(_) => self.long_latencies_us.push(latency_us),
+        }
         self.unsorted = true;
     }
 
@@ -149,6 +155,7 @@ impl DayAccumulator {
     pub fn normalize(&mut self) {
         if self.unsorted {
             self.latencies_us.sort_unstable();
+            self.long_latencies_us.sort_unstable();
             self.unsorted = false;
         }
     }
@@ -160,18 +167,30 @@ impl DayAccumulator {
         self.latency_sum_us += other.latency_sum_us;
         if self.unsorted || other.unsorted {
             self.latencies_us.extend_from_slice(&other.latencies_us);
+            self.long_latencies_us
+                .extend_from_slice(&other.long_latencies_us);
             self.unsorted = true;
             self.normalize();
         } else {
             self.latencies_us = merge_sorted(&self.latencies_us, &other.latencies_us);
+            if !other.long_latencies_us.is_empty() {
+                self.long_latencies_us =
+                    merge_sorted(&self.long_latencies_us, &other.long_latencies_us);
+            }
         }
     }
 
     /// Turns the accumulated requests into `DayStats`, building the digest once.
     pub fn finish(mut self) -> DayStats {
         self.normalize();
+        // Every long latency is above every short one: together they are one ascending list.
+        let ascending = self
+            .latencies_us
+            .iter()
+            .map(|&short| u64::from(short))
+            .chain(self.long_latencies_us.iter().copied());
         let mut histogram: Vec<(u64, u64)> = Vec::new();
-        for &value in &self.latencies_us {
+        for value in ascending.clone() {
             match histogram.last_mut() {
                 Some((last, count)) if *last == value => *count += 1,
                 _ => histogram.push((value, 1)),
@@ -181,15 +200,15 @@ impl DayAccumulator {
             successful: self.successful,
             failed: self.failed,
             latency_sum_us: self.latency_sum_us,
-            latency_min_us: self.latencies_us.first().copied().unwrap_or(u64::MAX),
-            latency_max_us: self.latencies_us.last().copied().unwrap_or(0),
+            latency_min_us: ascending.clone().next().unwrap_or(u64::MAX),
+            latency_max_us: histogram.last().map_or(0, |&(value, _)| value),
             digest: LatencyDigest::from_histogram(&histogram),
         }
     }
 }
 
 /// Merges two ascending lists.
-fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
+fn merge_sorted<T: Copy + Ord>(a: &[T], b: &[T]) -> Vec<T> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
@@ -292,6 +311,51 @@ mod tests {
         assert_eq!(left, whole);
         assert_eq!(left.total(), 2000);
         assert_eq!(left.finish(), whole.finish());
+    }
+
+    /// Latencies of 2^32 µs (71 minutes) and more are kept apart, and still counted in order.
+    #[test]
+    fn long_latencies_keep_their_place() {
+        let long = u64::from(u32::MAX) + 1;
+        let values = [
+            (true, 5_000),
+            (false, long + 7),
+            (true, u64::from(u32::MAX)),
+            (true, long),
+            (false, 1_000),
+            (true, long),
+        ];
+        let mut whole = DayAccumulator::new();
+        let mut left = DayAccumulator::new();
+        let mut right = DayAccumulator::new();
+        for (i, &(ok, us)) in values.iter().enumerate() {
+            whole.add(ok, us);
+            if i < 3 {
+                left.add(ok, us)
+            } else {
+                right.add(ok, us)
+            }
+        }
+        left.normalize();
+        right.normalize();
+        left.merge(&right);
+        whole.normalize();
+        assert_eq!(left, whole);
+        let finished = whole.finish();
+        assert_eq!(
+            (finished.latency_min_us, finished.latency_max_us),
+            (1_000, long + 7)
+        );
+        assert_eq!(finished.total(), 6);
+        let histogram = [
+            (1_000, 1),
+            (5_000, 1),
+            (u64::from(u32::MAX), 1),
+            (long, 2),
+            (long + 7, 1),
+        ];
+        assert_eq!(finished.digest, LatencyDigest::from_histogram(&histogram));
+        assert_eq!(finished.summary().median_latency, Some(4_294.967_295));
     }
 
     #[test]
