@@ -25,7 +25,7 @@ use crate::source::{expand_paths, unix_now, JobId, OpenFiles, Resume, Source, LE
 use crate::summary::{Progress, Summary};
 
 /// Default size of an epoch: the bytes of input committed together.
-pub const DEFAULT_EPOCH_BYTES: u64 = 64 << 20;
+pub const DEFAULT_EPOCH_BYTES: u64 = 128 << 20;
 
 /// Follow mode looks again at most this often, however many notifications arrive.
 const FOLLOW_MIN_POLL_GAP: Duration = Duration::from_millis(50);

@@ -38,6 +38,11 @@ impl Hasher for FxHasher {
         self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
+    }
+
     fn write_u32(&mut self, n: u32) {
         self.write_u64(u64::from(n));
     }
@@ -52,6 +57,53 @@ impl Hasher for FxHasher {
 }
 
 type FastHash = BuildHasherDefault<FxHasher>;
+
+/// Customer ids up to this long are packed into one `u128` key instead of being interned.
+const PACKED_CUSTOMER_BYTES: usize = 16;
+
+/// Marks a key that numbers a long customer id. A packed id never has this bit: its last byte
+/// is zero or ASCII.
+const LONG_CUSTOMER: u128 = 1 << 127;
+
+/// A customer id of at most [`PACKED_CUSTOMER_BYTES`] as a number (little-endian, zero-padded;
+/// valid ids hold no zero byte, so the padding is unambiguous).
+#[inline]
+fn pack_customer(customer: &[u8]) -> Option<u128> {
+    let mut bytes = [0u8; PACKED_CUSTOMER_BYTES];
+    bytes.get_mut(..customer.len())?.copy_from_slice(customer);
+    Some(u128::from_le_bytes(bytes))
+}
+
+/// The id [`pack_customer`] packed.
+fn unpack_customer(packed: u128) -> String {
+    let bytes = packed.to_le_bytes();
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    // Valid ids are ASCII, so this conversion never replaces a byte.
+    String::from_utf8_lossy(&bytes[..len]).into_owned()
+}
+
+/// Customer ids too long to pack, numbered in the order they were first seen.
+#[derive(Default)]
+struct LongCustomers {
+    ids: HashMap<Box<[u8]>, u32, FastHash>,
+    names: Vec<Box<str>>,
+}
+
+/// The key of a customer id too long to pack: [`LONG_CUSTOMER`] and its number.
+#[cold]
+fn intern_long(long: &mut LongCustomers, customer: &[u8]) -> u128 {
+    let id = match long.ids.get(customer) {
+        Some(&id) => id,
+        None => {
+            let id = long.names.len() as u32;
+            // Valid ids are ASCII, so this conversion never replaces a byte.
+            long.names.push(String::from_utf8_lossy(customer).into());
+            long.ids.insert(customer.into(), id);
+            id
+        }
+    };
+    LONG_CUSTOMER | u128::from(id)
+}
 
 /// Bytes read at a time from a share.
 const WINDOW_BYTES: u64 = 1 << 20;
@@ -110,9 +162,10 @@ pub struct ShareReader {
     files: OpenFiles,
     window_bytes: u64,
     buffer: Vec<u8>,
-    customers: HashMap<Box<[u8]>, u32, FastHash>,
-    names: Vec<Box<str>>,
-    days: HashMap<(u32, i32), DayAccumulator, FastHash>,
+    /// Customer ids longer than [`PACKED_CUSTOMER_BYTES`].
+    long: LongCustomers,
+    /// Accumulators by (packed customer, day): see [`pack_customer`].
+    days: HashMap<(u128, i32), DayAccumulator, FastHash>,
 }
 
 impl ShareReader {
@@ -142,18 +195,24 @@ impl ShareReader {
             self.days.clear();
             return (Vec::new(), report);
         }
+        let long_names = &self.long.names;
         let deltas = self
             .days
             .drain()
             .map(|((customer, day), mut acc)| {
                 acc.normalize();
-                ((self.names[customer as usize].to_string(), day), acc)
+                let name = match customer {
+                    _ if customer & LONG_CUSTOMER != 0 => {
+                        long_names[(customer & !LONG_CUSTOMER) as usize].to_string()
+                    }
+                    _ => unpack_customer(customer),
+                };
+                ((name, day), acc)
             })
             .collect();
         // Keep memory bounded by one epoch's customers, not by every customer ever seen.
-        if self.names.len() > 100_000 {
-            self.customers.clear();
-            self.names.clear();
+        if self.long.names.len() > 100_000 {
+            self.long = LongCustomers::default();
         }
         (deltas, report)
     }
@@ -209,9 +268,12 @@ impl ShareReader {
             }
         };
         let reaches_range_end = read_to == plan.end;
+        // One newline search over the whole window, not one call per line.
+        let first = pos;
+        let mut newlines = memchr::memchr_iter(b'\n', &buf[first..]);
         while pos < owned_end {
-            let (line, next) = match memchr::memchr(b'\n', &buf[pos..]) {
-                Some(i) => (&buf[pos..pos + i], pos + i + 1),
+            let (line, next) = match newlines.next().map(|i| first + i) {
+                Some(end) => (&buf[pos..end], end + 1),
                 None if reaches_range_end => (&buf[pos..], buf.len()),
                 // No newline within MAX_LINE_BYTES past the share: the line is too long.
                 None => (&buf[pos..], usize::MAX),
@@ -245,16 +307,9 @@ impl ShareReader {
                     if event_time <= plan.watermark_ceiling {
                         report.max_event_time = report.max_event_time.max(Some(event_time));
                     }
-                    let customer = match self.customers.get(record.customer) {
-                        Some(&id) => id,
-                        None => {
-                            let id = self.names.len() as u32;
-                            // Valid ids are ASCII, so this conversion never replaces a byte.
-                            let name = String::from_utf8_lossy(record.customer);
-                            self.names.push(name.into());
-                            self.customers.insert(record.customer.into(), id);
-                            id
-                        }
+                    let customer = match pack_customer(record.customer) {
+                        Some(packed) => packed,
+                        None => intern_long(&mut self.long, record.customer),
                     };
                     self.days
                         .entry((customer, record.day))
@@ -396,6 +451,43 @@ mod tests {
                 (2, 1),
                 "peers={peers} window={window}"
             );
+        }
+    }
+
+    /// Ids up to 16 bytes are packed, longer ones interned: both come back as they were.
+    #[test]
+    fn short_and_long_customer_ids_keep_their_names() {
+        let names = [
+            "a",
+            "cust_14",
+            "exactly-16-bytes",
+            "seventeen-bytes-x",
+            &"L".repeat(64),
+        ];
+        let mut content = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            for _ in 0..=i {
+                writeln!(content, "2024-10-10 12:00:00 {name} /p 200 1").unwrap();
+            }
+        }
+        let file = write(&content);
+        let plan = plan_for(file.path(), 0, content.len() as u64);
+        let mut reader = reader_for(file.path());
+        for _ in 0..2 {
+            let (deltas, report) = reader.read(&plan, 0, 1);
+            assert_eq!(report.accepted, 15);
+            let mut got: Vec<(String, u64)> = deltas
+                .iter()
+                .map(|((name, _), acc)| (name.clone(), acc.total()))
+                .collect();
+            got.sort();
+            let mut expect: Vec<(String, u64)> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (name.to_string(), i as u64 + 1))
+                .collect();
+            expect.sort();
+            assert_eq!(got, expect);
         }
     }
 

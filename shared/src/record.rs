@@ -139,17 +139,22 @@ fn parse_well_formed(line: &[u8]) -> Option<Record<'_>> {
     }
     let customer = &rest[..customer_len];
     let rest = &rest[customer_len + 1..];
-    let path_len = memchr::memchr(b' ', rest)?;
-    // The path, then " NNN " and a duration of at least one byte.
-    if path_len == 0 || rest.len() < path_len + 6 || rest[path_len + 4] != b' ' {
+    // From the end: the duration after the last space, then " NNN" before it.
+    let duration_start = rest.len() - rest.iter().rev().position(|&b| b == b' ')?;
+    if duration_start < 6 || rest[duration_start - 5] != b' ' {
         return None;
     }
-    if !rest[..path_len].is_ascii() {
+    let path = &rest[..duration_start - 5];
+    // Printable ASCII without spaces (others go the checked way); no early exit, so it is
+    // vectorized.
+    if !path
+        .iter()
+        .fold(true, |ok, &b| ok & (b > b' ') & (b < 0x7f))
+    {
         return None;
     }
-    let status = parse_status(&rest[path_len + 1..path_len + 4])?;
-    // A space in the duration (a seventh field) makes it fail to parse here.
-    let latency_us = parse_duration_us(&rest[path_len + 5..])?;
+    let status = parse_status(&rest[duration_start - 4..duration_start - 1])?;
+    let latency_us = parse_duration_us(&rest[duration_start..])?;
     Some(Record {
         customer,
         day,
