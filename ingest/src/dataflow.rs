@@ -24,7 +24,7 @@ use timely::worker::Worker;
 
 use crate::commit::Leader;
 use crate::planner::EpochPlan;
-use crate::share::{CustomerDay, FinishedDeltas, ShareReader, ShareReport};
+use crate::share::{CustomerDay, FinishedDeltas, Share, ShareReader, ShareReport};
 use crate::source::OpenFiles;
 
 /// The dataflow's time: the input epoch, not the event day (the day is part of the key).
@@ -79,6 +79,7 @@ pub fn build(
                     let activator = activations.activator_for(info.address);
                     let mut reader = ShareReader::new(files);
                     let mut queued: VecDeque<(Capability<Epoch>, EpochPlan)> = VecDeque::new();
+                    let mut current: Option<(Capability<Epoch>, EpochPlan, Share)> = None;
                     move |input, output| {
                         input.for_each_stamp(|capability, data| {
                             if let Some(capability) = capability.retain_least(0) {
@@ -87,24 +88,27 @@ pub fn build(
                                 }
                             }
                         });
-                        // One share per activation: its deltas move on (and its epoch can be
-                        // merged and committed) while the next share is read.
-                        if let Some((capability, plan)) = queued.pop_front() {
+                        // One window per activation: between windows the worker merges and
+                        // hands on the epochs already read, so the committer and the planner
+                        // never wait for a whole share.
+                        if current.is_none() {
+                            current = queued.pop_front().map(|(capability, plan)| {
+                                let share = reader.begin(&plan, index, peers);
+                                (capability, plan, share)
+                            });
+                        }
+                        let done = current
+                            .as_mut()
+                            .is_some_and(|(_, plan, share)| reader.step(plan, share));
+                        if let Some((capability, plan, share)) = current.take_if(|_| done) {
+                            let (deltas, report) = reader.finish(share);
                             let mut session = output.session(&capability);
-                            let started = std::time::Instant::now();
-                            let (deltas, report) = reader.read(&plan, index, peers);
-                            log::debug!(
-                                "epoch {} worker {index}: share of {} lines read in {:?}",
-                                plan.epoch,
-                                report.lines_total,
-                                started.elapsed()
-                            );
                             for (key, acc) in deltas {
                                 session.give(Ok((key, plan.epoch, StatsDelta(acc))));
                             }
                             session.give(Err(report));
                         }
-                        if !queued.is_empty() {
+                        if current.is_some() || !queued.is_empty() {
                             activator.activate();
                         }
                     }

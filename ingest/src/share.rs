@@ -6,6 +6,7 @@ use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::time::Instant;
 
 use logstats_shared::record::{is_blank, parse_line, RejectReason, MAX_LINE_BYTES};
 use logstats_shared::{DayAccumulator, DayStats};
@@ -174,6 +175,16 @@ pub struct ShareReport {
     pub error: Option<String>,
 }
 
+/// A worker's share of one epoch while it is read: the windows are read one at a time, so
+/// the worker can merge and commit earlier epochs in between.
+pub struct Share {
+    report: ShareReport,
+    /// Where the next window starts.
+    next: u64,
+    end: u64,
+    started: Instant,
+}
+
 /// Per-worker reading state kept across epochs: the read buffer and the customer interner.
 #[derive(Default)]
 pub struct ShareReader {
@@ -205,19 +216,57 @@ impl ShareReader {
 
     /// Reads and parses worker `index`'s share of `plan`; returns its deltas and report.
     pub fn read(&mut self, plan: &EpochPlan, index: usize, peers: usize) -> (Deltas, ShareReport) {
-        let mut report = ShareReport {
-            epoch: plan.epoch,
-            worker: index,
-            ..ShareReport::default()
+        let mut share = self.begin(plan, index, peers);
+        while !self.step(plan, &mut share) {}
+        self.finish(share)
+    }
+
+    /// Starts reading worker `index`'s share of `plan`; [`ShareReader::step`] reads it.
+    pub fn begin(&mut self, plan: &EpochPlan, index: usize, peers: usize) -> Share {
+        let (next, end) = plan.share(index, peers);
+        Share {
+            report: ShareReport {
+                epoch: plan.epoch,
+                worker: index,
+                ..ShareReport::default()
+            },
+            next,
+            end,
+            started: Instant::now(),
+        }
+    }
+
+    /// Reads the next window of `share` (of `plan`); returns whether the share is done. A
+    /// read error ends the share with the error in its report.
+    pub fn step(&mut self, plan: &EpochPlan, share: &mut Share) -> bool {
+        if share.next >= share.end || share.report.error.is_some() {
+            return true;
+        }
+        let window_end = (share.next + self.window_bytes).min(share.end);
+        let read = match self.files.get(plan.source) {
+            Some(file) => self.parse_window(plan, &file, share.next, window_end, &mut share.report),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "source is not open in this process",
+            )),
         };
-        if let Err(e) = self.parse_share(plan, index, peers, &mut report) {
-            report.error = Some(format!("reading {}: {e}", plan.path));
-            self.days.clear();
+        share.next = window_end;
+        if let Err(e) = read {
+            share.report.error = Some(format!("reading {}: {e}", plan.path));
+            return true;
+        }
+        share.next >= share.end
+    }
+
+    /// The deltas and report of a share [`ShareReader::step`] has read to its end.
+    pub fn finish(&mut self, share: Share) -> (Deltas, ShareReport) {
+        let report = share.report;
+        self.days.clear();
+        if report.error.is_some() {
             self.accumulators.clear();
             return (Vec::new(), report);
         }
         let long_names = &self.long.names;
-        self.days.clear();
         let deltas = self
             .accumulators
             .drain(..)
@@ -236,32 +285,14 @@ impl ShareReader {
         if self.long.names.len() > 100_000 {
             self.long = LongCustomers::default();
         }
+        log::debug!(
+            "epoch {} worker {}: share of {} lines read in {:?}",
+            report.epoch,
+            report.worker,
+            report.lines_total,
+            share.started.elapsed()
+        );
         (deltas, report)
-    }
-
-    fn parse_share(
-        &mut self,
-        plan: &EpochPlan,
-        index: usize,
-        peers: usize,
-        report: &mut ShareReport,
-    ) -> io::Result<()> {
-        let (share_start, share_end) = plan.share(index, peers);
-        let file = self.files.get(plan.source).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                "source is not open in this process",
-            )
-        })?;
-        // The share is read in windows, each owning the lines that start in it, so memory
-        // stays bounded whatever the epoch size.
-        let mut window_start = share_start;
-        while window_start < share_end {
-            let window_end = (window_start + self.window_bytes).min(share_end);
-            self.parse_window(plan, &file, window_start, window_end, report)?;
-            window_start = window_end;
-        }
-        Ok(())
     }
 
     /// Parses the lines that start in `window_start..window_end` of `plan`'s range.

@@ -208,19 +208,54 @@ trait UpsertRows {
 }
 
 impl UpsertRows for SqliteConnection {
-    /// One statement per row: diesel has no multi-row `INSERT .. ON CONFLICT` for SQLite, and
-    /// in-process statements (prepared once, cached) cost microseconds.
+    /// Multi-row statements written in SQL: diesel has no multi-row `INSERT .. ON CONFLICT` for
+    /// SQLite, and with one statement per row, building and looking up each statement took
+    /// about a third of the commit.
     fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
-        for row in rows {
-            diesel::insert_into(daily_stats::table)
-                .values(row)
-                .on_conflict((daily_stats::customer_id, daily_stats::day))
-                .do_update()
-                .set(stats_from_excluded!())
-                .execute(self)?;
+        use diesel::sql_types::{BigInt, Binary, Date, Text};
+        for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
+            let mut query = diesel::sql_query(sqlite_upsert_sql(chunk.len()))
+                .into_boxed::<diesel::sqlite::Sqlite>();
+            for row in chunk {
+                query = query
+                    .bind::<Text, _>(&row.customer_id)
+                    .bind::<Date, _>(row.day)
+                    .bind::<BigInt, _>(row.successful)
+                    .bind::<BigInt, _>(row.failed)
+                    .bind::<BigInt, _>(row.latency_sum_us)
+                    .bind::<BigInt, _>(row.latency_min_us)
+                    .bind::<BigInt, _>(row.latency_max_us)
+                    .bind::<Binary, _>(&row.digest);
+            }
+            query.execute(self)?;
         }
         Ok(())
     }
+}
+
+/// Rows per SQLite upsert statement: 8 parameters each, far below SQLite's limit of 32,766.
+const SQLITE_ROWS_PER_STATEMENT: usize = 200;
+
+/// `INSERT .. ON CONFLICT DO UPDATE` of `rows` daily_stats rows, replacing every stats column.
+fn sqlite_upsert_sql(rows: usize) -> String {
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
+    let mut sql = String::from(
+        "INSERT INTO daily_stats (customer_id, day, successful, failed, latency_sum_us, \
+         latency_min_us, latency_max_us, digest) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(ROW);
+    }
+    sql.push_str(
+        " ON CONFLICT (customer_id, day) DO UPDATE SET successful = excluded.successful, \
+         failed = excluded.failed, latency_sum_us = excluded.latency_sum_us, \
+         latency_min_us = excluded.latency_min_us, latency_max_us = excluded.latency_max_us, \
+         digest = excluded.digest",
+    );
+    sql
 }
 
 impl UpsertRows for PgConnection {
