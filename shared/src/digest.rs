@@ -135,19 +135,33 @@ impl LatencyDigest {
         }
         let (mut count, mut sum) = (0.0, 0.0);
         let (mut min, mut max) = (parts[0].min, parts[0].max);
+        let key = |&(mean, weight): &(f64, f64)| {
+            (u128::from(order_bits(mean)) << 64) | u128::from(order_bits(weight))
+        };
         let mut keys: Vec<u128> = Vec::with_capacity(parts.iter().map(|d| d.centroids.len()).sum());
         for part in &parts {
             min = min.min(part.min);
             max = max.max(part.max);
             count += part.count;
             sum += part.sum;
-            keys.extend(part.centroids.iter().map(|&(mean, weight)| {
-                (u128::from(order_bits(mean)) << 64) | u128::from(order_bits(weight))
-            }));
         }
-        // Each part's centroids are already in order, and the stable sort merges such runs in
-        // linear time; equal keys are equal bit patterns, so stability changes nothing.
-        keys.sort();
+        if let [a, b] = parts[..] {
+            // Two parts (a stored row and a delta): their centroids are each in order, so one
+            // linear merge sorts them, unless a part is out of order.
+            merge_sorted_keys(
+                a.centroids.iter().map(key),
+                b.centroids.iter().map(key),
+                &mut keys,
+            );
+        } else {
+            for part in &parts {
+                keys.extend(part.centroids.iter().map(key));
+            }
+        }
+        if !keys.is_sorted() {
+            // Equal keys are equal bit patterns, so an unstable sort gives what a stable one does.
+            keys.sort_unstable();
+        }
         let centroids = keys.iter().map(|&key| {
             (
                 from_order_bits((key >> 64) as u64),
@@ -317,6 +331,25 @@ fn order_bits(value: f64) -> u64 {
 fn from_order_bits(key: u64) -> f64 {
     let signed = key ^ (1 << 63);
     f64::from_bits(signed ^ ((((signed as i64) >> 63) as u64) >> 1))
+}
+
+/// Appends the merge of `a` and `b` to `out`: in order when both are.
+fn merge_sorted_keys(
+    mut a: impl Iterator<Item = u128>,
+    mut b: impl Iterator<Item = u128>,
+    out: &mut Vec<u128>,
+) {
+    let (mut x, mut y) = (a.next(), b.next());
+    while let (Some(p), Some(q)) = (x, y) {
+        if p <= q {
+            out.push(p);
+            x = a.next();
+        } else {
+            out.push(q);
+            y = b.next();
+        }
+    }
+    out.extend(x.into_iter().chain(a).chain(y).chain(b));
 }
 
 /// tdigest 1.0.1's `TDigest::weight_limit` for [`DIGEST_SIZE`].
