@@ -78,7 +78,7 @@ impl Tracked {
     }
 }
 
-/// Plans epochs of about `epoch_bytes` over the sources, in order.
+/// Plans epochs of about `epoch_bytes` (at most 1.5 times that) over the sources, in order.
 pub struct Planner {
     inputs: Vec<PathBuf>,
     epoch_bytes: u64,
@@ -157,7 +157,13 @@ impl Planner {
                 continue;
             }
             let limit = tracked.readable_to;
-            let tentative = (tracked.planned_to + self.epoch_bytes).min(limit);
+            // A rest shorter than half an epoch joins this epoch instead of making its own:
+            // every epoch costs a commit of all the rows it touches, however few its lines.
+            let tentative = if limit - tracked.planned_to <= self.epoch_bytes / 2 * 3 {
+                limit
+            } else {
+                tracked.planned_to + self.epoch_bytes
+            };
             let end = if tentative < limit {
                 next_line_start(&tracked.source.file, tentative, limit)
                     .map_err(io_error(tracked.source.path.as_ref()))?
@@ -347,6 +353,20 @@ mod tests {
         }
         assert_eq!(start, content.len() as u64);
         assert_eq!(epoch, 4);
+    }
+
+    #[test]
+    fn a_short_rest_joins_the_last_epoch() {
+        let line = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n";
+        let content: Vec<u8> = line.repeat(100);
+        let (_file, source) = source_over(&content);
+        let mut planner = Planner::new(Vec::new(), vec![source], 1300, OpenFiles::default());
+        let mut ranges = Vec::new();
+        while let Some(plan) = planner.next_plan(ranges.len() as u64, None).unwrap() {
+            ranges.push((plan.start, plan.end));
+        }
+        // Not 1320, 2640, 3960 and a last epoch of one line.
+        assert_eq!(ranges, [(0, 1320), (1320, 2640), (2640, 4000)]);
     }
 
     #[test]

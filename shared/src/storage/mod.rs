@@ -205,6 +205,9 @@ macro_rules! stats_from_excluded {
 /// Writes merged daily rows, replacing stored ones; the fastest form differs per backend.
 trait UpsertRows {
     fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()>;
+
+    /// Sets the version of each of `customers` to `version`.
+    fn upsert_versions(&mut self, customers: &[&str], version: i64) -> QueryResult<()>;
 }
 
 impl UpsertRows for SqliteConnection {
@@ -228,6 +231,22 @@ impl UpsertRows for SqliteConnection {
                     .bind::<Binary, _>(&row.digest);
             }
             query.execute(self)?;
+        }
+        Ok(())
+    }
+
+    /// One statement per customer: in process, that costs microseconds.
+    fn upsert_versions(&mut self, customers: &[&str], version: i64) -> QueryResult<()> {
+        for customer in customers {
+            diesel::insert_into(customer_versions::table)
+                .values((
+                    customer_versions::customer_id.eq(customer),
+                    customer_versions::version.eq(version),
+                ))
+                .on_conflict(customer_versions::customer_id)
+                .do_update()
+                .set(customer_versions::version.eq(version))
+                .execute(self)?;
         }
         Ok(())
     }
@@ -267,6 +286,28 @@ impl UpsertRows for PgConnection {
                 .on_conflict((daily_stats::customer_id, daily_stats::day))
                 .do_update()
                 .set(stats_from_excluded!())
+                .execute(self)?;
+        }
+        Ok(())
+    }
+
+    /// Multi-row statements: one round trip instead of one per customer.
+    fn upsert_versions(&mut self, customers: &[&str], version: i64) -> QueryResult<()> {
+        for chunk in customers.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|customer| {
+                    (
+                        customer_versions::customer_id.eq(*customer),
+                        customer_versions::version.eq(version),
+                    )
+                })
+                .collect();
+            diesel::insert_into(customer_versions::table)
+                .values(&rows)
+                .on_conflict(customer_versions::customer_id)
+                .do_update()
+                .set(customer_versions::version.eq(version))
                 .execute(self)?;
         }
         Ok(())
@@ -322,17 +363,7 @@ macro_rules! merge_and_upsert {
                 .first::<Option<i64>>(conn)?
                 .unwrap_or(0)
                 + 1;
-            for customer in touched {
-                diesel::insert_into(customer_versions::table)
-                    .values((
-                        customer_versions::customer_id.eq(customer),
-                        customer_versions::version.eq(version),
-                    ))
-                    .on_conflict(customer_versions::customer_id)
-                    .do_update()
-                    .set(customer_versions::version.eq(version))
-                    .execute(conn)?;
-            }
+            conn.upsert_versions(&touched, version)?;
         }
         for source in &epoch.sources {
             if let Some((owner, _)) = &epoch.lease {
