@@ -1,6 +1,8 @@
 //! `GET /customers/{customer_id}/stats?from=YYYY-MM-DD[&to=YYYY-MM-DD]`: a customer's stored days
 //! over a date range, each summarised, and their merge.
 
+use std::sync::Arc;
+
 use actix_web::http::header::ContentType;
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
@@ -8,7 +10,7 @@ use chrono::{Datelike, NaiveDate};
 use logstats_shared::{DayStats, LatencyDigest, StatsSummary, StorageError, Store};
 use serde::{Serialize, Serializer};
 
-use crate::answers::{AnswerKey, Answers, StoredDay};
+use crate::answers::{AnswerKey, Answers, Flight, StoredDay};
 use crate::domain::{CustomerId, RequestedRange};
 use crate::error::ApiError;
 use crate::freshness::Freshness;
@@ -62,19 +64,33 @@ pub async fn customer_stats(
     let range = RequestedRange::parse(query.from.as_deref(), query.to.as_deref())?;
     // A remembered body at the version a round started after this request's arrival read: no
     // commit visible now changed it (see `crate::freshness`). Served without leaving the worker.
+    let answers = answers.into_inner();
+    let mut _building = None;
     if answers.enabled() {
         let versions = freshness.current().await;
         if versions.error.is_none() {
             let key = AnswerKey::new(&customer, &range);
-            if let Some(body) = answers.get(&key, versions.of(customer.as_str())) {
+            let version = versions.of(customer.as_str());
+            if let Some(body) = answers.get(&key, version) {
                 return Ok(json(body));
+            }
+            // One request per key and version builds the body; the others wait, then look
+            // again for a body at their own version (see `crate::answers`).
+            match answers.fly(&key, version) {
+                Flight::Build(guard) => _building = Some(guard),
+                waiting => {
+                    waiting.landed().await;
+                    if let Some(body) = answers.get(&key, version) {
+                        return Ok(json(body));
+                    }
+                }
             }
         }
     }
     let store = store.into_inner();
-    let answers = answers.into_inner();
+    let remembered = Arc::clone(&answers);
     // Diesel blocks: the read and the digest merge run on actix's blocking pool.
-    let body = web::block(move || answer(&store, &answers, customer, range)).await??;
+    let body = web::block(move || answer(&store, &remembered, customer, range)).await??;
     Ok(json(body))
 }
 
