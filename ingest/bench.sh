@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: generates the benchmark inputs (once), ingests them into a fresh SQLite file and,
 # when reachable, a fresh PostgreSQL database, and prints lines/s, MB/s and peak RSS as a table.
+# Each backend is measured BENCH_RUNS times (default 3): the row shows the median and the range.
 # Settings: BENCH_LINES (default 10000000), BENCH_WORKERS (default 2),
 # BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
@@ -20,32 +21,44 @@ bytes=$(stat -c %s "$log")
 cat "$log" > /dev/null # read from the page cache, as the comparison engines did
 
 rows=()
-run() { # backend url
-  local backend=$1 url=$2 out rss
-  out=$(mktemp)
-  /usr/bin/time -f '%M' -o "$out.rss" \
-    "$bin/logstats-ingest" --database-url "$url" --workers "$workers" --json "$log" > "$out"
-  rss=$(tail -n 1 "$out.rss")
-  rows+=("$(python3 - "$out" "$rss" "$bytes" "$backend" <<'PY'
-import json, sys
-s = json.load(open(sys.argv[1]))
-rss_kb, size, backend = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-mbps = size / 1e6 / s["seconds"]
-print(f"| ingest | {backend} | {s['lines']:,} | {s['seconds']:.2f} s | {s['lines_per_second']:,.0f} lines/s | {mbps:,.0f} MB/s | {rss_kb/1024:.0f} MB |")
+runs=${BENCH_RUNS:-3}
+# Runs the ingest `runs` times into a fresh database each time (made by `fresh`); the row
+# shows the median run, the fastest and slowest, and the largest peak RSS.
+run() { # backend fresh-command url
+  local backend=$1 fresh=$2 url=$3 out i
+  out=$(mktemp -d)
+  for i in $(seq "$runs"); do
+    $fresh
+    /usr/bin/time -f '%M' -o "$out/rss-$i" \
+      "$bin/logstats-ingest" --database-url "$url" --workers "$workers" --json "$log" > "$out/run-$i.json"
+  done
+  rows+=("$(python3 - "$out" "$runs" "$bytes" "$backend" <<'PY'
+import json, statistics, sys
+out, runs, size, backend = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+summaries = [json.load(open(f"{out}/run-{i}.json")) for i in range(1, runs + 1)]
+rss_kb = max(int(open(f"{out}/rss-{i}").read().split()[-1]) for i in range(1, runs + 1))
+seconds = sorted(s["seconds"] for s in summaries)
+median = statistics.median(seconds)
+lines = summaries[0]["lines"]
+spread = f" ({seconds[0]:.2f}-{seconds[-1]:.2f})" if runs > 1 else ""
+print(f"| ingest | {backend} | {lines:,} | {median:.2f} s{spread} | {lines / median:,.0f} lines/s "
+      f"| {size / 1e6 / median:,.0f} MB/s | {rss_kb / 1024:.0f} MB |")
 PY
 )")
-  rm -f "$out" "$out.rss"
+  rm -rf "$out"
 }
 
 db=data/bench-$$.db
-rm -f "$db"*
-run sqlite "sqlite://$db"
+fresh_sqlite() { rm -f "$db"*; }
+run sqlite fresh_sqlite "sqlite://$db"
 rm -f "$db"*
 
 if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1; then
   name=logstats_bench_$$
-  psql "$pg_admin" -qc "create database $name" >/dev/null
-  run postgres "${pg_admin%/*}/$name"
+  fresh_postgres() {
+    psql "$pg_admin" -qc "drop database if exists $name with (force)" -qc "create database $name" >/dev/null
+  }
+  run postgres fresh_postgres "${pg_admin%/*}/$name"
   psql "$pg_admin" -qc "drop database $name with (force)" >/dev/null
 else
   echo "PostgreSQL not reachable at $pg_admin: skipping the PostgreSQL ingest benchmark" >&2
@@ -62,7 +75,7 @@ if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null
 fi
 
 echo
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; input: $log ($((bytes / 1000000)) MB); workers: $workers"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; input: $log ($((bytes / 1000000)) MB); workers: $workers; ingest: median of $runs runs (fastest-slowest)"
 echo
 echo "| what | backend | input | time / p50 | throughput / p99 | MB/s / max | peak RSS / samples |"
 echo "|---|---|---|---|---|---|---|"

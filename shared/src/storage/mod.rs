@@ -188,20 +188,6 @@ macro_rules! with_backend {
     };
 }
 
-/// The `SET` of an upsert that replaces every stats column with the inserted row's value.
-macro_rules! stats_from_excluded {
-    () => {
-        (
-            daily_stats::successful.eq(excluded(daily_stats::successful)),
-            daily_stats::failed.eq(excluded(daily_stats::failed)),
-            daily_stats::latency_sum_us.eq(excluded(daily_stats::latency_sum_us)),
-            daily_stats::latency_min_us.eq(excluded(daily_stats::latency_min_us)),
-            daily_stats::latency_max_us.eq(excluded(daily_stats::latency_max_us)),
-            daily_stats::digest.eq(excluded(daily_stats::digest)),
-        )
-    };
-}
-
 /// Writes merged daily rows, replacing stored ones; the fastest form differs per backend.
 trait UpsertRows {
     fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()>;
@@ -278,16 +264,38 @@ fn sqlite_upsert_sql(rows: usize) -> String {
 }
 
 impl UpsertRows for PgConnection {
-    /// Multi-row statements: one round trip per [`ROWS_PER_STATEMENT`] rows.
+    /// One statement with one array per column, whatever the number of rows: PostgreSQL
+    /// parses and plans it once (diesel caches it), where a `VALUES` list of thousands of
+    /// parameters is parsed and planned anew each time.
     fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            diesel::insert_into(daily_stats::table)
-                .values(chunk)
-                .on_conflict((daily_stats::customer_id, daily_stats::day))
-                .do_update()
-                .set(stats_from_excluded!())
-                .execute(self)?;
+        use diesel::sql_types::{Array, BigInt, Binary, Date, Text};
+        if rows.is_empty() {
+            return Ok(());
         }
+        let column = |value: fn(&DailyStatsRow) -> i64| rows.iter().map(value).collect::<Vec<_>>();
+        diesel::sql_query(
+            "INSERT INTO daily_stats (customer_id, day, successful, failed, latency_sum_us, \
+             latency_min_us, latency_max_us, digest) \
+             SELECT * FROM unnest($1::text[], $2::date[], $3::int8[], $4::int8[], $5::int8[], \
+             $6::int8[], $7::int8[], $8::bytea[]) \
+             ON CONFLICT (customer_id, day) DO UPDATE SET successful = excluded.successful, \
+             failed = excluded.failed, latency_sum_us = excluded.latency_sum_us, \
+             latency_min_us = excluded.latency_min_us, latency_max_us = excluded.latency_max_us, \
+             digest = excluded.digest",
+        )
+        .bind::<Array<Text>, _>(
+            rows.iter()
+                .map(|r| r.customer_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Date>, _>(rows.iter().map(|r| r.day).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(column(|r| r.successful))
+        .bind::<Array<BigInt>, _>(column(|r| r.failed))
+        .bind::<Array<BigInt>, _>(column(|r| r.latency_sum_us))
+        .bind::<Array<BigInt>, _>(column(|r| r.latency_min_us))
+        .bind::<Array<BigInt>, _>(column(|r| r.latency_max_us))
+        .bind::<Array<Binary>, _>(rows.iter().map(|r| r.digest.as_slice()).collect::<Vec<_>>())
+        .execute(self)?;
         Ok(())
     }
 
