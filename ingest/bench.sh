@@ -21,6 +21,7 @@ bytes=$(stat -c %s "$log")
 cat "$log" > /dev/null # read from the page cache, as the comparison engines did
 
 rows=()
+stages=()
 runs=${BENCH_RUNS:-3}
 # Runs the ingest `runs` times into a fresh database each time (made by `fresh`); the row
 # shows the median run, the fastest and slowest, and the largest peak RSS.
@@ -43,8 +44,14 @@ lines = summaries[0]["lines"]
 spread = f" ({seconds[0]:.2f}-{seconds[-1]:.2f})" if runs > 1 else ""
 print(f"| ingest | {backend} | {lines:,} | {median:.2f} s{spread} | {lines / median:,.0f} lines/s "
       f"| {size / 1e6 / median:,.0f} MB/s | {rss_kb / 1024:.0f} MB |")
+middle = min(summaries, key=lambda s: abs(s["seconds"] - median))["stages"]
+with open(f"{out}/stages", "w") as f:
+    f.write(f"- {backend}, median run: each worker spent {middle['read_seconds_per_worker']:.2f} s "
+            f"reading its shares; the committer spent {middle['commit_seconds']:.2f} s in "
+            f"commits, overlapping the reading\n")
 PY
 )")
+  stages+=("$(cat "$out/stages")")
   rm -rf "$out"
 }
 
@@ -80,3 +87,6 @@ echo
 echo "| what | backend | input | time / p50 | throughput / p99 | MB/s / max | peak RSS / samples |"
 echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
+echo
+echo "Stages of the ingest runs (see \"stages\" in logstats-ingest --json):"
+printf '%s\n' "${stages[@]}"

@@ -295,10 +295,10 @@ impl Committer {
     fn commit(&mut self, job: &CommitJob) -> anyhow::Result<()> {
         let started = Instant::now();
         let rows = self.commit_with_retries(&job.commit, &job.plan)?;
+        let commit_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         log::debug!(
-            "epoch {}: {rows} rows committed in {:?}",
-            job.plan.epoch,
-            started.elapsed()
+            "epoch {}: {rows} rows committed in {commit_micros} µs",
+            job.plan.epoch
         );
         self.write_rejects(&job.plan, job.lines_before, &job.reports)?;
         let mut committed = self.lock();
@@ -306,7 +306,9 @@ impl Committer {
         let totals = &mut committed.totals;
         totals.rows_written += rows as u64;
         totals.bytes += job.plan.end - job.plan.start;
+        totals.commit_micros += commit_micros;
         for r in &job.reports {
+            totals.read_micros += r.micros;
             totals.lines += r.lines;
             totals.accepted += r.accepted;
             totals.rejected += r.rejected;

@@ -146,7 +146,11 @@ fn run_with_leases(
             let outcome = feed.run(worker, input, planner, &leader);
             let totals = leader.borrow_mut().finish();
             outcome?;
-            Ok(Some(Summary::new(&totals?, started.elapsed())))
+            Ok(Some(Summary::new(
+                &totals?,
+                started.elapsed(),
+                config.workers.max(1),
+            )))
         },
     )
     .map_err(|e| anyhow::anyhow!("starting timely workers: {e}"))?;

@@ -173,6 +173,9 @@ pub struct ShareReport {
     pub rejects: Vec<RejectedLine>,
     /// Set when the share could not be read.
     pub error: Option<String>,
+    /// Wall time from the share's first window to its end, in microseconds (including what
+    /// the worker did between its windows).
+    pub micros: u64,
 }
 
 /// A worker's share of one epoch while it is read: the windows are read one at a time, so
@@ -260,7 +263,8 @@ impl ShareReader {
 
     /// The deltas and report of a share [`ShareReader::step`] has read to its end.
     pub fn finish(&mut self, share: Share) -> (Deltas, ShareReport) {
-        let report = share.report;
+        let mut report = share.report;
+        report.micros = u64::try_from(share.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.days.clear();
         if report.error.is_some() {
             self.accumulators.clear();
@@ -286,11 +290,11 @@ impl ShareReader {
             self.long = LongCustomers::default();
         }
         log::debug!(
-            "epoch {} worker {}: share of {} lines read in {:?}",
+            "epoch {} worker {}: share of {} lines read in {} µs",
             report.epoch,
             report.worker,
             report.lines_total,
-            share.started.elapsed()
+            report.micros
         );
         (deltas, report)
     }

@@ -18,6 +18,23 @@ pub struct Totals {
     pub rows_written: u64,
     /// Bytes committed.
     pub bytes: u64,
+    /// Wall time of the committed epochs' shares, summed over the workers, in microseconds.
+    #[serde(skip)]
+    pub read_micros: u64,
+    /// Time the committer spent in commit transactions, in microseconds.
+    #[serde(skip)]
+    pub commit_micros: u64,
+}
+
+/// Where the time went, in seconds: see [`Summary::stages`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Stages {
+    /// A worker's time from the start to the end of its shares (reading, parsing and
+    /// pre-aggregating, with whatever it did between its windows), averaged over the workers.
+    pub read_seconds_per_worker: f64,
+    /// The committer's time in commit transactions (merging with stored rows, upserting);
+    /// it overlaps the reading of later epochs.
+    pub commit_seconds: f64,
 }
 
 /// What the job prints when it ends: the totals, the time and the rate.
@@ -30,13 +47,19 @@ pub struct Summary {
     pub seconds: f64,
     /// lines / seconds.
     pub lines_per_second: f64,
+    /// Where the time went.
+    pub stages: Stages,
 }
 
 impl Summary {
-    /// The summary of `totals` after `elapsed`.
-    pub fn new(totals: &Totals, elapsed: Duration) -> Self {
+    /// The summary of `totals` after `elapsed`, read by `workers` workers.
+    pub fn new(totals: &Totals, elapsed: Duration, workers: usize) -> Self {
         let seconds = elapsed.as_secs_f64();
         Self {
+            stages: Stages {
+                read_seconds_per_worker: totals.read_micros as f64 / 1e6 / workers.max(1) as f64,
+                commit_seconds: totals.commit_micros as f64 / 1e6,
+            },
             totals: totals.clone(),
             seconds,
             lines_per_second: if seconds > 0.0 {

@@ -144,6 +144,15 @@ fn ingested_stats_match_the_log_exactly_through_the_api() {
         // Small epochs: rows are rewritten as later epochs merge into them.
         let rows_written = summary["rows_written"].as_u64().expect("rows_written");
         assert!(rows_written > expected.len() as u64, "{rows_written}");
+        // Both stages took time, and neither more than the whole run.
+        let seconds = summary["seconds"].as_f64().expect("seconds");
+        for stage in ["read_seconds_per_worker", "commit_seconds"] {
+            let spent = summary["stages"][stage].as_f64().expect(stage);
+            assert!(
+                spent > 0.0 && spent <= seconds,
+                "{stage}: {spent} of {seconds}"
+            );
+        }
         let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
         assert_eq!(store.all_days().expect("rows").len(), expected.len());
 
