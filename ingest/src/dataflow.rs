@@ -55,7 +55,8 @@ enum CommitInput {
     Report(ShareReport),
 }
 
-type ShareOutput = Result<(CustomerDay, Epoch, StatsDelta), ShareReport>;
+/// A share's output: its deltas, then its report (boxed: it is far larger than a delta).
+type ShareOutput = Result<(CustomerDay, Epoch, StatsDelta), Box<ShareReport>>;
 
 /// Builds the ingest dataflow on `worker`; returns the input that plans are sent into.
 /// `leader` is `Some` on worker 0 only: the one that commits. `files` holds the open sources.
@@ -106,7 +107,7 @@ pub fn build(
                             for (key, acc) in deltas {
                                 session.give(Ok((key, plan.epoch, StatsDelta(acc))));
                             }
-                            session.give(Err(report));
+                            session.give(Err(Box::new(report)));
                         }
                         if current.is_some() || !queued.is_empty() {
                             activator.activate();
@@ -122,10 +123,9 @@ pub fn build(
             .inner
             .map(|(key, epoch, delta)| CommitInput::Delta(key, epoch, delta.0.finish()));
 
-        merged.concat(reports.map(CommitInput::Report)).sink(
-            Exchange::new(|_: &CommitInput| 0),
-            "Commit",
-            {
+        merged
+            .concat(reports.map(|report| CommitInput::Report(*report)))
+            .sink(Exchange::new(|_: &CommitInput| 0), "Commit", {
                 let mut pending: BTreeMap<Epoch, (FinishedDeltas, Vec<ShareReport>)> =
                     BTreeMap::new();
                 move |(input, frontier)| {
@@ -152,8 +152,7 @@ pub fn build(
                         }
                     }
                 }
-            },
-        );
+            });
 
         input
     })
