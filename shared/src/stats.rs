@@ -154,7 +154,7 @@ impl DayAccumulator {
     /// Sorts the latencies (the canonical form, so equal accumulators compare equal).
     pub fn normalize(&mut self) {
         if self.unsorted {
-            self.latencies_us.sort_unstable();
+            radix_sort(&mut self.latencies_us);
             self.long_latencies_us.sort_unstable();
             self.unsorted = false;
         }
@@ -206,6 +206,45 @@ impl DayAccumulator {
         }
     }
 }
+
+/// Sorts `values` ascending: by byte, least significant first, skipping the bytes all values
+/// share (the top byte of every latency under 16.7 s), without comparisons. Short lists (where
+/// the 4 x 256 counters cost more than comparing) are sorted by comparison.
+fn radix_sort(values: &mut Vec<u32>) {
+    if values.len() <= RADIX_SORT_FROM {
+        values.sort_unstable();
+        return;
+    }
+    let mut counts = [[0usize; 256]; 4];
+    for &value in values.iter() {
+        for (byte, count) in counts.iter_mut().enumerate() {
+            count[(value >> (8 * byte)) as usize & 0xff] += 1;
+        }
+    }
+    let mut scratch = vec![0u32; values.len()];
+    for (byte, count) in counts.iter().enumerate() {
+        if count.contains(&values.len()) {
+            continue; // every value has the same byte here
+        }
+        let mut next = [0usize; 256];
+        let mut at = 0;
+        for (slot, &n) in next.iter_mut().zip(count) {
+            *slot = at;
+            at += n;
+        }
+        for &value in values.iter() {
+            let slot = &mut next[(value >> (8 * byte)) as usize & 0xff];
+            scratch[*slot] = value;
+            *slot += 1;
+        }
+        std::mem::swap(values, &mut scratch);
+    }
+}
+
+/// Lists longer than this are radix sorted: an epoch's share holds ~775 latencies per
+/// (customer, day) on the benchmark log, where radix sorting made the whole run ~4 % faster;
+/// for 200 it was 7 % slower than `sort_unstable`.
+const RADIX_SORT_FROM: usize = 256;
 
 /// Merges two ascending lists.
 fn merge_sorted<T: Copy + Ord>(a: &[T], b: &[T]) -> Vec<T> {
@@ -356,6 +395,27 @@ mod tests {
         ];
         assert_eq!(finished.digest, LatencyDigest::from_histogram(&histogram));
         assert_eq!(finished.summary().median_latency, Some(4_294.967_295));
+    }
+
+    #[test]
+    fn radix_sort_sorts() {
+        let mut state = 0x1234_5678_9ABC_DEF1u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for len in [0, 1, 5, 256, 257, 1000, 5000] {
+            for spread in [1u64, 1000, 2_000_000, 1 << 32] {
+                let values: Vec<u32> = (0..len).map(|_| (next() % spread) as u32).collect();
+                let mut expect = values.clone();
+                expect.sort_unstable();
+                let mut sorted = values;
+                radix_sort(&mut sorted);
+                assert_eq!(sorted, expect, "len {len} spread {spread}");
+            }
+        }
     }
 
     #[test]
