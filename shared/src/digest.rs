@@ -22,6 +22,19 @@ pub struct LatencyDigest {
     max: f64,
 }
 
+/// (value, count) of each distinct value of an ascending sequence, in order: what
+/// [`LatencyDigest::from_histogram`] takes.
+pub fn histogram(ascending: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
+    let mut histogram: Vec<(u64, u64)> = Vec::new();
+    for value in ascending {
+        match histogram.last_mut() {
+            Some((last, count)) if *last == value => *count += 1,
+            _ => histogram.push((value, 1)),
+        }
+    }
+    histogram
+}
+
 /// A stored digest that could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DigestDecodeError {
@@ -42,14 +55,7 @@ impl LatencyDigest {
     /// Builds a digest from latencies in microseconds; sorts `latencies_us` in place.
     pub fn from_latencies_us(latencies_us: &mut [u64]) -> Self {
         latencies_us.sort_unstable();
-        let mut histogram: Vec<(u64, u64)> = Vec::new();
-        for &value in latencies_us.iter() {
-            match histogram.last_mut() {
-                Some((last, count)) if *last == value => *count += 1,
-                _ => histogram.push((value, 1)),
-            }
-        }
-        Self::from_histogram(&histogram)
+        Self::from_histogram(&histogram(latencies_us.iter().copied()))
     }
 
     /// Builds a digest from an ascending histogram of (latency in microseconds, count).
@@ -459,13 +465,7 @@ mod tests {
 
     #[test]
     fn merge_all_is_bit_identical_to_tdigest() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::xorshift(0x2545_F491_4F6C_DD1D);
         for round in 0..200u64 {
             let parts: Vec<LatencyDigest> = (0..(1 + round % 40))
                 .map(|part| {
@@ -533,13 +533,7 @@ mod tests {
 
     #[test]
     fn from_histogram_is_bit_identical_to_tdigest() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::xorshift(0x9E37_79B9_7F4A_7C15);
         for round in 0..300u64 {
             let distinct = 1 + next() % (1 + round * 10);
             let step = if round % 3 == 0 { 7 } else { 1000 };
@@ -602,14 +596,11 @@ mod tests {
         // 30 "days" of latencies with different spreads, merged as the API merges them.
         let mut all = Vec::new();
         let mut days = Vec::new();
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = crate::xorshift(0x9E37_79B9_7F4A_7C15);
         for day in 0..30u64 {
             let mut values = Vec::new();
             for _ in 0..(500 + day * 37) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                values.push(100_000 + (state % (1_900 + day * 10)) * 1000);
+                values.push(100_000 + (next() % (1_900 + day * 10)) * 1000);
             }
             all.extend_from_slice(&values);
             days.push(LatencyDigest::from_latencies_us(&mut values));

@@ -8,6 +8,17 @@ pub mod storage;
 pub mod testing;
 
 pub use digest::LatencyDigest;
+
+/// A seeded xorshift64 sequence: the unit tests' generated inputs.
+#[cfg(test)]
+pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
 pub use record::{parse_line, Record, RejectReason};
 pub use stats::{DayAccumulator, DayStats, StatsSummary};
 pub use storage::{

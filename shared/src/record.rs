@@ -271,7 +271,10 @@ pub fn parse_date(s: &[u8]) -> Option<i32> {
     Some(days_before_year(year) + days_before_month(year, month) + day as i32 - 1)
 }
 
-/// Days from 1970-01-01 to January 1st of `year` (1 or later), proleptic Gregorian.
+/// Days from 1970-01-01 to January 1st of `year` (1 or later), proleptic Gregorian. With
+/// [`days_before_month`] this is what [`days_from_civil`] gives for the years a log line can
+/// hold, without its era arithmetic: `parse_line` was ~5 % slower through `days_from_civil`.
+/// Both are checked against chrono in the tests.
 fn days_before_year(year: u32) -> i32 {
     // Leap days in years 1..year, less those in 1..1970 (477).
     let before = year - 1;
@@ -561,13 +564,8 @@ mod tests {
     /// and it does take the common lines.
     #[test]
     fn fast_path_agrees_with_the_checked_parser() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = crate::xorshift(0x2545_F491_4F6C_DD1D);
+        let mut next = move |n: u64| rng() % n;
         const NOISE: &[u8] = b" .\r\t0159:-_/xZ\xff\xc3\xa9";
         let bases: &[&[u8]] = &[
             b"2024-10-10 12:50:18 cust_14 /api/v1/resource3 401 0.847",
@@ -625,13 +623,8 @@ mod tests {
 
     #[test]
     fn parse_timestamp_matches_date_and_time() {
-        let mut state = 0x0123_4567_89AB_CDEFu64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = crate::xorshift(0x0123_4567_89AB_CDEF);
+        let mut next = move |n: u64| rng() % n;
         for _ in 0..200_000 {
             let mut text = format!(
                 "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",

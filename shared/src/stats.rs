@@ -1,6 +1,6 @@
 //! Per (customer, UTC day) statistics: `DayStats`, how they merge, and the summary users see.
 
-use crate::digest::LatencyDigest;
+use crate::digest::{histogram, LatencyDigest};
 
 /// Everything kept about one customer's requests on one UTC day (or any merge of such days).
 ///
@@ -184,23 +184,17 @@ impl DayAccumulator {
     pub fn finish(mut self) -> DayStats {
         self.normalize();
         // Every long latency is above every short one: together they are one ascending list.
-        let ascending = self
-            .latencies_us
-            .iter()
-            .map(|&short| u64::from(short))
-            .chain(self.long_latencies_us.iter().copied());
-        let mut histogram: Vec<(u64, u64)> = Vec::new();
-        for value in ascending.clone() {
-            match histogram.last_mut() {
-                Some((last, count)) if *last == value => *count += 1,
-                _ => histogram.push((value, 1)),
-            }
-        }
+        let histogram = histogram(
+            self.latencies_us
+                .iter()
+                .map(|&short| u64::from(short))
+                .chain(self.long_latencies_us.iter().copied()),
+        );
         DayStats {
             successful: self.successful,
             failed: self.failed,
             latency_sum_us: self.latency_sum_us,
-            latency_min_us: ascending.clone().next().unwrap_or(u64::MAX),
+            latency_min_us: histogram.first().map_or(u64::MAX, |&(value, _)| value),
             latency_max_us: histogram.last().map_or(0, |&(value, _)| value),
             digest: LatencyDigest::from_histogram(&histogram),
         }
@@ -399,13 +393,7 @@ mod tests {
 
     #[test]
     fn radix_sort_sorts() {
-        let mut state = 0x1234_5678_9ABC_DEF1u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::xorshift(0x1234_5678_9ABC_DEF1);
         for len in [0, 1, 5, 256, 257, 1000, 5000] {
             for spread in [1u64, 1000, 2_000_000, 1 << 32] {
                 let values: Vec<u32> = (0..len).map(|_| (next() % spread) as u32).collect();
