@@ -1,8 +1,6 @@
 //! `GET /customers/{customer_id}/stats?from=YYYY-MM-DD[&to=YYYY-MM-DD]`: a customer's stored days
 //! over a date range, each summarised, and their merge.
 
-use std::sync::Arc;
-
 use actix_web::http::header::ContentType;
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
@@ -65,6 +63,7 @@ pub async fn customer_stats(
     // A remembered body at the version a round started after this request's arrival read: no
     // commit visible now changed it (see `crate::freshness`). Served without leaving the worker.
     let answers = answers.into_inner();
+    // Held until this request has built (and remembered) its body: dropping it wakes waiters.
     let mut _building = None;
     if answers.enabled() {
         let versions = freshness.current().await;
@@ -88,9 +87,8 @@ pub async fn customer_stats(
         }
     }
     let store = store.into_inner();
-    let remembered = Arc::clone(&answers);
     // Diesel blocks: the read and the digest merge run on actix's blocking pool.
-    let body = web::block(move || answer(&store, &remembered, customer, range)).await??;
+    let body = web::block(move || answer(&store, &answers, customer, range)).await??;
     Ok(json(body))
 }
 
