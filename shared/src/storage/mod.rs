@@ -241,26 +241,20 @@ impl UpsertRows for SqliteConnection {
 /// Rows per SQLite upsert statement: 8 parameters each, far below SQLite's limit of 32,766.
 const SQLITE_ROWS_PER_STATEMENT: usize = 200;
 
+/// The insert target of both backends' upserts: every daily_stats column, in bind order.
+const INSERT_DAILY_STATS: &str = "INSERT INTO daily_stats (customer_id, day, successful, failed, \
+     latency_sum_us, latency_min_us, latency_max_us, digest)";
+
+/// What both backends' upserts do with a stored row: replace every stats column.
+const ON_CONFLICT_REPLACE_STATS: &str = "ON CONFLICT (customer_id, day) DO UPDATE SET \
+     successful = excluded.successful, failed = excluded.failed, \
+     latency_sum_us = excluded.latency_sum_us, latency_min_us = excluded.latency_min_us, \
+     latency_max_us = excluded.latency_max_us, digest = excluded.digest";
+
 /// `INSERT .. ON CONFLICT DO UPDATE` of `rows` daily_stats rows, replacing every stats column.
 fn sqlite_upsert_sql(rows: usize) -> String {
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
-    let mut sql = String::from(
-        "INSERT INTO daily_stats (customer_id, day, successful, failed, latency_sum_us, \
-         latency_min_us, latency_max_us, digest) VALUES ",
-    );
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(ROW);
-    }
-    sql.push_str(
-        " ON CONFLICT (customer_id, day) DO UPDATE SET successful = excluded.successful, \
-         failed = excluded.failed, latency_sum_us = excluded.latency_sum_us, \
-         latency_min_us = excluded.latency_min_us, latency_max_us = excluded.latency_max_us, \
-         digest = excluded.digest",
-    );
-    sql
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    format!("{INSERT_DAILY_STATS} VALUES {values} {ON_CONFLICT_REPLACE_STATS}")
 }
 
 impl UpsertRows for PgConnection {
@@ -273,16 +267,11 @@ impl UpsertRows for PgConnection {
             return Ok(());
         }
         let column = |value: fn(&DailyStatsRow) -> i64| rows.iter().map(value).collect::<Vec<_>>();
-        diesel::sql_query(
-            "INSERT INTO daily_stats (customer_id, day, successful, failed, latency_sum_us, \
-             latency_min_us, latency_max_us, digest) \
-             SELECT * FROM unnest($1::text[], $2::date[], $3::int8[], $4::int8[], $5::int8[], \
-             $6::int8[], $7::int8[], $8::bytea[]) \
-             ON CONFLICT (customer_id, day) DO UPDATE SET successful = excluded.successful, \
-             failed = excluded.failed, latency_sum_us = excluded.latency_sum_us, \
-             latency_min_us = excluded.latency_min_us, latency_max_us = excluded.latency_max_us, \
-             digest = excluded.digest",
-        )
+        diesel::sql_query(format!(
+            "{INSERT_DAILY_STATS} SELECT * FROM unnest($1::text[], $2::date[], $3::int8[], \
+             $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::bytea[]) \
+             {ON_CONFLICT_REPLACE_STATS}"
+        ))
         .bind::<Array<Text>, _>(
             rows.iter()
                 .map(|r| r.customer_id.as_str())
