@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # API load benchmark (run by `make bench` after the release build): ingests a generated log into a
 # fresh SQLite file and, when reachable, a fresh PostgreSQL database, checks one answer against the
-# stored rows, then loads `logstats-api` with wrk and prints req/s, p50 and p99 as table rows.
+# stored rows, then loads `logstats-api` with wrk twice and prints req/s, p50 and p99 as table rows:
+# "random ranges" (every request a random customer of 50 and a random range inside the 31 days:
+# 24,800 different URLs, so answers are rarely repeated) and "same range" (the 50 customers in
+# turn over the full 31 days: 50 URLs asked again and again).
 # Settings: BENCH_API_LINES (default 1000000), BENCH_API_CONNECTIONS (default 64),
 # BENCH_API_DURATION (default 10s), BENCH_API_THREADS (default 2), BENCH_API_ARGS (extra flags for
 # logstats-api, e.g. "--pool-size 4"), BENCH_POSTGRES_URL (default
@@ -16,7 +19,6 @@ threads=${BENCH_API_THREADS:-2}
 pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 from=2024-10-10
 to=2024-11-09
-label="$connections connections, 31-day range"
 
 if ! command -v wrk >/dev/null 2>&1; then
   echo "api bench: skipped: wrk is not installed (install it with: apt-get install -y wrk)"
@@ -58,12 +60,33 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wrk rotates over the 50 generated customers, one request each in turn.
-cat > "$work/rotate.lua" <<LUA
+# Same range: wrk rotates over the 50 generated customers, one request each in turn.
+cat > "$work/same.lua" <<LUA
 local n = 0
 request = function()
   n = n % 50 + 1
   return wrk.format("GET", "/customers/cust_" .. n .. "/stats?from=$from&to=$to")
+end
+LUA
+# Random ranges: a random customer and a random range of the 31 days (from <= to) per request.
+days=$(python3 -c 'import datetime, sys
+a = datetime.date.fromisoformat(sys.argv[1]); b = datetime.date.fromisoformat(sys.argv[2])
+print(",".join("\"%s\"" % (a + datetime.timedelta(i)) for i in range((b - a).days + 1)))' "$from" "$to")
+cat > "$work/random.lua" <<LUA
+local days = {$days}
+local thread_seed = 0
+setup = function(thread)
+  thread_seed = thread_seed + 1
+  thread:set("seed", thread_seed)
+end
+init = function()
+  math.randomseed(7919 * (seed or 1))
+end
+request = function()
+  local a = math.random(#days)
+  local b = math.random(#days)
+  if a > b then a, b = b, a end
+  return wrk.format("GET", "/customers/cust_" .. math.random(50) .. "/stats?from=" .. days[a] .. "&to=" .. days[b])
 end
 LUA
 
@@ -128,9 +151,14 @@ bench() { # backend url
   fi
   echo "api bench ($backend): cust_22 total_requests $served = stored sum; loading for $duration" >&2
 
-  out="$work/wrk-$backend.txt"
-  wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$work/rotate.lua" "$base" > "$out"
-  rows+=("$(python3 - "$out" "$backend" "$label" <<'PY'
+  for load in random same; do
+    out="$work/wrk-$backend-$load.txt"
+    case $load in
+      random) label="$connections connections, random customer and range" ;;
+      same) label="$connections connections, 50 customers, same 31-day range" ;;
+    esac
+    wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$work/$load.lua" "$base" > "$out"
+    rows+=("$(python3 - "$out" "$backend" "$label" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 backend, label = sys.argv[2], sys.argv[3]
@@ -150,7 +178,9 @@ print(f"| api | {backend} | {label} | {rate:,.0f} req/s | p50 {pct['50']:.2f} ms
       f" {total:,} requests{'; ' + '; '.join(note) if note else ''} |")
 PY
 )")
-  cat "$out" >&2
+    cat "$out" >&2
+  done
+  echo "api bench ($backend): API peak RSS $(awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$api_pid/status")" >&2
 
   kill -TERM "$api_pid"
   wait "$api_pid" || true

@@ -30,13 +30,26 @@ pub struct Settings {
     #[arg(long, value_parser = RangedU64ValueParser::<u32>::new().range(1..))]
     pub pool_size: Option<u32>,
 
-    /// Most remembered answers, each reused only while the rows it was built from are unchanged
+    /// Bytes of stored rows kept in memory, each customer's kept current from its version
+    /// (0 turns this off: every request reads the database).
+    #[arg(long, default_value_t = crate::rows::DEFAULT_ROW_CACHE_BYTES)]
+    pub row_cache_bytes: usize,
+
+    /// Bytes of remembered answers, each reused only while the customer's rows are unchanged
     /// (0 turns this off).
-    #[arg(long, default_value_t = crate::answers::DEFAULT_ANSWERS)]
-    pub answer_cache: usize,
+    #[arg(long, default_value_t = crate::answers::DEFAULT_ANSWER_BYTES)]
+    pub answer_cache_bytes: usize,
 }
 
 impl Settings {
+    /// The API's memory budget.
+    pub fn memory_budget(&self) -> crate::startup::MemoryBudget {
+        crate::startup::MemoryBudget {
+            row_cache_bytes: self.row_cache_bytes,
+            answer_cache_bytes: self.answer_cache_bytes,
+        }
+    }
+
     /// How to open the store: the pool holds `--pool-size` or [`default_pool_size`] connections.
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {

@@ -40,6 +40,15 @@ impl From<StorageError> for ApiError {
     }
 }
 
+impl From<crate::rows::RowsError> for ApiError {
+    fn from(error: crate::rows::RowsError) -> Self {
+        match error {
+            crate::rows::RowsError::Storage(storage) => storage.into(),
+            json => ApiError::Internal(Box::new(json)),
+        }
+    }
+}
+
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(error: actix_web::error::BlockingError) -> Self {
         ApiError::Internal(Box::new(error))

@@ -6,4 +6,5 @@ pub mod domain;
 pub mod error;
 pub mod freshness;
 pub mod routes;
+pub mod rows;
 pub mod startup;

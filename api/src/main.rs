@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
         listener.local_addr()?
     );
     actix_web::rt::System::new().block_on(async move {
-        startup::run_with(listener, store, settings.workers, settings.answer_cache)?.await
+        startup::run_with(listener, store, settings.workers, settings.memory_budget())?.await
     })?;
     log::info!("stopped");
     Ok(())

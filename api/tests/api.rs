@@ -110,7 +110,7 @@ impl Random {
 fn generated_requests() -> Vec<Request> {
     let mut random = Random(20_241_010);
     let mut requests = Vec::new();
-    // Millisecond latencies, as in typical logs: many repeats, compressed by the digest.
+    // Millisecond latencies, as in typical logs: many repeats.
     for _ in 0..1500 {
         let latency_us = (1 + random.below(1200)) * 1000;
         requests.push((
@@ -275,22 +275,21 @@ fn assert_stats(actual: &Value, requests: &[&Request], context: &str) {
     assert_quantile(&actual["p99_latency"], &sorted_us, 0.99, context);
 }
 
-/// Asserts that `actual` (seconds) lies between the exact order statistics at ranks `q` - 1% and
-/// `q` + 1% of `sorted_us`, widened to the neighbouring values an interpolation may fall between.
+/// Asserts that `actual` (seconds) is numpy's default percentile `q` (linear interpolation
+/// between the closest ranks, as `numpy.percentile(x, 100 q)`) of `sorted_us`, computed here in
+/// seconds and rounded to the microsecond.
 fn assert_quantile(actual: &Value, sorted_us: &[u64], q: f64, context: &str) {
-    let seconds = actual
-        .as_f64()
-        .unwrap_or_else(|| panic!("{context}: q{q} is not a number: {actual}"));
-    let last = (sorted_us.len() - 1) as f64;
-    let low = sorted_us[((q - 0.01).max(0.0) * last).floor() as usize];
-    let high = sorted_us[((q + 0.01).min(1.0) * last).ceil() as usize];
-    let actual_us = seconds * 1e6;
-    assert!(
-        low as f64 <= actual_us && actual_us <= high as f64,
-        "{context}: q{q} = {seconds}s, expected between {}s and {}s",
-        low as f64 / 1e6,
-        high as f64 / 1e6,
-    );
+    let seconds: Vec<f64> = sorted_us.iter().map(|&us| us as f64 / 1e6).collect();
+    let h = (seconds.len() - 1) as f64 * q;
+    let (below, t) = (h.floor() as usize, h - h.floor());
+    let (a, b) = (seconds[below], seconds[(below + 1).min(seconds.len() - 1)]);
+    let exact = if t >= 0.5 {
+        b - (b - a) * (1.0 - t)
+    } else {
+        a + (b - a) * t
+    };
+    let expected = (exact * 1e6).round() / 1e6;
+    assert_eq!(actual.as_f64(), Some(expected), "{context}: q{q}");
 }
 
 /// Asserts the dates of `body["days"]` and that each day's stats match the requests of that day.

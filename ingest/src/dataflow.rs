@@ -3,7 +3,7 @@
 //! ```text
 //! plans (worker 0) ─▶ Broadcast ─▶ ReadShare (every worker its share, pre-aggregated)
 //!   ─▶ deltas: consolidate (exchange by customer, merge per (customer, day) and epoch)
-//!   ─▶ digest built by the worker owning the key
+//!   ─▶ latency summary built by the worker owning the key
 //!   ─▶ Commit (worker 0: read-merge-upsert + offsets, one transaction per epoch)
 //! ```
 
@@ -50,7 +50,7 @@ impl Semigroup for StatsDelta {
 /// What reaches the commit operator: a merged delta or a worker's report on its share.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum CommitInput {
-    /// A (customer, day)'s merged delta of an epoch, its digest built by the worker owning it.
+    /// A (customer, day)'s merged delta of an epoch, summarised by the worker owning it.
     Delta(CustomerDay, Epoch, DayStats),
     Report(ShareReport),
 }

@@ -136,7 +136,7 @@ pub type CustomerDay = (String, i32);
 /// Pre-aggregated deltas of one share or one epoch, one per (customer, day).
 pub type Deltas = Vec<(CustomerDay, DayAccumulator)>;
 
-/// An epoch's merged deltas with their digests built, one per (customer, day).
+/// An epoch's merged deltas with their latency summaries built, one per (customer, day).
 pub type FinishedDeltas = Vec<(CustomerDay, DayStats)>;
 
 /// A rejected line, numbered within the worker's share (0 = its first line).

@@ -1,7 +1,7 @@
-//! The stats hot paths: building a day's stats, merging a 31-day range, the digest codec.
+//! The stats hot paths: building a day's stats, merging a 31-day range, the latency codec.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use logstats_shared::{DayAccumulator, DayStats, LatencyDigest};
+use logstats_shared::{DayAccumulator, DayStats, Latencies};
 use std::time::Duration;
 
 /// Seeded (success, latency in µs) pairs at millisecond resolution, 0.100-2.000 s.
@@ -54,17 +54,23 @@ fn stats(c: &mut Criterion) {
     group.bench_function("DayStats::merge_all + summary, 31 days", |b| {
         b.iter(|| DayStats::merge_all(black_box(&month).iter()).summary())
     });
-
-    let digest = month[0].digest.clone();
-    let blob = digest.encode();
-    group.throughput(Throughput::Bytes(blob.len() as u64));
-    group.bench_function("LatencyDigest encode", |b| {
-        b.iter(|| black_box(&digest).encode())
+    // What the API does per request: the range's percentiles straight from the days.
+    let latencies: Vec<&Latencies> = month.iter().map(|d| &d.latencies).collect();
+    let mut scratch = Vec::new();
+    group.bench_function("Latencies::merged_percentiles, 31 days", |b| {
+        b.iter(|| Latencies::merged_percentiles(black_box(&latencies), &[50.0, 99.0], &mut scratch))
     });
-    group.bench_function("LatencyDigest decode", |b| {
+
+    let summary = month[0].latencies.clone();
+    let blob = summary.encode();
+    group.throughput(Throughput::Bytes(blob.len() as u64));
+    group.bench_function("Latencies encode", |b| {
+        b.iter(|| black_box(&summary).encode())
+    });
+    group.bench_function("Latencies decode", |b| {
         b.iter_batched_ref(
             || blob.clone(),
-            |blob| LatencyDigest::decode(blob).expect("a valid blob"),
+            |blob| Latencies::decode(blob).expect("a valid blob"),
             BatchSize::SmallInput,
         )
     });

@@ -8,7 +8,8 @@ use tdigest::{Centroid, TDigest};
 /// Most centroids a stored digest keeps (the t-digest compression parameter).
 pub const DIGEST_SIZE: usize = 100;
 
-const CODEC_VERSION: u8 = 1;
+/// First byte of an encoded digest.
+pub(crate) const CODEC_VERSION: u8 = 1;
 const HEADER_BYTES: usize = 1 + 4 * 8 + 4;
 const CENTROID_BYTES: usize = 16;
 

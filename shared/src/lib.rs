@@ -1,6 +1,7 @@
 //! The logstats domain: records, parsing, daily stats, the digest codec and storage.
 
 pub mod digest;
+pub mod latency;
 pub mod record;
 pub mod stats;
 pub mod storage;
@@ -8,6 +9,7 @@ pub mod storage;
 pub mod testing;
 
 pub use digest::LatencyDigest;
+pub use latency::Latencies;
 
 /// A seeded xorshift64 sequence: the unit tests' generated inputs.
 #[cfg(test)]
@@ -23,5 +25,5 @@ pub use record::{parse_line, Record, RejectReason};
 pub use stats::{DayAccumulator, DayStats, StatsSummary};
 pub use storage::{
     Backend, EpochCommit, LeaseHolder, LeaseOutcome, SourceOffset, StorageError, Store,
-    StoreOptions,
+    StoreOptions, VersionedDay,
 };

@@ -1,10 +1,11 @@
 //! Per (customer, UTC day) statistics: `DayStats`, how they merge, and the summary users see.
 
-use crate::digest::{histogram, LatencyDigest};
+pub use crate::latency::round_to_micros;
+use crate::latency::Latencies;
 
 /// Everything kept about one customer's requests on one UTC day (or any merge of such days).
 ///
-/// Every field merges: counts and sums add, min and max combine, digests merge. That is what lets
+/// Every field merges: counts and sums add, min and max combine, latency summaries merge. That is what lets
 /// ingestion add late data to a stored row and the API merge any date range.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct DayStats {
@@ -18,8 +19,8 @@ pub struct DayStats {
     pub latency_min_us: u64,
     /// Largest latency in microseconds (0 when empty).
     pub latency_max_us: u64,
-    /// t-digest of latencies in seconds.
-    pub digest: LatencyDigest,
+    /// The latencies: exact while they take few distinct values, else a t-digest.
+    pub latencies: Latencies,
 }
 
 impl DayStats {
@@ -31,7 +32,7 @@ impl DayStats {
             latency_sum_us: 0,
             latency_min_us: u64::MAX,
             latency_max_us: 0,
-            digest: LatencyDigest::default(),
+            latencies: Latencies::default(),
         }
     }
 
@@ -47,10 +48,10 @@ impl DayStats {
         self.latency_sum_us += other.latency_sum_us;
         self.latency_min_us = self.latency_min_us.min(other.latency_min_us);
         self.latency_max_us = self.latency_max_us.max(other.latency_max_us);
-        self.digest = LatencyDigest::merge_all([&self.digest, &other.digest]);
+        self.latencies.merge(&other.latencies);
     }
 
-    /// Merges any number of stats, compressing the digests once.
+    /// Merges any number of stats, exactly while the latencies allow.
     pub fn merge_all<'a>(parts: impl IntoIterator<Item = &'a DayStats> + Clone) -> DayStats {
         let mut total = DayStats::empty();
         for part in parts.clone() {
@@ -60,24 +61,29 @@ impl DayStats {
             total.latency_min_us = total.latency_min_us.min(part.latency_min_us);
             total.latency_max_us = total.latency_max_us.max(part.latency_max_us);
         }
-        total.digest = LatencyDigest::merge_all(parts.into_iter().map(|p| &p.digest));
+        total.latencies = Latencies::merge_all(parts.into_iter().map(|p| &p.latencies));
         total
     }
 
     /// What the API reports for these stats.
     pub fn summary(&self) -> StatsSummary {
+        let percentiles = self.latencies.percentiles(&SUMMARY_PERCENTILES);
+        self.summary_with(percentiles[0], percentiles[1])
+    }
+
+    /// What the API reports, given the median and p99 (computed elsewhere, e.g. over a range).
+    pub fn summary_with(&self, median: Option<f64>, p99: Option<f64>) -> StatsSummary {
         let total = self.total();
         let (uptime, average_latency, median_latency, p99_latency) = if total == 0 {
             (None, None, None, None)
         } else {
-            let quantiles = self.digest.quantiles(&[0.5, 0.99]);
             (
                 Some(self.successful as f64 * 100.0 / total as f64),
                 Some(round_to_micros(
                     self.latency_sum_us as f64 / total as f64 / 1e6,
                 )),
-                quantiles[0].map(round_to_micros),
-                quantiles[1].map(round_to_micros),
+                median,
+                p99,
             )
         };
         StatsSummary {
@@ -92,9 +98,8 @@ impl DayStats {
     }
 }
 
-fn round_to_micros(seconds: f64) -> f64 {
-    (seconds * 1e6).round() / 1e6
-}
+/// The percentiles every summary reports: the median and p99.
+pub const SUMMARY_PERCENTILES: [f64; 2] = [50.0, 99.0];
 
 impl Default for DayStats {
     fn default() -> Self {
@@ -104,8 +109,8 @@ impl Default for DayStats {
 
 /// Exact per-day accumulator used while reading: counts, sums and every latency.
 ///
-/// Unlike a digest, merging accumulators is exact, associative and commutative, so an epoch's
-/// stats do not depend on how its lines were split between workers. The digest is built once
+/// Merging accumulators is exact, associative and commutative, so an epoch's
+/// stats do not depend on how its lines were split between workers. The summary is built once
 /// per (customer, day, epoch) by [`DayAccumulator::finish`]. Latencies are kept as sorted lists:
 /// 4 bytes per request below 2^32 µs (71 minutes), 8 bytes above, so per epoch memory is bounded
 /// by the epoch's lines whatever their values.
@@ -180,23 +185,22 @@ impl DayAccumulator {
         }
     }
 
-    /// Turns the accumulated requests into `DayStats`, building the digest once.
+    /// Turns the accumulated requests into `DayStats`, summarising the latencies once.
     pub fn finish(mut self) -> DayStats {
         self.normalize();
         // Every long latency is above every short one: together they are one ascending list.
-        let histogram = histogram(
-            self.latencies_us
-                .iter()
-                .map(|&short| u64::from(short))
-                .chain(self.long_latencies_us.iter().copied()),
-        );
+        let ascending = self
+            .latencies_us
+            .iter()
+            .map(|&short| u64::from(short))
+            .chain(self.long_latencies_us.iter().copied());
         DayStats {
             successful: self.successful,
             failed: self.failed,
             latency_sum_us: self.latency_sum_us,
-            latency_min_us: histogram.first().map_or(u64::MAX, |&(value, _)| value),
-            latency_max_us: histogram.last().map_or(0, |&(value, _)| value),
-            digest: LatencyDigest::from_histogram(&histogram),
+            latency_min_us: ascending.clone().next().unwrap_or(u64::MAX),
+            latency_max_us: ascending.clone().next_back().unwrap_or(0),
+            latencies: Latencies::from_ascending(ascending),
         }
     }
 }
@@ -271,9 +275,9 @@ pub struct StatsSummary {
     pub uptime: Option<f64>,
     /// Exact mean latency, rounded to the microsecond.
     pub average_latency: Option<f64>,
-    /// Median latency from the digest.
+    /// Median latency: numpy's linear percentile when the latencies are exact.
     pub median_latency: Option<f64>,
-    /// 99th percentile latency from the digest.
+    /// 99th percentile latency, computed like the median.
     pub p99_latency: Option<f64>,
 }
 
@@ -316,7 +320,7 @@ mod tests {
         for s in [&ab_c, &c_ba, &all] {
             assert_eq!((s.successful, s.failed, s.latency_sum_us), (3, 2, 20_000));
             assert_eq!((s.latency_min_us, s.latency_max_us), (1_000, 9_000));
-            assert_eq!(s.digest.count(), 5.0);
+            assert_eq!(s.latencies.count(), 5);
             assert_eq!(s.summary().median_latency, Some(0.003));
         }
         assert_eq!(ab_c.summary(), c_ba.summary());
@@ -387,8 +391,12 @@ mod tests {
             (long, 2),
             (long + 7, 1),
         ];
-        assert_eq!(finished.digest, LatencyDigest::from_histogram(&histogram));
-        assert_eq!(finished.summary().median_latency, Some(4_294.967_295));
+        assert_eq!(
+            finished.latencies,
+            Latencies::Exact(crate::latency::Histogram::from_entries(histogram.to_vec()))
+        );
+        // numpy: halfway between 4294.967295 s and 4294.967296 s.
+        assert_eq!(finished.summary().median_latency, Some(4_294.967_296));
     }
 
     #[test]

@@ -5,13 +5,17 @@ use actix_web::http::header::ContentType;
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
 use chrono::{Datelike, NaiveDate};
-use logstats_shared::{DayStats, LatencyDigest, StatsSummary, StorageError, Store};
+use std::sync::Arc;
+
+use logstats_shared::stats::SUMMARY_PERCENTILES;
+use logstats_shared::{DayStats, Latencies, StatsSummary, Store};
 use serde::{Serialize, Serializer};
 
-use crate::answers::{AnswerKey, Answers, Flight, StoredDay};
+use crate::answers::{AnswerKey, Answers};
 use crate::domain::{CustomerId, RequestedRange};
 use crate::error::ApiError;
 use crate::freshness::Freshness;
+use crate::rows::{DayRow, Loaded, RowCache};
 
 /// The raw query parameters; validated into a [`RequestedRange`]. Unknown parameters are ignored.
 #[derive(Debug, serde::Deserialize)]
@@ -54,43 +58,64 @@ pub struct DayEntry {
 pub async fn customer_stats(
     store: web::Data<Store>,
     answers: web::Data<Answers>,
+    rows: web::Data<RowCache>,
     freshness: web::Data<Freshness>,
     customer_id: web::Path<String>,
     query: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let customer = CustomerId::parse(customer_id.into_inner())?;
     let range = RequestedRange::parse(query.from.as_deref(), query.to.as_deref())?;
-    // A remembered body at the version a round started after this request's arrival read: no
-    // commit visible now changed it (see `crate::freshness`). Served without leaving the worker.
+    // Every customer's version as of a round that started after this request arrived: any
+    // commit visible now is in it (see `crate::freshness`).
+    let versions = freshness.current().await;
+    let store = store.into_inner();
+    if versions.error.is_some() || !rows.enabled() {
+        // The versions are unknown (the database is failing) or nothing is copied: read the
+        // range itself, which answers or reports the outage.
+        let body = web::block(move || answer_from_store(&store, &customer, &range)).await??;
+        return Ok(json(body));
+    }
+    let version = versions.of(customer.as_str());
+    let key = AnswerKey::new(&customer, &range);
     let answers = answers.into_inner();
-    // Held until this request has built (and remembered) its body: dropping it wakes waiters.
-    let mut _building = None;
-    if answers.enabled() {
-        let versions = freshness.current().await;
-        if versions.error.is_none() {
-            let key = AnswerKey::new(&customer, &range);
-            let version = versions.of(customer.as_str());
-            if let Some(body) = answers.get(&key, version) {
-                return Ok(json(body));
-            }
-            // One request per key and version builds the body; the others wait, then look
-            // again for a body at their own version (see `crate::answers`).
-            match answers.fly(&key, version) {
-                Flight::Build(guard) => _building = Some(guard),
-                waiting => {
-                    waiting.landed().await;
-                    if let Some(body) = answers.get(&key, version) {
-                        return Ok(json(body));
-                    }
+    if let Some(body) = answers.get(&key, version) {
+        return Ok(json(body));
+    }
+    let rows = rows.into_inner();
+    let copy = match rows.fresh(customer.as_str(), version) {
+        Some(copy) => copy,
+        None => {
+            let (reader, rows, id) = (Arc::clone(&store), Arc::clone(&rows), customer.clone());
+            // Diesel blocks: the read runs on actix's blocking pool.
+            match web::block(move || rows.load(&reader, id.as_str(), version)).await?? {
+                Loaded::Rows(copy) => copy,
+                Loaded::TooLarge => {
+                    let body =
+                        web::block(move || answer_from_store(&store, &customer, &range)).await??;
+                    return Ok(json(body));
                 }
             }
         }
-    }
-    let store = store.into_inner();
-    // Diesel blocks: the read and the digest merge run on actix's blocking pool.
-    let body = web::block(move || answer(&store, &answers, customer, range)).await??;
+    };
+    let days = copy.range(range.from, range.to);
+    let version = copy.version.max(version);
+    let body = if days.len() > LARGE_RANGE_DAYS {
+        // Merging years of days takes milliseconds: not on an HTTP worker.
+        web::block(move || {
+            let days = copy.range(range.from, range.to);
+            answer_from_copy(&customer, &range, days, copy.days.is_empty())
+        })
+        .await??
+    } else {
+        answer_from_copy(&customer, &range, days, copy.days.is_empty())?
+    };
+    // Remembered at the version the copy is current at: at least the one this request saw.
+    answers.put(key, version, body.clone());
     Ok(json(body))
 }
+
+/// Ranges of more days than this are merged on the blocking pool.
+const LARGE_RANGE_DAYS: usize = 400;
 
 fn json(body: Bytes) -> HttpResponse {
     HttpResponse::Ok()
@@ -98,140 +123,120 @@ fn json(body: Bytes) -> HttpResponse {
         .body(body)
 }
 
-/// The JSON body for `customer` over `range`, from the rows stored right now.
-///
-/// A remembered body is reused only while the customer's version is the one it was built at,
-/// so it is never stale (see [`crate::answers`]).
-fn answer(
-    store: &Store,
-    answers: &Answers,
-    customer: CustomerId,
-    range: RequestedRange,
+/// The body for `customer` over `range` from a copy of its days (`days`: those of the range).
+fn answer_from_copy(
+    customer: &CustomerId,
+    range: &RequestedRange,
+    days: &[DayRow],
+    no_days_at_all: bool,
 ) -> Result<Bytes, ApiError> {
-    let key = AnswerKey::new(&customer, &range);
-    let version = store.customer_version(customer.as_str())?;
-    if let Some(body) = answers.get(&key, version) {
-        return Ok(body);
+    if no_days_at_all {
+        return Err(ApiError::UnknownCustomer(customer.clone()));
     }
-    let rows = read_days(store, customer.as_str(), range.from, range.to)?;
-    let mut days = decode_days(customer.as_str(), &rows)?;
+    let stats: Vec<&DayStats> = days.iter().map(|d| &d.stats).collect();
+    let total = merged_summary(&stats);
+    let to = resolved_to(range, days.last().map(|d| d.date));
+    let mut body = response_head(customer, range.from, to, &total)?;
+    for (i, day) in days.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&day.json);
+    }
+    body.extend_from_slice(b"]}");
+    Ok(Bytes::from(body))
+}
+
+/// The body for `customer` over `range`, read from the database (no copy is used).
+fn answer_from_store(
+    store: &Store,
+    customer: &CustomerId,
+    range: &RequestedRange,
+) -> Result<Bytes, ApiError> {
+    let mut days = store.customer_days(customer.as_str(), range.from, range.to)?;
     days.retain(|(_, stats)| stats.total() > 0);
     if days.is_empty() && !store.customer_exists(customer.as_str())? {
-        return Err(ApiError::UnknownCustomer(customer));
+        return Err(ApiError::UnknownCustomer(customer.clone()));
     }
-    let body = Bytes::from(
-        serde_json::to_vec(&customer_stats_of(customer, range, &days))
-            .map_err(|error| ApiError::Internal(Box::new(error)))?,
-    );
-    // Remembered only if no commit touched the customer while its rows were read, and not
-    // without days (such an answer also depends on whether the customer exists).
-    if !days.is_empty() && store.customer_version(key.customer.as_ref())? == version {
-        answers.put(key, version, body.clone());
-    }
-    Ok(body)
-}
-
-/// Merges the stored days of the range into the response.
-fn customer_stats_of(
-    customer: CustomerId,
-    range: RequestedRange,
-    days: &[(NaiveDate, DayStats)],
-) -> CustomerStats {
-    // Read open-ended when `to` is absent, so the last row read is the last day with data.
-    let to = range
-        .to
-        .or_else(|| days.last().map(|&(date, _)| date))
-        .unwrap_or(range.from);
-    let total = DayStats::merge_all(days.iter().map(|(_, stats)| stats)).summary();
-    let days = days
-        .iter()
-        .map(|(date, stats)| DayEntry {
+    let stats: Vec<&DayStats> = days.iter().map(|(_, stats)| stats).collect();
+    let total = merged_summary(&stats);
+    let to = resolved_to(range, days.last().map(|&(date, _)| date));
+    let mut body = response_head(customer, range.from, to, &total)?;
+    for (i, (date, stats)) in days.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        let entry = DayEntry {
             date: *date,
             stats: stats.summary(),
-        })
-        .collect();
-    CustomerStats {
-        customer_id: customer.to_string(),
-        from: range.from,
+        };
+        serde_json::to_writer(&mut body, &entry).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    }
+    body.extend_from_slice(b"]}");
+    Ok(Bytes::from(body))
+}
+
+/// The requested `to`, else the last day with data in the range, else `from`.
+fn resolved_to(range: &RequestedRange, last_day: Option<NaiveDate>) -> NaiveDate {
+    range.to.or(last_day).unwrap_or(range.from)
+}
+
+thread_local! {
+    /// The dense counts the range merges add into, kept per thread between requests.
+    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most values a thread's scratch keeps between requests (8 bytes each).
+const SCRATCH_KEPT: usize = 1 << 16;
+
+/// The summary of `days` merged: exact counts and sums, and percentiles over every latency.
+fn merged_summary(days: &[&DayStats]) -> StatsSummary {
+    let mut total = DayStats::empty();
+    for day in days {
+        total.successful += day.successful;
+        total.failed += day.failed;
+        total.latency_sum_us = total.latency_sum_us.saturating_add(day.latency_sum_us);
+    }
+    let latencies: Vec<&Latencies> = days.iter().map(|d| &d.latencies).collect();
+    let percentiles = SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let percentiles =
+            Latencies::merged_percentiles(&latencies, &SUMMARY_PERCENTILES, &mut scratch);
+        if scratch.capacity() > SCRATCH_KEPT {
+            *scratch = Vec::new();
+        }
+        percentiles
+    });
+    total.summary_with(percentiles[0], percentiles[1])
+}
+
+/// `{"customer_id":..,"from":..,"to":..,"total":{..},"days":[` of a response.
+fn response_head(
+    customer: &CustomerId,
+    from: NaiveDate,
+    to: NaiveDate,
+    total: &StatsSummary,
+) -> Result<Vec<u8>, ApiError> {
+    #[derive(Serialize)]
+    struct Head<'a> {
+        customer_id: &'a str,
+        #[serde(serialize_with = "iso_date")]
+        from: NaiveDate,
+        #[serde(serialize_with = "iso_date")]
+        to: NaiveDate,
+        total: &'a StatsSummary,
+    }
+    let mut body = serde_json::to_vec(&Head {
+        customer_id: customer.as_str(),
+        from,
         to,
         total,
-        days,
-    }
-}
-
-/// Last day of an open-ended range (`NaiveDate::MAX` would sort before real dates as SQLite text).
-const LAST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(9999, 12, 31) {
-    Some(day) => day,
-    None => NaiveDate::MAX,
-};
-
-/// SQLite maps the file for reads: no copy through the page cache per overflow page. Setting it
-/// again on an already mapped connection costs about a microsecond.
-const SQLITE_READ_PRAGMAS: &str = "PRAGMA mmap_size = 268435456";
-
-/// The stored rows of `customer` from `from` to `to` (inclusive; open-ended when `None`),
-/// ascending by day, undecoded.
-fn read_days(
-    store: &Store,
-    customer: &str,
-    from: NaiveDate,
-    to: Option<NaiveDate>,
-) -> Result<Vec<StoredDay>, StorageError> {
-    use diesel::connection::SimpleConnection;
-    use diesel::prelude::*;
-    use logstats_shared::storage::schema::daily_stats as t;
-
-    let query = t::table
-        .filter(t::customer_id.eq(customer))
-        .filter(t::day.between(from, to.unwrap_or(LAST_DAY)))
-        .order(t::day.asc())
-        .select((
-            t::day,
-            t::successful,
-            t::failed,
-            t::latency_sum_us,
-            t::latency_min_us,
-            t::latency_max_us,
-            t::digest,
-        ));
-    Ok(match store {
-        Store::Sqlite(pool) => {
-            let mut conn = pool.get()?;
-            conn.batch_execute(SQLITE_READ_PRAGMAS)?;
-            query.load(&mut conn)?
-        }
-        Store::Postgres(pool) => query.load(&mut pool.get()?)?,
     })
-}
-
-/// Decodes stored rows as the store does: counts clamp at 0, an `i64::MAX` minimum means none.
-fn decode_days(
-    customer_id: &str,
-    rows: &[StoredDay],
-) -> Result<Vec<(NaiveDate, DayStats)>, StorageError> {
-    let to_u64 = |v: i64| u64::try_from(v).unwrap_or(0);
-    rows.iter()
-        .map(|(day, successful, failed, sum, min, max, digest)| {
-            let digest = LatencyDigest::decode(digest).map_err(|e| StorageError::CorruptRow {
-                customer_id: customer_id.to_string(),
-                day: *day,
-                reason: e.to_string(),
-            })?;
-            let stats = DayStats {
-                successful: to_u64(*successful),
-                failed: to_u64(*failed),
-                latency_sum_us: to_u64(*sum),
-                latency_min_us: if *min == i64::MAX {
-                    u64::MAX
-                } else {
-                    to_u64(*min)
-                },
-                latency_max_us: to_u64(*max),
-                digest,
-            };
-            Ok((*day, stats))
-        })
-        .collect()
+    .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    // Replace the closing brace with the start of the days.
+    body.pop();
+    body.extend_from_slice(b",\"days\":[");
+    Ok(body)
 }
 
 /// Writes a date as `YYYY-MM-DD` (years 1-9999, as the parser accepts).

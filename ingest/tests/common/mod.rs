@@ -3,12 +3,15 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::mpsc;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use logstats_ingest::generate::{write_lines, GeneratorConfig, TimeWindow};
 use logstats_shared::testing::TestDatabase;
+use logstats_shared::{Store, StoreOptions};
 use serde_json::Value;
 
 pub const INGEST: &str = env!("CARGO_BIN_EXE_logstats-ingest");
@@ -19,6 +22,8 @@ pub struct Expected {
     pub successful: u64,
     pub failed: u64,
     pub latencies_ms: Vec<u64>,
+    /// The durations as written, parsed straight to seconds (what pandas would read).
+    pub latencies_s: Vec<f64>,
 }
 
 impl Expected {
@@ -26,7 +31,34 @@ impl Expected {
         self.successful += other.successful;
         self.failed += other.failed;
         self.latencies_ms.extend_from_slice(&other.latencies_ms);
+        self.latencies_s.extend_from_slice(&other.latencies_s);
     }
+
+    /// numpy's default percentile (`numpy.percentile(x, p)`, linear) of the latencies, in
+    /// seconds rounded to the microsecond; `None` without latencies.
+    pub fn percentile(&self, p: f64) -> Option<f64> {
+        numpy_percentile(&self.latencies_s, p)
+    }
+}
+
+/// `numpy.percentile(values, p)` (method "linear": h = (n - 1) p / 100, then numpy's `_lerp`
+/// between the closest ranks), rounded to the microsecond.
+pub fn numpy_percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut x = values.to_vec();
+    x.sort_by(f64::total_cmp);
+    let h = (x.len() - 1) as f64 * (p / 100.0);
+    let below = h.floor() as usize;
+    let (a, b) = (x[below], x[(below + 1).min(x.len() - 1)]);
+    let t = h - h.floor();
+    let value = if t >= 0.5 {
+        b - (b - a) * (1.0 - t)
+    } else {
+        a + (b - a) * t
+    };
+    Some((value * 1e6).round() / 1e6)
 }
 
 /// Reads the log the simple way: split on spaces, chrono for the timestamp.
@@ -61,6 +93,7 @@ pub fn expected_stats(log: &Path) -> BTreeMap<(String, NaiveDate), Expected> {
             e.failed += 1;
         }
         e.latencies_ms.push((seconds * 1000.0).round() as u64);
+        e.latencies_s.push(seconds);
     }
     out
 }
@@ -100,4 +133,45 @@ pub fn temp_dir() -> tempfile::TempDir {
         .prefix("logstats-e2e-")
         .tempdir()
         .expect("tempdir")
+}
+
+/// The API app, started in-process on a random port, as the binary starts it.
+struct Api {
+    base: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Api {
+    fn start(url: &str) -> Api {
+        let store = Store::connect(url, &StoreOptions::default()).expect("connect");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = logstats_api::startup::run(listener, store, Some(1)).expect("server");
+                tx.send(server.handle()).expect("send handle");
+                server.await
+            })
+        });
+        let handle = rx.recv().expect("server started");
+        Api { base, handle }
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let response = match ureq::get(&format!("{}{path}", self.base)).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("GET {path}: {e}"),
+        };
+        let status = response.status();
+        (status, response.into_json().expect("JSON body"))
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)));
+    }
 }

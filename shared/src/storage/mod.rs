@@ -152,6 +152,17 @@ pub struct EpochCommit {
     pub lease: Option<(String, i64)>,
 }
 
+/// A stored day with the version of the commit that last wrote it.
+#[derive(Debug, Clone)]
+pub struct VersionedDay {
+    /// The UTC day.
+    pub day: NaiveDate,
+    /// The commit version that wrote it (see [`Store::customer_version`]).
+    pub version: i64,
+    /// Its stats.
+    pub stats: DayStats,
+}
+
 /// The job holding a source's lease, and until when (Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseHolder {
@@ -214,7 +225,8 @@ impl UpsertRows for SqliteConnection {
                     .bind::<BigInt, _>(row.latency_sum_us)
                     .bind::<BigInt, _>(row.latency_min_us)
                     .bind::<BigInt, _>(row.latency_max_us)
-                    .bind::<Binary, _>(&row.digest);
+                    .bind::<Binary, _>(&row.latencies)
+                    .bind::<BigInt, _>(row.version);
             }
             query.execute(self)?;
         }
@@ -238,22 +250,23 @@ impl UpsertRows for SqliteConnection {
     }
 }
 
-/// Rows per SQLite upsert statement: 8 parameters each, far below SQLite's limit of 32,766.
+/// Rows per SQLite upsert statement: 9 parameters each, far below SQLite's limit of 32,766.
 const SQLITE_ROWS_PER_STATEMENT: usize = 200;
 
 /// The insert target of both backends' upserts: every daily_stats column, in bind order.
 const INSERT_DAILY_STATS: &str = "INSERT INTO daily_stats (customer_id, day, successful, failed, \
-     latency_sum_us, latency_min_us, latency_max_us, digest)";
+     latency_sum_us, latency_min_us, latency_max_us, latencies, version)";
 
 /// What both backends' upserts do with a stored row: replace every stats column.
 const ON_CONFLICT_REPLACE_STATS: &str = "ON CONFLICT (customer_id, day) DO UPDATE SET \
      successful = excluded.successful, failed = excluded.failed, \
      latency_sum_us = excluded.latency_sum_us, latency_min_us = excluded.latency_min_us, \
-     latency_max_us = excluded.latency_max_us, digest = excluded.digest";
+     latency_max_us = excluded.latency_max_us, latencies = excluded.latencies, \
+     version = excluded.version";
 
 /// `INSERT .. ON CONFLICT DO UPDATE` of `rows` daily_stats rows, replacing every stats column.
 fn sqlite_upsert_sql(rows: usize) -> String {
-    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
     format!("{INSERT_DAILY_STATS} VALUES {values} {ON_CONFLICT_REPLACE_STATS}")
 }
 
@@ -269,7 +282,7 @@ impl UpsertRows for PgConnection {
         let column = |value: fn(&DailyStatsRow) -> i64| rows.iter().map(value).collect::<Vec<_>>();
         diesel::sql_query(format!(
             "{INSERT_DAILY_STATS} SELECT * FROM unnest($1::text[], $2::date[], $3::int8[], \
-             $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::bytea[]) \
+             $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::bytea[], $9::int8[]) \
              {ON_CONFLICT_REPLACE_STATS}"
         ))
         .bind::<Array<Text>, _>(
@@ -283,7 +296,12 @@ impl UpsertRows for PgConnection {
         .bind::<Array<BigInt>, _>(column(|r| r.latency_sum_us))
         .bind::<Array<BigInt>, _>(column(|r| r.latency_min_us))
         .bind::<Array<BigInt>, _>(column(|r| r.latency_max_us))
-        .bind::<Array<Binary>, _>(rows.iter().map(|r| r.digest.as_slice()).collect::<Vec<_>>())
+        .bind::<Array<Binary>, _>(
+            rows.iter()
+                .map(|r| r.latencies.as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(column(|r| r.version))
         .execute(self)?;
         Ok(())
     }
@@ -344,22 +362,27 @@ macro_rules! merge_and_upsert {
                 }
             }
         }
+        // Writers are serialized (SQLite's immediate transaction, PostgreSQL's table lock),
+        // so one number above every stored version orders the commits for readers. The rows
+        // carry it too, so a reader can fetch just the rows changed since a version.
+        let version = if merged.is_empty() {
+            0
+        } else {
+            customer_versions::table
+                .select(diesel::dsl::max(customer_versions::version))
+                .first::<Option<i64>>(conn)?
+                .unwrap_or(0)
+                + 1
+        };
         let rows: Vec<DailyStatsRow> = merged
             .into_iter()
-            .map(|((customer, day), stats)| DailyStatsRow::new(customer, day, &stats))
+            .map(|((customer, day), stats)| DailyStatsRow::new(customer, day, &stats, version))
             .collect();
         conn.upsert_rows(&rows)?;
         let mut touched: Vec<&str> = rows.iter().map(|r| r.customer_id.as_str()).collect();
         touched.sort_unstable();
         touched.dedup();
         if !touched.is_empty() {
-            // Writers are serialized (SQLite's immediate transaction, PostgreSQL's table lock),
-            // so one number above every stored version orders the commits for readers.
-            let version = customer_versions::table
-                .select(diesel::dsl::max(customer_versions::version))
-                .first::<Option<i64>>(conn)?
-                .unwrap_or(0)
-                + 1;
             conn.upsert_versions(&touched, version)?;
         }
         for source in &epoch.sources {
@@ -455,7 +478,7 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(
             "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA wal_autocheckpoint = 16384;",
+             PRAGMA wal_autocheckpoint = 16384; PRAGMA mmap_size = 268435456;",
         )
         .map_err(diesel::r2d2::Error::QueryError)
     }
@@ -728,6 +751,37 @@ impl Store {
             rows.into_iter()
                 .map(|row| Ok((row.day, row.into_stats()?)))
                 .collect()
+        })
+    }
+
+    /// The stored days of `customer_id` written by commits after version `after`, ascending,
+    /// with the version that wrote each: read with `after` = the newest version held, it brings
+    /// a copy of the customer's rows up to date. `None` when there are more than `limit`.
+    pub fn customer_days_since(
+        &self,
+        customer_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Option<Vec<VersionedDay>>, StorageError> {
+        let limit = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        with_backend!(self, conn => {
+            let rows: Vec<DailyStatsRow> = daily_stats::table
+                .filter(daily_stats::customer_id.eq(customer_id))
+                .filter(daily_stats::version.gt(after))
+                .order(daily_stats::day.asc())
+                .limit(limit)
+                .select(DailyStatsRow::as_select())
+                .load(conn)?;
+            if rows.len() as i64 == limit {
+                return Ok(None);
+            }
+            rows.into_iter()
+                .map(|row| {
+                    let (day, version) = (row.day, row.version);
+                    Ok(VersionedDay { day, version, stats: row.into_stats()? })
+                })
+                .collect::<Result<Vec<_>, StorageError>>()
+                .map(Some)
         })
     }
 

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::{daily_stats, source_offsets};
 use super::StorageError;
-use crate::digest::LatencyDigest;
+use crate::latency::Latencies;
 use crate::stats::DayStats;
 
 /// Days since 1970-01-01 of 0001-01-01 counted by chrono's `num_days_from_ce`.
@@ -37,7 +37,8 @@ pub(super) struct DailyStatsRow {
     pub latency_sum_us: i64,
     pub latency_min_us: i64,
     pub latency_max_us: i64,
-    pub digest: Vec<u8>,
+    pub latencies: Vec<u8>,
+    pub version: i64,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -49,7 +50,7 @@ fn to_u64(v: i64) -> u64 {
 }
 
 impl DailyStatsRow {
-    pub(super) fn new(customer_id: String, day: NaiveDate, stats: &DayStats) -> Self {
+    pub(super) fn new(customer_id: String, day: NaiveDate, stats: &DayStats, version: i64) -> Self {
         Self {
             customer_id,
             day,
@@ -58,16 +59,18 @@ impl DailyStatsRow {
             latency_sum_us: to_i64(stats.latency_sum_us),
             latency_min_us: to_i64(stats.latency_min_us),
             latency_max_us: to_i64(stats.latency_max_us),
-            digest: stats.digest.encode(),
+            latencies: stats.latencies.encode(),
+            version,
         }
     }
 
     pub(super) fn into_stats(self) -> Result<DayStats, StorageError> {
-        let digest = LatencyDigest::decode(&self.digest).map_err(|e| StorageError::CorruptRow {
-            customer_id: self.customer_id.clone(),
-            day: self.day,
-            reason: e.to_string(),
-        })?;
+        let latencies =
+            Latencies::decode(&self.latencies).map_err(|e| StorageError::CorruptRow {
+                customer_id: self.customer_id.clone(),
+                day: self.day,
+                reason: e.to_string(),
+            })?;
         Ok(DayStats {
             successful: to_u64(self.successful),
             failed: to_u64(self.failed),
@@ -78,7 +81,7 @@ impl DailyStatsRow {
                 to_u64(self.latency_min_us)
             },
             latency_max_us: to_u64(self.latency_max_us),
-            digest,
+            latencies,
         })
     }
 }

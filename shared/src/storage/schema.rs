@@ -9,7 +9,8 @@ diesel::table! {
         latency_sum_us -> BigInt,
         latency_min_us -> BigInt,
         latency_max_us -> BigInt,
-        digest -> Binary,
+        latencies -> Binary,
+        version -> BigInt,
     }
 }
 

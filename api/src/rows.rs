@@ -1,0 +1,271 @@
+//! An in-memory copy of the customers' stored rows, kept current from their versions and bounded
+//! in bytes: any range of a copied customer is merged without touching the database.
+//!
+//! Every commit gives the customers it touches a new version and writes that version into the
+//! rows it changes (see `Store::customer_days_since`). A copy remembers the version it is current
+//! at; a request that saw a newer version (see `crate::freshness`) brings the copy up to date by
+//! reading only the rows written since, under the customer's lock, so concurrent requests read
+//! them once. Each day keeps its decoded stats and its JSON, written once when it is read.
+//!
+//! Memory: the bytes of every copy (stats, latency summaries, JSON) are counted; past the budget,
+//! the least recently used customers are dropped. A customer whose rows alone take more than a
+//! quarter of the budget is never copied: its ranges are read from the database per request.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::NaiveDate;
+use logstats_shared::{DayStats, StorageError, Store, VersionedDay};
+
+use crate::routes::DayEntry;
+
+/// Default byte budget of the copy (`--row-cache-bytes` overrides; 0 turns it off).
+pub const DEFAULT_ROW_CACHE_BYTES: usize = 48 << 20;
+
+/// Bytes a day costs beyond its latency summary and JSON (struct, vector slot, allocations).
+const DAY_OVERHEAD_BYTES: usize = std::mem::size_of::<DayRow>() + 64;
+
+/// One stored day as the API serves it.
+#[derive(Debug, Clone)]
+pub struct DayRow {
+    /// The UTC day.
+    pub date: NaiveDate,
+    /// Its stats, decoded.
+    pub stats: DayStats,
+    /// Its entry of a response's `days`, as JSON.
+    pub json: Box<[u8]>,
+}
+
+impl DayRow {
+    /// The day of a stored row, with its JSON written.
+    pub fn new(date: NaiveDate, stats: DayStats) -> Result<Self, serde_json::Error> {
+        let json = serde_json::to_vec(&DayEntry {
+            date,
+            stats: stats.summary(),
+        })?
+        .into_boxed_slice();
+        Ok(Self { date, stats, json })
+    }
+
+    fn bytes(&self) -> usize {
+        DAY_OVERHEAD_BYTES + self.stats.latencies.heap_bytes() + self.json.len()
+    }
+}
+
+/// A customer's days as of a version.
+#[derive(Debug, Default)]
+pub struct CustomerRows {
+    /// No commit after this version changed the customer (as far as this copy knows).
+    pub version: i64,
+    /// The newest version among the rows held: the next read asks for rows after it.
+    rows_version: i64,
+    /// Every stored day, ascending.
+    pub days: Vec<DayRow>,
+    bytes: usize,
+}
+
+impl CustomerRows {
+    /// The days from `from` to `to` (inclusive; open-ended when `None`).
+    pub fn range(&self, from: NaiveDate, to: Option<NaiveDate>) -> &[DayRow] {
+        let start = self.days.partition_point(|d| d.date < from);
+        let end = match to {
+            Some(to) => self.days.partition_point(|d| d.date <= to),
+            None => self.days.len(),
+        };
+        &self.days[start..end.max(start)]
+    }
+
+    /// This copy with `changed` days put in place (each replaces the stored day of its date).
+    fn updated(&self, changed: Vec<VersionedDay>, version: i64) -> Result<Self, RowsError> {
+        let mut rows_version = self.rows_version;
+        let mut fresh = Vec::with_capacity(changed.len());
+        for day in changed {
+            rows_version = rows_version.max(day.version);
+            fresh.push(DayRow::new(day.day, day.stats).map_err(RowsError::Json)?);
+        }
+        let mut days = Vec::with_capacity(self.days.len() + fresh.len());
+        let mut old = self.days.iter().peekable();
+        for day in fresh {
+            while let Some(kept) = old.next_if(|d| d.date < day.date) {
+                days.push(kept.clone());
+            }
+            old.next_if(|d| d.date == day.date);
+            days.push(day);
+        }
+        days.extend(old.cloned());
+        let bytes = days.iter().map(DayRow::bytes).sum();
+        Ok(Self {
+            version: version.max(rows_version).max(self.version),
+            rows_version,
+            days,
+            bytes,
+        })
+    }
+}
+
+/// Why a copy could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum RowsError {
+    /// Reading the rows failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A day's JSON could not be written.
+    #[error("writing a day's JSON: {0}")]
+    Json(serde_json::Error),
+}
+
+struct Slot {
+    rows: Mutex<Option<Arc<CustomerRows>>>,
+    last_used: AtomicU64,
+}
+
+struct State {
+    slots: HashMap<Box<str>, Arc<Slot>>,
+    /// Bytes of every copy held.
+    used: usize,
+}
+
+/// The copies of every customer's rows, within a byte budget; shared by all workers.
+pub struct RowCache {
+    budget: usize,
+    state: Mutex<State>,
+    clock: AtomicU64,
+}
+
+/// What [`RowCache::load`] found.
+pub enum Loaded {
+    /// The customer's rows, current at least at the version asked for.
+    Rows(Arc<CustomerRows>),
+    /// The customer's rows are too large to copy: read the range from the database.
+    TooLarge,
+}
+
+impl RowCache {
+    /// A copy of at most `budget` bytes (none when 0).
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            state: Mutex::new(State {
+                slots: HashMap::new(),
+                used: 0,
+            }),
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether rows are copied at all.
+    pub fn enabled(&self) -> bool {
+        self.budget > 0
+    }
+
+    /// Bytes held now.
+    pub fn used_bytes(&self) -> usize {
+        lock(&self.state).used
+    }
+
+    /// The copy of `customer` if it is current at `version`; never waits for the database.
+    pub fn fresh(&self, customer: &str, version: i64) -> Option<Arc<CustomerRows>> {
+        let slot = lock(&self.state).slots.get(customer).cloned()?;
+        self.touch(&slot);
+        let rows = slot.rows.try_lock().ok()?.clone()?;
+        (rows.version >= version).then_some(rows)
+    }
+
+    /// The copy of `customer`, brought up to `version` from `store` when older. Blocks: call
+    /// it off the HTTP workers.
+    pub fn load(&self, store: &Store, customer: &str, version: i64) -> Result<Loaded, RowsError> {
+        let slot = {
+            let mut state = lock(&self.state);
+            let slot = state.slots.entry(customer.into()).or_insert_with(|| {
+                Arc::new(Slot {
+                    rows: Mutex::new(None),
+                    last_used: AtomicU64::new(0),
+                })
+            });
+            Arc::clone(slot)
+        };
+        self.touch(&slot);
+        // One reader per customer: the others wait here, then find the copy current.
+        let mut held = lock(&slot.rows);
+        if let Some(rows) = held.as_ref().filter(|rows| rows.version >= version) {
+            return Ok(Loaded::Rows(Arc::clone(rows)));
+        }
+        let empty = CustomerRows {
+            rows_version: -1,
+            ..CustomerRows::default()
+        };
+        let current = held.as_deref().unwrap_or(&empty);
+        let largest = self.budget / 4;
+        // At least one byte of JSON per day: a bound on the rows worth asking for.
+        let most_days = largest / DAY_OVERHEAD_BYTES;
+        let Some(changed) = store.customer_days_since(customer, current.rows_version, most_days)?
+        else {
+            self.forget(customer, &mut held);
+            return Ok(Loaded::TooLarge);
+        };
+        let updated = current.updated(changed, version)?;
+        if updated.bytes > largest {
+            self.forget(customer, &mut held);
+            return Ok(Loaded::TooLarge);
+        }
+        let updated = Arc::new(updated);
+        let before = held.as_ref().map_or(0, |rows| rows.bytes);
+        *held = Some(Arc::clone(&updated));
+        let mut state = lock(&self.state);
+        let kept = state
+            .slots
+            .get(customer)
+            .is_some_and(|kept| Arc::ptr_eq(kept, &slot));
+        state.used = state.used.saturating_sub(before);
+        if kept {
+            state.used += updated.bytes;
+            self.evict(&mut state, customer);
+        } else {
+            // Evicted while this loader held it (so its bytes were left to this loader).
+            *held = None;
+        }
+        Ok(Loaded::Rows(updated))
+    }
+
+    fn touch(&self, slot: &Slot) {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        slot.last_used.store(now, Ordering::Relaxed);
+    }
+
+    /// Drops `customer`'s copy (held locked in `held`).
+    fn forget(&self, customer: &str, held: &mut MutexGuard<'_, Option<Arc<CustomerRows>>>) {
+        let bytes = held.take().map_or(0, |rows| rows.bytes);
+        let mut state = lock(&self.state);
+        state.used = state.used.saturating_sub(bytes);
+        state.slots.remove(customer);
+    }
+
+    /// Drops the least recently used copies (never `keep`'s) until the budget holds.
+    fn evict(&self, state: &mut State, keep: &str) {
+        while state.used > self.budget {
+            let oldest = state
+                .slots
+                .iter()
+                .filter(|(customer, _)| customer.as_ref() != keep)
+                .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
+                .map(|(customer, _)| customer.clone());
+            let Some(oldest) = oldest else { break };
+            if let Some(slot) = state.slots.remove(&oldest) {
+                // A slot being loaded is locked by its loader, which sees it gone and takes its
+                // bytes off itself.
+                if let Ok(mut rows) = slot.rows.try_lock() {
+                    let bytes = rows.take().map_or(0, |r| r.bytes);
+                    state.used = state.used.saturating_sub(bytes);
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the value whole: a panic elsewhere cannot tear it.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
