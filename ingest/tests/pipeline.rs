@@ -5,10 +5,8 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::mpsc;
 
 use chrono::NaiveDate;
 use common::{expected_stats, generate, ingest, ingest_ok, temp_dir, Api, Expected, INGEST};

@@ -136,13 +136,13 @@ pub fn temp_dir() -> tempfile::TempDir {
 }
 
 /// The API app, started in-process on a random port, as the binary starts it.
-struct Api {
+pub struct Api {
     base: String,
     handle: actix_web::dev::ServerHandle,
 }
 
 impl Api {
-    fn start(url: &str) -> Api {
+    pub fn start(url: &str) -> Api {
         let store = Store::connect(url, &StoreOptions::default()).expect("connect");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -158,7 +158,7 @@ impl Api {
         Api { base, handle }
     }
 
-    fn get(&self, path: &str) -> (u16, Value) {
+    pub fn get(&self, path: &str) -> (u16, Value) {
         let response = match ureq::get(&format!("{}{path}", self.base)).call() {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
