@@ -269,3 +269,117 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logstats_shared::storage::day_from_date;
+    use logstats_shared::testing::backends;
+    use logstats_shared::{DayAccumulator, EpochCommit};
+
+    fn commit(store: &Store, customer: &str, days: &[(&str, u64)]) {
+        let deltas = days
+            .iter()
+            .map(|&(day, latency_us)| {
+                let mut acc = DayAccumulator::new();
+                acc.add(true, latency_us);
+                let date = NaiveDate::parse_from_str(day, "%F").expect("date");
+                (customer.to_string(), day_from_date(date), acc.finish())
+            })
+            .collect();
+        store
+            .commit_epoch(&EpochCommit {
+                deltas,
+                ..EpochCommit::default()
+            })
+            .expect("commit");
+    }
+
+    fn loaded(cache: &RowCache, store: &Store, customer: &str) -> Arc<CustomerRows> {
+        let version = store.customer_version(customer).expect("version");
+        match cache.load(store, customer, version).expect("load") {
+            Loaded::Rows(rows) => rows,
+            Loaded::TooLarge => panic!("{customer} is small"),
+        }
+    }
+
+    fn totals(rows: &CustomerRows) -> Vec<(String, u64)> {
+        rows.days
+            .iter()
+            .map(|d| (d.date.to_string(), d.stats.total()))
+            .collect()
+    }
+
+    /// A commit brings the copy up to date with just the rows it wrote, merged in day order.
+    #[test]
+    fn follows_commits_row_by_row() {
+        for db in backends() {
+            let store = db.connect();
+            let cache = RowCache::new(1 << 20);
+            commit(&store, "a", &[("2024-10-10", 1_000), ("2024-10-12", 2_000)]);
+            let first = loaded(&cache, &store, "a");
+            assert_eq!(
+                totals(&first),
+                [("2024-10-10".into(), 1), ("2024-10-12".into(), 1)],
+                "{db:?}"
+            );
+            assert!(cache.fresh("a", first.version).is_some());
+            commit(&store, "a", &[("2024-10-11", 3_000), ("2024-10-12", 4_000)]);
+            commit(&store, "b", &[("2024-10-11", 3_000)]);
+            let version = store.customer_version("a").expect("version");
+            assert!(cache.fresh("a", version).is_none(), "stale after a commit");
+            let second = loaded(&cache, &store, "a");
+            assert_eq!(second.version, version);
+            assert_eq!(
+                totals(&second),
+                [
+                    ("2024-10-10".into(), 1),
+                    ("2024-10-11".into(), 1),
+                    ("2024-10-12".into(), 2)
+                ]
+            );
+            let range = second.range(
+                NaiveDate::from_ymd_opt(2024, 10, 11).expect("date"),
+                Some(NaiveDate::from_ymd_opt(2024, 10, 11).expect("date")),
+            );
+            assert_eq!(range.len(), 1);
+            // The first copy is untouched: readers holding it keep a consistent view.
+            assert_eq!(first.days.len(), 2);
+        }
+    }
+
+    /// The bytes held never pass the budget; a customer larger than a quarter of it is not
+    /// copied at all.
+    #[test]
+    fn stays_within_its_budget() {
+        let db = logstats_shared::testing::TestDatabase::sqlite();
+        let store = db.connect();
+        let days: Vec<String> = (0..40)
+            .map(|d| {
+                (NaiveDate::from_ymd_opt(2024, 1, 1).expect("date") + chrono::Days::new(d))
+                    .to_string()
+            })
+            .collect();
+        for customer in 0..20 {
+            let rows: Vec<(&str, u64)> = days.iter().map(|d| (d.as_str(), 1_000)).collect();
+            commit(&store, &format!("c{customer}"), &rows);
+        }
+        let one = loaded(&RowCache::new(1 << 30), &store, "c0").bytes;
+        let budget = one * 5;
+        let cache = RowCache::new(budget);
+        for round in 0..3 {
+            for customer in 0..20 {
+                loaded(&cache, &store, &format!("c{customer}"));
+                assert!(cache.used_bytes() <= budget, "round {round}");
+            }
+        }
+        assert!(cache.used_bytes() >= one * 4, "keeps what fits");
+        let small = RowCache::new(one * 3);
+        let version = store.customer_version("c1").expect("version");
+        assert!(matches!(
+            small.load(&store, "c1", version).expect("load"),
+            Loaded::TooLarge
+        ));
+        assert_eq!(small.used_bytes(), 0);
+    }
+}

@@ -726,11 +726,8 @@ fn health_is_ok_and_other_paths_are_json_404() {
     }
 }
 
-#[test]
-fn the_binary_serves_and_exits_cleanly_on_sigterm() {
-    let db = TestDatabase::sqlite();
-    let requests = generated_requests();
-    store_requests(&db.connect(), &requests);
+/// The real `logstats-api` binary serving `db` on a free port, once it answers `/health`.
+fn spawn_binary(db: &TestDatabase) -> (std::process::Child, String) {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -751,7 +748,6 @@ fn the_binary_serves_and_exits_cleanly_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start logstats-api");
-
     let started = Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -768,6 +764,97 @@ fn the_binary_serves_and_exits_cleanly_on_sigterm() {
             }
         }
     }
+    (child, address)
+}
+
+/// Peak resident memory of a process, in bytes (VmHWM).
+fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kb * 1024
+}
+
+/// Ten years of days for one customer, asked with hundreds of different `to` values: every
+/// answer exact, and the API's memory stays within its budgets (48 MiB of rows, 16 MiB of
+/// answers) instead of growing with the number of different ranges.
+#[test]
+fn memory_stays_bounded_on_years_of_days_and_many_ranges() {
+    let db = TestDatabase::sqlite();
+    let store = db.connect();
+    let first = date("2015-01-01");
+    let mut random = Random(3650);
+    let mut per_day: Vec<(u64, Vec<u64>)> = Vec::new();
+    for year in 0..10u64 {
+        let mut deltas = Vec::new();
+        for d in 0..365u64 {
+            let day = first + chrono::Days::new(year * 365 + d);
+            let mut acc = DayAccumulator::new();
+            let mut latencies = Vec::new();
+            let mut successful = 0;
+            for _ in 0..(400 + random.below(400)) {
+                let ok = random.below(10) < 9;
+                let latency_us = (100 + random.below(1901)) * 1000;
+                acc.add(ok, latency_us);
+                successful += u64::from(ok);
+                latencies.push(latency_us);
+            }
+            per_day.push((successful, latencies));
+            deltas.push(("cust_long".to_string(), day_from_date(day), acc.finish()));
+        }
+        store
+            .commit_epoch(&EpochCommit {
+                deltas,
+                ..EpochCommit::default()
+            })
+            .expect("commit a year");
+    }
+    let (mut child, address) = spawn_binary(&db);
+    let baseline = peak_rss_bytes(child.id());
+    for k in 0..120u64 {
+        let days = 3650 - k * 30;
+        let to = first + chrono::Days::new(days - 1);
+        let (status, body) = get(&format!(
+            "{address}/customers/cust_long/stats?from={first}&to={to}"
+        ));
+        assert_eq!(status, 200, "to {to}");
+        let selected = &per_day[..days as usize];
+        let total: u64 = selected.iter().map(|d| d.1.len() as u64).sum();
+        let successful: u64 = selected.iter().map(|d| d.0).sum();
+        assert_eq!(body["total"]["total_requests"], json!(total), "to {to}");
+        assert_eq!(
+            body["total"]["successful_requests"],
+            json!(successful),
+            "to {to}"
+        );
+        assert_eq!(body["days"].as_array().map(Vec::len), Some(days as usize));
+        if k % 40 == 0 {
+            let mut all: Vec<u64> = selected.iter().flat_map(|d| d.1.clone()).collect();
+            all.sort_unstable();
+            assert_quantile(&body["total"]["median_latency"], &all, 0.5, "years");
+            assert_quantile(&body["total"]["p99_latency"], &all, 0.99, "years");
+        }
+    }
+    let peak = peak_rss_bytes(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        peak <= 128 << 20,
+        "peak RSS {} MB (at start {} MB)",
+        peak >> 20,
+        baseline >> 20
+    );
+}
+
+#[test]
+fn the_binary_serves_and_exits_cleanly_on_sigterm() {
+    let db = TestDatabase::sqlite();
+    let requests = generated_requests();
+    store_requests(&db.connect(), &requests);
+    let (mut child, address) = spawn_binary(&db);
 
     let (status, body) = get(&format!("{address}/customers/cust_1/stats?from=2024-10-10"));
     assert_eq!(status, 200, "{body}");
