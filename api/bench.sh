@@ -192,6 +192,49 @@ rm -f "$db"*
 bench sqlite "sqlite://$db"
 rm -f "$db"*
 
+# Memory: one customer with ten years of days (~645 requests a day), asked for 1,023 different
+# `to` values, as in the report that found the answer cache unbounded in bytes. Prints the API's
+# peak RSS (VmHWM) before and after.
+years_log=data/bench-api-years.log
+if [ ! -s "$years_log" ]; then
+  echo "generating $years_log (one customer, 3,650 days)" >&2
+  python3 - "$years_log" <<'PY'
+import datetime, random, sys
+random.seed(3650)
+first = datetime.date(2015, 1, 1)
+with open(sys.argv[1], "w") as out:
+    for d in range(3650):
+        day = first + datetime.timedelta(d)
+        for _ in range(645):
+            out.write(f"{day} {random.randrange(24):02}:{random.randrange(60):02}:00 cust_long "
+                      f"/api/v1/r {random.choice((200, 200, 200, 404, 500))} "
+                      f"{random.randrange(100, 2001) / 1000:.3f}\n")
+PY
+fi
+years_db=data/bench-api-years-$$.db
+rm -f "$years_db"*
+"$bin/logstats-ingest" --database-url "sqlite://$years_db" --allowed-lateness 4000d "$years_log" \
+  2>"$work/ingest.err" >/dev/null || { cat "$work/ingest.err" >&2; exit 1; }
+port=$(free_port)
+RUST_LOG=warn "$bin/logstats-api" --bind "127.0.0.1:$port" --database-url "sqlite://$years_db" \
+  2>"$work/api.err" &
+api_pid=$!
+for i in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+start_rss=$(awk '/VmHWM/ {print $2}' "/proc/$api_pid/status")
+python3 - "$port" <<'PY'
+import datetime, json, sys, urllib.request
+first = datetime.date(2015, 1, 1)
+for k in range(1023):
+    to = first + datetime.timedelta(3649 - k * 3)
+    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/customers/cust_long/stats?from={first}&to={to}") as r:
+        body = json.load(r)
+        assert body["total"]["total_requests"] > 0
+PY
+peak_rss=$(awk '/VmHWM/ {print $2}' "/proc/$api_pid/status")
+kill -TERM "$api_pid"; wait "$api_pid" || true; api_pid=
+rm -f "$years_db"*
+memory_row="| api memory | sqlite | 1 customer x 3,650 days, 1,023 different \`to\` values | peak RSS $((peak_rss / 1024)) MB (at start $((start_rss / 1024)) MB) |"
+
 if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1; then
   pg_db=logstats_apibench_$$
   psql "$pg_admin" -qc "create database $pg_db" >/dev/null
@@ -208,3 +251,7 @@ echo
 echo "| what | backend | load | req/s | p50 | p99 | requests |"
 echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
+echo
+echo "| what | backend | load | memory |"
+echo "|---|---|---|---|"
+echo "$memory_row"

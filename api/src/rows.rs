@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::NaiveDate;
-use logstats_shared::{DayStats, StorageError, Store, VersionedDay};
+use logstats_shared::latency::UnpackedHistogram;
+use logstats_shared::{DayStats, Latencies, StorageError, Store, VersionedDay};
 
 use crate::routes::DayEntry;
 
@@ -35,6 +36,8 @@ pub struct DayRow {
     pub stats: DayStats,
     /// Its entry of a response's `days`, as JSON.
     pub json: Box<[u8]>,
+    /// Its latencies unpacked for fast range merges, when exact.
+    pub unpacked: Option<UnpackedHistogram>,
 }
 
 impl DayRow {
@@ -45,11 +48,26 @@ impl DayRow {
             stats: stats.summary(),
         })?
         .into_boxed_slice();
-        Ok(Self { date, stats, json })
+        let unpacked = match &stats.latencies {
+            Latencies::Exact(histogram) => UnpackedHistogram::new(histogram),
+            Latencies::Estimated(_) => None,
+        };
+        Ok(Self {
+            date,
+            stats,
+            json,
+            unpacked,
+        })
     }
 
     fn bytes(&self) -> usize {
-        DAY_OVERHEAD_BYTES + self.stats.latencies.heap_bytes() + self.json.len()
+        DAY_OVERHEAD_BYTES
+            + self.stats.latencies.heap_bytes()
+            + self.json.len()
+            + self
+                .unpacked
+                .as_ref()
+                .map_or(0, UnpackedHistogram::heap_bytes)
     }
 }
 

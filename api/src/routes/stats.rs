@@ -7,6 +7,7 @@ use actix_web::HttpResponse;
 use chrono::{Datelike, NaiveDate};
 use std::sync::Arc;
 
+use logstats_shared::latency::UnpackedHistogram;
 use logstats_shared::stats::SUMMARY_PERCENTILES;
 use logstats_shared::{DayStats, Latencies, StatsSummary, Store};
 use serde::{Serialize, Serializer};
@@ -134,7 +135,9 @@ fn answer_from_copy(
         return Err(ApiError::UnknownCustomer(customer.clone()));
     }
     let stats: Vec<&DayStats> = days.iter().map(|d| &d.stats).collect();
-    let total = merged_summary(&stats);
+    let unpacked: Option<Vec<&UnpackedHistogram>> =
+        days.iter().map(|d| d.unpacked.as_ref()).collect();
+    let total = merged_summary(&stats, unpacked.as_deref());
     let to = resolved_to(range, days.last().map(|d| d.date));
     let mut body = response_head(customer, range.from, to, &total)?;
     for (i, day) in days.iter().enumerate() {
@@ -159,7 +162,7 @@ fn answer_from_store(
         return Err(ApiError::UnknownCustomer(customer.clone()));
     }
     let stats: Vec<&DayStats> = days.iter().map(|(_, stats)| stats).collect();
-    let total = merged_summary(&stats);
+    let total = merged_summary(&stats, None);
     let to = resolved_to(range, days.last().map(|&(date, _)| date));
     let mut body = response_head(customer, range.from, to, &total)?;
     for (i, (date, stats)) in days.iter().enumerate() {
@@ -189,8 +192,9 @@ thread_local! {
 /// Most values a thread's scratch keeps between requests (8 bytes each).
 const SCRATCH_KEPT: usize = 1 << 16;
 
-/// The summary of `days` merged: exact counts and sums, and percentiles over every latency.
-fn merged_summary(days: &[&DayStats]) -> StatsSummary {
+/// The summary of `days` merged: exact counts and sums, and percentiles over every latency
+/// (from `unpacked`, the days' latencies unpacked, when every day has them).
+fn merged_summary(days: &[&DayStats], unpacked: Option<&[&UnpackedHistogram]>) -> StatsSummary {
     let mut total = DayStats::empty();
     for day in days {
         total.successful += day.successful;
@@ -200,8 +204,13 @@ fn merged_summary(days: &[&DayStats]) -> StatsSummary {
     let latencies: Vec<&Latencies> = days.iter().map(|d| &d.latencies).collect();
     let percentiles = SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
-        let percentiles =
-            Latencies::merged_percentiles(&latencies, &SUMMARY_PERCENTILES, &mut scratch);
+        let percentiles = unpacked
+            .and_then(|unpacked| {
+                UnpackedHistogram::merged_percentiles(unpacked, &SUMMARY_PERCENTILES, &mut scratch)
+            })
+            .unwrap_or_else(|| {
+                Latencies::merged_percentiles(&latencies, &SUMMARY_PERCENTILES, &mut scratch)
+            });
         if scratch.capacity() > SCRATCH_KEPT {
             *scratch = Vec::new();
         }
