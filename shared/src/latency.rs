@@ -61,19 +61,41 @@ impl Latencies {
         I::IntoIter: Clone,
     {
         let values = ascending.into_iter();
-        let mut distinct = 0usize;
+        // First pass: distinct values and their common divisor (one remainder per distinct
+        // value in the usual case, where the first values set the unit).
+        let (mut distinct, mut unit) = (0usize, 0u64);
         let mut previous = None;
         for value in values.clone() {
             if previous != Some(value) {
                 distinct += 1;
                 previous = Some(value);
+                if unit == 0 || value % unit != 0 {
+                    unit = gcd(unit, value);
+                }
             }
         }
-        if distinct <= EXACT_DISTINCT_VALUES {
-            Latencies::Exact(Histogram::from_entries(histogram(values)))
-        } else {
-            Latencies::Estimated(LatencyDigest::from_histogram(&histogram(values)))
+        if distinct > EXACT_DISTINCT_VALUES {
+            return Latencies::Estimated(LatencyDigest::from_histogram(&histogram(values)));
         }
+        // Second pass: the steps, written as the values go by.
+        let unit = unit.max(1);
+        let mut encoder = StepEncoder::new(distinct);
+        let mut current: Option<(u64, u64)> = None;
+        for value in values {
+            match &mut current {
+                Some((v, n)) if *v == value => *n += 1,
+                _ => {
+                    if let Some((v, n)) = current {
+                        encoder.push(v / unit, n);
+                    }
+                    current = Some((value, 1));
+                }
+            }
+        }
+        if let Some((v, n)) = current {
+            encoder.push(v / unit, n);
+        }
+        Latencies::Exact(encoder.finish(unit))
     }
 
     /// Whether every latency is kept (percentiles are exact).
@@ -100,7 +122,13 @@ impl Latencies {
                 if a.count == 0 {
                     other.clone()
                 } else {
-                    Self::from_merged(a.merged(b))
+                    let merged = a.merged_histogram(b);
+                    if merged.distinct as usize <= EXACT_DISTINCT_VALUES {
+                        Latencies::Exact(merged)
+                    } else {
+                        let entries: Vec<(u64, u64)> = merged.iter().collect();
+                        Latencies::Estimated(LatencyDigest::from_histogram(&entries))
+                    }
                 }
             }
             _ => Self::merge_all([&*self, other]),
@@ -274,6 +302,52 @@ impl Histogram {
         HistogramIter {
             steps: &self.steps,
             unit: self.unit,
+            value: 0,
+        }
+    }
+
+    /// `self` and `other` (both not empty) merged, written step by step as they are read: in
+    /// units of their common divisor, so no value is divided.
+    fn merged_histogram(&self, other: &Histogram) -> Histogram {
+        let unit = gcd(self.unit, other.unit).max(1);
+        let mut encoder = StepEncoder::new((self.distinct + other.distinct) as usize);
+        let (mut a, mut b) = (self.iter_in(unit), other.iter_in(unit));
+        let (mut x, mut y) = (a.next(), b.next());
+        loop {
+            match (x, y) {
+                (Some(p), Some(q)) => {
+                    if p.0 < q.0 {
+                        encoder.push(p.0, p.1);
+                        x = a.next();
+                    } else if q.0 < p.0 {
+                        encoder.push(q.0, q.1);
+                        y = b.next();
+                    } else {
+                        encoder.push(p.0, p.1.saturating_add(q.1));
+                        x = a.next();
+                        y = b.next();
+                    }
+                }
+                (Some(p), None) => {
+                    encoder.push(p.0, p.1);
+                    x = a.next();
+                }
+                (None, Some(q)) => {
+                    encoder.push(q.0, q.1);
+                    y = b.next();
+                }
+                (None, None) => break,
+            }
+        }
+        encoder.finish(unit)
+    }
+
+    /// The (value in multiples of `unit`, count) entries, ascending; `unit` divides the
+    /// histogram's own.
+    fn iter_in(&self, unit: u64) -> HistogramIter<'_> {
+        HistogramIter {
+            steps: &self.steps,
+            unit: self.unit / unit,
             value: 0,
         }
     }
@@ -520,6 +594,50 @@ impl UnpackedHistogram {
             .filter(|&(_, &n)| n > 0)
             .map(|(i, &n)| (min + i as u64 * unit, n));
         Some(exact_percentiles(dense, count, ps))
+    }
+}
+
+/// Writes a histogram's steps from ascending (value in units, count) entries.
+struct StepEncoder {
+    steps: Vec<u8>,
+    previous: u64,
+    distinct: u64,
+    count: u64,
+    min: Option<u64>,
+}
+
+impl StepEncoder {
+    fn new(distinct: usize) -> Self {
+        Self {
+            steps: Vec::with_capacity(distinct * 2),
+            previous: 0,
+            distinct: 0,
+            count: 0,
+            min: None,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, value_units: u64, count: u64) {
+        push_step(&mut self.steps, value_units - self.previous, count);
+        self.previous = value_units;
+        self.min.get_or_insert(value_units);
+        self.distinct += 1;
+        self.count = self.count.saturating_add(count);
+    }
+
+    fn finish(self, unit: u64) -> Histogram {
+        let Some(min) = self.min else {
+            return Histogram::default();
+        };
+        Histogram {
+            unit,
+            distinct: self.distinct,
+            count: self.count,
+            min_us: min * unit,
+            max_us: self.previous * unit,
+            steps: self.steps,
+        }
     }
 }
 

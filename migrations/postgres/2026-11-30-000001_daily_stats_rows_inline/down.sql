@@ -1,0 +1,1 @@
+ALTER TABLE daily_stats RESET (toast_tuple_target);
