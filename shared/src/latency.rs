@@ -660,9 +660,11 @@ impl Iterator for HistogramIter<'_> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn push_step(out: &mut Vec<u8>, step: u64, count: u64) {
-    if count == 1 {
+    if count == 1 && step < 64 {
+        out.push(((step as u8) << 1) | 1);
+    } else if count == 1 {
         push_varint(out, (step << 1) | 1);
     } else {
         push_varint(out, step << 1);
