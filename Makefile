@@ -12,7 +12,7 @@ COMPARE_LOG ?= data/bench-10000000.log
 COMPARE_VENV := target/compare-venv
 COMPARE_PACKAGES := duckdb==2.0.0 chdb==4.4.0 chdb-core==26.9.0 bytewax==0.21.1
 
-.PHONY: all build ingest start test generate bench bench-micro bench-compare lint clean
+.PHONY: all build ingest start test generate bench bench-micro bench-compare rank-error lint clean
 
 all: build
 
@@ -45,6 +45,11 @@ bench:
 # Criterion micro-benchmarks of the parser and the stats merge (not part of `make bench`).
 bench-micro:
 	$(CARGO) bench -p logstats-shared
+
+# The rank error of the t-digest a day falls back to past 4,096 distinct latencies, as the table
+# in docs/BENCHMARKS.md (four distributions x n, one day and 31-day ranges).
+rank-error:
+	$(CARGO) run --release -p logstats-shared --example rank_error
 
 # The same per-customer daily stats computed by DuckDB, ClickHouse (chdb) and Bytewax from
 # $(COMPARE_LOG), each engine installed in a venv under target/ (see ingest/compare.py).
