@@ -18,6 +18,8 @@ use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+pub use crate::redact::redact;
+use crate::redact::scrub;
 use crate::stats::DayStats;
 pub use models::{date_from_day, day_from_date, SourceOffset};
 use models::{DailyStatsRow, SourceOffsetRow};
@@ -48,8 +50,8 @@ pub enum StorageError {
     Connect {
         /// The URL without credentials.
         url: String,
-        /// What the pool said.
-        cause: r2d2::Error,
+        /// What the pool said, with any echoed password masked.
+        cause: String,
     },
     /// No connection could be taken from the pool in time.
     #[error("database unavailable: {0}")]
@@ -568,7 +570,7 @@ impl Store {
                     .build(ConnectionManager::<SqliteConnection>::new(path))
                     .map_err(|cause| StorageError::Connect {
                         url: redact(url),
-                        cause,
+                        cause: scrub(&cause.to_string(), url).into_owned(),
                     })?;
                 Store::Sqlite(pool)
             }
@@ -581,7 +583,7 @@ impl Store {
                     .build(ConnectionManager::<PgConnection>::new(url))
                     .map_err(|cause| StorageError::Connect {
                         url: redact(url),
-                        cause,
+                        cause: scrub(&cause.to_string(), url).into_owned(),
                     })?;
                 Store::Postgres(pool)
             }
@@ -849,20 +851,6 @@ fn sqlite_path(url: &str) -> &str {
         .unwrap_or(url)
 }
 
-/// A URL with any password replaced by `***`, for messages.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((credentials, host)) => match credentials.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -961,14 +949,5 @@ mod tests {
         ));
         assert_eq!(sqlite_path("sqlite://data/x.db"), "data/x.db");
         assert_eq!(sqlite_path("sqlite:///tmp/x.db"), "/tmp/x.db");
-    }
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 }
