@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -83,13 +84,7 @@ impl Leader {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)?;
                 }
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot open rejects file {}: {e}", path.display())
-                    })?;
+                let file = open_rejects(path)?;
                 Some((path.display().to_string(), BufWriter::new(file)))
             }
             None => None,
@@ -266,6 +261,27 @@ impl Leader {
             None => Ok(committed.totals.clone()),
         }
     }
+}
+
+/// Opens (or creates, readable by its owner only: it holds copies of log lines) the rejects
+/// file for appending. It must be a regular file: a FIFO without a reader would block.
+fn open_rejects(path: &Path) -> anyhow::Result<File> {
+    let cannot = |e: &dyn std::fmt::Display| {
+        anyhow::anyhow!("cannot open rejects file {}: {e}", path.display())
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| cannot(&e))?;
+    let meta = file.metadata().map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        let kind = crate::inputs::file_kind(meta.file_type());
+        return Err(cannot(&format_args!("not a regular file ({kind})")));
+    }
+    Ok(file)
 }
 
 /// The committer thread: commits epochs in order, then writes their rejects and totals.

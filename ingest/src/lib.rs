@@ -3,6 +3,7 @@
 pub mod commit;
 pub mod dataflow;
 pub mod generate;
+pub mod inputs;
 pub mod planner;
 pub mod share;
 pub mod source;
@@ -20,8 +21,9 @@ use anyhow::Context;
 use logstats_shared::{Store, StoreOptions};
 
 use crate::commit::Leader;
+use crate::inputs::Inputs;
 use crate::planner::Planner;
-use crate::source::{expand_paths, unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
+use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
 use crate::summary::{Progress, Summary};
 
 /// Default size of an epoch: the bytes of input committed together.
@@ -92,7 +94,8 @@ fn run_with_leases(
     shutdown: Arc<AtomicBool>,
     started: Instant,
 ) -> anyhow::Result<Summary> {
-    let files = expand_paths(&config.paths)?;
+    let mut inputs = Inputs::new(config.paths.clone(), config.rejects.clone());
+    let files = inputs.expand()?;
     let sources = files
         .iter()
         .map(|path| Source::open(path, store, job, Resume::FromCommitted, &shutdown))
@@ -103,13 +106,22 @@ fn run_with_leases(
         }
     }
     let open_files = OpenFiles::default();
-    let planner = Planner::new(
-        config.paths.clone(),
-        sources,
-        config.epoch_bytes,
-        open_files.clone(),
-    );
-    let leader_parts = Arc::new(Mutex::new(Some((store.clone(), job.clone(), planner))));
+    let planner = Planner::new(inputs, sources, config.epoch_bytes, open_files.clone());
+    // Made before the workers start: a worker that failed to set up would leave the others
+    // waiting for its dataflow forever.
+    let leader = Leader::new(
+        store.clone(),
+        job.clone(),
+        Arc::clone(&shutdown),
+        config.allowed_lateness_secs,
+        config.rejects.as_deref(),
+    )?;
+    let leader_parts = Arc::new(Mutex::new(Some((
+        store.clone(),
+        job.clone(),
+        planner,
+        leader,
+    ))));
     let config = config.clone();
     let guards = timely::execute(
         timely::Config::process(config.workers.max(1)),
@@ -122,19 +134,12 @@ fn run_with_leases(
             } else {
                 None
             };
-            let Some((store, job, planner)) = leader_parts else {
+            let Some((store, job, planner, leader)) = leader_parts else {
                 let input = dataflow::build(worker, None, open_files.clone());
                 drop(input);
                 while worker.step_or_park(Some(Duration::from_millis(10))) {}
                 return Ok(None);
             };
-            let leader = Leader::new(
-                store.clone(),
-                job.clone(),
-                Arc::clone(&shutdown),
-                config.allowed_lateness_secs,
-                config.rejects.as_deref(),
-            )?;
             let leader = Rc::new(RefCell::new(leader));
             let input = dataflow::build(worker, Some(Rc::clone(&leader)), open_files.clone());
             let feed = Feed {

@@ -4,15 +4,15 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use logstats_shared::Store;
 
+use crate::inputs::Inputs;
 use crate::source::{
-    expand_paths, fingerprint, fingerprint_len, io_error, same_start, unix_now, JobId, OpenFiles,
-    Resume, Source, SourceError, SourceId, FINGERPRINT_BYTES,
+    fingerprint, fingerprint_len, io_error, same_start, unix_now, JobId, OpenFiles, Resume, Source,
+    SourceError, SourceId, FINGERPRINT_BYTES,
 };
 
 /// How far past the wall clock an event time may move the watermark.
@@ -80,7 +80,7 @@ impl Tracked {
 
 /// Plans epochs of about `epoch_bytes` (at most 1.5 times that) over the sources, in order.
 pub struct Planner {
-    inputs: Vec<PathBuf>,
+    inputs: Inputs,
     epoch_bytes: u64,
     files: OpenFiles,
     tracked: Vec<Tracked>,
@@ -88,12 +88,7 @@ pub struct Planner {
 
 impl Planner {
     /// A planner over `sources` (already opened), reading each from its committed offset.
-    pub fn new(
-        inputs: Vec<PathBuf>,
-        sources: Vec<Source>,
-        epoch_bytes: u64,
-        files: OpenFiles,
-    ) -> Self {
+    pub fn new(inputs: Inputs, sources: Vec<Source>, epoch_bytes: u64, files: OpenFiles) -> Self {
         let mut planner = Self {
             inputs,
             epoch_bytes: epoch_bytes.max(1),
@@ -244,7 +239,7 @@ impl Planner {
             }
         }
         let mut opened = Vec::new();
-        for path in expand_paths_present(&self.inputs) {
+        for path in self.inputs.expand_present() {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
@@ -272,14 +267,6 @@ impl Planner {
         }
         Ok(opened)
     }
-}
-
-/// The paths of `inputs` that exist now (follow mode tolerates files that come and go).
-fn expand_paths_present(inputs: &[PathBuf]) -> Vec<PathBuf> {
-    inputs
-        .iter()
-        .flat_map(|p| expand_paths(std::slice::from_ref(p)).unwrap_or_default())
-        .collect()
 }
 
 /// The position just after the first newline at or after `from - 1`, or `size` when none.
@@ -342,7 +329,12 @@ mod tests {
         let line = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n";
         let content: Vec<u8> = line.repeat(100);
         let (_file, source) = source_over(&content);
-        let mut planner = Planner::new(Vec::new(), vec![source], 1000, OpenFiles::default());
+        let mut planner = Planner::new(
+            Inputs::new(Vec::new(), None),
+            vec![source],
+            1000,
+            OpenFiles::default(),
+        );
         let mut start = 0;
         let mut epoch = 0;
         while let Some(plan) = planner.next_plan(epoch, None).unwrap() {
@@ -360,7 +352,12 @@ mod tests {
         let line = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n";
         let content: Vec<u8> = line.repeat(100);
         let (_file, source) = source_over(&content);
-        let mut planner = Planner::new(Vec::new(), vec![source], 1300, OpenFiles::default());
+        let mut planner = Planner::new(
+            Inputs::new(Vec::new(), None),
+            vec![source],
+            1300,
+            OpenFiles::default(),
+        );
         let mut ranges = Vec::new();
         while let Some(plan) = planner.next_plan(ranges.len() as u64, None).unwrap() {
             ranges.push((plan.start, plan.end));
@@ -373,7 +370,12 @@ mod tests {
     fn a_partial_last_line_is_held() {
         let content = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n2024-10-10 12:00:01 cust";
         let (_file, source) = source_over(content);
-        let mut planner = Planner::new(Vec::new(), vec![source], 1 << 20, OpenFiles::default());
+        let mut planner = Planner::new(
+            Inputs::new(Vec::new(), None),
+            vec![source],
+            1 << 20,
+            OpenFiles::default(),
+        );
         let plan = planner.next_plan(0, None).unwrap().unwrap();
         assert_eq!((plan.start, plan.end), (0, 40));
         assert_eq!(planner.next_plan(1, None).unwrap(), None);
@@ -384,7 +386,12 @@ mod tests {
     fn a_short_fingerprint_grows_with_the_file() {
         let (_file, mut source) = source_over(b"");
         source.fingerprint = fingerprint(&source.file, 0).unwrap();
-        let mut planner = Planner::new(Vec::new(), vec![source], 1 << 20, OpenFiles::default());
+        let mut planner = Planner::new(
+            Inputs::new(Vec::new(), None),
+            vec![source],
+            1 << 20,
+            OpenFiles::default(),
+        );
         let line = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n";
         std::fs::OpenOptions::new()
             .append(true)

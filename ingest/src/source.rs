@@ -4,13 +4,16 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use logstats_shared::{LeaseOutcome, SourceOffset, StorageError, Store};
+
+use crate::inputs::file_kind;
 
 /// Bytes of a file's start that identify it (a rotated or truncated file changes them).
 pub const FINGERPRINT_BYTES: u64 = 256;
@@ -35,6 +38,15 @@ pub enum SourceError {
     /// The stored offsets could not be read.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A FIFO, device, socket or pseudo-file: opening or reading it could block forever or
+    /// never end.
+    #[error("cannot read {path}: not a regular file ({kind})")]
+    NotRegular {
+        /// The path.
+        path: String,
+        /// What it is instead.
+        kind: &'static str,
+    },
     /// Stopped by a signal while waiting for a lease.
     #[error("stopped while waiting for the lease on {0}")]
     Interrupted(String),
@@ -45,26 +57,6 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '
         path: path.display().to_string(),
         cause,
     }
-}
-
-/// Expands the command line's paths: files as given, directories to their `*.log` files (sorted).
-pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
-    let mut files = Vec::new();
-    for path in paths {
-        let meta = std::fs::metadata(path).map_err(io_error(path))?;
-        if meta.is_dir() {
-            let mut logs: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(io_error(path))?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|ext| ext == "log") && p.is_file())
-                .collect();
-            logs.sort();
-            files.extend(logs);
-        } else {
-            files.push(path.clone());
-        }
-    }
-    Ok(files)
 }
 
 /// FNV-1a, enough to tell files apart by their first bytes.
@@ -206,7 +198,13 @@ impl Source {
         shutdown: &AtomicBool,
     ) -> Result<Source, SourceError> {
         let canonical = std::fs::canonicalize(path).map_err(io_error(path))?;
-        let file = File::open(&canonical).map_err(io_error(path))?;
+        let file = open_regular(&canonical).map_err(|e| match e {
+            OpenError::Io(cause) => io_error(path)(cause),
+            OpenError::NotRegular(kind) => SourceError::NotRegular {
+                path: path.display().to_string(),
+                kind,
+            },
+        })?;
         let meta = file.metadata().map_err(io_error(path))?;
         let size = meta.len();
         let key = canonical.display().to_string();
@@ -227,6 +225,56 @@ impl Source {
             size,
         })
     }
+}
+
+/// Why [`open_regular`] refused a path.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The I/O error.
+    Io(io::Error),
+    /// Not a regular file; what it is instead.
+    NotRegular(&'static str),
+}
+
+/// Opens `path` for reading if it is a regular file, never blocking: a FIFO without a writer
+/// would block `open` forever (and signals with it), `/dev/zero` would never end, and a
+/// `/proc` or `/sys` file claims size 0 whatever it holds.
+pub fn open_regular(path: &Path) -> Result<File, OpenError> {
+    let meta = std::fs::metadata(path).map_err(OpenError::Io)?;
+    if !meta.is_file() {
+        return Err(OpenError::NotRegular(file_kind(meta.file_type())));
+    }
+    // Non-blocking, in case the path was swapped for a FIFO since: the checks below see it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(OpenError::Io)?;
+    let meta = file.metadata().map_err(OpenError::Io)?;
+    if !meta.is_file() {
+        return Err(OpenError::NotRegular(file_kind(meta.file_type())));
+    }
+    if is_pseudo_file_system(&file) {
+        return Err(OpenError::NotRegular("a /proc or /sys pseudo-file"));
+    }
+    Ok(file)
+}
+
+/// Whether `file` lives on procfs or sysfs, whose files are not logs that grow.
+fn is_pseudo_file_system(file: &File) -> bool {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `file` is an open descriptor and `stat` is large enough for the result.
+    let status = unsafe { libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) };
+    if status != 0 {
+        return false;
+    }
+    // SAFETY: fstatfs succeeded, so it filled `stat`.
+    // `f_type`'s type differs between platforms.
+    #[allow(clippy::unnecessary_cast)]
+    let kind = unsafe { stat.assume_init() }.f_type as i64;
+    kind == PROC_SUPER_MAGIC || kind == SYSFS_MAGIC
 }
 
 fn acquire_lease(

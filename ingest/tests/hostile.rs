@@ -4,9 +4,14 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-use common::INGEST;
+use common::{generate, ingest, ingest_ok, temp_dir, INGEST};
+use logstats_shared::testing::backends;
+use serde_json::Value;
 
 const SECRET: &str = "S3cr3tPW";
 
@@ -70,4 +75,227 @@ fn no_password_is_printed_in_any_url_form() {
     let shown = all_output(&help);
     assert!(shown.contains("DATABASE_URL"), "{shown}");
     assert!(!shown.contains(SECRET), "{shown}");
+}
+
+/// Runs `logstats-ingest` with `args`, killing it if it has not exited after `timeout`.
+fn run_within(db_url: &str, args: &[&str], timeout: Duration) -> Output {
+    let child = spawn(db_url, args);
+    wait_within(child, timeout)
+}
+
+fn spawn(db_url: &str, args: &[&str]) -> Child {
+    Command::new(INGEST)
+        .args(["--database-url", db_url, "--json"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn logstats-ingest")
+}
+
+fn wait_within(mut child: Child, timeout: Duration) -> Output {
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("wait");
+            panic!(
+                "logstats-ingest still running after {timeout:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+fn summary(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "ingest failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("summary is JSON")
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("utf8 path")
+}
+
+#[test]
+fn non_regular_files_are_refused_without_hanging() {
+    for db in backends() {
+        let dir = temp_dir();
+        let fifo = dir.path().join("fifo.log");
+        mkfifo(&fifo);
+        let socket_path = dir.path().join("socket.log");
+        let _socket = std::os::unix::net::UnixListener::bind(&socket_path).expect("socket");
+        for (input, kind) in [
+            (s(&fifo), "not a regular file (a FIFO)"),
+            ("/dev/zero", "not a regular file (a character device)"),
+            (
+                "/proc/self/status",
+                "not a regular file (a /proc or /sys pseudo-file)",
+            ),
+            (s(&socket_path), "not a regular file (a socket)"),
+        ] {
+            let output = run_within(&db.url, &[input], Duration::from_secs(20));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{input}: {stderr}");
+            assert!(
+                stderr.contains(&format!("error: cannot read {input}: {kind}")),
+                "{input}: {stderr}"
+            );
+        }
+
+        // In a directory, they are skipped with a warning and the regular files are read;
+        // following it, SIGTERM still ends the job at once.
+        generate(&dir.path().join("a.log"), 100, 5);
+        let output = run_within(&db.url, &[s(dir.path())], Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert_eq!(summary(&output)["accepted"], 100, "{db:?}: {stderr}");
+        assert!(
+            stderr.contains("not a regular file (a FIFO); skipped"),
+            "{stderr}"
+        );
+        let job = spawn(&db.url, &["--follow", s(dir.path())]);
+        std::thread::sleep(Duration::from_millis(1500));
+        sigterm(&job);
+        let output = wait_within(job, Duration::from_secs(10));
+        assert_eq!(summary(&output)["accepted"], 0, "{db:?}");
+    }
+}
+
+#[test]
+fn a_rejects_fifo_is_refused_without_hanging() {
+    let db = logstats_shared::testing::TestDatabase::sqlite();
+    let dir = temp_dir();
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, "not a line\n").expect("write");
+    let fifo = dir.path().join("rejects");
+    mkfifo(&fifo);
+    let output = run_within(
+        &db.url,
+        &["--rejects", s(&fifo), s(&log)],
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot open rejects file"), "{stderr}");
+}
+
+#[test]
+fn the_rejects_file_is_never_an_input() {
+    for db in backends() {
+        let dir = temp_dir();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).expect("mkdir");
+        let log = logs.join("a.log");
+        std::fs::write(&log, "bad line 1\nbad line 2\n").expect("write");
+        let rejects = logs.join("rejects.log");
+        let args = ["--rejects", s(&rejects), s(&logs)];
+        let first = ingest_ok(&db, &args);
+        assert_eq!(first["rejected"], 2, "{db:?}");
+        // The rejects file now holds two lines with a .log name in the directory read.
+        let second = ingest_ok(&db, &args);
+        assert_eq!(second["lines"], 0, "{db:?}: {second}");
+        // Named explicitly, it is not read either.
+        let third = ingest_ok(&db, &["--rejects", s(&rejects), s(&rejects), s(&log)]);
+        assert_eq!(third["lines"], 0, "{db:?}: {third}");
+
+        // Following the directory, the job does not feed on its own rejects.
+        let job = spawn(&db.url, &["--follow", "--rejects", s(&rejects), s(&logs)]);
+        std::thread::sleep(Duration::from_millis(500));
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .expect("open");
+        std::io::Write::write_all(&mut file, b"bad line 3\n").expect("append");
+        std::thread::sleep(Duration::from_millis(2500));
+        sigterm(&job);
+        let output = wait_within(job, Duration::from_secs(10));
+        let followed = summary(&output);
+        assert_eq!(followed["rejected"], 1, "{db:?}: {followed}");
+        let written = std::fs::read_to_string(&rejects).expect("rejects");
+        assert_eq!(written.lines().count(), 3, "{written}");
+    }
+}
+
+#[test]
+fn a_directory_does_not_follow_links_out_of_itself_and_private_files_stay_private() {
+    for db in backends() {
+        let dir = temp_dir();
+        let logs = dir.path().join("logs");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&logs).expect("mkdir");
+        std::fs::create_dir(&outside).expect("mkdir");
+        generate(&logs.join("a.log"), 100, 3);
+        std::fs::write(outside.join("private.txt"), "secret line\n").expect("write");
+        generate(&outside.join("other.log"), 50, 4);
+        std::os::unix::fs::symlink("../outside/private.txt", logs.join("evil.log"))
+            .expect("symlink");
+        std::os::unix::fs::symlink(outside.join("other.log"), logs.join("abs.log"))
+            .expect("symlink");
+        // A link inside the directory names a file already read: counted once.
+        std::os::unix::fs::symlink("a.log", logs.join("current.log")).expect("symlink");
+        let rejects = dir.path().join("out/rejects.txt");
+        let output = ingest(&db, &["--rejects", s(&rejects), s(&logs)]);
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        let result = summary(&output);
+        assert_eq!(result["lines"], 100, "{db:?}: {result} {stderr}");
+        assert!(stderr.contains("evil.log: a link out of"), "{stderr}");
+        assert!(stderr.contains("abs.log: a link out of"), "{stderr}");
+        let written = std::fs::read_to_string(&rejects).unwrap_or_default();
+        assert!(!written.contains("secret"), "{written}");
+        let mode = std::fs::metadata(&rejects)
+            .expect("rejects")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "rejects mode {mode:o}");
+        // Named on the command line, a link is the user's choice and is followed.
+        let named = ingest_ok(&db, &[s(&logs.join("abs.log"))]);
+        assert_eq!(named["lines"], 50, "{db:?}");
+        if let Some(path) = db.url.strip_prefix("sqlite://") {
+            let mode = std::fs::metadata(path).expect("db").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "SQLite file mode {mode:o}");
+        }
+    }
+}
+
+#[test]
+fn one_file_under_several_names_in_one_run_is_read_once() {
+    for db in backends() {
+        let dir = temp_dir();
+        let logs = dir.path().join("d");
+        std::fs::create_dir(&logs).expect("mkdir");
+        let log = logs.join("a.log");
+        generate(&log, 1000, 9);
+        std::fs::hard_link(&log, logs.join("b.log")).expect("hard link");
+        let dotted = logs.join("..").join("d").join("a.log");
+        let result = ingest_ok(&db, &[s(&log), s(&log), s(&logs), s(&dotted)]);
+        assert_eq!(result["accepted"], 1000, "{db:?}: {result}");
+        // Appended lines are read once too.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .expect("open");
+        std::io::Write::write_all(&mut file, b"2024-10-10 12:00:00 c /p 200 0.1\n")
+            .expect("append");
+        let result = ingest_ok(&db, &[s(&log), s(&logs), s(&dotted)]);
+        assert_eq!(result["accepted"], 1, "{db:?}: {result}");
+    }
 }

@@ -80,8 +80,8 @@ pub enum StorageError {
         /// Who holds it now.
         owner: Option<String>,
     },
-    /// Creating a directory for the SQLite file failed.
-    #[error("cannot create the directory for {path}: {cause}")]
+    /// Creating the SQLite file or its directory failed.
+    #[error("cannot create the SQLite file {path} or its directory: {cause}")]
     Directory {
         /// The SQLite file.
         path: String,
@@ -557,6 +557,10 @@ impl Store {
                         })?;
                     }
                 }
+                create_private(path).map_err(|cause| StorageError::Directory {
+                    path: path.to_string(),
+                    cause,
+                })?;
                 let pool = Pool::builder()
                     .max_size(options.pool_size)
                     // Opened at start-up together, connections to a new file contend for its
@@ -841,6 +845,24 @@ impl Store {
                 })
                 .collect()
         })
+    }
+}
+
+/// Creates the SQLite file readable by its owner only, if it does not exist yet: SQLite would
+/// create it world-readable, and its journal files take its mode.
+fn create_private(path: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.is_empty() || path.starts_with(':') || path.starts_with("file:") {
+        return Ok(()); // in memory, or a URI SQLite opens itself
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
     }
 }
 
