@@ -214,7 +214,7 @@ impl Leader {
                 .fingerprint
                 .iter()
                 .map(|fingerprint| SourceOffset {
-                    source: plan.path.clone(),
+                    source: plan.key.clone(),
                     fingerprint: fingerprint.clone(),
                     byte_offset: plan.end,
                     line_count: lines_before + lines_in_epoch,

@@ -31,6 +31,8 @@ pub struct EpochPlan {
     pub source: SourceId,
     /// Path of the source, for messages.
     pub path: String,
+    /// The source's key in the offsets table.
+    pub key: String,
     /// First byte of the range.
     pub start: u64,
     /// One past the last byte; just after a newline, or the end of a finished file.
@@ -40,8 +42,7 @@ pub struct EpochPlan {
     /// Event times after this (Unix seconds) are counted but do not move the watermark, so one
     /// line from the far future cannot make every later line late.
     pub watermark_ceiling: i64,
-    /// Fingerprint of the source's first bytes to store with the offset; `None` for a file
-    /// rotated away, whose offset row (keyed by path) now belongs to the new file.
+    /// Fingerprint of the source's first bytes to store with the offset.
     pub fingerprint: Option<Vec<u8>>,
 }
 
@@ -174,10 +175,13 @@ impl Planner {
                         .map_err(io_error(tracked.source.path.as_ref()))?;
             }
             let plan = EpochPlan {
-                fingerprint: (!tracked.retired).then(|| tracked.source.fingerprint.clone()),
+                // A file rotated away keeps its own row (its key is its inode), so that the
+                // next run knows how far it was read under its new name.
+                fingerprint: Some(tracked.source.fingerprint.clone()),
                 epoch,
                 source: id,
                 path: tracked.source.path.clone(),
+                key: tracked.source.key.clone(),
                 start: tracked.planned_to,
                 end,
                 late_before,
@@ -314,6 +318,7 @@ mod tests {
         let meta = handle.metadata().unwrap();
         let source = Source {
             path: file.path().display().to_string(),
+            key: String::new(),
             fingerprint: Vec::new(),
             offset: 0,
             line_count: 0,

@@ -420,6 +420,7 @@ mod tests {
             epoch: 0,
             source: 0,
             path: path.display().to_string(),
+            key: String::new(),
             start,
             end,
             late_before: None,

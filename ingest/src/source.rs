@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use logstats_shared::{LeaseOutcome, SourceOffset, StorageError, Store};
 
-use crate::inputs::file_kind;
+use crate::inputs::{file_id, file_kind, FileId};
 
 /// Bytes of a file's start that identify it (a rotated or truncated file changes them).
 pub const FINGERPRINT_BYTES: u64 = 256;
@@ -57,6 +57,18 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '
         path: path.display().to_string(),
         cause,
     }
+}
+
+/// A source's key in the offsets table: its device and inode. A file keeps its committed
+/// offset under any name (a hard link, `d/../d/a.log`, a rename by rotation, a name that is not
+/// UTF-8); the fingerprint stored with it tells a reused inode from the file it had.
+pub fn source_key(id: FileId) -> String {
+    format!("inode:{}:{}", id.0, id.1)
+}
+
+/// The key [`source_key`] gives the file at `path`.
+pub fn source_key_of(path: &Path) -> io::Result<String> {
+    std::fs::metadata(path).map(|m| source_key(file_id(&m)))
 }
 
 /// FNV-1a, enough to tell files apart by their first bytes.
@@ -161,8 +173,10 @@ impl OpenFiles {
 /// One source file as the job reads it.
 #[derive(Debug, Clone)]
 pub struct Source {
-    /// Canonical path, also the source's key in the offsets table.
+    /// Canonical path, for messages and the rejects file.
     pub path: String,
+    /// The source's key in the offsets table: see [`source_key`].
+    pub key: String,
     /// Fingerprint of the first bytes, stored with the offset.
     pub fingerprint: Vec<u8>,
     /// Committed position to resume from.
@@ -207,16 +221,31 @@ impl Source {
         })?;
         let meta = file.metadata().map_err(io_error(path))?;
         let size = meta.len();
-        let key = canonical.display().to_string();
+        let name = canonical.display().to_string();
+        let key = source_key(file_id(&meta));
         let current = fingerprint(&file, size.min(FINGERPRINT_BYTES)).map_err(io_error(path))?;
-        let stored = acquire_lease(store, &key, &current, job, shutdown)?;
-        let resume_from = stored.filter(|s| {
-            resume == Resume::FromCommitted
-                && same_start(&file, size, &s.fingerprint)
-                && s.byte_offset <= size
-        });
+        let stored = acquire_lease(store, &key, &name, &current, job, shutdown)?;
+        let resumable =
+            |s: &SourceOffset| same_start(&file, size, &s.fingerprint) && s.byte_offset <= size;
+        let mut resume_from = stored.filter(|s| resume == Resume::FromCommitted && resumable(s));
+        if resume == Resume::FromCommitted
+            && resume_from.as_ref().is_none_or(|s| s.byte_offset == 0)
+        {
+            // Committed under another key: by path (before keys were inodes), or under another
+            // device number for the same inode (a remount, a restarted container).
+            let mut earlier = store.source_offsets_like(&format!("inode:%:{}", meta.ino()))?;
+            earlier.extend(store.source_offset(&name)?);
+            let earlier = earlier
+                .into_iter()
+                .filter(|s| s.source != key && resumable(s))
+                .max_by_key(|s| s.byte_offset);
+            if earlier.is_some() {
+                resume_from = earlier;
+            }
+        }
         Ok(Source {
-            path: key,
+            path: name,
+            key,
             fingerprint: current,
             offset: resume_from.as_ref().map_or(0, |s| s.byte_offset),
             line_count: resume_from.as_ref().map_or(0, |s| s.line_count),
@@ -280,6 +309,7 @@ fn is_pseudo_file_system(file: &File) -> bool {
 fn acquire_lease(
     store: &Store,
     key: &str,
+    name: &str,
     fingerprint: &[u8],
     job: &JobId,
     shutdown: &AtomicBool,
@@ -300,7 +330,7 @@ fn acquire_lease(
             LeaseOutcome::Held(holder) => {
                 if last_message.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
                     log::warn!(
-                        "{key} is being ingested by job {} (lease until {}); waiting for it",
+                        "{name} is being ingested by job {} (lease until {}); waiting for it",
                         holder.owner,
                         holder.until
                     );
@@ -310,9 +340,57 @@ fn acquire_lease(
         }
         for _ in 0..10 {
             if shutdown.load(Ordering::Relaxed) {
-                return Err(SourceError::Interrupted(key.to_string()));
+                return Err(SourceError::Interrupted(name.to_string()));
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logstats_shared::testing::backends;
+    use logstats_shared::EpochCommit;
+
+    /// A committed offset found under an older key is resumed from: the path (rows written
+    /// before keys were inodes) or the same inode on another device number (a remount).
+    #[test]
+    fn offsets_committed_under_an_older_key_are_resumed() {
+        for db in backends() {
+            let store = db.connect();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("a.log");
+            std::fs::write(&path, "2024-10-10 12:00:00 c /p 200 1\n".repeat(20)).expect("write");
+            let meta = std::fs::metadata(&path).expect("meta");
+            let file = File::open(&path).expect("open");
+            let name = std::fs::canonicalize(&path).expect("canonical");
+            let older = [
+                (name.display().to_string(), 31 * 3),
+                (format!("inode:{}:{}", meta.dev() + 1, meta.ino()), 31 * 5),
+            ];
+            for (i, (key, offset)) in older.into_iter().enumerate() {
+                let commit = EpochCommit {
+                    sources: vec![SourceOffset {
+                        source: key.clone(),
+                        fingerprint: fingerprint(&file, FINGERPRINT_BYTES).expect("fp"),
+                        byte_offset: offset,
+                        line_count: offset / 31,
+                    }],
+                    ..EpochCommit::default()
+                };
+                store.commit_epoch(&commit).expect("commit");
+                let job = JobId::current();
+                let shutdown = AtomicBool::new(false);
+                let source = Source::open(&path, &store, &job, Resume::FromCommitted, &shutdown)
+                    .expect("open source");
+                assert_eq!(source.key, source_key(file_id(&meta)));
+                // The furthest of the rows committed so far.
+                let expected = [31 * 3, 31 * 5][i];
+                assert_eq!(source.offset, expected, "{db:?} {key}");
+                assert_eq!(source.line_count, expected / 31);
+                store.release_leases(job.as_str()).expect("release");
+            }
         }
     }
 }

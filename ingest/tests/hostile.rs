@@ -299,3 +299,91 @@ fn one_file_under_several_names_in_one_run_is_read_once() {
         assert_eq!(result["accepted"], 1, "{db:?}: {result}");
     }
 }
+
+/// Requests stored, over every customer and day.
+fn stored_requests(db: &logstats_shared::testing::TestDatabase) -> u64 {
+    db.connect()
+        .all_days()
+        .expect("rows")
+        .iter()
+        .map(|(_, _, s)| s.successful + s.failed)
+        .sum()
+}
+
+#[test]
+fn one_file_under_another_name_in_a_later_run_adds_nothing() {
+    for db in backends() {
+        let dir = temp_dir();
+        let logs = dir.path().join("d");
+        std::fs::create_dir(&logs).expect("mkdir");
+        let log = logs.join("a.log");
+        generate(&log, 1000, 9);
+        assert_eq!(ingest_ok(&db, &[s(&log)])["accepted"], 1000, "{db:?}");
+        std::fs::hard_link(&log, dir.path().join("link.log")).expect("hard link");
+        let dotted = logs.join("..").join("d").join("a.log");
+        for name in [dir.path().join("link.log"), dotted, logs.clone()] {
+            let again = ingest_ok(&db, &[s(&name)]);
+            assert_eq!(again["lines"], 0, "{db:?} {}: {again}", name.display());
+        }
+        assert_eq!(stored_requests(&db), 1000);
+    }
+}
+
+#[test]
+fn a_file_renamed_by_rotation_is_recognised_by_the_next_run() {
+    for db in backends() {
+        let dir = temp_dir();
+        let logs = dir.path().join("d");
+        std::fs::create_dir(&logs).expect("mkdir");
+        let app = logs.join("app.log");
+        generate(&app, 1000, 21);
+        let job = spawn(&db.url, &["--follow", s(&logs)]);
+        let wait_for = |n: u64| {
+            let started = Instant::now();
+            while stored_requests(&db) != n {
+                assert!(started.elapsed() < Duration::from_secs(30), "never {n}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        wait_for(1000);
+        // Rotation: the file is renamed (still *.log), its writer finishes a line into it,
+        // and a new file takes the name.
+        let rotated = logs.join("app-1.log");
+        std::fs::rename(&app, &rotated).expect("rename");
+        let mut old = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&rotated)
+            .expect("open");
+        std::io::Write::write_all(&mut old, b"2024-11-09 10:00:00 cust_r /p 200 0.5\n")
+            .expect("append");
+        generate(&app, 500, 22);
+        wait_for(1501);
+        sigterm(&job);
+        let followed = summary(&wait_within(job, Duration::from_secs(10)));
+        assert_eq!(followed["accepted"], 1501, "{db:?}: {followed}");
+        let rerun = ingest_ok(&db, &[s(&logs)]);
+        assert_eq!(rerun["lines"], 0, "{db:?}: {rerun}");
+        // Renamed again while no job runs.
+        std::fs::rename(&rotated, logs.join("app-2.log")).expect("rename");
+        let rerun = ingest_ok(&db, &[s(&logs)]);
+        assert_eq!(rerun["lines"], 0, "{db:?}: {rerun}");
+        assert_eq!(stored_requests(&db), 1501);
+    }
+}
+
+#[test]
+fn files_with_names_that_are_not_utf8_are_each_one_source() {
+    use std::os::unix::ffi::OsStrExt;
+    for db in backends() {
+        let dir = temp_dir();
+        for (name, seed) in [(&b"x\xff.log"[..], 31), (&b"x\xfe.log"[..], 32)] {
+            generate(&dir.path().join(std::ffi::OsStr::from_bytes(name)), 4, seed);
+        }
+        assert_eq!(ingest_ok(&db, &[s(dir.path())])["accepted"], 8, "{db:?}");
+        for _ in 0..3 {
+            let rerun = ingest_ok(&db, &[s(dir.path())]);
+            assert_eq!(rerun["lines"], 0, "{db:?}: {rerun}");
+        }
+        assert_eq!(stored_requests(&db), 8);
+    }
+}

@@ -728,6 +728,17 @@ impl Store {
         })
     }
 
+    /// The committed positions of the sources whose names match the SQL `LIKE` `pattern`.
+    pub fn source_offsets_like(&self, pattern: &str) -> Result<Vec<SourceOffset>, StorageError> {
+        with_backend!(self, conn => {
+            let rows: Vec<SourceOffsetRow> = source_offsets::table
+                .filter(source_offsets::source.like(pattern))
+                .select(SourceOffsetRow::as_select())
+                .load(conn)?;
+            Ok(rows.into_iter().map(SourceOffset::from).collect())
+        })
+    }
+
     /// The newest event time committed (Unix seconds), if any.
     pub fn watermark(&self) -> Result<Option<i64>, StorageError> {
         with_backend!(self, conn => {
