@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use logstats_shared::{EpochCommit, SourceOffset, StorageError, Store};
 
 use crate::planner::EpochPlan;
-use crate::share::{FinishedDeltas, ShareReport};
-use crate::source::{unix_now, JobId, Source, SourceId, LEASE_SECONDS};
+use crate::share::{FinishedDeltas, RejectedLine, ShareReader, ShareReport};
+use crate::source::{unix_now, JobId, OpenFiles, Source, SourceId, LEASE_SECONDS};
 use crate::summary::Totals;
 
 /// First wait before retrying a failed commit; doubled after each failure up to the cap.
@@ -70,13 +70,15 @@ pub struct Leader {
 }
 
 impl Leader {
-    /// A leader committing to `store`, appending rejected lines to `rejects_path` when given.
+    /// A leader committing to `store`, appending rejected lines to `rejects_path` when given
+    /// (read again from `files` when a share kept only some).
     pub fn new(
         store: Store,
         job: JobId,
         shutdown: Arc<AtomicBool>,
         allowed_lateness_secs: i64,
         rejects_path: Option<&Path>,
+        files: OpenFiles,
     ) -> anyhow::Result<Self> {
         let watermark = store.watermark()?;
         let rejects = match rejects_path {
@@ -95,6 +97,7 @@ impl Leader {
             store,
             shutdown,
             rejects,
+            files,
             committed: Arc::clone(&committed),
         };
         let committer = std::thread::Builder::new()
@@ -289,6 +292,8 @@ struct Committer {
     store: Store,
     shutdown: Arc<AtomicBool>,
     rejects: Option<(String, BufWriter<File>)>,
+    /// The open sources, for reading a share again for its rejects.
+    files: OpenFiles,
     committed: Arc<Mutex<Committed>>,
 }
 
@@ -379,6 +384,8 @@ impl Committer {
         }
     }
 
+    /// Appends the epoch's rejected and late lines, numbered. A share that kept only some of
+    /// them is read again, window by window, so that memory never holds more than a window's.
     fn write_rejects(
         &mut self,
         plan: &EpochPlan,
@@ -388,20 +395,40 @@ impl Committer {
         let Some((path, out)) = self.rejects.as_mut() else {
             return Ok(());
         };
+        let written = |e: std::io::Error| anyhow::anyhow!("writing rejects file {path}: {e}");
         let mut first_line_of_share = lines_before;
         for report in reports {
-            for reject in &report.rejects {
-                let line_number = first_line_of_share + reject.line_in_share + 1;
-                writeln!(
-                    out,
-                    "{}:{}: {}: {}",
-                    plan.path, line_number, reject.reason, reject.text
-                )
-                .map_err(|e| anyhow::anyhow!("writing rejects file {path}: {e}"))?;
+            let mut write = |rejects: &[RejectedLine]| {
+                for reject in rejects {
+                    let line_number = first_line_of_share + reject.line_in_share + 1;
+                    writeln!(
+                        out,
+                        "{}:{}: {}: {}",
+                        plan.path, line_number, reject.reason, reject.text
+                    )
+                    .map_err(written)?;
+                }
+                anyhow::Ok(())
+            };
+            if report.rejects_left_out {
+                let mut reader = ShareReader::rereading(self.files.clone());
+                let mut share = reader.begin(plan, report.worker, reports.len());
+                loop {
+                    let done = reader.step(plan, &mut share);
+                    write(&share.take_rejects())?;
+                    if done {
+                        break;
+                    }
+                }
+                let (_, reread) = reader.finish(share);
+                if let Some(e) = reread.error {
+                    anyhow::bail!("reading {} again for its rejected lines: {e}", plan.path);
+                }
+            } else {
+                write(&report.rejects)?;
             }
             first_line_of_share += report.lines_total;
         }
-        out.flush()
-            .map_err(|e| anyhow::anyhow!("writing rejects file {path}: {e}"))
+        out.flush().map_err(written)
     }
 }

@@ -115,6 +115,7 @@ fn run_with_leases(
         Arc::clone(&shutdown),
         config.allowed_lateness_secs,
         config.rejects.as_deref(),
+        open_files.clone(),
     )?;
     let leader_parts = Arc::new(Mutex::new(Some((
         store.clone(),

@@ -387,3 +387,70 @@ fn files_with_names_that_are_not_utf8_are_each_one_source() {
         assert_eq!(stored_requests(&db), 8);
     }
 }
+
+/// Peak resident memory of a running process so far, in bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs the job to its end, sampling its peak RSS; returns the summary and the peak.
+fn run_measured(db_url: &str, args: &[&str]) -> (Value, u64) {
+    let mut child = spawn(db_url, args);
+    let mut peak = 0;
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        peak = peak.max(peak_rss(child.id()).unwrap_or(0));
+        assert!(started.elapsed() < Duration::from_secs(300), "no end");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (summary(&child.wait_with_output().expect("output")), peak)
+}
+
+const MEMORY_BOUND: u64 = 64 << 20;
+
+#[test]
+fn garbage_input_is_read_in_bounded_memory() {
+    for db in backends() {
+        let dir = temp_dir();
+        // 20 MB of `x\n`: 10 million rejected lines (the job held 748 MB for them).
+        let garbage = dir.path().join("garbage.log");
+        std::fs::write(&garbage, b"x\n".repeat(10_000_000)).expect("write");
+        let (result, peak) = run_measured(&db.url, &["--workers", "2", s(&garbage)]);
+        assert_eq!(result["rejected"], 10_000_000, "{db:?}");
+        assert!(peak <= MEMORY_BOUND, "{db:?}: peak RSS {peak} bytes");
+
+        // With a rejects file, every rejected line is written, numbered, in order.
+        let small = dir.path().join("small.log");
+        let mut content = b"x\n".repeat(200_000);
+        content.extend_from_slice(b"2024-10-10 12:00:00 c /p 200 0.1\n");
+        content.extend_from_slice(&b"y\n".repeat(100_000));
+        std::fs::write(&small, &content).expect("write");
+        let rejects = dir.path().join("rejects.txt");
+        let (result, peak) = run_measured(
+            &db.url,
+            &["--workers", "2", "--rejects", s(&rejects), s(&small)],
+        );
+        assert_eq!(result["rejected"], 300_000, "{db:?}");
+        assert_eq!(result["accepted"], 1, "{db:?}");
+        assert!(peak <= MEMORY_BOUND, "{db:?}: peak RSS {peak} bytes");
+        let written = std::fs::read_to_string(&rejects).expect("rejects");
+        let mut count = 0u64;
+        for (i, line) in written.lines().enumerate() {
+            let expected_number = if i < 200_000 { i + 1 } else { i + 2 };
+            let tail = if i < 200_000 { ": x" } else { ": y" };
+            let prefix = format!(
+                "{}:{expected_number}: ",
+                s(&std::fs::canonicalize(&small).expect("canonical"))
+            );
+            assert!(
+                line.starts_with(&prefix) && line.ends_with(tail),
+                "line {i}: {line}"
+            );
+            count += 1;
+        }
+        assert_eq!(count, 300_000);
+    }
+}
