@@ -339,7 +339,7 @@ impl Committer {
     }
 
     /// Commits, retrying with capped exponential backoff while the database is unreachable.
-    /// A lost lease or a corrupt row is not retried.
+    /// A lost lease, a corrupt row or a corrupt database file is not retried.
     fn commit_with_retries(&self, commit: &EpochCommit, plan: &EpochPlan) -> anyhow::Result<usize> {
         let mut delay = RETRY_FIRST;
         let mut failures = 0u64;
@@ -355,9 +355,11 @@ impl Committer {
                     }
                     return Ok(rows);
                 }
-                Err(e @ (StorageError::LeaseLost { .. } | StorageError::CorruptRow { .. })) => {
-                    return Err(e.into())
-                }
+                Err(
+                    e @ (StorageError::LeaseLost { .. }
+                    | StorageError::CorruptRow { .. }
+                    | StorageError::Corrupt(_)),
+                ) => return Err(e.into()),
                 Err(e) => {
                     failures += 1;
                     if self.shutdown.load(Ordering::Relaxed) {

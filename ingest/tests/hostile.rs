@@ -454,3 +454,41 @@ fn garbage_input_is_read_in_bounded_memory() {
         assert_eq!(count, 300_000);
     }
 }
+
+/// Overwrites the start of every page in the second half of a SQLite file: the schema pages
+/// stay readable, the stats pages do not.
+fn corrupt_second_half(path: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let bytes = std::fs::read(path).expect("read db");
+    let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    let pages = bytes.len() / page;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open db");
+    for p in pages / 2..pages {
+        file.seek(SeekFrom::Start((p * page) as u64)).expect("seek");
+        file.write_all(&[0xff; 64]).expect("corrupt");
+    }
+}
+
+#[test]
+fn a_corrupt_sqlite_file_is_an_error_not_an_outage() {
+    let db = logstats_shared::testing::TestDatabase::sqlite();
+    let dir = temp_dir();
+    let first = dir.path().join("first.log");
+    generate(&first, 10_000, 41);
+    assert_eq!(ingest_ok(&db, &[s(&first)])["accepted"], 10_000);
+    let path = db.url.strip_prefix("sqlite://").expect("sqlite URL");
+    corrupt_second_half(Path::new(path));
+    let second = dir.path().join("second.log");
+    generate(&second, 1_000, 42);
+    let output = run_within(&db.url, &[s(&second)], Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: the database is corrupt (database disk image is malformed)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("retrying"), "{stderr}");
+}

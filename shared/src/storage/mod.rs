@@ -80,6 +80,13 @@ pub enum StorageError {
         /// Who holds it now.
         owner: Option<String>,
     },
+    /// The database file is damaged (SQLite's "database disk image is malformed"): retrying
+    /// cannot help.
+    #[error(
+        "the database is corrupt ({0}); restore it from a backup, or move it away and ingest \
+         the logs again"
+    )]
+    Corrupt(String),
     /// Creating the SQLite file or its directory failed.
     #[error("cannot create the SQLite file {path} or its directory: {cause}")]
     Directory {
@@ -94,14 +101,28 @@ pub enum StorageError {
 // a printed chain would say them twice.
 impl From<r2d2::Error> for StorageError {
     fn from(e: r2d2::Error) -> Self {
-        StorageError::Pool(e)
+        match corruption(&e.to_string()) {
+            Some(message) => StorageError::Corrupt(message.to_string()),
+            None => StorageError::Pool(e),
+        }
     }
 }
 
 impl From<diesel::result::Error> for StorageError {
     fn from(e: diesel::result::Error) -> Self {
-        StorageError::Query(e)
+        match corruption(&e.to_string()) {
+            Some(message) => StorageError::Corrupt(message.to_string()),
+            None => StorageError::Query(e),
+        }
     }
+}
+
+/// SQLite's message for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) if `message` holds one:
+/// diesel passes SQLite's text, not its result code.
+fn corruption(message: &str) -> Option<&'static str> {
+    ["database disk image is malformed", "file is not a database"]
+        .into_iter()
+        .find(|m| message.contains(m))
 }
 
 /// Which database a URL points at.
@@ -467,7 +488,13 @@ macro_rules! migrate {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(200 * attempt));
                 }
-                Err(e) => break Err(StorageError::Migration(e.to_string())),
+                Err(e) => {
+                    let message = e.to_string();
+                    break Err(match corruption(&message) {
+                        Some(corrupt) => StorageError::Corrupt(corrupt.to_string()),
+                        None => StorageError::Migration(message),
+                    });
+                }
             }
         }
     }};
