@@ -24,7 +24,7 @@ use crate::commit::Leader;
 use crate::inputs::Inputs;
 use crate::planner::Planner;
 use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
-use crate::summary::{Progress, Summary};
+use crate::summary::{Progress, ReadCounter, Summary};
 
 /// Default size of an epoch: the bytes of input committed together.
 pub const DEFAULT_EPOCH_BYTES: u64 = 128 << 20;
@@ -106,6 +106,7 @@ fn run_with_leases(
         }
     }
     let open_files = OpenFiles::default();
+    let counter = Arc::new(ReadCounter::default());
     let planner = Planner::new(inputs, sources, config.epoch_bytes, open_files.clone());
     // Made before the workers start: a worker that failed to set up would leave the others
     // waiting for its dataflow forever.
@@ -136,15 +137,21 @@ fn run_with_leases(
                 None
             };
             let Some((store, job, planner, leader)) = leader_parts else {
-                let input = dataflow::build(worker, None, open_files.clone());
+                let input = dataflow::build(worker, None, open_files.clone(), Arc::clone(&counter));
                 drop(input);
                 while worker.step_or_park(Some(Duration::from_millis(10))) {}
                 return Ok(None);
             };
             let leader = Rc::new(RefCell::new(leader));
-            let input = dataflow::build(worker, Some(Rc::clone(&leader)), open_files.clone());
+            let input = dataflow::build(
+                worker,
+                Some(Rc::clone(&leader)),
+                open_files.clone(),
+                Arc::clone(&counter),
+            );
             let feed = Feed {
                 config: &config,
+                counter: &counter,
                 store: &store,
                 job: &job,
                 shutdown: &shutdown,
@@ -174,6 +181,7 @@ fn run_with_leases(
 /// in follow mode, and drains the dataflow at the end.
 struct Feed<'a> {
     config: &'a IngestConfig,
+    counter: &'a ReadCounter,
     store: &'a Store,
     job: &'a JobId,
     shutdown: &'a AtomicBool,
@@ -262,7 +270,10 @@ impl Feed<'_> {
             }
             let park = if caught_up { 10 } else { 1 };
             worker.step_or_park(Some(Duration::from_millis(park)));
-            progress.update(&leader.borrow().totals(), planner.pending_bytes());
+            progress.update(
+                self.counter,
+                planner.planned_bytes() + planner.pending_bytes(),
+            );
         }
         if !self.config.follow {
             for (path, bytes) in planner.held_tails() {
@@ -275,7 +286,10 @@ impl Feed<'_> {
         // Commit what has been read, then stop.
         drop(input);
         while worker.step_or_park(Some(Duration::from_millis(1))) {
-            progress.update(&leader.borrow().totals(), planner.pending_bytes());
+            progress.update(
+                self.counter,
+                planner.planned_bytes() + planner.pending_bytes(),
+            );
         }
         progress.finish();
         match failure {

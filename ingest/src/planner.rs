@@ -85,6 +85,8 @@ pub struct Planner {
     epoch_bytes: u64,
     files: OpenFiles,
     tracked: Vec<Tracked>,
+    /// Bytes planned in this run, for progress.
+    planned_bytes: u64,
 }
 
 impl Planner {
@@ -95,6 +97,7 @@ impl Planner {
             epoch_bytes: epoch_bytes.max(1),
             files,
             tracked: Vec::new(),
+            planned_bytes: 0,
         };
         for source in sources {
             planner.track(source);
@@ -122,6 +125,11 @@ impl Planner {
     /// Every source, by id.
     pub fn sources(&self) -> impl Iterator<Item = &Source> {
         self.tracked.iter().map(|t| &t.source)
+    }
+
+    /// Bytes planned in this run, for progress.
+    pub fn planned_bytes(&self) -> u64 {
+        self.planned_bytes
     }
 
     /// Bytes known and not yet planned, for progress.
@@ -188,6 +196,7 @@ impl Planner {
                 watermark_ceiling: unix_now() + WATERMARK_LEAD_SECONDS,
             };
             tracked.planned_to = end;
+            self.planned_bytes += plan.end - plan.start;
             return Ok(Some(plan));
         }
         Ok(None)

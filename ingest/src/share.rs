@@ -6,6 +6,7 @@ use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use logstats_shared::record::{is_blank, parse_line, RejectReason, MAX_LINE_BYTES};
@@ -13,6 +14,7 @@ use logstats_shared::{DayAccumulator, DayStats};
 
 use crate::planner::EpochPlan;
 use crate::source::OpenFiles;
+use crate::summary::ReadCounter;
 
 /// The multiply-rotate hash of rustc (FxHash): the keys here are short customer ids and
 /// (customer, day) pairs from the job's own input, so DoS-resistant hashing buys nothing.
@@ -220,6 +222,8 @@ pub struct ShareReader {
     accumulators: Vec<((u128, i32), DayAccumulator)>,
     /// Rejected lines kept per share.
     kept_rejects: usize,
+    /// Where the bytes and lines read are counted, for the progress bar.
+    counter: Arc<ReadCounter>,
 }
 
 impl ShareReader {
@@ -236,6 +240,11 @@ impl ShareReader {
             kept_rejects: KEPT_REJECTS,
             ..Self::default()
         }
+    }
+
+    /// This reader, counting what it reads into `counter`.
+    pub fn counting_into(self, counter: Arc<ReadCounter>) -> Self {
+        Self { counter, ..self }
     }
 
     /// A reader that reads a share again for its rejected lines, in small windows, keeping
@@ -277,6 +286,7 @@ impl ShareReader {
             return true;
         }
         let window_end = (share.next + self.window_bytes).min(share.end);
+        let lines_before = share.report.lines;
         let read = match self.files.get(plan.source) {
             Some(file) => self.parse_window(plan, &file, share.next, window_end, &mut share.report),
             None => Err(io::Error::new(
@@ -284,6 +294,8 @@ impl ShareReader {
                 "source is not open in this process",
             )),
         };
+        self.counter
+            .add(window_end - share.next, share.report.lines - lines_before);
         share.next = window_end;
         if let Err(e) = read {
             share.report.error = Some(format!("reading {}: {e}", plan.path));

@@ -492,3 +492,53 @@ fn a_corrupt_sqlite_file_is_an_error_not_an_outage() {
     );
     assert!(!stderr.contains("retrying"), "{stderr}");
 }
+
+#[test]
+fn the_progress_bar_on_a_terminal_shows_bytes_read_of_the_bytes_to_read() {
+    let db = logstats_shared::testing::TestDatabase::sqlite();
+    let dir = temp_dir();
+    let log = dir.path().join("big.log");
+    generate(&log, 300_000, 51);
+    let size = std::fs::metadata(&log).expect("size").len();
+    // `script` gives the job a terminal, where the bar is drawn.
+    let command = format!(
+        "{INGEST} --database-url {} --workers 2 --epoch-bytes 1000000 {}",
+        db.url,
+        s(&log)
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run script");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{shown}");
+    let bars: Vec<&str> = shown
+        .split('\r')
+        .filter(|b| b.starts_with('[') && b.contains("lines/s"))
+        .collect();
+    assert!(!bars.is_empty(), "no bar in {shown:?}");
+    let total_mb = format!("/{:.1}", size as f64 / 1e6);
+    let mut last_percent = 0.0;
+    for bar in bars {
+        let fields: Vec<&str> = bar
+            .split(']')
+            .nth(1)
+            .expect("bar")
+            .split_whitespace()
+            .collect();
+        let percent: f64 = fields[0].trim_end_matches('%').parse().expect("percent");
+        let lines: u64 = fields[3].parse().expect("lines");
+        assert!(
+            fields[1].ends_with(&total_mb) && fields[2] == "MB",
+            "{bar} (size {size})"
+        );
+        assert!(percent >= last_percent, "{bar} after {last_percent}%");
+        if percent == 100.0 {
+            assert_eq!(lines, 300_000, "{bar}");
+        }
+        assert!(lines <= 300_000, "{bar}");
+        last_percent = percent;
+    }
+    assert!(shown.contains("lines 300000 | accepted 300000"), "{shown}");
+}
