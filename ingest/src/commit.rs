@@ -359,7 +359,11 @@ impl Committer {
                     e @ (StorageError::LeaseLost { .. }
                     | StorageError::CorruptRow { .. }
                     | StorageError::Corrupt(_)),
-                ) => return Err(e.into()),
+                ) => {
+                    // The lease's source is named by its key (device and inode): say the path.
+                    return Err(anyhow::Error::from(e)
+                        .context(format!("epoch {} of {}", plan.epoch, plan.path)));
+                }
                 Err(e) => {
                     failures += 1;
                     if self.shutdown.load(Ordering::Relaxed) {

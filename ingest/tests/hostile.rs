@@ -487,7 +487,8 @@ fn a_corrupt_sqlite_file_is_an_error_not_an_outage() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("error: the database is corrupt (database disk image is malformed)"),
+        stderr.contains("error: ")
+            && stderr.contains("the database is corrupt (database disk image is malformed)"),
         "{stderr}"
     );
     assert!(!stderr.contains("retrying"), "{stderr}");
