@@ -201,9 +201,11 @@ pub enum Resume {
 }
 
 impl Source {
-    /// Opens `path` and takes its lease for `job`, waiting (with a message) while another live
-    /// job holds it. Resumes from the committed offset when the stored fingerprint still matches
-    /// the file's first bytes; a new, rotated or truncated file is read from its start.
+    /// Opens `path` (a regular file only) and takes the lease of its key (device and inode)
+    /// for `job`, waiting (with a message) while another live job holds it. Resumes from the
+    /// committed offset when the stored fingerprint still matches the file's first bytes, also
+    /// one committed under an older key (the path, or another device number); a new, rewritten
+    /// or truncated file is read from its start.
     pub fn open(
         path: &Path,
         store: &Store,
