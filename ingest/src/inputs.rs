@@ -2,7 +2,8 @@
 //! directories. Each is a regular file, listed once however it is named, never the rejects
 //! file, and never a link out of the directory it was found in.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -84,6 +85,19 @@ impl Inputs {
         }
     }
 
+    /// Adds a file to `found`, once however many names it is found under.
+    fn add(&mut self, found: &mut Found, path: PathBuf, id: FileId) {
+        if let Some(first) = found.add(path.clone(), id) {
+            if first != path && self.warned.insert(path.clone()) {
+                log::info!(
+                    "{}: the same file as {}; read once",
+                    path.display(),
+                    first.display()
+                );
+            }
+        }
+    }
+
     fn rejects_id(&self) -> Option<FileId> {
         let rejects = self.rejects.as_ref()?;
         std::fs::metadata(rejects).ok().map(|m| file_id(&m))
@@ -102,7 +116,7 @@ impl Inputs {
             if Some(file_id(&meta)) == rejects {
                 self.warn_once(path, format_args!("is the rejects file, never an input"));
             } else {
-                found.add(path.to_path_buf(), file_id(&meta));
+                self.add(found, path.to_path_buf(), file_id(&meta));
             }
             return Ok(());
         }
@@ -141,7 +155,7 @@ impl Inputs {
             } else if Some(file_id(&meta)) == rejects {
                 self.warn_once(&log, format_args!("is the rejects file, never an input"));
             } else {
-                found.add(log, file_id(&meta));
+                self.add(found, log, file_id(&meta));
             }
         }
         Ok(())
@@ -152,13 +166,19 @@ impl Inputs {
 #[derive(Default)]
 struct Found {
     files: Vec<PathBuf>,
-    ids: HashSet<FileId>,
+    ids: HashMap<FileId, PathBuf>,
 }
 
 impl Found {
-    fn add(&mut self, path: PathBuf, id: FileId) {
-        if self.ids.insert(id) {
-            self.files.push(path);
+    /// Adds `path`, unless the same file was found under another name: then that name.
+    fn add(&mut self, path: PathBuf, id: FileId) -> Option<PathBuf> {
+        match self.ids.entry(id) {
+            Entry::Occupied(first) => Some(first.get().clone()),
+            Entry::Vacant(slot) => {
+                slot.insert(path.clone());
+                self.files.push(path);
+                None
+            }
         }
     }
 }
