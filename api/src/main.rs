@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use logstats_api::configuration::Settings;
-use logstats_api::startup;
+use logstats_api::{startup, telemetry};
 use logstats_shared::redact::{redact, scrub};
 use logstats_shared::Store;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    telemetry::init();
     let settings = Settings::parse();
     match serve(&settings) {
         Ok(()) => ExitCode::SUCCESS,
