@@ -225,7 +225,16 @@ fn the_rejects_file_is_never_an_input() {
             .open(&log)
             .expect("open");
         std::io::Write::write_all(&mut file, b"bad line 3\n").expect("append");
-        std::thread::sleep(Duration::from_millis(2500));
+        let started = Instant::now();
+        while std::fs::read_to_string(&rejects).map_or(0, |r| r.lines().count()) < 3 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "line 3 never rejected"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Time for the job to read its rejects, if it did.
+        std::thread::sleep(Duration::from_millis(1500));
         sigterm(&job);
         let output = wait_within(job, Duration::from_secs(10));
         let followed = summary(&output);
