@@ -552,3 +552,17 @@ fn the_progress_bar_on_a_terminal_shows_bytes_read_of_the_bytes_to_read() {
     }
     assert!(shown.contains("lines 300000 | accepted 300000"), "{shown}");
 }
+
+#[test]
+fn postgres_over_tls_ingests() {
+    let Some(db) = logstats_shared::testing::TestDatabase::postgres() else {
+        return;
+    };
+    let dir = temp_dir();
+    let log = dir.path().join("a.log");
+    generate(&log, 1000, 61);
+    let url = format!("{}?sslmode=require", db.url);
+    let output = run_within(&url, &[s(&log)], Duration::from_secs(60));
+    assert_eq!(summary(&output)["accepted"], 1000);
+    assert_eq!(stored_requests(&db), 1000);
+}
