@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image with the three logstats binaries; compose.yaml runs the ingest job and the API from it.
-# libpq (pq-sys, bundled_without_openssl) and SQLite (libsqlite3-sys, bundled) are compiled from
-# source by cargo, so neither stage needs -dev packages.
+# libpq with OpenSSL (pq-sys bundled, openssl-sys vendored) and SQLite (libsqlite3-sys, bundled)
+# are compiled from source by cargo (OpenSSL's build needs perl and make, both in the rust image),
+# so neither stage needs -dev packages.
 
 FROM rust:1-bookworm AS builder
 WORKDIR /src

@@ -60,6 +60,7 @@ bench-compare:
 	$(COMPARE_VENV)/bin/python ingest/compare.py $(COMPARE_LOG)
 
 lint:
+	.ci/check-rust-version
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 

@@ -15,7 +15,13 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
 #[command(name = "logstats-api", version, about)]
 pub struct Settings {
     /// Stats database: sqlite://PATH or postgres://USER@HOST:PORT/DB.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    // `--help` shows the variable's name, never its value: it may hold a password.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = DEFAULT_DATABASE_URL
+    )]
     pub database_url: String,
 
     /// Address and port to listen on.

@@ -8,3 +8,4 @@ pub mod freshness;
 pub mod routes;
 pub mod rows;
 pub mod startup;
+pub mod telemetry;

@@ -1,17 +1,32 @@
 //! `logstats-api`: parses the command line, opens the store and serves until SIGINT/SIGTERM.
 
 use std::net::TcpListener;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use logstats_api::configuration::Settings;
-use logstats_api::startup;
-use logstats_shared::storage::redact;
+use logstats_api::{startup, telemetry};
+use logstats_shared::redact::{redact, scrub};
 use logstats_shared::Store;
 
-fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+fn main() -> ExitCode {
+    telemetry::init();
     let settings = Settings::parse();
+    match serve(&settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Libraries may echo part of the URL they were given; never its password.
+            eprintln!(
+                "error: {}",
+                scrub(&format!("{e:#}"), &settings.database_url)
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: &Settings) -> anyhow::Result<()> {
     // Connect (and migrate) before the runtime starts, so nothing blocks an executor thread.
     let store = Store::connect(&settings.database_url, &settings.store_options())
         .with_context(|| format!("opening {}", redact(&settings.database_url)))?;
@@ -22,9 +37,9 @@ fn main() -> anyhow::Result<()> {
         redact(&settings.database_url),
         listener.local_addr()?
     );
-    actix_web::rt::System::new().block_on(async move {
-        startup::run_with(listener, store, settings.workers, settings.memory_budget())?.await
-    })?;
+    let (workers, budget) = (settings.workers, settings.memory_budget());
+    actix_web::rt::System::new()
+        .block_on(async move { startup::run_with(listener, store, workers, budget)?.await })?;
     log::info!("stopped");
     Ok(())
 }

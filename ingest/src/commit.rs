@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -16,8 +17,8 @@ use std::time::{Duration, Instant};
 use logstats_shared::{EpochCommit, SourceOffset, StorageError, Store};
 
 use crate::planner::EpochPlan;
-use crate::share::{FinishedDeltas, ShareReport};
-use crate::source::{unix_now, JobId, Source, SourceId, LEASE_SECONDS};
+use crate::share::{FinishedDeltas, RejectedLine, ShareReader, ShareReport};
+use crate::source::{unix_now, JobId, OpenFiles, Source, SourceId, LEASE_SECONDS};
 use crate::summary::Totals;
 
 /// First wait before retrying a failed commit; doubled after each failure up to the cap.
@@ -69,13 +70,15 @@ pub struct Leader {
 }
 
 impl Leader {
-    /// A leader committing to `store`, appending rejected lines to `rejects_path` when given.
+    /// A leader committing to `store`, appending rejected lines to `rejects_path` when given
+    /// (read again from `files` when a share kept only some).
     pub fn new(
         store: Store,
         job: JobId,
         shutdown: Arc<AtomicBool>,
         allowed_lateness_secs: i64,
         rejects_path: Option<&Path>,
+        files: OpenFiles,
     ) -> anyhow::Result<Self> {
         let watermark = store.watermark()?;
         let rejects = match rejects_path {
@@ -83,13 +86,7 @@ impl Leader {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)?;
                 }
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot open rejects file {}: {e}", path.display())
-                    })?;
+                let file = open_rejects(path)?;
                 Some((path.display().to_string(), BufWriter::new(file)))
             }
             None => None,
@@ -100,6 +97,7 @@ impl Leader {
             store,
             shutdown,
             rejects,
+            files,
             committed: Arc::clone(&committed),
         };
         let committer = std::thread::Builder::new()
@@ -219,7 +217,7 @@ impl Leader {
                 .fingerprint
                 .iter()
                 .map(|fingerprint| SourceOffset {
-                    source: plan.path.clone(),
+                    source: plan.key.clone(),
                     fingerprint: fingerprint.clone(),
                     byte_offset: plan.end,
                     line_count: lines_before + lines_in_epoch,
@@ -268,11 +266,34 @@ impl Leader {
     }
 }
 
+/// Opens (or creates, readable by its owner only: it holds copies of log lines) the rejects
+/// file for appending. It must be a regular file: a FIFO without a reader would block.
+fn open_rejects(path: &Path) -> anyhow::Result<File> {
+    let cannot = |e: &dyn std::fmt::Display| {
+        anyhow::anyhow!("cannot open rejects file {}: {e}", path.display())
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| cannot(&e))?;
+    let meta = file.metadata().map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        let kind = crate::inputs::file_kind(meta.file_type());
+        return Err(cannot(&format_args!("not a regular file ({kind})")));
+    }
+    Ok(file)
+}
+
 /// The committer thread: commits epochs in order, then writes their rejects and totals.
 struct Committer {
     store: Store,
     shutdown: Arc<AtomicBool>,
     rejects: Option<(String, BufWriter<File>)>,
+    /// The open sources, for reading a share again for its rejects.
+    files: OpenFiles,
     committed: Arc<Mutex<Committed>>,
 }
 
@@ -318,7 +339,7 @@ impl Committer {
     }
 
     /// Commits, retrying with capped exponential backoff while the database is unreachable.
-    /// A lost lease or a corrupt row is not retried.
+    /// A lost lease, a corrupt row or a corrupt database file is not retried.
     fn commit_with_retries(&self, commit: &EpochCommit, plan: &EpochPlan) -> anyhow::Result<usize> {
         let mut delay = RETRY_FIRST;
         let mut failures = 0u64;
@@ -334,8 +355,14 @@ impl Committer {
                     }
                     return Ok(rows);
                 }
-                Err(e @ (StorageError::LeaseLost { .. } | StorageError::CorruptRow { .. })) => {
-                    return Err(e.into())
+                Err(
+                    e @ (StorageError::LeaseLost { .. }
+                    | StorageError::CorruptRow { .. }
+                    | StorageError::Corrupt(_)),
+                ) => {
+                    // The lease's source is named by its key (device and inode): say the path.
+                    return Err(anyhow::Error::from(e)
+                        .context(format!("epoch {} of {}", plan.epoch, plan.path)));
                 }
                 Err(e) => {
                     failures += 1;
@@ -363,6 +390,8 @@ impl Committer {
         }
     }
 
+    /// Appends the epoch's rejected and late lines, numbered. A share that kept only some of
+    /// them is read again, window by window, so that memory never holds more than a window's.
     fn write_rejects(
         &mut self,
         plan: &EpochPlan,
@@ -372,20 +401,40 @@ impl Committer {
         let Some((path, out)) = self.rejects.as_mut() else {
             return Ok(());
         };
+        let written = |e: std::io::Error| anyhow::anyhow!("writing rejects file {path}: {e}");
         let mut first_line_of_share = lines_before;
         for report in reports {
-            for reject in &report.rejects {
-                let line_number = first_line_of_share + reject.line_in_share + 1;
-                writeln!(
-                    out,
-                    "{}:{}: {}: {}",
-                    plan.path, line_number, reject.reason, reject.text
-                )
-                .map_err(|e| anyhow::anyhow!("writing rejects file {path}: {e}"))?;
+            let mut write = |rejects: &[RejectedLine]| {
+                for reject in rejects {
+                    let line_number = first_line_of_share + reject.line_in_share + 1;
+                    writeln!(
+                        out,
+                        "{}:{}: {}: {}",
+                        plan.path, line_number, reject.reason, reject.text
+                    )
+                    .map_err(written)?;
+                }
+                anyhow::Ok(())
+            };
+            if report.rejects_left_out {
+                let mut reader = ShareReader::rereading(self.files.clone());
+                let mut share = reader.begin(plan, report.worker, reports.len());
+                loop {
+                    let done = reader.step(plan, &mut share);
+                    write(&share.take_rejects())?;
+                    if done {
+                        break;
+                    }
+                }
+                let (_, reread) = reader.finish(share);
+                if let Some(e) = reread.error {
+                    anyhow::bail!("reading {} again for its rejected lines: {e}", plan.path);
+                }
+            } else {
+                write(&report.rejects)?;
             }
             first_line_of_share += report.lines_total;
         }
-        out.flush()
-            .map_err(|e| anyhow::anyhow!("writing rejects file {path}: {e}"))
+        out.flush().map_err(written)
     }
 }

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use differential_dataflow::difference::{IsZero, Semigroup};
 use differential_dataflow::AsCollection;
@@ -26,6 +27,7 @@ use crate::commit::Leader;
 use crate::planner::EpochPlan;
 use crate::share::{CustomerDay, FinishedDeltas, Share, ShareReader, ShareReport};
 use crate::source::OpenFiles;
+use crate::summary::ReadCounter;
 
 /// The dataflow's time: the input epoch, not the event day (the day is part of the key).
 pub type Epoch = u64;
@@ -59,11 +61,13 @@ enum CommitInput {
 type ShareOutput = Result<(CustomerDay, Epoch, StatsDelta), Box<ShareReport>>;
 
 /// Builds the ingest dataflow on `worker`; returns the input that plans are sent into.
-/// `leader` is `Some` on worker 0 only: the one that commits. `files` holds the open sources.
+/// `leader` is `Some` on worker 0 only: the one that commits. `files` holds the open sources;
+/// `counter` counts what the workers read, for the progress bar.
 pub fn build(
     worker: &mut Worker,
     leader: Option<Rc<RefCell<Leader>>>,
     files: OpenFiles,
+    counter: Arc<ReadCounter>,
 ) -> InputHandleVec<Epoch, EpochPlan> {
     let index = worker.index();
     let peers = worker.peers();
@@ -78,7 +82,7 @@ pub fn build(
                 "ReadShare",
                 move |_capability, info| {
                     let activator = activations.activator_for(info.address);
-                    let mut reader = ShareReader::new(files);
+                    let mut reader = ShareReader::new(files).counting_into(counter);
                     let mut queued: VecDeque<(Capability<Epoch>, EpochPlan)> = VecDeque::new();
                     let mut current: Option<(Capability<Epoch>, EpochPlan, Share)> = None;
                     move |input, output| {

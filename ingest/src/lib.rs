@@ -3,6 +3,7 @@
 pub mod commit;
 pub mod dataflow;
 pub mod generate;
+pub mod inputs;
 pub mod planner;
 pub mod share;
 pub mod source;
@@ -20,9 +21,10 @@ use anyhow::Context;
 use logstats_shared::{Store, StoreOptions};
 
 use crate::commit::Leader;
+use crate::inputs::Inputs;
 use crate::planner::Planner;
-use crate::source::{expand_paths, unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
-use crate::summary::{Progress, Summary};
+use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
+use crate::summary::{Progress, ReadCounter, Summary};
 
 /// Default size of an epoch: the bytes of input committed together.
 pub const DEFAULT_EPOCH_BYTES: u64 = 128 << 20;
@@ -92,7 +94,8 @@ fn run_with_leases(
     shutdown: Arc<AtomicBool>,
     started: Instant,
 ) -> anyhow::Result<Summary> {
-    let files = expand_paths(&config.paths)?;
+    let mut inputs = Inputs::new(config.paths.clone(), config.rejects.clone());
+    let files = inputs.expand()?;
     let sources = files
         .iter()
         .map(|path| Source::open(path, store, job, Resume::FromCommitted, &shutdown))
@@ -103,13 +106,24 @@ fn run_with_leases(
         }
     }
     let open_files = OpenFiles::default();
-    let planner = Planner::new(
-        config.paths.clone(),
-        sources,
-        config.epoch_bytes,
+    let counter = Arc::new(ReadCounter::default());
+    let planner = Planner::new(inputs, sources, config.epoch_bytes, open_files.clone());
+    // Made before the workers start: a worker that failed to set up would leave the others
+    // waiting for its dataflow forever.
+    let leader = Leader::new(
+        store.clone(),
+        job.clone(),
+        Arc::clone(&shutdown),
+        config.allowed_lateness_secs,
+        config.rejects.as_deref(),
         open_files.clone(),
-    );
-    let leader_parts = Arc::new(Mutex::new(Some((store.clone(), job.clone(), planner))));
+    )?;
+    let leader_parts = Arc::new(Mutex::new(Some((
+        store.clone(),
+        job.clone(),
+        planner,
+        leader,
+    ))));
     let config = config.clone();
     let guards = timely::execute(
         timely::Config::process(config.workers.max(1)),
@@ -122,23 +136,22 @@ fn run_with_leases(
             } else {
                 None
             };
-            let Some((store, job, planner)) = leader_parts else {
-                let input = dataflow::build(worker, None, open_files.clone());
+            let Some((store, job, planner, leader)) = leader_parts else {
+                let input = dataflow::build(worker, None, open_files.clone(), Arc::clone(&counter));
                 drop(input);
                 while worker.step_or_park(Some(Duration::from_millis(10))) {}
                 return Ok(None);
             };
-            let leader = Leader::new(
-                store.clone(),
-                job.clone(),
-                Arc::clone(&shutdown),
-                config.allowed_lateness_secs,
-                config.rejects.as_deref(),
-            )?;
             let leader = Rc::new(RefCell::new(leader));
-            let input = dataflow::build(worker, Some(Rc::clone(&leader)), open_files.clone());
+            let input = dataflow::build(
+                worker,
+                Some(Rc::clone(&leader)),
+                open_files.clone(),
+                Arc::clone(&counter),
+            );
             let feed = Feed {
                 config: &config,
+                counter: &counter,
                 store: &store,
                 job: &job,
                 shutdown: &shutdown,
@@ -168,6 +181,7 @@ fn run_with_leases(
 /// in follow mode, and drains the dataflow at the end.
 struct Feed<'a> {
     config: &'a IngestConfig,
+    counter: &'a ReadCounter,
     store: &'a Store,
     job: &'a JobId,
     shutdown: &'a AtomicBool,
@@ -256,7 +270,10 @@ impl Feed<'_> {
             }
             let park = if caught_up { 10 } else { 1 };
             worker.step_or_park(Some(Duration::from_millis(park)));
-            progress.update(&leader.borrow().totals(), planner.pending_bytes());
+            progress.update(
+                self.counter,
+                planner.planned_bytes() + planner.pending_bytes(),
+            );
         }
         if !self.config.follow {
             for (path, bytes) in planner.held_tails() {
@@ -269,7 +286,10 @@ impl Feed<'_> {
         // Commit what has been read, then stop.
         drop(input);
         while worker.step_or_park(Some(Duration::from_millis(1))) {
-            progress.update(&leader.borrow().totals(), planner.pending_bytes());
+            progress.update(
+                self.counter,
+                planner.planned_bytes() + planner.pending_bytes(),
+            );
         }
         progress.finish();
         match failure {

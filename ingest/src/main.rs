@@ -8,15 +8,18 @@ use clap::Parser;
 use logstats_ingest::{
     parse_duration_secs, run, shutdown_on_signals, IngestConfig, DEFAULT_EPOCH_BYTES,
 };
+use logstats_shared::redact::scrub;
 
 /// Turn request logs into per-customer daily stats rows (SQLite or PostgreSQL).
 #[derive(Debug, Parser)]
 #[command(name = "logstats-ingest", version)]
 struct Cli {
     /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    // `--help` shows the variable's name, never its value: it may hold a password.
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://data/logstats.db"
     )]
     database_url: String,
@@ -89,7 +92,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Libraries may echo part of the URL they were given; never its password.
+            eprintln!("error: {}", scrub(&format!("{e:#}"), &config.database_url));
             ExitCode::FAILURE
         }
     }

@@ -4,15 +4,15 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use logstats_shared::Store;
 
+use crate::inputs::Inputs;
 use crate::source::{
-    expand_paths, fingerprint, fingerprint_len, io_error, same_start, unix_now, JobId, OpenFiles,
-    Resume, Source, SourceError, SourceId, FINGERPRINT_BYTES,
+    fingerprint, fingerprint_len, io_error, same_start, unix_now, JobId, OpenFiles, Resume, Source,
+    SourceError, SourceId, FINGERPRINT_BYTES,
 };
 
 /// How far past the wall clock an event time may move the watermark.
@@ -31,6 +31,8 @@ pub struct EpochPlan {
     pub source: SourceId,
     /// Path of the source, for messages.
     pub path: String,
+    /// The source's key in the offsets table.
+    pub key: String,
     /// First byte of the range.
     pub start: u64,
     /// One past the last byte; just after a newline, or the end of a finished file.
@@ -40,8 +42,7 @@ pub struct EpochPlan {
     /// Event times after this (Unix seconds) are counted but do not move the watermark, so one
     /// line from the far future cannot make every later line late.
     pub watermark_ceiling: i64,
-    /// Fingerprint of the source's first bytes to store with the offset; `None` for a file
-    /// rotated away, whose offset row (keyed by path) now belongs to the new file.
+    /// Fingerprint of the source's first bytes to store with the offset.
     pub fingerprint: Option<Vec<u8>>,
 }
 
@@ -80,25 +81,23 @@ impl Tracked {
 
 /// Plans epochs of about `epoch_bytes` (at most 1.5 times that) over the sources, in order.
 pub struct Planner {
-    inputs: Vec<PathBuf>,
+    inputs: Inputs,
     epoch_bytes: u64,
     files: OpenFiles,
     tracked: Vec<Tracked>,
+    /// Bytes planned in this run, for progress.
+    planned_bytes: u64,
 }
 
 impl Planner {
     /// A planner over `sources` (already opened), reading each from its committed offset.
-    pub fn new(
-        inputs: Vec<PathBuf>,
-        sources: Vec<Source>,
-        epoch_bytes: u64,
-        files: OpenFiles,
-    ) -> Self {
+    pub fn new(inputs: Inputs, sources: Vec<Source>, epoch_bytes: u64, files: OpenFiles) -> Self {
         let mut planner = Self {
             inputs,
             epoch_bytes: epoch_bytes.max(1),
             files,
             tracked: Vec::new(),
+            planned_bytes: 0,
         };
         for source in sources {
             planner.track(source);
@@ -126,6 +125,11 @@ impl Planner {
     /// Every source, by id.
     pub fn sources(&self) -> impl Iterator<Item = &Source> {
         self.tracked.iter().map(|t| &t.source)
+    }
+
+    /// Bytes planned in this run, for progress.
+    pub fn planned_bytes(&self) -> u64 {
+        self.planned_bytes
     }
 
     /// Bytes known and not yet planned, for progress.
@@ -179,16 +183,20 @@ impl Planner {
                         .map_err(io_error(tracked.source.path.as_ref()))?;
             }
             let plan = EpochPlan {
-                fingerprint: (!tracked.retired).then(|| tracked.source.fingerprint.clone()),
+                // A file rotated away keeps its own row (its key is its inode), so that the
+                // next run knows how far it was read under its new name.
+                fingerprint: Some(tracked.source.fingerprint.clone()),
                 epoch,
                 source: id,
                 path: tracked.source.path.clone(),
+                key: tracked.source.key.clone(),
                 start: tracked.planned_to,
                 end,
                 late_before,
                 watermark_ceiling: unix_now() + WATERMARK_LEAD_SECONDS,
             };
             tracked.planned_to = end;
+            self.planned_bytes += plan.end - plan.start;
             return Ok(Some(plan));
         }
         Ok(None)
@@ -244,7 +252,7 @@ impl Planner {
             }
         }
         let mut opened = Vec::new();
-        for path in expand_paths_present(&self.inputs) {
+        for path in self.inputs.expand_present() {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
@@ -272,14 +280,6 @@ impl Planner {
         }
         Ok(opened)
     }
-}
-
-/// The paths of `inputs` that exist now (follow mode tolerates files that come and go).
-fn expand_paths_present(inputs: &[PathBuf]) -> Vec<PathBuf> {
-    inputs
-        .iter()
-        .flat_map(|p| expand_paths(std::slice::from_ref(p)).unwrap_or_default())
-        .collect()
 }
 
 /// The position just after the first newline at or after `from - 1`, or `size` when none.
@@ -327,6 +327,7 @@ mod tests {
         let meta = handle.metadata().unwrap();
         let source = Source {
             path: file.path().display().to_string(),
+            key: String::new(),
             fingerprint: Vec::new(),
             offset: 0,
             line_count: 0,
@@ -342,7 +343,12 @@ mod tests {
         let line = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n";
         let content: Vec<u8> = line.repeat(100);
         let (_file, source) = source_over(&content);
-        let mut planner = Planner::new(Vec::new(), vec![source], 1000, OpenFiles::default());
+        let mut planner = Planner::new(
+            Inputs::new(Vec::new(), None),
+            vec![source],
+            1000,
+            OpenFiles::default(),
+        );
         let mut start = 0;
         let mut epoch = 0;
         while let Some(plan) = planner.next_plan(epoch, None).unwrap() {
@@ -360,7 +366,12 @@ mod tests {
         let line = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n";
         let content: Vec<u8> = line.repeat(100);
         let (_file, source) = source_over(&content);
-        let mut planner = Planner::new(Vec::new(), vec![source], 1300, OpenFiles::default());
+        let mut planner = Planner::new(
+            Inputs::new(Vec::new(), None),
+            vec![source],
+            1300,
+            OpenFiles::default(),
+        );
         let mut ranges = Vec::new();
         while let Some(plan) = planner.next_plan(ranges.len() as u64, None).unwrap() {
             ranges.push((plan.start, plan.end));
@@ -373,7 +384,12 @@ mod tests {
     fn a_partial_last_line_is_held() {
         let content = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n2024-10-10 12:00:01 cust";
         let (_file, source) = source_over(content);
-        let mut planner = Planner::new(Vec::new(), vec![source], 1 << 20, OpenFiles::default());
+        let mut planner = Planner::new(
+            Inputs::new(Vec::new(), None),
+            vec![source],
+            1 << 20,
+            OpenFiles::default(),
+        );
         let plan = planner.next_plan(0, None).unwrap().unwrap();
         assert_eq!((plan.start, plan.end), (0, 40));
         assert_eq!(planner.next_plan(1, None).unwrap(), None);
@@ -384,7 +400,12 @@ mod tests {
     fn a_short_fingerprint_grows_with_the_file() {
         let (_file, mut source) = source_over(b"");
         source.fingerprint = fingerprint(&source.file, 0).unwrap();
-        let mut planner = Planner::new(Vec::new(), vec![source], 1 << 20, OpenFiles::default());
+        let mut planner = Planner::new(
+            Inputs::new(Vec::new(), None),
+            vec![source],
+            1 << 20,
+            OpenFiles::default(),
+        );
         let line = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n";
         std::fs::OpenOptions::new()
             .append(true)

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use logstats_shared::record::{is_blank, parse_line, RejectReason, MAX_LINE_BYTES};
@@ -13,6 +14,7 @@ use logstats_shared::{DayAccumulator, DayStats};
 
 use crate::planner::EpochPlan;
 use crate::source::OpenFiles;
+use crate::summary::ReadCounter;
 
 /// The multiply-rotate hash of rustc (FxHash): the keys here are short customer ids and
 /// (customer, day) pairs from the job's own input, so DoS-resistant hashing buys nothing.
@@ -130,6 +132,15 @@ const WINDOW_BYTES: u64 = 1 << 20;
 /// Longest part of a rejected line kept for the rejects file.
 const REJECT_TEXT_BYTES: usize = 200;
 
+/// Rejected lines a share keeps for the rejects file: at most ~250 KB. Past this it only
+/// counts them, and the committer reads the share again to write them (see
+/// [`ShareReader::rereading`]): 100 MB of garbage would otherwise hold 52 million of them.
+const KEPT_REJECTS: usize = 1024;
+
+/// Bytes read at a time when a share is read again for its rejects: a window of garbage
+/// holds at most half as many rejected lines as bytes.
+const REREAD_WINDOW_BYTES: u64 = 64 << 10;
+
 /// A customer and a UTC day (days since 1970-01-01): the key stats are merged by.
 pub type CustomerDay = (String, i32);
 
@@ -169,8 +180,10 @@ pub struct ShareReport {
     pub late: u64,
     /// Newest accepted event time (Unix seconds).
     pub max_event_time: Option<i64>,
-    /// The rejected and late lines.
+    /// The rejected and late lines, the first [`KEPT_REJECTS`] of them.
     pub rejects: Vec<RejectedLine>,
+    /// Whether rejected or late lines were left out of `rejects`.
+    pub rejects_left_out: bool,
     /// Set when the share could not be read.
     pub error: Option<String>,
     /// Wall time from the share's first window to its end, in microseconds (including what
@@ -188,6 +201,13 @@ pub struct Share {
     started: Instant,
 }
 
+impl Share {
+    /// The rejected lines read so far, taken out of the share.
+    pub fn take_rejects(&mut self) -> Vec<RejectedLine> {
+        std::mem::take(&mut self.report.rejects)
+    }
+}
+
 /// Per-worker reading state kept across epochs: the read buffer and the customer interner.
 #[derive(Default)]
 pub struct ShareReader {
@@ -200,6 +220,10 @@ pub struct ShareReader {
     /// entries, so the table stays in the cache.
     days: HashMap<(u128, i32), u32, FastHash>,
     accumulators: Vec<((u128, i32), DayAccumulator)>,
+    /// Rejected lines kept per share.
+    kept_rejects: usize,
+    /// Where the bytes and lines read are counted, for the progress bar.
+    counter: Arc<ReadCounter>,
 }
 
 impl ShareReader {
@@ -213,7 +237,23 @@ impl ShareReader {
         Self {
             files,
             window_bytes: window_bytes.max(1),
+            kept_rejects: KEPT_REJECTS,
             ..Self::default()
+        }
+    }
+
+    /// This reader, counting what it reads into `counter`.
+    pub fn counting_into(self, counter: Arc<ReadCounter>) -> Self {
+        Self { counter, ..self }
+    }
+
+    /// A reader that reads a share again for its rejected lines, in small windows, keeping
+    /// every one: the caller takes them after each [`ShareReader::step`] with
+    /// [`Share::take_rejects`].
+    pub fn rereading(files: OpenFiles) -> Self {
+        Self {
+            kept_rejects: usize::MAX,
+            ..Self::with_window(files, REREAD_WINDOW_BYTES)
         }
     }
 
@@ -246,6 +286,7 @@ impl ShareReader {
             return true;
         }
         let window_end = (share.next + self.window_bytes).min(share.end);
+        let lines_before = share.report.lines;
         let read = match self.files.get(plan.source) {
             Some(file) => self.parse_window(plan, &file, share.next, window_end, &mut share.report),
             None => Err(io::Error::new(
@@ -253,6 +294,8 @@ impl ShareReader {
                 "source is not open in this process",
             )),
         };
+        self.counter
+            .add(window_end - share.next, share.report.lines - lines_before);
         share.next = window_end;
         if let Err(e) = read {
             share.report.error = Some(format!("reading {}: {e}", plan.path));
@@ -325,6 +368,7 @@ impl ShareReader {
             }
         };
         let reaches_range_end = read_to == plan.end;
+        let kept = self.kept_rejects;
         // One newline search over the whole window, not one call per line.
         let first = pos;
         let mut newlines = memchr::memchr_iter(b'\n', &buf[first..]);
@@ -340,9 +384,7 @@ impl ShareReader {
             if next == usize::MAX {
                 report.lines += 1;
                 report.rejected += 1;
-                report
-                    .rejects
-                    .push(rejected(line_in_share, RejectReason::TooLong, line));
+                keep_reject(report, kept, line_in_share, RejectReason::TooLong, line);
                 break;
             }
             pos = next;
@@ -355,9 +397,7 @@ impl ShareReader {
                     let event_time = record.event_time();
                     if plan.late_before.is_some_and(|limit| event_time < limit) {
                         report.late += 1;
-                        report
-                            .rejects
-                            .push(rejected(line_in_share, RejectReason::Late, line));
+                        keep_reject(report, kept, line_in_share, RejectReason::Late, line);
                         continue;
                     }
                     report.accepted += 1;
@@ -390,11 +430,26 @@ impl ShareReader {
                 }
                 Err(reason) => {
                     report.rejected += 1;
-                    report.rejects.push(rejected(line_in_share, reason, line));
+                    keep_reject(report, kept, line_in_share, reason, line);
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Keeps a rejected line for the rejects file, or notes that one was left out.
+fn keep_reject(
+    report: &mut ShareReport,
+    kept: usize,
+    line_in_share: u64,
+    reason: RejectReason,
+    line: &[u8],
+) {
+    if report.rejects.len() < kept {
+        report.rejects.push(rejected(line_in_share, reason, line));
+    } else {
+        report.rejects_left_out = true;
     }
 }
 
@@ -420,6 +475,7 @@ mod tests {
             epoch: 0,
             source: 0,
             path: path.display().to_string(),
+            key: String::new(),
             start,
             end,
             late_before: None,

@@ -4,13 +4,16 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use logstats_shared::{LeaseOutcome, SourceOffset, StorageError, Store};
+
+use crate::inputs::{file_id, file_kind, FileId};
 
 /// Bytes of a file's start that identify it (a rotated or truncated file changes them).
 pub const FINGERPRINT_BYTES: u64 = 256;
@@ -35,6 +38,15 @@ pub enum SourceError {
     /// The stored offsets could not be read.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A FIFO, device, socket or pseudo-file: opening or reading it could block forever or
+    /// never end.
+    #[error("cannot read {path}: not a regular file ({kind})")]
+    NotRegular {
+        /// The path.
+        path: String,
+        /// What it is instead.
+        kind: &'static str,
+    },
     /// Stopped by a signal while waiting for a lease.
     #[error("stopped while waiting for the lease on {0}")]
     Interrupted(String),
@@ -47,24 +59,16 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '
     }
 }
 
-/// Expands the command line's paths: files as given, directories to their `*.log` files (sorted).
-pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
-    let mut files = Vec::new();
-    for path in paths {
-        let meta = std::fs::metadata(path).map_err(io_error(path))?;
-        if meta.is_dir() {
-            let mut logs: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(io_error(path))?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|ext| ext == "log") && p.is_file())
-                .collect();
-            logs.sort();
-            files.extend(logs);
-        } else {
-            files.push(path.clone());
-        }
-    }
-    Ok(files)
+/// A source's key in the offsets table: its device and inode. A file keeps its committed
+/// offset under any name (a hard link, `d/../d/a.log`, a rename by rotation, a name that is not
+/// UTF-8); the fingerprint stored with it tells a reused inode from the file it had.
+pub fn source_key(id: FileId) -> String {
+    format!("inode:{}:{}", id.0, id.1)
+}
+
+/// The key [`source_key`] gives the file at `path`.
+pub fn source_key_of(path: &Path) -> io::Result<String> {
+    std::fs::metadata(path).map(|m| source_key(file_id(&m)))
 }
 
 /// FNV-1a, enough to tell files apart by their first bytes.
@@ -169,8 +173,10 @@ impl OpenFiles {
 /// One source file as the job reads it.
 #[derive(Debug, Clone)]
 pub struct Source {
-    /// Canonical path, also the source's key in the offsets table.
+    /// Canonical path, for messages and the rejects file.
     pub path: String,
+    /// The source's key in the offsets table: see [`source_key`].
+    pub key: String,
     /// Fingerprint of the first bytes, stored with the offset.
     pub fingerprint: Vec<u8>,
     /// Committed position to resume from.
@@ -195,9 +201,11 @@ pub enum Resume {
 }
 
 impl Source {
-    /// Opens `path` and takes its lease for `job`, waiting (with a message) while another live
-    /// job holds it. Resumes from the committed offset when the stored fingerprint still matches
-    /// the file's first bytes; a new, rotated or truncated file is read from its start.
+    /// Opens `path` (a regular file only) and takes the lease of its key (device and inode)
+    /// for `job`, waiting (with a message) while another live job holds it. Resumes from the
+    /// committed offset when the stored fingerprint still matches the file's first bytes, also
+    /// one committed under an older key (the path, or another device number); a new, rewritten
+    /// or truncated file is read from its start.
     pub fn open(
         path: &Path,
         store: &Store,
@@ -206,19 +214,40 @@ impl Source {
         shutdown: &AtomicBool,
     ) -> Result<Source, SourceError> {
         let canonical = std::fs::canonicalize(path).map_err(io_error(path))?;
-        let file = File::open(&canonical).map_err(io_error(path))?;
+        let file = open_regular(&canonical).map_err(|e| match e {
+            OpenError::Io(cause) => io_error(path)(cause),
+            OpenError::NotRegular(kind) => SourceError::NotRegular {
+                path: path.display().to_string(),
+                kind,
+            },
+        })?;
         let meta = file.metadata().map_err(io_error(path))?;
         let size = meta.len();
-        let key = canonical.display().to_string();
+        let name = canonical.display().to_string();
+        let key = source_key(file_id(&meta));
         let current = fingerprint(&file, size.min(FINGERPRINT_BYTES)).map_err(io_error(path))?;
-        let stored = acquire_lease(store, &key, &current, job, shutdown)?;
-        let resume_from = stored.filter(|s| {
-            resume == Resume::FromCommitted
-                && same_start(&file, size, &s.fingerprint)
-                && s.byte_offset <= size
-        });
+        let stored = acquire_lease(store, &key, &name, &current, job, shutdown)?;
+        let resumable =
+            |s: &SourceOffset| same_start(&file, size, &s.fingerprint) && s.byte_offset <= size;
+        let mut resume_from = stored.filter(|s| resume == Resume::FromCommitted && resumable(s));
+        if resume == Resume::FromCommitted
+            && resume_from.as_ref().is_none_or(|s| s.byte_offset == 0)
+        {
+            // Committed under another key: by path (before keys were inodes), or under another
+            // device number for the same inode (a remount, a restarted container).
+            let mut earlier = store.source_offsets_like(&format!("inode:%:{}", meta.ino()))?;
+            earlier.extend(store.source_offset(&name)?);
+            let earlier = earlier
+                .into_iter()
+                .filter(|s| s.source != key && resumable(s))
+                .max_by_key(|s| s.byte_offset);
+            if earlier.is_some() {
+                resume_from = earlier;
+            }
+        }
         Ok(Source {
-            path: key,
+            path: name,
+            key,
             fingerprint: current,
             offset: resume_from.as_ref().map_or(0, |s| s.byte_offset),
             line_count: resume_from.as_ref().map_or(0, |s| s.line_count),
@@ -229,9 +258,60 @@ impl Source {
     }
 }
 
+/// Why [`open_regular`] refused a path.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The I/O error.
+    Io(io::Error),
+    /// Not a regular file; what it is instead.
+    NotRegular(&'static str),
+}
+
+/// Opens `path` for reading if it is a regular file, never blocking: a FIFO without a writer
+/// would block `open` forever (and signals with it), `/dev/zero` would never end, and a
+/// `/proc` or `/sys` file claims size 0 whatever it holds.
+pub fn open_regular(path: &Path) -> Result<File, OpenError> {
+    let meta = std::fs::metadata(path).map_err(OpenError::Io)?;
+    if !meta.is_file() {
+        return Err(OpenError::NotRegular(file_kind(meta.file_type())));
+    }
+    // Non-blocking, in case the path was swapped for a FIFO since: the checks below see it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(OpenError::Io)?;
+    let meta = file.metadata().map_err(OpenError::Io)?;
+    if !meta.is_file() {
+        return Err(OpenError::NotRegular(file_kind(meta.file_type())));
+    }
+    if is_pseudo_file_system(&file) {
+        return Err(OpenError::NotRegular("a /proc or /sys pseudo-file"));
+    }
+    Ok(file)
+}
+
+/// Whether `file` lives on procfs or sysfs, whose files are not logs that grow.
+fn is_pseudo_file_system(file: &File) -> bool {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `file` is an open descriptor and `stat` is large enough for the result.
+    let status = unsafe { libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) };
+    if status != 0 {
+        return false;
+    }
+    // SAFETY: fstatfs succeeded, so it filled `stat`.
+    // `f_type`'s type differs between platforms.
+    #[allow(clippy::unnecessary_cast)]
+    let kind = unsafe { stat.assume_init() }.f_type as i64;
+    kind == PROC_SUPER_MAGIC || kind == SYSFS_MAGIC
+}
+
 fn acquire_lease(
     store: &Store,
     key: &str,
+    name: &str,
     fingerprint: &[u8],
     job: &JobId,
     shutdown: &AtomicBool,
@@ -252,7 +332,7 @@ fn acquire_lease(
             LeaseOutcome::Held(holder) => {
                 if last_message.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
                     log::warn!(
-                        "{key} is being ingested by job {} (lease until {}); waiting for it",
+                        "{name} is being ingested by job {} (lease until {}); waiting for it",
                         holder.owner,
                         holder.until
                     );
@@ -262,9 +342,57 @@ fn acquire_lease(
         }
         for _ in 0..10 {
             if shutdown.load(Ordering::Relaxed) {
-                return Err(SourceError::Interrupted(key.to_string()));
+                return Err(SourceError::Interrupted(name.to_string()));
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logstats_shared::testing::backends;
+    use logstats_shared::EpochCommit;
+
+    /// A committed offset found under an older key is resumed from: the path (rows written
+    /// before keys were inodes) or the same inode on another device number (a remount).
+    #[test]
+    fn offsets_committed_under_an_older_key_are_resumed() {
+        for db in backends() {
+            let store = db.connect();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("a.log");
+            std::fs::write(&path, "2024-10-10 12:00:00 c /p 200 1\n".repeat(20)).expect("write");
+            let meta = std::fs::metadata(&path).expect("meta");
+            let file = File::open(&path).expect("open");
+            let name = std::fs::canonicalize(&path).expect("canonical");
+            let older = [
+                (name.display().to_string(), 31 * 3),
+                (format!("inode:{}:{}", meta.dev() + 1, meta.ino()), 31 * 5),
+            ];
+            for (i, (key, offset)) in older.into_iter().enumerate() {
+                let commit = EpochCommit {
+                    sources: vec![SourceOffset {
+                        source: key.clone(),
+                        fingerprint: fingerprint(&file, FINGERPRINT_BYTES).expect("fp"),
+                        byte_offset: offset,
+                        line_count: offset / 31,
+                    }],
+                    ..EpochCommit::default()
+                };
+                store.commit_epoch(&commit).expect("commit");
+                let job = JobId::current();
+                let shutdown = AtomicBool::new(false);
+                let source = Source::open(&path, &store, &job, Resume::FromCommitted, &shutdown)
+                    .expect("open source");
+                assert_eq!(source.key, source_key(file_id(&meta)));
+                // The furthest of the rows committed so far.
+                let expected = [31 * 3, 31 * 5][i];
+                assert_eq!(source.offset, expected, "{db:?} {key}");
+                assert_eq!(source.line_count, expected / 31);
+                store.release_leases(job.as_str()).expect("release");
+            }
         }
     }
 }

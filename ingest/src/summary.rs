@@ -1,6 +1,7 @@
 //! The run's totals and how they are printed: a progress line on a terminal, a summary at the end.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Counts accumulated over committed epochs.
@@ -85,7 +86,29 @@ impl Summary {
     }
 }
 
-/// A progress line redrawn on stderr at most every 200 ms, only when stderr is a terminal.
+/// Bytes and lines the workers of this process have read in this run, for the progress bar.
+#[derive(Debug, Default)]
+pub struct ReadCounter {
+    bytes: AtomicU64,
+    lines: AtomicU64,
+}
+
+impl ReadCounter {
+    /// Counts a window of `bytes` holding `lines` non-blank lines.
+    pub fn add(&self, bytes: u64, lines: u64) {
+        self.lines.fetch_add(lines, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Release);
+    }
+
+    /// (bytes, lines) read so far: the lines are at least those of the bytes.
+    pub fn get(&self) -> (u64, u64) {
+        let bytes = self.bytes.load(Ordering::Acquire);
+        (bytes, self.lines.load(Ordering::Relaxed))
+    }
+}
+
+/// A progress bar redrawn on stderr at most every 200 ms, only when stderr is a terminal: the
+/// bytes read of the bytes this run has to read (planned, and known but not yet planned).
 pub struct Progress {
     enabled: bool,
     started: Instant,
@@ -93,7 +116,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A progress line, drawn when `wanted` and stderr is a terminal.
+    /// A progress bar, drawn when `wanted` and stderr is a terminal.
     pub fn new(wanted: bool) -> Self {
         Self {
             enabled: wanted && std::io::stderr().is_terminal(),
@@ -102,8 +125,8 @@ impl Progress {
         }
     }
 
-    /// Redraws the line if due.
-    pub fn update(&mut self, totals: &Totals, pending_bytes: u64) {
+    /// Redraws the bar if due: `read` of `to_read` bytes, `lines` lines.
+    pub fn update(&mut self, read: &ReadCounter, to_read: u64) {
         if !self.enabled
             || self
                 .last_drawn
@@ -112,29 +135,52 @@ impl Progress {
             return;
         }
         self.last_drawn = Some(Instant::now());
-        let known = totals.bytes + pending_bytes;
-        let fraction = if known == 0 {
-            1.0
-        } else {
-            totals.bytes as f64 / known as f64
-        };
-        let width = 30;
-        let filled = ((fraction * width as f64) as usize).min(width);
-        let rate = totals.lines as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        eprint!(
-            "\r[{}{}] {:>5.1}% {} lines {:.0} lines/s",
-            "#".repeat(filled),
-            " ".repeat(width - filled),
-            fraction * 100.0,
-            totals.lines,
-            rate
-        );
+        let (bytes, lines) = read.get();
+        eprint!("\r{}", bar(bytes, to_read, lines, self.started.elapsed()));
     }
 
-    /// Clears the line.
+    /// Clears the bar.
     pub fn finish(&mut self) {
         if self.enabled && self.last_drawn.is_some() {
             eprint!("\r{}\r", " ".repeat(80));
         }
+    }
+}
+
+/// The bar's text: `read` of `to_read` bytes, `lines` lines, after `elapsed`.
+fn bar(read: u64, to_read: u64, lines: u64, elapsed: Duration) -> String {
+    let fraction = if to_read == 0 {
+        1.0
+    } else {
+        (read as f64 / to_read as f64).min(1.0)
+    };
+    let width = 30;
+    let filled = ((fraction * width as f64) as usize).min(width);
+    let rate = lines as f64 / elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "[{}{}] {:>5.1}% {:.1}/{:.1} MB {} lines {:.0} lines/s",
+        "#".repeat(filled),
+        " ".repeat(width - filled),
+        fraction * 100.0,
+        read as f64 / 1e6,
+        to_read as f64 / 1e6,
+        lines,
+        rate
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_shows_bytes_read_of_bytes_to_read() {
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            bar(25_000_000, 100_000_000, 500_000, second),
+            "[#######                       ]  25.0% 25.0/100.0 MB 500000 lines 500000 lines/s"
+        );
+        assert!(bar(0, 0, 0, second).contains("100.0%"));
+        assert!(bar(5, 4, 1, second).contains("100.0%"));
     }
 }

@@ -65,7 +65,7 @@ impl Shape {
             Shape::Uniform => (100 + random.next() % 1901) * 1000,
             Shape::Lognormal => (200_000.0 * (0.8 * random.normal()).exp()) as u64,
             Shape::Bimodal => {
-                let (mean, spread) = if random.next() % 5 == 0 {
+                let (mean, spread) = if random.next().is_multiple_of(5) {
                     (1_500_000.0, 200_000.0)
                 } else {
                     (50_000.0, 8_000.0)

@@ -477,7 +477,7 @@ mod tests {
                             // Millisecond and microsecond resolutions, and some repeats.
                             let v =
                                 100_000 + (next() % spread) * if part % 2 == 0 { 1000 } else { 7 };
-                            if next() % 5 == 0 {
+                            if next().is_multiple_of(5) {
                                 250_000
                             } else {
                                 v

@@ -3,6 +3,7 @@
 pub mod digest;
 pub mod latency;
 pub mod record;
+pub mod redact;
 pub mod stats;
 pub mod storage;
 #[cfg(feature = "testing")]

@@ -18,6 +18,8 @@ use diesel::sqlite::SqliteConnection;
 use diesel::upsert::excluded;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+pub use crate::redact::redact;
+use crate::redact::scrub;
 use crate::stats::DayStats;
 pub use models::{date_from_day, day_from_date, SourceOffset};
 use models::{DailyStatsRow, SourceOffsetRow};
@@ -48,8 +50,8 @@ pub enum StorageError {
     Connect {
         /// The URL without credentials.
         url: String,
-        /// What the pool said.
-        cause: r2d2::Error,
+        /// What the pool said, with any echoed password masked.
+        cause: String,
     },
     /// No connection could be taken from the pool in time.
     #[error("database unavailable: {0}")]
@@ -78,8 +80,15 @@ pub enum StorageError {
         /// Who holds it now.
         owner: Option<String>,
     },
-    /// Creating a directory for the SQLite file failed.
-    #[error("cannot create the directory for {path}: {cause}")]
+    /// The database file is damaged (SQLite's "database disk image is malformed"): retrying
+    /// cannot help.
+    #[error(
+        "the database is corrupt ({0}); restore it from a backup, or move it away and ingest \
+         the logs again"
+    )]
+    Corrupt(String),
+    /// Creating the SQLite file or its directory failed.
+    #[error("cannot create the SQLite file {path} or its directory: {cause}")]
     Directory {
         /// The SQLite file.
         path: String,
@@ -92,14 +101,28 @@ pub enum StorageError {
 // a printed chain would say them twice.
 impl From<r2d2::Error> for StorageError {
     fn from(e: r2d2::Error) -> Self {
-        StorageError::Pool(e)
+        match corruption(&e.to_string()) {
+            Some(message) => StorageError::Corrupt(message.to_string()),
+            None => StorageError::Pool(e),
+        }
     }
 }
 
 impl From<diesel::result::Error> for StorageError {
     fn from(e: diesel::result::Error) -> Self {
-        StorageError::Query(e)
+        match corruption(&e.to_string()) {
+            Some(message) => StorageError::Corrupt(message.to_string()),
+            None => StorageError::Query(e),
+        }
     }
+}
+
+/// SQLite's message for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) if `message` holds one:
+/// diesel passes SQLite's text, not its result code.
+fn corruption(message: &str) -> Option<&'static str> {
+    ["database disk image is malformed", "file is not a database"]
+        .into_iter()
+        .find(|m| message.contains(m))
 }
 
 /// Which database a URL points at.
@@ -465,7 +488,13 @@ macro_rules! migrate {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(200 * attempt));
                 }
-                Err(e) => break Err(StorageError::Migration(e.to_string())),
+                Err(e) => {
+                    let message = e.to_string();
+                    break Err(match corruption(&message) {
+                        Some(corrupt) => StorageError::Corrupt(corrupt.to_string()),
+                        None => StorageError::Migration(message),
+                    });
+                }
             }
         }
     }};
@@ -555,6 +584,10 @@ impl Store {
                         })?;
                     }
                 }
+                create_private(path).map_err(|cause| StorageError::Directory {
+                    path: path.to_string(),
+                    cause,
+                })?;
                 let pool = Pool::builder()
                     .max_size(options.pool_size)
                     // Opened at start-up together, connections to a new file contend for its
@@ -568,7 +601,7 @@ impl Store {
                     .build(ConnectionManager::<SqliteConnection>::new(path))
                     .map_err(|cause| StorageError::Connect {
                         url: redact(url),
-                        cause,
+                        cause: scrub(&cause.to_string(), url).into_owned(),
                     })?;
                 Store::Sqlite(pool)
             }
@@ -581,7 +614,7 @@ impl Store {
                     .build(ConnectionManager::<PgConnection>::new(url))
                     .map_err(|cause| StorageError::Connect {
                         url: redact(url),
-                        cause,
+                        cause: scrub(&cause.to_string(), url).into_owned(),
                     })?;
                 Store::Postgres(pool)
             }
@@ -722,6 +755,17 @@ impl Store {
         })
     }
 
+    /// The committed positions of the sources whose names match the SQL `LIKE` `pattern`.
+    pub fn source_offsets_like(&self, pattern: &str) -> Result<Vec<SourceOffset>, StorageError> {
+        with_backend!(self, conn => {
+            let rows: Vec<SourceOffsetRow> = source_offsets::table
+                .filter(source_offsets::source.like(pattern))
+                .select(SourceOffsetRow::as_select())
+                .load(conn)?;
+            Ok(rows.into_iter().map(SourceOffset::from).collect())
+        })
+    }
+
     /// The newest event time committed (Unix seconds), if any.
     pub fn watermark(&self) -> Result<Option<i64>, StorageError> {
         with_backend!(self, conn => {
@@ -842,25 +886,29 @@ impl Store {
     }
 }
 
+/// Creates the SQLite file readable by its owner only, if it does not exist yet: SQLite would
+/// create it world-readable, and its journal files take its mode.
+fn create_private(path: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.is_empty() || path.starts_with(':') || path.starts_with("file:") {
+        return Ok(()); // in memory, or a URI SQLite opens itself
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The file path of a `sqlite://PATH` (or `sqlite:PATH`) URL.
 fn sqlite_path(url: &str) -> &str {
     url.strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url)
-}
-
-/// A URL with any password replaced by `***`, for messages.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((credentials, host)) => match credentials.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -961,14 +1009,5 @@ mod tests {
         ));
         assert_eq!(sqlite_path("sqlite://data/x.db"), "data/x.db");
         assert_eq!(sqlite_path("sqlite:///tmp/x.db"), "/tmp/x.db");
-    }
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

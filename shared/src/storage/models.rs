@@ -89,7 +89,8 @@ impl DailyStatsRow {
 /// How far one source has been committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceOffset {
-    /// The source's identity (its path).
+    /// The source's key: its device and inode (`inode:DEV:INO`), or its path in rows of older
+    /// versions.
     pub source: String,
     /// Fingerprint of the file's first bytes, to notice rotation and truncation.
     pub fingerprint: Vec<u8>,

@@ -1,0 +1,122 @@
+//! No password in anything the real `logstats-api` binary prints: its `serving` line, its
+//! errors, its `--help`, in every URL form.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use logstats_shared::testing::TestDatabase;
+
+const API: &str = env!("CARGO_BIN_EXE_logstats-api");
+const SECRET: &str = "S3cr3tPW";
+
+/// Starts the API on `url`, waits until it is healthy, stops it with SIGTERM and returns what
+/// it printed.
+fn serve_and_stop(url: &str) -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(API)
+        .args([
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            url,
+        ])
+        .args(["--workers", "1"])
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start logstats-api");
+    let started = Instant::now();
+    while ureq::get(&format!("http://127.0.0.1:{port}/health"))
+        .call()
+        .is_err()
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("logstats-api never became healthy");
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut stderr = String::new();
+            let _ = child
+                .stderr
+                .take()
+                .map(|mut s| s.read_to_string(&mut stderr));
+            panic!("logstats-api exited early with {status}: {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let output = child.wait_with_output().expect("wait");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn the_serving_line_shows_no_password() {
+    // PostgreSQL trusts local connections, so any password is accepted and the API serves.
+    let Some(db) = TestDatabase::postgres() else {
+        return;
+    };
+    let (user, rest) = db
+        .url
+        .strip_prefix("postgres://")
+        .and_then(|r| r.split_once('@'))
+        .expect("a postgres://USER@... test URL");
+    for url in [
+        format!("postgres://{user}:{SECRET}@{rest}"),
+        format!("postgres://{user}@{rest}?password={SECRET}"),
+        format!("postgres://{user}@{rest}?sslmode=disable&password={SECRET}"),
+    ] {
+        let shown = serve_and_stop(&url);
+        assert!(shown.contains("serving postgres://"), "{shown}");
+        assert!(!shown.contains(SECRET), "{SECRET} shown in {shown}");
+    }
+}
+
+#[test]
+fn errors_and_help_show_no_password() {
+    for url in [
+        format!("postgres://u:{SECRET}@127.0.0.1:1/db"),
+        format!("postgres://u@127.0.0.1:1/db?password={SECRET}"),
+        "postgres://u:S3cr@3tPW@127.0.0.1:1/db".to_string(),
+        format!("host=127.0.0.1 port=1 password={SECRET}"),
+    ] {
+        let output = Command::new(API)
+            .args(["--database-url", &url, "--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("run logstats-api");
+        assert!(!output.status.success(), "{url}");
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(shown.contains("error: "), "{url}: {shown}");
+        for piece in [SECRET, "3tPW", "S3cr"] {
+            assert!(!shown.contains(piece), "{url}: {piece} shown in {shown}");
+        }
+    }
+    let help = Command::new(API)
+        .arg("--help")
+        .env("DATABASE_URL", format!("postgres://u:{SECRET}@h/db"))
+        .output()
+        .expect("run --help");
+    assert!(help.status.success());
+    let shown = String::from_utf8_lossy(&help.stdout);
+    assert!(shown.contains("DATABASE_URL"), "{shown}");
+    assert!(!shown.contains(SECRET), "{shown}");
+}

@@ -1,0 +1,184 @@
+//! Which files are inputs: the files named on the command line and the `*.log` files of its
+//! directories. Each is a regular file, listed once however it is named, never the rejects
+//! file, and never a link out of the directory it was found in.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::source::{io_error, SourceError};
+
+/// A file's identity on this machine: (device, inode).
+pub type FileId = (u64, u64);
+
+/// The identity of the file `meta` describes.
+pub fn file_id(meta: &std::fs::Metadata) -> FileId {
+    (meta.dev(), meta.ino())
+}
+
+/// What a non-regular file is, for messages.
+pub fn file_kind(file_type: std::fs::FileType) -> &'static str {
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a regular file"
+    }
+}
+
+/// The command line's paths, expanded afresh at every look (follow mode finds new files).
+#[derive(Debug)]
+pub struct Inputs {
+    paths: Vec<PathBuf>,
+    rejects: Option<PathBuf>,
+    /// Paths already warned about, so that follow mode's polls do not repeat themselves.
+    warned: HashSet<PathBuf>,
+}
+
+impl Inputs {
+    /// The inputs named by `paths`; `rejects`, the rejects file, is never one of them.
+    pub fn new(paths: Vec<PathBuf>, rejects: Option<PathBuf>) -> Self {
+        Self {
+            paths,
+            rejects,
+            warned: HashSet::new(),
+        }
+    }
+
+    /// The paths as given.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// Every input file, in order: a missing or unreadable path, or a named file that is not
+    /// a regular file, is an error.
+    pub fn expand(&mut self) -> Result<Vec<PathBuf>, SourceError> {
+        let mut found = Found::default();
+        for path in self.paths.clone() {
+            self.expand_one(&path, &mut found)?;
+        }
+        Ok(found.files)
+    }
+
+    /// The input files that exist now: follow mode tolerates files that come and go.
+    pub fn expand_present(&mut self) -> Vec<PathBuf> {
+        let mut found = Found::default();
+        for path in self.paths.clone() {
+            let _ = self.expand_one(&path, &mut found);
+        }
+        found.files
+    }
+
+    fn warn_once(&mut self, path: &Path, message: std::fmt::Arguments<'_>) {
+        if self.warned.insert(path.to_path_buf()) {
+            log::warn!("{}: {message}; skipped", path.display());
+        }
+    }
+
+    /// Adds a file to `found`, once however many names it is found under.
+    fn add(&mut self, found: &mut Found, path: PathBuf, id: FileId) {
+        if let Some(first) = found.add(path.clone(), id) {
+            if first != path && self.warned.insert(path.clone()) {
+                log::info!(
+                    "{}: the same file as {}; read once",
+                    path.display(),
+                    first.display()
+                );
+            }
+        }
+    }
+
+    fn rejects_id(&self) -> Option<FileId> {
+        let rejects = self.rejects.as_ref()?;
+        std::fs::metadata(rejects).ok().map(|m| file_id(&m))
+    }
+
+    fn expand_one(&mut self, path: &Path, found: &mut Found) -> Result<(), SourceError> {
+        let meta = std::fs::metadata(path).map_err(io_error(path))?;
+        let rejects = self.rejects_id();
+        if !meta.is_dir() {
+            if !meta.is_file() {
+                return Err(SourceError::NotRegular {
+                    path: path.display().to_string(),
+                    kind: file_kind(meta.file_type()),
+                });
+            }
+            if Some(file_id(&meta)) == rejects {
+                self.warn_once(path, format_args!("is the rejects file, never an input"));
+            } else {
+                self.add(found, path.to_path_buf(), file_id(&meta));
+            }
+            return Ok(());
+        }
+        let dir = std::fs::canonicalize(path).map_err(io_error(path))?;
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(io_error(path))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|ext| ext == "log"))
+            .collect();
+        logs.sort();
+        for log in logs {
+            let Ok(link) = std::fs::symlink_metadata(&log) else {
+                continue; // gone since the listing
+            };
+            if link.file_type().is_symlink() {
+                match std::fs::canonicalize(&log) {
+                    Ok(target) if target.starts_with(&dir) => {}
+                    Ok(target) => {
+                        let message = format_args!(
+                            "a link out of {} (to {}), which a directory argument does not follow",
+                            dir.display(),
+                            target.display()
+                        );
+                        self.warn_once(&log, message);
+                        continue;
+                    }
+                    Err(_) => continue, // a dangling link
+                }
+            }
+            let Ok(meta) = std::fs::metadata(&log) else {
+                continue;
+            };
+            if !meta.is_file() {
+                let kind = file_kind(meta.file_type());
+                self.warn_once(&log, format_args!("not a regular file ({kind})"));
+            } else if Some(file_id(&meta)) == rejects {
+                self.warn_once(&log, format_args!("is the rejects file, never an input"));
+            } else {
+                self.add(found, log, file_id(&meta));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Files found so far, each once.
+#[derive(Default)]
+struct Found {
+    files: Vec<PathBuf>,
+    ids: HashMap<FileId, PathBuf>,
+}
+
+impl Found {
+    /// Adds `path`, unless the same file was found under another name: then that name.
+    fn add(&mut self, path: PathBuf, id: FileId) -> Option<PathBuf> {
+        match self.ids.entry(id) {
+            Entry::Occupied(first) => Some(first.get().clone()),
+            Entry::Vacant(slot) => {
+                slot.insert(path.clone());
+                self.files.push(path);
+                None
+            }
+        }
+    }
+}
