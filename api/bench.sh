@@ -8,7 +8,8 @@
 # Settings: BENCH_API_LINES (default 1000000), BENCH_API_CONNECTIONS (default 64),
 # BENCH_API_DURATION (default 10s), BENCH_API_THREADS (default 2), BENCH_API_ARGS (extra flags for
 # logstats-api, e.g. "--pool-size 4"), BENCH_POSTGRES_URL (default
-# postgres://postgres@127.0.0.1:5432/postgres). Everything runs on 127.0.0.1; nothing is installed.
+# postgres://postgres@127.0.0.1:5432/postgres), BENCH_POSTGRES_PARAMS (appended to the benchmark
+# database's URL; default ?sslmode=disable). Everything runs on 127.0.0.1; nothing is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${CARGO_TARGET_DIR:-target}/release
@@ -240,7 +241,7 @@ memory_row="| api memory | sqlite | 1 customer x 3,650 days, 1,023 different \`t
 if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1; then
   pg_db=logstats_apibench_$$
   psql "$pg_admin" -qc "create database $pg_db" >/dev/null
-  bench postgres "${pg_admin%/*}/$pg_db"
+  bench postgres "${pg_admin%/*}/$pg_db${BENCH_POSTGRES_PARAMS-?sslmode=disable}"
   psql "$pg_admin" -qc "drop database $pg_db with (force)" >/dev/null
   pg_db=
 else

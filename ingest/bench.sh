@@ -3,7 +3,9 @@
 # when reachable, a fresh PostgreSQL database, and prints lines/s, MB/s and peak RSS as a table.
 # Each backend is measured BENCH_RUNS times (default 3): the row shows the median and the range.
 # Settings: BENCH_LINES (default 10000000), BENCH_WORKERS (default 2),
-# BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+# BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_POSTGRES_PARAMS
+# (appended to the benchmark database's URL; default ?sslmode=disable: the engine, not TLS, is
+# measured; set it to empty to measure with libpq's default, TLS when the server offers it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${CARGO_TARGET_DIR:-target}/release
@@ -65,7 +67,7 @@ if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null
   fresh_postgres() {
     psql "$pg_admin" -qc "drop database if exists $name with (force)" -qc "create database $name" >/dev/null
   }
-  run postgres fresh_postgres "${pg_admin%/*}/$name"
+  run postgres fresh_postgres "${pg_admin%/*}/$name${BENCH_POSTGRES_PARAMS-?sslmode=disable}"
   psql "$pg_admin" -qc "drop database $name with (force)" >/dev/null
 else
   echo "PostgreSQL not reachable at $pg_admin: skipping the PostgreSQL ingest benchmark" >&2

@@ -24,6 +24,10 @@ pub enum ApiError {
     /// The database could not be reached in time (503); the cause is logged, not shown.
     #[error("database unavailable")]
     DatabaseUnavailable(#[source] StorageError),
+    /// The version round this request waited for could not read the database (503); the
+    /// cause is logged, not shown.
+    #[error("database unavailable")]
+    VersionsUnavailable(std::sync::Arc<str>),
     /// Anything else that went wrong on our side (500); the cause is logged, not shown.
     #[error("internal server error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -67,14 +71,18 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Validation(_) | ApiError::Query(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownCustomer(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
-            ApiError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::DatabaseUnavailable(_) | ApiError::VersionsUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        if let ApiError::VersionsUnavailable(cause) = self {
+            log::error!("{status}: {self}: reading customer versions: {cause}");
+        } else if status.is_server_error() {
             log::error!("{status}: {}", cause_chain(self));
         }
         HttpResponse::build(status).json(ErrorBody {

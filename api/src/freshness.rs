@@ -33,6 +33,8 @@ pub struct Versions {
     pub versions: Arc<HashMap<Box<str>, i64>>,
     /// Set when the round could not read the database: the copy may be old.
     pub error: Option<Arc<str>>,
+    /// When the round ended (`None` before the first).
+    pub finished: Option<Instant>,
 }
 
 impl Versions {
@@ -75,8 +77,12 @@ impl Freshness {
     }
 
     /// Every customer's version, read by a round that started after this call: it includes
-    /// every commit visible when the call was made.
+    /// every commit visible when the call was made. A round that fails after this call began
+    /// answers too, with its error: with the database away, the caller learns it within one
+    /// round (the pool's connection timeout) instead of waiting for a failing round in progress
+    /// and then another.
     pub async fn current(&self) -> Versions {
+        let arrived = Instant::now();
         let needed = self.shared.started.load(Ordering::SeqCst) + 1;
         {
             let mut wanted = lock(&self.shared.wanted);
@@ -86,7 +92,10 @@ impl Freshness {
             }
         }
         let mut versions = self.versions.clone();
-        let current = match versions.wait_for(|v| v.round >= needed).await {
+        let answers = |v: &Versions| {
+            v.round >= needed || (v.error.is_some() && v.finished.is_some_and(|at| at >= arrived))
+        };
+        let current = match versions.wait_for(answers).await {
             Ok(current) => current.clone(),
             // The reading thread is gone (only while shutting down): report, don't hang.
             Err(_) => Versions {
@@ -157,6 +166,7 @@ fn read_rounds(shared: &Shared, store: &Store) {
             round,
             versions: Arc::clone(&versions),
             error,
+            finished: Some(Instant::now()),
         });
         done = round;
     }

@@ -849,6 +849,48 @@ fn memory_stays_bounded_on_years_of_days_and_many_ranges() {
     );
 }
 
+/// With the database away, a request is answered 503 within one connection timeout (5 s), not
+/// two; once it is back, answers are 200 again.
+#[test]
+fn a_database_outage_is_503_within_the_connection_timeout() {
+    let Some(db) = TestDatabase::postgres() else {
+        return;
+    };
+    let requests = generated_requests();
+    store_requests(&db.connect(), &requests);
+    let app = TestApp::spawn(&db.connect());
+    app.stats("cust_1", "from=2024-10-10");
+    db.set_reachable(false);
+    for customer in ["cust_1", "cust_2"] {
+        let started = Instant::now();
+        let (status, body) = app.get(&format!("/customers/{customer}/stats?from=2024-10-10"));
+        let took = started.elapsed();
+        assert_eq!(
+            (status, body),
+            (503, json!({ "error": "database unavailable" }))
+        );
+        assert!(took < Duration::from_secs(7), "503 after {took:?}");
+    }
+    db.set_reachable(true);
+    let started = Instant::now();
+    loop {
+        let (status, body) = app.get("/customers/cust_1/stats?from=2024-10-10");
+        if status == 200 {
+            assert_stats(
+                &body["total"],
+                &select(&requests, "cust_1", "2024-10-10", "2024-10-20"),
+                "after the outage",
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still {status} 30 s after the database came back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn the_binary_serves_and_exits_cleanly_on_sigterm() {
     let db = TestDatabase::sqlite();

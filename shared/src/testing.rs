@@ -110,6 +110,27 @@ impl TestDatabase {
         })
     }
 
+    /// PostgreSQL only: makes the database refuse (and drop) every connection, as an outage
+    /// does, or accept them again. Panics on SQLite or when the server cannot be reached.
+    pub fn set_reachable(&self, reachable: bool) {
+        let Lifetime::Postgres { admin_url, name } = &self.lifetime else {
+            panic!("set_reachable is for PostgreSQL databases");
+        };
+        let mut admin = PgConnection::establish(admin_url).expect("admin connection");
+        diesel::sql_query(format!(
+            "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS {reachable}"
+        ))
+        .execute(&mut admin)
+        .expect("alter database");
+        if !reachable {
+            diesel::sql_query(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ))
+            .execute(&mut admin)
+            .expect("terminate connections");
+        }
+    }
+
     /// Opens a [`Store`] on this database (applying migrations), panicking on failure.
     pub fn connect(&self) -> Store {
         Store::connect(&self.url, &StoreOptions::default())

@@ -69,10 +69,14 @@ pub async fn customer_stats(
     // Every customer's version as of a round that started after this request arrived: any
     // commit visible now is in it (see `crate::freshness`).
     let versions = freshness.current().await;
+    if let Some(error) = versions.error {
+        // The round could not reach the database within the pool's timeout: say so now rather
+        // than wait as long again for this request's own connection.
+        return Err(ApiError::VersionsUnavailable(error));
+    }
     let store = store.into_inner();
-    if versions.error.is_some() || !rows.enabled() {
-        // The versions are unknown (the database is failing) or nothing is copied: read the
-        // range itself, which answers or reports the outage.
+    if !rows.enabled() {
+        // Nothing is copied: read the range itself.
         let body = web::block(move || answer_from_store(&store, &customer, &range)).await??;
         return Ok(json(body));
     }
