@@ -35,7 +35,9 @@ ingest = subprocess.Popen(
     [f"{bin_dir}/logstats-ingest", "--follow", "--json", "--database-url", url, log]
     + os.environ.get("FRESHNESS_INGEST_ARGS", "").split(),
     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-source = os.path.realpath(log)
+# A source is known by its device and inode (see ingest/src/source.rs: source_key).
+_stat = os.stat(log)
+source = f"inode:{_stat.st_dev}:{_stat.st_ino}"
 
 def committed():
     if postgres:
@@ -59,6 +61,7 @@ generator = subprocess.Popen(
 samples = []  # (time, size)
 pending = []
 delays = []
+deadline = time.time() + seconds + 30
 while generator.poll() is None or pending:
     now = time.time()
     if generator.poll() is None:
@@ -72,8 +75,10 @@ while generator.poll() is None or pending:
         else:
             still.append((t, size))
     pending = still
-    if generator.poll() is not None and time.time() - now > 30:
-        break
+    if time.time() > deadline:
+        ingest.kill()
+        sys.exit(f"freshness ({backend}): {len(pending)} samples never committed 30 s after the "
+                 f"last append (committed offset {done} of source {source})")
     time.sleep(0.05)
 
 ingest.send_signal(signal.SIGTERM)
