@@ -849,6 +849,53 @@ fn memory_stays_bounded_on_years_of_days_and_many_ranges() {
     );
 }
 
+/// Days past 4,096 distinct latencies are stored as t-digests: a range of them is answered
+/// within the documented rank bound (0.5 % of n on 31-day ranges; docs/BENCHMARKS.md).
+#[test]
+fn ranges_of_days_past_the_exact_limit_stay_within_the_rank_bound() {
+    for db in backends() {
+        let store = db.connect();
+        let mut random = Random(4_097);
+        let mut all: Vec<u64> = Vec::new();
+        let first = date("2024-10-01");
+        let deltas = (0..31u64)
+            .map(|d| {
+                let mut acc = DayAccumulator::new();
+                for _ in 0..6_000 {
+                    // Microsecond resolution: a day has far more than 4,096 distinct values.
+                    let latency_us = 20_000 + random.below(2_000_000);
+                    acc.add(true, latency_us);
+                    all.push(latency_us);
+                }
+                let day = first + chrono::Days::new(d);
+                ("cust_wide".to_string(), day_from_date(day), acc.finish())
+            })
+            .collect();
+        store
+            .commit_epoch(&EpochCommit {
+                deltas,
+                ..EpochCommit::default()
+            })
+            .expect("commit");
+        all.sort_unstable();
+        let app = TestApp::spawn(&store);
+        let body = app.stats("cust_wide", "from=2024-10-01&to=2024-10-31");
+        let n = all.len() as f64;
+        for (field, q) in [("median_latency", 0.5), ("p99_latency", 0.99)] {
+            let seconds = body["total"][field].as_f64().expect(field);
+            let us = (seconds * 1e6).round() as u64;
+            let below = all.partition_point(|&v| v < us) as f64 / n;
+            let at_or_below = all.partition_point(|&v| v <= us) as f64 / n;
+            let error = (below - q).max(q - at_or_below).max(0.0);
+            assert!(
+                error <= 0.005,
+                "{db:?} {field}: {seconds} s is {:.3} % of n from rank {q}",
+                error * 100.0
+            );
+        }
+    }
+}
+
 /// With the database away, a request is answered 503 within one connection timeout (5 s), not
 /// two; once it is back, answers are 200 again.
 #[test]
