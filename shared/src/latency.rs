@@ -352,48 +352,12 @@ impl Histogram {
         }
     }
 
-    /// The entries of `self` and `other` merged.
-    fn merged(&self, other: &Histogram) -> Vec<(u64, u64)> {
-        let mut out = Vec::with_capacity((self.distinct + other.distinct) as usize);
-        let (mut a, mut b) = (self.iter(), other.iter());
-        let (mut x, mut y) = (a.next(), b.next());
-        loop {
-            match (x, y) {
-                (Some(p), Some(q)) => {
-                    if p.0 < q.0 {
-                        out.push(p);
-                        x = a.next();
-                    } else if q.0 < p.0 {
-                        out.push(q);
-                        y = b.next();
-                    } else {
-                        out.push((p.0, p.1.saturating_add(q.1)));
-                        x = a.next();
-                        y = b.next();
-                    }
-                }
-                (Some(p), None) => {
-                    out.push(p);
-                    out.extend(a);
-                    break;
-                }
-                (None, Some(q)) => {
-                    out.push(q);
-                    out.extend(b);
-                    break;
-                }
-                (None, None) => break,
-            }
-        }
-        out
-    }
-
     /// The entries of every part merged, ascending.
     fn merge_entries(parts: &[&Histogram]) -> Vec<(u64, u64)> {
         match parts {
             [] => Vec::new(),
             [one] => one.iter().collect(),
-            [a, b] => a.merged(b),
+            [a, b] => a.merged_histogram(b).iter().collect(),
             _ => {
                 let mut all: Vec<(u64, u64)> = parts.iter().flat_map(|h| h.iter()).collect();
                 all.sort_unstable_by_key(|e| e.0);

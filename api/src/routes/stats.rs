@@ -205,7 +205,6 @@ fn merged_summary(days: &[&DayStats], unpacked: Option<&[&UnpackedHistogram]>) -
         total.failed += day.failed;
         total.latency_sum_us = total.latency_sum_us.saturating_add(day.latency_sum_us);
     }
-    let latencies: Vec<&Latencies> = days.iter().map(|d| &d.latencies).collect();
     let percentiles = SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let percentiles = unpacked
@@ -213,6 +212,7 @@ fn merged_summary(days: &[&DayStats], unpacked: Option<&[&UnpackedHistogram]>) -
                 UnpackedHistogram::merged_percentiles(unpacked, &SUMMARY_PERCENTILES, &mut scratch)
             })
             .unwrap_or_else(|| {
+                let latencies: Vec<&Latencies> = days.iter().map(|d| &d.latencies).collect();
                 Latencies::merged_percentiles(&latencies, &SUMMARY_PERCENTILES, &mut scratch)
             });
         if scratch.capacity() > SCRATCH_KEPT {
