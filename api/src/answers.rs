@@ -14,6 +14,7 @@ use actix_web::web::Bytes;
 use chrono::NaiveDate;
 
 use crate::domain::{CustomerId, RequestedRange};
+use crate::sync::lock;
 
 /// Default byte budget of remembered answers (`--answer-cache-bytes` overrides; 0 turns it off).
 pub const DEFAULT_ANSWER_BYTES: usize = 16 << 20;
@@ -71,11 +72,6 @@ impl Answers {
         }
     }
 
-    /// Whether answers are remembered at all.
-    pub fn enabled(&self) -> bool {
-        self.budget > 0
-    }
-
     /// The body remembered for `key`, if it was built at the customer's `version`.
     pub fn get(&self, key: &AnswerKey, version: i64) -> Option<Bytes> {
         if self.budget == 0 {
@@ -112,13 +108,6 @@ impl Answers {
     fn lock(&self) -> MutexGuard<'_, Entries> {
         lock(&self.entries)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave a half-written entry behind.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

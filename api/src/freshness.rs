@@ -13,11 +13,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use logstats_shared::Store;
 use tokio::sync::watch;
+
+use crate::sync::lock;
 
 /// Least time between the starts of two rounds. Under load a round is always wanted; spacing
 /// them bounds the database's share of the CPU (each round serves every request that arrived
@@ -112,13 +114,6 @@ impl Drop for Freshness {
         lock(&self.shared.wanted).1 = true;
         self.shared.wake.notify_one();
     }
-}
-
-fn lock(wanted: &Mutex<(u64, bool)>) -> MutexGuard<'_, (u64, bool)> {
-    // Only plain numbers are behind the lock: a panic elsewhere cannot leave them half-written.
-    wanted
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The reading thread: one round whenever a request waits for a round not yet started.

@@ -8,4 +8,5 @@ pub mod freshness;
 pub mod routes;
 pub mod rows;
 pub mod startup;
+mod sync;
 pub mod telemetry;

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::sync::lock;
+
 use chrono::NaiveDate;
 use logstats_shared::latency::UnpackedHistogram;
 use logstats_shared::{DayStats, Latencies, StorageError, Store, VersionedDay};
@@ -279,13 +281,6 @@ impl RowCache {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section leaves the value whole: a panic elsewhere cannot tear it.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
