@@ -358,6 +358,7 @@ impl Committer {
                 Err(
                     e @ (StorageError::LeaseLost { .. }
                     | StorageError::CorruptRow { .. }
+                    | StorageError::Unrepresentable { .. }
                     | StorageError::Corrupt(_)),
                 ) => {
                     // The lease's source is named by its key (device and inode): say the path.

@@ -27,7 +27,7 @@ fn exclusive() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// (successful, failed, latency sum in microseconds) per (customer, day).
-type Totals = BTreeMap<(String, NaiveDate), (u64, u64, u64)>;
+type Totals = BTreeMap<(String, NaiveDate), (u64, u64, u128)>;
 
 fn stored_totals(store: &Store) -> Totals {
     store
@@ -47,7 +47,7 @@ fn expected_totals(log: &Path) -> Totals {
                 (
                     e.successful,
                     e.failed,
-                    e.latencies_ms.iter().sum::<u64>() * 1000,
+                    u128::from(e.latencies_ms.iter().sum::<u64>()) * 1000,
                 ),
             )
         })
@@ -254,7 +254,7 @@ fn follow_freshness(extra_args: &[&str]) {
         assert_eq!((days[0].1.successful, days[0].1.failed), (75, 26));
         assert_eq!(
             days[0].1.latency_sum_us,
-            (0..100).map(|i| i * 1000).sum::<u64>() + 1_250_000
+            (0..100).map(|i| i * 1000).sum::<u128>() + 1_250_000
         );
     }
 }

@@ -566,3 +566,46 @@ fn postgres_over_tls_ingests() {
     assert_eq!(summary(&output)["accepted"], 1000);
     assert_eq!(stored_requests(&db), 1000);
 }
+
+/// Issue 10, row 3: durations no request has (up to 10^9 s) are rejected with their reason;
+/// the day's other requests keep their exact sum and average, however many such lines come.
+#[test]
+fn absurd_durations_are_rejected_and_sums_stay_exact() {
+    for db in backends() {
+        let dir = temp_dir();
+        let log = dir.path().join("a.log");
+        let rejects = dir.path().join("rejects.txt");
+        let mut text = String::new();
+        for i in 0..20_000u32 {
+            text.push_str(&format!(
+                "2024-10-10 12:{:02}:{:02} big /p 200 999999999.999\n",
+                i / 60 % 60,
+                i % 60
+            ));
+        }
+        // Kept: exactly one day, and durations whose exact sum is known.
+        text.push_str("2024-10-10 13:00:00 big /p 200 86400\n");
+        text.push_str("2024-10-10 13:00:01 big /p 500 0.25\n");
+        text.push_str("2024-10-10 13:00:02 big /p 200 86400.0000006\n");
+        std::fs::write(&log, text).expect("write");
+        let result = ingest_ok(&db, &["--rejects", s(&rejects), s(&log)]);
+        assert_eq!(result["accepted"], 2, "{db:?}: {result}");
+        assert_eq!(result["rejected"], 20_001, "{db:?}: {result}");
+        let written = std::fs::read_to_string(&rejects).expect("rejects");
+        assert_eq!(
+            written
+                .lines()
+                .filter(|l| l.contains("duration longer than one day"))
+                .count(),
+            20_001,
+            "{}",
+            &written[..written.len().min(500)]
+        );
+        let days = db.connect().all_days().expect("rows");
+        assert_eq!(days.len(), 1, "{db:?}");
+        let stats = &days[0].2;
+        assert_eq!((stats.successful, stats.failed), (1, 1), "{db:?}");
+        assert_eq!(stats.latency_sum_us, 86_400_250_000, "{db:?}");
+        assert_eq!(stats.summary().average_latency, Some(43_200.125), "{db:?}");
+    }
+}

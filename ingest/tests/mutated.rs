@@ -140,8 +140,18 @@ fn is_valid(raw: &[u8]) -> bool {
     let duration_ok = int.len() <= 9
         && all(int, |b| b.is_ascii_digit())
         && all(frac, |b| b.is_ascii_digit())
-        && int.len() + frac.len() > 0;
+        && int.len() + frac.len() > 0
+        && rounded_micros(int, frac) <= 86_400_000_000;
     date_ok && time_ok && customer_ok && path_ok && status_ok && duration_ok
+}
+
+/// Whole microseconds of the decimal `int.frac` (digits only), rounded half up on the 7th
+/// decimal: the documented rounding, computed digit by digit.
+fn rounded_micros(int: &[u8], frac: &[u8]) -> u64 {
+    let digit = |d: Option<&u8>| d.map_or(0, |&b| u64::from(b - b'0'));
+    let whole = int.iter().fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'));
+    let micros = (0..6).fold(0u64, |n, i| n * 10 + digit(frac.get(i)));
+    whole * 1_000_000 + micros + u64::from(digit(frac.get(6)) >= 5)
 }
 
 fn is_blank(raw: &[u8]) -> bool {

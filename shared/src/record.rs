@@ -62,6 +62,8 @@ pub enum RejectReason {
     InvalidStatus,
     /// Duration is not a finite, non-negative decimal number of seconds.
     InvalidDuration,
+    /// Duration is a number of seconds above [`MAX_DURATION_US`] (one day).
+    DurationTooLong,
     /// Older than the watermark minus the allowed lateness.
     Late,
 }
@@ -79,6 +81,7 @@ impl fmt::Display for RejectReason {
             RejectReason::InvalidDuration => {
                 "invalid duration (expected a finite non-negative decimal number of seconds)"
             }
+            RejectReason::DurationTooLong => "duration longer than one day (86400 s)",
             RejectReason::Late => "late: older than the watermark minus the allowed lateness",
         };
         f.write_str(text)
@@ -200,7 +203,13 @@ fn parse_checked(line: &[u8]) -> Result<Record<'_>, RejectReason> {
         return Err(RejectReason::InvalidUtf8);
     }
     let status = parse_status(status).ok_or(RejectReason::InvalidStatus)?;
-    let latency_us = parse_duration_us(duration).ok_or(RejectReason::InvalidDuration)?;
+    let latency_us = parse_duration_us(duration).ok_or_else(|| {
+        if parse_any_duration_us(duration).is_some() {
+            RejectReason::DurationTooLong
+        } else {
+            RejectReason::InvalidDuration
+        }
+    })?;
     Ok(Record {
         customer,
         day,
@@ -334,12 +343,26 @@ fn parse_status(s: &[u8]) -> Option<u16> {
     (100..=599).contains(&value).then_some(value as u16)
 }
 
-/// Most digits accepted before the decimal point (just under 32 years of seconds).
+/// The longest duration accepted: one day, in microseconds. Longer ones are rejected
+/// ([`RejectReason::DurationTooLong`]): no request of an API lasts a day, and the bound keeps
+/// every customer-day's exact latency sum far inside what the database stores (2^63 µs: more
+/// than 100 million requests of a day each).
+pub const MAX_DURATION_US: u64 = 86_400 * 1_000_000;
+
+/// Most digits read before the decimal point (just under 32 years of seconds), so the
+/// arithmetic below cannot overflow.
 const MAX_DURATION_INTEGER_DIGITS: usize = 9;
 
-/// A decimal number of seconds (`12`, `0.847`, `.5`, `3.`) to microseconds, rounded half up.
-/// Signs, exponents, `inf` and `nan` are not accepted.
+/// A decimal number of seconds (`12`, `0.847`, `.5`, `3.`) to microseconds, rounded half up,
+/// at most [`MAX_DURATION_US`]. Signs, exponents, `inf` and `nan` are not accepted.
+#[inline]
 pub fn parse_duration_us(s: &[u8]) -> Option<u64> {
+    parse_any_duration_us(s).filter(|&us| us <= MAX_DURATION_US)
+}
+
+/// [`parse_duration_us`] without the one-day bound (still under 10^9 s).
+#[inline]
+fn parse_any_duration_us(s: &[u8]) -> Option<u64> {
     // The common millisecond form `S.mmm`.
     if let [a, b'.', b, c, d] = *s {
         let digits = [a, b, c, d].map(|x| u64::from(x.wrapping_sub(b'0')));
@@ -573,7 +596,7 @@ mod tests {
             b"2000-02-29 00:00:00 a.b-c_D /x/y 599 .5",
             b"1999-12-31 00:00:00 c /p 399 3.",
             b"2024-01-01 00:00:00 c /p 200 0.0000015",
-            b"2024-10-10 00:00:00 c /p 200 123456789.9999995",
+            b"2024-10-10 00:00:00 c /p 200 86399.9999995",
         ];
         for base in bases {
             let record = parse_well_formed(base).expect("common lines take the fast path");
@@ -619,6 +642,24 @@ mod tests {
             Some(1_500_000),
             "nine integer digits are fine"
         );
+    }
+
+    #[test]
+    fn durations_past_a_day_are_rejected_with_their_reason() {
+        assert_eq!(parse_duration_us(b"86400"), Some(MAX_DURATION_US));
+        assert_eq!(parse_duration_us(b"86400.0000004"), Some(MAX_DURATION_US));
+        assert_eq!(parse_duration_us(b"86400.0000005"), None);
+        assert_eq!(parse_duration_us(b"86400.000001"), None);
+        for duration in ["999999999.999", "86401", "100000.5"] {
+            let line = format!("2024-10-10 12:50:18 cust_14 /api/v1/resource3 401 {duration}");
+            assert_eq!(
+                parse_line(line.as_bytes()).map(|r| r.latency_us),
+                Err(RejectReason::DurationTooLong),
+                "{duration}"
+            );
+        }
+        let line = b"2024-10-10 12:50:18 cust_14 /api/v1/resource3 401 86400.000";
+        assert_eq!(parse_line(line).map(|r| r.latency_us), Ok(MAX_DURATION_US));
     }
 
     #[test]

@@ -13,8 +13,9 @@ pub struct DayStats {
     pub successful: u64,
     /// Requests with status 400-599.
     pub failed: u64,
-    /// Exact sum of latencies in microseconds.
-    pub latency_sum_us: u64,
+    /// Exact sum of latencies in microseconds (128 bits: sums of years of a whole fleet's
+    /// requests stay exact; a stored row holds at most 2^63 - 1, see `storage`).
+    pub latency_sum_us: u128,
     /// Smallest latency in microseconds (`u64::MAX` when empty).
     pub latency_min_us: u64,
     /// Largest latency in microseconds (0 when empty).
@@ -120,7 +121,7 @@ impl Default for DayStats {
 pub struct DayAccumulator {
     successful: u64,
     failed: u64,
-    latency_sum_us: u64,
+    latency_sum_us: u128,
     /// Latencies in microseconds below 2^32, ascending (after `normalize`).
     latencies_us: Vec<u32>,
     /// Longer latencies in microseconds, ascending (after `normalize`); rare.
@@ -143,7 +144,7 @@ impl DayAccumulator {
         } else {
             self.failed += 1;
         }
-        self.latency_sum_us += latency_us;
+        self.latency_sum_us += u128::from(latency_us);
         match u32::try_from(latency_us) {
             Ok(short) => self.latencies_us.push(short),
             Err(_) => self.long_latencies_us.push(latency_us),

@@ -203,7 +203,7 @@ fn merged_summary(days: &[&DayStats], unpacked: Option<&[&UnpackedHistogram]>) -
     for day in days {
         total.successful += day.successful;
         total.failed += day.failed;
-        total.latency_sum_us = total.latency_sum_us.saturating_add(day.latency_sum_us);
+        total.latency_sum_us += day.latency_sum_us;
     }
     let percentiles = SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();

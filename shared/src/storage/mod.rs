@@ -72,6 +72,17 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
+    /// A merged row holds a number the database cannot store exactly (a count or latency sum
+    /// past 2^63 - 1): the commit is refused rather than store a wrong number.
+    #[error("stats for {customer_id} on {day} cannot be stored exactly: {reason}")]
+    Unrepresentable {
+        /// Customer of the row.
+        customer_id: String,
+        /// Day of the row.
+        day: NaiveDate,
+        /// Which number is too large.
+        reason: String,
+    },
     /// Another job took over a source's lease; this job must not commit it.
     #[error("lease on {source_name} lost to {owner:?}: another ingest job is reading it")]
     LeaseLost {
@@ -413,7 +424,7 @@ macro_rules! merge_and_upsert {
         let rows: Vec<DailyStatsRow> = merged
             .into_iter()
             .map(|((customer, day), stats)| DailyStatsRow::new(customer, day, &stats, version))
-            .collect();
+            .collect::<Result<_, _>>()?;
         conn.upsert_rows(&rows)?;
         let mut touched: Vec<&str> = rows.iter().map(|r| r.customer_id.as_str()).collect();
         touched.sort_unstable();

@@ -50,18 +50,34 @@ fn to_u64(v: i64) -> u64 {
 }
 
 impl DailyStatsRow {
-    pub(super) fn new(customer_id: String, day: NaiveDate, stats: &DayStats, version: i64) -> Self {
-        Self {
-            customer_id,
-            day,
-            successful: to_i64(stats.successful),
-            failed: to_i64(stats.failed),
-            latency_sum_us: to_i64(stats.latency_sum_us),
+    /// The row holding `stats`, or [`StorageError::Unrepresentable`] when a count or the
+    /// latency sum does not fit the column's signed 64 bits: never a clamped, wrong number.
+    pub(super) fn new(
+        customer_id: String,
+        day: NaiveDate,
+        stats: &DayStats,
+        version: i64,
+    ) -> Result<Self, StorageError> {
+        let exact = |value: u128, what: &str| {
+            i64::try_from(value).map_err(|_| StorageError::Unrepresentable {
+                customer_id: customer_id.clone(),
+                day,
+                reason: format!("{what} {value} exceeds 2^63 - 1"),
+            })
+        };
+        Ok(Self {
+            successful: exact(stats.successful.into(), "successful requests")?,
+            failed: exact(stats.failed.into(), "failed requests")?,
+            latency_sum_us: exact(stats.latency_sum_us, "latency sum (µs)")?,
+            // Both are single latencies, at most a day (`record::MAX_DURATION_US`); an empty
+            // day's minimum (u64::MAX) is stored as i64::MAX, as it always was.
             latency_min_us: to_i64(stats.latency_min_us),
             latency_max_us: to_i64(stats.latency_max_us),
             latencies: stats.latencies.encode(),
             version,
-        }
+            customer_id,
+            day,
+        })
     }
 
     pub(super) fn into_stats(self) -> Result<DayStats, StorageError> {
@@ -74,7 +90,7 @@ impl DailyStatsRow {
         Ok(DayStats {
             successful: to_u64(self.successful),
             failed: to_u64(self.failed),
-            latency_sum_us: to_u64(self.latency_sum_us),
+            latency_sum_us: u128::from(to_u64(self.latency_sum_us)),
             latency_min_us: if self.latency_min_us == i64::MAX {
                 u64::MAX
             } else {
