@@ -92,6 +92,9 @@ impl<S> CheckedStream<S> {
     /// Decodes what was read; sets `accepted`, the head deadline, or a refusal.
     fn decode(&mut self) {
         loop {
+            // Where the message being decoded starts: on an error the codec may have taken
+            // some of its bytes already.
+            let unaccepted = self.undecoded.len();
             match self.codec.decode(&mut self.undecoded) {
                 Ok(Some(Message::Item(_))) => {
                     self.head_deadline = None;
@@ -101,6 +104,7 @@ impl<S> CheckedStream<S> {
                 Ok(Some(Message::Chunk(None))) => self.expecting_head = true,
                 Ok(None) => break,
                 Err(error) => {
+                    self.accepted = self.incoming.len() - unaccepted;
                     self.refuse(refusal_of(&error));
                     return;
                 }
@@ -113,12 +117,11 @@ impl<S> CheckedStream<S> {
         }
     }
 
-    /// Stops reading: the dispatcher gets the accepted bytes, then an end of stream; `answer`
-    /// is written when it closes.
+    /// Stops reading: the dispatcher gets the first `accepted` bytes, then an end of stream;
+    /// the JSON answer with `status` and `message` is written when it closes the connection.
     fn refuse(&mut self, (status, message): (StatusCode, String)) {
         let peer = self.peer.map_or_else(|| "?".to_string(), |peer| peer.to_string());
         log::warn!("refused a request from {peer}: {}: {message}", status.as_u16());
-        self.accepted = self.incoming.len() - self.undecoded.len();
         self.incoming.truncate(self.accepted);
         self.undecoded = BytesMut::new();
         self.head_deadline = None;
