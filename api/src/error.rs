@@ -118,7 +118,9 @@ pub fn json_error_body<B>(
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
     if is_json {
-        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
     }
     let (request, original) = response.into_parts();
     let status = original.status();
@@ -197,6 +199,62 @@ mod tests {
             assert_eq!(error.status_code().as_u16(), status, "{error}");
             assert_eq!(body_of(&error), body);
         }
+    }
+
+    #[test]
+    fn actix_error_responses_get_json_bodies() {
+        use actix_web::{middleware::ErrorHandlers, test, web, App};
+        actix_web::rt::System::new().block_on(async {
+            let app = test::init_service(
+                App::new()
+                    .wrap(ErrorHandlers::new().default_handler(json_error_body))
+                    .route(
+                        "/text",
+                        web::get().to(|| async {
+                            HttpResponse::BadGateway()
+                                .insert_header(("x-kept", "yes"))
+                                .body("upstream said no")
+                        }),
+                    )
+                    .route(
+                        "/ours",
+                        web::get().to(|| async { Err::<HttpResponse, _>(ApiError::NoRoute) }),
+                    ),
+            )
+            .await;
+            for (method, path, status, body) in [
+                // actix's own 405 for a method the resource lacks: empty, made JSON.
+                ("POST", "/ours", 405, r#"{"error":"method not allowed"}"#),
+                ("GET", "/text", 502, r#"{"error":"bad gateway"}"#),
+                // Already JSON: untouched.
+                ("GET", "/ours", 404, r#"{"error":"not found"}"#),
+            ] {
+                let request = test::TestRequest::default()
+                    .method(method.parse().expect("a method"))
+                    .uri(path)
+                    .to_request();
+                let response = test::call_service(&app, request).await;
+                assert_eq!(response.status().as_u16(), status, "{method} {path}");
+                assert_eq!(
+                    response
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .map(|v| v.as_bytes()),
+                    Some(b"application/json".as_slice())
+                );
+                if path == "/text" {
+                    assert_eq!(
+                        response.headers().get("x-kept").map(|v| v.as_bytes()),
+                        Some(b"yes".as_slice())
+                    );
+                }
+                assert_eq!(
+                    test::read_body(response).await,
+                    body.as_bytes(),
+                    "{method} {path}"
+                );
+            }
+        });
     }
 
     #[test]

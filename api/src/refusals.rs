@@ -43,8 +43,8 @@ const DRAIN_LIMIT: usize = 256 * 1024;
 /// A TCP connection whose incoming bytes are checked by actix-http's decoder before the
 /// dispatcher sees them (see the module doc).
 ///
-/// Memory: the bytes of one read plus one unfinished request head, which the decoder refuses
-/// past 128 KiB (431), as the dispatcher's own buffer is bounded.
+/// Memory: one read (16 KiB) plus two copies of at most one unfinished request head, which the
+/// decoder refuses past 128 KiB (431), as it does in the dispatcher.
 pub struct CheckedStream<S> {
     io: S,
     peer: Option<SocketAddr>,
@@ -120,8 +120,13 @@ impl<S> CheckedStream<S> {
     /// Stops reading: the dispatcher gets the first `accepted` bytes, then an end of stream;
     /// the JSON answer with `status` and `message` is written when it closes the connection.
     fn refuse(&mut self, (status, message): (StatusCode, String)) {
-        let peer = self.peer.map_or_else(|| "?".to_string(), |peer| peer.to_string());
-        log::warn!("refused a request from {peer}: {}: {message}", status.as_u16());
+        let peer = self
+            .peer
+            .map_or_else(|| "?".to_string(), |peer| peer.to_string());
+        log::warn!(
+            "refused a request from {peer}: {}: {message}",
+            status.as_u16()
+        );
         self.incoming.truncate(self.accepted);
         self.undecoded = BytesMut::new();
         self.head_deadline = None;

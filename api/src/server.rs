@@ -23,7 +23,11 @@ const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves the apps `app` builds (one per worker) on `listener` with `workers` workers (default:
 /// one per core); stops gracefully on SIGINT/SIGTERM or through the returned server's handle.
-pub fn serve<F, T, B>(listener: TcpListener, workers: Option<usize>, app: F) -> std::io::Result<Server>
+pub fn serve<F, T, B>(
+    listener: TcpListener,
+    workers: Option<usize>,
+    app: F,
+) -> std::io::Result<Server>
 where
     F: Fn() -> App<T> + Send + Clone + 'static,
     T: ServiceFactory<

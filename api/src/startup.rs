@@ -15,8 +15,8 @@ use crate::error::{json_error_body, ApiError};
 use crate::freshness::Freshness;
 use crate::openapi::{ApiDocument, ApiFrame};
 use crate::routes;
-use crate::server;
 use crate::rows::{RowCache, DEFAULT_ROW_CACHE_BYTES};
+use crate::server;
 
 /// Byte budgets of the API's memory: the copy of the rows and the remembered answers.
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +86,8 @@ pub fn run_with(
                 ApiError::Query(message).into()
             }))
             .app_data(
-                // The only path parameter is the customer id; actix fails only on undecodable bytes.
+                // The only `web::Path` extractor is the customer id's (`/docs/{asset}` reads its
+                // segment raw); actix fails only on undecodable bytes.
                 web::PathConfig::default().error_handler(|_, _| {
                     ApiError::Validation(ValidationError::InvalidCustomerId).into()
                 }),

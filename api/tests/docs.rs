@@ -48,7 +48,10 @@ fn docs_serve_a_page_whose_assets_are_all_embedded() {
     let csp = page.header("content-security-policy").expect("a CSP");
     assert!(csp.starts_with("default-src 'self';"), "{csp}");
     let html = page.text();
-    assert!(!html.contains("http://") && !html.contains("https://"), "{html}");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
 
     let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/swagger-ui");
     let links = links(&html);
@@ -58,19 +61,29 @@ fn docs_serve_a_page_whose_assets_are_all_embedded() {
         let name = link.strip_prefix("docs/").expect("a link under docs/");
         let response = api.get(&format!("/docs/{name}"));
         assert_eq!(response.status, 200, "{link}");
-        let expected_type = if name.ends_with(".css") { "text/css" } else { "text/javascript" };
+        let expected_type = if name.ends_with(".css") {
+            "text/css"
+        } else {
+            "text/javascript"
+        };
         assert_eq!(response.content_type, expected_type, "{link}");
         let committed = std::fs::read(assets.join(name))
             .or_else(|_| std::fs::read(assets.join("dist").join(name)))
             .expect("the committed file");
-        assert!(response.body == committed, "{link} differs from the committed file");
+        assert!(
+            response.body == committed,
+            "{link} differs from the committed file"
+        );
         let text = response.text();
         for host in CDN_HOSTS {
             assert!(!text.contains(host), "{link} names {host}");
         }
         if name.ends_with(".css") {
             assert!(!text.contains("@import"), "{link} imports a style sheet");
-            assert!(!text.contains("url(http") && !text.contains("url(//"), "{link}");
+            assert!(
+                !text.contains("url(http") && !text.contains("url(//"),
+                "{link}"
+            );
         }
     }
     let init = api.get("/docs/init.js").text();
@@ -130,7 +143,10 @@ fn swagger_ui_renders_the_document_offline_in_chromium() {
         "/health",
         "/openapi.json",
     ] {
-        assert!(dom.contains(rendered), "{rendered} not rendered:\n{dom}\n{log}");
+        assert!(
+            dom.contains(rendered),
+            "{rendered} not rendered:\n{dom}\n{log}"
+        );
     }
     // No script error, no load blocked by the page's content security policy.
     for line in log.lines().filter(|line| line.contains("CONSOLE")) {

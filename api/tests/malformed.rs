@@ -86,7 +86,12 @@ fn refused_requests_get_json_and_a_warning() {
         ),
         (
             "70 KB query string",
-            repeated("GET /health?", "a=b&", 17_500, " HTTP/1.1\r\nHost: x\r\n\r\n"),
+            repeated(
+                "GET /health?",
+                "a=b&",
+                17_500,
+                " HTTP/1.1\r\nHost: x\r\n\r\n",
+            ),
             400,
             &uri_too_long,
         ),
@@ -127,10 +132,7 @@ fn refused_requests_get_json_and_a_warning() {
         assert!(answer.head.contains("connection: close"), "{case}");
         assert_eq!(&answer.json(), *body, "{case}");
     }
-    let bad_content_length = answer(
-        &api,
-        b"GET /health HTTP/1.1\r\nContent-Length: ten\r\n\r\n",
-    );
+    let bad_content_length = answer(&api, b"GET /health HTTP/1.1\r\nContent-Length: ten\r\n\r\n");
     assert_eq!(bad_content_length.status, 400);
     assert!(bad_content_length.json()["error"]
         .as_str()
@@ -138,15 +140,19 @@ fn refused_requests_get_json_and_a_warning() {
 
     // A good request then a bad one on the same connection: the good one is answered, then
     // the bad one, in JSON.
-    let pipelined = answers(&api.raw(
-        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /he\0alth HTTP/1.1\r\nHost: x\r\n\r\n",
-    ));
+    let pipelined =
+        answers(&api.raw(
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /he\0alth HTTP/1.1\r\nHost: x\r\n\r\n",
+        ));
     assert_eq!(pipelined.len(), 2, "{pipelined:?}");
     assert_eq!(
         (pipelined[0].status, pipelined[0].json()),
         (200, json!({ "status": "ok" }))
     );
-    assert_eq!((pipelined[1].status, pipelined[1].json()), (400, bad_token.clone()));
+    assert_eq!(
+        (pipelined[1].status, pipelined[1].json()),
+        (400, bad_token.clone())
+    );
 
     let log = api.stop();
     assert!(!log.contains("ERROR"), "{log}");
@@ -194,7 +200,10 @@ fn a_request_head_that_never_ends_is_408_json() {
         });
         for (elapsed, answers) in [second.join().expect("second"), first.join().expect("first")] {
             assert_eq!(answers.len(), 1, "{answers:?}");
-            assert_eq!((answers[0].status, answers[0].json()), (408, expected.clone()));
+            assert_eq!(
+                (answers[0].status, answers[0].json()),
+                (408, expected.clone())
+            );
             assert!(
                 elapsed >= Duration::from_millis(4900) && elapsed < Duration::from_secs(7),
                 "answered after {elapsed:?}"
@@ -245,7 +254,10 @@ fn unknown_paths_and_methods_are_json_over_raw_http() {
     );
     let answer = answer(&api, &long_query);
     assert_eq!(answer.status, 404, "{answer:?}");
-    assert_eq!(answer.json(), json!({ "error": "no data for customer \"cust_1\"" }));
+    assert_eq!(
+        answer.json(),
+        json!({ "error": "no data for customer \"cust_1\"" })
+    );
     let log = api.stop();
     assert!(!log.contains("ERROR") && !log.contains("refused"), "{log}");
 }

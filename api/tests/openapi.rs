@@ -44,9 +44,10 @@ fn matches_template(template: &str, path: &str) -> bool {
     let (template, path): (Vec<&str>, Vec<&str>) =
         (template.split('/').collect(), path.split('/').collect());
     template.len() == path.len()
-        && template.iter().zip(&path).all(|(t, p)| {
-            (t.starts_with('{') && t.ends_with('}') && !p.is_empty()) || t == p
-        })
+        && template
+            .iter()
+            .zip(&path)
+            .all(|(t, p)| (t.starts_with('{') && t.ends_with('}') && !p.is_empty()) || t == p)
 }
 
 /// Resolves a local `$ref` (`#/components/schemas/Name`) in `document`.
@@ -81,7 +82,10 @@ fn the_document_is_valid_openapi_3() {
     let mut refs = Vec::new();
     references(&doc, &mut refs);
     for reference in &refs {
-        assert!(resolve(&doc, reference).is_some(), "dangling $ref {reference}");
+        assert!(
+            resolve(&doc, reference).is_some(),
+            "dangling $ref {reference}"
+        );
     }
     let paths = doc["paths"].as_object().expect("paths");
     assert!(!paths.is_empty());
@@ -89,15 +93,24 @@ fn the_document_is_valid_openapi_3() {
     for (template, item) in paths {
         let item = item.as_object().expect("a path item");
         for (method, operation) in item {
-            assert!(OPERATION_METHODS.contains(&method.as_str()), "{template}: {method}");
+            assert!(
+                OPERATION_METHODS.contains(&method.as_str()),
+                "{template}: {method}"
+            );
             assert!(operation_ids.insert(operation["operationId"].to_string()));
-            assert!(operation["summary"].is_string(), "{method} {template}: no summary");
+            assert!(
+                operation["summary"].is_string(),
+                "{method} {template}: no summary"
+            );
             // Every `{name}` of the template is a required path parameter, and no other.
             let names: BTreeSet<&str> = template
                 .split('/')
                 .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
                 .collect();
-            let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+            let parameters = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let in_path: BTreeSet<&str> = parameters
                 .iter()
                 .filter(|p| p["in"] == "path")
@@ -108,7 +121,10 @@ fn the_document_is_valid_openapi_3() {
                 .collect();
             assert_eq!(in_path, names, "{method} {template}");
             for parameter in &parameters {
-                assert!(parameter["description"].is_string(), "{template}: {parameter}");
+                assert!(
+                    parameter["description"].is_string(),
+                    "{template}: {parameter}"
+                );
                 assert!(parameter["schema"].is_object(), "{template}: {parameter}");
             }
             // Every error response is documented as {"error": "..."} JSON.
@@ -209,15 +225,27 @@ fn every_route_served_is_documented_and_every_documented_route_is_served() {
         }
         let response = api.get(&path);
         let documented = &operation["responses"][response.status.to_string()];
-        assert!(documented.is_object(), "GET {path}: undocumented {}", response.status);
-        let content = documented["content"].as_object().expect("documented content");
+        assert!(
+            documented.is_object(),
+            "GET {path}: undocumented {}",
+            response.status
+        );
+        let content = documented["content"]
+            .as_object()
+            .expect("documented content");
         let content_type = response.content_type.as_str();
-        assert!(content.contains_key(content_type), "GET {path}: {content_type}");
+        assert!(
+            content.contains_key(content_type),
+            "GET {path}: {content_type}"
+        );
     }
 
     // The examples of the stats route name a seeded customer and day: it answers 200.
     assert!(SEEDED_CUSTOMERS.contains(&"cust_22") && SEEDED_DAYS.contains(&"2024-10-10"));
-    assert_eq!(api.get("/customers/cust_22/stats?from=2024-10-10").status, 200);
+    assert_eq!(
+        api.get("/customers/cust_22/stats?from=2024-10-10").status,
+        200
+    );
 }
 
 #[test]
@@ -249,15 +277,28 @@ fn other_methods_are_405_json_with_allow_and_unknown_paths_404_json() {
     ] {
         let response = api.call(method, path);
         assert_eq!(response.status, 404, "{method} {path}");
-        assert_eq!(response.json(), json!({ "error": "not found" }), "{method} {path}");
+        assert_eq!(
+            response.json(),
+            json!({ "error": "not found" }),
+            "{method} {path}"
+        );
     }
 }
 
 #[test]
 fn templates_match_paths_segment_by_segment() {
-    assert!(matches_template("/customers/{customer_id}/stats", "/customers/c/stats?from=x"));
-    assert!(!matches_template("/customers/{customer_id}/stats", "/customers//stats"));
-    assert!(!matches_template("/customers/{customer_id}/stats", "/customers?from=x"));
+    assert!(matches_template(
+        "/customers/{customer_id}/stats",
+        "/customers/c/stats?from=x"
+    ));
+    assert!(!matches_template(
+        "/customers/{customer_id}/stats",
+        "/customers//stats"
+    ));
+    assert!(!matches_template(
+        "/customers/{customer_id}/stats",
+        "/customers?from=x"
+    ));
     assert!(matches_template("/health", "/health"));
     assert!(!matches_template("/docs", "/docs/init.js"));
 }

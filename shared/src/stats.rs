@@ -273,7 +273,10 @@ pub struct StatsSummary {
     /// Requests with status 400-599.
     pub failed_requests: u64,
     /// successful / total x 100, in percent; null without requests.
-    #[cfg_attr(feature = "openapi", schema(required = true, minimum = 0, maximum = 100))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, minimum = 0, maximum = 100)
+    )]
     pub uptime: Option<f64>,
     /// Exact mean latency in seconds, rounded to the microsecond; null without requests.
     #[cfg_attr(feature = "openapi", schema(required = true, minimum = 0))]

@@ -22,13 +22,25 @@ use crate::rows::{DayRow, Loaded, RowCache};
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
-    /// First day of the range (UTC, inclusive), `YYYY-MM-DD`. Required: without it the answer is
-    /// a 400.
-    #[param(required = true, value_type = String, format = Date, example = "2024-10-10")]
+    /// First day of the range (UTC, inclusive), `YYYY-MM-DD`, year 0001-9999. Required: without
+    /// it the answer is a 400.
+    #[param(
+        required = true,
+        value_type = String,
+        format = Date,
+        pattern = "^(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}$",
+        example = "2024-10-10"
+    )]
     pub from: Option<String>,
-    /// Last day of the range (UTC, inclusive), `YYYY-MM-DD`, not before `from`; default: the last
-    /// day with data.
-    #[param(required = false, value_type = String, format = Date, example = "2024-11-09")]
+    /// Last day of the range (UTC, inclusive), `YYYY-MM-DD`, year 0001-9999, not before `from`;
+    /// default: the last day with data.
+    #[param(
+        required = false,
+        value_type = String,
+        format = Date,
+        pattern = "^(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}$",
+        example = "2024-11-09"
+    )]
     pub to: Option<String>,
 }
 

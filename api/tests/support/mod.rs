@@ -30,7 +30,11 @@ pub fn seed(db: &TestDatabase) {
                 day_stats.add(i % 4 != 0, (i + 1) * 1000);
             }
             let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").expect("a seeded day");
-            deltas.push((customer.to_string(), day_from_date(date), day_stats.finish()));
+            deltas.push((
+                customer.to_string(),
+                day_from_date(date),
+                day_stats.finish(),
+            ));
         }
     }
     db.connect()
@@ -125,7 +129,10 @@ impl Api {
     pub fn stop(mut self) -> String {
         let pid = self.child.id().to_string();
         let kill = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(kill.is_ok_and(|status| status.success()), "kill -TERM {pid}");
+        assert!(
+            kill.is_ok_and(|status| status.success()),
+            "kill -TERM {pid}"
+        );
         let status = self.child.wait().expect("wait for logstats-api");
         assert!(status.success(), "logstats-api exited with {status}");
         self.stderr()
