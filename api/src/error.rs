@@ -216,15 +216,16 @@ mod tests {
                                 .body("upstream said no")
                         }),
                     )
-                    .route(
-                        "/ours",
+                    .service(web::resource("/ours").route(
                         web::get().to(|| async { Err::<HttpResponse, _>(ApiError::NoRoute) }),
-                    ),
+                    )),
             )
             .await;
             for (method, path, status, body) in [
-                // actix's own 405 for a method the resource lacks: empty, made JSON.
+                // actix's own answers, empty, made JSON: a resource without the method, no
+                // resource at all.
                 ("POST", "/ours", 405, r#"{"error":"method not allowed"}"#),
+                ("GET", "/missing", 404, r#"{"error":"not found"}"#),
                 ("GET", "/text", 502, r#"{"error":"bad gateway"}"#),
                 // Already JSON: untouched.
                 ("GET", "/ours", 404, r#"{"error":"not found"}"#),
