@@ -1,6 +1,8 @@
 //! The API's one error type and its one mapping to HTTP statuses and `{"error": "..."}` bodies.
 
-use actix_web::http::StatusCode;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use logstats_shared::StorageError;
 
@@ -21,6 +23,14 @@ pub enum ApiError {
     /// No route matches the request (404).
     #[error("not found")]
     NoRoute,
+    /// The path exists but not with this method (405); `allow` lists the methods it has.
+    #[error("method {method} not allowed here (allowed: {allow})")]
+    MethodNotAllowed {
+        /// The request's method.
+        method: actix_web::http::Method,
+        /// The path's methods, as the `Allow` header gives them.
+        allow: String,
+    },
     /// The database could not be reached in time (503); the cause is logged, not shown.
     #[error("database unavailable")]
     DatabaseUnavailable(#[source] StorageError),
@@ -60,9 +70,10 @@ impl From<actix_web::error::BlockingError> for ApiError {
 }
 
 /// The JSON body of every error response.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, for people.
+    #[schema(example = "missing query parameter `from` (expected YYYY-MM-DD)")]
     pub error: String,
 }
 
@@ -71,6 +82,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Validation(_) | ApiError::Query(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownCustomer(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::DatabaseUnavailable(_) | ApiError::VersionsUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -85,10 +97,48 @@ impl ResponseError for ApiError {
         } else if status.is_server_error() {
             log::error!("{status}: {}", cause_chain(self));
         }
-        HttpResponse::build(status).json(ErrorBody {
+        let mut response = HttpResponse::build(status);
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
+        }
+        response.json(ErrorBody {
             error: self.to_string(),
         })
     }
+}
+
+/// For [`actix_web::middleware::ErrorHandlers`]: gives an error response that is not JSON yet
+/// (actix's own, e.g. a 405 of a resource or a failed extractor) a `{"error": "..."}` body
+/// saying its status, keeping its other headers (`Allow`, ...).
+pub fn json_error_body<B>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
+    }
+    let (request, original) = response.into_parts();
+    let status = original.status();
+    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+    if status.is_server_error() {
+        // Ours answer in JSON: this one came from actix itself, which logged its cause at DEBUG.
+        log::error!("{status} without a JSON body from {}", request.path());
+    }
+    let mut json = HttpResponse::build(status);
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            json.append_header((name.clone(), value.clone()));
+        }
+    }
+    let json = json.json(ErrorBody { error: reason });
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(request, json).map_into_right_body(),
+    ))
 }
 
 /// `error: cause: cause ...`, for the log.
@@ -136,11 +186,76 @@ mod tests {
                 r#"{"error":"no data for customer \"cust_9\""}"#,
             ),
             (ApiError::NoRoute, 404, r#"{"error":"not found"}"#),
+            (
+                ApiError::MethodNotAllowed {
+                    method: actix_web::http::Method::POST,
+                    allow: "GET".into(),
+                },
+                405,
+                r#"{"error":"method POST not allowed here (allowed: GET)"}"#,
+            ),
         ];
         for (error, status, body) in cases {
             assert_eq!(error.status_code().as_u16(), status, "{error}");
             assert_eq!(body_of(&error), body);
         }
+    }
+
+    #[test]
+    fn actix_error_responses_get_json_bodies() {
+        use actix_web::{middleware::ErrorHandlers, test, web, App};
+        actix_web::rt::System::new().block_on(async {
+            let app = test::init_service(
+                App::new()
+                    .wrap(ErrorHandlers::new().default_handler(json_error_body))
+                    .route(
+                        "/text",
+                        web::get().to(|| async {
+                            HttpResponse::BadGateway()
+                                .insert_header(("x-kept", "yes"))
+                                .body("upstream said no")
+                        }),
+                    )
+                    .service(web::resource("/ours").route(
+                        web::get().to(|| async { Err::<HttpResponse, _>(ApiError::NoRoute) }),
+                    )),
+            )
+            .await;
+            for (method, path, status, body) in [
+                // actix's own answers, empty, made JSON: a resource without the method, no
+                // resource at all.
+                ("POST", "/ours", 405, r#"{"error":"method not allowed"}"#),
+                ("GET", "/missing", 404, r#"{"error":"not found"}"#),
+                ("GET", "/text", 502, r#"{"error":"bad gateway"}"#),
+                // Already JSON: untouched.
+                ("GET", "/ours", 404, r#"{"error":"not found"}"#),
+            ] {
+                let request = test::TestRequest::default()
+                    .method(method.parse().expect("a method"))
+                    .uri(path)
+                    .to_request();
+                let response = test::call_service(&app, request).await;
+                assert_eq!(response.status().as_u16(), status, "{method} {path}");
+                assert_eq!(
+                    response
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .map(|v| v.as_bytes()),
+                    Some(b"application/json".as_slice())
+                );
+                if path == "/text" {
+                    assert_eq!(
+                        response.headers().get("x-kept").map(|v| v.as_bytes()),
+                        Some(b"yes".as_slice())
+                    );
+                }
+                assert_eq!(
+                    test::read_body(response).await,
+                    body.as_bytes(),
+                    "{method} {path}"
+                );
+            }
+        });
     }
 
     #[test]

@@ -4,15 +4,19 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::error::QueryPayloadError;
-use actix_web::{middleware, web, App, HttpResponse, HttpServer};
+use actix_web::{middleware, web, App, HttpRequest, HttpResponse};
 use logstats_shared::Store;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
 
 use crate::answers::{Answers, DEFAULT_ANSWER_BYTES};
 use crate::domain::ValidationError;
-use crate::error::ApiError;
+use crate::error::{json_error_body, ApiError};
 use crate::freshness::Freshness;
+use crate::openapi::{ApiDocument, ApiFrame};
 use crate::routes;
 use crate::rows::{RowCache, DEFAULT_ROW_CACHE_BYTES};
+use crate::server;
 
 /// Byte budgets of the API's memory: the copy of the rows and the remembered answers.
 #[derive(Debug, Clone, Copy)]
@@ -53,13 +57,23 @@ pub fn run_with(
     let answers = web::Data::new(Answers::new(budget.answer_cache_bytes));
     let rows = web::Data::new(RowCache::new(budget.row_cache_bytes));
     let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
-    let mut server = HttpServer::new(move || {
-        App::new()
+    server::serve(listener, workers, move || {
+        // Registering the routes documents them: the document is complete once they are in.
+        let (app, document) = App::new()
+            .into_utoipa_app()
+            .openapi(ApiFrame::openapi())
+            .configure(routes::configure)
+            .split_for_parts();
+        let document = ApiDocument::new(&document);
+        app
+            // actix's own error responses (a failed extractor, ...) get JSON bodies too.
+            .wrap(middleware::ErrorHandlers::new().default_handler(json_error_body))
             // The access log costs ~2 % of a hit's time even when filtered out: skip it then.
             .wrap(middleware::Condition::new(
                 access_log,
                 middleware::Logger::default(),
             ))
+            .app_data(web::Data::new(document))
             .app_data(store.clone())
             .app_data(answers.clone())
             .app_data(rows.clone())
@@ -72,26 +86,31 @@ pub fn run_with(
                 ApiError::Query(message).into()
             }))
             .app_data(
-                // The only path parameter is the customer id; actix fails only on undecodable bytes.
+                // The only `web::Path` extractor is the customer id's (`/docs/{asset}` reads its
+                // segment raw); actix fails only on undecodable bytes.
                 web::PathConfig::default().error_handler(|_, _| {
                     ApiError::Validation(ValidationError::InvalidCustomerId).into()
                 }),
             )
-            .route("/health", web::get().to(routes::health))
-            .route(
-                "/customers/{customer_id}/stats",
-                web::get().to(routes::customer_stats),
-            )
             .default_service(web::to(no_route))
     })
-    .listen(listener)?;
-    if let Some(workers) = workers {
-        server = server.workers(workers);
-    }
-    Ok(server.run())
 }
 
-/// JSON 404 for every path the API does not serve.
-async fn no_route() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NoRoute)
+/// JSON 404 for every path the API does not serve, 405 (with `Allow`) for a path it serves with
+/// other methods.
+async fn no_route(
+    request: HttpRequest,
+    document: web::Data<ApiDocument>,
+) -> Result<HttpResponse, ApiError> {
+    let allow = request
+        .resource_map()
+        .match_pattern(request.path())
+        .and_then(|pattern| document.allow(&pattern).map(str::to_string));
+    match allow {
+        Some(allow) => Err(ApiError::MethodNotAllowed {
+            method: request.method().clone(),
+            allow,
+        }),
+        None => Err(ApiError::NoRoute),
+    }
 }

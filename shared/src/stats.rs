@@ -265,6 +265,7 @@ fn merge_sorted<T: Copy + Ord>(a: &[T], b: &[T]) -> Vec<T> {
 
 /// Requests, uptime and latencies as the API reports them; latencies in seconds.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatsSummary {
     /// successful + failed.
     pub total_requests: u64,
@@ -272,13 +273,21 @@ pub struct StatsSummary {
     pub successful_requests: u64,
     /// Requests with status 400-599.
     pub failed_requests: u64,
-    /// successful / total x 100; `None` without requests.
+    /// successful / total x 100, in percent; null without requests.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, minimum = 0, maximum = 100)
+    )]
     pub uptime: Option<f64>,
-    /// Exact mean latency, rounded to the microsecond.
+    /// Exact mean latency in seconds, rounded to the microsecond; null without requests.
+    #[cfg_attr(feature = "openapi", schema(required = true, minimum = 0))]
     pub average_latency: Option<f64>,
-    /// Median latency: numpy's linear percentile when the latencies are exact.
+    /// Median latency in seconds: numpy's linear percentile when the latencies are exact; null
+    /// without requests.
+    #[cfg_attr(feature = "openapi", schema(required = true, minimum = 0))]
     pub median_latency: Option<f64>,
-    /// 99th percentile latency, computed like the median.
+    /// 99th percentile latency in seconds, computed like the median; null without requests.
+    #[cfg_attr(feature = "openapi", schema(required = true, minimum = 0))]
     pub p99_latency: Option<f64>,
 }
 

@@ -3,7 +3,7 @@
 
 use actix_web::http::header::ContentType;
 use actix_web::web::{self, Bytes};
-use actix_web::HttpResponse;
+use actix_web::{get, HttpResponse};
 use chrono::{Datelike, NaiveDate};
 use std::sync::Arc;
 
@@ -14,29 +14,50 @@ use serde::{Serialize, Serializer};
 
 use crate::answers::{AnswerKey, Answers};
 use crate::domain::{CustomerId, RequestedRange};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::freshness::Freshness;
 use crate::rows::{DayRow, Loaded, RowCache};
 
 /// The raw query parameters; validated into a [`RequestedRange`]. Unknown parameters are ignored.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
-    /// First day, `YYYY-MM-DD`, required.
+    /// First day of the range (UTC, inclusive), `YYYY-MM-DD`, year 0001-9999. Required: without
+    /// it the answer is a 400.
+    #[param(
+        required = true,
+        value_type = String,
+        format = Date,
+        pattern = "^(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}$",
+        example = "2024-10-10"
+    )]
     pub from: Option<String>,
-    /// Last day, `YYYY-MM-DD`, optional.
+    /// Last day of the range (UTC, inclusive), `YYYY-MM-DD`, year 0001-9999, not before `from`;
+    /// default: the last day with data.
+    #[param(
+        required = false,
+        value_type = String,
+        format = Date,
+        pattern = "^(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}$",
+        example = "2024-11-09"
+    )]
     pub to: Option<String>,
 }
 
 /// The 200 response: the range actually covered, its merged stats and every day with requests.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerStats {
     /// The customer asked about.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "cust_22")]
     pub customer_id: String,
     /// First day, inclusive.
     #[serde(serialize_with = "iso_date")]
+    #[schema(value_type = String, format = Date, example = "2024-10-10")]
     pub from: NaiveDate,
-    /// Last day, inclusive: the requested `to`, else the last day with data.
+    /// Last day, inclusive: the requested `to`, else the last day with data in the range, else
+    /// `from`.
     #[serde(serialize_with = "iso_date")]
+    #[schema(value_type = String, format = Date, example = "2024-11-09")]
     pub to: NaiveDate,
     /// All days of the range merged.
     pub total: StatsSummary,
@@ -44,18 +65,44 @@ pub struct CustomerStats {
     pub days: Vec<DayEntry>,
 }
 
-/// One day of a [`CustomerStats`]: its date and its stats, side by side in one JSON object.
-#[derive(Debug, Serialize)]
+/// One day of a `CustomerStats`: its date and its stats, side by side in one JSON object.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DayEntry {
     /// The UTC day.
     #[serde(serialize_with = "iso_date")]
+    #[schema(value_type = String, format = Date, example = "2024-10-10")]
     pub date: NaiveDate,
     /// That day's stats.
     #[serde(flatten)]
     pub stats: StatsSummary,
 }
 
-/// Answers with the customer's merged stats over the requested range.
+/// A customer's stats over a range of days: every day with requests, and their merge.
+///
+/// Reads the stored daily rows of the range and merges them; nothing is recomputed from raw
+/// logs. A range without requests gives zero counts and null uptime and latencies.
+#[utoipa::path(
+    tag = "stats",
+    params(
+        (
+            "customer_id",
+            description = "The customer, as in the logs: 1-64 of `A-Z a-z 0-9 . _ -`",
+            pattern = "^[A-Za-z0-9._-]{1,64}$",
+            example = "cust_22",
+        ),
+        StatsQuery,
+    ),
+    responses(
+        (status = 200, description = "The range's days and their merge", body = CustomerStats),
+        (status = 400, description = "A missing or invalid `from` or `to`, `to` before `from`, \
+            a malformed customer id or query string", body = ErrorBody),
+        (status = 404, description = "No day at all is stored for this customer", body = ErrorBody),
+        (status = 500, description = "A stored row is corrupt, or another fault of ours (the cause \
+            is logged, not shown)", body = ErrorBody),
+        (status = 503, description = "The database did not answer in time", body = ErrorBody),
+    ),
+)]
+#[get("/customers/{customer_id}/stats")]
 pub async fn customer_stats(
     store: web::Data<Store>,
     answers: web::Data<Answers>,

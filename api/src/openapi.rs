@@ -1,0 +1,81 @@
+//! The API's OpenAPI 3 document: its frame here, its paths and schemas from the handlers'
+//! `#[utoipa::path]` attributes and types, gathered as `routes::configure` registers them (so a
+//! route cannot be served without being documented). Served at `GET /openapi.json`.
+
+use std::collections::BTreeMap;
+
+use actix_web::web::Bytes;
+use utoipa::openapi::{OpenApi, PathItem};
+
+use crate::error::ErrorBody;
+
+/// Title, version, tags and the shared schemas; the paths are added by the routes themselves.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "logstats API",
+        description = "Per-customer daily request statistics (counts, uptime, latency \
+            percentiles), precomputed by the ingest job and merged over any range of days. \
+            Every error answers `{\"error\": \"...\"}` JSON.",
+    ),
+    tags(
+        (name = "stats", description = "Statistics over a range of UTC days"),
+        (name = "operations", description = "Probes for orchestrators and monitoring"),
+        (name = "documentation", description = "This document and its interactive view"),
+    ),
+    components(schemas(ErrorBody)),
+)]
+pub struct ApiFrame;
+
+/// The finished document: its JSON, and each path's methods for `405` answers.
+#[derive(Debug)]
+pub struct ApiDocument {
+    json: Bytes,
+    /// Path template (`/customers/{customer_id}/stats`) -> `Allow` header value (`GET`).
+    allow: BTreeMap<String, String>,
+}
+
+impl ApiDocument {
+    /// Freezes `document` (the frame with every registered route's path added).
+    pub fn new(document: &OpenApi) -> ApiDocument {
+        let allow = document
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| (path.clone(), methods(item).join(", ")))
+            .collect();
+        // Strings, numbers and maps keyed by strings, built by our code: nothing can fail.
+        let json = serde_json::to_vec(document).expect("an OpenAPI document serializes");
+        ApiDocument {
+            json: Bytes::from(json),
+            allow,
+        }
+    }
+
+    /// The document as JSON.
+    pub fn json(&self) -> Bytes {
+        self.json.clone()
+    }
+
+    /// The `Allow` header value of the documented path `template`, if it is one.
+    pub fn allow(&self, template: &str) -> Option<&str> {
+        self.allow.get(template).map(String::as_str)
+    }
+}
+
+/// The methods `item` has operations for, as HTTP names.
+fn methods(item: &PathItem) -> Vec<&'static str> {
+    [
+        ("GET", &item.get),
+        ("HEAD", &item.head),
+        ("POST", &item.post),
+        ("PUT", &item.put),
+        ("PATCH", &item.patch),
+        ("DELETE", &item.delete),
+        ("OPTIONS", &item.options),
+        ("TRACE", &item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(name, operation)| operation.as_ref().map(|_| name))
+    .collect()
+}

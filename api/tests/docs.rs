@@ -1,0 +1,160 @@
+//! `GET /docs`, from the real binary: an HTML page whose every asset the binary serves itself
+//! (the committed files, byte for byte), nothing loaded from a CDN; and, in headless Chromium
+//! with every other host unreachable, Swagger UI rendering the API's own document.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use logstats_shared::testing::TestDatabase;
+use support::{tool_available, Api};
+
+/// Hosts that serve front-end libraries and fonts; none may appear in what `/docs` loads.
+/// (The bundle does name validator.swagger.io, as a default that `init.js` turns off.)
+const CDN_HOSTS: [&str; 7] = [
+    "unpkg.com",
+    "jsdelivr.net",
+    "cdnjs.cloudflare.com",
+    "googleapis.com",
+    "gstatic.com",
+    "bootstrapcdn.com",
+    "petstore.swagger.io",
+];
+
+/// The values of every `src="..."` and `href="..."` in `html`.
+fn links(html: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        let mut rest = html;
+        while let Some(start) = rest.find(attribute) {
+            rest = &rest[start + attribute.len()..];
+            let end = rest.find('"').expect("a closing quote");
+            found.push(rest[..end].to_string());
+            rest = &rest[end..];
+        }
+    }
+    found
+}
+
+#[test]
+fn docs_serve_a_page_whose_assets_are_all_embedded() {
+    let db = TestDatabase::sqlite();
+    let api = Api::start(&db);
+    let page = api.get("/docs");
+    assert_eq!(page.status, 200);
+    assert_eq!(page.content_type, "text/html");
+    let csp = page.header("content-security-policy").expect("a CSP");
+    assert!(csp.starts_with("default-src 'self';"), "{csp}");
+    let html = page.text();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/swagger-ui");
+    let links = links(&html);
+    assert_eq!(links.len(), 3, "{links:?}");
+    for link in links {
+        // Relative to /docs, as a browser resolves it.
+        let name = link.strip_prefix("docs/").expect("a link under docs/");
+        let response = api.get(&format!("/docs/{name}"));
+        assert_eq!(response.status, 200, "{link}");
+        let expected_type = if name.ends_with(".css") {
+            "text/css"
+        } else {
+            "text/javascript"
+        };
+        assert_eq!(response.content_type, expected_type, "{link}");
+        let committed = std::fs::read(assets.join(name))
+            .or_else(|_| std::fs::read(assets.join("dist").join(name)))
+            .expect("the committed file");
+        assert!(
+            response.body == committed,
+            "{link} differs from the committed file"
+        );
+        let text = response.text();
+        for host in CDN_HOSTS {
+            assert!(!text.contains(host), "{link} names {host}");
+        }
+        if name.ends_with(".css") {
+            assert!(!text.contains("@import"), "{link} imports a style sheet");
+            assert!(
+                !text.contains("url(http") && !text.contains("url(//"),
+                "{link}"
+            );
+        }
+    }
+    let init = api.get("/docs/init.js").text();
+    assert!(init.contains("url: \"openapi.json\"") && init.contains("validatorUrl: null"));
+}
+
+#[test]
+fn swagger_ui_renders_the_document_offline_in_chromium() {
+    if !tool_available(
+        "chromium",
+        &["--headless", "--version"],
+        "apt-get install -y chromium",
+    ) {
+        return;
+    }
+    let db = TestDatabase::sqlite();
+    let api = Api::start(&db);
+    let profile = tempfile::tempdir().expect("a profile directory");
+    // Every host but the API's goes through a proxy that does not exist: anything fetched
+    // from elsewhere fails, and the page must render all the same.
+    let mut chromium = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--proxy-server=127.0.0.1:9",
+            "--proxy-bypass-list=127.0.0.1",
+            "--virtual-time-budget=15000",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("{}/docs", api.address))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chromium");
+    let started = std::time::Instant::now();
+    while chromium.try_wait().expect("chromium runs").is_none() {
+        if started.elapsed() > Duration::from_secs(90) {
+            let _ = chromium.kill();
+            panic!("chromium did not finish within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = chromium.wait_with_output().expect("chromium's output");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let log = String::from_utf8_lossy(&output.stderr);
+    // Swagger UI drew the document: its title, and an operation of each tag.
+    for rendered in [
+        "logstats API",
+        "/customers/{customer_id}/stats",
+        "/health",
+        "/openapi.json",
+    ] {
+        assert!(
+            dom.contains(rendered),
+            "{rendered} not rendered:\n{dom}\n{log}"
+        );
+    }
+    // No script error, no load blocked by the page's content security policy.
+    for line in log.lines().filter(|line| line.contains("CONSOLE")) {
+        assert!(
+            !line.contains("Uncaught") && !line.contains("Refused to"),
+            "{line}"
+        );
+    }
+    let requests = api.stop();
+    assert!(!requests.contains("ERROR"), "{requests}");
+}
