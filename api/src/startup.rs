@@ -77,6 +77,11 @@ pub fn run_with(
                     ApiError::Validation(ValidationError::InvalidCustomerId).into()
                 }),
             )
+            .route("/", web::get().to(routes::dashboard_page))
+            .route(
+                "/assets/dashboard/{file:.+}",
+                web::get().to(routes::dashboard_asset),
+            )
             .route("/health", web::get().to(routes::health))
             .route(
                 "/customers/{customer_id}/stats",
