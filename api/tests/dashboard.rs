@@ -130,7 +130,9 @@ fn ingest(store: &Store, requests: &[Request]) {
             .collect(),
         ..EpochCommit::default()
     };
-    store.commit_epoch(&commit).expect("commit the test's lines");
+    store
+        .commit_epoch(&commit)
+        .expect("commit the test's lines");
 }
 
 /// The Stats of `customer`'s requests over `from..=to`, computed here from the generated values.
@@ -144,7 +146,11 @@ fn expected_total(requests: &[Request], customer: &str, from: &str, to: &str) ->
     let successful = chosen.iter().filter(|r| r.status < 400).count() as u64;
     assert!(total > 0, "the test's ranges have requests");
     let sum_us: u64 = chosen.iter().map(|r| r.duration_ms * 1000).sum();
-    assert_ne!(2 * (sum_us % total), total, "pick data without a rounding tie");
+    assert_ne!(
+        2 * (sum_us % total),
+        total,
+        "pick data without a rounding tie"
+    );
     let average_us = (2 * sum_us + total) / (2 * total);
     let mut seconds: Vec<f64> = chosen.iter().map(|r| r.duration_ms as f64 / 1e3).collect();
     seconds.sort_by(f64::total_cmp);
@@ -184,7 +190,7 @@ fn expected_fleet_by_failures(requests: &[Request], from: &str, to: &str) -> Vec
         .into_iter()
         .map(|(customer, n)| (customer.to_string(), n))
         .collect();
-    fleet.sort_by(|a, b| b.1.cmp(&a.1));
+    fleet.sort_by_key(|entry| std::cmp::Reverse(entry.1));
     assert!(
         fleet.windows(2).all(|pair| pair[0].1 > pair[1].1),
         "pick data where no two customers tie: {fleet:?}"
@@ -205,7 +211,7 @@ fn shown_text(field: &str, value: &Value) -> String {
             let digits = value.as_u64().expect("counts are integers").to_string();
             let mut grouped = String::new();
             for (i, digit) in digits.chars().enumerate() {
-                if i > 0 && (digits.len() - i) % 3 == 0 {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
                     grouped.push(',');
                 }
                 grouped.push(digit);
@@ -634,11 +640,7 @@ fn the_dashboard_shows_the_apis_numbers_in_a_real_browser() {
     let fleet_url = format!("{address}/customers?from={from}&to={to}");
     let (fleet_status, fleet_body) = http_get(&fleet_url);
     let fleet_served = fleet_status != 404 || fleet_body != json!({"error": "not found"});
-    let missing: &[&str] = if fleet_served {
-        &[]
-    } else {
-        &["/customers?"]
-    };
+    let missing: &[&str] = if fleet_served { &[] } else { &["/customers?"] };
 
     let view = format!("?customer={customer}&from={from}&to={to}");
     browser.open(&format!("{address}/{view}"));
@@ -765,7 +767,10 @@ fn the_page_and_its_files_are_served_with_types_and_etags() {
         ("/assets/dashboard/dashboard.js", "text/javascript"),
         ("/assets/dashboard/dashboard.css", "text/css"),
         ("/assets/dashboard/favicon.svg", "image/svg+xml"),
-        ("/assets/dashboard/vendor/uPlot.iife.min.js", "text/javascript"),
+        (
+            "/assets/dashboard/vendor/uPlot.iife.min.js",
+            "text/javascript",
+        ),
         ("/assets/dashboard/vendor/uPlot.min.css", "text/css"),
     ] {
         let url = format!("{address}{path}");
@@ -810,7 +815,11 @@ fn the_page_and_its_files_are_served_with_types_and_etags() {
         "/assets/dashboard/../Cargo.toml",
     ] {
         let (status, body) = http_get(&format!("{address}{path}"));
-        assert_eq!((status, body), (404, json!({"error": "not found"})), "{path}");
+        assert_eq!(
+            (status, body),
+            (404, json!({"error": "not found"})),
+            "{path}"
+        );
     }
 }
 

@@ -169,15 +169,18 @@ mod tests {
             assert!(page.contains(&path), "index.html does not load {path}");
         }
         let named = page.matches("/assets/dashboard/").count();
-        assert_eq!(named, ASSETS.len() - 1, "index.html names a file not served");
+        assert_eq!(
+            named,
+            ASSETS.len() - 1,
+            "index.html names a file not served"
+        );
     }
 
     #[test]
     fn the_embedded_chart_library_is_the_locked_version() {
-        let lock: serde_json::Value = serde_json::from_str(include_str!(
-            "../../assets/dashboard/package-lock.json"
-        ))
-        .expect("package-lock.json is JSON");
+        let lock: serde_json::Value =
+            serde_json::from_str(include_str!("../../assets/dashboard/package-lock.json"))
+                .expect("package-lock.json is JSON");
         let version = lock["packages"]["node_modules/uplot"]["version"]
             .as_str()
             .expect("uplot is locked");
