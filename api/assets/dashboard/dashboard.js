@@ -98,7 +98,7 @@
   function parseFleet(body) {
     const rows = Array.isArray(body.customers) ? body.customers : [];
     return {
-      count: typeof body.count === "number" ? body.count : rows.length,
+      count: [body.total_customers, body.count].find((n) => typeof n === "number") ?? rows.length,
       customers: rows.map((row) => ({ id: String(row.customer_id), total: row.total || {} })),
     };
   }
