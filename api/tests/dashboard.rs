@@ -640,7 +640,11 @@ fn the_dashboard_shows_the_apis_numbers_in_a_real_browser() {
     let fleet_url = format!("{address}/customers?from={from}&to={to}");
     let (fleet_status, fleet_body) = http_get(&fleet_url);
     let fleet_served = fleet_status != 404 || fleet_body != json!({"error": "not found"});
-    let missing: &[&str] = if fleet_served { &[] } else { &["/customers?"] };
+    let missing: &[&str] = if fleet_served {
+        &[]
+    } else {
+        &["/customers?", "/stats?"]
+    };
 
     let view = format!("?customer={customer}&from={from}&to={to}");
     browser.open(&format!("{address}/{view}"));
@@ -720,7 +724,50 @@ fn the_dashboard_shows_the_apis_numbers_in_a_real_browser() {
         &expected_total(&requests, customer, from, to),
         "back",
     );
+    if fleet_served {
+        // The fleet table links to each customer's view of the same range.
+        let top = &expected_fleet_by_failures(&requests, from, to)[0].0;
+        browser.click("#fleet-table tbody tr:first-child a");
+        let top_view = format!("?customer={top}&from={from}&to={to}");
+        browser.wait_ready(&top_view);
+        assert_eq!(browser.get("/url"), json!(format!("{address}/{top_view}")));
+        let (_, body) = http_get(&format!(
+            "{address}/customers/{top}/stats?from={from}&to={to}"
+        ));
+        assert_totals_shown(
+            &browser,
+            &body["total"],
+            &expected_total(&requests, top, from, to),
+            "a fleet link",
+        );
+    }
     assert_console_clean(&browser, missing, "range changed, then back");
+
+    // A URL without a range shows the 31 days ending on the last day with data, and says so.
+    let last_day = "2024-10-21";
+    let default_view = format!("?customer={customer}&from=2024-09-21&to={last_day}");
+    browser.open(&format!("{address}/?customer={customer}"));
+    browser.wait_ready(&default_view);
+    assert_eq!(
+        browser.get("/url"),
+        json!(format!("{address}/{default_view}"))
+    );
+    let (_, body) = http_get(&format!(
+        "{address}/customers/{customer}/stats?from=2024-09-21&to={last_day}"
+    ));
+    assert_totals_shown(
+        &browser,
+        &body["total"],
+        &expected_total(&requests, customer, "2024-09-21", last_day),
+        "no range in the URL",
+    );
+    if fleet_served {
+        // Nor a customer: the one with the most failures.
+        let top = &expected_fleet_by_failures(&requests, "2024-09-21", last_day)[0].0;
+        browser.open(&format!("{address}/"));
+        browser.wait_ready(&format!("?customer={top}&from=2024-09-21&to={last_day}"));
+    }
+    assert_console_clean(&browser, missing, "defaults");
 
     // The API's errors are shown, not swallowed.
     for (query, status, message) in [

@@ -412,7 +412,8 @@
     cell(formatCount(customer.total.total_requests), "number");
     cell(formatCount(customer.total.failed_requests), "number failed");
     cell(formatPercent(customer.total.uptime), "number");
-    cell(formatSeconds(customer.total.p99_latency), "number");
+    const p99 = customer.total.p99_latency;
+    cell(typeof p99 === "number" ? p99.toFixed(3) + " s" : "–", "number");
     return row;
   }
 
