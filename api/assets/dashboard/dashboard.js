@@ -44,6 +44,11 @@
     }
   }
 
+  /** What went wrong, for people: an API error with its status, else the page's own failure. */
+  function describe(error) {
+    return error instanceof ApiError ? error.describe() : `The dashboard failed: ${error}`;
+  }
+
   /** GETs `path` and returns its JSON body; any other outcome throws an ApiError. */
   async function getJson(path) {
     let response;
@@ -423,9 +428,11 @@
     const tbody = document.querySelector("#fleet-table tbody");
     status.classList.remove("error");
     status.textContent = "Loading…";
-    let fleet;
     try {
-      fleet = parseFleet(await getJson(fleetPath(view, fleetOffset)));
+      const fleet = parseFleet(await getJson(fleetPath(view, fleetOffset)));
+      if (!isCurrent()) return null;
+      showFleet(view, fleet);
+      return fleet;
     } catch (error) {
       if (!isCurrent()) return null;
       tbody.replaceChildren();
@@ -434,25 +441,26 @@
       status.classList.add("error");
       status.textContent = error.status === 404 && error.message === "not found"
         ? "The fleet table needs GET /customers, which this API does not serve (404 not found)."
-        : "Fleet table unavailable. " + error.describe();
+        : "Fleet table unavailable. " + describe(error);
       return null;
     }
-    if (!isCurrent()) return null;
+  }
+
+  function showFleet(view, fleet) {
+    const tbody = document.querySelector("#fleet-table tbody");
     tbody.replaceChildren(...fleet.customers.map((customer) => fleetRow(view, customer)));
     const first = fleet.customers.length ? fleetOffset + 1 : 0;
     const last = fleetOffset + fleet.customers.length;
-    status.textContent = fleet.count === 0
+    $("fleet-status").textContent = fleet.count === 0
       ? "No customer has requests in this range."
       : `Customers ${first}-${last} of ${fleet.count}, most failed requests first.`;
     $("fleet-previous").disabled = fleetOffset === 0;
     $("fleet-next").disabled = last >= fleet.count;
-    const ids = $("customer-ids");
-    ids.replaceChildren(...fleet.customers.map((customer) => {
+    $("customer-ids").replaceChildren(...fleet.customers.map((customer) => {
       const option = document.createElement("option");
       option.value = customer.id;
       return option;
     }));
-    return fleet;
   }
 
   /** Shows `view`: fills the form, reads the API, draws; marks the body ready when done. */
@@ -481,7 +489,7 @@
       load(top);
       return;
     }
-    if (customerError) showError(customerError.describe());
+    if (customerError) showError(describe(customerError));
     document.body.dataset.ready = window.location.search;
   }
 
