@@ -58,8 +58,59 @@ impl ApiDocument {
     }
 
     /// The `Allow` header value of the documented path `template`, if it is one.
-    pub fn allow(&self, template: &str) -> Option<&str> {
-        self.allow.get(template).map(String::as_str)
+    /// `pattern` is actix's (`{name:regex}` segments allowed); the document names the same
+    /// path `{name}`.
+    pub fn allow(&self, pattern: &str) -> Option<&str> {
+        self.allow
+            .get(template_of(pattern).as_str())
+            .map(String::as_str)
+    }
+}
+
+/// An actix route pattern as an OpenAPI path template: `{file:.+}` becomes `{file}`.
+fn template_of(pattern: &str) -> String {
+    let mut template = String::with_capacity(pattern.len());
+    let mut depth = 0usize;
+    let mut in_regex = false;
+    for c in pattern.chars() {
+        match c {
+            '{' => {
+                depth += 1;
+                if depth == 1 {
+                    template.push(c);
+                }
+            }
+            '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    in_regex = false;
+                    template.push(c);
+                }
+            }
+            ':' if depth == 1 => in_regex = true,
+            _ if in_regex || depth > 1 => {}
+            _ => template.push(c),
+        }
+    }
+    template
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template_of;
+
+    #[test]
+    fn patterns_become_templates() {
+        assert_eq!(
+            template_of("/assets/dashboard/{file:.+}"),
+            "/assets/dashboard/{file}"
+        );
+        assert_eq!(
+            template_of("/customers/{customer_id}/stats"),
+            "/customers/{customer_id}/stats"
+        );
+        assert_eq!(template_of("/a/{x:[0-9]{2}}/b"), "/a/{x}/b");
+        assert_eq!(template_of("/"), "/");
     }
 }
 

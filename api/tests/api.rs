@@ -716,7 +716,11 @@ fn health_is_ok_and_other_paths_are_json_404() {
             (200, json!({ "status": "ok" })),
             "{db:?}"
         );
-        for path in ["/", "/customers/cust_1", "/customers/cust_1/stats/extra"] {
+        for path in [
+            "/nothing",
+            "/customers/cust_1",
+            "/customers/cust_1/stats/extra",
+        ] {
             assert_eq!(
                 app.get(path),
                 (404, json!({ "error": "not found" })),

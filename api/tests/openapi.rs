@@ -256,7 +256,8 @@ fn other_methods_are_405_json_with_allow_and_unknown_paths_404_json() {
     for template in doc["paths"].as_object().expect("paths").keys() {
         let path = template
             .replace("{customer_id}", "cust_1")
-            .replace("{asset}", "init.js");
+            .replace("{asset}", "init.js")
+            .replace("{file}", "dashboard.js");
         for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
             let response = api.call(method, &path);
             assert_eq!(response.status, 405, "{method} {path}");

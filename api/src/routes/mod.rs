@@ -1,5 +1,6 @@
 //! One module per endpoint, and [`configure`], the one list of the API's routes.
 
+pub mod dashboard;
 pub mod docs;
 pub mod health;
 pub mod openapi;
@@ -19,5 +20,7 @@ pub fn configure(api: &mut ServiceConfig<'_>) {
         .service(health::health)
         .service(openapi::openapi_json)
         .service(docs::docs_page)
-        .service(docs::docs_asset);
+        .service(docs::docs_asset)
+        .service(dashboard::dashboard_page)
+        .service(dashboard::dashboard_asset);
 }
