@@ -95,6 +95,23 @@ fn template_of(pattern: &str) -> String {
     template
 }
 
+/// The methods `item` has operations for, as HTTP names.
+fn methods(item: &PathItem) -> Vec<&'static str> {
+    [
+        ("GET", &item.get),
+        ("HEAD", &item.head),
+        ("POST", &item.post),
+        ("PUT", &item.put),
+        ("PATCH", &item.patch),
+        ("DELETE", &item.delete),
+        ("OPTIONS", &item.options),
+        ("TRACE", &item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(name, operation)| operation.as_ref().map(|_| name))
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::template_of;
@@ -112,21 +129,4 @@ mod tests {
         assert_eq!(template_of("/a/{x:[0-9]{2}}/b"), "/a/{x}/b");
         assert_eq!(template_of("/"), "/");
     }
-}
-
-/// The methods `item` has operations for, as HTTP names.
-fn methods(item: &PathItem) -> Vec<&'static str> {
-    [
-        ("GET", &item.get),
-        ("HEAD", &item.head),
-        ("POST", &item.post),
-        ("PUT", &item.put),
-        ("PATCH", &item.patch),
-        ("DELETE", &item.delete),
-        ("OPTIONS", &item.options),
-        ("TRACE", &item.trace),
-    ]
-    .into_iter()
-    .filter_map(|(name, operation)| operation.as_ref().map(|_| name))
-    .collect()
 }
