@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use logstats_shared::{EpochCommit, SourceOffset, StorageError, Store};
+use logstats_shared::{CommitOutcome, EpochCommit, SourceOffset, StorageError, Store};
 
 use crate::planner::EpochPlan;
 use crate::share::{FinishedDeltas, RejectedLine, ShareReader, ShareReport};
@@ -58,6 +58,9 @@ pub struct Leader {
     job: JobId,
     /// Committed lines per source, for line numbers: seeded on registration.
     line_counts: HashMap<SourceId, u64>,
+    /// The offsets row each source will hold once the epochs handed over so far are committed:
+    /// what the next epoch's commit expects to replace (see [`EpochCommit::previous`]).
+    stored_offsets: HashMap<SourceId, SourceOffset>,
     plans: BTreeMap<u64, EpochPlan>,
     watermark_after: BTreeMap<u64, Option<i64>>,
     initial_watermark: Option<i64>,
@@ -106,6 +109,7 @@ impl Leader {
         Ok(Self {
             job,
             line_counts: HashMap::new(),
+            stored_offsets: HashMap::new(),
             plans: BTreeMap::new(),
             watermark_after: BTreeMap::new(),
             initial_watermark: watermark,
@@ -140,6 +144,7 @@ impl Leader {
     /// Registers a source the planner opened.
     pub fn add_source(&mut self, id: SourceId, source: &Source) {
         self.line_counts.insert(id, source.line_count);
+        self.stored_offsets.insert(id, source.stored.clone());
     }
 
     /// Remembers a plan sent to the workers.
@@ -208,21 +213,31 @@ impl Leader {
             .ok_or_else(|| anyhow::anyhow!("source {} was never registered", plan.path))?;
         let lines_in_epoch: u64 = reports.iter().map(|r| r.lines_total).sum();
         let max_event_time = reports.iter().filter_map(|r| r.max_event_time).max();
+        let sources: Vec<SourceOffset> = plan
+            .fingerprint
+            .iter()
+            .map(|fingerprint| SourceOffset {
+                source: plan.key.clone(),
+                fingerprint: fingerprint.clone(),
+                byte_offset: plan.end,
+                line_count: lines_before + lines_in_epoch,
+            })
+            .collect();
+        let previous = match (sources.first(), self.stored_offsets.get(&plan.source)) {
+            (Some(next), Some(stored)) => {
+                let previous = stored.clone();
+                self.stored_offsets.insert(plan.source, next.clone());
+                vec![previous]
+            }
+            _ => Vec::new(),
+        };
         let commit = EpochCommit {
             deltas: deltas
                 .into_iter()
                 .map(|((customer, day), stats)| (customer, day, stats))
                 .collect(),
-            sources: plan
-                .fingerprint
-                .iter()
-                .map(|fingerprint| SourceOffset {
-                    source: plan.key.clone(),
-                    fingerprint: fingerprint.clone(),
-                    byte_offset: plan.end,
-                    line_count: lines_before + lines_in_epoch,
-                })
-                .collect(),
+            sources,
+            previous,
             max_event_time,
             lease: Some((self.job.as_str().to_string(), unix_now() + LEASE_SECONDS)),
         };
@@ -346,7 +361,7 @@ impl Committer {
         let mut last_logged: Option<Instant> = None;
         loop {
             match self.store.commit_epoch(commit) {
-                Ok(rows) => {
+                Ok(CommitOutcome::Written(rows)) => {
                     if failures > 0 {
                         log::info!(
                             "database is back: committed epoch {} after {failures} failed attempts",
@@ -354,6 +369,14 @@ impl Committer {
                         );
                     }
                     return Ok(rows);
+                }
+                Ok(CommitOutcome::AlreadyCommitted) => {
+                    // The attempt that failed had committed; its reply was lost.
+                    log::warn!(
+                        "database is back: epoch {} had been committed by the attempt whose reply was lost; not applied again",
+                        plan.epoch
+                    );
+                    return Ok(commit.deltas.len());
                 }
                 Err(
                     e @ (StorageError::LeaseLost { .. }

@@ -334,6 +334,12 @@ mod tests {
             file: Arc::new(handle),
             inode: (meta.dev(), meta.ino()),
             size: content.len() as u64,
+            stored: logstats_shared::SourceOffset {
+                source: String::new(),
+                fingerprint: Vec::new(),
+                byte_offset: 0,
+                line_count: 0,
+            },
         };
         (file, source)
     }

@@ -189,6 +189,9 @@ pub struct Source {
     pub inode: (u64, u64),
     /// File size when opened.
     pub size: u64,
+    /// The offsets row stored under `key` when the source was opened (a new source gets one at
+    /// offset 0): what its first commit expects to replace.
+    pub stored: SourceOffset,
 }
 
 /// How [`Source::open`] treats a committed offset.
@@ -227,6 +230,12 @@ impl Source {
         let key = source_key(file_id(&meta));
         let current = fingerprint(&file, size.min(FINGERPRINT_BYTES)).map_err(io_error(path))?;
         let stored = acquire_lease(store, &key, &name, &current, job, shutdown)?;
+        let stored_row = stored.clone().unwrap_or_else(|| SourceOffset {
+            source: key.clone(),
+            fingerprint: current.clone(),
+            byte_offset: 0,
+            line_count: 0,
+        });
         let resumable =
             |s: &SourceOffset| same_start(&file, size, &s.fingerprint) && s.byte_offset <= size;
         let mut resume_from = stored.filter(|s| resume == Resume::FromCommitted && resumable(s));
@@ -254,6 +263,7 @@ impl Source {
             file: Arc::new(file),
             inode: (meta.dev(), meta.ino()),
             size,
+            stored: stored_row,
         })
     }
 }

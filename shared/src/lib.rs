@@ -25,6 +25,6 @@ pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
 pub use record::{parse_line, Record, RejectReason};
 pub use stats::{DayAccumulator, DayStats, StatsSummary};
 pub use storage::{
-    Backend, EpochCommit, LeaseHolder, LeaseOutcome, SourceOffset, StorageError, Store,
-    StoreOptions, VersionedDay,
+    Backend, CommitOutcome, EpochCommit, LeaseHolder, LeaseOutcome, SourceOffset, StorageError,
+    Store, StoreOptions, VersionedDay,
 };

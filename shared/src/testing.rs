@@ -223,7 +223,7 @@ fn with_connect_timeout(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::EpochCommit;
+    use crate::storage::{CommitOutcome, EpochCommit};
     use crate::DayAccumulator;
 
     #[test]
@@ -274,7 +274,10 @@ mod tests {
                 deltas: vec![("cust_1".to_string(), 20_000, acc.finish())],
                 ..EpochCommit::default()
             };
-            assert_eq!(store.commit_epoch(&epoch).expect("commit"), 1);
+            assert_eq!(
+                store.commit_epoch(&epoch).expect("commit"),
+                CommitOutcome::Written(1)
+            );
             assert_eq!(store.all_days().expect("read").len(), 1);
         }
         // A second set of databases sees none of the first one's rows.

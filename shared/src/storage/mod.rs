@@ -179,11 +179,26 @@ pub struct EpochCommit {
     pub deltas: Vec<(String, i32, DayStats)>,
     /// New committed position of every source read in the epoch.
     pub sources: Vec<SourceOffset>,
+    /// What the committing job expects each of `sources` (same order) to hold before this
+    /// epoch: the position it resumed from, or its previous epoch's. A source found already at
+    /// its new position instead was moved there by an earlier attempt of this very commit (whose
+    /// COMMIT reply was lost), and the epoch is not applied twice. Empty: no such check.
+    pub previous: Vec<SourceOffset>,
     /// Newest event time (Unix seconds) accepted in the epoch.
     pub max_event_time: Option<i64>,
     /// The job committing: it must hold the lease of every source in `sources`, which is
     /// renewed until `lease_until` (Unix seconds).
     pub lease: Option<(String, i64)>,
+}
+
+/// What [`Store::commit_epoch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The epoch was merged in: this many (customer, day) rows written.
+    Written(usize),
+    /// An earlier attempt of the same epoch had committed (its reply was lost before it
+    /// reached the job): nothing was written again.
+    AlreadyCommitted,
 }
 
 /// A stored day with the version of the commit that last wrote it.
@@ -381,6 +396,27 @@ macro_rules! merge_and_upsert {
     ($conn:expr, $epoch:expr) => {{
         let conn = $conn;
         let epoch: &EpochCommit = $epoch;
+        // Committed already? Every source the epoch advances is stored at its new position,
+        // which differs from the one the job expected before the epoch. Only the job holding
+        // the sources' leases moves them, so only an earlier attempt of this very commit (whose
+        // COMMIT reply was lost) can have done that.
+        if epoch.previous.len() == epoch.sources.len() && !epoch.sources.is_empty() {
+            let mut replayed = true;
+            for (next, previous) in epoch.sources.iter().zip(&epoch.previous) {
+                let stored: Option<SourceOffsetRow> = source_offsets::table
+                    .filter(source_offsets::source.eq(&next.source))
+                    .select(SourceOffsetRow::as_select())
+                    .first(conn)
+                    .optional()?;
+                if stored.map(SourceOffset::from).as_ref() != Some(next) || next == previous {
+                    replayed = false;
+                    break;
+                }
+            }
+            if replayed {
+                return Ok(CommitOutcome::AlreadyCommitted);
+            }
+        }
         let mut merged: HashMap<(String, NaiveDate), DayStats> = HashMap::new();
         for (customer, day, delta) in &epoch.deltas {
             merged
@@ -481,7 +517,7 @@ macro_rules! merge_and_upsert {
                 .set(ingest_watermark::event_time.eq(excluded(ingest_watermark::event_time)))
                 .execute(conn)?;
         }
-        Ok::<usize, StorageError>(rows.len())
+        Ok::<CommitOutcome, StorageError>(CommitOutcome::Written(rows.len()))
     }};
 }
 
@@ -685,7 +721,11 @@ impl Store {
     ///
     /// Concurrent committers are serialised (SQLite: an immediate transaction; PostgreSQL: a
     /// table lock that readers do not wait for), so no merge is ever lost.
-    pub fn commit_epoch(&self, epoch: &EpochCommit) -> Result<usize, StorageError> {
+    ///
+    /// A retried commit whose first attempt did commit (the reply was lost with the
+    /// connection) is recognised by its sources' positions (see [`EpochCommit::previous`]) and
+    /// not applied twice.
+    pub fn commit_epoch(&self, epoch: &EpochCommit) -> Result<CommitOutcome, StorageError> {
         write_transaction!(self, conn => merge_and_upsert!(conn, epoch))
     }
 
@@ -938,6 +978,72 @@ fn sqlite_path(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A commit retried after its first attempt committed (the COMMIT reply lost with the
+    /// connection) is recognised and not merged twice; the same positions reached from
+    /// elsewhere (a file rewritten identically after a truncation) are still committed.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn a_retried_commit_that_had_committed_is_not_applied_twice() {
+        for db in crate::testing::backends() {
+            let store = db.connect();
+            let mut acc = crate::DayAccumulator::new();
+            acc.add(true, 1_000);
+            acc.add(false, 3_000);
+            let stats = acc.finish();
+            let at = |byte_offset, line_count| SourceOffset {
+                source: "inode:1:2".to_string(),
+                fingerprint: b"2024-10-10".to_vec(),
+                byte_offset,
+                line_count,
+            };
+            let epoch = |from: SourceOffset, to: SourceOffset| EpochCommit {
+                deltas: vec![("cust_1".to_string(), 20_006, stats.clone())],
+                sources: vec![to],
+                previous: vec![from],
+                ..EpochCommit::default()
+            };
+            let first = epoch(at(0, 0), at(100, 2));
+            assert_eq!(
+                store.commit_epoch(&first).expect("commit"),
+                CommitOutcome::Written(1)
+            );
+            assert_eq!(
+                store.commit_epoch(&first).expect("retry"),
+                CommitOutcome::AlreadyCommitted,
+                "{db:?}"
+            );
+            let requests = |store: &Store| {
+                let days = store.all_days().expect("read");
+                assert_eq!(days.len(), 1, "{db:?}");
+                days[0].2.total()
+            };
+            assert_eq!(requests(&store), 2, "{db:?}");
+            // The next epoch of the same source goes in.
+            let second = epoch(at(100, 2), at(200, 4));
+            assert_eq!(
+                store.commit_epoch(&second).expect("commit"),
+                CommitOutcome::Written(1)
+            );
+            assert_eq!(requests(&store), 4, "{db:?}");
+            // Truncated and rewritten with the same bytes: read from 0 up to the very position
+            // stored before; the job expected that position, so this is new data.
+            let rewritten = epoch(at(200, 4), at(200, 4));
+            assert_eq!(
+                store.commit_epoch(&rewritten).expect("commit"),
+                CommitOutcome::Written(1)
+            );
+            assert_eq!(requests(&store), 6, "{db:?}");
+            // Without expectations (older callers), every commit is applied.
+            let unchecked = EpochCommit {
+                previous: Vec::new(),
+                ..epoch(at(200, 4), at(300, 6))
+            };
+            store.commit_epoch(&unchecked).expect("commit");
+            store.commit_epoch(&unchecked).expect("commit");
+            assert_eq!(requests(&store), 10, "{db:?}");
+        }
+    }
 
     #[cfg(feature = "testing")]
     #[test]
