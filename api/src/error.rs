@@ -38,6 +38,10 @@ pub enum ApiError {
     /// cause is logged, not shown.
     #[error("database unavailable")]
     VersionsUnavailable(std::sync::Arc<str>),
+    /// The database answers but is not ready to serve this version (503), e.g. its schema is
+    /// older.
+    #[error("{0}")]
+    NotReady(String),
     /// Anything else that went wrong on our side (500); the cause is logged, not shown.
     #[error("internal server error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -83,9 +87,9 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) | ApiError::Query(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownCustomer(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::DatabaseUnavailable(_) | ApiError::VersionsUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::DatabaseUnavailable(_)
+            | ApiError::VersionsUnavailable(_)
+            | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -136,6 +136,26 @@ impl TestDatabase {
         Store::connect(&self.url, &StoreOptions::default())
             .unwrap_or_else(|e| panic!("cannot open test database {:?}: {e}", self.backend))
     }
+
+    /// Runs `sql` (statements separated by `;`) on a connection of its own, panicking on
+    /// failure: for tests that damage or alter a database behind a binary's back.
+    pub fn execute(&self, sql: &str) {
+        use diesel::connection::SimpleConnection;
+        let result = match self.backend {
+            Backend::Sqlite => {
+                let path = self.url.strip_prefix("sqlite://").unwrap_or(&self.url);
+                diesel::sqlite::SqliteConnection::establish(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut conn| conn.batch_execute(sql).map_err(|e| e.to_string()))
+            }
+            Backend::Postgres => PgConnection::establish(&self.url)
+                .map_err(|e| e.to_string())
+                .and_then(|mut conn| conn.batch_execute(sql).map_err(|e| e.to_string())),
+        };
+        if let Err(error) = result {
+            panic!("{sql}: {error}");
+        }
+    }
 }
 
 impl Drop for TestDatabase {

@@ -1,12 +1,16 @@
 //! `GET /health`: answers while the process lives, without touching the database.
+//! `GET /ready`: answers 200 only while the database answers and its schema is current.
 
-use actix_web::{get, HttpResponse};
+use actix_web::{get, web, HttpResponse};
+use logstats_shared::Store;
 
-/// The body of `GET /health`.
+use crate::error::{ApiError, ErrorBody};
+
+/// The body of `GET /health` and of a ready `GET /ready`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Health {
-    /// Always `ok`.
-    #[schema(example = "ok", pattern = "^ok$")]
+    /// `ok` for `/health`, `ready` for `/ready`.
+    #[schema(example = "ok", pattern = "^(ok|ready)$")]
     pub status: &'static str,
 }
 
@@ -18,4 +22,35 @@ pub struct Health {
 #[get("/health")]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// Readiness: 200 when the database answers and holds every migration this build knows; 503
+/// otherwise (the database is unreachable within the pool's connect timeout, or its schema is
+/// older than this build). For load balancers and orchestrators; `/health` is liveness only.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers and its schema is current", body = Health),
+        (status = 503, description = "The database does not answer, or its schema is not \
+            current; `error` says which", body = ErrorBody),
+    ),
+)]
+#[get("/ready")]
+pub async fn ready(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
+    let store = store.into_inner();
+    match web::block(move || store.pending_migrations()).await? {
+        Ok(0) => Ok(HttpResponse::Ok().json(Health { status: "ready" })),
+        Ok(pending) => Err(ApiError::NotReady(format!(
+            "the database schema is not current: {pending} migration(s) of this version are not applied"
+        ))),
+        Err(error) => match ApiError::from(error) {
+            unavailable @ ApiError::DatabaseUnavailable(_) => Err(unavailable),
+            other => {
+                log::warn!("/ready: {other:?}");
+                Err(ApiError::NotReady(
+                    "cannot read the database's schema version".to_string(),
+                ))
+            }
+        },
+    }
 }

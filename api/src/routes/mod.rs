@@ -18,6 +18,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 pub fn configure(api: &mut ServiceConfig<'_>) {
     api.service(stats::customer_stats)
         .service(health::health)
+        .service(health::ready)
         .service(openapi::openapi_json)
         .service(docs::docs_page)
         .service(docs::docs_asset)

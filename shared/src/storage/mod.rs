@@ -716,6 +716,22 @@ impl Store {
         }
     }
 
+    /// How many of this build's migrations the database lacks (0: the schema is current).
+    /// Answers only when the database does: the readiness check.
+    pub fn pending_migrations(&self) -> Result<usize, StorageError> {
+        let pending = match self {
+            Store::Sqlite(pool) => pool
+                .get()?
+                .pending_migrations(SQLITE_MIGRATIONS)
+                .map(|p| p.len()),
+            Store::Postgres(pool) => pool
+                .get()?
+                .pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|p| p.len()),
+        };
+        pending.map_err(|e| StorageError::Migration(e.to_string()))
+    }
+
     /// Merges an epoch's deltas into the stored rows and records its source offsets and
     /// watermark, all in one transaction. Returns the number of rows written.
     ///

@@ -1,0 +1,71 @@
+//! `GET /ready` on the real binary: 200 while the database answers with a current schema, 503
+//! JSON when its schema is older than the binary or the database is away, and 200 again after.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use logstats_shared::testing::backends;
+use logstats_shared::Backend;
+use support::{seed, Api};
+
+/// Polls `/ready` until it answers `status` (within 30 s) and returns that body.
+fn ready_becomes(api: &Api, status: u16) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let response = api.get("/ready");
+        if response.status == status {
+            return response.json();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "/ready still {} ({}), expected {status}",
+            response.status,
+            response.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ready_follows_the_database_and_its_schema() {
+    for db in backends() {
+        seed(&db);
+        let api = Api::start(&db);
+        let ready = api.get("/ready");
+        assert_eq!(ready.status, 200, "{db:?}");
+        assert_eq!(ready.json(), serde_json::json!({ "status": "ready" }));
+
+        // The newest migration unapplied, as on a database an older version created.
+        let newest = "(SELECT MAX(version) FROM __diesel_schema_migrations)";
+        db.execute(&format!(
+            "UPDATE __diesel_schema_migrations SET version = 'x' || version WHERE version = {newest}"
+        ));
+        let body = ready_becomes(&api, 503);
+        assert_eq!(
+            body,
+            serde_json::json!({ "error": "the database schema is not current: 1 migration(s) of this version are not applied" }),
+            "{db:?}"
+        );
+        assert_eq!(
+            api.get("/health").status,
+            200,
+            "liveness ignores the database"
+        );
+        db.execute(
+            "UPDATE __diesel_schema_migrations SET version = substr(version, 2) WHERE version LIKE 'x%'",
+        );
+        ready_becomes(&api, 200);
+
+        if db.backend == Backend::Postgres {
+            db.set_reachable(false);
+            let body = ready_becomes(&api, 503);
+            assert!(body["error"].is_string(), "{body}");
+            assert_eq!(api.get("/health").status, 200);
+            db.set_reachable(true);
+            assert_eq!(ready_becomes(&api, 200)["status"], "ready");
+        }
+        let stderr = api.stop();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
