@@ -22,10 +22,12 @@ pub const DEFAULT_ANSWER_BYTES: usize = 16 << 20;
 /// Bytes an entry costs beyond its body and customer id (map slot, key, allocations).
 const ENTRY_OVERHEAD_BYTES: usize = 128;
 
-/// What a body answers: the customer and the requested range.
+/// What a body answers: the subject (a customer id, or an endpoint and its options) and the
+/// requested range.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AnswerKey {
-    /// The customer id.
+    /// The customer id alone for a plain customer answer; anything else (a fleet endpoint, extra
+    /// percentiles) contains characters a customer id cannot, so keys never collide.
     pub customer: Box<str>,
     /// First day asked for.
     pub from: NaiveDate,
@@ -38,6 +40,16 @@ impl AnswerKey {
     pub fn new(customer: &CustomerId, range: &RequestedRange) -> Self {
         Self {
             customer: customer.as_str().into(),
+            from: range.from,
+            to: range.to,
+        }
+    }
+
+    /// The key of another answer over `range`: `subject` names it (an endpoint and its options)
+    /// and must contain a character no customer id has (`/`, `?`, `=`).
+    pub fn subject(subject: String, range: &RequestedRange) -> Self {
+        Self {
+            customer: subject.into_boxed_str(),
             from: range.from,
             to: range.to,
         }

@@ -32,6 +32,218 @@ pub enum ValidationError {
         /// The requested last day.
         to: NaiveDate,
     },
+    /// `percentiles` is not a list of numbers from 0 to 100.
+    #[error("invalid `percentiles` {value:?}: expected 1-{MAX_PERCENTILES} comma-separated numbers from 0 to 100 with at most {MAX_PERCENTILE_DECIMALS} decimals, e.g. 90,95,99.9")]
+    InvalidPercentiles {
+        /// The rejected value, shortened to a few characters.
+        value: String,
+    },
+    /// `sort` names no field of the stats.
+    #[error("invalid `sort` {value:?}: expected one of {}", SortField::NAMES.join(", "))]
+    InvalidSort {
+        /// The rejected value, shortened to a few characters.
+        value: String,
+    },
+    /// `order` is neither `asc` nor `desc`.
+    #[error("invalid `order` {value:?}: expected asc or desc")]
+    InvalidOrder {
+        /// The rejected value, shortened to a few characters.
+        value: String,
+    },
+    /// `limit` or `offset` is not a whole number in its bounds.
+    #[error("invalid `{parameter}` {value:?}: expected a whole number from {min} to {max}")]
+    InvalidNumber {
+        /// `limit` or `offset`.
+        parameter: &'static str,
+        /// The rejected value, shortened to a few characters.
+        value: String,
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+    },
+}
+
+/// Most extra percentiles one request may ask for.
+pub const MAX_PERCENTILES: usize = 16;
+/// Most decimals of an asked percentile.
+pub const MAX_PERCENTILE_DECIMALS: usize = 6;
+/// Customers per page of `/customers` when `limit` is not given.
+pub const DEFAULT_LIST_LIMIT: u64 = 100;
+/// Most customers per page of `/customers`.
+pub const MAX_LIST_LIMIT: u64 = 1000;
+/// Largest `offset` of `/customers`: with [`MAX_LIST_LIMIT`], the list is ranked in a heap of
+/// at most `MAX_LIST_OFFSET + MAX_LIST_LIMIT` (100,000) entries, whatever the number of
+/// customers.
+pub const MAX_LIST_OFFSET: u64 = 99_000;
+
+/// The extra percentiles asked for with `percentiles=90,95,99.9`: each with its key in the
+/// response (the number as Rust prints it: `99.90` is `99.9`), in the order asked, without
+/// repeats.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PercentileList(pub Vec<(String, f64)>);
+
+impl PercentileList {
+    /// Validates the raw `percentiles` query parameter (`None`: none asked for).
+    pub fn parse(raw: Option<&str>) -> Result<PercentileList, ValidationError> {
+        let Some(raw) = raw else {
+            return Ok(PercentileList::default());
+        };
+        let invalid = || ValidationError::InvalidPercentiles {
+            value: raw.chars().take(MAX_ECHOED_CHARS).collect(),
+        };
+        let mut list: Vec<(String, f64)> = Vec::new();
+        for part in raw.split(',') {
+            let (whole, decimals) = part.split_once('.').unwrap_or((part, "0"));
+            let digits = |s: &str, max: usize| {
+                !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+            };
+            if !digits(whole, 3) || !digits(decimals, MAX_PERCENTILE_DECIMALS) {
+                return Err(invalid());
+            }
+            let p: f64 = part.parse().map_err(|_| invalid())?;
+            if !(0.0..=100.0).contains(&p) {
+                return Err(invalid());
+            }
+            if !list.iter().any(|&(_, q)| q == p) {
+                list.push((p.to_string(), p));
+            }
+        }
+        if list.len() > MAX_PERCENTILES {
+            return Err(invalid());
+        }
+        Ok(PercentileList(list))
+    }
+
+    /// Whether none were asked for.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The query value that gives this list, for cache keys.
+    pub fn key(&self) -> String {
+        let keys: Vec<&str> = self.0.iter().map(|(key, _)| key.as_str()).collect();
+        keys.join(",")
+    }
+}
+
+/// What `/customers` sorts by: the customer id or a field of its total stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    /// The customer id (the default).
+    CustomerId,
+    /// `total_requests`.
+    TotalRequests,
+    /// `successful_requests`.
+    SuccessfulRequests,
+    /// `failed_requests`.
+    FailedRequests,
+    /// `uptime`.
+    Uptime,
+    /// `average_latency`.
+    AverageLatency,
+    /// `median_latency`.
+    MedianLatency,
+    /// `p99_latency`.
+    P99Latency,
+}
+
+impl SortField {
+    /// The accepted values of `sort`, in the order of the variants.
+    pub const NAMES: [&'static str; 8] = [
+        "customer_id",
+        "total_requests",
+        "successful_requests",
+        "failed_requests",
+        "uptime",
+        "average_latency",
+        "median_latency",
+        "p99_latency",
+    ];
+    const ALL: [SortField; 8] = [
+        SortField::CustomerId,
+        SortField::TotalRequests,
+        SortField::SuccessfulRequests,
+        SortField::FailedRequests,
+        SortField::Uptime,
+        SortField::AverageLatency,
+        SortField::MedianLatency,
+        SortField::P99Latency,
+    ];
+
+    /// The field named `name`.
+    pub fn parse(name: &str) -> Result<SortField, ValidationError> {
+        Self::NAMES
+            .iter()
+            .position(|&n| n == name)
+            .map(|i| Self::ALL[i])
+            .ok_or_else(|| ValidationError::InvalidSort {
+                value: name.chars().take(MAX_ECHOED_CHARS).collect(),
+            })
+    }
+
+    /// Its name as `sort` takes it.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[Self::ALL.iter().position(|&f| f == self).unwrap_or(0)]
+    }
+}
+
+/// How `/customers` pages its list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListPage {
+    /// What to sort by.
+    pub sort: SortField,
+    /// Descending when true.
+    pub descending: bool,
+    /// Most customers returned.
+    pub limit: u64,
+    /// Customers skipped before the first returned.
+    pub offset: u64,
+}
+
+impl ListPage {
+    /// Validates the raw `sort`, `order`, `limit` and `offset` query parameters.
+    pub fn parse(
+        sort: Option<&str>,
+        order: Option<&str>,
+        limit: Option<&str>,
+        offset: Option<&str>,
+    ) -> Result<ListPage, ValidationError> {
+        let sort = sort.map_or(Ok(SortField::CustomerId), SortField::parse)?;
+        let descending = match order {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(other) => {
+                return Err(ValidationError::InvalidOrder {
+                    value: other.chars().take(MAX_ECHOED_CHARS).collect(),
+                })
+            }
+        };
+        let number = |parameter: &'static str, raw: Option<&str>, default, min, max| {
+            let Some(raw) = raw else { return Ok(default) };
+            let invalid = || ValidationError::InvalidNumber {
+                parameter,
+                value: raw.chars().take(MAX_ECHOED_CHARS).collect(),
+                min,
+                max,
+            };
+            if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid());
+            }
+            raw.parse::<u64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(invalid)
+        };
+        let limit = number("limit", limit, DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT)?;
+        let offset = number("offset", offset, 0, 0, MAX_LIST_OFFSET)?;
+        Ok(ListPage {
+            sort,
+            descending,
+            limit,
+            offset,
+        })
+    }
 }
 
 /// A customer id in the form the ingest job stores: 1-64 of `A-Z a-z 0-9 . _ -`.
@@ -174,6 +386,93 @@ mod tests {
                     value: bad.to_string()
                 }),
                 "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn percentiles_are_numbers_from_0_to_100_keyed_as_printed() {
+        let keys = |raw| {
+            PercentileList::parse(Some(raw))
+                .map(|list| list.0.into_iter().map(|(k, _)| k).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            keys("90,95,99.9"),
+            Ok(vec!["90".into(), "95".into(), "99.9".into()])
+        );
+        assert_eq!(
+            keys("99.90,0,100,90,90.0"),
+            Ok(vec!["99.9".into(), "0".into(), "100".into(), "90".into()])
+        );
+        assert_eq!(keys("0.000001"), Ok(vec!["0.000001".into()]));
+        assert_eq!(PercentileList::parse(None), Ok(PercentileList::default()));
+        for bad in [
+            "",
+            ",",
+            "90,",
+            "100.1",
+            "101",
+            "-1",
+            "1e2",
+            " 90",
+            "90 ",
+            "nan",
+            "inf",
+            "0.0000001",
+            "1000",
+            ".5",
+            "5.",
+            "+5",
+        ] {
+            assert!(PercentileList::parse(Some(bad)).is_err(), "{bad:?}");
+        }
+        let many: Vec<String> = (1..=17).map(|p| p.to_string()).collect();
+        assert!(PercentileList::parse(Some(&many.join(","))).is_err());
+        assert!(PercentileList::parse(Some(&many[..16].join(","))).is_ok());
+    }
+
+    #[test]
+    fn list_pages_are_bounded() {
+        let page = ListPage::parse(None, None, None, None).expect("defaults");
+        assert_eq!(
+            page,
+            ListPage {
+                sort: SortField::CustomerId,
+                descending: false,
+                limit: 100,
+                offset: 0
+            }
+        );
+        let page = ListPage::parse(
+            Some("failed_requests"),
+            Some("desc"),
+            Some("1000"),
+            Some("99000"),
+        )
+        .expect("deepest page");
+        assert_eq!(
+            (page.sort, page.descending, page.limit, page.offset),
+            (SortField::FailedRequests, true, 1000, 99000)
+        );
+        for name in SortField::NAMES {
+            assert_eq!(SortField::parse(name).map(SortField::name), Ok(name));
+        }
+        for (sort, order, limit, offset) in [
+            (Some("nope"), None, None, None),
+            (Some("Uptime"), None, None, None),
+            (None, Some("up"), None, None),
+            (None, None, Some("0"), None),
+            (None, None, Some("1001"), None),
+            (None, None, Some("-1"), None),
+            (None, None, Some("1.5"), None),
+            (None, None, Some(""), None),
+            (None, None, None, Some("-1")),
+            (None, None, None, Some("99001")),
+            (None, None, None, Some("99999999999999999999999")),
+        ] {
+            assert!(
+                ListPage::parse(sort, order, limit, offset).is_err(),
+                "{sort:?} {order:?} {limit:?} {offset:?}"
             );
         }
     }

@@ -33,6 +33,9 @@ pub struct Versions {
     pub round: u64,
     /// Customer id to version; a customer not present has version 0 (no rows).
     pub versions: Arc<HashMap<Box<str>, i64>>,
+    /// The newest version of any customer (0 before the first commit): it changes with every
+    /// commit, so it versions answers about the whole fleet.
+    pub newest: i64,
     /// Set when the round could not read the database: the copy may be old.
     pub error: Option<Arc<str>>,
     /// When the round ended (`None` before the first).
@@ -160,6 +163,7 @@ fn read_rounds(shared: &Shared, store: &Store) {
         shared.published.send_replace(Versions {
             round,
             versions: Arc::clone(&versions),
+            newest,
             error,
             finished: Some(Instant::now()),
         });

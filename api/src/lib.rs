@@ -4,6 +4,7 @@ pub mod answers;
 pub mod configuration;
 pub mod domain;
 pub mod error;
+pub mod fleet;
 pub mod freshness;
 pub mod openapi;
 pub mod refusals;

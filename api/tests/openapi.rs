@@ -210,10 +210,14 @@ fn every_route_served_is_documented_and_every_documented_route_is_served() {
         let mut query = Vec::new();
         for parameter in operation["parameters"].as_array().into_iter().flatten() {
             let name = parameter["name"].as_str().expect("a name");
-            let value = parameter["example"]
+            let example = &parameter["example"];
+            let value = example
                 .as_str()
-                .or_else(|| parameter["schema"]["enum"][0].as_str())
+                .map(str::to_string)
+                .or_else(|| example.is_number().then(|| example.to_string()))
+                .or_else(|| parameter["schema"]["enum"][0].as_str().map(str::to_string))
                 .unwrap_or_else(|| panic!("{template}: no example for {name}"));
+            let value = value.as_str();
             match parameter["in"].as_str() {
                 Some("path") => path = path.replace(&format!("{{{name}}}"), value),
                 Some("query") => query.push(format!("{name}={value}")),

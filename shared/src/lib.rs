@@ -23,7 +23,7 @@ pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
     }
 }
 pub use record::{parse_line, Record, RejectReason};
-pub use stats::{DayAccumulator, DayStats, StatsSummary};
+pub use stats::{DayAccumulator, DayStats, LatencyPercentiles, StatsSummary};
 pub use storage::{
     Backend, CommitOutcome, EpochCommit, LeaseHolder, LeaseOutcome, SourceOffset, StorageError,
     Store, StoreOptions, VersionedDay,

@@ -72,6 +72,16 @@ impl DayStats {
         self.summary_with(percentiles[0], percentiles[1])
     }
 
+    /// What the API reports, with the extra percentiles `extra` (`(key, p)`, p in 0-100) in
+    /// `latency_percentiles`, computed like the median.
+    pub fn summary_with_percentiles(&self, extra: &[(String, f64)]) -> StatsSummary {
+        let mut ps = SUMMARY_PERCENTILES.to_vec();
+        ps.extend(extra.iter().map(|&(_, p)| p));
+        let values = self.latencies.percentiles(&ps);
+        self.summary_with(values[0], values[1])
+            .with_percentiles(extra, &values[SUMMARY_PERCENTILES.len()..])
+    }
+
     /// What the API reports, given the median and p99 (computed elsewhere, e.g. over a range).
     pub fn summary_with(&self, median: Option<f64>, p99: Option<f64>) -> StatsSummary {
         let total = self.total();
@@ -95,6 +105,7 @@ impl DayStats {
             average_latency,
             median_latency,
             p99_latency,
+            latency_percentiles: None,
         }
     }
 }
@@ -289,6 +300,62 @@ pub struct StatsSummary {
     /// 99th percentile latency in seconds, computed like the median; null without requests.
     #[cfg_attr(feature = "openapi", schema(required = true, minimum = 0))]
     pub p99_latency: Option<f64>,
+    /// Only when `percentiles=` was asked for: each asked percentile (keyed as in the request,
+    /// normalised: `99.90` is `99.9`) in seconds, computed like the median; null without
+    /// requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<std::collections::BTreeMap<String, Option<f64>>>, example = json!({"90": 1.702, "99.9": 1.981}))
+    )]
+    pub latency_percentiles: Option<LatencyPercentiles>,
+}
+
+impl StatsSummary {
+    /// This summary with `latency_percentiles` set: `values[i]` is the percentile `extra[i]`.
+    /// Unchanged when nothing extra was asked for.
+    pub fn with_percentiles(mut self, extra: &[(String, f64)], values: &[Option<f64>]) -> Self {
+        if !extra.is_empty() {
+            let values = extra
+                .iter()
+                .zip(values)
+                .map(|((key, _), &value)| {
+                    (
+                        key.clone(),
+                        if self.total_requests == 0 {
+                            None
+                        } else {
+                            value
+                        },
+                    )
+                })
+                .collect();
+            self.latency_percentiles = Some(LatencyPercentiles(values));
+        }
+        self
+    }
+}
+
+/// Extra latency percentiles, as a JSON object in the order they were asked for.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(from = "std::collections::BTreeMap<String, Option<f64>>")]
+pub struct LatencyPercentiles(pub Vec<(String, Option<f64>)>);
+
+impl From<std::collections::BTreeMap<String, Option<f64>>> for LatencyPercentiles {
+    fn from(map: std::collections::BTreeMap<String, Option<f64>>) -> Self {
+        Self(map.into_iter().collect())
+    }
+}
+
+impl serde::Serialize for LatencyPercentiles {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod dashboard;
 pub mod docs;
+pub mod fleet;
 pub mod health;
 pub mod openapi;
 pub mod stats;
@@ -17,6 +18,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 /// `tests/openapi.rs` checks that every route answers and is documented).
 pub fn configure(api: &mut ServiceConfig<'_>) {
     api.service(stats::customer_stats)
+        .service(fleet::fleet_stats)
+        .service(fleet::customer_list)
         .service(health::health)
         .service(health::ready)
         .service(openapi::openapi_json)

@@ -13,7 +13,7 @@ use logstats_shared::{DayStats, Latencies, StatsSummary, Store};
 use serde::{Serialize, Serializer};
 
 use crate::answers::{AnswerKey, Answers};
-use crate::domain::{CustomerId, RequestedRange};
+use crate::domain::{CustomerId, PercentileList, RequestedRange};
 use crate::error::{ApiError, ErrorBody};
 use crate::freshness::Freshness;
 use crate::rows::{DayRow, Loaded, RowCache};
@@ -42,6 +42,15 @@ pub struct StatsQuery {
         example = "2024-11-09"
     )]
     pub to: Option<String>,
+    /// Extra latency percentiles to report in each Stats' `latency_percentiles`: 1-16
+    /// comma-separated numbers from 0 to 100 (at most 6 decimals), computed like the median.
+    #[param(
+        required = false,
+        value_type = String,
+        pattern = "^(?:100(?:\\.0{1,6})?|[0-9]{1,2}(?:\\.[0-9]{1,6})?)(?:,(?:100(?:\\.0{1,6})?|[0-9]{1,2}(?:\\.[0-9]{1,6})?)){0,15}$",
+        example = "90,95,99.9"
+    )]
+    pub percentiles: Option<String>,
 }
 
 /// The 200 response: the range actually covered, its merged stats and every day with requests.
@@ -95,7 +104,7 @@ pub struct DayEntry {
     responses(
         (status = 200, description = "The range's days and their merge", body = CustomerStats),
         (status = 400, description = "A missing or invalid `from` or `to`, `to` before `from`, \
-            a malformed customer id or query string", body = ErrorBody),
+            invalid `percentiles`, a malformed customer id or query string", body = ErrorBody),
         (status = 404, description = "No day at all is stored for this customer", body = ErrorBody),
         (status = 500, description = "A stored row is corrupt, or another fault of ours (the cause \
             is logged, not shown)", body = ErrorBody),
@@ -113,6 +122,7 @@ pub async fn customer_stats(
 ) -> Result<HttpResponse, ApiError> {
     let customer = CustomerId::parse(customer_id.into_inner())?;
     let range = RequestedRange::parse(query.from.as_deref(), query.to.as_deref())?;
+    let extra = PercentileList::parse(query.percentiles.as_deref())?;
     // Every customer's version as of a round that started after this request arrived: any
     // commit visible now is in it (see `crate::freshness`).
     let versions = freshness.current().await;
@@ -124,11 +134,16 @@ pub async fn customer_stats(
     let store = store.into_inner();
     if !rows.enabled() {
         // Nothing is copied: read the range itself.
-        let body = web::block(move || answer_from_store(&store, &customer, &range)).await??;
+        let body =
+            web::block(move || answer_from_store(&store, &customer, &range, &extra)).await??;
         return Ok(json(body));
     }
     let version = versions.of(customer.as_str());
-    let key = AnswerKey::new(&customer, &range);
+    let key = if extra.is_empty() {
+        AnswerKey::new(&customer, &range)
+    } else {
+        AnswerKey::subject(format!("{customer}?percentiles={}", extra.key()), &range)
+    };
     let answers = answers.into_inner();
     if let Some(body) = answers.get(&key, version) {
         return Ok(json(body));
@@ -143,7 +158,8 @@ pub async fn customer_stats(
                 Loaded::Rows(copy) => copy,
                 Loaded::TooLarge => {
                     let body =
-                        web::block(move || answer_from_store(&store, &customer, &range)).await??;
+                        web::block(move || answer_from_store(&store, &customer, &range, &extra))
+                            .await??;
                     return Ok(json(body));
                 }
             }
@@ -151,15 +167,16 @@ pub async fn customer_stats(
     };
     let days = copy.range(range.from, range.to);
     let version = copy.version.max(version);
-    let body = if days.len() > LARGE_RANGE_DAYS {
-        // Merging years of days takes milliseconds: not on an HTTP worker.
+    let body = if days.len() > LARGE_RANGE_DAYS || !extra.is_empty() {
+        // Merging years of days, or percentiles for every day, takes a while: not on an HTTP
+        // worker.
         web::block(move || {
             let days = copy.range(range.from, range.to);
-            answer_from_copy(&customer, &range, days, copy.days.is_empty())
+            answer_from_copy(&customer, &range, days, copy.days.is_empty(), &extra)
         })
         .await??
     } else {
-        answer_from_copy(&customer, &range, days, copy.days.is_empty())?
+        answer_from_copy(&customer, &range, days, copy.days.is_empty(), &extra)?
     };
     // Remembered at the version the copy is current at: at least the one this request saw.
     answers.put(key, version, body.clone());
@@ -169,7 +186,7 @@ pub async fn customer_stats(
 /// Ranges of more days than this are merged on the blocking pool.
 const LARGE_RANGE_DAYS: usize = 400;
 
-fn json(body: Bytes) -> HttpResponse {
+pub(crate) fn json(body: Bytes) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(body)
@@ -181,6 +198,7 @@ fn answer_from_copy(
     range: &RequestedRange,
     days: &[DayRow],
     no_days_at_all: bool,
+    extra: &PercentileList,
 ) -> Result<Bytes, ApiError> {
     if no_days_at_all {
         return Err(ApiError::UnknownCustomer(customer.clone()));
@@ -188,14 +206,23 @@ fn answer_from_copy(
     let stats: Vec<&DayStats> = days.iter().map(|d| &d.stats).collect();
     let unpacked: Option<Vec<&UnpackedHistogram>> =
         days.iter().map(|d| d.unpacked.as_ref()).collect();
-    let total = merged_summary(&stats, unpacked.as_deref());
+    let total = merged_summary(&stats, unpacked.as_deref(), extra);
     let to = resolved_to(range, days.last().map(|d| d.date));
     let mut body = response_head(customer, range.from, to, &total)?;
     for (i, day) in days.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(&day.json);
+        if extra.is_empty() {
+            body.extend_from_slice(&day.json);
+        } else {
+            let entry = DayEntry {
+                date: day.date,
+                stats: day.stats.summary_with_percentiles(&extra.0),
+            };
+            serde_json::to_writer(&mut body, &entry)
+                .map_err(|e| ApiError::Internal(Box::new(e)))?;
+        }
     }
     body.extend_from_slice(b"]}");
     Ok(Bytes::from(body))
@@ -206,6 +233,7 @@ fn answer_from_store(
     store: &Store,
     customer: &CustomerId,
     range: &RequestedRange,
+    extra: &PercentileList,
 ) -> Result<Bytes, ApiError> {
     let mut days = store.customer_days(customer.as_str(), range.from, range.to)?;
     days.retain(|(_, stats)| stats.total() > 0);
@@ -213,7 +241,7 @@ fn answer_from_store(
         return Err(ApiError::UnknownCustomer(customer.clone()));
     }
     let stats: Vec<&DayStats> = days.iter().map(|(_, stats)| stats).collect();
-    let total = merged_summary(&stats, None);
+    let total = merged_summary(&stats, None, extra);
     let to = resolved_to(range, days.last().map(|&(date, _)| date));
     let mut body = response_head(customer, range.from, to, &total)?;
     for (i, (date, stats)) in days.iter().enumerate() {
@@ -222,7 +250,7 @@ fn answer_from_store(
         }
         let entry = DayEntry {
             date: *date,
-            stats: stats.summary(),
+            stats: stats.summary_with_percentiles(&extra.0),
         };
         serde_json::to_writer(&mut body, &entry).map_err(|e| ApiError::Internal(Box::new(e)))?;
     }
@@ -245,29 +273,35 @@ const SCRATCH_KEPT: usize = 1 << 16;
 
 /// The summary of `days` merged: exact counts and sums, and percentiles over every latency
 /// (from `unpacked`, the days' latencies unpacked, when every day has them).
-fn merged_summary(days: &[&DayStats], unpacked: Option<&[&UnpackedHistogram]>) -> StatsSummary {
+fn merged_summary(
+    days: &[&DayStats],
+    unpacked: Option<&[&UnpackedHistogram]>,
+    extra: &PercentileList,
+) -> StatsSummary {
     let mut total = DayStats::empty();
     for day in days {
         total.successful += day.successful;
         total.failed += day.failed;
         total.latency_sum_us += day.latency_sum_us;
     }
+    let mut ps = SUMMARY_PERCENTILES.to_vec();
+    ps.extend(extra.0.iter().map(|&(_, p)| p));
     let percentiles = SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let percentiles = unpacked
-            .and_then(|unpacked| {
-                UnpackedHistogram::merged_percentiles(unpacked, &SUMMARY_PERCENTILES, &mut scratch)
-            })
+            .and_then(|unpacked| UnpackedHistogram::merged_percentiles(unpacked, &ps, &mut scratch))
             .unwrap_or_else(|| {
                 let latencies: Vec<&Latencies> = days.iter().map(|d| &d.latencies).collect();
-                Latencies::merged_percentiles(&latencies, &SUMMARY_PERCENTILES, &mut scratch)
+                Latencies::merged_percentiles(&latencies, &ps, &mut scratch)
             });
         if scratch.capacity() > SCRATCH_KEPT {
             *scratch = Vec::new();
         }
         percentiles
     });
-    total.summary_with(percentiles[0], percentiles[1])
+    total
+        .summary_with(percentiles[0], percentiles[1])
+        .with_percentiles(&extra.0, &percentiles[SUMMARY_PERCENTILES.len()..])
 }
 
 /// `{"customer_id":..,"from":..,"to":..,"total":{..},"days":[` of a response.
@@ -300,7 +334,7 @@ fn response_head(
 }
 
 /// Writes a date as `YYYY-MM-DD` (years 1-9999, as the parser accepts).
-fn iso_date<S: Serializer>(date: &NaiveDate, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn iso_date<S: Serializer>(date: &NaiveDate, serializer: S) -> Result<S::Ok, S::Error> {
     let (year, month, day) = (date.year(), date.month(), date.day());
     if !(0..=9999).contains(&year) {
         return serializer.collect_str(&date.format("%Y-%m-%d"));

@@ -949,6 +949,88 @@ impl Store {
         })
     }
 
+    /// The last day on or after `from` with a stored row of any customer.
+    pub fn last_day_from(&self, from: NaiveDate) -> Result<Option<NaiveDate>, StorageError> {
+        with_backend!(self, conn => {
+            Ok(daily_stats::table
+                .filter(daily_stats::day.ge(from))
+                .select(diesel::dsl::max(daily_stats::day))
+                .first::<Option<NaiveDate>>(conn)?)
+        })
+    }
+
+    /// Every customer's stored days from `from` to `to` (inclusive), ordered by day then
+    /// customer, at most `limit` of them, after the row `after` (a page of a walk over the
+    /// range: pass the last row of the previous page).
+    pub fn days_by_day(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<(NaiveDate, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        with_backend!(self, conn => {
+            let mut query = daily_stats::table
+                .filter(daily_stats::day.between(from, to))
+                .order((daily_stats::day.asc(), daily_stats::customer_id.asc()))
+                .select(DailyStatsRow::as_select())
+                .limit(limit)
+                .into_boxed();
+            if let Some((day, customer)) = after {
+                query = query.filter(
+                    daily_stats::day
+                        .gt(day)
+                        .or(daily_stats::day.eq(day).and(daily_stats::customer_id.gt(customer))),
+                );
+            }
+            let rows: Vec<DailyStatsRow> = query.load(conn)?;
+            rows.into_iter()
+                .map(|row| {
+                    let (customer, day) = (row.customer_id.clone(), row.day);
+                    Ok((customer, day, row.into_stats()?))
+                })
+                .collect()
+        })
+    }
+
+    /// The stored days of `customers` from `from` to `to` (inclusive), ordered by customer then
+    /// day, at most `limit` of them, after the row `after` (a page of a walk: pass the last row
+    /// of the previous page).
+    pub fn days_by_customer(
+        &self,
+        customers: &[&str],
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<(&str, NaiveDate)>,
+        limit: usize,
+    ) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        with_backend!(self, conn => {
+            let mut query = daily_stats::table
+                .filter(daily_stats::customer_id.eq_any(customers))
+                .filter(daily_stats::day.between(from, to))
+                .order((daily_stats::customer_id.asc(), daily_stats::day.asc()))
+                .select(DailyStatsRow::as_select())
+                .limit(limit)
+                .into_boxed();
+            if let Some((customer, day)) = after {
+                query = query.filter(
+                    daily_stats::customer_id
+                        .gt(customer)
+                        .or(daily_stats::customer_id.eq(customer).and(daily_stats::day.gt(day))),
+                );
+            }
+            let rows: Vec<DailyStatsRow> = query.load(conn)?;
+            rows.into_iter()
+                .map(|row| {
+                    let (customer, day) = (row.customer_id.clone(), row.day);
+                    Ok((customer, day, row.into_stats()?))
+                })
+                .collect()
+        })
+    }
+
     /// Every stored row, ordered by customer and day (for tests and tools).
     pub fn all_days(&self) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
         with_backend!(self, conn => {

@@ -1,0 +1,328 @@
+//! The fleet views, computed from the stored rows: every customer merged over a range
+//! (`GET /stats`), and every customer's total over a range, ranked and paged
+//! (`GET /customers`).
+//!
+//! Both walk the range's rows a page at a time (keyset pages of [`ROWS_PER_READ`] rows), so
+//! memory holds one page, the merge in progress (compacted every [`COMPACT_EVERY`] rows; a
+//! merged latency summary is at most 4,096 histogram entries or a 100-centroid digest), and
+//! the answer: one summary per day with requests (`/stats`), or a heap of at most
+//! `offset + limit` customers (`/customers`, at most 100,000). The cost is the
+//! rows read: customers x days of the range.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use chrono::NaiveDate;
+use logstats_shared::{DayStats, StatsSummary, StorageError, Store};
+use serde::Serialize;
+
+use crate::domain::{ListPage, PercentileList, RequestedRange, SortField};
+use crate::routes::stats::{iso_date, DayEntry};
+
+/// Rows read per database round trip.
+pub const ROWS_PER_READ: usize = 2048;
+/// Customers asked for per walk of `/customers` (one `IN` list).
+const CUSTOMERS_PER_READ: usize = 256;
+/// Rows of one day (or one customer) gathered before they are merged into one.
+const COMPACT_EVERY: usize = 256;
+
+/// The 200 response of `GET /stats`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FleetStats {
+    /// First day, inclusive.
+    #[serde(serialize_with = "iso_date")]
+    #[schema(value_type = String, format = Date, example = "2024-10-10")]
+    pub from: NaiveDate,
+    /// Last day, inclusive: the requested `to`, else the last day any customer has data on
+    /// (from `from` on), else `from`.
+    #[serde(serialize_with = "iso_date")]
+    #[schema(value_type = String, format = Date, example = "2024-11-09")]
+    pub to: NaiveDate,
+    /// Every customer's requests of the range merged.
+    pub total: StatsSummary,
+    /// The days with requests, ascending, each every customer's requests of that day merged.
+    pub days: Vec<DayEntry>,
+}
+
+/// The 200 response of `GET /customers`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CustomerList {
+    /// First day, inclusive.
+    #[serde(serialize_with = "iso_date")]
+    #[schema(value_type = String, format = Date, example = "2024-10-10")]
+    pub from: NaiveDate,
+    /// Last day, inclusive, resolved as for `GET /stats`.
+    #[serde(serialize_with = "iso_date")]
+    #[schema(value_type = String, format = Date, example = "2024-11-09")]
+    pub to: NaiveDate,
+    /// The field sorted by.
+    #[schema(example = "failed_requests")]
+    pub sort: &'static str,
+    /// `asc` or `desc`.
+    #[schema(example = "desc", pattern = "^(asc|desc)$")]
+    pub order: &'static str,
+    /// Most customers in `customers`.
+    #[schema(example = 100)]
+    pub limit: u64,
+    /// Customers skipped before the first in `customers`.
+    #[schema(example = 0)]
+    pub offset: u64,
+    /// How many customers have requests in the range (all pages).
+    #[schema(example = 50)]
+    pub count: u64,
+    /// This page of customers, ranked; ties are ordered by customer id.
+    pub customers: Vec<CustomerTotal>,
+}
+
+/// One customer of a `CustomerList`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CustomerTotal {
+    /// The customer.
+    #[schema(example = "cust_22")]
+    pub customer_id: String,
+    /// Its requests of the range merged.
+    pub total: StatsSummary,
+}
+
+/// The range's last day: `to` when given, else the last day with data from `from` on.
+fn resolve_to(store: &Store, range: &RequestedRange) -> Result<NaiveDate, StorageError> {
+    match range.to {
+        Some(to) => Ok(to),
+        None => Ok(store.last_day_from(range.from)?.unwrap_or(range.from)),
+    }
+}
+
+/// Rows of one group (a day, or a customer) merged as they come, in bounded memory.
+#[derive(Default)]
+struct Merge {
+    pending: Vec<DayStats>,
+}
+
+impl Merge {
+    fn add(&mut self, stats: DayStats) {
+        self.pending.push(stats);
+        if self.pending.len() >= COMPACT_EVERY {
+            let merged = DayStats::merge_all(&self.pending);
+            self.pending.clear();
+            self.pending.push(merged);
+        }
+    }
+
+    fn finish(&mut self) -> DayStats {
+        let merged = match self.pending.len() {
+            0 => DayStats::empty(),
+            1 => self.pending.pop().unwrap_or_default(),
+            _ => DayStats::merge_all(&self.pending),
+        };
+        self.pending.clear();
+        merged
+    }
+}
+
+/// `GET /stats`: every customer's rows of `range` merged, per day and in all.
+pub fn fleet_stats(
+    store: &Store,
+    range: &RequestedRange,
+    extra: &PercentileList,
+) -> Result<FleetStats, StorageError> {
+    let to = resolve_to(store, range)?;
+    let mut days = Vec::new();
+    let mut total = DayStats::empty();
+    let mut day_merge = Merge::default();
+    let mut current: Option<NaiveDate> = None;
+    let mut finish_day = |date: NaiveDate, merge: &mut Merge, total: &mut DayStats| {
+        let merged = merge.finish();
+        if merged.total() > 0 {
+            days.push(DayEntry {
+                date,
+                stats: merged.summary_with_percentiles(&extra.0),
+            });
+            total.merge(&merged);
+        }
+    };
+    let mut after: Option<(NaiveDate, String)> = None;
+    loop {
+        let page = store.days_by_day(
+            range.from,
+            to,
+            after
+                .as_ref()
+                .map(|(day, customer)| (*day, customer.as_str())),
+            ROWS_PER_READ,
+        )?;
+        let last_page = page.len() < ROWS_PER_READ;
+        for (customer, day, stats) in page {
+            if let Some(date) = current.filter(|&date| date != day) {
+                finish_day(date, &mut day_merge, &mut total);
+            }
+            current = Some(day);
+            day_merge.add(stats);
+            after = Some((day, customer));
+        }
+        if last_page {
+            break;
+        }
+    }
+    if let Some(date) = current {
+        finish_day(date, &mut day_merge, &mut total);
+    }
+    Ok(FleetStats {
+        from: range.from,
+        to,
+        total: total.summary_with_percentiles(&extra.0),
+        days,
+    })
+}
+
+/// A ranked customer; the heap's top is the one ranked last.
+struct Ranked {
+    key: (Option<f64>, Option<u64>),
+    by_id: bool,
+    descending: bool,
+    entry: CustomerTotal,
+}
+
+impl Ranked {
+    fn new(entry: CustomerTotal, page: &ListPage) -> Ranked {
+        let t = &entry.total;
+        let key = match page.sort {
+            SortField::CustomerId => (None, None),
+            SortField::TotalRequests => (None, Some(t.total_requests)),
+            SortField::SuccessfulRequests => (None, Some(t.successful_requests)),
+            SortField::FailedRequests => (None, Some(t.failed_requests)),
+            SortField::Uptime => (t.uptime, None),
+            SortField::AverageLatency => (t.average_latency, None),
+            SortField::MedianLatency => (t.median_latency, None),
+            SortField::P99Latency => (t.p99_latency, None),
+        };
+        Ranked {
+            key,
+            by_id: page.sort == SortField::CustomerId,
+            descending: page.descending,
+            entry,
+        }
+    }
+
+    /// Less is ranked first: by the sort field in the asked order (nulls as the smallest
+    /// value), then by customer id, ascending (or by customer id in the asked order when that is
+    /// the sort field).
+    fn rank(&self, other: &Ranked) -> Ordering {
+        let by_id = self.entry.customer_id.cmp(&other.entry.customer_id);
+        if self.by_id {
+            return if self.descending {
+                by_id.reverse()
+            } else {
+                by_id
+            };
+        }
+        let by_float = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => a.total_cmp(&b),
+            (a, b) => a.is_some().cmp(&b.is_some()),
+        };
+        let field = by_float(self.key.0, other.key.0).then(self.key.1.cmp(&other.key.1));
+        let field = if self.descending {
+            field.reverse()
+        } else {
+            field
+        };
+        field.then(by_id)
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank(other) == Ordering::Equal
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.rank(other)
+    }
+}
+
+/// `GET /customers`: the total of every customer of `customers` (sorted ids) with requests in
+/// `range`, ranked and paged as `page` says.
+pub fn customer_list(
+    store: &Store,
+    customers: &[&str],
+    range: &RequestedRange,
+    extra: &PercentileList,
+    page: &ListPage,
+) -> Result<CustomerList, StorageError> {
+    let to = resolve_to(store, range)?;
+    let window = usize::try_from(page.offset + page.limit).unwrap_or(usize::MAX);
+    let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(window.min(4096) + 1);
+    let mut count = 0u64;
+    let mut finish_customer = |customer: String, merge: &mut Merge| {
+        let merged = merge.finish();
+        if merged.total() == 0 {
+            return;
+        }
+        count += 1;
+        let entry = CustomerTotal {
+            customer_id: customer,
+            total: merged.summary_with_percentiles(&extra.0),
+        };
+        heap.push(Ranked::new(entry, page));
+        if heap.len() > window {
+            heap.pop();
+        }
+    };
+    for chunk in customers.chunks(CUSTOMERS_PER_READ) {
+        let mut merge = Merge::default();
+        let mut current: Option<String> = None;
+        let mut after: Option<(String, NaiveDate)> = None;
+        loop {
+            let rows = store.days_by_customer(
+                chunk,
+                range.from,
+                to,
+                after
+                    .as_ref()
+                    .map(|(customer, day)| (customer.as_str(), *day)),
+                ROWS_PER_READ,
+            )?;
+            let last_page = rows.len() < ROWS_PER_READ;
+            for (customer, day, stats) in rows {
+                if current.as_ref().is_some_and(|c| *c != customer) {
+                    if let Some(done) = current.take() {
+                        finish_customer(done, &mut merge);
+                    }
+                }
+                if current.is_none() {
+                    current = Some(customer.clone());
+                }
+                merge.add(stats);
+                after = Some((customer, day));
+            }
+            if last_page {
+                break;
+            }
+        }
+        if let Some(done) = current {
+            finish_customer(done, &mut merge);
+        }
+    }
+    let ranked = heap.into_sorted_vec();
+    let offset = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    Ok(CustomerList {
+        from: range.from,
+        to,
+        sort: page.sort.name(),
+        order: if page.descending { "desc" } else { "asc" },
+        limit: page.limit,
+        offset: page.offset,
+        count,
+        customers: ranked
+            .into_iter()
+            .skip(offset)
+            .map(|ranked| ranked.entry)
+            .collect(),
+    })
+}

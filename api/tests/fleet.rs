@@ -1,0 +1,497 @@
+//! The fleet views and `percentiles=` on the real binary, on SQLite and PostgreSQL: every
+//! answer is compared with statistics computed here from the raw requests (counts, uptime,
+//! average, numpy's linear percentiles), including sorting and paging of `/customers`.
+
+mod support;
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use logstats_shared::storage::day_from_date;
+use logstats_shared::testing::{backends, TestDatabase};
+use logstats_shared::{DayAccumulator, EpochCommit};
+use serde_json::{json, Value};
+use support::Api;
+
+/// One request: customer, UTC day, success, latency in microseconds.
+#[derive(Debug, Clone)]
+struct Request {
+    customer: String,
+    day: NaiveDate,
+    ok: bool,
+    us: u64,
+}
+
+/// SplitMix64: reproducible pseudo-random numbers.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("a test date")
+}
+
+/// 12 customers over 2024-10-01..10-20 with different volumes, failure rates and days off;
+/// millisecond latencies (at most 2,000 distinct values in all, so every merge is exact), and
+/// one customer with microsecond latencies.
+fn generated() -> Vec<Request> {
+    let mut random = Random(1_234_567);
+    let mut requests = Vec::new();
+    for c in 0..12u64 {
+        let customer = format!("cust_{c:02}");
+        for d in 0..20u64 {
+            if (c + d) % 5 == 0 {
+                continue; // a day off
+            }
+            let day = date("2024-10-01") + chrono::Days::new(d);
+            let n = 5 + random.below(20 + 10 * c);
+            for _ in 0..n {
+                let us = if c == 7 {
+                    100_000 + random.below(900)
+                } else {
+                    (1 + random.below(1500 + 30 * c)) * 1000
+                };
+                let ok = random.below(100) >= 3 + 4 * c;
+                requests.push(Request {
+                    customer: customer.clone(),
+                    day,
+                    ok,
+                    us,
+                });
+            }
+        }
+    }
+    requests
+}
+
+/// Stores `requests` in two epochs, so that every row is the merge of two deltas.
+fn store(db: &TestDatabase, requests: &[Request]) {
+    let store = db.connect();
+    for epoch in 0..2 {
+        let mut days: BTreeMap<(String, NaiveDate), DayAccumulator> = BTreeMap::new();
+        for r in requests.iter().skip(epoch).step_by(2) {
+            days.entry((r.customer.clone(), r.day))
+                .or_default()
+                .add(r.ok, r.us);
+        }
+        let deltas = days
+            .into_iter()
+            .map(|((customer, day), acc)| (customer, day_from_date(day), acc.finish()))
+            .collect();
+        store
+            .commit_epoch(&EpochCommit {
+                deltas,
+                ..EpochCommit::default()
+            })
+            .expect("commit");
+    }
+}
+
+/// numpy's default percentile `p` of `sorted` (µs), in seconds rounded to the microsecond.
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    let seconds: Vec<f64> = sorted.iter().map(|&us| us as f64 / 1e6).collect();
+    let h = (seconds.len() - 1) as f64 * p / 100.0;
+    let (below, t) = (h.floor() as usize, h - h.floor());
+    let (a, b) = (seconds[below], seconds[(below + 1).min(seconds.len() - 1)]);
+    let exact = if t >= 0.5 {
+        b - (b - a) * (1.0 - t)
+    } else {
+        a + (b - a) * t
+    };
+    (exact * 1e6).round() / 1e6
+}
+
+/// Asserts that `actual` is the Stats of `requests`, with `extra` percentiles when given.
+fn assert_stats(actual: &Value, requests: &[&Request], extra: &[(&str, f64)], context: &str) {
+    let total = requests.len() as u64;
+    let ok = requests.iter().filter(|r| r.ok).count() as u64;
+    assert_eq!(
+        actual["total_requests"],
+        json!(total),
+        "{context}: {actual}"
+    );
+    assert_eq!(actual["successful_requests"], json!(ok), "{context}");
+    assert_eq!(actual["failed_requests"], json!(total - ok), "{context}");
+    if total == 0 {
+        for key in ["uptime", "average_latency", "median_latency", "p99_latency"] {
+            assert_eq!(actual[key], Value::Null, "{context}: {key}");
+        }
+        return;
+    }
+    assert_eq!(
+        actual["uptime"].as_f64(),
+        Some(ok as f64 * 100.0 / total as f64),
+        "{context}"
+    );
+    let sum: u64 = requests.iter().map(|r| r.us).sum();
+    // Half a microsecond rounds either way in floating point: accept both neighbours then.
+    let (down, up) = (sum / total, sum.div_ceil(total));
+    let nearest = if 2 * (sum % total) > total { up } else { down };
+    let average = actual["average_latency"].as_f64().expect("an average");
+    let tie = 2 * (sum % total) == total;
+    assert!(
+        average == nearest as f64 / 1e6 || (tie && average == up as f64 / 1e6),
+        "{context}: average {average}, expected {nearest} µs"
+    );
+    let mut sorted: Vec<u64> = requests.iter().map(|r| r.us).collect();
+    sorted.sort_unstable();
+    assert_eq!(
+        actual["median_latency"].as_f64(),
+        Some(percentile(&sorted, 50.0)),
+        "{context}"
+    );
+    assert_eq!(
+        actual["p99_latency"].as_f64(),
+        Some(percentile(&sorted, 99.0)),
+        "{context}"
+    );
+    if extra.is_empty() {
+        assert!(actual.get("latency_percentiles").is_none(), "{context}");
+    } else {
+        let object = actual["latency_percentiles"]
+            .as_object()
+            .expect("latency_percentiles");
+        let keys: BTreeSet<&str> = object.keys().map(String::as_str).collect();
+        let expected_keys: BTreeSet<&str> = extra.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, expected_keys, "{context}");
+        for (key, p) in extra {
+            assert_eq!(
+                object[*key].as_f64(),
+                Some(percentile(&sorted, *p)),
+                "{context}: p{key}"
+            );
+        }
+    }
+}
+
+fn within<'a>(requests: &'a [Request], from: &str, to: &str) -> Vec<&'a Request> {
+    let (from, to) = (date(from), date(to));
+    requests
+        .iter()
+        .filter(|r| from <= r.day && r.day <= to)
+        .collect()
+}
+
+/// A database on every backend, holding `generated()`, served by the real binary.
+fn served() -> Vec<(TestDatabase, Api, Vec<Request>)> {
+    backends()
+        .into_iter()
+        .map(|db| {
+            let requests = generated();
+            store(&db, &requests);
+            let api = Api::start(&db);
+            (db, api, requests)
+        })
+        .collect()
+}
+
+fn ok_json(api: &Api, path: &str) -> Value {
+    let response = api.get(path);
+    assert_eq!(response.status, 200, "{path}: {}", response.text());
+    response.json()
+}
+
+#[test]
+fn fleet_stats_are_the_merge_of_every_customer() {
+    for (db, api, requests) in served() {
+        let extra = [("90", 90.0), ("99.9", 99.9), ("0", 0.0), ("100", 100.0)];
+        for (query, from, to, extra) in [
+            (
+                "from=2024-10-03&to=2024-10-11",
+                "2024-10-03",
+                "2024-10-11",
+                &[][..],
+            ),
+            (
+                "from=2024-10-01&percentiles=90,99.90,0,100,90",
+                "2024-10-01",
+                "2024-10-20",
+                &extra[..],
+            ),
+        ] {
+            let body = ok_json(&api, &format!("/stats?{query}"));
+            let context = format!("{db:?} /stats?{query}");
+            assert_eq!(body["from"], from, "{context}");
+            assert_eq!(
+                body["to"], to,
+                "{context}: open ranges end on the last day with data"
+            );
+            assert_stats(
+                &body["total"],
+                &within(&requests, from, to),
+                extra,
+                &context,
+            );
+            let days = body["days"].as_array().expect("days");
+            let expected_days: BTreeSet<NaiveDate> =
+                within(&requests, from, to).iter().map(|r| r.day).collect();
+            assert_eq!(days.len(), expected_days.len(), "{context}");
+            for (day, expected) in days.iter().zip(&expected_days) {
+                let d = expected.format("%Y-%m-%d").to_string();
+                assert_eq!(day["date"], d.as_str(), "{context}");
+                assert_stats(
+                    day,
+                    &within(&requests, &d, &d),
+                    extra,
+                    &format!("{context} {d}"),
+                );
+            }
+        }
+        // The extra percentiles come in the order asked, repeats dropped.
+        let raw = api
+            .get("/stats?from=2024-10-01&percentiles=99.9,5,99.90,50")
+            .text();
+        let at = |key: &str| raw.find(&format!("\"{key}\":")).expect("a percentile key");
+        assert!(at("99.9") < at("5") && at("5") < at("50"), "{raw}");
+        assert_eq!(
+            raw.matches("\"99.9\":").count(),
+            raw.matches("\"latency_percentiles\"").count()
+        );
+        // No requests in the range: zero counts, null latencies, no days.
+        let empty = ok_json(&api, "/stats?from=2025-01-01&to=2025-01-31");
+        assert_stats(&empty["total"], &[], &[], "empty range");
+        assert_eq!(empty["days"], json!([]));
+        let empty = ok_json(&api, "/stats?from=2025-01-01");
+        assert_eq!(
+            empty["to"], "2025-01-01",
+            "no data from `from` on: `to` is `from`"
+        );
+    }
+}
+
+#[test]
+fn customer_lists_are_exact_sorted_and_paged() {
+    for (db, api, requests) in served() {
+        let (from, to) = ("2024-10-02", "2024-10-15");
+        let selected = within(&requests, from, to);
+        let mut per_customer: BTreeMap<&str, Vec<&Request>> = BTreeMap::new();
+        for r in &selected {
+            per_customer.entry(r.customer.as_str()).or_default().push(r);
+        }
+        // Default: by customer id, ascending, 100 a page.
+        let body = ok_json(
+            &api,
+            &format!("/customers?from={from}&to={to}&percentiles=95"),
+        );
+        assert_eq!(body["count"], per_customer.len(), "{db:?}");
+        assert_eq!(
+            (body["sort"].as_str(), body["order"].as_str()),
+            (Some("customer_id"), Some("asc"))
+        );
+        assert_eq!(
+            (body["limit"].as_u64(), body["offset"].as_u64()),
+            (Some(100), Some(0))
+        );
+        let listed = body["customers"].as_array().expect("customers");
+        let ids: Vec<&str> = listed
+            .iter()
+            .map(|c| c["customer_id"].as_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(
+            ids,
+            per_customer.keys().copied().collect::<Vec<_>>(),
+            "{db:?}"
+        );
+        for entry in listed {
+            let id = entry["customer_id"].as_str().unwrap_or("?");
+            assert_stats(
+                &entry["total"],
+                &per_customer[id],
+                &[("95", 95.0)],
+                &format!("{db:?} {id}"),
+            );
+        }
+        // Every sort field, both orders, and pages of the same ranking.
+        let totals: BTreeMap<&str, Value> = listed
+            .iter()
+            .map(|c| (c["customer_id"].as_str().unwrap_or("?"), c["total"].clone()))
+            .collect();
+        for sort in [
+            "customer_id",
+            "total_requests",
+            "successful_requests",
+            "failed_requests",
+            "uptime",
+            "average_latency",
+            "median_latency",
+            "p99_latency",
+        ] {
+            for descending in [false, true] {
+                // The ranking, computed here from the oracle-checked totals: the field in the
+                // order asked, ties by customer id ascending.
+                let mut expected: Vec<&str> = totals.keys().copied().collect();
+                expected.sort_by(|a, b| {
+                    let field = if sort == "customer_id" {
+                        Ordering::Equal
+                    } else {
+                        let (x, y) = (totals[a][sort].as_f64(), totals[b][sort].as_f64());
+                        x.partial_cmp(&y).expect("comparable")
+                    };
+                    let field = if descending { field.reverse() } else { field };
+                    let field = if sort == "customer_id" && descending {
+                        a.cmp(b).reverse()
+                    } else {
+                        field
+                    };
+                    field.then(a.cmp(b))
+                });
+                let order = if descending { "desc" } else { "asc" };
+                let all = ok_json(
+                    &api,
+                    &format!("/customers?from={from}&to={to}&sort={sort}&order={order}"),
+                );
+                let ids: Vec<&str> = all["customers"]
+                    .as_array()
+                    .expect("customers")
+                    .iter()
+                    .map(|c| c["customer_id"].as_str().unwrap_or("?"))
+                    .collect();
+                assert_eq!(ids, expected, "{db:?} sort={sort} order={order}");
+                let page = ok_json(
+                    &api,
+                    &format!(
+                        "/customers?from={from}&to={to}&sort={sort}&order={order}&limit=4&offset=3"
+                    ),
+                );
+                let ids: Vec<&str> = page["customers"]
+                    .as_array()
+                    .expect("customers")
+                    .iter()
+                    .map(|c| c["customer_id"].as_str().unwrap_or("?"))
+                    .collect();
+                assert_eq!(ids, expected[3..7], "{db:?} sort={sort} order={order} page");
+                assert_eq!(page["count"], per_customer.len());
+            }
+        }
+        let beyond = ok_json(&api, &format!("/customers?from={from}&to={to}&offset=500"));
+        assert_eq!(beyond["customers"], json!([]));
+        assert_eq!(beyond["count"], per_customer.len());
+        let none = ok_json(&api, "/customers?from=2030-01-01");
+        assert_eq!(
+            (none["count"].as_u64(), none["customers"].clone()),
+            (Some(0), json!([]))
+        );
+    }
+}
+
+#[test]
+fn percentiles_on_the_customer_endpoint_are_exact_for_the_range_and_each_day() {
+    for (db, api, requests) in served() {
+        let (from, to) = ("2024-10-04", "2024-10-18");
+        for customer in ["cust_03", "cust_07"] {
+            let mine: Vec<Request> = requests
+                .iter()
+                .filter(|r| r.customer == customer)
+                .cloned()
+                .collect();
+            let path =
+                format!("/customers/{customer}/stats?from={from}&to={to}&percentiles=99.9,25,75");
+            let body = ok_json(&api, &path);
+            let extra = [("99.9", 99.9), ("25", 25.0), ("75", 75.0)];
+            assert_stats(
+                &body["total"],
+                &within(&mine, from, to),
+                &extra,
+                &format!("{db:?} {path}"),
+            );
+            for day in body["days"].as_array().expect("days") {
+                let d = day["date"].as_str().expect("date").to_string();
+                assert_stats(
+                    day,
+                    &within(&mine, &d, &d),
+                    &extra,
+                    &format!("{db:?} {path} {d}"),
+                );
+            }
+            // Without the parameter the field is absent (and that answer is not the other's).
+            let plain = ok_json(
+                &api,
+                &format!("/customers/{customer}/stats?from={from}&to={to}"),
+            );
+            assert_stats(&plain["total"], &within(&mine, from, to), &[], "plain");
+        }
+    }
+}
+
+#[test]
+fn bad_fleet_parameters_are_400_json() {
+    let db = logstats_shared::testing::TestDatabase::sqlite();
+    store(&db, &generated());
+    let api = Api::start(&db);
+    for (path, message) in [
+        ("/stats", "missing query parameter `from` (expected YYYY-MM-DD)"),
+        ("/stats?from=2024-10-10&to=2024-10-01", "`to` (2024-10-01) is before `from` (2024-10-10)"),
+        ("/stats?from=2024-10-10&percentiles=101", "invalid `percentiles` \"101\": expected 1-16 comma-separated numbers from 0 to 100 with at most 6 decimals, e.g. 90,95,99.9"),
+        ("/customers/cust_01/stats?from=2024-10-10&percentiles=", "invalid `percentiles` \"\": expected 1-16 comma-separated numbers from 0 to 100 with at most 6 decimals, e.g. 90,95,99.9"),
+        ("/customers?from=2024-10-10&percentiles=50,abc", "invalid `percentiles` \"50,abc\": expected 1-16 comma-separated numbers from 0 to 100 with at most 6 decimals, e.g. 90,95,99.9"),
+        ("/customers?from=2024-10-10&sort=name", "invalid `sort` \"name\": expected one of customer_id, total_requests, successful_requests, failed_requests, uptime, average_latency, median_latency, p99_latency"),
+        ("/customers?from=2024-10-10&order=up", "invalid `order` \"up\": expected asc or desc"),
+        ("/customers?from=2024-10-10&limit=0", "invalid `limit` \"0\": expected a whole number from 1 to 1000"),
+        ("/customers?from=2024-10-10&limit=1001", "invalid `limit` \"1001\": expected a whole number from 1 to 1000"),
+        ("/customers?from=2024-10-10&offset=-1", "invalid `offset` \"-1\": expected a whole number from 0 to 99000"),
+        ("/customers?from=2024-10-10&offset=99001", "invalid `offset` \"99001\": expected a whole number from 0 to 99000"),
+        ("/customers?to=2024-10-10", "missing query parameter `from` (expected YYYY-MM-DD)"),
+    ] {
+        let response = api.get(path);
+        assert_eq!(response.status, 400, "{path}: {}", response.text());
+        assert_eq!(response.json(), json!({ "error": message }), "{path}");
+    }
+}
+
+#[test]
+fn a_commit_is_visible_in_the_fleet_views_on_the_next_request() {
+    for db in backends() {
+        let requests = generated();
+        store(&db, &requests);
+        let api = Api::start(&db);
+        let query = "from=2024-10-01&to=2024-10-31";
+        let before = ok_json(&api, &format!("/stats?{query}"));
+        let list = ok_json(
+            &api,
+            &format!("/customers?{query}&sort=failed_requests&order=desc&limit=1"),
+        );
+        assert_eq!(before["total"]["total_requests"], requests.len(), "{db:?}");
+        // A new customer with 5,000 failures on a new day.
+        let late: Vec<Request> = (0..5000)
+            .map(|i| Request {
+                customer: "zz_new".into(),
+                day: date("2024-10-25"),
+                ok: false,
+                us: 1000 + i % 7,
+            })
+            .collect();
+        store(&db, &late);
+        let after = ok_json(&api, &format!("/stats?{query}"));
+        assert_eq!(
+            after["total"]["total_requests"],
+            requests.len() + 5000,
+            "{db:?}"
+        );
+        assert_eq!(
+            after["days"].as_array().map(Vec::len),
+            before["days"].as_array().map(|d| d.len() + 1)
+        );
+        let list_after = ok_json(
+            &api,
+            &format!("/customers?{query}&sort=failed_requests&order=desc&limit=1"),
+        );
+        assert_ne!(list, list_after);
+        assert_eq!(
+            list_after["customers"][0]["customer_id"], "zz_new",
+            "{db:?}"
+        );
+        assert_eq!(
+            list_after["count"],
+            list["count"].as_u64().map(|c| c + 1).expect("count")
+        );
+    }
+}

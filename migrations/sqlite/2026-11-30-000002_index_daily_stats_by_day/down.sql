@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS daily_stats_by_day;
