@@ -41,6 +41,7 @@ bench:
 	$(CARGO) build --release -p logstats-ingest -p logstats-api
 	./ingest/bench.sh
 	./api/bench.sh
+	./api/fleet-bench.sh
 
 # Criterion micro-benchmarks of the parser and the stats merge (not part of `make bench`).
 bench-micro:

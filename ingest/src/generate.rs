@@ -137,13 +137,15 @@ pub struct GeneratorConfig {
     pub seed: u64,
     /// Where timestamps fall.
     pub window: TimeWindow,
+    /// Customers `cust_1` to `cust_N` ([`CUSTOMERS`] by default).
+    pub customers: u32,
 }
 
 /// Writes `config.lines` lines to `writer` and returns the number of bytes written.
 ///
 /// Bytes go out in chunks of about 1 MiB; the writer is not flushed.
 pub fn write_lines<W: Write>(config: &GeneratorConfig, mut writer: W) -> io::Result<u64> {
-    let mut generator = LineGenerator::new(config.seed, config.window);
+    let mut generator = LineGenerator::new(config.seed, config.window).customers(config.customers);
     let mut buf = Vec::with_capacity(CHUNK_BYTES + MAX_LINE_BYTES);
     generator.write_batch(config.lines, &mut buf, &mut writer)
 }
@@ -157,6 +159,8 @@ pub struct LineGenerator {
     dates: Vec<[u8; 11]>,
     /// Unix seconds of midnight on the window's first day.
     first_midnight: i64,
+    /// Customers `cust_1` to `cust_{customers}`.
+    customers: u32,
 }
 
 impl LineGenerator {
@@ -167,9 +171,16 @@ impl LineGenerator {
             window,
             dates: Vec::new(),
             first_midnight: 0,
+            customers: CUSTOMERS,
         };
         generator.set_window(window);
         generator
+    }
+
+    /// The same generator over customers `cust_1` to `cust_{customers}` (at least 1).
+    pub fn customers(mut self, customers: u32) -> Self {
+        self.customers = customers.max(1);
+        self
     }
 
     /// Moves the window (rate mode follows the wall clock); the random stream continues.
@@ -190,7 +201,7 @@ impl LineGenerator {
     pub fn push_line(&mut self, buf: &mut Vec<u8>) {
         let span = (self.window.end - self.window.start) as u64 + 1;
         let offset = self.window.start + self.rng.below(span) as i64 - self.first_midnight;
-        let customer = self.rng.below(u64::from(CUSTOMERS)) as u32 + 1;
+        let customer = self.rng.below(u64::from(self.customers)) as u32 + 1;
         let resource = self.rng.below(u64::from(RESOURCES)) as u8 + 1;
         let status = STATUSES[self.rng.below(STATUSES.len() as u64) as usize];
         let duration_ms = MIN_DURATION_MS
@@ -367,6 +378,7 @@ mod tests {
             lines,
             seed,
             window,
+            customers: CUSTOMERS,
         };
         let bytes = write_lines(&config, &mut out).expect("writing to a Vec");
         assert_eq!(bytes, out.len() as u64);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use logstats_ingest::generate::{
-    GeneratorConfig, LineGenerator, TimeWindow, DEFAULT_LINES, DEFAULT_SEED,
+    GeneratorConfig, LineGenerator, TimeWindow, CUSTOMERS, DEFAULT_LINES, DEFAULT_SEED,
 };
 
 /// Bytes buffered between the generator and the file.
@@ -17,7 +17,7 @@ const WRITE_BUFFER_BYTES: usize = 4 << 20;
 /// Writes synthetic request logs in the reference generator's format.
 ///
 /// Lines are `YYYY-MM-DD HH:MM:SS cust_N /api/v1/resourceK STATUS D.DDD`
-/// (customers cust_1..cust_50, resources 1..4, statuses 200 201 400 401 403 404 500,
+/// (customers cust_1..cust_50 unless --customers says otherwise, resources 1..4, statuses 200 201 400 401 403 404 500,
 /// durations 0.100..2.000 s, timestamps uniform over a 30-day window and unordered).
 #[derive(Debug, Parser)]
 #[command(name = "logstats-generate", version)]
@@ -44,6 +44,10 @@ struct Cli {
     /// Append to the file instead of truncating it.
     #[arg(long)]
     append: bool,
+
+    /// Number of customers, `cust_1` to `cust_N`.
+    #[arg(long, value_name = "N", default_value_t = CUSTOMERS, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    customers: u32,
 
     /// Rate mode: append N lines every --interval-ms, flushing each batch, to simulate a growing
     /// log (always appends).
@@ -99,6 +103,7 @@ fn run(cli: &Cli) -> anyhow::Result<Written> {
                 lines: cli.lines,
                 seed: cli.seed,
                 window: cli.end.unwrap_or_else(TimeWindow::ending_now),
+                customers: cli.customers,
             };
             let bytes = logstats_ingest::generate::write_lines(&config, &mut out)?;
             Written {
@@ -117,7 +122,7 @@ fn run(cli: &Cli) -> anyhow::Result<Written> {
 fn run_rate(cli: &Cli, rate: u64, out: &mut impl Write) -> anyhow::Result<Written> {
     let interval = Duration::from_millis(cli.interval_ms);
     let window = || cli.end.unwrap_or_else(TimeWindow::ending_now);
-    let mut generator = LineGenerator::new(cli.seed, window());
+    let mut generator = LineGenerator::new(cli.seed, window()).customers(cli.customers);
     let mut buf = Vec::new();
     let mut written = Written { lines: 0, bytes: 0 };
     let mut next_batch = Instant::now();

@@ -104,6 +104,7 @@ pub fn generate(path: &Path, lines: u64, seed: u64) {
         lines,
         seed,
         window: TimeWindow::through_day(day).expect("window"),
+        customers: logstats_ingest::generate::CUSTOMERS,
     };
     let file = std::fs::File::create(path).expect("create log");
     write_lines(&config, std::io::BufWriter::new(file)).expect("write log");
