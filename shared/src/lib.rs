@@ -2,6 +2,8 @@
 
 pub mod digest;
 pub mod latency;
+pub mod logging;
+pub mod metrics;
 pub mod record;
 pub mod redact;
 pub mod stats;

@@ -939,6 +939,15 @@ impl Store {
         }
     }
 
+    /// The pool's connections: (open, idle among them), for monitoring.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = match self {
+            Store::Sqlite(pool) => pool.state(),
+            Store::Postgres(pool) => pool.state(),
+        };
+        (state.connections, state.idle_connections)
+    }
+
     /// Whether any day is stored for `customer_id`.
     pub fn customer_exists(&self, customer_id: &str) -> Result<bool, StorageError> {
         with_backend!(self, conn => {
