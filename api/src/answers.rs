@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use actix_web::web::Bytes;
 use chrono::NaiveDate;
 
+use logstats_shared::metrics::Counter;
+
 use crate::domain::{CustomerId, RequestedRange};
 use crate::sync::lock;
 
@@ -66,6 +68,10 @@ struct Answer {
 pub struct Answers {
     budget: usize,
     entries: Mutex<Entries>,
+    /// Lookups that found a body current at the version asked for.
+    hits: Counter,
+    /// Lookups that did not (none while the budget is 0: nothing is looked up).
+    misses: Counter,
 }
 
 #[derive(Default)]
@@ -81,6 +87,8 @@ impl Answers {
         Self {
             budget,
             entries: Mutex::new(Entries::default()),
+            hits: Counter::new(),
+            misses: Counter::new(),
         }
     }
 
@@ -89,8 +97,20 @@ impl Answers {
         if self.budget == 0 {
             return None;
         }
-        let answer = self.lock().map.get(key).cloned()?;
-        (answer.version == version).then(|| answer.body.clone())
+        let answer = self.lock().map.get(key).cloned();
+        let body = answer
+            .filter(|answer| answer.version == version)
+            .map(|answer| answer.body.clone());
+        match body {
+            Some(_) => self.hits.inc(),
+            None => self.misses.inc(),
+        }
+        body
+    }
+
+    /// (hits, misses) of [`Answers::get`] so far.
+    pub fn lookups(&self) -> (u64, u64) {
+        (self.hits.get(), self.misses.get())
     }
 
     /// Remembers `body` as the answer for `key` at `version`; forgets everything when the budget
@@ -144,6 +164,10 @@ mod tests {
         let mut other_range = key("a");
         other_range.to = other_range.from.succ_opt();
         assert_eq!(answers.get(&other_range, 7), None);
+        assert_eq!(answers.lookups(), (1, 3));
+        let off = Answers::new(0);
+        assert_eq!(off.get(&key("a"), 7), None);
+        assert_eq!(off.lookups(), (0, 0), "nothing is looked up while off");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use clap::builder::RangedU64ValueParser;
 use clap::Parser;
+use logstats_shared::logging::LogFormat;
 use logstats_shared::StoreOptions;
 
 /// Database used when neither `--database-url` nor `DATABASE_URL` is given.
@@ -45,6 +46,11 @@ pub struct Settings {
     /// (0 turns this off).
     #[arg(long, default_value_t = crate::answers::DEFAULT_ANSWER_BYTES)]
     pub answer_cache_bytes: usize,
+
+    /// How log lines are written on stderr: text, or one JSON object per line (timestamp,
+    /// level, target, message).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 impl Settings {
@@ -94,6 +100,16 @@ mod tests {
         assert_eq!(settings.bind, "0.0.0.0:9000");
         assert_eq!(settings.workers, Some(3));
         assert_eq!(settings.store_options().pool_size, 5);
+    }
+
+    #[test]
+    fn log_format_is_text_unless_json_is_asked_for() {
+        let settings = Settings::try_parse_from(["logstats-api"]).expect("no flags");
+        assert_eq!(settings.log_format, LogFormat::Text);
+        let settings = Settings::try_parse_from(["logstats-api", "--log-format", "json"])
+            .expect("a known format");
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert!(Settings::try_parse_from(["logstats-api", "--log-format", "xml"]).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod domain;
 pub mod error;
 pub mod fleet;
 pub mod freshness;
+pub mod metrics;
 pub mod openapi;
 pub mod refusals;
 pub mod routes;

@@ -7,19 +7,29 @@ use anyhow::Context;
 use clap::Parser;
 use logstats_api::configuration::Settings;
 use logstats_api::{startup, telemetry};
+use logstats_shared::logging::{self, LogFormat};
 use logstats_shared::redact::{redact, scrub};
 use logstats_shared::Store;
 
 fn main() -> ExitCode {
-    telemetry::init();
     let settings = Settings::parse();
+    telemetry::init(settings.log_format);
     match serve(&settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Libraries may echo part of the URL they were given; never its password.
-            eprintln!(
-                "error: {}",
-                scrub(&format!("{e:#}"), &settings.database_url)
+            let error = format!("{e:#}");
+            let error = scrub(&error, &settings.database_url);
+            // Whatever RUST_LOG says; a JSON record with --log-format json.
+            let message = match settings.log_format {
+                LogFormat::Text => format!("error: {error}"),
+                LogFormat::Json => error.into_owned(),
+            };
+            logging::emit(
+                settings.log_format,
+                log::Level::Error,
+                "logstats_api",
+                format_args!("{message}"),
             );
             ExitCode::FAILURE
         }

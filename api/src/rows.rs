@@ -19,6 +19,7 @@ use crate::sync::lock;
 
 use chrono::NaiveDate;
 use logstats_shared::latency::UnpackedHistogram;
+use logstats_shared::metrics::Counter;
 use logstats_shared::{DayStats, Latencies, StorageError, Store, VersionedDay};
 
 use crate::routes::DayEntry;
@@ -151,6 +152,10 @@ pub struct RowCache {
     budget: usize,
     state: Mutex<State>,
     clock: AtomicU64,
+    /// Copies found current without reading the database.
+    hits: Counter,
+    /// Loads that read the database (rows changed since the copy, or no copy).
+    misses: Counter,
 }
 
 /// What [`RowCache::load`] found.
@@ -171,7 +176,16 @@ impl RowCache {
                 used: 0,
             }),
             clock: AtomicU64::new(0),
+            hits: Counter::new(),
+            misses: Counter::new(),
         }
+    }
+
+    /// (hits, misses) so far: a hit is a copy found current by [`RowCache::fresh`] or, after
+    /// waiting for another loader, by [`RowCache::load`]; a miss is a load that read the
+    /// database. A failed `fresh` is not counted: `load` follows it.
+    pub fn lookups(&self) -> (u64, u64) {
+        (self.hits.get(), self.misses.get())
     }
 
     /// Whether rows are copied at all.
@@ -189,7 +203,11 @@ impl RowCache {
         let slot = lock(&self.state).slots.get(customer).cloned()?;
         self.touch(&slot);
         let rows = slot.rows.try_lock().ok()?.clone()?;
-        (rows.version >= version).then_some(rows)
+        let fresh = (rows.version >= version).then_some(rows);
+        if fresh.is_some() {
+            self.hits.inc();
+        }
+        fresh
     }
 
     /// The copy of `customer`, brought up to `version` from `store` when older. Blocks: call
@@ -209,8 +227,10 @@ impl RowCache {
         // One reader per customer: the others wait here, then find the copy current.
         let mut held = lock(&slot.rows);
         if let Some(rows) = held.as_ref().filter(|rows| rows.version >= version) {
+            self.hits.inc();
             return Ok(Loaded::Rows(Arc::clone(rows)));
         }
+        self.misses.inc();
         let empty = CustomerRows {
             rows_version: -1,
             ..CustomerRows::default()
@@ -358,6 +378,9 @@ mod tests {
             assert_eq!(range.len(), 1);
             // The first copy is untouched: readers holding it keep a consistent view.
             assert_eq!(first.days.len(), 2);
+            // Two loads read the database; one copy was found current (a stale one is not
+            // counted by `fresh`: the load after it is).
+            assert_eq!(cache.lookups(), (1, 2));
         }
     }
 

@@ -1,13 +1,14 @@
-//! Logging, set up once: env_logger (level `info` unless `RUST_LOG` says otherwise), with the
-//! HTTP layer's reports of requests it could not parse lowered from ERROR to WARN: a 100 KB
-//! path, a NUL in the request line or 200 headers are a client's fault, answered 400 or 431.
+//! Logging, set up once: env_logger (level `info` unless `RUST_LOG` says otherwise) as text or
+//! JSON lines (`logstats_shared::logging`), with the HTTP layer's reports of requests it could
+//! not parse lowered from ERROR to WARN: a 100 KB path, a NUL in the request line or 200
+//! headers are a client's fault, answered 400 or 431.
 
 use log::{Level, Log, Metadata, Record};
+use logstats_shared::logging::{self, LogFormat};
 
-/// Installs the logger; call once, first thing in `main`.
-pub fn init() {
-    let inner =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+/// Installs the logger writing `format`; call once, first thing in `main`.
+pub fn init(format: LogFormat) {
+    let inner = logging::builder(format).build();
     let max_level = inner.filter();
     if log::set_boxed_logger(Box::new(ClientErrorsAsWarnings(inner))).is_ok() {
         log::set_max_level(max_level);

@@ -4,6 +4,7 @@ pub mod dashboard;
 pub mod docs;
 pub mod fleet;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod stats;
 
@@ -26,5 +27,6 @@ pub fn configure(api: &mut ServiceConfig<'_>) {
         .service(docs::docs_page)
         .service(docs::docs_asset)
         .service(dashboard::dashboard_page)
-        .service(dashboard::dashboard_asset);
+        .service(dashboard::dashboard_asset)
+        .service(metrics::metrics);
 }
