@@ -57,6 +57,12 @@ pub struct Api {
 impl Api {
     /// Starts `logstats-api` on `db` with `RUST_LOG=info` and waits until it answers `/health`.
     pub fn start(db: &TestDatabase) -> Api {
+        Api::start_with(db, &[], &[])
+    }
+
+    /// [`Api::start`] with more arguments and environment variables (which may override
+    /// `RUST_LOG`).
+    pub fn start_with(db: &TestDatabase, args: &[&str], env: &[(&str, &str)]) -> Api {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let log = dir.path().join("stderr.log");
         let port = TcpListener::bind("127.0.0.1:0")
@@ -69,6 +75,9 @@ impl Api {
             .env_remove("DATABASE_URL")
             .env_remove("BIND")
             .env("RUST_LOG", "info")
+            .env_remove("LOG_FORMAT")
+            .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("a log file"))
             .spawn()
