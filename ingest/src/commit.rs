@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use logstats_shared::{CommitOutcome, EpochCommit, SourceOffset, StorageError, Store};
 
+use crate::metrics::IngestMetrics;
 use crate::planner::EpochPlan;
 use crate::share::{FinishedDeltas, RejectedLine, ShareReader, ShareReport};
 use crate::source::{unix_now, JobId, OpenFiles, Source, SourceId, LEASE_SECONDS};
@@ -74,7 +75,7 @@ pub struct Leader {
 
 impl Leader {
     /// A leader committing to `store`, appending rejected lines to `rejects_path` when given
-    /// (read again from `files` when a share kept only some).
+    /// (read again from `files` when a share kept only some), counting commits in `metrics`.
     pub fn new(
         store: Store,
         job: JobId,
@@ -82,8 +83,12 @@ impl Leader {
         allowed_lateness_secs: i64,
         rejects_path: Option<&Path>,
         files: OpenFiles,
+        metrics: Arc<IngestMetrics>,
     ) -> anyhow::Result<Self> {
         let watermark = store.watermark()?;
+        if let Some(watermark) = watermark {
+            metrics.watermark_at_least(watermark);
+        }
         let rejects = match rejects_path {
             Some(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -102,6 +107,7 @@ impl Leader {
             rejects,
             files,
             committed: Arc::clone(&committed),
+            metrics,
         };
         let committer = std::thread::Builder::new()
             .name("committer".into())
@@ -310,6 +316,7 @@ struct Committer {
     /// The open sources, for reading a share again for its rejects.
     files: OpenFiles,
     committed: Arc<Mutex<Committed>>,
+    metrics: Arc<IngestMetrics>,
 }
 
 impl Committer {
@@ -336,6 +343,7 @@ impl Committer {
             "epoch {}: {rows} rows committed in {commit_micros} µs",
             job.plan.epoch
         );
+        self.count(job, rows, commit_micros);
         self.write_rejects(&job.plan, job.lines_before, &job.reports)?;
         let mut committed = self.lock();
         committed.epochs += 1;
@@ -351,6 +359,25 @@ impl Committer {
             totals.late += r.late;
         }
         Ok(())
+    }
+
+    /// Counts a committed epoch in the metrics.
+    fn count(&self, job: &CommitJob, rows: usize, commit_micros: u64) {
+        let metrics = &self.metrics;
+        for r in &job.reports {
+            metrics.lines.add(r.lines);
+            metrics.accepted.add(r.accepted);
+            metrics.rejected.add(r.rejected);
+            metrics.late.add(r.late);
+        }
+        metrics.bytes.add(job.plan.end - job.plan.start);
+        metrics.rows_written.add(rows as u64);
+        metrics.commit_duration.observe_micros(commit_micros);
+        if let Some(event_time) = job.commit.max_event_time {
+            metrics.watermark_at_least(event_time);
+        }
+        metrics.source_committed(job.plan.source, job.plan.end);
+        metrics.committed_at(unix_now());
     }
 
     /// Commits, retrying with capped exponential backoff while the database is unreachable.

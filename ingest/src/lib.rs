@@ -4,6 +4,7 @@ pub mod commit;
 pub mod dataflow;
 pub mod generate;
 pub mod inputs;
+pub mod metrics;
 pub mod planner;
 pub mod share;
 pub mod source;
@@ -22,6 +23,7 @@ use logstats_shared::{Store, StoreOptions};
 
 use crate::commit::Leader;
 use crate::inputs::Inputs;
+use crate::metrics::IngestMetrics;
 use crate::planner::Planner;
 use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
 use crate::summary::{Progress, ReadCounter, Summary};
@@ -56,6 +58,8 @@ pub struct IngestConfig {
     pub poll_only: bool,
     /// Draw a progress line on a terminal.
     pub progress: bool,
+    /// Where the run's counts are kept for `--metrics-bind` (updated whether served or not).
+    pub metrics: Arc<IngestMetrics>,
 }
 
 /// Sets the returned flag on SIGINT or SIGTERM, so the job can commit what it read and stop.
@@ -107,7 +111,8 @@ fn run_with_leases(
     }
     let open_files = OpenFiles::default();
     let counter = Arc::new(ReadCounter::default());
-    let planner = Planner::new(inputs, sources, config.epoch_bytes, open_files.clone());
+    let planner = Planner::new(inputs, sources, config.epoch_bytes, open_files.clone())
+        .with_metrics(Arc::clone(&config.metrics));
     // Made before the workers start: a worker that failed to set up would leave the others
     // waiting for its dataflow forever.
     let leader = Leader::new(
@@ -117,6 +122,7 @@ fn run_with_leases(
         config.allowed_lateness_secs,
         config.rejects.as_deref(),
         open_files.clone(),
+        Arc::clone(&config.metrics),
     )?;
     let leader_parts = Arc::new(Mutex::new(Some((
         store.clone(),

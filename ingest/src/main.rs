@@ -1,13 +1,18 @@
 //! `logstats-ingest`: the command line of the ingest job.
 
 use std::io::IsTerminal;
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
+use log::Level;
+use logstats_ingest::metrics::{self, IngestMetrics};
 use logstats_ingest::{
     parse_duration_secs, run, shutdown_on_signals, IngestConfig, DEFAULT_EPOCH_BYTES,
 };
+use logstats_shared::logging::{self, LogFormat};
 use logstats_shared::redact::scrub;
 
 /// Turn request logs into per-customer daily stats rows (SQLite or PostgreSQL).
@@ -40,9 +45,19 @@ struct Cli {
     /// systems where notifications do not arrive, such as NFS).
     #[arg(long, requires = "follow")]
     poll: bool,
+    /// With --follow: serve GET /metrics (Prometheus text format) on this address, e.g.
+    /// 127.0.0.1:9187 (port 0: any free port, logged at start). Default: LOGSTATS_METRICS_BIND,
+    /// if set, in follow mode only (a batch run ignores it).
+    // Not `env = ...`: clap would refuse a batch run in an environment that sets it.
+    #[arg(long, value_name = "ADDR", requires = "follow")]
+    metrics_bind: Option<String>,
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// How log lines are written on stderr: text, or one JSON object per line (timestamp,
+    /// level, target, message).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Bytes of input per epoch (one commit per epoch).
     #[arg(long, default_value_t = DEFAULT_EPOCH_BYTES, hide = true)]
     epoch_bytes: u64,
@@ -52,10 +67,40 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
     let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let format = cli.log_format;
+    // Whatever RUST_LOG says: a fatal error, as `error: ...` or a JSON record.
+    let fail = |message: &str| {
+        let message = match format {
+            LogFormat::Text => format!("error: {message}"),
+            LogFormat::Json => message.to_string(),
+        };
+        logging::emit(
+            format,
+            Level::Error,
+            "logstats_ingest",
+            format_args!("{message}"),
+        );
+        ExitCode::FAILURE
+    };
+    let metrics = Arc::new(IngestMetrics::default());
+    let metrics_bind = cli.metrics_bind.clone().or_else(|| {
+        std::env::var("LOGSTATS_METRICS_BIND")
+            .ok()
+            .filter(|address| cli.follow && !address.is_empty())
+    });
+    if let Some(address) = &metrics_bind {
+        let served = TcpListener::bind(address).and_then(|listener| {
+            let local = listener.local_addr()?;
+            metrics::serve(listener, Arc::clone(&metrics))?;
+            Ok(local)
+        });
+        match served {
+            Ok(local) => log::info!("metrics on http://{local}/metrics"),
+            Err(e) => return fail(&format!("serving metrics on {address}: {e}")),
+        }
+    }
     let config = IngestConfig {
         database_url: cli.database_url,
         workers: cli
@@ -67,34 +112,31 @@ fn main() -> ExitCode {
         epoch_bytes: cli.epoch_bytes,
         follow: cli.follow,
         poll_only: cli.poll,
-        progress: std::io::stderr().is_terminal() && !cli.json,
+        progress: std::io::stderr().is_terminal() && !cli.json && format == LogFormat::Text,
+        metrics,
     };
     let shutdown = match shutdown_on_signals() {
         Ok(flag) => flag,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&format!("{e:#}")),
     };
     match run(&config, shutdown) {
         Ok(summary) => {
             if cli.json {
                 match serde_json::to_string(&summary) {
                     Ok(json) => println!("{json}"),
-                    Err(e) => {
-                        eprintln!("error: cannot encode the summary: {e}");
-                        return ExitCode::FAILURE;
-                    }
+                    Err(e) => return fail(&format!("cannot encode the summary: {e}")),
                 }
             } else {
-                eprintln!("{}", summary.human());
+                logging::emit(
+                    format,
+                    Level::Info,
+                    "logstats_ingest",
+                    format_args!("{}", summary.human()),
+                );
             }
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            // Libraries may echo part of the URL they were given; never its password.
-            eprintln!("error: {}", scrub(&format!("{e:#}"), &config.database_url));
-            ExitCode::FAILURE
-        }
+        // Libraries may echo part of the URL they were given; never its password.
+        Err(e) => fail(&scrub(&format!("{e:#}"), &config.database_url)),
     }
 }

@@ -5,11 +5,13 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logstats_shared::Store;
 
 use crate::inputs::Inputs;
+use crate::metrics::IngestMetrics;
 use crate::source::{
     fingerprint, fingerprint_len, io_error, same_start, unix_now, JobId, OpenFiles, Resume, Source,
     SourceError, SourceId, FINGERPRINT_BYTES,
@@ -87,6 +89,8 @@ pub struct Planner {
     tracked: Vec<Tracked>,
     /// Bytes planned in this run, for progress.
     planned_bytes: u64,
+    /// Where each source's size is reported (see [`Planner::with_metrics`]).
+    metrics: Arc<IngestMetrics>,
 }
 
 impl Planner {
@@ -98,6 +102,7 @@ impl Planner {
             files,
             tracked: Vec::new(),
             planned_bytes: 0,
+            metrics: Arc::default(),
         };
         for source in sources {
             planner.track(source);
@@ -105,8 +110,21 @@ impl Planner {
         planner
     }
 
+    /// Reports the sources' sizes to `metrics` (the committer reports how far they are
+    /// committed), from now on.
+    pub fn with_metrics(mut self, metrics: Arc<IngestMetrics>) -> Self {
+        for (id, tracked) in self.tracked.iter().enumerate() {
+            let source = &tracked.source;
+            metrics.source_opened(id, &source.path, source.offset, source.size);
+        }
+        self.metrics = metrics;
+        self
+    }
+
     fn track(&mut self, source: Source) -> SourceId {
         let id = self.tracked.len();
+        self.metrics
+            .source_opened(id, &source.path, source.offset, source.size);
         self.files.insert(id, source.file.clone());
         // Only complete lines are read, in batch mode too: a writer may be in the middle of
         // the last one.
@@ -212,7 +230,7 @@ impl Planner {
     ) -> Result<Vec<(SourceId, Source)>, SourceError> {
         let mut truncated = Vec::new();
         let now = Instant::now();
-        for tracked in self.tracked.iter_mut() {
+        for (id, tracked) in self.tracked.iter_mut().enumerate() {
             if tracked.retired && tracked.grace_until.is_none() {
                 continue;
             }
@@ -223,12 +241,14 @@ impl Planner {
                 .metadata()
                 .map_err(io_error(path.as_ref()))?
                 .len();
+            self.metrics.source_size(id, size);
             if let Some(until) = tracked.grace_until {
                 if now < until {
                     tracked.extend_to_complete_lines(size)?;
                 } else {
                     tracked.readable_to = size.max(tracked.planned_to);
                     tracked.grace_until = None;
+                    self.metrics.source_retired(id, tracked.readable_to);
                 }
                 continue;
             }
@@ -246,6 +266,7 @@ impl Planner {
                 log::warn!("{path}: truncated or rewritten; reading it again from the start");
                 tracked.retired = true;
                 tracked.readable_to = tracked.planned_to;
+                self.metrics.source_retired(id, tracked.readable_to);
                 truncated.push(path);
             } else if size > tracked.readable_to {
                 tracked.extend_to_complete_lines(size)?;
