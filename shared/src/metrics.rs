@@ -372,7 +372,7 @@ mod tests {
             text.finish(),
             "# HELP t_seconds Time.\n# TYPE t_seconds histogram\n\
              t_seconds_bucket{route=\"/x\",le=\"0.001\"} 2\n\
-             t_seconds_bucket{route=\"/x\",le=\"0.01\"} 4\n\
+             t_seconds_bucket{route=\"/x\",le=\"0.01\"} 5\n\
              t_seconds_bucket{route=\"/x\",le=\"+Inf\"} 6\n\
              t_seconds_sum{route=\"/x\"} 2.015001\n\
              t_seconds_count{route=\"/x\"} 6\n"
