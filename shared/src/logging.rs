@@ -12,13 +12,15 @@ use std::io::Write as _;
 
 use log::{Level, Record};
 
-/// How log records are written on stderr.
+/// How log records are written on stderr: `text` is env_logger's
+/// `[2024-10-10T12:00:00.123Z INFO  target] message`, `json` one JSON object per line.
+// The variants have no doc comments: clap would show them as a list in `--help`, which then
+// switches to its long layout.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
-    /// env_logger's text: `[2024-10-10T12:00:00.123Z INFO  target] message`.
     #[default]
     Text,
-    /// One JSON object per line: timestamp, level, target, message.
     Json,
 }
 

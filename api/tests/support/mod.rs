@@ -1,5 +1,5 @@
 //! What the tests of the API surface share (`openapi.rs`, `docs.rs`, `malformed.rs`,
-//! `schemathesis.rs`): the real `logstats-api` binary on a free port, a database seeded with
+//! `schemathesis.rs`, `metrics.rs`): the real `logstats-api` binary on a free port, a database seeded with
 //! known rows, plain HTTP.
 #![allow(dead_code)] // Each test file uses its share.
 
