@@ -1,6 +1,6 @@
 //! What the tests of the API surface share (`openapi.rs`, `docs.rs`, `malformed.rs`,
-//! `schemathesis.rs`, `metrics.rs`): the real `logstats-api` binary on a free port, a database seeded with
-//! known rows, plain HTTP.
+//! `schemathesis.rs`, `metrics.rs`): the real `logstats-api` binary on a free port, a database
+//! seeded with known rows, plain HTTP.
 #![allow(dead_code)] // Each test file uses its share.
 
 use std::io::Read;
