@@ -346,26 +346,31 @@ fn the_access_log_can_be_turned_off_and_json_comes_from_the_environment() {
 }
 
 #[test]
-fn a_fatal_error_is_a_json_record_too() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_logstats-api"))
-        .args([
-            "--database-url",
-            "mysql://nowhere/db",
-            "--log-format",
-            "json",
-        ])
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("run logstats-api");
-    assert!(!output.status.success());
-    let log = String::from_utf8_lossy(&output.stderr);
-    let records = assert_json_lines(&log);
-    assert_eq!(records.len(), 1, "{log}");
-    assert_eq!(records[0]["level"], "ERROR");
-    assert!(
-        records[0]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("mysql://nowhere/db")),
-        "{log}"
-    );
+fn a_fatal_error_is_a_json_record_too_without_the_password() {
+    for (url, shown) in [
+        ("mysql://nowhere/db", "mysql://nowhere/db"),
+        (
+            "postgres://u:S3cr3tPW@127.0.0.1:1/db",
+            "postgres://u:***@127.0.0.1:1/db",
+        ),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_logstats-api"))
+            .args(["--database-url", url, "--log-format", "json"])
+            .args(["--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("run logstats-api");
+        assert!(!output.status.success());
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(!log.contains("S3cr3tPW") && !log.contains("3tPW"), "{log}");
+        let records = assert_json_lines(&log);
+        assert_eq!(records.len(), 1, "{log}");
+        assert_eq!(records[0]["level"], "ERROR");
+        assert!(
+            records[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(shown)),
+            "{log}"
+        );
+    }
 }

@@ -454,3 +454,35 @@ fn metrics_bind_needs_follow_and_a_batch_run_ignores_the_variable() {
         "{stderr}"
     );
 }
+
+#[test]
+fn json_logs_show_no_password_either() {
+    let dir = temp_dir();
+    let log = dir.path().join("api.log");
+    std::fs::write(&log, valid_lines("cust_p", 10, 1)).expect("write");
+    let output = Command::new(INGEST)
+        .args(["--database-url", "postgres://u:S3cr3tPW@127.0.0.1:1/db"])
+        .args(["--log-format", "json"])
+        .arg(&log)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run logstats-ingest");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("S3cr3tPW") && !stderr.contains("3tPW"),
+        "{stderr}"
+    );
+    let records: Vec<Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+        .collect();
+    let last = records.last().expect("an error record");
+    assert_eq!(last["level"], "ERROR", "{stderr}");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("postgres://u:***@127.0.0.1:1/db")),
+        "{stderr}"
+    );
+}
