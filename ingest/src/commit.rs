@@ -361,15 +361,14 @@ impl Committer {
         Ok(())
     }
 
-    /// Counts a committed epoch in the metrics.
+    /// Counts a committed epoch in the metrics (a scrape may see some of its numbers before
+    /// the others; the lines read last).
     fn count(&self, job: &CommitJob, rows: usize, commit_micros: u64) {
         let metrics = &self.metrics;
-        for r in &job.reports {
-            metrics.lines.add(r.lines);
-            metrics.accepted.add(r.accepted);
-            metrics.rejected.add(r.rejected);
-            metrics.late.add(r.late);
-        }
+        let sum = |field: fn(&ShareReport) -> u64| job.reports.iter().map(field).sum::<u64>();
+        metrics.accepted.add(sum(|r| r.accepted));
+        metrics.rejected.add(sum(|r| r.rejected));
+        metrics.late.add(sum(|r| r.late));
         metrics.bytes.add(job.plan.end - job.plan.start);
         metrics.rows_written.add(rows as u64);
         metrics.commit_duration.observe_micros(commit_micros);
@@ -378,6 +377,7 @@ impl Committer {
         }
         metrics.source_committed(job.plan.source, job.plan.end);
         metrics.committed_at(unix_now());
+        metrics.lines.add(sum(|r| r.lines));
     }
 
     /// Commits, retrying with capped exponential backoff while the database is unreachable.

@@ -202,6 +202,29 @@ const REJECTED: [&str; 3] = [
     "2024-13-01 00:00:00 cust_m /p 200 0.100\n",
 ];
 
+/// Whether a scrape shows a stage's counts, watermark and committed bytes, with nothing left
+/// behind: the committer updates them one after the other, so the test waits for them all.
+fn settled(
+    metrics: &BTreeMap<String, f64>,
+    (read, accepted, rejected, late, watermark): (u64, u64, u64, u64, &str),
+    committed_bytes: u64,
+) -> bool {
+    [
+        ("logstats_ingest_lines_read_total", read as f64),
+        ("logstats_ingest_lines_accepted_total", accepted as f64),
+        ("logstats_ingest_lines_rejected_total", rejected as f64),
+        ("logstats_ingest_lines_late_total", late as f64),
+        (
+            "logstats_ingest_bytes_committed_total",
+            committed_bytes as f64,
+        ),
+        ("logstats_ingest_watermark_seconds", unix(watermark) as f64),
+        ("logstats_ingest_bytes_behind", 0.0),
+    ]
+    .iter()
+    .all(|(name, value)| metrics.get(*name) == Some(value))
+}
+
 /// Counts and gauges expected after a stage: (read, accepted, rejected, late, watermark).
 fn assert_counts(
     metrics: &BTreeMap<String, f64>,
@@ -304,17 +327,10 @@ fn follow_and_scrape(db_url: &str, json: bool, context: &str) {
     let url = job.metrics_url();
 
     // The file as it was: 50 accepted, 3 rejected, 2 late; the blank line is not a line.
-    let metrics = scrape_until(&url, context, |m| {
-        m.get("logstats_ingest_lines_read_total") == Some(&55.0)
-    });
-    let newest = "2024-11-09 10:00:49";
-    assert_counts(
-        &metrics,
-        context,
-        (55, 50, 3, 2, newest),
-        first.len() as u64,
-        started,
-    );
+    let expected = (55, 50, 3, 2, "2024-11-09 10:00:49");
+    let committed = first.len() as u64;
+    let metrics = scrape_until(&url, context, |m| settled(m, expected, committed));
+    assert_counts(&metrics, context, expected, committed, started);
     assert_eq!(metrics[&behind_key], 0.0, "{context}");
     assert_eq!(metrics["logstats_ingest_bytes_behind"], 0.0, "{context}");
 
@@ -325,17 +341,10 @@ fn follow_and_scrape(db_url: &str, json: bool, context: &str) {
         REJECTED[0]
     );
     append(&log, &second);
-    let metrics = scrape_until(&url, context, |m| {
-        m["logstats_ingest_lines_read_total"] == 77.0
-    });
-    let committed = (first.len() + second.len()) as u64;
-    assert_counts(
-        &metrics,
-        context,
-        (77, 70, 4, 3, "2024-11-09 11:00:19"),
-        committed,
-        started,
-    );
+    let expected = (77, 70, 4, 3, "2024-11-09 11:00:19");
+    let committed = committed + second.len() as u64;
+    let metrics = scrape_until(&url, context, |m| settled(m, expected, committed));
+    assert_counts(&metrics, context, expected, committed, started);
 
     // A line without its newline yet: held, and counted as behind.
     let partial = "2024-11-09 11:30:00 cust_n /p 200 0.100";
@@ -350,17 +359,10 @@ fn follow_and_scrape(db_url: &str, json: bool, context: &str) {
         "{context}"
     );
     append(&log, "\n");
-    let metrics = scrape_until(&url, context, |m| {
-        m["logstats_ingest_lines_read_total"] == 78.0
-    });
+    let expected = (78, 71, 4, 3, "2024-11-09 11:30:00");
     let committed = committed + partial.len() as u64 + 1;
-    assert_counts(
-        &metrics,
-        context,
-        (78, 71, 4, 3, "2024-11-09 11:30:00"),
-        committed,
-        started,
-    );
+    let metrics = scrape_until(&url, context, |m| settled(m, expected, committed));
+    assert_counts(&metrics, context, expected, committed, started);
     assert_eq!(metrics[&behind_key], 0.0, "{context}");
 
     // Only GET (and HEAD) /metrics is served.
