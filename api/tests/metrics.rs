@@ -88,8 +88,9 @@ const STATS: &str = "/customers/{customer_id}/stats";
 /// The requests sent, in order: (method, path and query, expected status). Cache effects in
 /// order: a first range of a customer misses both caches; the same URL again hits the answer;
 /// another range of a copied customer misses the answer and hits the rows; an unknown customer
-/// misses both, and the second time finds its (empty) copy current.
-const SENT: [(&str, &str, u16); 19] = [
+/// misses both, and the second time finds its (empty) copy current; a fleet view misses the
+/// answers the first time, hits them the second.
+const SENT: [(&str, &str, u16); 23] = [
     ("GET", "/customers/cust_1/stats?from=2024-10-10", 200),
     ("GET", "/customers/cust_1/stats?from=2024-10-10", 200),
     ("GET", "/customers/cust_1/stats?from=2024-10-10", 200),
@@ -113,6 +114,11 @@ const SENT: [(&str, &str, u16); 19] = [
     ("GET", "/customers/cust_1", 404),
     ("GET", "/metrics/", 404),
     ("GET", "/openapi.json", 200),
+    // The fleet views use remembered answers only.
+    ("GET", "/stats?from=2024-10-10", 200),
+    ("GET", "/stats?from=2024-10-10", 200),
+    ("GET", "/customers?from=2024-10-10", 200),
+    ("GET", "/ready", 200),
 ];
 
 #[test]
@@ -127,7 +133,10 @@ fn counters_move_by_exactly_the_requests_sent() {
         let after = scrape(&api);
         let backend = format!("{:?}", db.backend);
 
-        let expected: [(&str, u16, f64); 9] = [
+        let expected: [(&str, u16, f64); 12] = [
+            ("/stats", 200, 2.0),
+            ("/customers", 200, 1.0),
+            ("/ready", 200, 1.0),
             (STATS, 200, 5.0),
             (STATS, 400, 2.0),
             (STATS, 404, 2.0),
@@ -152,7 +161,7 @@ fn counters_move_by_exactly_the_requests_sent() {
             .filter(|(key, _)| key.starts_with("logstats_api_requests_total"))
             .map(|(key, _)| delta(&before, &after, key))
             .sum();
-        assert_eq!(moved, 20.0, "{backend}");
+        assert_eq!(moved, 24.0, "{backend}");
         assert!(
             !after
                 .keys()
@@ -167,6 +176,9 @@ fn counters_move_by_exactly_the_requests_sent() {
             ("unmatched", 4.0),
             ("/openapi.json", 1.0),
             ("/metrics", 1.0),
+            ("/stats", 2.0),
+            ("/customers", 1.0),
+            ("/ready", 1.0),
         ] {
             let series = |suffix: &str, extra: &str| {
                 format!(
@@ -204,8 +216,8 @@ fn counters_move_by_exactly_the_requests_sent() {
 
         // Caches, in the order of SENT.
         for (series, count) in [
-            ("logstats_api_cache_hits_total{cache=\"answers\"}", 2.0),
-            ("logstats_api_cache_misses_total{cache=\"answers\"}", 5.0),
+            ("logstats_api_cache_hits_total{cache=\"answers\"}", 3.0),
+            ("logstats_api_cache_misses_total{cache=\"answers\"}", 7.0),
             ("logstats_api_cache_hits_total{cache=\"rows\"}", 2.0),
             ("logstats_api_cache_misses_total{cache=\"rows\"}", 3.0),
         ] {
