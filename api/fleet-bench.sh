@@ -7,14 +7,14 @@
 # --answer-cache-bytes 0, so that every request is computed from the rows (with the cache on, a
 # repeated range costs what a cache hit costs until the next commit).
 # Settings: BENCH_FLEET_LINES, BENCH_FLEET_CUSTOMERS (default "50 10000"), BENCH_FLEET_DURATION
-# (default 10s), BENCH_FLEET_CONNECTIONS (default 8), BENCH_POSTGRES_URL, BENCH_POSTGRES_PARAMS.
+# (default 10s), BENCH_FLEET_CONNECTIONS (default 2: one request per core; more only queue), BENCH_POSTGRES_URL, BENCH_POSTGRES_PARAMS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${CARGO_TARGET_DIR:-target}/release
 lines=${BENCH_FLEET_LINES:-1000000}
 counts=${BENCH_FLEET_CUSTOMERS:-50 10000}
 duration=${BENCH_FLEET_DURATION:-10s}
-connections=${BENCH_FLEET_CONNECTIONS:-8}
+connections=${BENCH_FLEET_CONNECTIONS:-2}
 pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 pg_params=${BENCH_POSTGRES_PARAMS-?sslmode=disable}
 from=2024-10-10
@@ -113,7 +113,7 @@ body = json.loads(sys.argv[1]); customers = int(sys.argv[2])
 assert body["count"] == customers, (body["count"], customers)' "$body" "$customers"
   for endpoint in stats customers; do
     out="$work/wrk-$backend-$customers-$endpoint.txt"
-    wrk -t2 -c"$connections" -d"$duration" --latency -s "$work/$endpoint.lua" "$base" > "$out"
+    wrk -t1 -c"$connections" -d"$duration" --timeout 60s --latency -s "$work/$endpoint.lua" "$base" > "$out"
     rows+=("$(python3 - "$out" "$backend" "$customers" "$endpoint" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
