@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use logstats_shared::testing::TestDatabase;
+use logstats_shared::testing::{Random, TestDatabase};
 use logstats_shared::{parse_line, DayAccumulator, EpochCommit, Store};
 use serde_json::{json, Value};
 
@@ -42,19 +42,6 @@ impl Request {
             self.duration_ms / 1000,
             self.duration_ms % 1000,
         )
-    }
-}
-
-/// SplitMix64: reproducible pseudo-random numbers without a dependency.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
     }
 }
 

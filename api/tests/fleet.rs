@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use logstats_shared::storage::day_from_date;
-use logstats_shared::testing::{backends, TestDatabase};
+use logstats_shared::testing::{backends, numpy_percentile, Random, TestDatabase};
 use logstats_shared::{DayAccumulator, EpochCommit};
 use serde_json::{json, Value};
 use support::Api;
@@ -21,19 +21,6 @@ struct Request {
     day: NaiveDate,
     ok: bool,
     us: u64,
-}
-
-/// SplitMix64: reproducible pseudo-random numbers.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
-    }
 }
 
 fn date(s: &str) -> NaiveDate {
@@ -99,15 +86,7 @@ fn store(db: &TestDatabase, requests: &[Request]) {
 /// numpy's default percentile `p` of `sorted` (µs), in seconds rounded to the microsecond.
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     let seconds: Vec<f64> = sorted.iter().map(|&us| us as f64 / 1e6).collect();
-    let h = (seconds.len() - 1) as f64 * p / 100.0;
-    let (below, t) = (h.floor() as usize, h - h.floor());
-    let (a, b) = (seconds[below], seconds[(below + 1).min(seconds.len() - 1)]);
-    let exact = if t >= 0.5 {
-        b - (b - a) * (1.0 - t)
-    } else {
-        a + (b - a) * t
-    };
-    (exact * 1e6).round() / 1e6
+    numpy_percentile(&seconds, p).expect("some latencies")
 }
 
 /// Asserts that `actual` is the Stats of `requests`, with `extra` percentiles when given.

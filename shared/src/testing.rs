@@ -190,6 +190,42 @@ fn drop_database(admin: &mut PgConnection, name: &str) -> diesel::QueryResult<()
     Ok(())
 }
 
+/// SplitMix64: reproducible pseudo-random numbers for tests, without a dependency.
+#[derive(Debug, Clone)]
+pub struct Random(pub u64);
+
+impl Random {
+    /// The next number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+/// `numpy.percentile(values, p)` (method "linear": h = (n - 1) p / 100, then numpy's `_lerp`
+/// between the closest ranks), rounded to the microsecond: the oracle the tests compare the
+/// product's percentiles with. `None` for no values.
+pub fn numpy_percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut x = values.to_vec();
+    x.sort_by(f64::total_cmp);
+    let h = (x.len() - 1) as f64 * (p / 100.0);
+    let below = h.floor() as usize;
+    let (a, b) = (x[below], x[(below + 1).min(x.len() - 1)]);
+    let t = h - h.floor();
+    let value = if t >= 0.5 {
+        b - (b - a) * (1.0 - t)
+    } else {
+        a + (b - a) * t
+    };
+    Some((value * 1e6).round() / 1e6)
+}
+
 /// A fresh SQLite database, plus a fresh PostgreSQL database when the server is reachable.
 pub fn backends() -> Vec<TestDatabase> {
     let mut databases = vec![TestDatabase::sqlite()];

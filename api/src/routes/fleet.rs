@@ -11,27 +11,7 @@ use crate::domain::{ListPage, PercentileList, RequestedRange};
 use crate::error::{ApiError, ErrorBody};
 use crate::fleet::{self, CustomerList, FleetStats};
 use crate::freshness::Freshness;
-use crate::routes::stats::json;
-
-/// The query of `GET /stats`. Unknown parameters are ignored.
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct FleetQuery {
-    /// First day of the range (UTC, inclusive), `YYYY-MM-DD`. Required.
-    #[param(required = true, value_type = String, format = Date, pattern = "^(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}$", example = "2024-10-10")]
-    pub from: Option<String>,
-    /// Last day (UTC, inclusive), not before `from`; default: the last day any customer has data.
-    #[param(required = false, value_type = String, format = Date, pattern = "^(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}$", example = "2024-11-09")]
-    pub to: Option<String>,
-    /// Extra latency percentiles, as for the customer endpoint.
-    #[param(
-        required = false,
-        value_type = String,
-        pattern = "^(?:100(?:\\.0{1,6})?|[0-9]{1,2}(?:\\.[0-9]{1,6})?)(?:,(?:100(?:\\.0{1,6})?|[0-9]{1,2}(?:\\.[0-9]{1,6})?)){0,15}$",
-        example = "90,95,99.9"
-    )]
-    pub percentiles: Option<String>,
-}
+use crate::routes::stats::{json, StatsQuery};
 
 /// What `sort` takes (for the document only).
 #[allow(dead_code)]
@@ -97,7 +77,7 @@ pub struct ListQuery {
 /// counts, null uptime and latencies, and no days.
 #[utoipa::path(
     tag = "fleet",
-    params(FleetQuery),
+    params(StatsQuery),
     responses(
         (status = 200, description = "The range's days and their merge, over every customer", body = FleetStats),
         (status = 400, description = "A missing or invalid `from` or `to`, `to` before `from`, \
@@ -111,7 +91,7 @@ pub async fn fleet_stats(
     store: web::Data<Store>,
     answers: web::Data<Answers>,
     freshness: web::Data<Freshness>,
-    query: web::Query<FleetQuery>,
+    query: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let range = RequestedRange::parse(query.from.as_deref(), query.to.as_deref())?;
     let extra = PercentileList::parse(query.percentiles.as_deref())?;

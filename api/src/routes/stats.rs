@@ -18,7 +18,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::freshness::Freshness;
 use crate::rows::{DayRow, Loaded, RowCache};
 
-/// The raw query parameters; validated into a [`RequestedRange`]. Unknown parameters are ignored.
+/// The raw query parameters of a customer's stats and of the fleet's (`GET /stats`); validated
+/// into a [`RequestedRange`] and a [`PercentileList`]. Unknown parameters are ignored.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
@@ -33,7 +34,7 @@ pub struct StatsQuery {
     )]
     pub from: Option<String>,
     /// Last day of the range (UTC, inclusive), `YYYY-MM-DD`, year 0001-9999, not before `from`;
-    /// default: the last day with data.
+    /// default: the last day with data (of the customer, or of any customer for the fleet).
     #[param(
         required = false,
         value_type = String,

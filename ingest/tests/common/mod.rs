@@ -41,25 +41,7 @@ impl Expected {
     }
 }
 
-/// `numpy.percentile(values, p)` (method "linear": h = (n - 1) p / 100, then numpy's `_lerp`
-/// between the closest ranks), rounded to the microsecond.
-pub fn numpy_percentile(values: &[f64], p: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut x = values.to_vec();
-    x.sort_by(f64::total_cmp);
-    let h = (x.len() - 1) as f64 * (p / 100.0);
-    let below = h.floor() as usize;
-    let (a, b) = (x[below], x[(below + 1).min(x.len() - 1)]);
-    let t = h - h.floor();
-    let value = if t >= 0.5 {
-        b - (b - a) * (1.0 - t)
-    } else {
-        a + (b - a) * t
-    };
-    Some((value * 1e6).round() / 1e6)
-}
+pub use logstats_shared::testing::numpy_percentile;
 
 /// Reads the log the simple way: split on spaces, chrono for the timestamp.
 pub fn expected_stats(log: &Path) -> BTreeMap<(String, NaiveDate), Expected> {

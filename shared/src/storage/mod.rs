@@ -998,12 +998,7 @@ impl Store {
                 );
             }
             let rows: Vec<DailyStatsRow> = query.load(conn)?;
-            rows.into_iter()
-                .map(|row| {
-                    let (customer, day) = (row.customer_id.clone(), row.day);
-                    Ok((customer, day, row.into_stats()?))
-                })
-                .collect()
+            keyed_stats(rows)
         })
     }
 
@@ -1039,12 +1034,7 @@ impl Store {
                 );
             }
             let rows: Vec<DailyStatsRow> = query.load(conn)?;
-            rows.into_iter()
-                .map(|row| {
-                    let (customer, day) = (row.customer_id.clone(), row.day);
-                    Ok((customer, day, row.into_stats()?))
-                })
-                .collect()
+            keyed_stats(rows)
         })
     }
 
@@ -1055,14 +1045,21 @@ impl Store {
                 .order((daily_stats::customer_id.asc(), daily_stats::day.asc()))
                 .select(DailyStatsRow::as_select())
                 .load(conn)?;
-            rows.into_iter()
-                .map(|row| {
-                    let (customer, day) = (row.customer_id.clone(), row.day);
-                    Ok((customer, day, row.into_stats()?))
-                })
-                .collect()
+            keyed_stats(rows)
         })
     }
+}
+
+/// Stored rows as (customer, day, stats), in their order.
+fn keyed_stats(
+    rows: Vec<DailyStatsRow>,
+) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
+    rows.into_iter()
+        .map(|row| {
+            let (customer, day) = (row.customer_id.clone(), row.day);
+            Ok((customer, day, row.into_stats()?))
+        })
+        .collect()
 }
 
 /// Creates the SQLite file readable by its owner only, if it does not exist yet: SQLite would
