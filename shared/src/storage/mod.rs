@@ -1104,7 +1104,7 @@ mod tests {
             let mut deltas = Vec::new();
             for c in ["a", "b", "b.1", "c_2", "z"] {
                 for day in [20_005, 20_006, 20_008, 20_009, 20_020] {
-                    if (c.len() + day as usize) % 4 != 0 {
+                    if !(c.len() + day as usize).is_multiple_of(4) {
                         deltas.push((c.to_string(), day, stats.clone()));
                     }
                 }
