@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -305,17 +304,15 @@ pub fn open_regular(path: &Path) -> Result<File, OpenError> {
 fn is_pseudo_file_system(file: &File) -> bool {
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     const SYSFS_MAGIC: i64 = 0x6265_6572;
-    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `file` is an open descriptor and `stat` is large enough for the result.
-    let status = unsafe { libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) };
-    if status != 0 {
-        return false;
+    match rustix::fs::fstatfs(file) {
+        // `f_type`'s type differs between platforms.
+        #[allow(clippy::unnecessary_cast)]
+        Ok(stat) => {
+            let kind = stat.f_type as i64;
+            kind == PROC_SUPER_MAGIC || kind == SYSFS_MAGIC
+        }
+        Err(_) => false,
     }
-    // SAFETY: fstatfs succeeded, so it filled `stat`.
-    // `f_type`'s type differs between platforms.
-    #[allow(clippy::unnecessary_cast)]
-    let kind = unsafe { stat.assume_init() }.f_type as i64;
-    kind == PROC_SUPER_MAGIC || kind == SYSFS_MAGIC
 }
 
 fn acquire_lease(
