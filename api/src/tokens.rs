@@ -239,7 +239,7 @@ impl TokenSet {
         let presented = sha256(token.as_bytes());
         let mut found = None;
         for entry in &self.entries {
-            let equal: bool = entry.hash.ct_eq(&presented).into();
+            let equal: bool = entry.hash[..].ct_eq(&presented[..]).into();
             if equal && found.is_none() {
                 found = Some(&entry.scope);
             }
@@ -279,7 +279,7 @@ fn decode_hash(hex: &str) -> Option<[u8; 32]> {
     };
     let mut hash = [0u8; 32];
     for (byte, pair) in hash.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = value(pair[0])? << 4 | value(pair[1])?;
+        *byte = (value(pair[0])? << 4) | value(pair[1])?;
     }
     Some(hash)
 }
