@@ -495,7 +495,7 @@ impl Store {
         };
         Ok(known
             .iter()
-            .filter(|version| !applied.contains(version))
+            .filter(|version| !applied.contains(*version))
             .count())
     }
 
