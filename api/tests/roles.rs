@@ -66,7 +66,9 @@ impl Drop for Roles<'_> {
             return;
         }
         self.db.execute(&format!(
-            "DROP OWNED BY {0}, {1}; DROP ROLE {0}; DROP ROLE {1}",
+            // One role at a time: PostgreSQL fails on a default privilege of one for the other
+            // when both are dropped together.
+            "DROP OWNED BY {0}; DROP OWNED BY {1}; DROP ROLE {0}; DROP ROLE {1}",
             self.ingest, self.api
         ));
     }
