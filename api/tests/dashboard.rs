@@ -858,6 +858,7 @@ fn with_tokens_the_dashboard_asks_for_one_and_keeps_it_in_the_tab() {
     assert!(totals.iter().all(|t| t == "–"), "{totals:?}");
     let refused = ["/customers", "/stats?"];
     assert_console_clean(&browser, &refused, "no token");
+    browser.screenshot(&workspace_target().join("dashboard-token.png"));
 
     // A wrong token: asked again, saying why.
     type_and_submit(&browser, "#token", "not-a-token", "#token-form button[type=submit]");
