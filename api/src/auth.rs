@@ -249,10 +249,8 @@ impl utoipa::Modify for BearerSecurity {
                 &mut item.trace,
             ];
             for operation in operations.into_iter().flatten() {
-                operation.security = Some(vec![SecurityRequirement::new(
-                    SCHEME,
-                    Vec::<String>::new(),
-                )]);
+                operation.security =
+                    Some(vec![SecurityRequirement::new(SCHEME, Vec::<String>::new())]);
                 let responses = &mut operation.responses.responses;
                 responses.insert(
                     "401".to_string(),
@@ -260,10 +258,7 @@ impl utoipa::Modify for BearerSecurity {
                         "No token, an `Authorization` header that is not `Bearer TOKEN`, or a \
                          token the API does not hold",
                     )
-                    .header(
-                        "WWW-Authenticate",
-                        Header::default(),
-                    )
+                    .header("WWW-Authenticate", Header::default())
                     .into(),
                 );
                 let forbidden = match access {
@@ -325,7 +320,11 @@ mod tests {
             &["Bearer a b"],
             &["Bearer a", "Bearer b"],
         ] {
-            assert_eq!(token(malformed), Err(Unauthorized::Malformed), "{malformed:?}");
+            assert_eq!(
+                token(malformed),
+                Err(Unauthorized::Malformed),
+                "{malformed:?}"
+            );
         }
     }
 

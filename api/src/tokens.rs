@@ -194,8 +194,7 @@ impl TokenSet {
         for (index, line) in text.split(|&b| b == b'\n').enumerate() {
             let number = index + 1;
             let line = std::str::from_utf8(line).map_err(|_| (number, LineError::NotText))?;
-            let Some((hash, scope)) = parse_line(line).map_err(|problem| (number, problem))?
-            else {
+            let Some((hash, scope)) = parse_line(line).map_err(|problem| (number, problem))? else {
                 continue;
             };
             if let Some(earlier) = entries.iter().find(|entry| entry.hash == hash) {
@@ -380,9 +379,8 @@ pub fn new_token(scope: &Scope) -> Result<NewToken, getrandom::Error> {
 
 /// `logstats-api new-token`: prints `token: TOKEN`, then the file's line, on stdout.
 pub fn print_new_token(scope: &Scope, out: &mut impl Write) -> anyhow::Result<()> {
-    let new = new_token(scope).map_err(|e| {
-        anyhow::anyhow!("cannot read random bytes from the operating system: {e}")
-    })?;
+    let new = new_token(scope)
+        .map_err(|e| anyhow::anyhow!("cannot read random bytes from the operating system: {e}"))?;
     writeln!(out, "token: {}", new.token)?;
     writeln!(out, "{}", new.line)?;
     out.flush()?;

@@ -861,7 +861,12 @@ fn with_tokens_the_dashboard_asks_for_one_and_keeps_it_in_the_tab() {
     browser.screenshot(&workspace_target().join("dashboard-token.png"));
 
     // A wrong token: asked again, saying why.
-    type_and_submit(&browser, "#token", "not-a-token", "#token-form button[type=submit]");
+    type_and_submit(
+        &browser,
+        "#token",
+        "not-a-token",
+        "#token-form button[type=submit]",
+    );
     browser.wait_ready(&view);
     assert!(shown(&browser, "#token-form"));
     let message = browser.text(&browser.find("#token-message"));

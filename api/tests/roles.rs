@@ -33,8 +33,8 @@ impl<'a> Roles<'a> {
             ingest: format!("lt_ingest_{unique}"),
             api: format!("lt_api_{unique}"),
         };
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../compose/postgres-init/10-roles.sql");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/postgres-init/10-roles.sql");
         let script = std::fs::read_to_string(&script).expect("the compose roles script");
         assert!(script.contains("logstats_ingest") && script.contains("logstats_api"));
         let script = script
@@ -62,7 +62,10 @@ impl<'a> Roles<'a> {
 impl Drop for Roles<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("warning: roles {} and {} left behind", self.ingest, self.api);
+            eprintln!(
+                "warning: roles {} and {} left behind",
+                self.ingest, self.api
+            );
             return;
         }
         self.db.execute(&format!(
@@ -114,8 +117,9 @@ fn the_ingest_role_migrates_and_writes_the_api_role_only_reads() {
     let (code, stderr) = run_to_exit(&api_url, &["--no-migrate"], &[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("the database schema is not current: 7 migration(s) of this version are not applied")
-            && stderr.contains("--no-migrate is given: let logstats-ingest apply them"),
+        stderr.contains(
+            "the database schema is not current: 7 migration(s) of this version are not applied"
+        ) && stderr.contains("--no-migrate is given: let logstats-ingest apply them"),
         "{stderr}"
     );
     // Without --no-migrate it tries, and is refused.

@@ -329,7 +329,13 @@ fn sighup_rereads_the_file_and_keeps_the_tokens_when_it_is_malformed() {
         let upper = sha256_hex(&first).to_uppercase();
         assert_no_secret(
             &log,
-            &[&first, &second, &sha256_hex(&first), &sha256_hex(&second), &upper],
+            &[
+                &first,
+                &second,
+                &sha256_hex(&first),
+                &sha256_hex(&second),
+                &upper,
+            ],
         );
     }
 }
@@ -364,7 +370,10 @@ fn a_malformed_or_missing_file_stops_the_start() {
                 format!("sha256:{hash} cust_1,cust/2\n"),
                 "line 1: customer 2 of the list is not a customer id",
             ),
-            (format!("{line}\n{line}\n"), "line 2: the same token as line 1"),
+            (
+                format!("{line}\n{line}\n"),
+                "line 2: the same token as line 1",
+            ),
         ] {
             let file = TokensFile::new(&text);
             let (code, stderr) = run_to_exit(&db.url, &["--tokens", file.arg()], &[]);
@@ -402,7 +411,11 @@ fn protect_ops_asks_any_valid_token_of_the_probes() {
         for path in ["/health", "/ready", "/metrics"] {
             assert_401(&api.get(path), path);
             assert_401(&api.get_with_token(path, &"0".repeat(64)), path);
-            assert_eq!(api.get_with_token(path, &token).status, 200, "{db:?} {path}");
+            assert_eq!(
+                api.get_with_token(path, &token).status,
+                200,
+                "{db:?} {path}"
+            );
         }
         for path in ["/", "/openapi.json", "/docs"] {
             assert_eq!(api.get(path).status, 200, "{db:?} {path}");
@@ -461,7 +474,11 @@ fn the_document_says_which_operations_need_a_token() {
                 assert!(operation["responses"].get("401").is_none(), "{context}");
                 continue;
             }
-            assert_eq!(operation["security"], json!([{ "bearer": [] }]), "{context}");
+            assert_eq!(
+                operation["security"],
+                json!([{ "bearer": [] }]),
+                "{context}"
+            );
             let error_body = json!({ "$ref": "#/components/schemas/ErrorBody" });
             let unauthorized = &operation["responses"]["401"];
             assert_eq!(
@@ -488,10 +505,7 @@ fn the_document_says_which_operations_need_a_token() {
     let document = api.get("/openapi.json").json();
     assert!(document["components"].get("securitySchemes").is_none());
     for (method, template, operation) in operations(&document) {
-        assert!(
-            operation.get("security").is_none(),
-            "{method} {template}"
-        );
+        assert!(operation.get("security").is_none(), "{method} {template}");
     }
 }
 
