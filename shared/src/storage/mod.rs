@@ -422,9 +422,13 @@ impl Store {
         };
         let pending = store.pending_migrations();
         if options.apply_migrations {
-            // Lacking some, or unreadable: applying them says why, or creates what was missing.
-            if !matches!(pending, Ok(0)) {
-                store.migrate()?;
+            match pending {
+                Ok(0) => {}
+                // No connection in time: applying them would wait as long again.
+                Err(error @ StorageError::Pool(_)) => return Err(error),
+                // Lacking some, or unreadable: applying them says why, or creates what was
+                // missing.
+                _ => store.migrate()?,
             }
         } else {
             match pending? {
@@ -537,6 +541,43 @@ fn sqlite_path(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The schema is read without writing; a store that may not migrate refuses a database
+    /// that lacks migrations, and opens one that has them all.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn missing_migrations_are_counted_and_applied_only_when_allowed() {
+        for db in crate::testing::backends() {
+            let read_only = StoreOptions {
+                apply_migrations: false,
+                ..StoreOptions::default()
+            };
+            let all = migration_versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)
+                .expect("the embedded migrations")
+                .len();
+            assert!(all >= 7);
+            match Store::connect(&db.url, &read_only) {
+                Err(StorageError::SchemaNotCurrent { pending }) => {
+                    assert_eq!(pending, all, "{db:?}")
+                }
+                other => panic!("{db:?}: {:?}", other.err()),
+            }
+            let store = db.connect();
+            assert_eq!(store.pending_migrations().expect("readable"), 0);
+            db.execute(
+                "DELETE FROM __diesel_schema_migrations \
+                 WHERE version = (SELECT MAX(version) FROM __diesel_schema_migrations)",
+            );
+            assert_eq!(store.pending_migrations().expect("readable"), 1);
+            match Store::connect(&db.url, &read_only) {
+                Err(StorageError::SchemaNotCurrent { pending: 1 }) => {}
+                other => panic!("{db:?}: {:?}", other.err()),
+            }
+            db.connect();
+            let reader = Store::connect(&db.url, &read_only).expect("a current schema opens");
+            assert_eq!(reader.pending_migrations().expect("readable"), 0);
+        }
+    }
 
     #[test]
     fn backend_follows_the_scheme() {
