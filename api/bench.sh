@@ -7,9 +7,16 @@
 # turn over the full 31 days: 50 URLs asked again and again).
 # Settings: BENCH_API_LINES (default 1000000), BENCH_API_CONNECTIONS (default 64),
 # BENCH_API_DURATION (default 10s), BENCH_API_THREADS (default 2), BENCH_API_ARGS (extra flags for
-# logstats-api, e.g. "--pool-size 4"), BENCH_POSTGRES_URL (default
-# postgres://postgres@127.0.0.1:5432/postgres), BENCH_POSTGRES_PARAMS (appended to the benchmark
-# database's URL; default ?sslmode=disable). Everything runs on 127.0.0.1; nothing is installed.
+# logstats-api, e.g. "--pool-size 4"), BENCH_API_TOKEN (sent by every request as
+# `Authorization: Bearer $BENCH_API_TOKEN`, for an API given `--tokens` in BENCH_API_ARGS),
+# BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_POSTGRES_PARAMS
+# (appended to the benchmark database's URL; default ?sslmode=disable). Everything runs on
+# 127.0.0.1; nothing is installed.
+# Tokens on vs off, e.g.:
+#   "$CARGO_TARGET_DIR/release/logstats-api" new-token --customers '*' > /tmp/new-token
+#   tail -n 1 /tmp/new-token > /tmp/tokens
+#   BENCH_API_ARGS="--tokens /tmp/tokens" \
+#     BENCH_API_TOKEN="$(sed -n 's/^token: //p' /tmp/new-token)" ./api/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${CARGO_TARGET_DIR:-target}/release
@@ -45,6 +52,17 @@ if [ ! -s "$log" ]; then
   "$bin/logstats-generate" --lines "$lines" --seed 7 --end "$to" --output "$log" >&2
 fi
 
+# With BENCH_API_TOKEN, every request of curl and of wrk's scripts carries it.
+curl_auth=()
+wrk_auth=
+if [ -n "${BENCH_API_TOKEN:-}" ]; then
+  case $BENCH_API_TOKEN in
+    *[!A-Za-z0-9._~+/=-]*) echo "api bench: BENCH_API_TOKEN holds characters a token cannot" >&2; exit 1 ;;
+  esac
+  curl_auth=(-H "Authorization: Bearer $BENCH_API_TOKEN")
+  wrk_auth="wrk.headers[\"Authorization\"] = \"Bearer $BENCH_API_TOKEN\""
+fi
+
 work=$(mktemp -d)
 api_pid=
 pg_db=
@@ -63,6 +81,7 @@ trap cleanup EXIT
 
 # Same range: wrk rotates over the 50 generated customers, one request each in turn.
 cat > "$work/same.lua" <<LUA
+$wrk_auth
 local n = 0
 request = function()
   n = n % 50 + 1
@@ -74,6 +93,7 @@ days=$(python3 -c 'import datetime, sys
 a = datetime.date.fromisoformat(sys.argv[1]); b = datetime.date.fromisoformat(sys.argv[2])
 print(",".join("\"%s\"" % (a + datetime.timedelta(i)) for i in range((b - a).days + 1)))' "$from" "$to")
 cat > "$work/random.lua" <<LUA
+$wrk_auth
 local days = {$days}
 local thread_seed = 0
 setup = function(thread)
@@ -133,7 +153,7 @@ bench() { # backend url
     ${BENCH_API_ARGS:-} 2>"$work/api.err" &
   api_pid=$!
   for i in $(seq 100); do
-    curl -fs "$base/health" >/dev/null 2>&1 && break
+    curl -fs ${curl_auth[@]+"${curl_auth[@]}"} "$base/health" >/dev/null 2>&1 && break
     if ! kill -0 "$api_pid" 2>/dev/null || [ "$i" = 100 ]; then
       echo "api bench ($backend): the API did not come up" >&2
       cat "$work/api.err" >&2
@@ -143,7 +163,7 @@ bench() { # backend url
   done
 
   # Correctness once before loading: the answer's total equals the stored rows' sum.
-  body=$(curl -fsS "$base/customers/cust_22/stats?from=$from&to=$to")
+  body=$(curl -fsS ${curl_auth[@]+"${curl_auth[@]}"} "$base/customers/cust_22/stats?from=$from&to=$to")
   served=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["total"]["total_requests"])' "$body")
   stored=$(stored_total "$backend" "$url" cust_22)
   if [ "$served" != "$stored" ] || [ "$stored" = 0 ]; then

@@ -1,9 +1,13 @@
 //! Every setting of `logstats-api` in one place: flags, their environment fallbacks and defaults.
 
+use std::path::PathBuf;
+
 use clap::builder::RangedU64ValueParser;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use logstats_shared::logging::LogFormat;
 use logstats_shared::StoreOptions;
+
+use crate::tokens::{parse_scope, Scope};
 
 /// Database used when neither `--database-url` nor `DATABASE_URL` is given.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/logstats.db";
@@ -51,6 +55,36 @@ pub struct Settings {
     /// level, target, message).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// File of API tokens, one `sha256:HEX CUSTOMERS` a line (see `new-token`), re-read on
+    /// SIGHUP. Without it every endpoint is open to anyone who can reach the API.
+    #[arg(long, env = "LOGSTATS_TOKENS", value_name = "PATH")]
+    pub tokens: Option<PathBuf>,
+
+    /// Ask for a token (any valid one) on /health, /ready and /metrics too.
+    #[arg(long, env = "LOGSTATS_PROTECT_OPS", requires = "tokens")]
+    pub protect_ops: bool,
+
+    /// Never change the database schema: refuse to start unless every migration of this
+    /// version is applied (by logstats-ingest, or another start). For a role that may only read.
+    #[arg(long, env = "LOGSTATS_NO_MIGRATE")]
+    pub no_migrate: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the binary does instead of serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Print a new random token (`token: ...`) and, on the next line, its line for the tokens
+    /// file; nothing is written anywhere.
+    NewToken {
+        /// What the token may read: `*` (every customer and the fleet views) or a
+        /// comma-separated list of customer ids.
+        #[arg(long, value_parser = parse_scope)]
+        customers: Scope,
+    },
 }
 
 impl Settings {
@@ -66,6 +100,7 @@ impl Settings {
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
             pool_size: self.pool_size.unwrap_or_else(default_pool_size),
+            apply_migrations: !self.no_migrate,
             ..StoreOptions::default()
         }
     }
@@ -117,6 +152,46 @@ mod tests {
         for flag in ["--workers", "--pool-size"] {
             assert!(Settings::try_parse_from(["logstats-api", flag, "0"]).is_err());
         }
+    }
+
+    #[test]
+    fn tokens_protect_ops_and_migrations() {
+        let settings = Settings::try_parse_from(["logstats-api"]).expect("no flags");
+        assert_eq!(settings.tokens, None);
+        assert!(!settings.protect_ops && !settings.no_migrate);
+        assert!(settings.store_options().apply_migrations);
+        let settings = Settings::try_parse_from([
+            "logstats-api",
+            "--tokens",
+            "/etc/logstats/tokens",
+            "--protect-ops",
+            "--no-migrate",
+        ])
+        .expect("valid flags");
+        assert_eq!(settings.tokens, Some(PathBuf::from("/etc/logstats/tokens")));
+        assert!(settings.protect_ops);
+        assert!(!settings.store_options().apply_migrations);
+        // --protect-ops protects with tokens: alone it would protect nothing.
+        assert!(Settings::try_parse_from(["logstats-api", "--protect-ops"]).is_err());
+    }
+
+    #[test]
+    fn new_token_takes_a_list_of_customers() {
+        let settings =
+            Settings::try_parse_from(["logstats-api", "new-token", "--customers", "b,a"])
+                .expect("a valid list");
+        let Some(Command::NewToken { customers }) = settings.command else {
+            panic!("new-token parsed as {:?}", settings.command);
+        };
+        assert_eq!(customers.to_string(), "a,b");
+        for bad in ["", "a b", "*,a", "a/b"] {
+            assert!(
+                Settings::try_parse_from(["logstats-api", "new-token", "--customers", bad])
+                    .is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(Settings::try_parse_from(["logstats-api", "new-token"]).is_err());
     }
 
     #[test]

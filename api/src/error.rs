@@ -23,6 +23,13 @@ pub enum ApiError {
     /// No route matches the request (404).
     #[error("not found")]
     NoRoute,
+    /// The route asks for a token and the request has none, or one the tokens file does not
+    /// hold (401, with `WWW-Authenticate: Bearer`).
+    #[error("{0}")]
+    Unauthorized(Unauthorized),
+    /// The request's token is valid but does not cover what the route reads (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The path exists but not with this method (405); `allow` lists the methods it has.
     #[error("method {method} not allowed here (allowed: {allow})")]
     MethodNotAllowed {
@@ -45,6 +52,33 @@ pub enum ApiError {
     /// Anything else that went wrong on our side (500); the cause is logged, not shown.
     #[error("internal server error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a request's credentials were refused (see `crate::auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unauthorized {
+    /// No `Authorization` header.
+    #[error("this endpoint needs a token: send `Authorization: Bearer TOKEN`")]
+    Missing,
+    /// An `Authorization` header that is not one `Bearer TOKEN`.
+    #[error("the Authorization header is not `Bearer TOKEN`")]
+    Malformed,
+    /// A bearer token the tokens file does not hold.
+    #[error("unknown token")]
+    UnknownToken,
+}
+
+impl Unauthorized {
+    /// The `WWW-Authenticate` challenge (RFC 6750): without an error code when no credentials
+    /// came.
+    fn challenge(self) -> &'static str {
+        match self {
+            Unauthorized::Missing => "Bearer realm=\"logstats\"",
+            Unauthorized::Malformed | Unauthorized::UnknownToken => {
+                "Bearer realm=\"logstats\", error=\"invalid_token\""
+            }
+        }
+    }
 }
 
 impl From<StorageError> for ApiError {
@@ -85,6 +119,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Validation(_) | ApiError::Query(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::UnknownCustomer(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::DatabaseUnavailable(_)
@@ -102,8 +138,14 @@ impl ResponseError for ApiError {
             log::error!("{status}: {}", cause_chain(self));
         }
         let mut response = HttpResponse::build(status);
-        if let ApiError::MethodNotAllowed { allow, .. } = self {
-            response.insert_header((header::ALLOW, allow.as_str()));
+        match self {
+            ApiError::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, allow.as_str()));
+            }
+            ApiError::Unauthorized(why) => {
+                response.insert_header((header::WWW_AUTHENTICATE, why.challenge()));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: self.to_string(),
@@ -191,6 +233,16 @@ mod tests {
             ),
             (ApiError::NoRoute, 404, r#"{"error":"not found"}"#),
             (
+                ApiError::Unauthorized(Unauthorized::UnknownToken),
+                401,
+                r#"{"error":"unknown token"}"#,
+            ),
+            (
+                ApiError::Forbidden("this token does not cover customer \"c\"".into()),
+                403,
+                r#"{"error":"this token does not cover customer \"c\""}"#,
+            ),
+            (
                 ApiError::MethodNotAllowed {
                     method: actix_web::http::Method::POST,
                     allow: "GET".into(),
@@ -203,6 +255,28 @@ mod tests {
             assert_eq!(error.status_code().as_u16(), status, "{error}");
             assert_eq!(body_of(&error), body);
         }
+    }
+
+    #[test]
+    fn refused_credentials_carry_a_bearer_challenge() {
+        for (why, challenge) in [
+            (Unauthorized::Missing, "Bearer realm=\"logstats\""),
+            (
+                Unauthorized::UnknownToken,
+                "Bearer realm=\"logstats\", error=\"invalid_token\"",
+            ),
+        ] {
+            let response = ApiError::Unauthorized(why).error_response();
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::WWW_AUTHENTICATE)
+                    .map(|v| v.as_bytes()),
+                Some(challenge.as_bytes())
+            );
+        }
+        let forbidden = ApiError::Forbidden("no".into()).error_response();
+        assert!(forbidden.headers().get(header::WWW_AUTHENTICATE).is_none());
     }
 
     #[test]

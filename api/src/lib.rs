@@ -1,6 +1,7 @@
 //! logstats-api: an actix-web service answering per-customer stats from the stored daily rows.
 
 pub mod answers;
+pub mod auth;
 pub mod configuration;
 pub mod domain;
 pub mod error;
@@ -15,3 +16,4 @@ pub mod server;
 pub mod startup;
 mod sync;
 pub mod telemetry;
+pub mod tokens;

@@ -1,18 +1,31 @@
-//! `logstats-api`: parses the command line, opens the store and serves until SIGINT/SIGTERM.
+//! `logstats-api`: parses the command line, opens the store and serves until SIGINT/SIGTERM;
+//! or, as `logstats-api new-token`, prints a new token.
 
 use std::net::TcpListener;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use logstats_api::configuration::Settings;
+use logstats_api::auth::Security;
+use logstats_api::configuration::{Command, Settings};
+use logstats_api::tokens::{self, Tokens};
 use logstats_api::{startup, telemetry};
 use logstats_shared::logging::{self, LogFormat};
 use logstats_shared::redact::{redact, scrub};
-use logstats_shared::Store;
+use logstats_shared::{StorageError, Store};
 
 fn main() -> ExitCode {
     let settings = Settings::parse();
+    if let Some(Command::NewToken { customers }) = &settings.command {
+        return match tokens::print_new_token(customers, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     telemetry::init(settings.log_format);
     match serve(&settings) {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,8 +50,14 @@ fn main() -> ExitCode {
 }
 
 fn serve(settings: &Settings) -> anyhow::Result<()> {
+    // The tokens first: a malformed file stops the start before anything else is opened.
+    let security = Security {
+        tokens: load_tokens(settings)?,
+        protect_ops: settings.protect_ops,
+    };
     // Connect (and migrate) before the runtime starts, so nothing blocks an executor thread.
     let store = Store::connect(&settings.database_url, &settings.store_options())
+        .map_err(|error| with_schema_hint(error, settings.no_migrate))
         .with_context(|| format!("opening {}", redact(&settings.database_url)))?;
     let listener =
         TcpListener::bind(&settings.bind).with_context(|| format!("binding {}", settings.bind))?;
@@ -48,8 +67,60 @@ fn serve(settings: &Settings) -> anyhow::Result<()> {
         listener.local_addr()?
     );
     let (workers, budget) = (settings.workers, settings.memory_budget());
-    actix_web::rt::System::new()
-        .block_on(async move { startup::run_with(listener, store, workers, budget)?.await })?;
+    actix_web::rt::System::new().block_on(async move {
+        startup::run_with(listener, store, workers, budget, security)?.await
+    })?;
     log::info!("stopped");
     Ok(())
+}
+
+/// The tokens of `--tokens`, re-read on SIGHUP from now on; `None` (and a warning) without it.
+fn load_tokens(settings: &Settings) -> anyhow::Result<Option<Arc<Tokens>>> {
+    let Some(path) = &settings.tokens else {
+        log::warn!(
+            "no --tokens file: every endpoint is open to anyone who can reach {}; see \
+             docs/OPERATIONS.md, \"Tokens\"",
+            settings.bind
+        );
+        return Ok(None);
+    };
+    let tokens = Arc::new(Tokens::load(path)?);
+    let count = tokens.current().len();
+    if count == 0 {
+        log::warn!(
+            "the tokens file {} holds no token: every protected endpoint answers 401",
+            path.display()
+        );
+    } else {
+        log::info!(
+            "{count} token(s) from {}{}; SIGHUP re-reads it",
+            path.display(),
+            if settings.protect_ops {
+                ", /health, /ready and /metrics protected too"
+            } else {
+                ""
+            }
+        );
+    }
+    tokens
+        .reload_on_sighup()
+        .context("installing the SIGHUP handler")?;
+    Ok(Some(tokens))
+}
+
+/// `error`, with what to do when the schema is the problem: a role that may not change it, or
+/// `--no-migrate` on a database that lacks migrations.
+fn with_schema_hint(error: StorageError, no_migrate: bool) -> anyhow::Error {
+    let hint = match &error {
+        StorageError::SchemaNotCurrent { .. } if no_migrate => {
+            "--no-migrate is given: let logstats-ingest apply them (it does on start), or \
+             start the API once without --no-migrate with a role that may change the schema"
+        }
+        StorageError::Migration(message) if message.contains("permission denied") => {
+            "this role may not change the schema: let logstats-ingest apply the migrations (it \
+             does on start) with a role that may, and give this one --no-migrate"
+        }
+        _ => return error.into(),
+    };
+    anyhow::anyhow!("{error}; {hint}")
 }

@@ -6,10 +6,11 @@ use actix_web::dev::Server;
 use actix_web::error::QueryPayloadError;
 use actix_web::{middleware, web, App, HttpRequest, HttpResponse};
 use logstats_shared::Store;
-use utoipa::OpenApi;
+use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
 use crate::answers::{Answers, DEFAULT_ANSWER_BYTES};
+use crate::auth::{require_token, BearerSecurity, Guard, Security};
 use crate::domain::ValidationError;
 use crate::error::{json_error_body, ApiError};
 use crate::freshness::Freshness;
@@ -38,20 +39,28 @@ impl Default for MemoryBudget {
 }
 
 /// Starts serving on `listener` with `workers` HTTP workers (default: one per physical core),
-/// with the default [`MemoryBudget`].
+/// with the default [`MemoryBudget`], open to every request (no tokens).
 ///
 /// The returned server runs until awaited to completion; it stops gracefully on SIGINT/SIGTERM
 /// or through its handle.
 pub fn run(listener: TcpListener, store: Store, workers: Option<usize>) -> std::io::Result<Server> {
-    run_with(listener, store, workers, MemoryBudget::default())
+    run_with(
+        listener,
+        store,
+        workers,
+        MemoryBudget::default(),
+        Security::default(),
+    )
 }
 
-/// [`run`], within `budget` (see [`RowCache`] and [`Answers`]).
+/// [`run`], within `budget` (see [`RowCache`] and [`Answers`]), protected by `security`'s
+/// tokens if it has any (see `crate::auth`).
 pub fn run_with(
     listener: TcpListener,
     store: Store,
     workers: Option<usize>,
     budget: MemoryBudget,
+    security: Security,
 ) -> std::io::Result<Server> {
     let freshness = web::Data::new(Freshness::start(store.clone())?);
     let store = web::Data::new(store);
@@ -59,7 +68,7 @@ pub fn run_with(
     let rows = web::Data::new(RowCache::new(budget.row_cache_bytes));
     // Registering the routes documents them: the document is complete once they are in. It is
     // built once, for the routes' metrics and 405 answers; each worker registers the same routes.
-    let (_, document) = App::new()
+    let (_, mut document) = App::new()
         .into_utoipa_app()
         .openapi(ApiFrame::openapi())
         .configure(routes::configure)
@@ -67,13 +76,31 @@ pub fn run_with(
     // Formatting the access log costs ~2 % of a hit's time: only when it is written.
     let access_log = log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info);
     let metrics = web::Data::new(ApiMetrics::new(route_names(&document), access_log));
+    // With tokens, the routes' guard, and the document says which operations need one.
+    let guard = security.tokens.map(|tokens| {
+        BearerSecurity {
+            protect_ops: security.protect_ops,
+        }
+        .modify(&mut document);
+        web::Data::new(Guard::new(
+            tokens,
+            security.protect_ops,
+            route_names(&document),
+        ))
+    });
     let document = web::Data::new(ApiDocument::new(&document));
     server::serve(listener, workers, move || {
         let (app, _) = App::new()
             .into_utoipa_app()
             .configure(routes::configure)
             .split_for_parts();
+        let app = match &guard {
+            Some(guard) => app.app_data(guard.clone()),
+            None => app,
+        };
         app
+            // Innermost: 401 and 403 in place of the handler, when the API has tokens.
+            .wrap(middleware::from_fn(require_token))
             // actix's own error responses (a failed extractor, ...) get JSON bodies too.
             .wrap(middleware::ErrorHandlers::new().default_handler(json_error_body))
             // Outermost: counts every request with the status it was finally answered.

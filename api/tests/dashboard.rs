@@ -258,13 +258,20 @@ fn wait_for_200(child: &mut Child, url: &str, what: &str) {
 
 /// The real `logstats-api` binary serving `db`; returns it and its base URL.
 fn spawn_api(db: &TestDatabase) -> (Killed, String) {
+    spawn_api_with(db, &[])
+}
+
+/// [`spawn_api`] with more flags.
+fn spawn_api_with(db: &TestDatabase, args: &[&str]) -> (Killed, String) {
     let port = free_port();
     let address = format!("http://127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_logstats-api"))
         .args(["--bind", &format!("127.0.0.1:{port}")])
         .args(["--database-url", &db.url, "--workers", "2"])
+        .args(args)
         .env_remove("DATABASE_URL")
         .env_remove("BIND")
+        .env_remove("LOGSTATS_TOKENS")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         // The outage test's 503s are logged at ERROR: expected, and no help in a CI log.
@@ -504,7 +511,16 @@ fn base64_decode(text: &str) -> Vec<u8> {
 }
 
 fn http_get(url: &str) -> (u16, Value) {
-    let response = match ureq::get(url).timeout(Duration::from_secs(30)).call() {
+    http_get_with(url, None)
+}
+
+/// [`http_get`], with `Authorization: Bearer token` when `token` is given.
+fn http_get_with(url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = ureq::get(url).timeout(Duration::from_secs(30));
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let response = match request.call() {
         Ok(response) => response,
         Err(ureq::Error::Status(_, response)) => response,
         Err(error) => panic!("GET {url}: {error}"),
@@ -785,6 +801,128 @@ fn the_dashboard_shows_the_apis_numbers_in_a_real_browser() {
         }
         assert_console_clean(&browser, &failures, &query);
     }
+}
+
+/// Whether the element `css` is shown (has no `hidden` attribute).
+fn shown(browser: &Browser, css: &str) -> bool {
+    browser.attribute(&browser.find(css), "hidden").is_none()
+}
+
+/// Types `text` into the input `css` and submits its form with the button `submit`.
+fn type_and_submit(browser: &Browser, css: &str, text: &str, submit: &str) {
+    let input = browser.find(css);
+    browser.post(&format!("/element/{input}/clear"), json!({}));
+    browser.post(&format!("/element/{input}/value"), json!({ "text": text }));
+    browser.click(submit);
+}
+
+#[test]
+fn with_tokens_the_dashboard_asks_for_one_and_keeps_it_in_the_tab() {
+    let Some((chromium, chromedriver)) = browser_programs() else {
+        return;
+    };
+    let db = TestDatabase::sqlite();
+    let requests = generated_requests();
+    ingest(&db.connect(), &requests);
+    // A token covering cust_b only: its charts, and the fleet table refused (403).
+    let token = "dashboard-test-token-0123456789abcdef0123456789abcdef";
+    let hash: String = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("sha256:{hash} cust_b\n")).expect("write the tokens");
+    let (_api, address) =
+        spawn_api_with(&db, &["--tokens", tokens.to_str().expect("a UTF-8 path")]);
+    let browser = Browser::start(&chromium, &chromedriver);
+
+    let (from, to, customer) = ("2024-10-09", "2024-10-18", "cust_b");
+    let view = format!("?customer={customer}&from={from}&to={to}");
+    let stats_url = format!("{address}/customers/{customer}/stats?from={from}&to={to}");
+    assert_eq!(http_get(&stats_url).0, 401);
+
+    // Without a token: the prompt, no numbers, no error box.
+    browser.open(&format!("{address}/{view}"));
+    browser.wait_ready(&view);
+    assert!(shown(&browser, "#token-form"), "the token prompt is shown");
+    assert!(!shown(&browser, "#token-forget"));
+    let message = browser.text(&browser.find("#token-message"));
+    assert!(message.contains("needs a token"), "{message}");
+    assert_eq!(visible_error(&browser), None);
+    let totals: Vec<String> = browser
+        .find_all("#totals dd")
+        .iter()
+        .map(|dd| browser.text(dd))
+        .collect();
+    assert!(totals.iter().all(|t| t == "–"), "{totals:?}");
+    let refused = ["/customers", "/stats?"];
+    assert_console_clean(&browser, &refused, "no token");
+    browser.screenshot(&workspace_target().join("dashboard-token.png"));
+
+    // A wrong token: asked again, saying why.
+    type_and_submit(
+        &browser,
+        "#token",
+        "not-a-token",
+        "#token-form button[type=submit]",
+    );
+    browser.wait_ready(&view);
+    assert!(shown(&browser, "#token-form"));
+    let message = browser.text(&browser.find("#token-message"));
+    assert!(
+        message.contains("refused the token") && message.contains("unknown token"),
+        "{message}"
+    );
+    assert_console_clean(&browser, &refused, "a wrong token");
+
+    // The right one: the customer's totals, the fleet table refused for this token.
+    type_and_submit(&browser, "#token", token, "#token-form button[type=submit]");
+    browser.wait_ready(&view);
+    assert!(!shown(&browser, "#token-form"), "the prompt is gone");
+    assert!(shown(&browser, "#token-forget"));
+    assert_eq!(visible_error(&browser), None);
+    let (status, body) = http_get_with(&stats_url, Some(token));
+    assert_eq!(status, 200, "{body}");
+    assert_totals_shown(
+        &browser,
+        &body["total"],
+        &expected_total(&requests, customer, from, to),
+        "with a token",
+    );
+    assert_charts_drawn(&browser, "with a token");
+    let fleet = browser.text(&browser.find("#fleet-status"));
+    assert!(
+        fleet.contains("answered 403") && fleet.contains("every customer"),
+        "{fleet}"
+    );
+    assert_console_clean(&browser, &["/customers?", "/stats?"], "with a token");
+
+    // Kept for the tab: the page loaded again needs no prompt.
+    browser.open(&format!("{address}/{view}"));
+    browser.wait_ready(&view);
+    assert!(!shown(&browser, "#token-form"));
+    assert_totals_shown(
+        &browser,
+        &body["total"],
+        &expected_total(&requests, customer, from, to),
+        "reloaded",
+    );
+    let kept = browser.execute(
+        "return window.sessionStorage.getItem('logstats-token');",
+        json!([]),
+    );
+    assert_eq!(kept, json!(token));
+
+    // Forgotten: asked again.
+    browser.click("#token-forget");
+    browser.wait_ready(&view);
+    assert!(shown(&browser, "#token-form"));
+    let kept = browser.execute(
+        "return window.sessionStorage.getItem('logstats-token');",
+        json!([]),
+    );
+    assert_eq!(kept, Value::Null);
 }
 
 #[test]

@@ -72,8 +72,30 @@ fn references<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
 #[test]
 fn the_document_is_valid_openapi_3() {
     let db = TestDatabase::sqlite();
-    let api = Api::start(&db);
-    let doc = document(&api);
+    // The open API's document, and the one of an API with tokens (its bearer scheme, and the
+    // 401 and 403 answers of the protected operations).
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("sha256:{} *\n", "0".repeat(64))).expect("a tokens file");
+    let tokens = tokens.to_str().expect("a UTF-8 path");
+    for args in [&[][..], &["--tokens", tokens, "--protect-ops"][..]] {
+        let api = Api::start_with(&db, args, &[]);
+        check_document(&document(&api), args);
+    }
+}
+
+/// Asserts `doc` is a valid OpenAPI 3 document, by the checks here and by
+/// openapi-spec-validator; `args`: the API's flags, for the messages.
+fn check_document(doc: &Value, args: &[&str]) {
+    let doc = doc.clone();
+    let protected = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("a path item").values())
+        .filter(|operation| operation.get("security").is_some())
+        .count();
+    assert_eq!(protected > 0, !args.is_empty(), "{args:?}: {protected}");
 
     // The structure, checked here.
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
@@ -169,7 +191,7 @@ fn the_document_is_valid_openapi_3() {
         .expect("run python3");
     assert!(
         output.status.success(),
-        "openapi-spec-validator: {}",
+        "openapi-spec-validator ({args:?}): {}",
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "valid");

@@ -2,7 +2,10 @@
 //! (PyPI, pinned in `.ci/run`), on a SQLite database with known rows: every check it has
 //! (no 5xx, statuses, content types, headers and bodies as documented, schema-valid requests
 //! accepted, schema-invalid ones refused, 405 for other methods), plus `errors_are_json` from
-//! `tests/schemathesis/hooks.py`. Skipped without Schemathesis, except under `CI=true`.
+//! `tests/schemathesis/hooks.py`. Skipped without Schemathesis, except under `CI=true`. Once open
+//! (no `--tokens`, a document without security), once with tokens and `--protect-ops`, sending a
+//! `*` token (`ignored_auth` then checks that every protected operation refuses a request
+//! without it, or with a wrong one).
 
 mod support;
 
@@ -49,18 +52,57 @@ fn config(hooks: &Path) -> String {
     )
 }
 
-#[test]
-fn schemathesis_finds_nothing_against_the_document() {
-    if !tool_available(
+fn schemathesis_installed() -> bool {
+    tool_available(
         "schemathesis",
         &["--version"],
         "pip install schemathesis==4.32.5",
-    ) {
+    )
+}
+
+#[test]
+fn schemathesis_finds_nothing_against_the_document() {
+    if !schemathesis_installed() {
         return;
     }
     let db = TestDatabase::sqlite();
     seed(&db);
     let api = Api::start(&db);
+    run_schemathesis(api, &[]);
+}
+
+#[test]
+fn schemathesis_finds_nothing_against_the_protected_document() {
+    if !schemathesis_installed() {
+        return;
+    }
+    let db = TestDatabase::sqlite();
+    seed(&db);
+    let token = "schemathesis-0123456789abcdef0123456789abcdef0123456789abcdef";
+    let hash: String = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("sha256:{hash} *\n")).expect("a tokens file");
+    let api = Api::start_with(
+        &db,
+        &[
+            "--tokens",
+            tokens.to_str().expect("a UTF-8 path"),
+            "--protect-ops",
+        ],
+        &[],
+    );
+    run_schemathesis(
+        api,
+        &["--header", &format!("Authorization: Bearer {token}")],
+    );
+}
+
+/// Runs Schemathesis against `api`'s document with `extra` arguments, and stops `api`.
+fn run_schemathesis(api: Api, extra: &[&str]) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis/hooks.py");
     let config_file = dir.path().join("schemathesis.toml");
@@ -85,6 +127,7 @@ fn schemathesis_finds_nothing_against_the_document() {
             "--workers",
             "2",
         ])
+        .args(extra)
         .arg("--report-dir")
         .arg(dir.path().join("report"))
         .current_dir(dir.path())
@@ -122,4 +165,10 @@ fn schemathesis_finds_nothing_against_the_document() {
 
     let log = api.stop();
     assert!(!log.contains("ERROR"), "{log}");
+    // Stats were served (with tokens: the token was sent), not only refusals.
+    let served = |route: &str| {
+        log.lines()
+            .any(|line| line.contains(&format!("GET {route}")) && line.contains(" 200 "))
+    };
+    assert!(served("/customers/") && served("/stats "), "{log}");
 }

@@ -2,6 +2,8 @@
 // Plain JavaScript, no build step. The view lives in the URL's query
 // (?customer=cust_22&from=2024-10-10&to=2024-11-09), so a URL reproduces a view.
 // When a view is drawn (or has failed with a message shown), <body data-ready="QUERY"> names it.
+// An API started with --tokens answers 401 without a token: the page then asks for one, keeps it
+// in sessionStorage (this tab only) and sends it as `Authorization: Bearer` on every request.
 (function () {
   "use strict";
 
@@ -23,10 +25,53 @@
     p99: "#e65100",
   };
 
+  /** Where the token is kept: sessionStorage, so it lives as long as the tab. */
+  const TOKEN_KEY = "logstats-token";
+
   const $ = (id) => document.getElementById(id);
   const charts = {};
   let fleetOffset = 0;
   let loadNumber = 0;
+  /** The message of the last 401 of the current load (null: none). */
+  let refusedCredentials = null;
+
+  // ---------------------------------------------------------------- the token
+
+  function storedToken() {
+    try {
+      return window.sessionStorage.getItem(TOKEN_KEY) || "";
+    } catch (_) {
+      return "";
+    }
+  }
+
+  function storeToken(token) {
+    try {
+      if (token) {
+        window.sessionStorage.setItem(TOKEN_KEY, token);
+      } else {
+        window.sessionStorage.removeItem(TOKEN_KEY);
+      }
+    } catch (_) {
+      // Storage disabled: the token is not kept.
+    }
+    $("token-forget").hidden = !storedToken();
+  }
+
+  /** Shows the token form after a 401 (`message`: the API's), or hides it (null). */
+  function showTokenForm(message) {
+    const form = $("token-form");
+    if (message === null) {
+      form.hidden = true;
+      return;
+    }
+    $("token-message").textContent = storedToken()
+      ? `The API refused the token of this tab (${message}): enter another.`
+      : "This API needs a token: enter one to see its stats.";
+    const wasHidden = form.hidden;
+    form.hidden = false;
+    if (wasHidden) $("token").focus();
+  }
 
   // ---------------------------------------------------------------- the API
 
@@ -52,8 +97,11 @@
   /** GETs `path` and returns its JSON body; any other outcome throws an ApiError. */
   async function getJson(path) {
     let response;
+    const headers = { Accept: "application/json" };
+    const token = storedToken();
+    if (token) headers.Authorization = `Bearer ${token}`;
     try {
-      response = await fetch(path, { headers: { Accept: "application/json" } });
+      response = await fetch(path, { headers });
     } catch (error) {
       throw new ApiError(0, error.message, path);
     }
@@ -68,6 +116,7 @@
       const message = body && typeof body.error === "string"
         ? body.error
         : (text.slice(0, 200) || response.statusText || "no message");
+      if (response.status === 401) refusedCredentials = message;
       throw new ApiError(response.status, message, path);
     }
     if (body === null || typeof body !== "object") {
@@ -441,7 +490,9 @@
       status.classList.add("error");
       status.textContent = error.status === 404 && error.message === "not found"
         ? "The fleet table needs GET /customers, which this API does not serve (404 not found)."
-        : "Fleet table unavailable. " + describe(error);
+        : error.status === 401
+          ? "The fleet table needs a token."
+          : "Fleet table unavailable. " + describe(error);
       return null;
     }
   }
@@ -469,6 +520,7 @@
     const isCurrent = () => number === loadNumber;
     document.body.removeAttribute("data-ready");
     showError("");
+    refusedCredentials = null;
     if (!view.from) {
       Object.assign(view, await defaultRange(view.customer));
       if (!isCurrent()) return;
@@ -489,11 +541,27 @@
       load(top);
       return;
     }
-    if (customerError) showError(describe(customerError));
+    showTokenForm(refusedCredentials);
+    // A 401 is answered by the token form, not by an error.
+    if (customerError && customerError.status !== 401) showError(describe(customerError));
     document.body.dataset.ready = window.location.search;
   }
 
   function start() {
+    $("token-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const input = $("token");
+      const token = input.value.trim();
+      input.value = "";
+      if (!token) return;
+      storeToken(token);
+      load(viewFromUrl());
+    });
+    $("token-forget").addEventListener("click", () => {
+      storeToken("");
+      load(viewFromUrl());
+    });
+    $("token-forget").hidden = !storedToken();
     $("view-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const view = {

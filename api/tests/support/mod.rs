@@ -22,6 +22,11 @@ pub const SEEDED_DAYS: [&str; 3] = ["2024-10-10", "2024-10-11", "2024-10-13"];
 /// Stores, for every seeded customer and day, 40 requests (every 4th failed) with latencies of
 /// 1-40 ms.
 pub fn seed(db: &TestDatabase) {
+    seed_store(&db.connect());
+}
+
+/// [`seed`] through an open store.
+pub fn seed_store(store: &logstats_shared::Store) {
     let mut deltas = Vec::new();
     for customer in SEEDED_CUSTOMERS {
         for day in SEEDED_DAYS {
@@ -37,7 +42,7 @@ pub fn seed(db: &TestDatabase) {
             ));
         }
     }
-    db.connect()
+    store
         .commit_epoch(&EpochCommit {
             deltas,
             ..EpochCommit::default()
@@ -63,21 +68,19 @@ impl Api {
     /// [`Api::start`] with more arguments and environment variables (which may override
     /// `RUST_LOG`).
     pub fn start_with(db: &TestDatabase, args: &[&str], env: &[(&str, &str)]) -> Api {
+        Api::start_on(&db.url, args, env)
+    }
+
+    /// [`Api::start_with`] on the database at `url` (e.g. `db`'s as another role).
+    pub fn start_on(url: &str, args: &[&str], env: &[(&str, &str)]) -> Api {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let log = dir.path().join("stderr.log");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_logstats-api"))
+        let child = api_command(url, args, env)
             .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", &db.url, "--workers", "2"])
-            .env_remove("DATABASE_URL")
-            .env_remove("BIND")
-            .env("RUST_LOG", "info")
-            .env_remove("LOG_FORMAT")
-            .args(args)
-            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("a log file"))
             .spawn()
@@ -94,7 +97,8 @@ impl Api {
             if let Ok(Some(status)) = api.child.try_wait() {
                 panic!("logstats-api exited with {status}: {}", api.stderr());
             }
-            if get(&format!("{}/health", api.address)).status == 200 {
+            // Any answer: with --protect-ops it is a 401.
+            if get(&format!("{}/health", api.address)).status != 0 {
                 return api;
             }
             assert!(
@@ -109,6 +113,28 @@ impl Api {
     /// GET `path` (with its query).
     pub fn get(&self, path: &str) -> Response {
         get(&format!("{}{path}", self.address))
+    }
+
+    /// GET `path` with `Authorization: Bearer token`.
+    pub fn get_with_token(&self, path: &str, token: &str) -> Response {
+        self.get_with(path, &[("Authorization", &format!("Bearer {token}"))])
+    }
+
+    /// GET `path` with these request headers.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        call_with("GET", &format!("{}{path}", self.address), headers)
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`, ...) to the binary.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(
+            kill.is_ok_and(|status| status.success()),
+            "kill -{signal} {pid}"
+        );
     }
 
     /// `method` on `path`.
@@ -192,10 +218,16 @@ pub fn get(url: &str) -> Response {
 
 /// `method` on `url`; any status is an answer, only a failure to connect panics.
 pub fn call(method: &str, url: &str) -> Response {
-    let response = match ureq::request(method, url)
-        .timeout(Duration::from_secs(30))
-        .call()
-    {
+    call_with(method, url, &[])
+}
+
+/// [`call`] with these request headers.
+pub fn call_with(method: &str, url: &str, headers: &[(&str, &str)]) -> Response {
+    let mut request = ureq::request(method, url).timeout(Duration::from_secs(30));
+    for (name, value) in headers {
+        request = request.set(name, value);
+    }
+    let response = match request.call() {
         Ok(response) | Err(ureq::Error::Status(_, response)) => response,
         Err(error) => {
             return Response {
@@ -227,6 +259,59 @@ pub fn call(method: &str, url: &str) -> Response {
         headers,
         body,
     }
+}
+
+/// The binary on the database at `url` with `args` and `env` (after the tests' defaults:
+/// `RUST_LOG=info`, two workers, no `DATABASE_URL`, `BIND` or `LOG_FORMAT` from the
+/// environment); no `--bind`, no stdio set.
+pub fn api_command(url: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_logstats-api"));
+    command
+        .args(["--database-url", url, "--workers", "2"])
+        .env_remove("DATABASE_URL")
+        .env_remove("BIND")
+        .env("RUST_LOG", "info")
+        .env_remove("LOG_FORMAT")
+        .env_remove("LOGSTATS_TOKENS")
+        .env_remove("LOGSTATS_PROTECT_OPS")
+        .env_remove("LOGSTATS_NO_MIGRATE")
+        .args(args)
+        .envs(env.iter().copied());
+    command
+}
+
+/// Runs the binary on the database at `url` until it exits (within 30 s, else it is killed and
+/// the test fails): its exit code and stderr.
+pub fn run_to_exit(url: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let log = dir.path().join("stderr.log");
+    let mut child = api_command(url, args, env)
+        // A free port, in case it gets that far.
+        .args(["--bind", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("a log file"))
+        .spawn()
+        .expect("start logstats-api");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for logstats-api") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "logstats-api still running after 30 s: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status.code(),
+        std::fs::read_to_string(&log).unwrap_or_default(),
+    )
 }
 
 /// Whether `tool --version` runs; without it a test skips, loudly, except under `CI=true`,

@@ -59,6 +59,16 @@ pub enum StorageError {
     /// Applying the embedded migrations failed.
     #[error("applying migrations failed: {0}")]
     Migration(String),
+    /// The database lacks migrations of this build, and the store was opened without applying
+    /// them ([`StoreOptions::apply_migrations`] false).
+    #[error(
+        "the database schema is not current: {pending} migration(s) of this version are not \
+         applied, and this process does not apply migrations"
+    )]
+    SchemaNotCurrent {
+        /// How many of this build's migrations the database lacks.
+        pending: usize,
+    },
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(diesel::result::Error),
@@ -152,6 +162,10 @@ pub struct StoreOptions {
     pub pool_size: u32,
     /// How long to wait for a connection before failing.
     pub connect_timeout: Duration,
+    /// Apply this build's migrations the database lacks (`true`), or refuse to open a database
+    /// that lacks any ([`StorageError::SchemaNotCurrent`]): for a role that may only read.
+    /// Either way a database that has them all is not changed (see [`Store::connect`]).
+    pub apply_migrations: bool,
 }
 
 impl Default for StoreOptions {
@@ -159,6 +173,7 @@ impl Default for StoreOptions {
         Self {
             pool_size: 4,
             connect_timeout: Duration::from_secs(5),
+            apply_migrations: true,
         }
     }
 }
@@ -293,6 +308,52 @@ mod reads;
 
 pub use reads::VersionReader;
 
+/// The versions recorded in diesel's migrations table (none when there is no such table yet):
+/// `$exists` counts the tables of that name the connection sees.
+macro_rules! applied_migrations {
+    ($conn:expr, $exists:expr) => {{
+        #[derive(QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        #[derive(QueryableByName)]
+        struct Applied {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            version: String,
+        }
+        let conn = $conn;
+        let found = diesel::sql_query($exists).get_result::<Found>(conn)?;
+        if found.n == 0 {
+            Ok::<_, StorageError>(std::collections::HashSet::new())
+        } else {
+            Ok(
+                diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+                    .load::<Applied>(conn)?
+                    .into_iter()
+                    .map(|row| row.version)
+                    .collect::<std::collections::HashSet<String>>(),
+            )
+        }
+    }};
+}
+
+/// The versions of this build's migrations for one backend, as diesel records them.
+fn migration_versions<DB: diesel::backend::Backend>(
+    migrations: &EmbeddedMigrations,
+) -> Result<Vec<String>, StorageError>
+where
+    EmbeddedMigrations: diesel::migration::MigrationSource<DB>,
+{
+    diesel::migration::MigrationSource::<DB>::migrations(migrations)
+        .map(|all| {
+            all.iter()
+                .map(|migration| migration.name().version().to_string())
+                .collect()
+        })
+        .map_err(|e| StorageError::Migration(e.to_string()))
+}
+
 #[derive(Debug)]
 struct SqlitePragmas;
 
@@ -307,7 +368,11 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
 }
 
 impl Store {
-    /// Opens a pool for `url` (`sqlite://PATH` or `postgres://...`) and applies migrations.
+    /// Opens a pool for `url` (`sqlite://PATH` or `postgres://...`) and applies the migrations
+    /// the database lacks (see [`StoreOptions::apply_migrations`]).
+    ///
+    /// Whether any is lacking is read first, without writing anything, so a database that has
+    /// them all can be opened by a role that may only read it.
     pub fn connect(url: &str, options: &StoreOptions) -> Result<Store, StorageError> {
         let store = match Self::backend_of(url)? {
             Backend::Sqlite => {
@@ -355,7 +420,22 @@ impl Store {
                 Store::Postgres(pool)
             }
         };
-        store.migrate()?;
+        let pending = store.pending_migrations();
+        if options.apply_migrations {
+            match pending {
+                Ok(0) => {}
+                // No connection in time: applying them would wait as long again.
+                Err(error @ StorageError::Pool(_)) => return Err(error),
+                // Lacking some, or unreadable: applying them says why, or creates what was
+                // missing.
+                _ => store.migrate()?,
+            }
+        } else {
+            match pending? {
+                0 => {}
+                pending => return Err(StorageError::SchemaNotCurrent { pending }),
+            }
+        }
         Ok(store)
     }
 
@@ -394,18 +474,33 @@ impl Store {
 
     /// How many of this build's migrations the database lacks (0: the schema is current).
     /// Answers only when the database does: the readiness check.
+    ///
+    /// Only reads: diesel's own check first creates its migrations table if missing, which a
+    /// role that may only read is refused even when the table exists (PostgreSQL checks the
+    /// schema's CREATE privilege before it looks).
     pub fn pending_migrations(&self) -> Result<usize, StorageError> {
-        let pending = match self {
-            Store::Sqlite(pool) => pool
-                .get()?
-                .pending_migrations(SQLITE_MIGRATIONS)
-                .map(|p| p.len()),
-            Store::Postgres(pool) => pool
-                .get()?
-                .pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|p| p.len()),
+        let (known, applied) = match self {
+            Store::Sqlite(pool) => (
+                migration_versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)?,
+                applied_migrations!(
+                    &mut *pool.get()?,
+                    "SELECT count(*) AS n FROM sqlite_master \
+                     WHERE type = 'table' AND name = '__diesel_schema_migrations'"
+                )?,
+            ),
+            Store::Postgres(pool) => (
+                migration_versions::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS)?,
+                applied_migrations!(
+                    &mut *pool.get()?,
+                    "SELECT count(*) AS n FROM (SELECT to_regclass('__diesel_schema_migrations') \
+                     AS t) found WHERE t IS NOT NULL"
+                )?,
+            ),
         };
-        pending.map_err(|e| StorageError::Migration(e.to_string()))
+        Ok(known
+            .iter()
+            .filter(|version| !applied.contains(*version))
+            .count())
     }
 
     /// The pool's connections: (open, idle among them), for monitoring.
@@ -446,6 +541,43 @@ fn sqlite_path(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The schema is read without writing; a store that may not migrate refuses a database
+    /// that lacks migrations, and opens one that has them all.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn missing_migrations_are_counted_and_applied_only_when_allowed() {
+        for db in crate::testing::backends() {
+            let read_only = StoreOptions {
+                apply_migrations: false,
+                ..StoreOptions::default()
+            };
+            let all = migration_versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)
+                .expect("the embedded migrations")
+                .len();
+            assert!(all >= 7);
+            match Store::connect(&db.url, &read_only) {
+                Err(StorageError::SchemaNotCurrent { pending }) => {
+                    assert_eq!(pending, all, "{db:?}")
+                }
+                other => panic!("{db:?}: {:?}", other.err()),
+            }
+            let store = db.connect();
+            assert_eq!(store.pending_migrations().expect("readable"), 0);
+            db.execute(
+                "DELETE FROM __diesel_schema_migrations \
+                 WHERE version = (SELECT MAX(version) FROM __diesel_schema_migrations)",
+            );
+            assert_eq!(store.pending_migrations().expect("readable"), 1);
+            match Store::connect(&db.url, &read_only) {
+                Err(StorageError::SchemaNotCurrent { pending: 1 }) => {}
+                other => panic!("{db:?}: {:?}", other.err()),
+            }
+            db.connect();
+            let reader = Store::connect(&db.url, &read_only).expect("a current schema opens");
+            assert_eq!(reader.pending_migrations().expect("readable"), 0);
+        }
+    }
 
     #[test]
     fn backend_follows_the_scheme() {
