@@ -12,7 +12,8 @@
 # BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_POSTGRES_PARAMS
 # (appended to the benchmark database's URL; default ?sslmode=disable). Everything runs on
 # 127.0.0.1; nothing is installed.
-# Tokens on vs off, e.g.:
+# Tokens on vs off (send the header in both runs, so that wrk, which shares the cores, does the
+# same work; the open API ignores it), e.g.:
 #   "$CARGO_TARGET_DIR/release/logstats-api" new-token --customers '*' > /tmp/new-token
 #   tail -n 1 /tmp/new-token > /tmp/tokens
 #   BENCH_API_ARGS="--tokens /tmp/tokens" \
