@@ -129,7 +129,6 @@ pub fn fleet_stats(
     let mut days = Vec::new();
     let mut total = DayStats::empty();
     let mut day_merge = Merge::default();
-    let mut current: Option<NaiveDate> = None;
     let mut finish_day = |date: NaiveDate, merge: &mut Merge, total: &mut DayStats| {
         let merged = merge.finish();
         if merged.total() > 0 {
@@ -152,10 +151,10 @@ pub fn fleet_stats(
         )?;
         let last_page = page.len() < ROWS_PER_READ;
         for (customer, day, stats) in page {
-            if let Some(date) = current.filter(|&date| date != day) {
+            // The previous row (`after`) closes its day when this one starts another.
+            if let Some((date, _)) = after.take_if(|(date, _)| *date != day) {
                 finish_day(date, &mut day_merge, &mut total);
             }
-            current = Some(day);
             day_merge.add(stats);
             after = Some((day, customer));
         }
@@ -163,7 +162,7 @@ pub fn fleet_stats(
             break;
         }
     }
-    if let Some(date) = current {
+    if let Some((date, _)) = after {
         finish_day(date, &mut day_merge, &mut total);
     }
     Ok(FleetStats {
@@ -276,7 +275,6 @@ pub fn customer_list(
     };
     for chunk in customers.chunks(CUSTOMERS_PER_READ) {
         let mut merge = Merge::default();
-        let mut current: Option<String> = None;
         let mut after: Option<(String, NaiveDate)> = None;
         loop {
             let rows = store.days_by_customer(
@@ -290,13 +288,9 @@ pub fn customer_list(
             )?;
             let last_page = rows.len() < ROWS_PER_READ;
             for (customer, day, stats) in rows {
-                if current.as_ref().is_some_and(|c| *c != customer) {
-                    if let Some(done) = current.take() {
-                        finish_customer(done, &mut merge);
-                    }
-                }
-                if current.is_none() {
-                    current = Some(customer.clone());
+                // The previous row (`after`) closes its customer when this one is another's.
+                if let Some((done, _)) = after.take_if(|(done, _)| *done != customer) {
+                    finish_customer(done, &mut merge);
                 }
                 merge.add(stats);
                 after = Some((customer, day));
@@ -305,7 +299,7 @@ pub fn customer_list(
                 break;
             }
         }
-        if let Some(done) = current {
+        if let Some((done, _)) = after {
             finish_customer(done, &mut merge);
         }
     }
