@@ -5,6 +5,14 @@ DATABASE_URL ?= sqlite://data/logstats.db
 BIND ?= 127.0.0.1:8000
 LOG ?= data/api_requests.log
 CARGO ?= cargo
+# Optional cargo features, e.g. `make ingest FEATURES=mysql` for mysql:// URLs (it links the
+# MySQL/MariaDB C client library: Debian's libmariadb-dev and pkg-config). None by default, so
+# nothing but a Rust toolchain is needed.
+FEATURES ?=
+CARGO_FEATURES := $(if $(strip $(FEATURES)),--features '$(strip $(FEATURES))')
+# `make test` and `make lint`: the test support and OpenAPI features, plus $(FEATURES) on every
+# crate.
+TEST_FEATURES := logstats-shared/testing logstats-shared/openapi $(foreach f,$(FEATURES),logstats-shared/$(f) logstats-ingest/$(f) logstats-api/$(f))
 # Binaries land in $(CARGO_TARGET_DIR)/release when that is set, else target/release.
 RELEASE := $(or $(CARGO_TARGET_DIR),target)/release
 # `make bench-compare`: the log the other engines read, and their pinned versions.
@@ -17,28 +25,29 @@ COMPARE_PACKAGES := duckdb==2.0.0 chdb==4.4.0 chdb-core==26.9.0 bytewax==0.21.1
 all: build
 
 build:
-	$(CARGO) build --release -p logstats-ingest -p logstats-api
+	$(CARGO) build --release -p logstats-ingest -p logstats-api $(CARGO_FEATURES)
 
 ingest:
-	$(CARGO) build --release -p logstats-ingest --bin logstats-ingest
+	$(CARGO) build --release -p logstats-ingest --bin logstats-ingest $(CARGO_FEATURES)
 	$(RELEASE)/logstats-ingest --database-url '$(DATABASE_URL)' $(LOG)
 
 start:
-	$(CARGO) build --release -p logstats-api
+	$(CARGO) build --release -p logstats-api $(CARGO_FEATURES)
 	$(RELEASE)/logstats-api --database-url '$(DATABASE_URL)' --bind '$(BIND)'
 
 # PostgreSQL tests use TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 # and create a fresh database per test; without PostgreSQL they are skipped loudly, unless
-# CI=true, where they fail.
+# CI=true, where they fail. With FEATURES=mysql the same tests run on MySQL/MariaDB too, at
+# TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306/mysql).
 test:
-	$(CARGO) test --workspace --all-features
+	$(CARGO) test --workspace --features '$(TEST_FEATURES)'
 
 generate:
 	$(CARGO) build --release -p logstats-ingest --bin logstats-generate
 	$(RELEASE)/logstats-generate --lines 10000 --seed 42 --end 2024-11-09 --output data/api_requests.log
 
 bench:
-	$(CARGO) build --release -p logstats-ingest -p logstats-api
+	$(CARGO) build --release -p logstats-ingest -p logstats-api $(CARGO_FEATURES)
 	./ingest/bench.sh
 	./api/bench.sh
 	./api/fleet-bench.sh
@@ -63,7 +72,7 @@ bench-compare:
 lint:
 	.ci/check-rust-version
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features '$(TEST_FEATURES)' -- -D warnings
 
 clean:
 	rm -f data/logstats.db data/logstats.db-* data/bench-*

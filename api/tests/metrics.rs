@@ -360,7 +360,7 @@ fn the_access_log_can_be_turned_off_and_json_comes_from_the_environment() {
 #[test]
 fn a_fatal_error_is_a_json_record_too_without_the_password() {
     for (url, shown) in [
-        ("mysql://nowhere/db", "mysql://nowhere/db"),
+        ("oracle://nowhere/db", "oracle://nowhere/db"),
         (
             "postgres://u:S3cr3tPW@127.0.0.1:1/db",
             "postgres://u:***@127.0.0.1:1/db",

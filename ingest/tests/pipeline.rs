@@ -301,13 +301,33 @@ fn failures_exit_non_zero_with_a_clear_message() {
     );
 
     let bad_scheme = Command::new(INGEST)
-        .args(["--database-url", "mysql://x", log.to_str().expect("utf8")])
+        .args(["--database-url", "oracle://x", log.to_str().expect("utf8")])
         .output()
         .expect("run");
     assert!(!bad_scheme.status.success());
     let stderr = String::from_utf8_lossy(&bad_scheme.stderr);
     assert!(
-        stderr.contains("unsupported database URL \"mysql://x\""),
+        stderr.contains("unsupported database URL \"oracle://x\""),
         "{stderr}"
     );
+
+    // MySQL: unreachable with the `mysql` feature, a pointer to the feature without it; the
+    // password is never shown either way.
+    let mysql = Command::new(INGEST)
+        .args([
+            "--database-url",
+            "mysql://nobody:S3cr3tPW@127.0.0.1:1/none",
+            log.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("run");
+    assert!(!mysql.status.success());
+    let stderr = String::from_utf8_lossy(&mysql.stderr);
+    assert!(!stderr.contains("S3cr3tPW"), "{stderr}");
+    let expected = if cfg!(feature = "mysql") {
+        "cannot connect to mysql://nobody:***@127.0.0.1:1/none"
+    } else {
+        "need a build with the cargo feature `mysql`"
+    };
+    assert!(stderr.contains(expected), "{stderr}");
 }

@@ -2,7 +2,9 @@
 //!
 //! `TestDatabase::sqlite()` is a new file in a temporary directory; `TestDatabase::postgres()`
 //! creates a uniquely named database on the server at `TEST_POSTGRES_URL` and drops it again when
-//! the value is dropped. `backends()` gives one of each, so the same test body runs on both.
+//! the value is dropped; `TestDatabase::mysql()` (cargo feature `mysql`) does the same on the
+//! MySQL or MariaDB server at `TEST_MYSQL_URL`. `backends()` gives one of each, so the same test
+//! body runs on every backend.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +19,12 @@ pub const TEST_POSTGRES_URL_ENV: &str = "TEST_POSTGRES_URL";
 
 /// Server used when `TEST_POSTGRES_URL` is not set.
 pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Environment variable naming the MySQL or MariaDB server (any database on it) tests may use.
+pub const TEST_MYSQL_URL_ENV: &str = "TEST_MYSQL_URL";
+
+/// Server used when `TEST_MYSQL_URL` is not set.
+pub const DEFAULT_TEST_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/mysql";
 
 /// Seconds to wait for the PostgreSQL server before calling it unreachable.
 const CONNECT_TIMEOUT_SECONDS: u32 = 5;
@@ -39,6 +47,9 @@ enum Lifetime {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     /// A database created on a PostgreSQL server, dropped through `admin_url`.
     Postgres { admin_url: String, name: String },
+    /// A database created on a MySQL server, dropped through `admin_url`.
+    #[cfg(feature = "mysql")]
+    Mysql { admin_url: String, name: String },
 }
 
 impl std::fmt::Debug for TestDatabase {
@@ -110,6 +121,50 @@ impl TestDatabase {
         })
     }
 
+    /// A new database on the MySQL or MariaDB server at `TEST_MYSQL_URL` (default
+    /// [`DEFAULT_TEST_MYSQL_URL`]), dropped again when the value is dropped; `None` (with a loud
+    /// warning) when the server is unreachable, a panic instead when `CI` is set.
+    #[cfg(feature = "mysql")]
+    pub fn mysql() -> Option<TestDatabase> {
+        use diesel::mysql::MysqlConnection;
+        let server_url = std::env::var(TEST_MYSQL_URL_ENV)
+            .ok()
+            .filter(|url| !url.is_empty())
+            .unwrap_or_else(|| DEFAULT_TEST_MYSQL_URL.to_string());
+        let mut admin = match MysqlConnection::establish(&server_url) {
+            Ok(conn) => conn,
+            Err(error) => {
+                let message = format!(
+                    "MySQL at {} is unreachable ({}); set {TEST_MYSQL_URL_ENV} to a reachable \
+                     server",
+                    redact(&server_url),
+                    error.to_string().trim()
+                );
+                if running_in_ci() {
+                    panic!("{message} (CI is set, so MySQL tests may not be skipped)");
+                }
+                eprintln!(
+                    "\n==================== WARNING ====================\n\
+                     {message}.\nSKIPPING the MySQL half of this test.\n\
+                     =================================================\n"
+                );
+                return None;
+            }
+        };
+        let name = unique_database_name();
+        diesel::sql_query(format!("CREATE DATABASE `{name}`"))
+            .execute(&mut admin)
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        Some(TestDatabase {
+            url: with_database(&server_url, &name),
+            backend: Backend::Mysql,
+            lifetime: Lifetime::Mysql {
+                admin_url: server_url,
+                name,
+            },
+        })
+    }
+
     /// PostgreSQL only: makes the database refuse (and drop) every connection, as an outage
     /// does, or accept them again. Panics on SQLite or when the server cannot be reached.
     pub fn set_reachable(&self, reachable: bool) {
@@ -151,6 +206,12 @@ impl TestDatabase {
             Backend::Postgres => PgConnection::establish(&self.url)
                 .map_err(|e| e.to_string())
                 .and_then(|mut conn| conn.batch_execute(sql).map_err(|e| e.to_string())),
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => diesel::mysql::MysqlConnection::establish(&self.url)
+                .map_err(|e| e.to_string())
+                .and_then(|mut conn| conn.batch_execute(sql).map_err(|e| e.to_string())),
+            #[cfg(not(feature = "mysql"))]
+            Backend::Mysql => Err("this build has no MySQL backend".to_string()),
         };
         if let Err(error) = result {
             panic!("{sql}: {error}");
@@ -160,6 +221,20 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        #[cfg(feature = "mysql")]
+        if let Lifetime::Mysql { admin_url, name } = &self.lifetime {
+            let result = diesel::mysql::MysqlConnection::establish(admin_url)
+                .map_err(|e| e.to_string())
+                .and_then(|mut admin| {
+                    diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`"))
+                        .execute(&mut admin)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(error) = result {
+                eprintln!("warning: cannot drop test database {name}: {error}");
+            }
+            return;
+        }
         let Lifetime::Postgres { admin_url, name } = &self.lifetime else {
             return;
         };
@@ -226,10 +301,13 @@ pub fn numpy_percentile(values: &[f64], p: f64) -> Option<f64> {
     Some((value * 1e6).round() / 1e6)
 }
 
-/// A fresh SQLite database, plus a fresh PostgreSQL database when the server is reachable.
+/// A fresh SQLite database, plus a fresh PostgreSQL database (and with the `mysql` feature a
+/// MySQL one) when its server is reachable.
 pub fn backends() -> Vec<TestDatabase> {
     let mut databases = vec![TestDatabase::sqlite()];
     databases.extend(TestDatabase::postgres());
+    #[cfg(feature = "mysql")]
+    databases.extend(TestDatabase::mysql());
     databases
 }
 

@@ -10,9 +10,66 @@ trait UpsertRows {
 
     /// Sets the version of each of `customers` to `version`.
     fn upsert_versions(&mut self, customers: &[&str], version: i64) -> QueryResult<()>;
+
+    /// Stores a source's new position and its lease.
+    fn upsert_source(
+        &mut self,
+        row: &SourceOffsetRow,
+        owner: Option<&str>,
+        lease_until: Option<i64>,
+    ) -> QueryResult<()>;
+
+    /// Stores the watermark.
+    fn upsert_watermark(&mut self, event_time: i64) -> QueryResult<()>;
+}
+
+/// `upsert_source` and `upsert_watermark` as `INSERT .. ON CONFLICT DO UPDATE`, which SQLite
+/// and PostgreSQL share (MySQL has its own form).
+macro_rules! on_conflict_upserts {
+    () => {
+        fn upsert_source(
+            &mut self,
+            row: &SourceOffsetRow,
+            owner: Option<&str>,
+            lease_until: Option<i64>,
+        ) -> QueryResult<()> {
+            diesel::insert_into(source_offsets::table)
+                .values((
+                    row,
+                    source_offsets::owner.eq(owner),
+                    source_offsets::lease_until.eq(lease_until),
+                ))
+                .on_conflict(source_offsets::source)
+                .do_update()
+                .set((
+                    source_offsets::fingerprint.eq(excluded(source_offsets::fingerprint)),
+                    source_offsets::byte_offset.eq(excluded(source_offsets::byte_offset)),
+                    source_offsets::line_count.eq(excluded(source_offsets::line_count)),
+                    source_offsets::owner.eq(excluded(source_offsets::owner)),
+                    source_offsets::lease_until.eq(excluded(source_offsets::lease_until)),
+                ))
+                .execute(self)?;
+            Ok(())
+        }
+
+        fn upsert_watermark(&mut self, event_time: i64) -> QueryResult<()> {
+            diesel::insert_into(ingest_watermark::table)
+                .values((
+                    ingest_watermark::id.eq(1),
+                    ingest_watermark::event_time.eq(event_time),
+                ))
+                .on_conflict(ingest_watermark::id)
+                .do_update()
+                .set(ingest_watermark::event_time.eq(excluded(ingest_watermark::event_time)))
+                .execute(self)?;
+            Ok(())
+        }
+    };
 }
 
 impl UpsertRows for SqliteConnection {
+    on_conflict_upserts!();
+
     /// Multi-row statements written in SQL: diesel has no multi-row `INSERT .. ON CONFLICT` for
     /// SQLite, and with one statement per row, building and looking up each statement took
     /// about a third of the commit.
@@ -114,6 +171,8 @@ fn postgres_upsert_chunk(conn: &mut PgConnection, rows: &[DailyStatsRow]) -> Que
 }
 
 impl UpsertRows for PgConnection {
+    on_conflict_upserts!();
+
     /// Statements of one array per column, [`POSTGRES_ROWS_PER_UPSERT`] rows each: PostgreSQL
     /// parses and plans the statement once (diesel caches it), where a `VALUES` list of
     /// thousands of parameters is parsed and planned anew each time.
@@ -143,6 +202,118 @@ impl UpsertRows for PgConnection {
                 .set(customer_versions::version.eq(version))
                 .execute(self)?;
         }
+        Ok(())
+    }
+}
+
+/// Rows per MySQL upsert statement, unless [`MYSQL_BYTES_PER_UPSERT`] ends it first.
+#[cfg(feature = "mysql")]
+const MYSQL_ROWS_PER_UPSERT: usize = 200;
+
+/// Latency bytes per MySQL upsert statement: a statement must fit the server's
+/// `max_allowed_packet` (16 MiB by default on MariaDB, 64 MiB on MySQL 8).
+#[cfg(feature = "mysql")]
+const MYSQL_BYTES_PER_UPSERT: usize = 4 << 20;
+
+/// What MySQL's upserts do with a stored row: replace every stats column.
+#[cfg(feature = "mysql")]
+const ON_DUPLICATE_REPLACE_STATS: &str = "ON DUPLICATE KEY UPDATE \
+     successful = VALUES(successful), failed = VALUES(failed), \
+     latency_sum_us = VALUES(latency_sum_us), latency_min_us = VALUES(latency_min_us), \
+     latency_max_us = VALUES(latency_max_us), latencies = VALUES(latencies), \
+     version = VALUES(version)";
+
+#[cfg(feature = "mysql")]
+impl UpsertRows for MysqlConnection {
+    /// Multi-row `INSERT .. ON DUPLICATE KEY UPDATE` statements, cut by rows and by bytes.
+    fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Binary, Date, Text};
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let take = rest
+                .iter()
+                .take(MYSQL_ROWS_PER_UPSERT)
+                .take_while(|row| {
+                    bytes += row.latencies.len();
+                    bytes <= MYSQL_BYTES_PER_UPSERT
+                })
+                .count()
+                .max(1);
+            let (chunk, next) = rest.split_at(take);
+            rest = next;
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut query = diesel::sql_query(format!(
+                "{INSERT_DAILY_STATS} VALUES {values} {ON_DUPLICATE_REPLACE_STATS}"
+            ))
+            .into_boxed::<diesel::mysql::Mysql>();
+            for row in chunk {
+                query = query
+                    .bind::<Text, _>(&row.customer_id)
+                    .bind::<Date, _>(row.day)
+                    .bind::<BigInt, _>(row.successful)
+                    .bind::<BigInt, _>(row.failed)
+                    .bind::<BigInt, _>(row.latency_sum_us)
+                    .bind::<BigInt, _>(row.latency_min_us)
+                    .bind::<BigInt, _>(row.latency_max_us)
+                    .bind::<Binary, _>(&row.latencies)
+                    .bind::<BigInt, _>(row.version);
+            }
+            query.execute(self)?;
+        }
+        Ok(())
+    }
+
+    /// Multi-row statements: one round trip instead of one per customer.
+    fn upsert_versions(&mut self, customers: &[&str], version: i64) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Text};
+        for chunk in customers.chunks(ROWS_PER_STATEMENT) {
+            let values = vec!["(?, ?)"; chunk.len()].join(", ");
+            let mut query = diesel::sql_query(format!(
+                "INSERT INTO customer_versions (customer_id, version) VALUES {values} \
+                 ON DUPLICATE KEY UPDATE version = VALUES(version)"
+            ))
+            .into_boxed::<diesel::mysql::Mysql>();
+            for customer in chunk {
+                query = query.bind::<Text, _>(*customer).bind::<BigInt, _>(version);
+            }
+            query.execute(self)?;
+        }
+        Ok(())
+    }
+
+    fn upsert_source(
+        &mut self,
+        row: &SourceOffsetRow,
+        owner: Option<&str>,
+        lease_until: Option<i64>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Binary, Nullable, Text};
+        diesel::sql_query(
+            "INSERT INTO source_offsets \
+             (source, fingerprint, byte_offset, line_count, owner, lease_until) \
+             VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+             fingerprint = VALUES(fingerprint), byte_offset = VALUES(byte_offset), \
+             line_count = VALUES(line_count), owner = VALUES(owner), \
+             lease_until = VALUES(lease_until)",
+        )
+        .bind::<Text, _>(&row.source)
+        .bind::<Binary, _>(&row.fingerprint)
+        .bind::<BigInt, _>(row.byte_offset)
+        .bind::<BigInt, _>(row.line_count)
+        .bind::<Nullable<Text>, _>(owner)
+        .bind::<Nullable<BigInt>, _>(lease_until)
+        .execute(self)?;
+        Ok(())
+    }
+
+    fn upsert_watermark(&mut self, event_time: i64) -> QueryResult<()> {
+        diesel::sql_query(
+            "INSERT INTO ingest_watermark (id, event_time) VALUES (1, ?) \
+             ON DUPLICATE KEY UPDATE event_time = VALUES(event_time)",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(event_time)
+        .execute(self)?;
         Ok(())
     }
 }
@@ -238,40 +409,16 @@ macro_rules! merge_and_upsert {
                     });
                 }
             }
-            let row = SourceOffsetRow::from(source);
             let owner = epoch.lease.as_ref().map(|(owner, _)| owner.as_str());
             let lease_until = epoch.lease.as_ref().map(|&(_, until)| until);
-            diesel::insert_into(source_offsets::table)
-                .values((
-                    &row,
-                    source_offsets::owner.eq(owner),
-                    source_offsets::lease_until.eq(lease_until),
-                ))
-                .on_conflict(source_offsets::source)
-                .do_update()
-                .set((
-                    source_offsets::fingerprint.eq(excluded(source_offsets::fingerprint)),
-                    source_offsets::byte_offset.eq(excluded(source_offsets::byte_offset)),
-                    source_offsets::line_count.eq(excluded(source_offsets::line_count)),
-                    source_offsets::owner.eq(excluded(source_offsets::owner)),
-                    source_offsets::lease_until.eq(excluded(source_offsets::lease_until)),
-                ))
-                .execute(conn)?;
+            conn.upsert_source(&SourceOffsetRow::from(source), owner, lease_until)?;
         }
         let stored_watermark: Option<i64> = ingest_watermark::table
             .select(ingest_watermark::event_time)
             .first(conn)
             .optional()?;
         if let Some(event_time) = epoch.max_event_time.filter(|&t| stored_watermark < Some(t)) {
-            diesel::insert_into(ingest_watermark::table)
-                .values((
-                    ingest_watermark::id.eq(1),
-                    ingest_watermark::event_time.eq(event_time),
-                ))
-                .on_conflict(ingest_watermark::id)
-                .do_update()
-                .set(ingest_watermark::event_time.eq(excluded(ingest_watermark::event_time)))
-                .execute(conn)?;
+            conn.upsert_watermark(event_time)?;
         }
         Ok::<CommitOutcome, StorageError>(CommitOutcome::Written(rows.len()))
     }};
@@ -359,6 +506,69 @@ mod tests {
             store.commit_epoch(&unchecked).expect("commit");
             store.commit_epoch(&unchecked).expect("commit");
             assert_eq!(requests(&store), 10, "{db:?}");
+        }
+    }
+
+    /// What a backend could get wrong in its own column types: customer ids that differ only in
+    /// case (a case-insensitive collation would merge them), the first and last days a log line
+    /// can have, a day with the most distinct latencies an exact row keeps, and many of those in
+    /// one commit (MySQL cuts its statements by bytes).
+    #[cfg(feature = "testing")]
+    #[test]
+    fn every_backend_keeps_keys_days_and_large_rows_exactly() {
+        for db in crate::testing::backends() {
+            let store = db.connect();
+            let mut busy = crate::DayAccumulator::new();
+            for i in 0..crate::latency::EXACT_DISTINCT_VALUES as u64 {
+                busy.add(i % 7 != 0, 1_000 + i * 997);
+            }
+            let busy = busy.finish();
+            let mut one = crate::DayAccumulator::new();
+            one.add(true, 250_000);
+            let one = one.finish();
+            let first = day_from_date(NaiveDate::from_ymd_opt(1, 1, 1).expect("date"));
+            let last = day_from_date(NaiveDate::from_ymd_opt(9999, 12, 31).expect("date"));
+            let mut deltas = vec![
+                ("cust_a".to_string(), first, one.clone()),
+                ("cust_A".to_string(), first, one.clone()),
+                ("cust_a".to_string(), last, one.clone()),
+            ];
+            for customer in 0..300 {
+                deltas.push((format!("busy_{customer:03}"), 20_000, busy.clone()));
+            }
+            let epoch = EpochCommit {
+                deltas,
+                ..EpochCommit::default()
+            };
+            assert_eq!(
+                store.commit_epoch(&epoch).expect("commit"),
+                CommitOutcome::Written(303),
+                "{db:?}"
+            );
+            let days = store.all_days().expect("read");
+            assert_eq!(days.len(), 303, "{db:?}");
+            let order: Vec<&str> = days[298..].iter().map(|d| d.0.as_str()).collect();
+            assert_eq!(
+                order,
+                ["busy_298", "busy_299", "cust_A", "cust_a", "cust_a"],
+                "{db:?}: byte order"
+            );
+            let cust = |id: &str| {
+                days.iter()
+                    .filter(|d| d.0 == id)
+                    .map(|d| (day_from_date(d.1), d.2.total()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(cust("cust_A"), [(first, 1)], "{db:?}");
+            assert_eq!(cust("cust_a"), [(first, 1), (last, 1)], "{db:?}");
+            let stored_busy = &days[299].2;
+            assert_eq!(days[299].0, "busy_299");
+            assert_eq!(stored_busy.total(), busy.total(), "{db:?}");
+            assert_eq!(
+                stored_busy.latencies.encode(),
+                busy.latencies.encode(),
+                "{db:?}"
+            );
         }
     }
 

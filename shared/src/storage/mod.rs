@@ -1,7 +1,8 @@
-//! Storage of daily stats, source offsets and the watermark, on SQLite or PostgreSQL.
+//! Storage of daily stats, source offsets and the watermark, on SQLite, PostgreSQL or (cargo
+//! feature `mysql`) MySQL/MariaDB.
 //!
 //! This module is the only place that knows which backend is in use: the URL's scheme picks it,
-//! and every query is written once and expanded for both connection types by `with_backend!`.
+//! and every query is written once and expanded for each connection type by `with_backend!`.
 
 mod models;
 pub mod schema;
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use diesel::connection::SimpleConnection;
+#[cfg(feature = "mysql")]
+use diesel::mysql::MysqlConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -27,6 +30,8 @@ use schema::{customer_versions, daily_stats, ingest_watermark, source_offsets};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/mysql");
 
 /// The last day a stored row can have. SQLite keeps dates as `YYYY-MM-DD` text, so an open-ended
 /// range must end on a four-digit year: `NaiveDate::MAX` renders as `+262142-12-31`, which sorts
@@ -43,8 +48,21 @@ const ROWS_PER_STATEMENT: usize = 1000;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The URL names no supported backend.
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://...")]
+    #[error(
+        "unsupported database URL {0:?}: expected sqlite://PATH, postgres://... or mysql://..."
+    )]
     UnsupportedUrl(String),
+    /// The URL names a backend this build leaves out (a cargo feature).
+    #[error(
+        "{backend} URLs need a build with the cargo feature `{feature}` (for example `make \
+         ingest FEATURES={feature}`, which links the C client library: Debian's libmariadb-dev)"
+    )]
+    NotBuilt {
+        /// The backend's name.
+        backend: &'static str,
+        /// The cargo feature that builds it.
+        feature: &'static str,
+    },
     /// The database could not be reached.
     #[error("cannot connect to {url}: {cause}")]
     Connect {
@@ -153,6 +171,8 @@ pub enum Backend {
     Sqlite,
     /// PostgreSQL server.
     Postgres,
+    /// MySQL or MariaDB server (cargo feature `mysql`).
+    Mysql,
 }
 
 /// Options for opening a [`Store`].
@@ -185,6 +205,9 @@ pub enum Store {
     Sqlite(Pool<ConnectionManager<SqliteConnection>>),
     /// PostgreSQL database.
     Postgres(Pool<ConnectionManager<PgConnection>>),
+    /// MySQL or MariaDB database.
+    #[cfg(feature = "mysql")]
+    Mysql(Pool<ConnectionManager<MysqlConnection>>),
 }
 
 /// One committed epoch: stats deltas plus the source offsets and watermark that produced them.
@@ -259,12 +282,19 @@ macro_rules! with_backend {
                 let $conn: &mut PgConnection = &mut pooled;
                 $body
             }
+            #[cfg(feature = "mysql")]
+            Store::Mysql(pool) => {
+                let mut pooled = pool.get()?;
+                let $conn: &mut MysqlConnection = &mut pooled;
+                $body
+            }
         }
     };
 }
 
 /// Runs `$body` in a transaction that excludes every other writer: SQLite's immediate
-/// transaction, or on PostgreSQL a lock on the written tables that plain readers never wait for.
+/// transaction, on PostgreSQL a lock on the written tables that plain readers never wait for, on
+/// MySQL the lock of the one `writer_lock` row (plain reads take no locks there).
 macro_rules! write_transaction {
     ($store:expr, $conn:ident => $body:expr) => {
         match $store {
@@ -273,6 +303,12 @@ macro_rules! write_transaction {
                 $conn.batch_execute(
                     "LOCK TABLE daily_stats, source_offsets IN SHARE ROW EXCLUSIVE MODE",
                 )?;
+                $body
+            }),
+            #[cfg(feature = "mysql")]
+            Store::Mysql(pool) => pool.get()?.transaction(|$conn| {
+                diesel::sql_query("UPDATE writer_lock SET writes = writes + 1 WHERE id = 1")
+                    .execute($conn)?;
                 $body
             }),
         }
@@ -354,6 +390,24 @@ where
         .map_err(|e| StorageError::Migration(e.to_string()))
 }
 
+/// Session settings of every MySQL connection: each statement reads the newest committed rows,
+/// as on PostgreSQL (InnoDB's default, REPEATABLE READ, would keep a transaction's first
+/// snapshot), and a writer waits for another's commit as long as a slow commit can take.
+#[cfg(feature = "mysql")]
+#[derive(Debug)]
+struct MysqlSession;
+
+#[cfg(feature = "mysql")]
+impl CustomizeConnection<MysqlConnection, diesel::r2d2::Error> for MysqlSession {
+    fn on_acquire(&self, conn: &mut MysqlConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+             SET SESSION innodb_lock_wait_timeout = 600; SET time_zone = '+00:00'",
+        )
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
 #[derive(Debug)]
 struct SqlitePragmas;
 
@@ -419,6 +473,28 @@ impl Store {
                     })?;
                 Store::Postgres(pool)
             }
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => {
+                let pool = Pool::builder()
+                    .max_size(options.pool_size)
+                    .connection_timeout(options.connect_timeout)
+                    // Failures reach the caller, which reports them once per interval.
+                    .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
+                    .connection_customizer(Box::new(MysqlSession))
+                    .build(ConnectionManager::<MysqlConnection>::new(url))
+                    .map_err(|cause| StorageError::Connect {
+                        url: redact(url),
+                        cause: scrub(&cause.to_string(), url).into_owned(),
+                    })?;
+                Store::Mysql(pool)
+            }
+            #[cfg(not(feature = "mysql"))]
+            Backend::Mysql => {
+                return Err(StorageError::NotBuilt {
+                    backend: "mysql://",
+                    feature: "mysql",
+                })
+            }
         };
         let pending = store.pending_migrations();
         if options.apply_migrations {
@@ -445,6 +521,8 @@ impl Store {
             Ok(Backend::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Backend::Postgres)
+        } else if url.starts_with("mysql://") {
+            Ok(Backend::Mysql)
         } else {
             Err(StorageError::UnsupportedUrl(redact(url)))
         }
@@ -455,6 +533,8 @@ impl Store {
         match self {
             Store::Sqlite(_) => Backend::Sqlite,
             Store::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "mysql")]
+            Store::Mysql(_) => Backend::Mysql,
         }
     }
 
@@ -467,6 +547,15 @@ impl Store {
                 conn.batch_execute("SELECT pg_advisory_lock(7410202411)")?;
                 let result = migrate!(conn, POSTGRES_MIGRATIONS);
                 conn.batch_execute("SELECT pg_advisory_unlock(7410202411)")?;
+                result
+            }
+            #[cfg(feature = "mysql")]
+            Store::Mysql(pool) => {
+                let mut conn = pool.get()?;
+                // Serialise concurrent starts; the lock ends with the session at the latest.
+                conn.batch_execute("DO GET_LOCK('logstats_migrate', 60)")?;
+                let result = migrate!(conn, MYSQL_MIGRATIONS);
+                conn.batch_execute("DO RELEASE_LOCK('logstats_migrate')")?;
                 result
             }
         }
@@ -496,6 +585,15 @@ impl Store {
                      AS t) found WHERE t IS NOT NULL"
                 )?,
             ),
+            #[cfg(feature = "mysql")]
+            Store::Mysql(pool) => (
+                migration_versions::<diesel::mysql::Mysql>(&MYSQL_MIGRATIONS)?,
+                applied_migrations!(
+                    &mut *pool.get()?,
+                    "SELECT count(*) AS n FROM information_schema.tables \
+                     WHERE table_schema = DATABASE() AND table_name = '__diesel_schema_migrations'"
+                )?,
+            ),
         };
         Ok(known
             .iter()
@@ -508,6 +606,8 @@ impl Store {
         let state = match self {
             Store::Sqlite(pool) => pool.state(),
             Store::Postgres(pool) => pool.state(),
+            #[cfg(feature = "mysql")]
+            Store::Mysql(pool) => pool.state(),
         };
         (state.connections, state.idle_connections)
     }
@@ -552,10 +652,17 @@ mod tests {
                 apply_migrations: false,
                 ..StoreOptions::default()
             };
-            let all = migration_versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)
-                .expect("the embedded migrations")
-                .len();
-            assert!(all >= 7);
+            let all = match db.backend {
+                Backend::Sqlite => migration_versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS),
+                Backend::Postgres => migration_versions::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS),
+                #[cfg(feature = "mysql")]
+                Backend::Mysql => migration_versions::<diesel::mysql::Mysql>(&MYSQL_MIGRATIONS),
+                #[cfg(not(feature = "mysql"))]
+                Backend::Mysql => unreachable!("no MySQL test database without the feature"),
+            }
+            .expect("the embedded migrations")
+            .len();
+            assert!(all >= 1);
             match Store::connect(&db.url, &read_only) {
                 Err(StorageError::SchemaNotCurrent { pending }) => {
                     assert_eq!(pending, all, "{db:?}")
@@ -593,8 +700,9 @@ mod tests {
             Store::backend_of("postgresql://u@h/db").unwrap(),
             Backend::Postgres
         );
+        assert_eq!(Store::backend_of("mysql://u@h/db").unwrap(), Backend::Mysql);
         assert!(matches!(
-            Store::backend_of("mysql://h/db"),
+            Store::backend_of("mariadb://h/db"),
             Err(StorageError::UnsupportedUrl(_))
         ));
         assert_eq!(sqlite_path("sqlite://data/x.db"), "data/x.db");

@@ -6,6 +6,8 @@ use super::*;
 enum HeldConnection {
     Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
     Postgres(PooledConnection<ConnectionManager<PgConnection>>),
+    #[cfg(feature = "mysql")]
+    Mysql(PooledConnection<ConnectionManager<MysqlConnection>>),
 }
 
 /// Repeated [`Store::versions_since`] reads on one kept connection: no pool check-out (and no
@@ -22,17 +24,23 @@ impl VersionReader {
         let keep = match &self.store {
             Store::Sqlite(pool) => pool.max_size() > 1,
             Store::Postgres(pool) => pool.max_size() > 1,
+            #[cfg(feature = "mysql")]
+            Store::Mysql(pool) => pool.max_size() > 1,
         };
         let mut held = match self.held.take() {
             Some(held) => held,
             None => match &self.store {
                 Store::Sqlite(pool) => HeldConnection::Sqlite(pool.get()?),
                 Store::Postgres(pool) => HeldConnection::Postgres(pool.get()?),
+                #[cfg(feature = "mysql")]
+                Store::Mysql(pool) => HeldConnection::Mysql(pool.get()?),
             },
         };
         let read = match &mut held {
             HeldConnection::Sqlite(conn) => versions_since(&mut **conn, after),
             HeldConnection::Postgres(conn) => versions_since(&mut **conn, after),
+            #[cfg(feature = "mysql")]
+            HeldConnection::Mysql(conn) => versions_since(&mut **conn, after),
         };
         if read.is_ok() && keep {
             self.held = Some(held);
