@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # `make bench`: generates the benchmark inputs (once), ingests them into a fresh SQLite file and,
-# when reachable, a fresh PostgreSQL database, and prints lines/s, MB/s and peak RSS as a table.
+# when reachable, a fresh PostgreSQL database and (with `make bench FEATURES=mysql`) a fresh
+# MySQL/MariaDB database, and prints lines/s, MB/s and peak RSS as a table.
 # Each backend is measured BENCH_RUNS times (default 3): the row shows the median and the range.
 # Settings: BENCH_LINES (default 10000000), BENCH_WORKERS (default 2),
 # BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_POSTGRES_PARAMS
 # (appended to the benchmark database's URL; default ?sslmode=disable: the engine, not TLS, is
-# measured; set it to empty to measure with libpq's default, TLS when the server offers it).
+# measured; set it to empty to measure with libpq's default, TLS when the server offers it),
+# BENCH_MYSQL_URL (default mysql://root@127.0.0.1:3306/mysql; used when FEATURES has mysql).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${CARGO_TARGET_DIR:-target}/release
 lines=${BENCH_LINES:-10000000}
 workers=${BENCH_WORKERS:-2}
 pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+my_admin=${BENCH_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}
 log=data/bench-${lines}.log
 mkdir -p data
 
@@ -71,6 +74,29 @@ if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null
   psql "$pg_admin" -qc "drop database $name with (force)" >/dev/null
 else
   echo "PostgreSQL not reachable at $pg_admin: skipping the PostgreSQL ingest benchmark" >&2
+fi
+
+if [[ " ${FEATURES:-} " == *" mysql "* ]]; then
+  # mysql://USER[:PASS]@HOST[:PORT]/DB, for the mysql client.
+  my_rest=${my_admin#mysql://}
+  my_user=${my_rest%%@*}
+  my_hostport=${my_rest#*@}
+  my_hostport=${my_hostport%%/*}
+  my_host=${my_hostport%:*}
+  my_port=3306
+  [[ "$my_hostport" == *:* ]] && my_port=${my_hostport##*:}
+  my_args=(-h "$my_host" -P "$my_port" -u "${my_user%%:*}")
+  [[ "$my_user" == *:* ]] && my_args+=("-p${my_user#*:}")
+  if mysql "${my_args[@]}" -e 'select 1' >/dev/null 2>&1; then
+    name=logstats_bench_$$
+    fresh_mysql() {
+      mysql "${my_args[@]}" -e "drop database if exists $name; create database $name"
+    }
+    run mysql fresh_mysql "${my_admin%/*}/$name"
+    mysql "${my_args[@]}" -e "drop database $name"
+  else
+    echo "MySQL not reachable at $my_host:$my_port: skipping the MySQL ingest benchmark" >&2
+  fi
 fi
 
 # Freshness: 100,000 lines/s appended while --follow runs; delay until committed (visible).

@@ -19,7 +19,7 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
 #[derive(Debug, Clone, Parser)]
 #[command(name = "logstats-api", version, about)]
 pub struct Settings {
-    /// Stats database: sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    /// Stats database: sqlite://PATH, postgres://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB.
     // `--help` shows the variable's name, never its value: it may hold a password.
     #[arg(
         long,

@@ -37,10 +37,14 @@ fn ready_follows_the_database_and_its_schema() {
         assert_eq!(ready.json(), serde_json::json!({ "status": "ready" }));
 
         // The newest migration unapplied, as on a database an older version created.
-        let newest = "(SELECT MAX(version) FROM __diesel_schema_migrations)";
-        db.execute(&format!(
-            "UPDATE __diesel_schema_migrations SET version = 'x' || version WHERE version = {newest}"
-        ));
+        db.execute(if db.backend == Backend::Mysql {
+            // MySQL's `||` is OR, and an UPDATE may not read its own table in a subquery.
+            "UPDATE __diesel_schema_migrations SET version = CONCAT('x', version) \
+             ORDER BY version DESC LIMIT 1"
+        } else {
+            "UPDATE __diesel_schema_migrations SET version = 'x' || version \
+             WHERE version = (SELECT MAX(version) FROM __diesel_schema_migrations)"
+        });
         let body = ready_becomes(&api, 503);
         assert_eq!(
             body,

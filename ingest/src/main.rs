@@ -15,11 +15,11 @@ use logstats_ingest::{
 use logstats_shared::logging::{self, LogFormat};
 use logstats_shared::redact::scrub;
 
-/// Turn request logs into per-customer daily stats rows (SQLite or PostgreSQL).
+/// Turn request logs into per-customer daily stats rows (SQLite, PostgreSQL or MySQL/MariaDB).
 #[derive(Debug, Parser)]
 #[command(name = "logstats-ingest", version)]
 struct Cli {
-    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    /// Database URL: sqlite://PATH, postgres://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB.
     // `--help` shows the variable's name, never its value: it may hold a password.
     #[arg(
         long,
