@@ -118,6 +118,13 @@ impl TimeWindow {
         }
     }
 
+    /// The same window with its start moved so that it spans `days` days instead of 30 (the end
+    /// stays): `--days 365 --end 2024-11-09` covers 2023-11-10..=2024-11-09.
+    pub fn spanning_days(self, days: u32) -> Result<Self, WindowError> {
+        let shift = (i64::from(days) - WINDOW_SECONDS / SECONDS_PER_DAY) * SECONDS_PER_DAY;
+        TimeWindow::new(self.start - shift, self.end)
+    }
+
     /// First second of the window, Unix seconds.
     pub fn start(&self) -> i64 {
         self.start
@@ -486,6 +493,26 @@ mod tests {
         let mut again = LineGenerator::new(9, window);
         let first = again.next_line();
         assert_eq!(first.as_bytes(), &whole[..first.len()]);
+    }
+
+    #[test]
+    fn a_window_can_span_other_than_30_days() {
+        let window = TimeWindow::parse_end("2024-11-09").expect("end");
+        let year = window.spanning_days(365).expect("in range");
+        assert_eq!(year.end(), window.end());
+        assert_eq!(
+            year.start(),
+            i64::from(days_from_civil(2023, 11, 10)) * SECONDS_PER_DAY
+        );
+        assert_eq!(window.spanning_days(30), Ok(window));
+        let one = window.spanning_days(0).expect("in range");
+        assert_eq!(
+            one.start(),
+            i64::from(days_from_civil(2024, 11, 9)) * SECONDS_PER_DAY
+        );
+        let early = TimeWindow::parse_end("1971-01-05").expect("end");
+        assert!(early.spanning_days(365).is_ok());
+        assert!(early.spanning_days(400).is_err(), "before 1970");
     }
 
     #[test]

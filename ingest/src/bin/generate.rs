@@ -18,7 +18,7 @@ const WRITE_BUFFER_BYTES: usize = 4 << 20;
 ///
 /// Lines are `YYYY-MM-DD HH:MM:SS cust_N /api/v1/resourceK STATUS D.DDD`
 /// (customers cust_1..cust_50 unless --customers says otherwise, resources 1..4, statuses 200 201 400 401 403 404 500,
-/// durations 0.100..2.000 s, timestamps uniform over a 30-day window and unordered).
+/// durations 0.100..2.000 s, timestamps uniform over a 30-day window (--days) and unordered).
 #[derive(Debug, Parser)]
 #[command(name = "logstats-generate", version)]
 struct Cli {
@@ -36,6 +36,11 @@ struct Cli {
     /// (in rate mode, the wall-clock time of each batch).
     #[arg(long, value_parser = TimeWindow::parse_end, value_name = "DATE|DATETIME")]
     end: Option<TimeWindow>,
+
+    /// Length of the window in days before the end, instead of 30: `--days 365 --end 2024-11-09`
+    /// covers 2023-11-10 through 2024-11-09 (`--days 0` that one day).
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3_000_000))]
+    days: u32,
 
     /// File to write, `-` for stdout. Created (with its directory) if missing.
     #[arg(long, short, default_value = "data/api_requests.log")]
@@ -94,6 +99,12 @@ fn main() {
     }
 }
 
+/// The window lines are drawn from: --end (default now) and --days.
+fn window_of(cli: &Cli) -> anyhow::Result<TimeWindow> {
+    let end = cli.end.unwrap_or_else(TimeWindow::ending_now);
+    Ok(end.spanning_days(cli.days)?)
+}
+
 fn run(cli: &Cli) -> anyhow::Result<Written> {
     let append = cli.append || cli.rate.is_some();
     let mut out = open_output(&cli.output, append)?;
@@ -102,7 +113,7 @@ fn run(cli: &Cli) -> anyhow::Result<Written> {
             let config = GeneratorConfig {
                 lines: cli.lines,
                 seed: cli.seed,
-                window: cli.end.unwrap_or_else(TimeWindow::ending_now),
+                window: window_of(cli)?,
                 customers: cli.customers,
             };
             let bytes = logstats_ingest::generate::write_lines(&config, &mut out)?;
@@ -121,8 +132,7 @@ fn run(cli: &Cli) -> anyhow::Result<Written> {
 /// follower sees whole lines as soon as they are generated.
 fn run_rate(cli: &Cli, rate: u64, out: &mut impl Write) -> anyhow::Result<Written> {
     let interval = Duration::from_millis(cli.interval_ms);
-    let window = || cli.end.unwrap_or_else(TimeWindow::ending_now);
-    let mut generator = LineGenerator::new(cli.seed, window()).customers(cli.customers);
+    let mut generator = LineGenerator::new(cli.seed, window_of(cli)?).customers(cli.customers);
     let mut buf = Vec::new();
     let mut written = Written { lines: 0, bytes: 0 };
     let mut next_batch = Instant::now();
@@ -130,7 +140,7 @@ fn run_rate(cli: &Cli, rate: u64, out: &mut impl Write) -> anyhow::Result<Writte
         let batch = cli
             .max_lines
             .map_or(rate, |max| rate.min(max - written.lines));
-        generator.set_window(window());
+        generator.set_window(window_of(cli)?);
         written.bytes += generator.write_batch(batch, &mut buf, out)?;
         out.flush()?;
         written.lines += batch;

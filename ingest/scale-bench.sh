@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# `make bench-scale`: the row-count side of docs/SCALING.md, measured. Fills a fresh PostgreSQL
+# database with SCALE_CUSTOMERS customers x SCALE_DAYS days of rows (default 10,000 x 365) from a
+# generated log of SCALE_LINES lines (default 20,000,000: about 5.5 lines a (customer, day), so
+# 99.6 % of the 3.65M possible rows exist), then measures on it:
+#   - the ingest of the whole log (time, commit time, rows);
+#   - one more day for every customer committed into the full database (SCALE_DAY_LINES lines,
+#     default 200,000): the commit time a row once the table is large;
+#   - the table's size, in bytes a row, indexes included;
+#   - the API on random customers and random ranges inside the year (wrk, 64 connections);
+#   - the fleet views (GET /stats, GET /customers) on random ranges of at most 31 days inside the
+#     year, answer cache off, 2 connections; and each once over the whole year.
+# Settings: SCALE_CUSTOMERS, SCALE_DAYS, SCALE_LINES, SCALE_DAY_LINES, SCALE_DURATION (default
+# 10s), BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres),
+# BENCH_POSTGRES_PARAMS (default ?sslmode=disable). It takes several minutes and about 2 GB of
+# disk (log and database); the database is dropped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${CARGO_TARGET_DIR:-target}/release
+customers=${SCALE_CUSTOMERS:-10000}
+days=${SCALE_DAYS:-365}
+lines=${SCALE_LINES:-20000000}
+day_lines=${SCALE_DAY_LINES:-200000}
+duration=${SCALE_DURATION:-10s}
+pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+pg_params=${BENCH_POSTGRES_PARAMS-?sslmode=disable}
+to=2024-11-09
+next=2024-11-10
+
+for tool in wrk curl python3 psql; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "scale bench: $tool is not installed" >&2; exit 1; }
+done
+for exe in logstats-api logstats-ingest logstats-generate; do
+  [ -x "$bin/$exe" ] || { echo "scale bench: $bin/$exe is missing: run make build" >&2; exit 1; }
+done
+psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1 ||
+  { echo "scale bench: PostgreSQL is not reachable at $pg_admin" >&2; exit 1; }
+
+mkdir -p data
+log=data/bench-scale-$customers-$days-$lines.log
+if [ ! -s "$log" ]; then
+  echo "scale bench: generating $lines lines over $customers customers and $days days into $log" >&2
+  "$bin/logstats-generate" --lines "$lines" --customers "$customers" --days "$((days - 1))" \
+    --end "$to" --seed 11 --output "$log" >&2
+fi
+day_log=data/bench-scale-$customers-next-$day_lines.log
+if [ ! -s "$day_log" ]; then
+  "$bin/logstats-generate" --lines "$day_lines" --customers "$customers" --days 0 \
+    --end "$next" --seed 12 --output "$day_log" >&2
+fi
+from=$(python3 -c 'import datetime, sys
+print(datetime.date.fromisoformat(sys.argv[1]) - datetime.timedelta(int(sys.argv[2]) - 1))' "$to" "$days")
+
+work=$(mktemp -d)
+api_pid=
+db=logstats_scale_$$
+url="${pg_admin%/*}/$db$pg_params"
+cleanup() {
+  if [ -n "$api_pid" ]; then
+    kill -TERM "$api_pid" 2>/dev/null || true
+    wait "$api_pid" 2>/dev/null || true
+  fi
+  psql "$pg_admin" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+psql "$pg_admin" -qc "create database $db" >/dev/null
+
+rows=()
+ingest() { # label log
+  echo "scale bench: ingesting $2" >&2
+  /usr/bin/time -f '%M' -o "$work/rss" "$bin/logstats-ingest" --database-url "$url" --workers 2 \
+    --json "$2" > "$work/ingest.json"
+  rows+=("$(python3 - "$work/ingest.json" "$work/rss" "$1" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+rss = int(open(sys.argv[2]).read().split()[-1]) / 1024
+commit = s["stages"]["commit_seconds"]
+rows = s["rows_written"]
+print(f"| {sys.argv[3]} | {s['lines']:,} lines, {rows:,} rows written | {s['seconds']:.1f} s "
+      f"({s['lines_per_second']:,.0f} lines/s) | commits {commit:.1f} s, "
+      f"{commit / max(rows, 1) * 1e6:.1f} µs a row | {rss:.0f} MB |")
+PY
+)")
+}
+ingest "ingest, whole year" "$log"
+psql "$url" -qc 'vacuum analyze' >/dev/null
+ingest "ingest, one more day into the full table" "$day_log"
+psql "$url" -qc 'vacuum analyze' >/dev/null
+psql "$url" -qc 'checkpoint' >/dev/null 2>&1 || true
+rows+=("$(psql "$url" -qAt -F ' ' -c "select count(*), pg_total_relation_size('daily_stats'),
+  pg_relation_size('daily_stats'), pg_database_size(current_database()) from daily_stats" |
+  python3 -c 'import sys
+n, total, heap, database = map(int, sys.stdin.read().split())
+print(f"| database | {n:,} rows | daily_stats {total / 1e6:,.0f} MB with indexes ({heap / 1e6:,.0f} MB heap) "
+      f"| {total / n:,.0f} B a row with indexes | database {database / 1e6:,.0f} MB |")')")
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+start_api() { # extra flags...
+  local port i
+  port=$(free_port)
+  base="http://127.0.0.1:$port"
+  RUST_LOG=warn "$bin/logstats-api" --bind "127.0.0.1:$port" --database-url "$url" "$@" \
+    2>"$work/api.err" &
+  api_pid=$!
+  for i in $(seq 100); do
+    curl -fs "$base/health" >/dev/null 2>&1 && return 0
+    kill -0 "$api_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "scale bench: the API did not come up" >&2
+  cat "$work/api.err" >&2
+  exit 1
+}
+stop_api() {
+  kill -TERM "$api_pid" 2>/dev/null || true
+  wait "$api_pid" 2>/dev/null || true
+  api_pid=
+}
+
+# Day names of the year, for the Lua scripts.
+python3 -c 'import datetime, sys
+a = datetime.date.fromisoformat(sys.argv[1]); n = int(sys.argv[2])
+print(",".join("\"%s\"" % (a + datetime.timedelta(i)) for i in range(n)))' "$from" "$days" > "$work/days"
+lua() { # name path-expression max-span
+  cat > "$work/$1.lua" <<LUA
+local days = {$(cat "$work/days")}
+local thread_seed = 0
+setup = function(thread)
+  thread_seed = thread_seed + 1
+  thread:set("seed", thread_seed)
+end
+init = function()
+  math.randomseed(7919 * (seed or 1))
+end
+request = function()
+  local a = math.random(#days)
+  local b = math.min(#days, a + math.random(0, $3))
+  return wrk.format("GET", $2 .. "from=" .. days[a] .. "&to=" .. days[b])
+end
+LUA
+}
+lua customer "\"/customers/cust_\" .. math.random($customers) .. \"/stats?\"" "$days"
+lua fleet "\"/stats?\"" 30
+lua list "\"/customers?sort=p99_latency&order=desc&limit=20&\"" 30
+
+load() { # label lua connections
+  local out=$work/wrk.txt
+  wrk -t2 -c"$3" -d2s -s "$work/$2.lua" "$base" > /dev/null
+  wrk -t2 -c"$3" -d"$duration" --timeout 60s --latency -s "$work/$2.lua" "$base" > "$out"
+  rows+=("$(python3 - "$out" "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(value, unit):
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+pct = {p: ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)}
+total = int(re.search(r"(\d+) requests in", text).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+note = f", {bad.group(1)} non-2xx" if bad else ""
+print(f"| {sys.argv[2]} | {total:,} requests{note} | {rate:,.1f} req/s | p50 {pct['50']:.1f} ms | p99 {pct['99']:.1f} ms |")
+PY
+)")
+}
+once() { # label path
+  local seconds
+  seconds=$(curl -fsS -o /dev/null -w '%{time_total}' "$base$2")
+  rows+=("| $1 | 1 request | | $(python3 -c "print(f'{float(\"$seconds\") * 1000:,.0f} ms')") | |")
+}
+
+start_api
+# Correctness once: a customer's year total equals the stored rows' sum.
+served=$(curl -fsS "$base/customers/cust_22/stats?from=$from&to=$next" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["total"]["total_requests"])')
+stored=$(psql "$url" -qAtc "select sum(successful + failed) from daily_stats where customer_id = 'cust_22'")
+if [ "$served" != "$stored" ]; then
+  echo "scale bench: WRONG ANSWER: cust_22 served $served, stored $stored" >&2
+  exit 1
+fi
+load "API, random customer and range in the year, 64 connections" customer 64
+stop_api
+start_api --answer-cache-bytes 0
+load "GET /stats, random ranges of 1-31 days, 2 connections" fleet 2
+load "GET /customers?sort=p99_latency&limit=20, random 1-31 days, 2 connections" list 2
+once "GET /stats, the whole year" "/stats?from=$from&to=$to"
+once "GET /customers?sort=p99_latency&limit=20, the whole year" "/customers?from=$from&to=$to&sort=p99_latency&order=desc&limit=20"
+stop_api
+
+echo
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; PostgreSQL $(psql "$pg_admin" -qAtc 'show server_version'); input: $log ($(($(stat -c %s "$log") / 1000000)) MB), $customers customers x $days days"
+echo
+echo "| what | size | time / rate | p50 / per row | p99 / memory |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
