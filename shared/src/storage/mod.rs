@@ -198,9 +198,16 @@ impl Default for StoreOptions {
     }
 }
 
-/// A pooled connection to the stats database.
+/// A pooled connection to the stats database. Which backend it is stays inside this module
+/// ([`Store::backend`] names it, for messages and tests).
 #[derive(Clone)]
-pub enum Store {
+pub struct Store {
+    pools: Pools,
+}
+
+/// The pool of whichever backend the URL selected.
+#[derive(Clone)]
+enum Pools {
     /// SQLite file.
     Sqlite(Pool<ConnectionManager<SqliteConnection>>),
     /// PostgreSQL database.
@@ -271,19 +278,19 @@ pub enum LeaseOutcome {
 /// Runs `$body` with `$conn` bound to a connection of whichever backend `$store` uses.
 macro_rules! with_backend {
     ($store:expr, $conn:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite(pool) => {
+        match &$store.pools {
+            Pools::Sqlite(pool) => {
                 let mut pooled = pool.get()?;
                 let $conn: &mut SqliteConnection = &mut pooled;
                 $body
             }
-            Store::Postgres(pool) => {
+            Pools::Postgres(pool) => {
                 let mut pooled = pool.get()?;
                 let $conn: &mut PgConnection = &mut pooled;
                 $body
             }
             #[cfg(feature = "mysql")]
-            Store::Mysql(pool) => {
+            Pools::Mysql(pool) => {
                 let mut pooled = pool.get()?;
                 let $conn: &mut MysqlConnection = &mut pooled;
                 $body
@@ -297,16 +304,16 @@ macro_rules! with_backend {
 /// MySQL the lock of the one `writer_lock` row (plain reads take no locks there).
 macro_rules! write_transaction {
     ($store:expr, $conn:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite(pool) => pool.get()?.immediate_transaction(|$conn| $body),
-            Store::Postgres(pool) => pool.get()?.transaction(|$conn| {
+        match &$store.pools {
+            Pools::Sqlite(pool) => pool.get()?.immediate_transaction(|$conn| $body),
+            Pools::Postgres(pool) => pool.get()?.transaction(|$conn| {
                 $conn.batch_execute(
                     "LOCK TABLE daily_stats, source_offsets IN SHARE ROW EXCLUSIVE MODE",
                 )?;
                 $body
             }),
             #[cfg(feature = "mysql")]
-            Store::Mysql(pool) => pool.get()?.transaction(|$conn| {
+            Pools::Mysql(pool) => pool.get()?.transaction(|$conn| {
                 diesel::sql_query("UPDATE writer_lock SET writes = writes + 1 WHERE id = 1")
                     .execute($conn)?;
                 $body
@@ -428,7 +435,7 @@ impl Store {
     /// Whether any is lacking is read first, without writing anything, so a database that has
     /// them all can be opened by a role that may only read it.
     pub fn connect(url: &str, options: &StoreOptions) -> Result<Store, StorageError> {
-        let store = match Self::backend_of(url)? {
+        let pools = match Self::backend_of(url)? {
             Backend::Sqlite => {
                 let path = sqlite_path(url);
                 if let Some(dir) = std::path::Path::new(path).parent() {
@@ -458,7 +465,7 @@ impl Store {
                         url: redact(url),
                         cause: scrub(&cause.to_string(), url).into_owned(),
                     })?;
-                Store::Sqlite(pool)
+                Pools::Sqlite(pool)
             }
             Backend::Postgres => {
                 let pool = Pool::builder()
@@ -471,7 +478,7 @@ impl Store {
                         url: redact(url),
                         cause: scrub(&cause.to_string(), url).into_owned(),
                     })?;
-                Store::Postgres(pool)
+                Pools::Postgres(pool)
             }
             #[cfg(feature = "mysql")]
             Backend::Mysql => {
@@ -486,7 +493,7 @@ impl Store {
                         url: redact(url),
                         cause: scrub(&cause.to_string(), url).into_owned(),
                     })?;
-                Store::Mysql(pool)
+                Pools::Mysql(pool)
             }
             #[cfg(not(feature = "mysql"))]
             Backend::Mysql => {
@@ -496,6 +503,7 @@ impl Store {
                 })
             }
         };
+        let store = Store { pools };
         let pending = store.pending_migrations();
         if options.apply_migrations {
             match pending {
@@ -530,18 +538,18 @@ impl Store {
 
     /// The backend in use.
     pub fn backend(&self) -> Backend {
-        match self {
-            Store::Sqlite(_) => Backend::Sqlite,
-            Store::Postgres(_) => Backend::Postgres,
+        match &self.pools {
+            Pools::Sqlite(_) => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
             #[cfg(feature = "mysql")]
-            Store::Mysql(_) => Backend::Mysql,
+            Pools::Mysql(_) => Backend::Mysql,
         }
     }
 
     fn migrate(&self) -> Result<(), StorageError> {
-        match self {
-            Store::Sqlite(pool) => migrate!(pool.get()?, SQLITE_MIGRATIONS),
-            Store::Postgres(pool) => {
+        match &self.pools {
+            Pools::Sqlite(pool) => migrate!(pool.get()?, SQLITE_MIGRATIONS),
+            Pools::Postgres(pool) => {
                 let mut conn = pool.get()?;
                 // Serialise concurrent starts (ingest and API together) on one database.
                 conn.batch_execute("SELECT pg_advisory_lock(7410202411)")?;
@@ -550,7 +558,7 @@ impl Store {
                 result
             }
             #[cfg(feature = "mysql")]
-            Store::Mysql(pool) => {
+            Pools::Mysql(pool) => {
                 let mut conn = pool.get()?;
                 // Serialise concurrent starts; the lock ends with the session at the latest.
                 conn.batch_execute("DO GET_LOCK('logstats_migrate', 60)")?;
@@ -568,8 +576,8 @@ impl Store {
     /// role that may only read is refused even when the table exists (PostgreSQL checks the
     /// schema's CREATE privilege before it looks).
     pub fn pending_migrations(&self) -> Result<usize, StorageError> {
-        let (known, applied) = match self {
-            Store::Sqlite(pool) => (
+        let (known, applied) = match &self.pools {
+            Pools::Sqlite(pool) => (
                 migration_versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)?,
                 applied_migrations!(
                     &mut *pool.get()?,
@@ -577,7 +585,7 @@ impl Store {
                      WHERE type = 'table' AND name = '__diesel_schema_migrations'"
                 )?,
             ),
-            Store::Postgres(pool) => (
+            Pools::Postgres(pool) => (
                 migration_versions::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS)?,
                 applied_migrations!(
                     &mut *pool.get()?,
@@ -586,7 +594,7 @@ impl Store {
                 )?,
             ),
             #[cfg(feature = "mysql")]
-            Store::Mysql(pool) => (
+            Pools::Mysql(pool) => (
                 migration_versions::<diesel::mysql::Mysql>(&MYSQL_MIGRATIONS)?,
                 applied_migrations!(
                     &mut *pool.get()?,
@@ -603,11 +611,11 @@ impl Store {
 
     /// The pool's connections: (open, idle among them), for monitoring.
     pub fn pool_state(&self) -> (u32, u32) {
-        let state = match self {
-            Store::Sqlite(pool) => pool.state(),
-            Store::Postgres(pool) => pool.state(),
+        let state = match &self.pools {
+            Pools::Sqlite(pool) => pool.state(),
+            Pools::Postgres(pool) => pool.state(),
             #[cfg(feature = "mysql")]
-            Store::Mysql(pool) => pool.state(),
+            Pools::Mysql(pool) => pool.state(),
         };
         (state.connections, state.idle_connections)
     }

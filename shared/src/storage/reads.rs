@@ -21,19 +21,19 @@ pub struct VersionReader {
 impl VersionReader {
     /// See [`Store::versions_since`].
     pub fn since(&mut self, after: i64) -> Result<Vec<(String, i64)>, StorageError> {
-        let keep = match &self.store {
-            Store::Sqlite(pool) => pool.max_size() > 1,
-            Store::Postgres(pool) => pool.max_size() > 1,
+        let keep = match &self.store.pools {
+            Pools::Sqlite(pool) => pool.max_size() > 1,
+            Pools::Postgres(pool) => pool.max_size() > 1,
             #[cfg(feature = "mysql")]
-            Store::Mysql(pool) => pool.max_size() > 1,
+            Pools::Mysql(pool) => pool.max_size() > 1,
         };
         let mut held = match self.held.take() {
             Some(held) => held,
-            None => match &self.store {
-                Store::Sqlite(pool) => HeldConnection::Sqlite(pool.get()?),
-                Store::Postgres(pool) => HeldConnection::Postgres(pool.get()?),
+            None => match &self.store.pools {
+                Pools::Sqlite(pool) => HeldConnection::Sqlite(pool.get()?),
+                Pools::Postgres(pool) => HeldConnection::Postgres(pool.get()?),
                 #[cfg(feature = "mysql")]
-                Store::Mysql(pool) => HeldConnection::Mysql(pool.get()?),
+                Pools::Mysql(pool) => HeldConnection::Mysql(pool.get()?),
             },
         };
         let read = match &mut held {
