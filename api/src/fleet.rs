@@ -21,7 +21,8 @@ use crate::routes::stats::{iso_date, DayEntry};
 
 /// Rows read per database round trip.
 pub const ROWS_PER_READ: usize = 2048;
-/// Customers asked for per walk of `/customers` (one `IN` list).
+/// Most customers asked for per walk of `/customers` (one `IN` list); fewer when the range is
+/// long (see [`customers_per_walk`]).
 const CUSTOMERS_PER_READ: usize = 256;
 /// Rows of one day (or one customer) gathered before they are merged into one.
 const COMPACT_EVERY: usize = 256;
@@ -247,6 +248,15 @@ impl Ord for Ranked {
 
 /// `GET /customers`: the total of every customer of `customers` (sorted ids) with requests in
 /// `range`, ranked and paged as `page` says.
+/// Customers per walk of `/customers`, so that a walk's rows fit one read of [`ROWS_PER_READ`]
+/// (at most one row a customer and day): every further page of a walk makes the database find
+/// the walk's rows again past the cursor, which over a year of 256 customers' rows (93,000 rows
+/// of up to a few kB) made a page cost a walk, and the whole year take minutes.
+fn customers_per_walk(from: NaiveDate, to: NaiveDate) -> usize {
+    let days = usize::try_from((to - from).num_days() + 1).unwrap_or(1).max(1);
+    (ROWS_PER_READ / days).clamp(1, CUSTOMERS_PER_READ)
+}
+
 pub fn customer_list(
     store: &Store,
     customers: &[&str],
@@ -273,7 +283,7 @@ pub fn customer_list(
             heap.pop();
         }
     };
-    for chunk in customers.chunks(CUSTOMERS_PER_READ) {
+    for chunk in customers.chunks(customers_per_walk(range.from, to)) {
         let mut merge = Merge::default();
         let mut after: Option<(String, NaiveDate)> = None;
         loop {
@@ -319,4 +329,19 @@ pub fn customer_list(
             .map(|ranked| ranked.entry)
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_walk_reads_one_page_unless_a_customer_alone_has_more_days() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("date");
+        assert_eq!(customers_per_walk(day(2024, 10, 10), day(2024, 10, 10)), 256);
+        assert_eq!(customers_per_walk(day(2024, 10, 10), day(2024, 11, 9)), 66);
+        assert_eq!(customers_per_walk(day(2023, 11, 11), day(2024, 11, 9)), 5);
+        assert_eq!(customers_per_walk(day(2014, 1, 1), day(2024, 1, 1)), 1);
+        assert_eq!(customers_per_walk(day(2024, 1, 2), day(2024, 1, 1)), 256);
+    }
 }
