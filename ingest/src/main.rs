@@ -52,7 +52,7 @@ struct Cli {
     poll: bool,
     /// With --follow: serve GET /metrics (Prometheus text format) on this address, e.g.
     /// 127.0.0.1:9187 (port 0: any free port, logged at start). Default: LOGSTATS_METRICS_BIND,
-    /// if set, in follow mode only (a batch run ignores it).
+    /// if set, in follow mode only (a batch run ignores it). In a cluster, process 0 only.
     // Not `env = ...`: clap would refuse a batch run in an environment that sets it.
     #[arg(long, value_name = "ADDR", requires = "follow")]
     metrics_bind: Option<String>,
@@ -78,8 +78,9 @@ struct Cli {
     /// This process's index in the cluster: 0 to N-1 (0 commits).
     #[arg(long, value_name = "I", requires = "processes")]
     process: Option<usize>,
-    /// The cluster's addresses, one host:port a line in process order (blank lines and #
-    /// comments allowed); process I listens on line I's, the others connect to it.
+    /// The cluster's addresses: one host:port a line, in process order (blank lines and #
+    /// comments allowed). Process I listens on the I-th address, counting from 0; the later
+    /// processes connect to it.
     #[arg(long, value_name = "PATH", requires = "processes")]
     hostfile: Option<PathBuf>,
     /// With --processes: how long to wait for the other processes to connect at the start

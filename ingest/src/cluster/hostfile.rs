@@ -122,6 +122,12 @@ mod tests {
     }
 
     #[test]
+    fn the_compose_clusters_hostfile_is_valid() {
+        let hosts = parse(include_str!("../../../compose/cluster/hosts")).expect("valid");
+        assert_eq!(hosts, ["ingest:2101", "ingest-1:2101"]);
+    }
+
+    #[test]
     fn repeated_and_empty_files_are_refused() {
         assert_eq!(
             parse("a:1\nb:1\na:1\n"),
