@@ -10,21 +10,34 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::NaiveDate;
 use common::{expected_stats, generate, temp_dir, INGEST};
-use logstats_shared::testing::{backends, TestDatabase};
+use logstats_shared::testing::{backends, Random, TestDatabase};
 use logstats_shared::DayStats;
 use serde_json::Value;
 
 /// How soon a process must notice that another one was killed, and exit.
 const LOSS_NOTICED_WITHIN: Duration = Duration::from_secs(10);
 
-/// A port nobody listens on now (the listener is closed again at once).
+/// A port nobody listens on now (the listener is closed again at once). Below Linux's
+/// ephemeral range (32768-60999), so that no outgoing connection of a concurrent test takes it
+/// before the process listening on it starts.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    static SEED: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut random =
+        Random(nanos ^ u64::from(std::process::id()) ^ SEED.fetch_add(1, Ordering::Relaxed) << 40);
+    loop {
+        let port = 20_000 + random.below(12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A hostfile for `processes` processes on free local ports, with a comment and a blank line.

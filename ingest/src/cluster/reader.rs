@@ -95,3 +95,67 @@ fn not_the_same_inputs(why: String) -> io::Error {
          identical copies)"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{fingerprint, FINGERPRINT_BYTES};
+
+    fn plan_of(path: &Path, end: u64) -> EpochPlan {
+        let file = File::open(path).expect("open");
+        let len = file.metadata().expect("meta").len().min(FINGERPRINT_BYTES);
+        EpochPlan {
+            epoch: 0,
+            source: 0,
+            path: path.display().to_string(),
+            key: String::new(),
+            start: 0,
+            end,
+            late_before: None,
+            watermark_ceiling: i64::MAX,
+            fingerprint: Some(fingerprint(&file, len).expect("fingerprint")),
+        }
+    }
+
+    #[test]
+    fn the_planned_file_is_found_at_its_path_or_beside_it_after_a_rotation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("api.log");
+        std::fs::write(&path, "2024-10-10 12:00:00 c /p 200 1\n".repeat(20)).expect("write");
+        let plan = plan_of(&path, 31 * 20);
+        assert!(open_planned(&plan, 1).is_ok());
+        // Rotated away since process 0 opened it: a new file at the path, the old one beside.
+        std::fs::rename(&path, dir.path().join("api.log.1")).expect("rename");
+        std::fs::write(&path, "2024-10-11 00:00:00 d /q 500 2\n").expect("write");
+        let file = open_planned(&plan, 1).expect("found beside");
+        assert_eq!(file.metadata().expect("meta").len(), 31 * 20);
+        check_length(&file, &plan, 1).expect("long enough");
+        let longer = EpochPlan {
+            end: 31 * 21,
+            ..plan.clone()
+        };
+        let short = check_length(&file, &longer, 1).unwrap_err().to_string();
+        assert!(
+            short.contains("on process 1's host it is 620 bytes long, but process 0 planned"),
+            "{short}"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_different_file_is_an_error_naming_the_process() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("api.log");
+        std::fs::write(&path, "2024-10-10 12:00:00 c /p 200 1\n").expect("write");
+        let plan = plan_of(&path, 31);
+        std::fs::write(&path, "2024-10-10 12:00:00 x /p 200 1\n").expect("rewrite");
+        let different = open_planned(&plan, 2).unwrap_err().to_string();
+        assert!(
+            different.contains("on process 2's host it holds other bytes")
+                && different.contains("every process needs the same input files"),
+            "{different}"
+        );
+        std::fs::remove_file(&path).expect("remove");
+        let missing = open_planned(&plan, 2).unwrap_err().to_string();
+        assert!(missing.contains("process 2 cannot open it"), "{missing}");
+    }
+}
