@@ -94,7 +94,8 @@ fresh_sqlite() { rm -f "$db"*; }
 run sqlite fresh_sqlite "sqlite://$db"
 if [ "$cluster_processes" -gt 1 ]; then
   per_process=$(( workers / cluster_processes > 0 ? workers / cluster_processes : 1 ))
-  run "sqlite, $cluster_processes processes x $per_process worker(s)" fresh_sqlite "sqlite://$db" "$cluster_processes"
+  plural=$([ "$per_process" -gt 1 ] && echo s || true)
+  run "sqlite, $cluster_processes processes x $per_process worker$plural" fresh_sqlite "sqlite://$db" "$cluster_processes"
 fi
 rm -f "$db"*
 
