@@ -127,7 +127,8 @@ fn cluster_of(cli: &Cli, workers: usize) -> Option<Cluster> {
         .unwrap_or_else(|message| usage_error(message));
     if process != 0 && cli.metrics_bind.is_some() {
         usage_error(format!(
-            "--metrics-bind is for process 0 of a cluster only (it commits and counts); this is              process {process}"
+            "--metrics-bind is for process 0 of a cluster only (it commits and counts); this is \
+             process {process}"
         ));
     }
     Some(cluster)
