@@ -97,9 +97,9 @@ impl Drop for PanicFlag {
 /// The error of a lost process.
 fn lost(cluster: &Cluster, process: usize, cause: &str) -> anyhow::Error {
     anyhow::anyhow!(
-        "lost {}: its connection broke ({cause}). Timely cannot replace a lost worker, so the \
-         whole job stops; what was committed stays committed: restart every process to resume \
-         from the last commit",
+        "lost {}: its connection broke ({cause}); if it stopped on an error, its own log says \
+         which. Timely cannot replace a lost worker, so the whole job stops; what was committed \
+         stays committed: restart every process to resume from the last commit",
         cluster.describe(process)
     )
 }
