@@ -1,14 +1,20 @@
 //! Running this process's workers in a cluster, and stopping them when another process is lost.
 //!
 //! Timely does not recover a lost worker: when a connection to another process breaks, its
-//! receive (or send) thread panics with "timely communication error: ..." and the workers of
-//! this process panic in turn on the queues it poisoned ("MergeQueue poisoned."). A worker may
-//! also be busy elsewhere (waiting for the database, say) and not see it for a while, and
-//! joining the communication threads can wait on a third process that is still alive. So the
-//! main thread does not join blindly: a panic hook records which process was lost (the
-//! communication threads are named `timely:recv-N` and `timely:send-N`) and keeps the cascade
-//! of follow-on panics quiet, and the main thread, which waits for the workers' results in
-//! steps of [`POLL`], returns an error naming the lost process as soon as one is recorded.
+//! receive (or send) thread panics with "timely communication error: ...". Left to unwind, that
+//! thread poisons the queues it shares with the workers, which panic in turn ("MergeQueue
+//! poisoned."), and a worker unwinding with data still buffered for a poisoned queue panics
+//! again in a destructor, which aborts the whole process (seen in some test runs). A
+//! worker may also be busy elsewhere (waiting for the database, say) and not see the loss for a
+//! while, and joining the communication threads can wait on a third process that is still
+//! alive.
+//!
+//! So a panic hook records which process was lost (the communication threads are named
+//! `timely:recv-N` and `timely:send-N`) and then parks the panicking thread for good instead of
+//! letting it unwind: nothing is poisoned, nothing cascades, nothing aborts. The main thread,
+//! which waits for the workers' results in steps of [`POLL`] instead of joining them, returns
+//! an error naming the lost process as soon as one is recorded, and the process exits with
+//! the parked threads.
 
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,8 +48,9 @@ const COMMUNICATION_ERROR: &str = "timely communication error: ";
 /// The first process found lost, and how.
 static LOST: OnceLock<(usize, String)> = OnceLock::new();
 
-/// Installs, once, a panic hook that records a lost process and silences the panics that follow
-/// from it; any other panic is printed as before.
+/// Installs, once, a panic hook that records a lost process and parks the threads of its
+/// panics and of the panics that follow from it (quietly); any other panic is printed and
+/// unwinds as before.
 fn install_panic_hook() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
@@ -63,15 +70,26 @@ fn install_panic_hook() {
                 if LOST.set((process, cause.to_string())).is_ok() {
                     log::debug!("cluster: {name}: {message}");
                 }
-                return;
+                park_for_good();
             }
+            // After another thread's panic: a queue it poisoned, or any timely thread once a
+            // process is lost.
             let follow_on = message.starts_with("MergeQueue poisoned")
                 || (LOST.get().is_some() && (name.starts_with("timely:") || name == JOINER));
-            if !follow_on {
-                previous(info);
+            if follow_on {
+                park_for_good();
             }
+            previous(info);
         }));
     });
+}
+
+/// Parks the current thread until the process exits: a panicking thread of timely's that is
+/// not allowed to unwind (see the module's documentation).
+fn park_for_good() -> ! {
+    loop {
+        std::thread::park();
+    }
 }
 
 /// The remote process of a timely communication thread (`timely:recv-1`, `timely:send-1`).
