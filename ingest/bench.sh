@@ -3,6 +3,9 @@
 # when reachable, a fresh PostgreSQL database and (with `make bench FEATURES=mysql`) a fresh
 # MySQL/MariaDB database, and prints lines/s, MB/s and peak RSS as a table.
 # Each backend is measured BENCH_RUNS times (default 3): the row shows the median and the range.
+# On SQLite it also runs the job as a cluster of BENCH_CLUSTER_PROCESSES local processes (default
+# 2; 0 skips it) of BENCH_WORKERS / BENCH_CLUSTER_PROCESSES workers each, to compare with the one
+# process of BENCH_WORKERS workers (the `sqlite` row).
 # Settings: BENCH_LINES (default 10000000), BENCH_WORKERS (default 2),
 # BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_POSTGRES_PARAMS
 # (appended to the benchmark database's URL; default ?sslmode=disable: the engine, not TLS, is
@@ -13,6 +16,7 @@ cd "$(dirname "$0")/.."
 bin=${CARGO_TARGET_DIR:-target}/release
 lines=${BENCH_LINES:-10000000}
 workers=${BENCH_WORKERS:-2}
+cluster_processes=${BENCH_CLUSTER_PROCESSES:-2}
 pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 my_admin=${BENCH_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}
 log=data/bench-${lines}.log
@@ -30,13 +34,17 @@ stages=()
 runs=${BENCH_RUNS:-3}
 # Runs the ingest `runs` times into a fresh database each time (made by `fresh`); the row
 # shows the median run, the fastest and slowest, and the largest peak RSS.
-run() { # backend fresh-command url
-  local backend=$1 fresh=$2 url=$3 out i
+run() { # backend fresh-command url [processes]
+  local backend=$1 fresh=$2 url=$3 processes=${4:-1} out i
   out=$(mktemp -d)
   for i in $(seq "$runs"); do
     $fresh
-    /usr/bin/time -f '%M' -o "$out/rss-$i" \
-      "$bin/logstats-ingest" --database-url "$url" --workers "$workers" --json "$log" > "$out/run-$i.json"
+    if [ "$processes" -gt 1 ]; then
+      run_cluster "$url" "$out" "$i" "$processes"
+    else
+      /usr/bin/time -f '%M' -o "$out/rss-$i" \
+        "$bin/logstats-ingest" --database-url "$url" --workers "$workers" --json "$log" > "$out/run-$i.json"
+    fi
   done
   rows+=("$(python3 - "$out" "$runs" "$bytes" "$backend" <<'PY'
 import json, statistics, sys
@@ -60,9 +68,38 @@ PY
   rm -rf "$out"
 }
 
+# One run as a cluster of `processes` local processes (hostfile on free ports), each with
+# workers / processes threads: process 0's summary in run-I.json, the largest peak RSS of any
+# process in rss-I.
+run_cluster() { # url out i processes
+  local url=$1 out=$2 i=$3 processes=$4 p pids=()
+  local per_process=$(( workers / processes > 0 ? workers / processes : 1 ))
+  python3 -c '
+import socket, sys
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); print(f"127.0.0.1:{s.getsockname()[1]}"); s.close()
+' "$processes" > "$out/hosts"
+  for p in $(seq $((processes - 1)) -1 1); do
+    /usr/bin/time -f '%M' -o "$out/rss-$i-$p" \
+      "$bin/logstats-ingest" --database-url "$url" --workers "$per_process" \
+      --processes "$processes" --process "$p" --hostfile "$out/hosts" "$log" 2> "$out/err-$p" &
+    pids+=($!)
+  done
+  /usr/bin/time -f '%M' -o "$out/rss-$i-0" \
+    "$bin/logstats-ingest" --database-url "$url" --workers "$per_process" \
+    --processes "$processes" --process 0 --hostfile "$out/hosts" --json "$log" > "$out/run-$i.json"
+  for p in "${pids[@]}"; do wait "$p"; done
+  cat "$out"/rss-"$i"-* | grep -E '^[0-9]+$' | sort -n | tail -1 > "$out/rss-$i"
+}
+
 db=data/bench-$$.db
 fresh_sqlite() { rm -f "$db"*; }
 run sqlite fresh_sqlite "sqlite://$db"
+if [ "$cluster_processes" -gt 1 ]; then
+  per_process=$(( workers / cluster_processes > 0 ? workers / cluster_processes : 1 ))
+  plural=$([ "$per_process" -gt 1 ] && echo s || true)
+  run "sqlite, $cluster_processes processes x $per_process worker$plural" fresh_sqlite "sqlite://$db" "$cluster_processes"
+fi
 rm -f "$db"*
 
 if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1; then
@@ -110,7 +147,7 @@ if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null
 fi
 
 echo
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; input: $log ($((bytes / 1000000)) MB); workers: $workers; ingest: median of $runs runs (fastest-slowest)"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; input: $log ($((bytes / 1000000)) MB); workers: $workers in one process (the cluster row: in all its processes, peak RSS of the largest); ingest: median of $runs runs (fastest-slowest)"
 echo
 echo "| what | backend | input | time / p50 | throughput / p99 | MB/s / max | peak RSS / samples |"
 echo "|---|---|---|---|---|---|---|"

@@ -1,5 +1,6 @@
 //! The logstats ingest job: request logs in, per-customer daily stats rows out.
 
+pub mod cluster;
 pub mod commit;
 pub mod dataflow;
 pub mod generate;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use logstats_shared::{Store, StoreOptions};
 
+use crate::cluster::Cluster;
 use crate::commit::Leader;
 use crate::inputs::Inputs;
 use crate::metrics::IngestMetrics;
@@ -60,6 +62,8 @@ pub struct IngestConfig {
     pub progress: bool,
     /// Where the run's counts are kept for `--metrics-bind` (updated whether served or not).
     pub metrics: Arc<IngestMetrics>,
+    /// This process's place in a cluster of several, if it is one.
+    pub cluster: Option<Cluster>,
 }
 
 /// Sets the returned flag on SIGINT or SIGTERM, so the job can commit what it read and stop.
@@ -73,9 +77,15 @@ pub fn shutdown_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
 }
 
 /// Runs the job to the end of its inputs (or, with `follow`, until `shutdown` is set) and
-/// returns the summary.
-pub fn run(config: &IngestConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<Summary> {
+/// returns the summary; `None` on a cluster process other than 0, which only reads its shares
+/// (process 0 commits and counts).
+pub fn run(config: &IngestConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<Option<Summary>> {
     let started = Instant::now();
+    let cluster = config.cluster.as_ref().filter(|c| c.processes > 1);
+    if let Some(cluster) = cluster.filter(|c| !c.is_leader()) {
+        cluster::reader::run(cluster, &shutdown)?;
+        return Ok(None);
+    }
     let store = Store::connect(
         &config.database_url,
         &StoreOptions {
@@ -83,12 +93,40 @@ pub fn run(config: &IngestConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<S
             ..StoreOptions::default()
         },
     )?;
+    // Connected before the sources are opened: waiting for a lease happens with every process
+    // connected, not against the others' connect timeout.
+    let sockets = match cluster {
+        Some(cluster) => Some((cluster, cluster::connect::connect(cluster, &shutdown)?)),
+        None => None,
+    };
     let job = JobId::current();
-    let result = run_with_leases(config, &store, &job, shutdown, started);
+    let result = run_with_leases(config, &store, &job, shutdown, started, sockets);
     if let Err(e) = store.release_leases(job.as_str()) {
         log::warn!("could not release the leases of job {}: {e}", job.as_str());
     }
-    result
+    result.map(Some)
+}
+
+/// Runs `func` on every worker of this process: threads of one process, or (with `sockets`
+/// connected to the other processes) this process's part of a cluster.
+fn execute<T, F>(
+    workers: usize,
+    sockets: Option<(&Cluster, Vec<Option<std::net::TcpStream>>)>,
+    func: F,
+) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(&mut timely::worker::Worker) -> T + Send + Sync + 'static,
+{
+    match sockets {
+        Some((cluster, sockets)) => cluster::watch::execute(cluster, sockets, None, func),
+        None => timely::execute(timely::Config::process(workers), func)
+            .map_err(|e| anyhow::anyhow!("starting timely workers: {e}"))?
+            .join()
+            .into_iter()
+            .map(|r| r.map_err(|e| anyhow::anyhow!("timely worker failed: {e}")))
+            .collect(),
+    }
 }
 
 fn run_with_leases(
@@ -97,6 +135,7 @@ fn run_with_leases(
     job: &JobId,
     shutdown: Arc<AtomicBool>,
     started: Instant,
+    sockets: Option<(&Cluster, Vec<Option<std::net::TcpStream>>)>,
 ) -> anyhow::Result<Summary> {
     let mut inputs = Inputs::new(config.paths.clone(), config.rejects.clone());
     let files = inputs.expand()?;
@@ -131,8 +170,9 @@ fn run_with_leases(
         leader,
     ))));
     let config = config.clone();
-    let guards = timely::execute(
-        timely::Config::process(config.workers.max(1)),
+    let results = execute(
+        config.workers.max(1),
+        sockets,
         move |worker| -> anyhow::Result<Option<Summary>> {
             let leader_parts = if worker.index() == 0 {
                 leader_parts
@@ -165,17 +205,16 @@ fn run_with_leases(
             let outcome = feed.run(worker, input, planner, &leader);
             let totals = leader.borrow_mut().finish();
             outcome?;
+            // Every worker of every process read shares.
             Ok(Some(Summary::new(
                 &totals?,
                 started.elapsed(),
-                config.workers.max(1),
+                worker.peers(),
             )))
         },
-    )
-    .map_err(|e| anyhow::anyhow!("starting timely workers: {e}"))?;
+    )?;
     let mut summary = None;
-    for result in guards.join() {
-        let result = result.map_err(|e| anyhow::anyhow!("timely worker failed: {e}"))?;
+    for result in results {
         if let Some(s) = result? {
             summary = Some(s);
         }

@@ -6,8 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use std::time::Duration;
+
+use clap::builder::RangedU64ValueParser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use log::Level;
+use logstats_ingest::cluster::Cluster;
 use logstats_ingest::metrics::{self, IngestMetrics};
 use logstats_ingest::{
     parse_duration_secs, run, shutdown_on_signals, IngestConfig, DEFAULT_EPOCH_BYTES,
@@ -47,7 +52,7 @@ struct Cli {
     poll: bool,
     /// With --follow: serve GET /metrics (Prometheus text format) on this address, e.g.
     /// 127.0.0.1:9187 (port 0: any free port, logged at start). Default: LOGSTATS_METRICS_BIND,
-    /// if set, in follow mode only (a batch run ignores it).
+    /// if set, in follow mode only (a batch run ignores it). In a cluster, process 0 only.
     // Not `env = ...`: clap would refuse a batch run in an environment that sets it.
     #[arg(long, value_name = "ADDR", requires = "follow")]
     metrics_bind: Option<String>,
@@ -58,6 +63,30 @@ struct Cli {
     /// level, target, message).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Run as one process of a cluster of N (with --process and --hostfile). Process 0 plans
+    /// and commits (only it opens the database and writes rejects); the others read their
+    /// shares of each file and send their deltas to it. Start every process with the same
+    /// inputs at the same paths (a shared volume, or identical copies) and the same --workers.
+    /// A lost process stops the whole job; restart them all to resume from the last commit.
+    #[arg(
+        long,
+        value_name = "N",
+        requires_all = ["process", "hostfile"],
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024)
+    )]
+    processes: Option<usize>,
+    /// This process's index in the cluster: 0 to N-1 (0 commits).
+    #[arg(long, value_name = "I", requires = "processes")]
+    process: Option<usize>,
+    /// The cluster's addresses: one host:port a line, in process order (blank lines and #
+    /// comments allowed). Process I listens on the I-th address, counting from 0; the later
+    /// processes connect to it.
+    #[arg(long, value_name = "PATH", requires = "processes")]
+    hostfile: Option<PathBuf>,
+    /// With --processes: how long to wait for the other processes to connect at the start
+    /// (s, m, h).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    connect_timeout: i64,
     /// Bytes of input per epoch (one commit per epoch).
     #[arg(long, default_value_t = DEFAULT_EPOCH_BYTES, hide = true)]
     epoch_bytes: u64,
@@ -66,8 +95,52 @@ struct Cli {
     paths: Vec<PathBuf>,
 }
 
+/// A `--connect-timeout`: a duration of at least a second.
+fn parse_timeout(text: &str) -> Result<i64, String> {
+    match parse_duration_secs(text)? {
+        0 => Err("the timeout must be at least 1s".to_string()),
+        seconds => Ok(seconds),
+    }
+}
+
+/// The cluster the flags describe, or `None` for a single process; a usage error (exit code 2,
+/// as clap's own) when the flags or the hostfile are wrong.
+fn cluster_of(cli: &Cli, workers: usize) -> Option<Cluster> {
+    let usage_error = |message: String| -> ! {
+        Cli::command()
+            .error(ErrorKind::ValueValidation, message)
+            .exit()
+    };
+    let (Some(processes), Some(process), Some(hostfile)) =
+        (cli.processes, cli.process, cli.hostfile.as_ref())
+    else {
+        return None;
+    };
+    let text = std::fs::read_to_string(hostfile).unwrap_or_else(|e| {
+        usage_error(format!(
+            "cannot read the hostfile {}: {e}",
+            hostfile.display()
+        ))
+    });
+    let timeout = Duration::from_secs(cli.connect_timeout.unsigned_abs());
+    let cluster = Cluster::from_flags(processes, process, hostfile, &text, workers, timeout)
+        .unwrap_or_else(|message| usage_error(message));
+    if process != 0 && cli.metrics_bind.is_some() {
+        usage_error(format!(
+            "--metrics-bind is for process 0 of a cluster only (it commits and counts); this is \
+             process {process}"
+        ));
+    }
+    Some(cluster)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let workers = cli
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cluster = cluster_of(&cli, workers);
+    let reads_only = cluster.as_ref().is_some_and(|c| !c.is_leader());
     logging::init(cli.log_format);
     let format = cli.log_format;
     // Whatever RUST_LOG says: a fatal error, as `error: ...` or a JSON record.
@@ -88,7 +161,7 @@ fn main() -> ExitCode {
     let metrics_bind = cli.metrics_bind.clone().or_else(|| {
         std::env::var("LOGSTATS_METRICS_BIND")
             .ok()
-            .filter(|address| cli.follow && !address.is_empty())
+            .filter(|address| cli.follow && !reads_only && !address.is_empty())
     });
     if let Some(address) = &metrics_bind {
         let served = TcpListener::bind(address).and_then(|listener| {
@@ -103,24 +176,29 @@ fn main() -> ExitCode {
     }
     let config = IngestConfig {
         database_url: cli.database_url,
-        workers: cli
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        workers,
         allowed_lateness_secs: cli.allowed_lateness,
         rejects: cli.rejects,
         paths: cli.paths,
         epoch_bytes: cli.epoch_bytes,
         follow: cli.follow,
         poll_only: cli.poll,
-        progress: std::io::stderr().is_terminal() && !cli.json && format == LogFormat::Text,
+        // Process 0's workers read only part of the bytes: no bar in a cluster.
+        progress: std::io::stderr().is_terminal()
+            && !cli.json
+            && format == LogFormat::Text
+            && cluster.is_none(),
         metrics,
+        cluster,
     };
     let shutdown = match shutdown_on_signals() {
         Ok(flag) => flag,
         Err(e) => return fail(&format!("{e:#}")),
     };
     match run(&config, shutdown) {
-        Ok(summary) => {
+        // A cluster process other than 0: it said what it read; process 0 prints the summary.
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(summary)) => {
             if cli.json {
                 match serde_json::to_string(&summary) {
                     Ok(json) => println!("{json}"),

@@ -287,13 +287,9 @@ impl ShareReader {
         }
         let window_end = (share.next + self.window_bytes).min(share.end);
         let lines_before = share.report.lines;
-        let read = match self.files.get(plan.source) {
-            Some(file) => self.parse_window(plan, &file, share.next, window_end, &mut share.report),
-            None => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "source is not open in this process",
-            )),
-        };
+        let read = self.files.for_plan(plan).and_then(|file| {
+            self.parse_window(plan, &file, share.next, window_end, &mut share.report)
+        });
         self.counter
             .add(window_end - share.next, share.report.lines - lines_before);
         share.next = window_end;

@@ -153,19 +153,57 @@ impl JobId {
 /// Open files shared by the workers of this process, by source id. Reading through the handle
 /// keeps reading the same file after it is renamed away by rotation.
 #[derive(Debug, Clone, Default)]
-pub struct OpenFiles(Arc<Mutex<HashMap<SourceId, Arc<File>>>>);
+pub struct OpenFiles {
+    files: Arc<Mutex<HashMap<SourceId, Arc<File>>>>,
+    /// Set in a cluster process other than 0 (its index): it opens each source itself, by the
+    /// path in the plan, and checks that it is the file process 0 planned.
+    by_path_in: Option<usize>,
+}
 
 impl OpenFiles {
+    /// The files of cluster process `process` (not 0), opened by path as plans name them.
+    pub fn by_path(process: usize) -> Self {
+        Self {
+            by_path_in: Some(process),
+            ..Self::default()
+        }
+    }
+
     /// Registers the handle of source `id`.
     pub fn insert(&self, id: SourceId, file: Arc<File>) {
-        if let Ok(mut files) = self.0.lock() {
+        if let Ok(mut files) = self.files.lock() {
             files.insert(id, file);
         }
     }
 
     /// The handle of source `id`.
     pub fn get(&self, id: SourceId) -> Option<Arc<File>> {
-        self.0.lock().ok()?.get(&id).cloned()
+        self.files.lock().ok()?.get(&id).cloned()
+    }
+
+    /// The handle of the source `plan` reads; in a cluster process other than 0, opened on
+    /// first use and checked to hold the planned bytes.
+    pub fn for_plan(&self, plan: &crate::planner::EpochPlan) -> io::Result<Arc<File>> {
+        let Some(process) = self.by_path_in else {
+            return self.get(plan.source).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "source is not open in this process",
+                )
+            });
+        };
+        let file = match self.get(plan.source) {
+            Some(file) => Ok(file),
+            None => crate::cluster::reader::open_planned(plan, process).inspect(|file| {
+                self.insert(plan.source, Arc::clone(file));
+            }),
+        };
+        file.and_then(|file| {
+            crate::cluster::reader::check_length(&file, plan, process)?;
+            Ok(file)
+        })
+        // Process 0 fails the job with this error; say it here too.
+        .inspect_err(|e| log::error!("{}: {e}", plan.path))
     }
 }
 

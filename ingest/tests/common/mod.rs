@@ -2,6 +2,8 @@
 //! statistics computed without the project's own parser.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;

@@ -1,0 +1,445 @@
+//! Cluster mode end to end, with the real binary on localhost: two processes of one worker each
+//! store exactly the rows one process stores, on SQLite and PostgreSQL; a process killed with
+//! SIGKILL stops the other within 10 s with an error naming it, and a restart of both ends with
+//! exact totals; wrong flags and hostfiles are refused clearly.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use common::cluster::{hostfile, s, Process};
+use common::{expected_stats, generate, temp_dir, INGEST};
+use logstats_shared::testing::{backends, TestDatabase};
+use logstats_shared::DayStats;
+use serde_json::Value;
+
+/// How soon a process must notice that another one was killed, and exit.
+const LOSS_NOTICED_WITHIN: Duration = Duration::from_secs(10);
+
+/// Every stored row, in order.
+fn rows(db: &TestDatabase) -> Vec<(String, NaiveDate, DayStats)> {
+    db.connect().all_days().expect("rows")
+}
+
+fn stored_requests(db: &TestDatabase) -> u64 {
+    rows(db).iter().map(|(_, _, stats)| stats.total()).sum()
+}
+
+/// Valid lines of `logs`, counted without the project's parser.
+fn valid_lines(logs: &[PathBuf]) -> u64 {
+    logs.iter()
+        .flat_map(|log| expected_stats(log).into_values())
+        .map(|e| e.successful + e.failed)
+        .sum()
+}
+
+/// Two generated logs in `dir`, the second with bad lines in it.
+fn logs(dir: &Path, lines: u64) -> Vec<PathBuf> {
+    let first = dir.join("a.log");
+    let second = dir.join("b.log");
+    generate(&first, lines, 21);
+    generate(&second, lines / 2, 22);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&second)
+        .expect("open");
+    file.write_all(
+        b"2024-10-32 12:00:00 cust_1 /p 200 0.100\nnot a log line\n\n\
+          2024-10-20 12:00:00 cust_1 /p 700 0.100\n2024-10-20 12:00:00 cust_9 /p 200 0.250\n",
+    )
+    .expect("append");
+    vec![first, second]
+}
+
+/// Runs processes 0 and 1 of a new two-process cluster to the end; process 0's summary.
+fn run_two(dir: &Path, db: &TestDatabase, args: &[&str]) -> Value {
+    let hosts = hostfile(dir, 2);
+    // Process 1 first: it waits for process 0.
+    let one = Process::member(dir, db, &hosts, 2, 1, args);
+    let zero = Process::member(dir, db, &hosts, 2, 0, args);
+    let summary = zero.succeed(Duration::from_secs(120)).expect("summary");
+    let other = one.succeed(Duration::from_secs(10));
+    assert!(other.is_none(), "process 1 prints no summary: {other:?}");
+    summary
+}
+
+/// The counts of a summary, without its times.
+fn counts(summary: &Value) -> Vec<(&'static str, Value)> {
+    [
+        "lines",
+        "accepted",
+        "rejected",
+        "late",
+        "rows_written",
+        "bytes",
+    ]
+    .into_iter()
+    .map(|key| (key, summary[key].clone()))
+    .collect()
+}
+
+#[test]
+fn two_processes_store_exactly_the_rows_of_one() {
+    for (one, two) in backends().into_iter().zip(backends()) {
+        let dir = temp_dir();
+        let logs = logs(dir.path(), 40_000);
+        let (one_rejects, two_rejects) = (dir.path().join("one.rej"), dir.path().join("two.rej"));
+        let args = |rejects: &Path| {
+            let mut args = vec!["--epoch-bytes", "300000", "--rejects"];
+            args.push(s(rejects));
+            args.extend(logs.iter().map(|p| s(p)));
+            args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+        };
+        let single = args(&one_rejects);
+        let single: Vec<&str> = single.iter().map(String::as_str).collect();
+        let single = Process::start(
+            dir.path(),
+            "single",
+            &one,
+            &[&["--workers", "2"], &single[..]].concat(),
+        )
+        .succeed(Duration::from_secs(120))
+        .expect("summary");
+        let cluster = args(&two_rejects);
+        let cluster: Vec<&str> = cluster.iter().map(String::as_str).collect();
+        let summary = run_two(dir.path(), &two, &cluster);
+
+        assert_eq!(counts(&summary), counts(&single), "{:?}", one.backend);
+        assert_eq!(summary["rejected"], 3, "{summary}");
+        let stored = rows(&two);
+        assert!(!stored.is_empty());
+        assert!(
+            stored == rows(&one),
+            "{:?}: the rows differ from one process's",
+            one.backend
+        );
+        assert_eq!(stored_requests(&two), valid_lines(&logs));
+        // Process 0 wrote the rejects, numbered as one process numbers them.
+        let rejects = std::fs::read_to_string(&two_rejects).expect("rejects");
+        assert_eq!(rejects.lines().count(), 3, "{rejects}");
+        assert_eq!(
+            rejects,
+            std::fs::read_to_string(&one_rejects).expect("rejects")
+        );
+        // A second run of both adds nothing.
+        let again = run_two(dir.path(), &two, &cluster);
+        assert_eq!(again["lines"], 0, "{again}");
+        assert!(stored == rows(&two));
+    }
+}
+
+/// Kills `victim` (a process of a running cluster) with SIGKILL; expects `survivor` to exit
+/// non-zero within [`LOSS_NOTICED_WITHIN`], naming the lost process.
+fn kill_and_expect_stop(mut victim: Process, mut survivor: Process, lost: &str) {
+    let killed = Instant::now();
+    victim.child().kill().expect("SIGKILL");
+    let _ = victim.wait_for(Duration::from_secs(5));
+    let status = survivor.wait_for(LOSS_NOTICED_WITHIN);
+    let stderr = survivor.stderr();
+    let Some(status) = status else {
+        panic!("still running {LOSS_NOTICED_WITHIN:?} after {lost} was killed: {stderr}");
+    };
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: lost {lost}")) && stderr.contains("restart every process"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    eprintln!("{lost} killed: the other stopped in {:?}", killed.elapsed());
+}
+
+#[test]
+fn a_killed_process_stops_the_other_and_a_restart_of_both_gives_exact_totals() {
+    for (db, reference) in backends().into_iter().zip(backends()) {
+        let dir = temp_dir();
+        let logs = logs(dir.path(), 200_000);
+        let hosts = hostfile(dir.path(), 2);
+        let addresses: Vec<String> = std::fs::read_to_string(&hosts)
+            .expect("hosts")
+            .lines()
+            .filter(|l| l.starts_with("127."))
+            .map(String::from)
+            .collect();
+        // Follow mode: the job is still running whenever the kill comes. Small epochs: many
+        // commits, so the kill lands between some of them.
+        let mut args = vec!["--follow", "--epoch-bytes", "200000"];
+        args.extend(logs.iter().map(|p| s(p)));
+        let total = valid_lines(&logs);
+        let start = |db: &TestDatabase| {
+            let one = Process::member(dir.path(), db, &hosts, 2, 1, &args);
+            let zero = Process::member(dir.path(), db, &hosts, 2, 0, &args);
+            (zero, one)
+        };
+        let some_committed = |db: &TestDatabase| {
+            let started = Instant::now();
+            while stored_requests(db) == 0 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "nothing committed"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+
+        // Process 1 killed: process 0, the committer, stops.
+        let (zero, one) = start(&db);
+        some_committed(&db);
+        kill_and_expect_stop(one, zero, &format!("process 1 ({})", addresses[1]));
+        let after_first = stored_requests(&db);
+
+        // Process 0 killed: process 1 stops.
+        let (zero, one) = start(&db);
+        let started = Instant::now();
+        while stored_requests(&db) == after_first && after_first < total {
+            assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kill_and_expect_stop(zero, one, &format!("process 0 ({})", addresses[0]));
+        eprintln!(
+            "{:?}: {after_first} then {} of {total} requests stored when killed",
+            db.backend,
+            stored_requests(&db)
+        );
+
+        // Both again, to the end of the files. SIGTERM to both at once (as `docker compose
+        // stop` sends it): process 0 commits what was read and ends the job, both exit 0.
+        let (zero, one) = start(&db);
+        let started = Instant::now();
+        while stored_requests(&db) < total {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "not caught up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        zero.signal("-TERM");
+        one.signal("-TERM");
+        zero.succeed(Duration::from_secs(20));
+        assert!(one.succeed(Duration::from_secs(10)).is_none());
+        assert_eq!(stored_requests(&db), total, "{:?}", db.backend);
+
+        // The same rows as one process reading the files once.
+        let mut single = vec!["--workers", "1"];
+        single.extend(logs.iter().map(|p| s(p)));
+        Process::start(dir.path(), "single", &reference, &single).succeed(Duration::from_secs(120));
+        assert!(
+            rows(&db) == rows(&reference),
+            "{:?}: rows differ",
+            db.backend
+        );
+    }
+}
+
+/// Runs `logstats-ingest ARGS` (SQLite in `dir`); its exit code and stderr.
+fn refused(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let db = format!("sqlite://{}", dir.join("refused.db").display());
+    let output = Command::new(INGEST)
+        .args(["--database-url", &db])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run logstats-ingest");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert!(output.stdout.is_empty(), "{args:?}");
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
+    let dir = temp_dir();
+    let log = dir.path().join("a.log");
+    generate(&log, 100, 1);
+    let hosts = hostfile(dir.path(), 2);
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    let bad_line = write("bad", "127.0.0.1:2101\n# fine\nnot-an-address\n");
+    let repeated = write("repeated", "127.0.0.1:2101\n127.0.0.1:2101\n");
+    let empty = write("empty", "# nobody\n\n");
+    let missing = dir.path().join("missing");
+    let (h, l) = (s(&hosts), s(&log));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--processes", "2", l], "--process <I>"),
+        (
+            vec!["--processes", "2", "--process", "0", l],
+            "--hostfile <PATH>",
+        ),
+        (
+            vec!["--process", "1", "--hostfile", h, l],
+            "--processes <N>",
+        ),
+        (vec!["--hostfile", h, l], "--processes <N>"),
+        (
+            vec!["--processes", "0", "--process", "0", "--hostfile", h],
+            "--processes",
+        ),
+        (
+            vec!["--processes", "2", "--process", "x", "--hostfile", h],
+            "--process",
+        ),
+        (
+            vec!["--processes", "2", "--process", "2", "--hostfile", h, l],
+            "--process 2 is out of range: with --processes 2 it is 0 to 1",
+        ),
+        (
+            vec!["--processes", "3", "--process", "0", "--hostfile", h, l],
+            "--processes 3 does not match the hostfile",
+        ),
+        (
+            vec![
+                "--processes",
+                "2",
+                "--process",
+                "0",
+                "--hostfile",
+                s(&bad_line),
+                l,
+            ],
+            "line 3: \"not-an-address\" is not HOST:PORT",
+        ),
+        (
+            vec![
+                "--processes",
+                "2",
+                "--process",
+                "0",
+                "--hostfile",
+                s(&repeated),
+                l,
+            ],
+            "line 2: 127.0.0.1:2101 is already on line 1",
+        ),
+        (
+            vec![
+                "--processes",
+                "1",
+                "--process",
+                "0",
+                "--hostfile",
+                s(&empty),
+                l,
+            ],
+            "no host:port line",
+        ),
+        (
+            vec![
+                "--processes",
+                "2",
+                "--process",
+                "0",
+                "--hostfile",
+                s(&missing),
+                l,
+            ],
+            "cannot read the hostfile",
+        ),
+        (
+            vec![
+                "--processes",
+                "2",
+                "--process",
+                "1",
+                "--hostfile",
+                h,
+                "--follow",
+                "--metrics-bind",
+                "127.0.0.1:0",
+                l,
+            ],
+            "--metrics-bind is for process 0 of a cluster only",
+        ),
+        (
+            vec![
+                "--processes",
+                "2",
+                "--process",
+                "0",
+                "--hostfile",
+                h,
+                "--connect-timeout",
+                "0",
+                l,
+            ],
+            "at least 1s",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, stderr) = refused(dir.path(), &args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    }
+
+    // A process whose peer never comes gives up after --connect-timeout, naming it.
+    let peer = std::fs::read_to_string(&hosts).expect("hosts");
+    let peer = peer
+        .lines()
+        .filter(|l| l.starts_with("127."))
+        .nth(1)
+        .expect("line");
+    let started = Instant::now();
+    let (code, stderr) = refused(
+        dir.path(),
+        &[
+            "--processes",
+            "2",
+            "--process",
+            "0",
+            "--hostfile",
+            h,
+            "--connect-timeout",
+            "2s",
+            l,
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("process 1 ({peer}) did not connect within 2 s")),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // Processes started with different --workers refuse each other, both saying why.
+    let db = TestDatabase::sqlite();
+    let mut processes: Vec<Process> = [(1, "1"), (0, "2")]
+        .into_iter()
+        .map(|(i, workers)| {
+            let index = i.to_string();
+            Process::start(
+                dir.path(),
+                &format!("workers-{i}"),
+                &db,
+                &[
+                    "--workers",
+                    workers,
+                    "--processes",
+                    "2",
+                    "--process",
+                    &index,
+                    "--hostfile",
+                    h,
+                    "--connect-timeout",
+                    "20s",
+                    l,
+                ],
+            )
+        })
+        .collect();
+    for process in &mut processes {
+        let status = process.wait_for(Duration::from_secs(30));
+        let stderr = process.stderr();
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("process 1 was started with --workers 1, process 0 with --workers 2"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(stored_requests(&db), 0);
+}
