@@ -253,7 +253,9 @@ impl Ord for Ranked {
 /// the walk's rows again past the cursor, which over a year of 256 customers' rows (93,000 rows
 /// of up to a few kB) made a page cost a walk, and the whole year take minutes.
 fn customers_per_walk(from: NaiveDate, to: NaiveDate) -> usize {
-    let days = usize::try_from((to - from).num_days() + 1).unwrap_or(1).max(1);
+    let days = usize::try_from((to - from).num_days() + 1)
+        .unwrap_or(1)
+        .max(1);
     (ROWS_PER_READ / days).clamp(1, CUSTOMERS_PER_READ)
 }
 
@@ -338,7 +340,10 @@ mod tests {
     #[test]
     fn a_walk_reads_one_page_unless_a_customer_alone_has_more_days() {
         let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("date");
-        assert_eq!(customers_per_walk(day(2024, 10, 10), day(2024, 10, 10)), 256);
+        assert_eq!(
+            customers_per_walk(day(2024, 10, 10), day(2024, 10, 10)),
+            256
+        );
         assert_eq!(customers_per_walk(day(2024, 10, 10), day(2024, 11, 9)), 66);
         assert_eq!(customers_per_walk(day(2023, 11, 11), day(2024, 11, 9)), 5);
         assert_eq!(customers_per_walk(day(2014, 1, 1), day(2024, 1, 1)), 1);

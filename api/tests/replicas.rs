@@ -23,7 +23,11 @@ fn a_commit_is_in_the_next_answer_of_every_replica() {
             let one = api.get(customer);
             let all = api.get(fleet);
             let top = api.get(customers);
-            assert_eq!((one.status, all.status, top.status), (200, 200, 200), "{db:?}");
+            assert_eq!(
+                (one.status, all.status, top.status),
+                (200, 200, 200),
+                "{db:?}"
+            );
             (
                 one.json()["total"]["total_requests"].as_u64(),
                 all.json()["total"]["total_requests"].as_u64(),
