@@ -74,23 +74,9 @@ impl UpsertRows for SqliteConnection {
     /// SQLite, and with one statement per row, building and looking up each statement took
     /// about a third of the commit.
     fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
-        use diesel::sql_types::{BigInt, Binary, Date, Text};
         for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
-            let mut query = diesel::sql_query(sqlite_upsert_sql(chunk.len()))
-                .into_boxed::<diesel::sqlite::Sqlite>();
-            for row in chunk {
-                query = query
-                    .bind::<Text, _>(&row.customer_id)
-                    .bind::<Date, _>(row.day)
-                    .bind::<BigInt, _>(row.successful)
-                    .bind::<BigInt, _>(row.failed)
-                    .bind::<BigInt, _>(row.latency_sum_us)
-                    .bind::<BigInt, _>(row.latency_min_us)
-                    .bind::<BigInt, _>(row.latency_max_us)
-                    .bind::<Binary, _>(&row.latencies)
-                    .bind::<BigInt, _>(row.version);
-            }
-            query.execute(self)?;
+            let query = diesel::sql_query(sqlite_upsert_sql(chunk.len())).into_boxed();
+            bind_rows(query, chunk).execute(self)?;
         }
         Ok(())
     }
@@ -110,6 +96,39 @@ impl UpsertRows for SqliteConnection {
         }
         Ok(())
     }
+}
+
+/// Binds every column of `rows`, in [`INSERT_DAILY_STATS`]'s order, to a multi-row `VALUES`
+/// statement (SQLite and MySQL; PostgreSQL binds one array per column instead).
+fn bind_rows<'a, DB>(
+    mut query: diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>,
+    rows: &'a [DailyStatsRow],
+) -> diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>
+where
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Date>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Binary>,
+    String: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    NaiveDate: diesel::serialize::ToSql<diesel::sql_types::Date, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+    Vec<u8>: diesel::serialize::ToSql<diesel::sql_types::Binary, DB>,
+{
+    use diesel::sql_types::{BigInt, Binary, Date, Text};
+    for row in rows {
+        query = query
+            .bind::<Text, _>(&row.customer_id)
+            .bind::<Date, _>(row.day)
+            .bind::<BigInt, _>(row.successful)
+            .bind::<BigInt, _>(row.failed)
+            .bind::<BigInt, _>(row.latency_sum_us)
+            .bind::<BigInt, _>(row.latency_min_us)
+            .bind::<BigInt, _>(row.latency_max_us)
+            .bind::<Binary, _>(&row.latencies)
+            .bind::<BigInt, _>(row.version);
+    }
+    query
 }
 
 /// Rows per SQLite upsert statement: 9 parameters each, far below SQLite's limit of 32,766.
@@ -227,7 +246,6 @@ const ON_DUPLICATE_REPLACE_STATS: &str = "ON DUPLICATE KEY UPDATE \
 impl UpsertRows for MysqlConnection {
     /// Multi-row `INSERT .. ON DUPLICATE KEY UPDATE` statements, cut by rows and by bytes.
     fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
-        use diesel::sql_types::{BigInt, Binary, Date, Text};
         let mut rest = rows;
         while !rest.is_empty() {
             let mut bytes = 0;
@@ -243,23 +261,11 @@ impl UpsertRows for MysqlConnection {
             let (chunk, next) = rest.split_at(take);
             rest = next;
             let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-            let mut query = diesel::sql_query(format!(
+            let query = diesel::sql_query(format!(
                 "{INSERT_DAILY_STATS} VALUES {values} {ON_DUPLICATE_REPLACE_STATS}"
             ))
-            .into_boxed::<diesel::mysql::Mysql>();
-            for row in chunk {
-                query = query
-                    .bind::<Text, _>(&row.customer_id)
-                    .bind::<Date, _>(row.day)
-                    .bind::<BigInt, _>(row.successful)
-                    .bind::<BigInt, _>(row.failed)
-                    .bind::<BigInt, _>(row.latency_sum_us)
-                    .bind::<BigInt, _>(row.latency_min_us)
-                    .bind::<BigInt, _>(row.latency_max_us)
-                    .bind::<Binary, _>(&row.latencies)
-                    .bind::<BigInt, _>(row.version);
-            }
-            query.execute(self)?;
+            .into_boxed();
+            bind_rows(query, chunk).execute(self)?;
         }
         Ok(())
     }
