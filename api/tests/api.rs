@@ -12,7 +12,7 @@ use actix_web::dev::ServerHandle;
 use chrono::NaiveDate;
 use logstats_api::startup;
 use logstats_shared::storage::day_from_date;
-use logstats_shared::testing::{backends, TestDatabase};
+use logstats_shared::testing::{backends, Random, TestDatabase};
 use logstats_shared::{DayAccumulator, EpochCommit, Store};
 use serde_json::{json, Value};
 
@@ -86,23 +86,6 @@ fn get(url: &str) -> (u16, Value) {
 
 fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("valid test date")
-}
-
-/// SplitMix64: reproducible pseudo-random numbers without a dependency.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// The requests every test starts from. cust_1 has days 10-10, 10-11, 10-13 and 10-20 (none on
