@@ -195,21 +195,14 @@ impl TestDatabase {
     /// Runs `sql` (statements separated by `;`) on a connection of its own, panicking on
     /// failure: for tests that damage or alter a database behind a binary's back.
     pub fn execute(&self, sql: &str) {
-        use diesel::connection::SimpleConnection;
         let result = match self.backend {
             Backend::Sqlite => {
                 let path = self.url.strip_prefix("sqlite://").unwrap_or(&self.url);
-                diesel::sqlite::SqliteConnection::establish(path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|mut conn| conn.batch_execute(sql).map_err(|e| e.to_string()))
+                batch_execute::<diesel::sqlite::SqliteConnection>(path, sql)
             }
-            Backend::Postgres => PgConnection::establish(&self.url)
-                .map_err(|e| e.to_string())
-                .and_then(|mut conn| conn.batch_execute(sql).map_err(|e| e.to_string())),
+            Backend::Postgres => batch_execute::<PgConnection>(&self.url, sql),
             #[cfg(feature = "mysql")]
-            Backend::Mysql => diesel::mysql::MysqlConnection::establish(&self.url)
-                .map_err(|e| e.to_string())
-                .and_then(|mut conn| conn.batch_execute(sql).map_err(|e| e.to_string())),
+            Backend::Mysql => batch_execute::<diesel::mysql::MysqlConnection>(&self.url, sql),
             #[cfg(not(feature = "mysql"))]
             Backend::Mysql => Err("this build has no MySQL backend".to_string()),
         };
@@ -219,18 +212,19 @@ impl TestDatabase {
     }
 }
 
+/// Runs `sql` on a new connection of type `C` to `url`; the error as text.
+fn batch_execute<C: Connection>(url: &str, sql: &str) -> Result<(), String> {
+    C::establish(url)
+        .map_err(|e| e.to_string())
+        .and_then(|mut conn| conn.batch_execute(sql).map_err(|e| e.to_string()))
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         #[cfg(feature = "mysql")]
         if let Lifetime::Mysql { admin_url, name } = &self.lifetime {
-            let result = diesel::mysql::MysqlConnection::establish(admin_url)
-                .map_err(|e| e.to_string())
-                .and_then(|mut admin| {
-                    diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`"))
-                        .execute(&mut admin)
-                        .map_err(|e| e.to_string())
-                });
-            if let Err(error) = result {
+            let drop = format!("DROP DATABASE IF EXISTS `{name}`");
+            if let Err(error) = batch_execute::<diesel::mysql::MysqlConnection>(admin_url, &drop) {
                 eprintln!("warning: cannot drop test database {name}: {error}");
             }
             return;
