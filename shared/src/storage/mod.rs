@@ -450,50 +450,19 @@ impl Store {
                     path: path.to_string(),
                     cause,
                 })?;
-                let pool = Pool::builder()
-                    .max_size(options.pool_size)
+                let builder = Pool::builder()
                     // Opened at start-up together, connections to a new file contend for its
                     // switch to WAL and back off in SQLite's busy handler (~0.4 s): one is
                     // opened up front, the others when needed.
                     .min_idle(Some(1))
-                    .connection_timeout(options.connect_timeout)
-                    // Failures reach the caller, which reports them once per interval.
-                    .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
-                    .connection_customizer(Box::new(SqlitePragmas))
-                    .build(ConnectionManager::<SqliteConnection>::new(path))
-                    .map_err(|cause| StorageError::Connect {
-                        url: redact(url),
-                        cause: scrub(&cause.to_string(), url).into_owned(),
-                    })?;
-                Pools::Sqlite(pool)
+                    .connection_customizer(Box::new(SqlitePragmas));
+                Pools::Sqlite(build_pool(builder, options, path, url)?)
             }
-            Backend::Postgres => {
-                let pool = Pool::builder()
-                    .max_size(options.pool_size)
-                    .connection_timeout(options.connect_timeout)
-                    // Failures reach the caller, which reports them once per interval.
-                    .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
-                    .build(ConnectionManager::<PgConnection>::new(url))
-                    .map_err(|cause| StorageError::Connect {
-                        url: redact(url),
-                        cause: scrub(&cause.to_string(), url).into_owned(),
-                    })?;
-                Pools::Postgres(pool)
-            }
+            Backend::Postgres => Pools::Postgres(build_pool(Pool::builder(), options, url, url)?),
             #[cfg(feature = "mysql")]
             Backend::Mysql => {
-                let pool = Pool::builder()
-                    .max_size(options.pool_size)
-                    .connection_timeout(options.connect_timeout)
-                    // Failures reach the caller, which reports them once per interval.
-                    .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
-                    .connection_customizer(Box::new(MysqlSession))
-                    .build(ConnectionManager::<MysqlConnection>::new(url))
-                    .map_err(|cause| StorageError::Connect {
-                        url: redact(url),
-                        cause: scrub(&cause.to_string(), url).into_owned(),
-                    })?;
-                Pools::Mysql(pool)
+                let builder = Pool::builder().connection_customizer(Box::new(MysqlSession));
+                Pools::Mysql(build_pool(builder, options, url, url)?)
             }
             #[cfg(not(feature = "mysql"))]
             Backend::Mysql => {
@@ -619,6 +588,29 @@ impl Store {
         };
         (state.connections, state.idle_connections)
     }
+}
+
+/// Finishes `builder` with the settings every backend shares and opens the pool on `target`
+/// (the URL, or SQLite's file path); errors name `url` without its password.
+fn build_pool<C>(
+    builder: diesel::r2d2::Builder<ConnectionManager<C>>,
+    options: &StoreOptions,
+    target: &str,
+    url: &str,
+) -> Result<Pool<ConnectionManager<C>>, StorageError>
+where
+    C: diesel::r2d2::R2D2Connection + 'static,
+{
+    builder
+        .max_size(options.pool_size)
+        .connection_timeout(options.connect_timeout)
+        // Failures reach the caller, which reports them once per interval.
+        .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
+        .build(ConnectionManager::<C>::new(target))
+        .map_err(|cause| StorageError::Connect {
+            url: redact(url),
+            cause: scrub(&cause.to_string(), url).into_owned(),
+        })
 }
 
 /// Creates the SQLite file readable by its owner only, if it does not exist yet: SQLite would
