@@ -1,0 +1,312 @@
+//! The pools, opening a store, and the one `match` on the backend: [`Store::with_connection`] and
+//! [`Store::write`] hand the connection of whichever backend the URL selected to code written
+//! once against `&mut dyn StoreConnection`.
+
+use diesel::connection::SimpleConnection;
+#[cfg(feature = "mysql")]
+use diesel::mysql::MysqlConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::sqlite::SqliteConnection;
+
+use super::daily_stats::DailyStatsRows;
+use super::offsets::OffsetRows;
+use super::upserts::Upserts;
+use super::versions::VersionRows;
+use super::{Backend, StorageError, Store, StoreOptions};
+use crate::redact::{redact, scrub};
+
+/// Everything the store asks of a connection: the queries of each table, written once for
+/// every backend, and the writes whose form differs per backend. The commit and the reads are
+/// plain functions of a `&mut dyn StoreConnection`.
+pub(super) trait StoreConnection:
+    DailyStatsRows + OffsetRows + VersionRows + Upserts
+{
+}
+
+impl<C: DailyStatsRows + OffsetRows + VersionRows + Upserts> StoreConnection for C {}
+
+/// The pool of whichever backend the URL selected.
+#[derive(Clone)]
+pub(super) enum Pools {
+    /// SQLite file.
+    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+    /// PostgreSQL database.
+    Postgres(Pool<ConnectionManager<PgConnection>>),
+    /// MySQL or MariaDB database.
+    #[cfg(feature = "mysql")]
+    Mysql(Pool<ConnectionManager<MysqlConnection>>),
+}
+
+/// A connection taken from the pool of whichever backend, which can be kept across reads.
+pub(super) enum Pooled {
+    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
+    Postgres(PooledConnection<ConnectionManager<PgConnection>>),
+    #[cfg(feature = "mysql")]
+    Mysql(PooledConnection<ConnectionManager<MysqlConnection>>),
+}
+
+impl Pooled {
+    /// The connection, as the queries take it.
+    pub(super) fn connection(&mut self) -> &mut dyn StoreConnection {
+        match self {
+            Pooled::Sqlite(conn) => &mut **conn,
+            Pooled::Postgres(conn) => &mut **conn,
+            #[cfg(feature = "mysql")]
+            Pooled::Mysql(conn) => &mut **conn,
+        }
+    }
+}
+
+impl Store {
+    /// A connection from the pool (waiting at most the connect timeout).
+    pub(super) fn checkout(&self) -> Result<Pooled, StorageError> {
+        Ok(match &self.pools {
+            Pools::Sqlite(pool) => Pooled::Sqlite(pool.get()?),
+            Pools::Postgres(pool) => Pooled::Postgres(pool.get()?),
+            #[cfg(feature = "mysql")]
+            Pools::Mysql(pool) => Pooled::Mysql(pool.get()?),
+        })
+    }
+
+    /// Runs `body` on a connection from the pool, outside any explicit transaction.
+    pub(super) fn with_connection<T>(
+        &self,
+        body: impl FnOnce(&mut dyn StoreConnection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        body(self.checkout()?.connection())
+    }
+
+    /// Runs `body` in a transaction that excludes every other writer: SQLite's immediate
+    /// transaction, on PostgreSQL a lock on the written tables that plain readers never wait for,
+    /// on MySQL the lock of the one `writer_lock` row (plain reads take no locks there).
+    pub(super) fn write<T>(
+        &self,
+        body: impl FnOnce(&mut dyn StoreConnection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        match &self.pools {
+            Pools::Sqlite(pool) => {
+                let mut pooled = pool.get()?;
+                let conn: &mut SqliteConnection = &mut pooled;
+                conn.immediate_transaction(|conn| body(conn))
+            }
+            Pools::Postgres(pool) => (&mut *pool.get()? as &mut PgConnection).transaction(|conn| {
+                conn.batch_execute(include_str!("sql/postgres_write_lock.sql"))?;
+                body(conn)
+            }),
+            #[cfg(feature = "mysql")]
+            Pools::Mysql(pool) => (&mut *pool.get()? as &mut MysqlConnection).transaction(|conn| {
+                conn.batch_execute(include_str!("sql/mysql_write_lock.sql"))?;
+                body(conn)
+            }),
+        }
+    }
+
+    /// Whether the pool keeps more than one connection (a reader may then hold one).
+    pub(super) fn pool_holds_several(&self) -> bool {
+        match &self.pools {
+            Pools::Sqlite(pool) => pool.max_size() > 1,
+            Pools::Postgres(pool) => pool.max_size() > 1,
+            #[cfg(feature = "mysql")]
+            Pools::Mysql(pool) => pool.max_size() > 1,
+        }
+    }
+
+    /// Opens a pool for `url` (`sqlite://PATH` or `postgres://...`) and applies the migrations
+    /// the database lacks (see [`StoreOptions::apply_migrations`]).
+    ///
+    /// Whether any is lacking is read first, without writing anything, so a database that has
+    /// them all can be opened by a role that may only read it.
+    pub fn connect(url: &str, options: &StoreOptions) -> Result<Store, StorageError> {
+        let pools = match Self::backend_of(url)? {
+            Backend::Sqlite => {
+                let path = sqlite_path(url);
+                if let Some(dir) = std::path::Path::new(path).parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir).map_err(|cause| StorageError::Directory {
+                            path: path.to_string(),
+                            cause,
+                        })?;
+                    }
+                }
+                create_private(path).map_err(|cause| StorageError::Directory {
+                    path: path.to_string(),
+                    cause,
+                })?;
+                let builder = Pool::builder()
+                    // Opened at start-up together, connections to a new file contend for its
+                    // switch to WAL and back off in SQLite's busy handler (~0.4 s): one is
+                    // opened up front, the others when needed.
+                    .min_idle(Some(1))
+                    .connection_customizer(Box::new(SqlitePragmas));
+                Pools::Sqlite(build_pool(builder, options, path, url)?)
+            }
+            Backend::Postgres => Pools::Postgres(build_pool(Pool::builder(), options, url, url)?),
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => {
+                let builder = Pool::builder().connection_customizer(Box::new(MysqlSession));
+                Pools::Mysql(build_pool(builder, options, url, url)?)
+            }
+            #[cfg(not(feature = "mysql"))]
+            Backend::Mysql => {
+                return Err(StorageError::NotBuilt {
+                    backend: "mysql://",
+                    feature: "mysql",
+                })
+            }
+        };
+        let store = Store { pools };
+        let pending = store.pending_migrations();
+        if options.apply_migrations {
+            match pending {
+                Ok(0) => {}
+                // No connection in time: applying them would wait as long again.
+                Err(error @ StorageError::Pool(_)) => return Err(error),
+                // Lacking some, or unreadable: applying them says why, or creates what was
+                // missing.
+                _ => store.migrate()?,
+            }
+        } else {
+            match pending? {
+                0 => {}
+                pending => return Err(StorageError::SchemaNotCurrent { pending }),
+            }
+        }
+        Ok(store)
+    }
+
+    /// The backend a URL selects.
+    pub fn backend_of(url: &str) -> Result<Backend, StorageError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("mysql://") {
+            Ok(Backend::Mysql)
+        } else {
+            Err(StorageError::UnsupportedUrl(redact(url)))
+        }
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        match &self.pools {
+            Pools::Sqlite(_) => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "mysql")]
+            Pools::Mysql(_) => Backend::Mysql,
+        }
+    }
+
+    /// The pool's connections: (open, idle among them), for monitoring.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = match &self.pools {
+            Pools::Sqlite(pool) => pool.state(),
+            Pools::Postgres(pool) => pool.state(),
+            #[cfg(feature = "mysql")]
+            Pools::Mysql(pool) => pool.state(),
+        };
+        (state.connections, state.idle_connections)
+    }
+}
+
+/// Session settings of every MySQL connection (see the SQL file).
+#[cfg(feature = "mysql")]
+#[derive(Debug)]
+struct MysqlSession;
+
+#[cfg(feature = "mysql")]
+impl CustomizeConnection<MysqlConnection, diesel::r2d2::Error> for MysqlSession {
+    fn on_acquire(&self, conn: &mut MysqlConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(include_str!("sql/mysql_session.sql"))
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Settings of every SQLite connection (see the SQL file).
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(include_str!("sql/sqlite_pragmas.sql"))
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Finishes `builder` with the settings every backend shares and opens the pool on `target`
+/// (the URL, or SQLite's file path); errors name `url` without its password.
+fn build_pool<C>(
+    builder: diesel::r2d2::Builder<ConnectionManager<C>>,
+    options: &StoreOptions,
+    target: &str,
+    url: &str,
+) -> Result<Pool<ConnectionManager<C>>, StorageError>
+where
+    C: diesel::r2d2::R2D2Connection + 'static,
+{
+    builder
+        .max_size(options.pool_size)
+        .connection_timeout(options.connect_timeout)
+        // Failures reach the caller, which reports them once per interval.
+        .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
+        .build(ConnectionManager::<C>::new(target))
+        .map_err(|cause| StorageError::Connect {
+            url: redact(url),
+            cause: scrub(&cause.to_string(), url).into_owned(),
+        })
+}
+
+/// Creates the SQLite file readable by its owner only, if it does not exist yet: SQLite would
+/// create it world-readable, and its journal files take its mode.
+fn create_private(path: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.is_empty() || path.starts_with(':') || path.starts_with("file:") {
+        return Ok(()); // in memory, or a URI SQLite opens itself
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The file path of a `sqlite://PATH` (or `sqlite:PATH`) URL.
+fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_follows_the_scheme() {
+        assert_eq!(
+            Store::backend_of("sqlite://data/x.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Store::backend_of("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Store::backend_of("postgresql://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(Store::backend_of("mysql://u@h/db").unwrap(), Backend::Mysql);
+        assert!(matches!(
+            Store::backend_of("mariadb://h/db"),
+            Err(StorageError::UnsupportedUrl(_))
+        ));
+        assert_eq!(sqlite_path("sqlite://data/x.db"), "data/x.db");
+        assert_eq!(sqlite_path("sqlite:///tmp/x.db"), "/tmp/x.db");
+    }
+}

@@ -1,0 +1,504 @@
+//! The `daily_stats` table: its queries, written once for every backend, and the reads the API
+//! answers from.
+
+use chrono::NaiveDate;
+use diesel::dsl;
+use diesel::dsl::AsExprOf;
+use diesel::expression::SqlLiteral;
+use diesel::expression::{AsExpression, UncheckedBind};
+use diesel::prelude::*;
+use diesel::query_dsl::LoadQuery;
+use diesel::sql_types::{Bool, Date, SingleValue, Text};
+
+use super::models::DailyStatsRow;
+use super::schema::daily_stats;
+use super::{StorageError, Store, LAST_DAY};
+use crate::stats::DayStats;
+
+/// The queries of `daily_stats`. Rows come back in the table's column order, which is
+/// [`DailyStatsRow`]'s field order.
+pub(super) trait DailyStatsRows {
+    /// The stored rows of `customers` from `first` to `last` (inclusive), in no order.
+    fn rows_of(
+        &mut self,
+        customers: &[&str],
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> QueryResult<Vec<DailyStatsRow>>;
+
+    /// The stored rows of `customer` from `from` to `to` (inclusive), by day.
+    fn customer_rows(
+        &mut self,
+        customer: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> QueryResult<Vec<DailyStatsRow>>;
+
+    /// The first `limit` rows of `customer` written after version `after`, by day.
+    fn customer_rows_since(
+        &mut self,
+        customer: &str,
+        after: i64,
+        limit: i64,
+    ) -> QueryResult<Vec<DailyStatsRow>>;
+
+    /// One stored day of `customer`, if it has any.
+    fn any_day_of(&mut self, customer: &str) -> QueryResult<Option<NaiveDate>>;
+
+    /// The last day on or after `from` with a row.
+    fn last_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>>;
+
+    /// A page of the rows from `from` to `to` by (day, customer), at most `limit`, from the key
+    /// `start` on (`after` it when `past`, else at it).
+    fn page_by_day(
+        &mut self,
+        from: NaiveDate,
+        to: NaiveDate,
+        start: (NaiveDate, &str),
+        past: bool,
+        limit: i64,
+    ) -> QueryResult<Vec<DailyStatsRow>>;
+
+    /// A page of the rows of `customers` from `from` to `to` by (customer, day), at most
+    /// `limit`, from the key `start` on (`after` it when `past`, else at it).
+    fn page_by_customer(
+        &mut self,
+        customers: &[&str],
+        from: NaiveDate,
+        to: NaiveDate,
+        start: (&str, NaiveDate),
+        past: bool,
+        limit: i64,
+    ) -> QueryResult<Vec<DailyStatsRow>>;
+
+    /// Every row, by (customer, day).
+    fn all_rows(&mut self) -> QueryResult<Vec<DailyStatsRow>>;
+}
+
+/// A row-value comparison `(a, b) > (?, ?)` (or `>=`) with a page's first key, of values `A`
+/// and `B` bound as SQL types `SA` and `SB`: the scan of the index on those columns starts right
+/// there on every backend.
+type KeysetFrom<A, SA, B, SB> = SqlLiteral<
+    Bool,
+    UncheckedBind<
+        SqlLiteral<Bool, UncheckedBind<SqlLiteral<Bool>, AsExprOf<A, SA>>>,
+        AsExprOf<B, SB>,
+    >,
+>;
+
+/// `(columns) > (first, second)`, or `>=` when not `past`.
+fn keyset_from<A, SA, B, SB>(
+    columns: &str,
+    first: A,
+    second: B,
+    past: bool,
+) -> KeysetFrom<A, SA, B, SB>
+where
+    A: AsExpression<SA>,
+    B: AsExpression<SB>,
+    SA: SingleValue,
+    SB: SingleValue,
+{
+    let op = if past { ">" } else { ">=" };
+    dsl::sql::<Bool>(&format!("({columns}) {op} ("))
+        .bind::<SA, _>(first)
+        .sql(", ")
+        .bind::<SB, _>(second)
+        .sql(")")
+}
+
+#[dsl::auto_type]
+fn rows_of_query(customers: Vec<String>, first: NaiveDate, last: NaiveDate) -> _ {
+    daily_stats::table
+        .filter(daily_stats::customer_id.eq_any(customers))
+        .filter(daily_stats::day.between(first, last))
+}
+
+#[dsl::auto_type]
+fn customer_rows_query<'a>(customer: &'a str, from: NaiveDate, to: NaiveDate) -> _ {
+    daily_stats::table
+        .filter(daily_stats::customer_id.eq(customer))
+        .filter(daily_stats::day.between(from, to))
+        .order(daily_stats::day.asc())
+}
+
+#[dsl::auto_type]
+fn customer_rows_since_query<'a>(customer: &'a str, after: i64, limit: i64) -> _ {
+    daily_stats::table
+        .filter(daily_stats::customer_id.eq(customer))
+        .filter(daily_stats::version.gt(after))
+        .order(daily_stats::day.asc())
+        .limit(limit)
+}
+
+#[dsl::auto_type]
+fn any_day_query<'a>(customer: &'a str) -> _ {
+    daily_stats::table
+        .filter(daily_stats::customer_id.eq(customer))
+        .select(daily_stats::day)
+}
+
+/// The last day first: the index on (day, customer_id) answers it with one probe.
+#[dsl::auto_type]
+fn last_day_query(from: NaiveDate) -> _ {
+    daily_stats::table
+        .filter(daily_stats::day.ge(from))
+        .order(daily_stats::day.desc())
+        .select(daily_stats::day)
+}
+
+#[dsl::auto_type]
+fn page_by_day_query(
+    from: NaiveDate,
+    to: NaiveDate,
+    keyset: KeysetFrom<NaiveDate, Date, String, Text>,
+    limit: i64,
+) -> _ {
+    daily_stats::table
+        .filter(daily_stats::day.between(from, to))
+        .filter(keyset)
+        .order((daily_stats::day.asc(), daily_stats::customer_id.asc()))
+        .limit(limit)
+}
+
+#[dsl::auto_type]
+fn page_by_customer_query(
+    customers: Vec<String>,
+    from: NaiveDate,
+    to: NaiveDate,
+    keyset: KeysetFrom<String, Text, NaiveDate, Date>,
+    limit: i64,
+) -> _ {
+    daily_stats::table
+        .filter(daily_stats::customer_id.eq_any(customers))
+        .filter(daily_stats::day.between(from, to))
+        .filter(keyset)
+        .order((daily_stats::customer_id.asc(), daily_stats::day.asc()))
+        .limit(limit)
+}
+
+#[dsl::auto_type]
+fn all_rows_query() -> _ {
+    daily_stats::table.order((daily_stats::customer_id.asc(), daily_stats::day.asc()))
+}
+
+/// Customer ids to bind as a list. (Queries bind owned values: with borrowed ones, the bounds
+/// below would need to hold for every lifetime, which rustc cannot prove for `eq_any`.)
+fn owned(customers: &[&str]) -> Vec<String> {
+    customers.iter().map(|c| c.to_string()).collect()
+}
+
+impl<C> DailyStatsRows for C
+where
+    C: Connection,
+    for<'a> rows_of_query: LoadQuery<'a, C, DailyStatsRow>,
+    for<'a> customer_rows_query<'a>: LoadQuery<'a, C, DailyStatsRow>,
+    for<'a> customer_rows_since_query<'a>: LoadQuery<'a, C, DailyStatsRow>,
+    for<'a> dsl::Limit<any_day_query<'a>>: LoadQuery<'a, C, NaiveDate>,
+    for<'a> dsl::Limit<last_day_query>: LoadQuery<'a, C, NaiveDate>,
+    for<'a> page_by_day_query: LoadQuery<'a, C, DailyStatsRow>,
+    for<'a> page_by_customer_query: LoadQuery<'a, C, DailyStatsRow>,
+    for<'a> all_rows_query: LoadQuery<'a, C, DailyStatsRow>,
+{
+    fn rows_of(
+        &mut self,
+        customers: &[&str],
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> QueryResult<Vec<DailyStatsRow>> {
+        rows_of_query(owned(customers), first, last).load(self)
+    }
+
+    fn customer_rows(
+        &mut self,
+        customer: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> QueryResult<Vec<DailyStatsRow>> {
+        customer_rows_query(customer, from, to).load(self)
+    }
+
+    fn customer_rows_since(
+        &mut self,
+        customer: &str,
+        after: i64,
+        limit: i64,
+    ) -> QueryResult<Vec<DailyStatsRow>> {
+        customer_rows_since_query(customer, after, limit).load(self)
+    }
+
+    fn any_day_of(&mut self, customer: &str) -> QueryResult<Option<NaiveDate>> {
+        any_day_query(customer).first(self).optional()
+    }
+
+    fn last_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>> {
+        last_day_query(from).first(self).optional()
+    }
+
+    fn page_by_day(
+        &mut self,
+        from: NaiveDate,
+        to: NaiveDate,
+        start: (NaiveDate, &str),
+        past: bool,
+        limit: i64,
+    ) -> QueryResult<Vec<DailyStatsRow>> {
+        let keyset =
+            keyset_from::<_, Date, _, Text>("day, customer_id", start.0, start.1.to_string(), past);
+        page_by_day_query(from, to, keyset, limit).load(self)
+    }
+
+    fn page_by_customer(
+        &mut self,
+        customers: &[&str],
+        from: NaiveDate,
+        to: NaiveDate,
+        start: (&str, NaiveDate),
+        past: bool,
+        limit: i64,
+    ) -> QueryResult<Vec<DailyStatsRow>> {
+        let keyset =
+            keyset_from::<_, Text, _, Date>("customer_id, day", start.0.to_string(), start.1, past);
+        page_by_customer_query(owned(customers), from, to, keyset, limit).load(self)
+    }
+
+    fn all_rows(&mut self) -> QueryResult<Vec<DailyStatsRow>> {
+        all_rows_query().load(self)
+    }
+}
+
+impl Store {
+    /// The stored days of `customer_id` from `from` to `to` (inclusive, open-ended when `None`),
+    /// ascending.
+    pub fn customer_days(
+        &self,
+        customer_id: &str,
+        from: NaiveDate,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<(NaiveDate, DayStats)>, StorageError> {
+        let to = to.unwrap_or(LAST_DAY);
+        let rows = self.with_connection(|conn| Ok(conn.customer_rows(customer_id, from, to)?))?;
+        rows.into_iter()
+            .map(|row| Ok((row.day, row.into_stats()?)))
+            .collect()
+    }
+
+    /// The stored days of `customer_id` written by commits after version `after`, ascending,
+    /// with the version that wrote each: read with `after` = the newest version held, it brings
+    /// a copy of the customer's rows up to date. `None` when there are more than `limit`.
+    pub fn customer_days_since(
+        &self,
+        customer_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Option<Vec<super::VersionedDay>>, StorageError> {
+        let limit = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let rows = self
+            .with_connection(|conn| Ok(conn.customer_rows_since(customer_id, after, limit)?))?;
+        if rows.len() as i64 == limit {
+            return Ok(None);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let (day, version) = (row.day, row.version);
+                Ok(super::VersionedDay {
+                    day,
+                    version,
+                    stats: row.into_stats()?,
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()
+            .map(Some)
+    }
+
+    /// Whether any day is stored for `customer_id`.
+    pub fn customer_exists(&self, customer_id: &str) -> Result<bool, StorageError> {
+        self.with_connection(|conn| Ok(conn.any_day_of(customer_id)?.is_some()))
+    }
+
+    /// The last day on or after `from` with a stored row of any customer.
+    pub fn last_day_from(&self, from: NaiveDate) -> Result<Option<NaiveDate>, StorageError> {
+        self.with_connection(|conn| Ok(conn.last_day_from(from)?))
+    }
+
+    /// Every customer's stored days from `from` to `to` (inclusive), ordered by day then
+    /// customer, at most `limit` of them, after the row `after` (a page of a walk over the
+    /// range: pass the last row of the previous page).
+    pub fn days_by_day(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<(NaiveDate, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (start, past) = match after {
+            Some(key) => (key, true),
+            None => ((from, ""), false),
+        };
+        keyed_stats(
+            self.with_connection(|conn| Ok(conn.page_by_day(from, to, start, past, limit)?))?,
+        )
+    }
+
+    /// The stored days of `customers` from `from` to `to` (inclusive), ordered by customer then
+    /// day, at most `limit` of them, after the row `after` (a page of a walk: pass the last row
+    /// of the previous page).
+    pub fn days_by_customer(
+        &self,
+        customers: &[&str],
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<(&str, NaiveDate)>,
+        limit: usize,
+    ) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (start, past) = match after {
+            Some(key) => (key, true),
+            None => (("", from), false),
+        };
+        keyed_stats(self.with_connection(|conn| {
+            Ok(conn.page_by_customer(customers, from, to, start, past, limit)?)
+        })?)
+    }
+
+    /// Every stored row, ordered by customer and day (for tests and tools).
+    pub fn all_days(&self) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
+        keyed_stats(self.with_connection(|conn| Ok(conn.all_rows()?))?)
+    }
+}
+
+/// Stored rows as (customer, day, stats), in their order.
+fn keyed_stats(
+    rows: Vec<DailyStatsRow>,
+) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
+    rows.into_iter()
+        .map(|row| {
+            let (customer, day) = (row.customer_id.clone(), row.day);
+            Ok((customer, day, row.into_stats()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{date_from_day, day_from_date, EpochCommit};
+
+    /// Walking a range in keyset pages of any size gives every row once, in order, for both
+    /// orders, however the page boundaries fall (inside a day, inside a customer).
+    #[cfg(feature = "testing")]
+    #[test]
+    fn keyset_pages_walk_every_row_once_in_order() {
+        for db in crate::testing::backends() {
+            let store = db.connect();
+            let mut acc = crate::DayAccumulator::new();
+            acc.add(true, 1_000);
+            let stats = acc.finish();
+            let mut deltas = Vec::new();
+            for c in ["a", "b", "b.1", "c_2", "z"] {
+                for day in [20_005, 20_006, 20_008, 20_009, 20_020] {
+                    if !(c.len() + day as usize).is_multiple_of(4) {
+                        deltas.push((c.to_string(), day, stats.clone()));
+                    }
+                }
+            }
+            let epoch = EpochCommit {
+                deltas: deltas.clone(),
+                ..EpochCommit::default()
+            };
+            store.commit_epoch(&epoch).expect("commit");
+            let (from, to) = (date_from_day(20_006), date_from_day(20_009));
+            let mut by_day: Vec<(i32, String)> = deltas
+                .iter()
+                .filter(|d| (20_006..=20_009).contains(&d.1))
+                .map(|d| (d.1, d.0.clone()))
+                .collect();
+            by_day.sort();
+            let mut by_customer: Vec<(String, i32)> =
+                by_day.iter().map(|(day, c)| (c.clone(), *day)).collect();
+            by_customer.sort();
+            for limit in [1, 2, 3, 7, 100] {
+                let mut walked = Vec::new();
+                let mut after: Option<(NaiveDate, String)> = None;
+                loop {
+                    let page = store
+                        .days_by_day(
+                            from,
+                            to,
+                            after.as_ref().map(|(d, c)| (*d, c.as_str())),
+                            limit,
+                        )
+                        .expect("page");
+                    let last = page.len() < limit;
+                    for (c, day, _) in page {
+                        walked.push((day_from_date(day), c.clone()));
+                        after = Some((day, c));
+                    }
+                    if last {
+                        break;
+                    }
+                }
+                assert_eq!(walked, by_day, "{db:?} by day, pages of {limit}");
+                let customers = ["a", "b", "b.1", "c_2", "z"];
+                let mut walked = Vec::new();
+                let mut after: Option<(String, NaiveDate)> = None;
+                loop {
+                    let page = store
+                        .days_by_customer(
+                            &customers,
+                            from,
+                            to,
+                            after.as_ref().map(|(c, d)| (c.as_str(), *d)),
+                            limit,
+                        )
+                        .expect("page");
+                    let last = page.len() < limit;
+                    for (c, day, _) in page {
+                        walked.push((c.clone(), day_from_date(day)));
+                        after = Some((c, day));
+                    }
+                    if last {
+                        break;
+                    }
+                }
+                assert_eq!(walked, by_customer, "{db:?} by customer, pages of {limit}");
+            }
+            assert_eq!(
+                store.last_day_from(from).expect("last"),
+                Some(date_from_day(20_020))
+            );
+            assert_eq!(
+                store.last_day_from(date_from_day(20_021)).expect("last"),
+                None
+            );
+        }
+    }
+
+    #[cfg(feature = "testing")]
+    #[test]
+    fn open_ended_ranges_reach_the_last_stored_day() {
+        for db in crate::testing::backends() {
+            let store = db.connect();
+            let mut acc = crate::DayAccumulator::new();
+            acc.add(true, 1_000);
+            let stats = acc.finish();
+            let days = [20_006, 20_016, 2_932_896]; // 2024-10-10, 2024-10-20, 9999-12-31
+            let epoch = EpochCommit {
+                deltas: days
+                    .iter()
+                    .map(|&day| ("cust_1".to_string(), day, stats.clone()))
+                    .collect(),
+                ..EpochCommit::default()
+            };
+            store.commit_epoch(&epoch).expect("commit");
+            let read: Vec<i32> = store
+                .customer_days("cust_1", date_from_day(20_010), None)
+                .expect("read")
+                .into_iter()
+                .map(|(date, _)| day_from_date(date))
+                .collect();
+            assert_eq!(read, [20_016, 2_932_896], "{db:?}");
+        }
+    }
+}

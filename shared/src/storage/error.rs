@@ -1,0 +1,123 @@
+//! What can go wrong in the storage layer, with messages that never show a password.
+
+use chrono::NaiveDate;
+
+/// Errors from the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The URL names no supported backend.
+    #[error(
+        "unsupported database URL {0:?}: expected sqlite://PATH, postgres://... or mysql://..."
+    )]
+    UnsupportedUrl(String),
+    /// The URL names a backend this build leaves out (a cargo feature).
+    #[error(
+        "{backend} URLs need a build with the cargo feature `{feature}` (for example `make \
+         ingest FEATURES={feature}`, which links the C client library: Debian's libmariadb-dev)"
+    )]
+    NotBuilt {
+        /// The backend's name.
+        backend: &'static str,
+        /// The cargo feature that builds it.
+        feature: &'static str,
+    },
+    /// The database could not be reached.
+    #[error("cannot connect to {url}: {cause}")]
+    Connect {
+        /// The URL without credentials.
+        url: String,
+        /// What the pool said, with any echoed password masked.
+        cause: String,
+    },
+    /// No connection could be taken from the pool in time.
+    #[error("database unavailable: {0}")]
+    Pool(r2d2::Error),
+    /// Applying the embedded migrations failed.
+    #[error("applying migrations failed: {0}")]
+    Migration(String),
+    /// The database lacks migrations of this build, and the store was opened without applying
+    /// them ([`StoreOptions::apply_migrations`] false).
+    #[error(
+        "the database schema is not current: {pending} migration(s) of this version are not \
+         applied, and this process does not apply migrations"
+    )]
+    SchemaNotCurrent {
+        /// How many of this build's migrations the database lacks.
+        pending: usize,
+    },
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(diesel::result::Error),
+    /// A stored row could not be decoded.
+    #[error("stored row for {customer_id} on {day} is corrupt: {reason}")]
+    CorruptRow {
+        /// Customer of the row.
+        customer_id: String,
+        /// Day of the row.
+        day: NaiveDate,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A merged row holds a number the database cannot store exactly (a count or latency sum
+    /// past 2^63 - 1): the commit is refused rather than store a wrong number.
+    #[error("stats for {customer_id} on {day} cannot be stored exactly: {reason}")]
+    Unrepresentable {
+        /// Customer of the row.
+        customer_id: String,
+        /// Day of the row.
+        day: NaiveDate,
+        /// Which number is too large.
+        reason: String,
+    },
+    /// Another job took over a source's lease; this job must not commit it.
+    #[error("lease on {source_name} lost to {owner:?}: another ingest job is reading it")]
+    LeaseLost {
+        /// The source.
+        source_name: String,
+        /// Who holds it now.
+        owner: Option<String>,
+    },
+    /// The database file is damaged (SQLite's "database disk image is malformed"): retrying
+    /// cannot help.
+    #[error(
+        "the database is corrupt ({0}); restore it from a backup, or move it away and ingest \
+         the logs again"
+    )]
+    Corrupt(String),
+    /// Creating the SQLite file or its directory failed.
+    #[error("cannot create the SQLite file {path} or its directory: {cause}")]
+    Directory {
+        /// The SQLite file.
+        path: String,
+        /// The I/O error.
+        cause: std::io::Error,
+    },
+}
+
+// The causes are part of the messages above, so they are not also reported as `source()`:
+// a printed chain would say them twice.
+impl From<r2d2::Error> for StorageError {
+    fn from(e: r2d2::Error) -> Self {
+        match corruption(&e.to_string()) {
+            Some(message) => StorageError::Corrupt(message.to_string()),
+            None => StorageError::Pool(e),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for StorageError {
+    fn from(e: diesel::result::Error) -> Self {
+        match corruption(&e.to_string()) {
+            Some(message) => StorageError::Corrupt(message.to_string()),
+            None => StorageError::Query(e),
+        }
+    }
+}
+
+/// SQLite's message for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) if `message` holds one:
+/// diesel passes SQLite's text, not its result code.
+pub(super) fn corruption(message: &str) -> Option<&'static str> {
+    ["database disk image is malformed", "file is not a database"]
+        .into_iter()
+        .find(|m| message.contains(m))
+}

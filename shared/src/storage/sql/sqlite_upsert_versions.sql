@@ -1,0 +1,4 @@
+-- Sets customers' versions. The marker after VALUES is replaced by one group of two parameters
+-- per customer.
+INSERT INTO customer_versions (customer_id, version) VALUES {rows}
+ON CONFLICT (customer_id) DO UPDATE SET version = excluded.version
