@@ -1,88 +1,21 @@
-//! End-to-end tests of the API: the real app on a random port, over HTTP, against a fresh database
-//! on every backend, with expected values computed independently from the generated requests.
+//! End-to-end tests of the API: the real binary on a free port, over HTTP, against a fresh
+//! database on every backend, with expected values computed independently from the generated
+//! requests.
+
+mod support;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::ServerHandle;
 use chrono::NaiveDate;
-use logstats_api::startup;
 use logstats_shared::storage::day_from_date;
 use logstats_shared::testing::{backends, Random, TestDatabase};
 use logstats_shared::{DayAccumulator, EpochCommit, Store};
 use serde_json::{json, Value};
+use support::Api;
 
 /// One generated request: customer, UTC day, success, latency in microseconds.
 type Request = (&'static str, NaiveDate, bool, u64);
-
-/// The real app serving a test database on a random port, stopped when dropped.
-struct TestApp {
-    address: String,
-    handle: ServerHandle,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl TestApp {
-    /// Starts the app on `127.0.0.1:0` in its own actix system, as `main` would.
-    fn spawn(store: &Store) -> TestApp {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a random port");
-        let address = format!("http://{}", listener.local_addr().expect("local address"));
-        let store = store.clone();
-        let (handle_tx, handle_rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = startup::run(listener, store, Some(2)).expect("server starts");
-                handle_tx
-                    .send(server.handle())
-                    .expect("test waits for the handle");
-                server.await.expect("server runs");
-            })
-        });
-        let handle = handle_rx.recv().expect("server handle");
-        TestApp {
-            address,
-            handle,
-            thread: Some(thread),
-        }
-    }
-
-    /// GET `path_and_query`: status and JSON body, asserting the body is JSON.
-    fn get(&self, path_and_query: &str) -> (u16, Value) {
-        get(&format!("{}{path_and_query}", self.address))
-    }
-
-    /// GET the stats of `customer` with the raw query string `query`, expecting 200.
-    fn stats(&self, customer: &str, query: &str) -> Value {
-        let (status, body) = self.get(&format!("/customers/{customer}/stats?{query}"));
-        assert_eq!(status, 200, "{customer}?{query}: {body}");
-        body
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        // The stop command is sent at once; the returned future only reports completion.
-        drop(self.handle.stop(false));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn get(url: &str) -> (u16, Value) {
-    let response = match ureq::get(url).timeout(Duration::from_secs(30)).call() {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(error) => panic!("GET {url}: {error}"),
-    };
-    let status = response.status();
-    assert_eq!(response.content_type(), "application/json", "GET {url}");
-    (status, response.into_json().expect("JSON body"))
-}
 
 fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("valid test date")
@@ -169,15 +102,16 @@ fn store_requests(store: &Store, requests: &[Request]) {
     }
 }
 
-/// A fresh database on every backend, seeded with `generated_requests`, served by the real app.
-fn seeded_apps() -> Vec<(TestDatabase, TestApp, Vec<Request>)> {
+/// A fresh database on every backend, seeded with `generated_requests`, served by the real
+/// binary.
+fn seeded_apps() -> Vec<(TestDatabase, Api, Vec<Request>)> {
     backends()
         .into_iter()
         .map(|db| {
             let store = db.connect();
             let requests = generated_requests();
             store_requests(&store, &requests);
-            let app = TestApp::spawn(&store);
+            let app = Api::start(&db);
             (db, app, requests)
         })
         .collect()
@@ -329,7 +263,7 @@ fn a_commit_is_visible_on_the_next_request() {
         let store = db.connect();
         let mut requests = generated_requests();
         store_requests(&store, &requests);
-        let app = TestApp::spawn(&store);
+        let app = Api::start(&db);
         for query in ["from=2024-10-01&to=2024-10-31", "from=2024-10-01"] {
             // Asked twice, so the second answer may be a remembered one.
             for _ in 0..2 {
@@ -397,7 +331,7 @@ fn a_commit_is_visible_on_the_next_request() {
 fn every_answer_counts_every_commit_made_before_it() {
     for db in backends() {
         let store = db.connect();
-        let app = TestApp::spawn(&store);
+        let app = Api::start(&db);
         for i in 1..=40u64 {
             let mut acc = DayAccumulator::new();
             acc.add(i % 4 != 0, 1_000 * i);
@@ -444,7 +378,7 @@ fn concurrent_askers_never_miss_a_finished_commit() {
     };
     for db in backends() {
         let store = db.connect();
-        let app = TestApp::spawn(&store);
+        let app = Api::start(&db);
         commit(&store, 1);
         let committed = AtomicU64::new(1);
         let asked = AtomicU64::new(0);
@@ -653,7 +587,7 @@ fn malformed_requests_are_400_with_the_reason() {
     ];
     for (db, app, _) in seeded_apps() {
         for (path, message) in &cases {
-            let (status, body) = app.get(path);
+            let (status, body) = app.get_json(path);
             assert_eq!(
                 (status, &body),
                 (400, &json!({ "error": message })),
@@ -678,14 +612,14 @@ fn unknown_query_parameters_are_ignored() {
 #[test]
 fn a_customer_without_data_is_404() {
     for (db, app, _) in seeded_apps() {
-        let (status, body) = app.get("/customers/cust_404/stats?from=2024-10-10");
+        let (status, body) = app.get_json("/customers/cust_404/stats?from=2024-10-10");
         assert_eq!(
             (status, body),
             (404, json!({ "error": "no data for customer \"cust_404\"" })),
             "{db:?}"
         );
         // Case matters: ids are stored as written.
-        let (status, _) = app.get("/customers/CUST_1/stats?from=2024-10-10");
+        let (status, _) = app.get_json("/customers/CUST_1/stats?from=2024-10-10");
         assert_eq!(status, 404);
     }
 }
@@ -693,9 +627,9 @@ fn a_customer_without_data_is_404() {
 #[test]
 fn health_is_ok_and_other_paths_are_json_404() {
     for db in backends() {
-        let app = TestApp::spawn(&db.connect());
+        let app = Api::start(&db);
         assert_eq!(
-            app.get("/health"),
+            app.get_json("/health"),
             (200, json!({ "status": "ok" })),
             "{db:?}"
         );
@@ -705,53 +639,12 @@ fn health_is_ok_and_other_paths_are_json_404() {
             "/customers/cust_1/stats/extra",
         ] {
             assert_eq!(
-                app.get(path),
+                app.get_json(path),
                 (404, json!({ "error": "not found" })),
                 "{path}"
             );
         }
     }
-}
-
-/// The real `logstats-api` binary serving `db` on a free port, once it answers `/health`.
-fn spawn_binary(db: &TestDatabase) -> (std::process::Child, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let address = format!("http://127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_logstats-api"))
-        .args([
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            &db.url,
-        ])
-        .args(["--workers", "2"])
-        .env_remove("DATABASE_URL")
-        .env_remove("BIND")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start logstats-api");
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("logstats-api exited early with {status}");
-        }
-        match ureq::get(&format!("{address}/health")).call() {
-            Ok(response) if response.status() == 200 => break,
-            _ if started.elapsed() < Duration::from_secs(30) => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            other => {
-                let _ = child.kill();
-                panic!("logstats-api never became healthy: {other:?}");
-            }
-        }
-    }
-    (child, address)
 }
 
 /// Peak resident memory of a process, in bytes (VmHWM).
@@ -799,14 +692,13 @@ fn memory_stays_bounded_on_years_of_days_and_many_ranges() {
             })
             .expect("commit a year");
     }
-    let (mut child, address) = spawn_binary(&db);
-    let baseline = peak_rss_bytes(child.id());
+    let mut api = Api::start_with(&db, &[], &[("RUST_LOG", "warn")]);
+    let baseline = peak_rss_bytes(api.process.id());
     for k in 0..120u64 {
         let days = 3650 - k * 30;
         let to = first + chrono::Days::new(days - 1);
-        let (status, body) = get(&format!(
-            "{address}/customers/cust_long/stats?from={first}&to={to}"
-        ));
+        let (status, body) =
+            api.get_json(&format!("/customers/cust_long/stats?from={first}&to={to}"));
         assert_eq!(status, 200, "to {to}");
         let selected = &per_day[..days as usize];
         let total: u64 = selected.iter().map(|d| d.1.len() as u64).sum();
@@ -825,9 +717,8 @@ fn memory_stays_bounded_on_years_of_days_and_many_ranges() {
             assert_quantile(&body["total"]["p99_latency"], &all, 0.99, "years");
         }
     }
-    let peak = peak_rss_bytes(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
+    let peak = peak_rss_bytes(api.process.id());
+    api.process.kill();
     assert!(
         peak <= 128 << 20,
         "peak RSS {} MB (at start {} MB)",
@@ -865,7 +756,7 @@ fn ranges_of_days_past_the_exact_limit_stay_within_the_rank_bound() {
             })
             .expect("commit");
         all.sort_unstable();
-        let app = TestApp::spawn(&store);
+        let app = Api::start(&db);
         let body = app.stats("cust_wide", "from=2024-10-01&to=2024-10-31");
         let n = all.len() as f64;
         for (field, q) in [("median_latency", 0.5), ("p99_latency", 0.99)] {
@@ -892,12 +783,12 @@ fn a_database_outage_is_503_within_the_connection_timeout() {
     };
     let requests = generated_requests();
     store_requests(&db.connect(), &requests);
-    let app = TestApp::spawn(&db.connect());
+    let app = Api::start(&db);
     app.stats("cust_1", "from=2024-10-10");
     db.set_reachable(false);
     for customer in ["cust_1", "cust_2"] {
         let started = Instant::now();
-        let (status, body) = app.get(&format!("/customers/{customer}/stats?from=2024-10-10"));
+        let (status, body) = app.get_json(&format!("/customers/{customer}/stats?from=2024-10-10"));
         let took = started.elapsed();
         assert_eq!(
             (status, body),
@@ -908,7 +799,7 @@ fn a_database_outage_is_503_within_the_connection_timeout() {
     db.set_reachable(true);
     let started = Instant::now();
     loop {
-        let (status, body) = app.get("/customers/cust_1/stats?from=2024-10-10");
+        let (status, body) = app.get_json("/customers/cust_1/stats?from=2024-10-10");
         if status == 200 {
             assert_stats(
                 &body["total"],
@@ -930,9 +821,9 @@ fn the_binary_serves_and_exits_cleanly_on_sigterm() {
     let db = TestDatabase::sqlite();
     let requests = generated_requests();
     store_requests(&db.connect(), &requests);
-    let (mut child, address) = spawn_binary(&db);
+    let api = Api::start_with(&db, &[], &[("RUST_LOG", "warn")]);
 
-    let (status, body) = get(&format!("{address}/customers/cust_1/stats?from=2024-10-10"));
+    let (status, body) = api.get_json("/customers/cust_1/stats?from=2024-10-10");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["to"], "2024-10-20");
     assert_stats(
@@ -941,25 +832,11 @@ fn the_binary_serves_and_exits_cleanly_on_sigterm() {
         "binary",
     );
 
-    let pid = child.id().to_string();
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(kill.success(), "kill -TERM {pid} failed");
-    let stopping = Instant::now();
-    let status = loop {
-        match child.try_wait().expect("wait for logstats-api") {
-            Some(status) => break status,
-            None if stopping.elapsed() < Duration::from_secs(10) => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            None => {
-                let _ = child.kill();
-                panic!("logstats-api did not stop within 10s of SIGTERM");
-            }
-        }
-    };
+    api.signal("TERM");
+    let mut process = api.process;
+    let status = process
+        .wait_for(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("logstats-api did not stop within 10s of SIGTERM"));
     assert!(status.success(), "logstats-api exited with {status}");
     assert_eq!(status.code(), Some(0));
 }

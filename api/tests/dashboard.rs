@@ -5,16 +5,18 @@
 //! browser test is skipped loudly, unless CI is set, where it fails. `CHROMIUM` and `CHROMEDRIVER`
 //! name other binaries. The screenshot lands in `<workspace>/target/dashboard.png`.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use logstats_shared::testing::spawn::{free_port, Binary, Spawned};
 use logstats_shared::testing::{Random, TestDatabase};
 use logstats_shared::{parse_line, DayAccumulator, EpochCommit, Store};
 use serde_json::{json, Value};
+use support::Api;
 
 // ------------------------------------------------------------------ the known input
 
@@ -222,65 +224,25 @@ fn shown_text(field: &str, value: &Value) -> String {
 
 // ------------------------------------------------------------------ the app and the browser
 
-/// A child process killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Waits until `url` answers 200, or panics after 30 s.
-fn wait_for_200(child: &mut Child, url: &str, what: &str) {
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early with {status}");
-        }
-        match ureq::get(url).timeout(Duration::from_secs(5)).call() {
-            Ok(response) if response.status() == 200 => return,
-            _ if started.elapsed() < Duration::from_secs(30) => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            other => panic!("{what} never answered 200 at {url}: {other:?}"),
-        }
-    }
+/// Whether `url` answers 200 (within 5 s).
+fn answers_200(url: &str) -> bool {
+    ureq::get(url)
+        .timeout(Duration::from_secs(5))
+        .call()
+        .is_ok_and(|response| response.status() == 200)
 }
 
 /// The real `logstats-api` binary serving `db`; returns it and its base URL.
-fn spawn_api(db: &TestDatabase) -> (Killed, String) {
+fn spawn_api(db: &TestDatabase) -> (Api, String) {
     spawn_api_with(db, &[])
 }
 
 /// [`spawn_api`] with more flags.
-fn spawn_api_with(db: &TestDatabase, args: &[&str]) -> (Killed, String) {
-    let port = free_port();
-    let address = format!("http://127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_logstats-api"))
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .args(["--database-url", &db.url, "--workers", "2"])
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("BIND")
-        .env_remove("LOGSTATS_TOKENS")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        // The outage test's 503s are logged at ERROR: expected, and no help in a CI log.
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start logstats-api");
-    let mut child = Killed(child);
-    wait_for_200(&mut child.0, &format!("{address}/health"), "logstats-api");
-    (child, address)
+fn spawn_api_with(db: &TestDatabase, args: &[&str]) -> (Api, String) {
+    // The outage test's 503s are logged at ERROR: expected, so only warnings and errors.
+    let api = Api::start_with(db, args, &[("RUST_LOG", "warn")]);
+    let address = api.address.clone();
+    (api, address)
 }
 
 fn is_ci() -> bool {
@@ -323,21 +285,17 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 struct Browser {
     session: String,
     // Dropped after the session is deleted: fields drop in order of declaration.
-    _driver: Killed,
+    _driver: Spawned,
 }
 
 impl Browser {
     fn start(chromium: &Path, chromedriver: &Path) -> Browser {
         let port = free_port();
-        let child = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let mut driver = Killed(child);
         let base = format!("http://127.0.0.1:{port}");
-        wait_for_200(&mut driver.0, &format!("{base}/status"), "chromedriver");
+        let status = format!("{base}/status");
+        let driver = Binary::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .start_ready(Duration::from_secs(30), |_| answers_200(&status));
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {

@@ -6,11 +6,12 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{generate, ingest, ingest_ok, temp_dir, INGEST};
+use common::{generate, ingest, ingest_ok, job, temp_dir, INGEST};
 use logstats_shared::testing::backends;
+use logstats_shared::testing::spawn::Spawned;
 use serde_json::Value;
 
 const SECRET: &str = "S3cr3tPW";
@@ -79,43 +80,17 @@ fn no_password_is_printed_in_any_url_form() {
 
 /// Runs `logstats-ingest` with `args`, killing it if it has not exited after `timeout`.
 fn run_within(db_url: &str, args: &[&str], timeout: Duration) -> Output {
-    let child = spawn(db_url, args);
-    wait_within(child, timeout)
+    spawn(db_url, args).finish(timeout)
 }
 
-fn spawn(db_url: &str, args: &[&str]) -> Child {
-    Command::new(INGEST)
-        .args(["--database-url", db_url, "--json"])
+/// `logstats-ingest --json ARGS`, through the shared harness (output in files, killed when
+/// dropped).
+fn spawn(db_url: &str, args: &[&str]) -> Spawned {
+    job(db_url)
+        .arg("--json")
         .args(args)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn logstats-ingest")
-}
-
-fn wait_within(mut child: Child, timeout: Duration) -> Output {
-    let started = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("wait");
-            panic!(
-                "logstats-ingest still running after {timeout:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+        .start()
 }
 
 fn mkfifo(path: &Path) {
@@ -174,8 +149,8 @@ fn non_regular_files_are_refused_without_hanging() {
         );
         let job = spawn(&db.url, &["--follow", s(dir.path())]);
         std::thread::sleep(Duration::from_millis(1500));
-        sigterm(&job);
-        let output = wait_within(job, Duration::from_secs(10));
+        job.signal("TERM");
+        let output = job.finish(Duration::from_secs(10));
         assert_eq!(summary(&output)["accepted"], 0, "{db:?}");
     }
 }
@@ -235,8 +210,8 @@ fn the_rejects_file_is_never_an_input() {
         }
         // Time for the job to read its rejects, if it did.
         std::thread::sleep(Duration::from_millis(1500));
-        sigterm(&job);
-        let output = wait_within(job, Duration::from_secs(10));
+        job.signal("TERM");
+        let output = job.finish(Duration::from_secs(10));
         let followed = summary(&output);
         assert_eq!(followed["rejected"], 1, "{db:?}: {followed}");
         let written = std::fs::read_to_string(&rejects).expect("rejects");
@@ -367,8 +342,8 @@ fn a_file_renamed_by_rotation_is_recognised_by_the_next_run() {
             .expect("append");
         generate(&app, 500, 22);
         wait_for(1501);
-        sigterm(&job);
-        let followed = summary(&wait_within(job, Duration::from_secs(10)));
+        job.signal("TERM");
+        let followed = summary(&job.finish(Duration::from_secs(10)));
         assert_eq!(followed["accepted"], 1501, "{db:?}: {followed}");
         let rerun = ingest_ok(&db, &[s(&logs)]);
         assert_eq!(rerun["lines"], 0, "{db:?}: {rerun}");
@@ -407,15 +382,15 @@ fn peak_rss(pid: u32) -> Option<u64> {
 
 /// Runs the job to its end, sampling its peak RSS; returns the summary and the peak.
 fn run_measured(db_url: &str, args: &[&str]) -> (Value, u64) {
-    let mut child = spawn(db_url, args);
+    let mut job = spawn(db_url, args);
     let mut peak = 0;
     let started = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        peak = peak.max(peak_rss(child.id()).unwrap_or(0));
+    while job.try_status().is_none() {
+        peak = peak.max(peak_rss(job.id()).unwrap_or(0));
         assert!(started.elapsed() < Duration::from_secs(300), "no end");
         std::thread::sleep(Duration::from_millis(5));
     }
-    (summary(&child.wait_with_output().expect("output")), peak)
+    (summary(&job.wait()), peak)
 }
 
 const MEMORY_BOUND: u64 = 64 << 20;

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use logstats_ingest::generate::{write_lines, GeneratorConfig, TimeWindow};
+use logstats_shared::testing::spawn::Binary;
 use logstats_shared::testing::TestDatabase;
 use logstats_shared::{Store, StoreOptions};
 use serde_json::Value;
@@ -94,6 +95,12 @@ pub fn generate(path: &Path, lines: u64, seed: u64) {
     write_lines(&config, std::io::BufWriter::new(file)).expect("write log");
 }
 
+/// `logstats-ingest --database-url DB_URL`, to be started through the shared harness (output in
+/// files, killed when dropped); the caller adds its arguments and environment.
+pub fn job(db_url: &str) -> Binary {
+    Binary::new(INGEST).args(["--database-url", db_url])
+}
+
 pub fn ingest(db: &TestDatabase, args: &[&str]) -> Output {
     Command::new(INGEST)
         .args(["--database-url", &db.url, "--json"])
@@ -121,6 +128,10 @@ pub fn temp_dir() -> tempfile::TempDir {
 }
 
 /// The API app, started in-process on a random port, as the binary starts it.
+///
+/// In-process rather than the real `logstats-api` through the shared harness: these are
+/// `logstats-ingest`'s tests, and cargo gives a test only its own package's binaries
+/// (`CARGO_BIN_EXE_*`), so the API binary is not built for them nor has a path they could know.
 pub struct Api {
     base: String,
     handle: actix_web::dev::ServerHandle,
