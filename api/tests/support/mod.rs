@@ -14,6 +14,8 @@ use logstats_shared::testing::spawn::{free_port, Binary, Spawned};
 use logstats_shared::testing::TestDatabase;
 use logstats_shared::{DayAccumulator, EpochCommit};
 
+pub mod stats;
+
 /// The customers [`seed`] stores, each with requests on [`SEEDED_DAYS`].
 pub const SEEDED_CUSTOMERS: [&str; 3] = ["cust_1", "cust_22", "acme.eu-1"];
 /// The days [`seed`] stores.
