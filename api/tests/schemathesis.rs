@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use logstats_shared::testing::spawn::Binary;
 use logstats_shared::testing::TestDatabase;
+use support::tokens::{sha256_hex, TokensFile};
 use support::{seed, tool_available, Api, SEEDED_CUSTOMERS, SEEDED_DAYS};
 
 /// Test cases per operation and phase, and the seed: the run takes well under a minute on a
@@ -79,22 +80,8 @@ fn schemathesis_finds_nothing_against_the_protected_document() {
     let db = TestDatabase::sqlite();
     seed(&db);
     let token = "schemathesis-0123456789abcdef0123456789abcdef0123456789abcdef";
-    let hash: String = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("sha256:{hash} *\n")).expect("a tokens file");
-    let api = Api::start_with(
-        &db,
-        &[
-            "--tokens",
-            tokens.to_str().expect("a UTF-8 path"),
-            "--protect-ops",
-        ],
-        &[],
-    );
+    let tokens = TokensFile::new(&format!("sha256:{} *\n", sha256_hex(token)));
+    let api = Api::start_with(&db, &["--tokens", tokens.arg(), "--protect-ops"], &[]);
     run_schemathesis(
         api,
         &["--header", &format!("Authorization: Bearer {token}")],

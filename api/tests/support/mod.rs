@@ -15,6 +15,7 @@ use logstats_shared::testing::TestDatabase;
 use logstats_shared::{DayAccumulator, EpochCommit};
 
 pub mod stats;
+pub mod tokens;
 
 /// The customers [`seed`] stores, each with requests on [`SEEDED_DAYS`].
 pub const SEEDED_CUSTOMERS: [&str; 3] = ["cust_1", "cust_22", "acme.eu-1"];
