@@ -14,6 +14,8 @@ use logstats_shared::testing::spawn::{free_port, Binary, Spawned};
 use logstats_shared::testing::TestDatabase;
 use logstats_shared::{DayAccumulator, EpochCommit};
 
+pub mod browser;
+pub mod dashboard;
 pub mod stats;
 pub mod tokens;
 
