@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use common::cluster::{hostfile, s, Process};
-use common::{expected_stats, generate, temp_dir, INGEST};
+use common::cluster::{hostfile, Process};
+use common::{expected_stats, generate, s, stored_requests, temp_dir, INGEST};
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::DayStats;
 use serde_json::Value;
@@ -23,10 +23,6 @@ const LOSS_NOTICED_WITHIN: Duration = Duration::from_secs(10);
 /// Every stored row, in order.
 fn rows(db: &TestDatabase) -> Vec<(String, NaiveDate, DayStats)> {
     db.connect().all_days().expect("rows")
-}
-
-fn stored_requests(db: &TestDatabase) -> u64 {
-    rows(db).iter().map(|(_, _, stats)| stats.total()).sum()
 }
 
 /// Valid lines of `logs`, counted without the project's parser.

@@ -9,7 +9,7 @@ use logstats_shared::testing::spawn::{free_port, Spawned};
 use logstats_shared::testing::TestDatabase;
 use serde_json::Value;
 
-use super::job;
+use super::{job, s};
 
 /// A hostfile for `processes` processes on free local ports, with a comment and a blank line.
 pub fn hostfile(dir: &Path, processes: usize) -> PathBuf {
@@ -20,10 +20,6 @@ pub fn hostfile(dir: &Path, processes: usize) -> PathBuf {
     }
     std::fs::write(&path, text).expect("write hostfile");
     path
-}
-
-pub fn s(path: &Path) -> &str {
-    path.to_str().expect("utf8 path")
 }
 
 /// A running `logstats-ingest --json`, through the shared harness: its stdout and stderr in
