@@ -5,9 +5,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use logstats_shared::testing::spawn::Binary;
 use logstats_shared::testing::TestDatabase;
 use support::{tool_available, Api};
 
@@ -104,7 +104,7 @@ fn swagger_ui_renders_the_document_offline_in_chromium() {
     let profile = tempfile::tempdir().expect("a profile directory");
     // Every host but the API's goes through a proxy that does not exist: anything fetched
     // from elsewhere fails, and the page must render all the same.
-    let mut chromium = Command::new("chromium")
+    let output = Binary::new("chromium")
         .args([
             "--headless",
             "--no-sandbox",
@@ -120,20 +120,7 @@ fn swagger_ui_renders_the_document_offline_in_chromium() {
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("{}/docs", api.address))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chromium");
-    let started = std::time::Instant::now();
-    while chromium.try_wait().expect("chromium runs").is_none() {
-        if started.elapsed() > Duration::from_secs(90) {
-            let _ = chromium.kill();
-            panic!("chromium did not finish within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let output = chromium.wait_with_output().expect("chromium's output");
+        .run(Duration::from_secs(90));
     let dom = String::from_utf8_lossy(&output.stdout);
     let log = String::from_utf8_lossy(&output.stderr);
     // Swagger UI drew the document: its title, and an operation of each tag.

@@ -8,24 +8,10 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
-use logstats_shared::storage::day_from_date;
-use logstats_shared::testing::{backends, numpy_percentile, Random, TestDatabase};
-use logstats_shared::{DayAccumulator, EpochCommit};
+use logstats_shared::testing::{backends, Random, TestDatabase};
 use serde_json::{json, Value};
+use support::stats::{assert_stats, date, store_requests, within, Request};
 use support::Api;
-
-/// One request: customer, UTC day, success, latency in microseconds.
-#[derive(Debug, Clone)]
-struct Request {
-    customer: String,
-    day: NaiveDate,
-    ok: bool,
-    us: u64,
-}
-
-fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("a test date")
-}
 
 /// 12 customers over 2024-10-01..10-20 with different volumes, failure rates and days off;
 /// millisecond latencies (at most 2,000 distinct values in all, so every merge is exact), and
@@ -60,113 +46,13 @@ fn generated() -> Vec<Request> {
     requests
 }
 
-/// Stores `requests` in two epochs, so that every row is the merge of two deltas.
-fn store(db: &TestDatabase, requests: &[Request]) {
-    let store = db.connect();
-    for epoch in 0..2 {
-        let mut days: BTreeMap<(String, NaiveDate), DayAccumulator> = BTreeMap::new();
-        for r in requests.iter().skip(epoch).step_by(2) {
-            days.entry((r.customer.clone(), r.day))
-                .or_default()
-                .add(r.ok, r.us);
-        }
-        let deltas = days
-            .into_iter()
-            .map(|((customer, day), acc)| (customer, day_from_date(day), acc.finish()))
-            .collect();
-        store
-            .commit_epoch(&EpochCommit {
-                deltas,
-                ..EpochCommit::default()
-            })
-            .expect("commit");
-    }
-}
-
-/// numpy's default percentile `p` of `sorted` (µs), in seconds rounded to the microsecond.
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    let seconds: Vec<f64> = sorted.iter().map(|&us| us as f64 / 1e6).collect();
-    numpy_percentile(&seconds, p).expect("some latencies")
-}
-
-/// Asserts that `actual` is the Stats of `requests`, with `extra` percentiles when given.
-fn assert_stats(actual: &Value, requests: &[&Request], extra: &[(&str, f64)], context: &str) {
-    let total = requests.len() as u64;
-    let ok = requests.iter().filter(|r| r.ok).count() as u64;
-    assert_eq!(
-        actual["total_requests"],
-        json!(total),
-        "{context}: {actual}"
-    );
-    assert_eq!(actual["successful_requests"], json!(ok), "{context}");
-    assert_eq!(actual["failed_requests"], json!(total - ok), "{context}");
-    if total == 0 {
-        for key in ["uptime", "average_latency", "median_latency", "p99_latency"] {
-            assert_eq!(actual[key], Value::Null, "{context}: {key}");
-        }
-        return;
-    }
-    assert_eq!(
-        actual["uptime"].as_f64(),
-        Some(ok as f64 * 100.0 / total as f64),
-        "{context}"
-    );
-    let sum: u64 = requests.iter().map(|r| r.us).sum();
-    // Half a microsecond rounds either way in floating point: accept both neighbours then.
-    let (down, up) = (sum / total, sum.div_ceil(total));
-    let nearest = if 2 * (sum % total) > total { up } else { down };
-    let average = actual["average_latency"].as_f64().expect("an average");
-    let tie = 2 * (sum % total) == total;
-    assert!(
-        average == nearest as f64 / 1e6 || (tie && average == up as f64 / 1e6),
-        "{context}: average {average}, expected {nearest} µs"
-    );
-    let mut sorted: Vec<u64> = requests.iter().map(|r| r.us).collect();
-    sorted.sort_unstable();
-    assert_eq!(
-        actual["median_latency"].as_f64(),
-        Some(percentile(&sorted, 50.0)),
-        "{context}"
-    );
-    assert_eq!(
-        actual["p99_latency"].as_f64(),
-        Some(percentile(&sorted, 99.0)),
-        "{context}"
-    );
-    if extra.is_empty() {
-        assert!(actual.get("latency_percentiles").is_none(), "{context}");
-    } else {
-        let object = actual["latency_percentiles"]
-            .as_object()
-            .expect("latency_percentiles");
-        let keys: BTreeSet<&str> = object.keys().map(String::as_str).collect();
-        let expected_keys: BTreeSet<&str> = extra.iter().map(|(k, _)| *k).collect();
-        assert_eq!(keys, expected_keys, "{context}");
-        for (key, p) in extra {
-            assert_eq!(
-                object[*key].as_f64(),
-                Some(percentile(&sorted, *p)),
-                "{context}: p{key}"
-            );
-        }
-    }
-}
-
-fn within<'a>(requests: &'a [Request], from: &str, to: &str) -> Vec<&'a Request> {
-    let (from, to) = (date(from), date(to));
-    requests
-        .iter()
-        .filter(|r| from <= r.day && r.day <= to)
-        .collect()
-}
-
 /// A database on every backend, holding `generated()`, served by the real binary.
 fn served() -> Vec<(TestDatabase, Api, Vec<Request>)> {
     backends()
         .into_iter()
         .map(|db| {
             let requests = generated();
-            store(&db, &requests);
+            store_requests(&db.connect(), &requests);
             let api = Api::start(&db);
             (db, api, requests)
         })
@@ -404,7 +290,7 @@ fn percentiles_on_the_customer_endpoint_are_exact_for_the_range_and_each_day() {
 #[test]
 fn bad_fleet_parameters_are_400_json() {
     let db = logstats_shared::testing::TestDatabase::sqlite();
-    store(&db, &generated());
+    store_requests(&db.connect(), &generated());
     let api = Api::start(&db);
     for (path, message) in [
         ("/stats", "missing query parameter `from` (expected YYYY-MM-DD)"),
@@ -430,7 +316,7 @@ fn bad_fleet_parameters_are_400_json() {
 fn a_commit_is_visible_in_the_fleet_views_on_the_next_request() {
     for db in backends() {
         let requests = generated();
-        store(&db, &requests);
+        store_requests(&db.connect(), &requests);
         let api = Api::start(&db);
         let query = "from=2024-10-01&to=2024-10-31";
         let before = ok_json(&api, &format!("/stats?{query}"));
@@ -448,7 +334,7 @@ fn a_commit_is_visible_in_the_fleet_views_on_the_next_request() {
                 us: 1000 + i % 7,
             })
             .collect();
-        store(&db, &late);
+        store_requests(&db.connect(), &late);
         let after = ok_json(&api, &format!("/stats?{query}"));
         assert_eq!(
             after["total"]["total_requests"],

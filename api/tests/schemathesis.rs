@@ -10,10 +10,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use logstats_shared::testing::spawn::Binary;
 use logstats_shared::testing::TestDatabase;
+use support::tokens::{sha256_hex, TokensFile};
 use support::{seed, tool_available, Api, SEEDED_CUSTOMERS, SEEDED_DAYS};
 
 /// Test cases per operation and phase, and the seed: the run takes well under a minute on a
@@ -79,22 +80,8 @@ fn schemathesis_finds_nothing_against_the_protected_document() {
     let db = TestDatabase::sqlite();
     seed(&db);
     let token = "schemathesis-0123456789abcdef0123456789abcdef0123456789abcdef";
-    let hash: String = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("sha256:{hash} *\n")).expect("a tokens file");
-    let api = Api::start_with(
-        &db,
-        &[
-            "--tokens",
-            tokens.to_str().expect("a UTF-8 path"),
-            "--protect-ops",
-        ],
-        &[],
-    );
+    let tokens = TokensFile::new(&format!("sha256:{} *\n", sha256_hex(token)));
+    let api = Api::start_with(&db, &["--tokens", tokens.arg(), "--protect-ops"], &[]);
     run_schemathesis(
         api,
         &["--header", &format!("Authorization: Bearer {token}")],
@@ -108,7 +95,7 @@ fn run_schemathesis(api: Api, extra: &[&str]) {
     let config_file = dir.path().join("schemathesis.toml");
     std::fs::write(&config_file, config(&hooks)).expect("write the configuration");
 
-    let mut run = Command::new("schemathesis")
+    let mut run = Binary::new("schemathesis")
         .arg("--config-file")
         .arg(&config_file)
         .args(["run", &format!("{}/openapi.json", api.address)])
@@ -132,32 +119,23 @@ fn run_schemathesis(api: Api, extra: &[&str]) {
         .arg(dir.path().join("report"))
         .current_dir(dir.path())
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(dir.path().join("out.txt")).expect("an output file"))
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start schemathesis");
+        .start();
     let started = Instant::now();
-    let status = loop {
-        if let Some(status) = run.try_wait().expect("schemathesis runs") {
-            break status;
-        }
-        if started.elapsed() > TIME_LIMIT {
-            let _ = run.kill();
-            let _ = run.wait();
-            panic!(
-                "schemathesis still running after {TIME_LIMIT:?}:\n{}",
-                std::fs::read_to_string(dir.path().join("out.txt")).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    let Some(status) = run.wait_for(TIME_LIMIT) else {
+        run.kill();
+        panic!(
+            "schemathesis still running after {TIME_LIMIT:?}:\n{}\n{}",
+            run.stdout(),
+            run.stderr()
+        );
     };
-    let output = std::fs::read_to_string(dir.path().join("out.txt")).unwrap_or_default();
+    let output = run.stdout();
     let summary = output.find("SUMMARY").map_or("", |at| &output[at..]);
     eprintln!("schemathesis ran {:?}:\n{summary}", started.elapsed());
     assert!(
         status.success(),
-        "schemathesis failed ({status}):\n{output}"
+        "schemathesis failed ({status}):\n{output}\n{}",
+        run.stderr()
     );
     // It reached the API's logic: the seeded rows were found, and the run was not empty.
     assert!(!output.contains("Missing test data"), "{output}");

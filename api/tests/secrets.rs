@@ -1,11 +1,10 @@
 //! No password in anything the real `logstats-api` binary prints: its `serving` line, its
 //! errors, its `--help`, in every URL form.
 
-use std::io::Read;
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use logstats_shared::testing::spawn::{free_port, Binary};
 use logstats_shared::testing::TestDatabase;
 
 const API: &str = env!("CARGO_BIN_EXE_logstats-api");
@@ -14,11 +13,9 @@ const SECRET: &str = "S3cr3tPW";
 /// Starts the API on `url`, waits until it is healthy, stops it with SIGTERM and returns what
 /// it printed.
 fn serve_and_stop(url: &str) -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut child = Command::new(API)
+    let port = free_port();
+    let health = format!("http://127.0.0.1:{port}/health");
+    let api = Binary::new(API)
         .args([
             "--bind",
             &format!("127.0.0.1:{port}"),
@@ -28,35 +25,11 @@ fn serve_and_stop(url: &str) -> String {
         .args(["--workers", "1"])
         .env_remove("DATABASE_URL")
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start logstats-api");
-    let started = Instant::now();
-    while ureq::get(&format!("http://127.0.0.1:{port}/health"))
-        .call()
-        .is_err()
-    {
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("logstats-api never became healthy");
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut stderr = String::new();
-            let _ = child
-                .stderr
-                .take()
-                .map(|mut s| s.read_to_string(&mut stderr));
-            panic!("logstats-api exited early with {status}: {stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let output = child.wait_with_output().expect("wait");
+        .start_ready(Duration::from_secs(30), |_| {
+            ureq::get(&health).call().is_ok()
+        });
+    api.signal("TERM");
+    let output = api.wait();
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -6,64 +6,18 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use logstats_shared::testing::{backends, TestDatabase};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use support::tokens::{new_token, sha256_hex, TokensFile};
 use support::{run_to_exit, seed, Api, Response};
 
 const CUSTOMER_1: &str = "/customers/cust_1/stats?from=2024-10-10";
 const CUSTOMER_22: &str = "/customers/cust_22/stats?from=2024-10-10&to=2024-10-13";
 const FLEET: [&str; 2] = ["/stats?from=2024-10-10", "/customers?from=2024-10-10"];
-
-/// A token made by `logstats-api new-token --customers customers`: (token, file line).
-fn new_token(customers: &str) -> (String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_logstats-api"))
-        .args(["new-token", "--customers", customers])
-        .env_remove("LOGSTATS_TOKENS")
-        .output()
-        .expect("run logstats-api new-token");
-    assert!(output.status.success(), "{output:?}");
-    let stdout = String::from_utf8(output.stdout).expect("UTF-8");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
-    let token = lines[0].strip_prefix("token: ").expect("`token: ` first");
-    (token.to_string(), lines[1].to_string())
-}
-
-/// Lowercase hex SHA-256 of `text`.
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A tokens file in a temporary directory.
-struct TokensFile {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl TokensFile {
-    fn new(text: &str) -> TokensFile {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("tokens");
-        std::fs::write(&path, text).expect("write the tokens file");
-        TokensFile { _dir: dir, path }
-    }
-
-    fn write(&self, text: &str) {
-        std::fs::write(&self.path, text).expect("rewrite the tokens file");
-    }
-
-    fn arg(&self) -> &str {
-        self.path.to_str().expect("a UTF-8 path")
-    }
-}
 
 fn start(db: &TestDatabase, file: &TokensFile, more: &[&str]) -> Api {
     let mut args = vec!["--tokens", file.arg()];

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use common::cluster::{hostfile, s, Process};
-use common::{expected_stats, generate, temp_dir, INGEST};
+use common::cluster::{hostfile, Process};
+use common::{expected_stats, generate, s, stored_requests, temp_dir, INGEST};
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::DayStats;
 use serde_json::Value;
@@ -23,10 +23,6 @@ const LOSS_NOTICED_WITHIN: Duration = Duration::from_secs(10);
 /// Every stored row, in order.
 fn rows(db: &TestDatabase) -> Vec<(String, NaiveDate, DayStats)> {
     db.connect().all_days().expect("rows")
-}
-
-fn stored_requests(db: &TestDatabase) -> u64 {
-    rows(db).iter().map(|(_, _, stats)| stats.total()).sum()
 }
 
 /// Valid lines of `logs`, counted without the project's parser.
@@ -59,8 +55,8 @@ fn logs(dir: &Path, lines: u64) -> Vec<PathBuf> {
 fn run_two(dir: &Path, db: &TestDatabase, args: &[&str]) -> Value {
     let hosts = hostfile(dir, 2);
     // Process 1 first: it waits for process 0.
-    let one = Process::member(dir, db, &hosts, 2, 1, args);
-    let zero = Process::member(dir, db, &hosts, 2, 0, args);
+    let one = Process::member(db, &hosts, 2, 1, args);
+    let zero = Process::member(db, &hosts, 2, 0, args);
     let summary = zero.succeed(Duration::from_secs(120)).expect("summary");
     let other = one.succeed(Duration::from_secs(10));
     assert!(other.is_none(), "process 1 prints no summary: {other:?}");
@@ -96,14 +92,9 @@ fn two_processes_store_exactly_the_rows_of_one() {
         };
         let single = args(&one_rejects);
         let single: Vec<&str> = single.iter().map(String::as_str).collect();
-        let single = Process::start(
-            dir.path(),
-            "single",
-            &one,
-            &[&["--workers", "2"], &single[..]].concat(),
-        )
-        .succeed(Duration::from_secs(120))
-        .expect("summary");
+        let single = Process::start(&one, &[&["--workers", "2"], &single[..]].concat())
+            .succeed(Duration::from_secs(120))
+            .expect("summary");
         let cluster = args(&two_rejects);
         let cluster: Vec<&str> = cluster.iter().map(String::as_str).collect();
         let summary = run_two(dir.path(), &two, &cluster);
@@ -136,7 +127,7 @@ fn two_processes_store_exactly_the_rows_of_one() {
 /// non-zero within [`LOSS_NOTICED_WITHIN`], naming the lost process.
 fn kill_and_expect_stop(mut victim: Process, mut survivor: Process, lost: &str) {
     let killed = Instant::now();
-    victim.child().kill().expect("SIGKILL");
+    victim.kill();
     let _ = victim.wait_for(Duration::from_secs(5));
     let status = survivor.wait_for(LOSS_NOTICED_WITHIN);
     let stderr = survivor.stderr();
@@ -170,8 +161,8 @@ fn a_killed_process_stops_the_other_and_a_restart_of_both_gives_exact_totals() {
         args.extend(logs.iter().map(|p| s(p)));
         let total = valid_lines(&logs);
         let start = |db: &TestDatabase| {
-            let one = Process::member(dir.path(), db, &hosts, 2, 1, &args);
-            let zero = Process::member(dir.path(), db, &hosts, 2, 0, &args);
+            let one = Process::member(db, &hosts, 2, 1, &args);
+            let zero = Process::member(db, &hosts, 2, 0, &args);
             (zero, one)
         };
         let some_committed = |db: &TestDatabase| {
@@ -216,8 +207,8 @@ fn a_killed_process_stops_the_other_and_a_restart_of_both_gives_exact_totals() {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        zero.signal("-TERM");
-        one.signal("-TERM");
+        zero.signal("TERM");
+        one.signal("TERM");
         zero.succeed(Duration::from_secs(20));
         assert!(one.succeed(Duration::from_secs(10)).is_none());
         assert_eq!(stored_requests(&db), total, "{:?}", db.backend);
@@ -225,7 +216,7 @@ fn a_killed_process_stops_the_other_and_a_restart_of_both_gives_exact_totals() {
         // The same rows as one process reading the files once.
         let mut single = vec!["--workers", "1"];
         single.extend(logs.iter().map(|p| s(p)));
-        Process::start(dir.path(), "single", &reference, &single).succeed(Duration::from_secs(120));
+        Process::start(&reference, &single).succeed(Duration::from_secs(120));
         assert!(
             rows(&db) == rows(&reference),
             "{:?}: rows differ",
@@ -413,8 +404,6 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
         .map(|(i, workers)| {
             let index = i.to_string();
             Process::start(
-                dir.path(),
-                &format!("workers-{i}"),
                 &db,
                 &[
                     "--workers",

@@ -4,16 +4,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use common::{expected_stats, generate, ingest_ok, temp_dir, INGEST};
+use common::{expected_stats, generate, ingest_ok, job, temp_dir};
+use logstats_shared::testing::spawn::Spawned;
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::{Backend, Store, StoreOptions};
 use serde_json::Value;
@@ -58,41 +58,14 @@ fn requests(store: &Store) -> u64 {
     stored_totals(store).values().map(|t| t.0 + t.1).sum()
 }
 
-/// A running ingest job, killed if the test ends (or panics) before it exits.
-struct Job(Option<Child>);
-
-impl Job {
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("job is running")
-    }
-
-    fn take(mut self) -> Child {
-        self.0.take().expect("job is running")
-    }
-}
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn spawn(db_url: &str, args: &[&str]) -> Job {
-    Job(Some(spawn_child(db_url, args)))
-}
-
-fn spawn_child(db_url: &str, args: &[&str]) -> Child {
-    Command::new(INGEST)
-        .args(["--database-url", db_url, "--json"])
+/// A running `logstats-ingest --json` job (through the shared harness: output in files, killed if
+/// the test ends or panics before it exits).
+fn spawn(db_url: &str, args: &[&str]) -> Spawned {
+    job(db_url)
+        .arg("--json")
         .args(args)
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn logstats-ingest")
+        .start()
 }
 
 /// Polls `check` every 10 ms until it holds; returns how long that took.
@@ -107,46 +80,16 @@ fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> Option<Dura
     None
 }
 
-/// Sends SIGTERM to `child`.
-fn send_sigterm(child: &Child) {
-    let pid = child.id().to_string();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill -TERM {pid} failed");
-}
-
 /// Sends SIGTERM and expects a clean exit with a JSON summary within `timeout`.
-fn terminate(job: Job, timeout: Duration) -> Value {
-    let mut child = job.take();
-    send_sigterm(&child);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "no exit within {timeout:?} of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut stdout)
-        .expect("read");
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read");
-    assert!(status.success(), "exit {status:?}: {stderr}");
+fn terminate(mut job: Spawned, timeout: Duration) -> Value {
+    job.signal("TERM");
+    let status = job.wait_for(timeout);
+    assert!(status.is_some(), "no exit within {timeout:?} of SIGTERM");
+    let (stdout, stderr) = (job.stdout(), job.stderr());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit {status:?}: {stderr}"
+    );
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("summary {stdout:?}: {e}; {stderr}"))
 }
 
@@ -336,8 +279,7 @@ fn sigkill_at_random_instants_then_restart_gives_exact_totals() {
         for delay in random_delays(3) {
             let mut job = spawn(&db.url, &["--epoch-bytes", "4000000", log]);
             std::thread::sleep(delay);
-            job.child().kill().expect("SIGKILL");
-            job.child().wait().expect("wait");
+            job.kill();
             eprintln!(
                 "{:?}: killed after {delay:?} with {} requests stored",
                 db.backend,
@@ -374,12 +316,11 @@ fn two_jobs_on_the_same_file_never_double_count() {
         );
         let batch = spawn(&db.url, &["--epoch-bytes", "1000000", log]);
         std::thread::sleep(Duration::from_secs(1));
-        let follower = follower.take();
-        send_sigterm(&follower);
+        follower.signal("TERM");
         let mut accepted = 0;
         let mut waited = false;
-        for child in [follower, batch.take()] {
-            let output = child.wait_with_output().expect("wait");
+        for job in [follower, batch] {
+            let output = job.wait();
             let stderr = String::from_utf8_lossy(&output.stderr);
             waited |= stderr.contains("is being ingested by job");
             assert!(output.status.success(), "{stderr}");

@@ -7,11 +7,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate};
-use common::{expected_stats, generate, ingest_ok, temp_dir, Api, Expected, INGEST};
+use common::{expected_stats, generate, ingest_ok, job, temp_dir, Api, Expected};
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::{Store, StoreOptions};
 use serde_json::Value;
@@ -110,17 +109,13 @@ fn percentiles_equal_numpy_after_kills_restarts_late_lines_and_any_range() {
         // Two workers and small epochs, killed twice mid-run, then run to the end; then the
         // late lines, merged into rows committed long before.
         for delay_ms in [150, 600] {
-            let mut child = Command::new(INGEST)
-                .args(["--database-url", &db.url, "--workers", "2"])
+            let mut child = job(&db.url)
+                .args(["--workers", "2"])
                 .args(["--epoch-bytes", "400000", log])
                 .env("RUST_LOG", "error")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn logstats-ingest");
+                .start();
             std::thread::sleep(Duration::from_millis(delay_ms));
-            child.kill().expect("SIGKILL");
-            child.wait().expect("wait");
+            child.kill();
         }
         ingest_ok(&db, &["--workers", "2", "--epoch-bytes", "400000", log]);
         ingest_ok(&db, &["--workers", "2", late]);

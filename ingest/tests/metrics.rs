@@ -6,15 +6,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use common::{temp_dir, INGEST};
+use common::{job, temp_dir, INGEST};
 use logstats_shared::testing::backends;
+use logstats_shared::testing::spawn::Spawned;
 use logstats_shared::{EpochCommit, Store, StoreOptions};
 use serde_json::Value;
 
@@ -30,106 +30,58 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// The job, its stderr collected line by line by a thread; killed if the test ends early.
-struct Job {
-    child: Option<Child>,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
+/// The job, through the shared harness (stdout and stderr in files); killed if the test ends
+/// early.
+struct Job(Spawned);
 
 impl Job {
     fn start(db_url: &str, args: &[&str], env: &[(&str, &str)]) -> Job {
-        let mut child = Command::new(INGEST)
-            .args(["--database-url", db_url])
+        Job(job(db_url)
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("LOG_FORMAT")
             .env_remove("LOGSTATS_METRICS_BIND")
             .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn logstats-ingest");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let pipe = child.stderr.take().expect("stderr");
-        let lines = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        });
-        Job {
-            child: Some(child),
-            stderr,
-        }
+            .start())
     }
 
+    /// Every line of stderr so far.
     fn stderr(&self) -> Vec<String> {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        stderr_lines(&self.0)
     }
 
     /// The metrics URL the job logged at start.
     fn metrics_url(&mut self) -> String {
-        let started = Instant::now();
-        loop {
-            let logged = self.stderr().iter().find_map(|line| {
+        let logged = |job: &Spawned| {
+            stderr_lines(job).iter().find_map(|line| {
                 let at = line.find("metrics on http://")?;
                 let url = &line[at + "metrics on ".len()..];
                 let end = url.find("/metrics")? + "/metrics".len();
                 Some(url[..end].to_string())
-            });
-            if let Some(url) = logged {
-                return url;
-            }
-            if let Ok(Some(status)) = self.child.as_mut().expect("running").try_wait() {
-                panic!("exited with {status}: {:?}", self.stderr());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "no metrics address logged: {:?}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            })
+        };
+        self.0
+            .wait_ready(Duration::from_secs(20), |job| logged(job).is_some());
+        logged(&self.0).expect("a metrics address logged")
     }
 
     /// SIGTERM, a clean exit within 10 s; returns stdout and every stderr line.
     fn stop(mut self) -> (String, Vec<String>) {
-        let mut child = self.child.take().expect("running");
-        let kill = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(kill.success());
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(started.elapsed() < Duration::from_secs(10), "no exit");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut stdout = String::new();
-        std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout)
-            .expect("read stdout");
-        // The reader thread sees the pipe close with the process.
-        std::thread::sleep(Duration::from_millis(100));
+        self.0.signal("TERM");
+        let status = self.0.wait_for(Duration::from_secs(10));
+        assert!(status.is_some(), "no exit");
+        let stdout = self.0.stdout();
         let stderr = self.stderr();
-        assert!(status.success(), "exit {status:?}: {stderr:?}");
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "exit {status:?}: {stderr:?}"
+        );
         (stdout, stderr)
     }
 }
 
-impl Drop for Job {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+fn stderr_lines(job: &Spawned) -> Vec<String> {
+    job.stderr().lines().map(str::to_string).collect()
 }
 
 /// `name{labels}` -> value of one scrape, checking the content type.

@@ -5,6 +5,9 @@
 //! the value is dropped; `TestDatabase::mysql()` (cargo feature `mysql`) does the same on the
 //! MySQL or MariaDB server at `TEST_MYSQL_URL`. `backends()` gives one of each, so the same test
 //! body runs on every backend.
+//!
+//! [`spawn`] is how every integration test runs a real binary: a free port, output in files of
+//! a temporary directory, a readiness wait, signals by name, killed when dropped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,6 +16,8 @@ use diesel::pg::PgConnection;
 use diesel::{Connection, RunQueryDsl};
 
 use crate::storage::{redact, Backend, Store, StoreOptions};
+
+pub mod spawn;
 
 /// Environment variable naming the PostgreSQL server (any database on it) tests may use.
 pub const TEST_POSTGRES_URL_ENV: &str = "TEST_POSTGRES_URL";

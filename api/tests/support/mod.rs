@@ -1,18 +1,23 @@
-//! What the tests of the API surface share (`openapi.rs`, `docs.rs`, `malformed.rs`,
-//! `schemathesis.rs`, `metrics.rs`): the real `logstats-api` binary on a free port, a database
-//! seeded with known rows, plain HTTP.
+//! What the API's integration tests share: the real `logstats-api` binary on a free port
+//! (through the shared harness, `logstats_shared::testing::spawn`), a database seeded with known
+//! rows, plain HTTP.
 #![allow(dead_code)] // Each test file uses its share.
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use logstats_shared::storage::day_from_date;
+use logstats_shared::testing::spawn::{free_port, Binary, Spawned};
 use logstats_shared::testing::TestDatabase;
 use logstats_shared::{DayAccumulator, EpochCommit};
+
+pub mod browser;
+pub mod dashboard;
+pub mod stats;
+pub mod tokens;
 
 /// The customers [`seed`] stores, each with requests on [`SEEDED_DAYS`].
 pub const SEEDED_CUSTOMERS: [&str; 3] = ["cust_1", "cust_22", "acme.eu-1"];
@@ -50,13 +55,12 @@ pub fn seed_store(store: &logstats_shared::Store) {
         .expect("seed the database");
 }
 
-/// The real binary, serving until dropped (then killed); its stderr goes to `log`.
+/// The real binary on a free port, serving until dropped (then killed); a thin wrapper around
+/// the shared harness's [`Spawned`], which keeps its stderr in a file.
 pub struct Api {
-    child: Child,
+    pub process: Spawned,
     pub port: u16,
     pub address: String,
-    pub log: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 impl Api {
@@ -73,46 +77,36 @@ impl Api {
 
     /// [`Api::start_with`] on the database at `url` (e.g. `db`'s as another role).
     pub fn start_on(url: &str, args: &[&str], env: &[(&str, &str)]) -> Api {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let log = dir.path().join("stderr.log");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let child = api_command(url, args, env)
+        let port = free_port();
+        let address = format!("http://127.0.0.1:{port}");
+        let health = format!("{address}/health");
+        let process = api_binary(url, args, env)
             .args(["--bind", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("start logstats-api");
-        let mut api = Api {
-            child,
-            port,
-            address: format!("http://127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        };
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = api.child.try_wait() {
-                panic!("logstats-api exited with {status}: {}", api.stderr());
-            }
             // Any answer: with --protect-ops it is a 401.
-            if get(&format!("{}/health", api.address)).status != 0 {
-                return api;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "logstats-api never answered /health: {}",
-                api.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+            .start_ready(Duration::from_secs(30), |_| get(&health).status != 0);
+        Api {
+            process,
+            port,
+            address,
         }
     }
 
     /// GET `path` (with its query).
     pub fn get(&self, path: &str) -> Response {
         get(&format!("{}{path}", self.address))
+    }
+
+    /// GET `path`: status and JSON body, asserting the body is JSON.
+    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.get(path);
+        (response.status, response.json())
+    }
+
+    /// GET the stats of `customer` with the raw query string `query`, expecting 200.
+    pub fn stats(&self, customer: &str, query: &str) -> serde_json::Value {
+        let (status, body) = self.get_json(&format!("/customers/{customer}/stats?{query}"));
+        assert_eq!(status, 200, "{customer}?{query}: {body}");
+        body
     }
 
     /// GET `path` with `Authorization: Bearer token`.
@@ -127,14 +121,7 @@ impl Api {
 
     /// Sends `signal` (`HUP`, `TERM`, ...) to the binary.
     pub fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        let kill = Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status();
-        assert!(
-            kill.is_ok_and(|status| status.success()),
-            "kill -{signal} {pid}"
-        );
+        self.process.signal(signal);
     }
 
     /// `method` on `path`.
@@ -157,27 +144,20 @@ impl Api {
 
     /// What the binary has written to stderr so far.
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.stderr()
     }
 
-    /// Stops the binary with SIGTERM and returns its stderr, asserting a clean exit.
-    pub fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
-        let kill = Command::new("kill").args(["-TERM", &pid]).status();
+    /// Stops the binary with SIGTERM and returns its stderr, asserting a clean exit within 60 s.
+    pub fn stop(self) -> String {
+        self.process.signal("TERM");
+        let output = self.process.finish(Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(
-            kill.is_ok_and(|status| status.success()),
-            "kill -TERM {pid}"
+            output.status.success(),
+            "logstats-api exited with {}: {stderr}",
+            output.status
         );
-        let status = self.child.wait().expect("wait for logstats-api");
-        assert!(status.success(), "logstats-api exited with {status}");
-        self.stderr()
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stderr
     }
 }
 
@@ -263,10 +243,9 @@ pub fn call_with(method: &str, url: &str, headers: &[(&str, &str)]) -> Response 
 
 /// The binary on the database at `url` with `args` and `env` (after the tests' defaults:
 /// `RUST_LOG=info`, two workers, no `DATABASE_URL`, `BIND` or `LOG_FORMAT` from the
-/// environment); no `--bind`, no stdio set.
-pub fn api_command(url: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_logstats-api"));
-    command
+/// environment); no `--bind`.
+pub fn api_binary(url: &str, args: &[&str], env: &[(&str, &str)]) -> Binary {
+    Binary::new(env!("CARGO_BIN_EXE_logstats-api"))
         .args(["--database-url", url, "--workers", "2"])
         .env_remove("DATABASE_URL")
         .env_remove("BIND")
@@ -276,41 +255,19 @@ pub fn api_command(url: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
         .env_remove("LOGSTATS_PROTECT_OPS")
         .env_remove("LOGSTATS_NO_MIGRATE")
         .args(args)
-        .envs(env.iter().copied());
-    command
+        .envs(env.iter().copied())
 }
 
 /// Runs the binary on the database at `url` until it exits (within 30 s, else it is killed and
 /// the test fails): its exit code and stderr.
 pub fn run_to_exit(url: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let log = dir.path().join("stderr.log");
-    let mut child = api_command(url, args, env)
+    let output = api_binary(url, args, env)
         // A free port, in case it gets that far.
         .args(["--bind", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("a log file"))
-        .spawn()
-        .expect("start logstats-api");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for logstats-api") {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "logstats-api still running after 30 s: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        .run(Duration::from_secs(30));
     (
-        status.code(),
-        std::fs::read_to_string(&log).unwrap_or_default(),
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
 

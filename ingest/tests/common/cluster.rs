@@ -1,35 +1,15 @@
-//! Cluster processes for the tests: free local ports, a hostfile, and `logstats-ingest`
-//! processes whose output goes to files (a full pipe would block them), killed when dropped.
+//! Cluster processes for the tests: a hostfile of free local ports, and `logstats-ingest`
+//! processes started through the shared harness (`logstats_shared::testing::spawn`).
 
-use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::ExitStatus;
+use std::time::Duration;
 
-use logstats_shared::testing::{Random, TestDatabase};
+use logstats_shared::testing::spawn::{free_port, Spawned};
+use logstats_shared::testing::TestDatabase;
 use serde_json::Value;
 
-use super::INGEST;
-
-/// A port nobody listens on now (the listener is closed again at once). Below Linux's
-/// ephemeral range (32768-60999), so that no outgoing connection of a concurrent test takes it
-/// before the process listening on it starts.
-pub fn free_port() -> u16 {
-    static SEED: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mut random =
-        Random(nanos ^ u64::from(std::process::id()) ^ SEED.fetch_add(1, Ordering::Relaxed) << 40);
-    loop {
-        let port = 20_000 + random.below(12_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+use super::{job, s};
 
 /// A hostfile for `processes` processes on free local ports, with a comment and a blank line.
 pub fn hostfile(dir: &Path, processes: usize) -> PathBuf {
@@ -42,40 +22,24 @@ pub fn hostfile(dir: &Path, processes: usize) -> PathBuf {
     path
 }
 
-pub fn s(path: &Path) -> &str {
-    path.to_str().expect("utf8 path")
-}
-
-/// A running `logstats-ingest`, its stdout and stderr in files; killed if the test ends first.
-pub struct Process {
-    child: Option<Child>,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
+/// A running `logstats-ingest --json`, through the shared harness: its stdout and stderr in
+/// files, killed if the test ends first.
+pub struct Process(Spawned);
 
 impl Process {
-    /// Starts `logstats-ingest --json ARGS` with its output in `dir/NAME.out` and `.err`.
-    pub fn start(dir: &Path, name: &str, db: &TestDatabase, args: &[&str]) -> Process {
-        let stdout = dir.join(format!("{name}.out"));
-        let stderr = dir.join(format!("{name}.err"));
-        let child = Command::new(INGEST)
-            .args(["--database-url", &db.url, "--json"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::from(File::create(&stdout).expect("stdout file")))
-            .stderr(Stdio::from(File::create(&stderr).expect("stderr file")))
-            .spawn()
-            .expect("spawn logstats-ingest");
-        Process {
-            child: Some(child),
-            stdout,
-            stderr,
-        }
+    /// Starts `logstats-ingest --json ARGS` on `db`, with `RUST_LOG=info`.
+    pub fn start(db: &TestDatabase, args: &[&str]) -> Process {
+        Process(
+            job(&db.url)
+                .arg("--json")
+                .args(args)
+                .env("RUST_LOG", "info")
+                .start(),
+        )
     }
 
     /// Process `process` of the cluster in `hosts`, one worker, reading `args`.
     pub fn member(
-        dir: &Path,
         db: &TestDatabase,
         hosts: &Path,
         processes: usize,
@@ -94,34 +58,25 @@ impl Process {
             s(hosts),
         ];
         all.extend_from_slice(args);
-        Process::start(dir, &format!("process-{process}"), db, &all)
+        Process::start(db, &all)
     }
 
-    pub fn child(&mut self) -> &mut Child {
-        self.child.as_mut().expect("running")
+    /// SIGKILL, and reaps it.
+    pub fn kill(&mut self) {
+        self.0.kill();
     }
 
     /// Waits up to `timeout` for the exit; its status, or `None` if it still runs.
     pub fn wait_for(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child().try_wait().expect("wait") {
-                self.child = None;
-                return Some(status);
-            }
-            if started.elapsed() >= timeout {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.0.wait_for(timeout)
     }
 
     pub fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+        self.0.stdout()
     }
 
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        self.0.stderr()
     }
 
     /// Waits for a successful exit; the JSON summary it printed, if any.
@@ -137,21 +92,8 @@ impl Process {
             .then(|| serde_json::from_str(&out).unwrap_or_else(|e| panic!("summary {out:?}: {e}")))
     }
 
+    /// Sends `signal` (`TERM`, ...).
     pub fn signal(&self, signal: &str) {
-        let child = self.child.as_ref().expect("running");
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {signal} failed");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.0.signal(signal);
     }
 }

@@ -9,9 +9,11 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use logstats_ingest::generate::{write_lines, GeneratorConfig, TimeWindow};
+use logstats_shared::testing::spawn::{Binary, Spawned};
 use logstats_shared::testing::TestDatabase;
 use logstats_shared::{Store, StoreOptions};
 use serde_json::Value;
@@ -94,6 +96,12 @@ pub fn generate(path: &Path, lines: u64, seed: u64) {
     write_lines(&config, std::io::BufWriter::new(file)).expect("write log");
 }
 
+/// `logstats-ingest --database-url DB_URL`, to be started through the shared harness (output in
+/// files, killed when dropped); the caller adds its arguments and environment.
+pub fn job(db_url: &str) -> Binary {
+    Binary::new(INGEST).args(["--database-url", db_url])
+}
+
 pub fn ingest(db: &TestDatabase, args: &[&str]) -> Output {
     Command::new(INGEST)
         .args(["--database-url", &db.url, "--json"])
@@ -113,6 +121,51 @@ pub fn ingest_ok(db: &TestDatabase, args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).expect("summary is JSON")
 }
 
+/// Runs `logstats-ingest` with `args`, killing it if it has not exited after `timeout`.
+pub fn run_within(db_url: &str, args: &[&str], timeout: Duration) -> Output {
+    start_ingest(db_url, args).finish(timeout)
+}
+
+/// [`ingest`] started, not run: `logstats-ingest --json ARGS` on `db_url` through the shared
+/// harness (output in files, killed when dropped).
+pub fn start_ingest(db_url: &str, args: &[&str]) -> Spawned {
+    job(db_url)
+        .arg("--json")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .start()
+}
+
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// The JSON summary of a successful run.
+pub fn summary(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "ingest failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("summary is JSON")
+}
+
+/// Requests stored, over every customer and day.
+pub fn stored_requests(db: &TestDatabase) -> u64 {
+    db.connect()
+        .all_days()
+        .expect("rows")
+        .iter()
+        .map(|(_, _, s)| s.successful + s.failed)
+        .sum()
+}
+
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("utf8 path")
+}
+
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("logstats-e2e-")
@@ -121,6 +174,10 @@ pub fn temp_dir() -> tempfile::TempDir {
 }
 
 /// The API app, started in-process on a random port, as the binary starts it.
+///
+/// In-process rather than the real `logstats-api` through the shared harness: these are
+/// `logstats-ingest`'s tests, and cargo gives a test only its own package's binaries
+/// (`CARGO_BIN_EXE_*`), so the API binary is not built for them nor has a path they could know.
 pub struct Api {
     base: String,
     handle: actix_web::dev::ServerHandle,

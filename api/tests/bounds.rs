@@ -1,0 +1,138 @@
+//! Bounds of the real binary: its memory on ten years of days asked with many ranges, and the
+//! rank error of ranges of days stored as t-digests.
+
+mod support;
+
+use logstats_shared::storage::day_from_date;
+use logstats_shared::testing::{backends, Random, TestDatabase};
+use logstats_shared::{DayAccumulator, EpochCommit};
+use serde_json::json;
+use support::stats::{assert_quantile, date};
+use support::Api;
+
+/// Peak resident memory of a process, in bytes (VmHWM).
+fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kb * 1024
+}
+
+/// Ten years of days for one customer, asked with hundreds of different `to` values: every
+/// answer exact, and the API's memory stays within its budgets (48 MiB of rows, 16 MiB of
+/// answers) instead of growing with the number of different ranges.
+#[test]
+fn memory_stays_bounded_on_years_of_days_and_many_ranges() {
+    let db = TestDatabase::sqlite();
+    let store = db.connect();
+    let first = date("2015-01-01");
+    let mut random = Random(3650);
+    let mut per_day: Vec<(u64, Vec<u64>)> = Vec::new();
+    for year in 0..10u64 {
+        let mut deltas = Vec::new();
+        for d in 0..365u64 {
+            let day = first + chrono::Days::new(year * 365 + d);
+            let mut acc = DayAccumulator::new();
+            let mut latencies = Vec::new();
+            let mut successful = 0;
+            for _ in 0..(400 + random.below(400)) {
+                let ok = random.below(10) < 9;
+                let latency_us = (100 + random.below(1901)) * 1000;
+                acc.add(ok, latency_us);
+                successful += u64::from(ok);
+                latencies.push(latency_us);
+            }
+            per_day.push((successful, latencies));
+            deltas.push(("cust_long".to_string(), day_from_date(day), acc.finish()));
+        }
+        store
+            .commit_epoch(&EpochCommit {
+                deltas,
+                ..EpochCommit::default()
+            })
+            .expect("commit a year");
+    }
+    let mut api = Api::start_with(&db, &[], &[("RUST_LOG", "warn")]);
+    let baseline = peak_rss_bytes(api.process.id());
+    for k in 0..120u64 {
+        let days = 3650 - k * 30;
+        let to = first + chrono::Days::new(days - 1);
+        let (status, body) =
+            api.get_json(&format!("/customers/cust_long/stats?from={first}&to={to}"));
+        assert_eq!(status, 200, "to {to}");
+        let selected = &per_day[..days as usize];
+        let total: u64 = selected.iter().map(|d| d.1.len() as u64).sum();
+        let successful: u64 = selected.iter().map(|d| d.0).sum();
+        assert_eq!(body["total"]["total_requests"], json!(total), "to {to}");
+        assert_eq!(
+            body["total"]["successful_requests"],
+            json!(successful),
+            "to {to}"
+        );
+        assert_eq!(body["days"].as_array().map(Vec::len), Some(days as usize));
+        if k % 40 == 0 {
+            let mut all: Vec<u64> = selected.iter().flat_map(|d| d.1.clone()).collect();
+            all.sort_unstable();
+            assert_quantile(&body["total"]["median_latency"], &all, 0.5, "years");
+            assert_quantile(&body["total"]["p99_latency"], &all, 0.99, "years");
+        }
+    }
+    let peak = peak_rss_bytes(api.process.id());
+    api.process.kill();
+    assert!(
+        peak <= 128 << 20,
+        "peak RSS {} MB (at start {} MB)",
+        peak >> 20,
+        baseline >> 20
+    );
+}
+
+/// Days past 4,096 distinct latencies are stored as t-digests: a range of them is answered
+/// within the documented rank bound (0.5 % of n on 31-day ranges; docs/BENCHMARKS.md).
+#[test]
+fn ranges_of_days_past_the_exact_limit_stay_within_the_rank_bound() {
+    for db in backends() {
+        let store = db.connect();
+        let mut random = Random(4_097);
+        let mut all: Vec<u64> = Vec::new();
+        let first = date("2024-10-01");
+        let deltas = (0..31u64)
+            .map(|d| {
+                let mut acc = DayAccumulator::new();
+                for _ in 0..6_000 {
+                    // Microsecond resolution: a day has far more than 4,096 distinct values.
+                    let latency_us = 20_000 + random.below(2_000_000);
+                    acc.add(true, latency_us);
+                    all.push(latency_us);
+                }
+                let day = first + chrono::Days::new(d);
+                ("cust_wide".to_string(), day_from_date(day), acc.finish())
+            })
+            .collect();
+        store
+            .commit_epoch(&EpochCommit {
+                deltas,
+                ..EpochCommit::default()
+            })
+            .expect("commit");
+        all.sort_unstable();
+        let app = Api::start(&db);
+        let body = app.stats("cust_wide", "from=2024-10-01&to=2024-10-31");
+        let n = all.len() as f64;
+        for (field, q) in [("median_latency", 0.5), ("p99_latency", 0.99)] {
+            let seconds = body["total"][field].as_f64().expect(field);
+            let us = (seconds * 1e6).round() as u64;
+            let below = all.partition_point(|&v| v < us) as f64 / n;
+            let at_or_below = all.partition_point(|&v| v <= us) as f64 / n;
+            let error = (below - q).max(q - at_or_below).max(0.0);
+            assert!(
+                error <= 0.005,
+                "{db:?} {field}: {seconds} s is {:.3} % of n from rank {q}",
+                error * 100.0
+            );
+        }
+    }
+}
