@@ -8,15 +8,15 @@
 //! repeated URL. Entries are bounded in bytes, not in number.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use actix_web::web::Bytes;
 use chrono::NaiveDate;
+use parking_lot::Mutex;
 
 use logstats_shared::metrics::Counter;
 
 use crate::domain::{CustomerId, RequestedRange};
-use crate::sync::lock;
 
 /// Default byte budget of remembered answers (`--answer-cache-bytes` overrides; 0 turns it off).
 pub const DEFAULT_ANSWER_BYTES: usize = 16 << 20;
@@ -97,7 +97,7 @@ impl Answers {
         if self.budget == 0 {
             return None;
         }
-        let answer = self.lock().map.get(key).cloned();
+        let answer = self.entries.lock().map.get(key).cloned();
         let body = answer
             .filter(|answer| answer.version == version)
             .map(|answer| answer.body.clone());
@@ -120,7 +120,7 @@ impl Answers {
         if bytes > self.budget / 4 {
             return;
         }
-        let mut entries = self.lock();
+        let mut entries = self.entries.lock();
         if let Some(old) = entries.map.remove(&key) {
             entries.bytes -= ENTRY_OVERHEAD_BYTES + key.customer.len() + old.body.len();
         }
@@ -134,11 +134,7 @@ impl Answers {
 
     /// Bytes held now.
     pub fn used_bytes(&self) -> usize {
-        self.lock().bytes
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Entries> {
-        lock(&self.entries)
+        self.entries.lock().bytes
     }
 }
 

@@ -13,13 +13,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logstats_shared::Store;
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
-
-use crate::sync::lock;
 
 /// Least time between the starts of two rounds. Under load a round is always wanted; spacing
 /// them bounds the database's share of the CPU (each round serves every request that arrived
@@ -90,7 +89,7 @@ impl Freshness {
         let arrived = Instant::now();
         let needed = self.shared.started.load(Ordering::SeqCst) + 1;
         {
-            let mut wanted = lock(&self.shared.wanted);
+            let mut wanted = self.shared.wanted.lock();
             if wanted.0 < needed {
                 wanted.0 = needed;
                 self.shared.wake.notify_one();
@@ -114,7 +113,7 @@ impl Freshness {
 
 impl Drop for Freshness {
     fn drop(&mut self) {
-        lock(&self.shared.wanted).1 = true;
+        self.shared.wanted.lock().1 = true;
         self.shared.wake.notify_one();
     }
 }
@@ -128,12 +127,9 @@ fn read_rounds(shared: &Shared, store: &Store) {
     let mut last_start: Option<Instant> = None;
     loop {
         {
-            let mut wanted = lock(&shared.wanted);
+            let mut wanted = shared.wanted.lock();
             while wanted.0 <= done && !wanted.1 {
-                wanted = shared
-                    .wake
-                    .wait(wanted)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                shared.wake.wait(&mut wanted);
             }
             if wanted.1 {
                 return;

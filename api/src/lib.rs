@@ -14,6 +14,5 @@ pub mod routes;
 pub mod rows;
 pub mod server;
 pub mod startup;
-mod sync;
 pub mod telemetry;
 pub mod tokens;

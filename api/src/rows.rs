@@ -13,14 +13,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use crate::sync::lock;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use logstats_shared::latency::UnpackedHistogram;
 use logstats_shared::metrics::Counter;
 use logstats_shared::{DayStats, Latencies, StorageError, Store, VersionedDay};
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::routes::DayEntry;
 
@@ -195,14 +194,14 @@ impl RowCache {
 
     /// Bytes held now.
     pub fn used_bytes(&self) -> usize {
-        lock(&self.state).used
+        self.state.lock().used
     }
 
     /// The copy of `customer` if it is current at `version`; never waits for the database.
     pub fn fresh(&self, customer: &str, version: i64) -> Option<Arc<CustomerRows>> {
-        let slot = lock(&self.state).slots.get(customer).cloned()?;
+        let slot = self.state.lock().slots.get(customer).cloned()?;
         self.touch(&slot);
-        let rows = slot.rows.try_lock().ok()?.clone()?;
+        let rows = slot.rows.try_lock()?.clone()?;
         let fresh = (rows.version >= version).then_some(rows);
         if fresh.is_some() {
             self.hits.inc();
@@ -214,7 +213,7 @@ impl RowCache {
     /// it off the HTTP workers.
     pub fn load(&self, store: &Store, customer: &str, version: i64) -> Result<Loaded, RowsError> {
         let slot = {
-            let mut state = lock(&self.state);
+            let mut state = self.state.lock();
             let slot = state.slots.entry(customer.into()).or_insert_with(|| {
                 Arc::new(Slot {
                     rows: Mutex::new(None),
@@ -225,7 +224,7 @@ impl RowCache {
         };
         self.touch(&slot);
         // One reader per customer: the others wait here, then find the copy current.
-        let mut held = lock(&slot.rows);
+        let mut held = slot.rows.lock();
         if let Some(rows) = held.as_ref().filter(|rows| rows.version >= version) {
             self.hits.inc();
             return Ok(Loaded::Rows(Arc::clone(rows)));
@@ -252,7 +251,7 @@ impl RowCache {
         let updated = Arc::new(updated);
         let before = held.as_ref().map_or(0, |rows| rows.bytes);
         *held = Some(Arc::clone(&updated));
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         let kept = state
             .slots
             .get(customer)
@@ -276,7 +275,7 @@ impl RowCache {
     /// Drops `customer`'s copy (held locked in `held`).
     fn forget(&self, customer: &str, held: &mut MutexGuard<'_, Option<Arc<CustomerRows>>>) {
         let bytes = held.take().map_or(0, |rows| rows.bytes);
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         state.used = state.used.saturating_sub(bytes);
         state.slots.remove(customer);
     }
@@ -294,7 +293,7 @@ impl RowCache {
             if let Some(slot) = state.slots.remove(&oldest) {
                 // A slot being loaded is locked by its loader, which sees it gone and takes its
                 // bytes off itself.
-                if let Ok(mut rows) = slot.rows.try_lock() {
+                if let Some(mut rows) = slot.rows.try_lock() {
                     let bytes = rows.take().map_or(0, |r| r.bytes);
                     state.used = state.used.saturating_sub(bytes);
                 }

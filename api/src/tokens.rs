@@ -10,9 +10,10 @@
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use logstats_shared::record::is_valid_customer_id;
+use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -316,7 +317,7 @@ impl Tokens {
 
     /// The tokens of the last good reading.
     pub fn current(&self) -> Arc<TokenSet> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(&self.current.read())
     }
 
     /// The file.
@@ -329,7 +330,7 @@ impl Tokens {
     pub fn reload(&self) -> Result<usize, TokenFileError> {
         let fresh = TokenSet::read(&self.path)?;
         let count = fresh.len();
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(fresh);
+        *self.current.write() = Arc::new(fresh);
         Ok(count)
     }
 

@@ -10,11 +10,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use logstats_shared::{CommitOutcome, EpochCommit, SourceOffset, StorageError, Store};
+use parking_lot::Mutex;
 
 use crate::metrics::IngestMetrics;
 use crate::planner::EpochPlan;
@@ -128,11 +129,6 @@ impl Leader {
         })
     }
 
-    fn committed(&self) -> MutexGuard<'_, Committed> {
-        // A panic in the committer is reported by `finish`; the counts stay readable.
-        self.committed.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Whether epoch `epoch` may be planned now (see [`PIPELINE_DEPTH`]).
     pub fn may_plan(&self, epoch: u64) -> bool {
         epoch < PIPELINE_DEPTH || self.handed_epochs > epoch - PIPELINE_DEPTH
@@ -160,21 +156,21 @@ impl Leader {
 
     /// The first error that stopped the job, if any.
     pub fn error(&self) -> Option<String> {
-        self.committed().error.clone()
+        self.committed.lock().error.clone()
     }
 
     /// Epochs committed so far.
     pub fn committed_epochs(&self) -> u64 {
-        self.committed().epochs
+        self.committed.lock().epochs
     }
 
     /// Totals of the epochs committed so far.
     pub fn totals(&self) -> Totals {
-        self.committed().totals.clone()
+        self.committed.lock().totals.clone()
     }
 
     fn fail(&self, error: String) {
-        self.committed().error.get_or_insert(error);
+        self.committed.lock().error.get_or_insert(error);
     }
 
     /// Hands `epoch` to the committer once every worker's deltas and report for it arrived.
@@ -279,7 +275,7 @@ impl Leader {
                 self.fail("the committer thread panicked".to_string());
             }
         }
-        let committed = self.committed();
+        let committed = self.committed.lock();
         match &committed.error {
             Some(e) => anyhow::bail!("{e}"),
             None => Ok(committed.totals.clone()),
@@ -322,17 +318,13 @@ struct Committer {
 impl Committer {
     fn run(mut self, jobs: Receiver<CommitJob>) {
         for job in jobs {
-            if self.lock().error.is_some() {
+            if self.committed.lock().error.is_some() {
                 continue; // drain: nothing after a failed epoch may commit
             }
             if let Err(e) = self.commit(&job) {
-                self.lock().error.get_or_insert(format!("{e:#}"));
+                self.committed.lock().error.get_or_insert(format!("{e:#}"));
             }
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Committed> {
-        self.committed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn commit(&mut self, job: &CommitJob) -> anyhow::Result<()> {
@@ -345,7 +337,7 @@ impl Committer {
         );
         self.count(job, rows, commit_micros);
         self.write_rejects(&job.plan, job.lines_before, &job.reports)?;
-        let mut committed = self.lock();
+        let mut committed = self.committed.lock();
         committed.epochs += 1;
         let totals = &mut committed.totals;
         totals.rows_written += rows as u64;

@@ -16,11 +16,12 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use logstats_shared::{Store, StoreOptions};
+use parking_lot::Mutex;
 
 use crate::cluster::Cluster;
 use crate::commit::Leader;
@@ -175,10 +176,7 @@ fn run_with_leases(
         sockets,
         move |worker| -> anyhow::Result<Option<Summary>> {
             let leader_parts = if worker.index() == 0 {
-                leader_parts
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("worker start-up state poisoned"))?
-                    .take()
+                leader_parts.lock().take()
             } else {
                 None
             };

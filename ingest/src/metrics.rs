@@ -10,13 +10,14 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use logstats_shared::metrics::{
     Counter, Exposition, Gauge, Histogram, Kind, COMMIT_SECONDS_BUCKETS, CONTENT_TYPE,
 };
+use parking_lot::Mutex;
 
 use crate::source::SourceId;
 
@@ -104,14 +105,9 @@ impl IngestMetrics {
         self.last_commit.set(now);
     }
 
-    fn sources(&self) -> MutexGuard<'_, BTreeMap<SourceId, SourceLag>> {
-        // The map stays consistent entry by entry: a panic elsewhere leaves it usable.
-        self.sources.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// A source opened at `path`, committed to `offset`, `size` bytes long.
     pub fn source_opened(&self, id: SourceId, path: &str, offset: u64, size: u64) {
-        self.sources().insert(
+        self.sources.lock().insert(
             id,
             SourceLag {
                 path: path.into(),
@@ -124,14 +120,14 @@ impl IngestMetrics {
 
     /// Source `id` is now `size` bytes long.
     pub fn source_size(&self, id: SourceId, size: u64) {
-        if let Some(source) = self.sources().get_mut(&id) {
+        if let Some(source) = self.sources.lock().get_mut(&id) {
             source.size = size;
         }
     }
 
     /// Source `id` will be read up to `end` and no further.
     pub fn source_retired(&self, id: SourceId, end: u64) {
-        let mut sources = self.sources();
+        let mut sources = self.sources.lock();
         if let Some(source) = sources.get_mut(&id) {
             source.size = end;
             source.retired = true;
@@ -143,7 +139,7 @@ impl IngestMetrics {
 
     /// Source `id` is committed up to `end`.
     pub fn source_committed(&self, id: SourceId, end: u64) {
-        let mut sources = self.sources();
+        let mut sources = self.sources.lock();
         if let Some(source) = sources.get_mut(&id) {
             source.committed = source.committed.max(end);
             if source.retired && source.committed >= source.size {
@@ -156,7 +152,7 @@ impl IngestMetrics {
     /// file rotated away and its successor, are added up), and their total.
     fn bytes_behind(&self) -> (Vec<(Arc<str>, u64)>, u64) {
         let mut by_path: BTreeMap<Arc<str>, u64> = BTreeMap::new();
-        for source in self.sources().values() {
+        for source in self.sources.lock().values() {
             *by_path.entry(Arc::clone(&source.path)).or_default() +=
                 source.size.saturating_sub(source.committed);
         }

@@ -7,10 +7,11 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use logstats_shared::{LeaseOutcome, SourceOffset, StorageError, Store};
+use parking_lot::Mutex;
 
 use crate::inputs::{file_id, file_kind, FileId};
 
@@ -70,11 +71,12 @@ pub fn source_key_of(path: &Path) -> io::Result<String> {
     std::fs::metadata(path).map(|m| source_key(file_id(&m)))
 }
 
-/// FNV-1a, enough to tell files apart by their first bytes.
+/// FNV-1a 64, enough to tell files apart by their first bytes. Fingerprints are stored, so the
+/// algorithm must never change (a test pins it to FNV-1a's published values).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    let mut hasher = fnv::FnvHasher::default();
+    std::hash::Hasher::write(&mut hasher, bytes);
+    std::hash::Hasher::finish(&hasher)
 }
 
 /// Fingerprint of a file's first `len` bytes: the length (u16 LE) then the FNV-1a hash (u64 LE).
@@ -171,14 +173,12 @@ impl OpenFiles {
 
     /// Registers the handle of source `id`.
     pub fn insert(&self, id: SourceId, file: Arc<File>) {
-        if let Ok(mut files) = self.files.lock() {
-            files.insert(id, file);
-        }
+        self.files.lock().insert(id, file);
     }
 
     /// The handle of source `id`.
     pub fn get(&self, id: SourceId) -> Option<Arc<File>> {
-        self.files.lock().ok()?.get(&id).cloned()
+        self.files.lock().get(&id).cloned()
     }
 
     /// The handle of the source `plan` reads; in a cluster process other than 0, opened on
@@ -399,6 +399,14 @@ mod tests {
     use super::*;
     use logstats_shared::testing::backends;
     use logstats_shared::EpochCommit;
+
+    /// Stored fingerprints stay valid: the hash is FNV-1a 64, pinned to its published values.
+    #[test]
+    fn fingerprints_hash_with_fnv1a_64() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
 
     /// A committed offset found under an older key is resumed from: the path (rows written
     /// before keys were inodes) or the same inode on another device number (a remount).
