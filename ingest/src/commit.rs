@@ -19,9 +19,11 @@ use parking_lot::Mutex;
 
 use crate::metrics::IngestMetrics;
 use crate::planner::EpochPlan;
+use crate::rejects::RejectsFile;
 use crate::share::{FinishedDeltas, RejectedLine, ShareReader, ShareReport};
 use crate::source::{unix_now, JobId, OpenFiles, Source, SourceId, LEASE_SECONDS};
 use crate::summary::Totals;
+use crate::watermark::Lateness;
 
 /// First wait before retrying a failed commit; doubled after each failure up to the cap.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -64,10 +66,7 @@ pub struct Leader {
     /// what the next epoch's commit expects to replace (see [`EpochCommit::previous`]).
     stored_offsets: HashMap<SourceId, SourceOffset>,
     plans: BTreeMap<u64, EpochPlan>,
-    watermark_after: BTreeMap<u64, Option<i64>>,
-    initial_watermark: Option<i64>,
-    watermark: Option<i64>,
-    allowed_lateness_secs: i64,
+    lateness: Lateness,
     handed_epochs: u64,
     queue: Option<SyncSender<CommitJob>>,
     committer: Option<JoinHandle<()>>,
@@ -90,23 +89,15 @@ impl Leader {
         if let Some(watermark) = watermark {
             metrics.watermark_at_least(watermark);
         }
-        let rejects = match rejects_path {
-            Some(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let file = open_rejects(path)?;
-                Some((path.display().to_string(), BufWriter::new(file)))
-            }
-            None => None,
-        };
+        let rejects = rejects_path
+            .map(|path| RejectsFile::open(path, files))
+            .transpose()?;
         let committed = Arc::new(Mutex::new(Committed::default()));
         let (queue, jobs) = sync_channel(COMMIT_QUEUE);
         let committer = Committer {
             store,
             shutdown,
             rejects,
-            files,
             committed: Arc::clone(&committed),
             metrics,
         };
@@ -118,10 +109,7 @@ impl Leader {
             line_counts: HashMap::new(),
             stored_offsets: HashMap::new(),
             plans: BTreeMap::new(),
-            watermark_after: BTreeMap::new(),
-            initial_watermark: watermark,
-            watermark,
-            allowed_lateness_secs,
+            lateness: Lateness::new(watermark, allowed_lateness_secs),
             handed_epochs: 0,
             queue: Some(queue),
             committer: Some(committer),
@@ -136,11 +124,7 @@ impl Leader {
 
     /// The event time before which records of `epoch` are late.
     pub fn late_before(&self, epoch: u64) -> Option<i64> {
-        let watermark = match epoch.checked_sub(PIPELINE_DEPTH) {
-            Some(reference) => self.watermark_after.get(&reference).copied().flatten(),
-            None => self.initial_watermark,
-        };
-        watermark.map(|w| w.saturating_sub(self.allowed_lateness_secs))
+        self.lateness.late_before(epoch)
     }
 
     /// Registers a source the planner opened.
@@ -245,17 +229,14 @@ impl Leader {
         };
         self.line_counts
             .insert(plan.source, lines_before + lines_in_epoch);
-        self.watermark = self.watermark.max(max_event_time);
-        self.watermark_after.insert(epoch, self.watermark);
-        self.watermark_after
-            .retain(|&e, _| e + PIPELINE_DEPTH + 1 > epoch);
+        self.lateness.advance(epoch, max_event_time);
         self.handed_epochs += 1;
         let late: u64 = reports.iter().map(|r| r.late).sum();
         if late > 0 {
             log::warn!(
                 "{}: {late} late lines in epoch {epoch} (older than {} s before the watermark)",
                 plan.path,
-                self.allowed_lateness_secs
+                self.lateness.allowed_secs()
             );
         }
         Ok(CommitJob {
@@ -283,34 +264,11 @@ impl Leader {
     }
 }
 
-/// Opens (or creates, readable by its owner only: it holds copies of log lines) the rejects
-/// file for appending. It must be a regular file: a FIFO without a reader would block.
-fn open_rejects(path: &Path) -> anyhow::Result<File> {
-    let cannot = |e: &dyn std::fmt::Display| {
-        anyhow::anyhow!("cannot open rejects file {}: {e}", path.display())
-    };
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| cannot(&e))?;
-    let meta = file.metadata().map_err(|e| cannot(&e))?;
-    if !meta.is_file() {
-        let kind = crate::inputs::file_kind(meta.file_type());
-        return Err(cannot(&format_args!("not a regular file ({kind})")));
-    }
-    Ok(file)
-}
-
 /// The committer thread: commits epochs in order, then writes their rejects and totals.
 struct Committer {
     store: Store,
     shutdown: Arc<AtomicBool>,
-    rejects: Option<(String, BufWriter<File>)>,
-    /// The open sources, for reading a share again for its rejects.
-    files: OpenFiles,
+    rejects: Option<RejectsFile>,
     committed: Arc<Mutex<Committed>>,
     metrics: Arc<IngestMetrics>,
 }
@@ -336,7 +294,9 @@ impl Committer {
             job.plan.epoch
         );
         self.count(job, rows, commit_micros);
-        self.write_rejects(&job.plan, job.lines_before, &job.reports)?;
+        if let Some(rejects) = self.rejects.as_mut() {
+            rejects.append(&job.plan, job.lines_before, &job.reports)?;
+        }
         let mut committed = self.committed.lock();
         committed.epochs += 1;
         let totals = &mut committed.totals;
@@ -431,53 +391,5 @@ impl Committer {
                 }
             }
         }
-    }
-
-    /// Appends the epoch's rejected and late lines, numbered. A share that kept only some of
-    /// them is read again, window by window, so that memory never holds more than a window's.
-    fn write_rejects(
-        &mut self,
-        plan: &EpochPlan,
-        lines_before: u64,
-        reports: &[ShareReport],
-    ) -> anyhow::Result<()> {
-        let Some((path, out)) = self.rejects.as_mut() else {
-            return Ok(());
-        };
-        let written = |e: std::io::Error| anyhow::anyhow!("writing rejects file {path}: {e}");
-        let mut first_line_of_share = lines_before;
-        for report in reports {
-            let mut write = |rejects: &[RejectedLine]| {
-                for reject in rejects {
-                    let line_number = first_line_of_share + reject.line_in_share + 1;
-                    writeln!(
-                        out,
-                        "{}:{}: {}: {}",
-                        plan.path, line_number, reject.reason, reject.text
-                    )
-                    .map_err(written)?;
-                }
-                anyhow::Ok(())
-            };
-            if report.rejects_left_out {
-                let mut reader = ShareReader::rereading(self.files.clone());
-                let mut share = reader.begin(plan, report.worker, reports.len());
-                loop {
-                    let done = reader.step(plan, &mut share);
-                    write(&share.take_rejects())?;
-                    if done {
-                        break;
-                    }
-                }
-                let (_, reread) = reader.finish(share);
-                if let Some(e) = reread.error {
-                    anyhow::bail!("reading {} again for its rejected lines: {e}", plan.path);
-                }
-            } else {
-                write(&report.rejects)?;
-            }
-            first_line_of_share += report.lines_total;
-        }
-        out.flush().map_err(written)
     }
 }

@@ -7,10 +7,12 @@ pub mod generate;
 pub mod inputs;
 pub mod metrics;
 pub mod planner;
+pub mod rejects;
 pub mod share;
 pub mod source;
 pub mod summary;
 pub mod watch;
+pub mod watermark;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
