@@ -4,9 +4,6 @@
 //! away. Worker 0 keeps reading meanwhile.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -20,7 +17,7 @@ use parking_lot::Mutex;
 use crate::metrics::IngestMetrics;
 use crate::planner::EpochPlan;
 use crate::rejects::RejectsFile;
-use crate::share::{FinishedDeltas, RejectedLine, ShareReader, ShareReport};
+use crate::share::{FinishedDeltas, ShareReport};
 use crate::source::{unix_now, JobId, OpenFiles, Source, SourceId, LEASE_SECONDS};
 use crate::summary::Totals;
 use crate::watermark::Lateness;

@@ -387,7 +387,7 @@ mod tests {
             (vec![("/l/a.log".into(), 30), ("/l/b.log".into(), 0)], 30)
         );
         assert_eq!(
-            metrics.sources().len(),
+            metrics.sources.lock().len(),
             2,
             "the retired source is forgotten"
         );
