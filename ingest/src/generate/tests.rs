@@ -1,3 +1,6 @@
+//! Unit tests of the generator: the reference format, reproducibility per seed, chunking, windows
+//! and their ends, coverage and uniformity of the drawn fields.
+
 use super::*;
 use logstats_shared::record::{days_from_civil, parse_line};
 use std::collections::BTreeSet;

@@ -1,3 +1,6 @@
+//! Unit tests of the digest: the codec, merges and construction bit for bit as tdigest itself
+//! computes them, the order bits, and the rank error of merged quantiles.
+
 use super::merge::{from_order_bits, order_bits};
 use super::*;
 

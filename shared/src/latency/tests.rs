@@ -1,3 +1,6 @@
+//! Unit tests of the latencies: exact percentiles against numpy's on every split and merge, the
+//! stored form and its damage, the switch to a t-digest past the limit, legacy digests.
+
 use super::*;
 
 /// numpy's linear percentile straight from unsorted seconds: the independent reference.

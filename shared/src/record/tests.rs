@@ -1,3 +1,6 @@
+//! Unit tests of the line parser: accepted and rejected lines with their reasons, the fast path
+//! against the checked one, and the date, time and duration parsers against chrono and each other.
+
 use super::*;
 
 fn ok(line: &str) -> Record<'_> {
