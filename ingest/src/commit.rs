@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use logstats_shared::{CommitOutcome, EpochCommit, SourceOffset, StorageError, Store};
 use parking_lot::Mutex;
 
+use crate::error::{IngestError, Result};
 use crate::metrics::IngestMetrics;
 use crate::planner::EpochPlan;
 use crate::rejects::RejectsFile;
@@ -81,7 +82,7 @@ impl Leader {
         rejects_path: Option<&Path>,
         files: OpenFiles,
         metrics: Arc<IngestMetrics>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self> {
         let watermark = store.watermark()?;
         if let Some(watermark) = watermark {
             metrics.watermark_at_least(watermark);
@@ -100,7 +101,8 @@ impl Leader {
         };
         let committer = std::thread::Builder::new()
             .name("committer".into())
-            .spawn(move || committer.run(jobs))?;
+            .spawn(move || committer.run(jobs))
+            .map_err(IngestError::io("starting the committer thread"))?;
         Ok(Self {
             job,
             line_counts: HashMap::new(),
@@ -172,7 +174,7 @@ impl Leader {
                     self.fail("the committer thread stopped".to_string());
                 }
             }
-            Err(e) => self.fail(format!("{e:#}")),
+            Err(e) => self.fail(e.to_string()),
         }
     }
 
@@ -181,19 +183,18 @@ impl Leader {
         epoch: u64,
         deltas: FinishedDeltas,
         reports: &mut Vec<ShareReport>,
-    ) -> anyhow::Result<CommitJob> {
+    ) -> Result<CommitJob> {
         let plan = self
             .plans
             .remove(&epoch)
-            .ok_or_else(|| anyhow::anyhow!("epoch {epoch} was never planned"))?;
+            .ok_or_else(|| IngestError::Internal(format!("epoch {epoch} was never planned")))?;
         if let Some(error) = reports.iter().find_map(|r| r.error.clone()) {
-            anyhow::bail!(error);
+            return Err(IngestError::Stopped(error));
         }
         reports.sort_by_key(|r| r.worker);
-        let lines_before = *self
-            .line_counts
-            .get(&plan.source)
-            .ok_or_else(|| anyhow::anyhow!("source {} was never registered", plan.path))?;
+        let lines_before = *self.line_counts.get(&plan.source).ok_or_else(|| {
+            IngestError::Internal(format!("source {} was never registered", plan.path))
+        })?;
         let lines_in_epoch: u64 = reports.iter().map(|r| r.lines_total).sum();
         let max_event_time = reports.iter().filter_map(|r| r.max_event_time).max();
         let sources: Vec<SourceOffset> = plan
@@ -246,7 +247,7 @@ impl Leader {
 
     /// Waits until every handed epoch is committed (or the committer gave up) and returns the
     /// totals, or the first error.
-    pub fn finish(&mut self) -> anyhow::Result<Totals> {
+    pub fn finish(&mut self) -> Result<Totals> {
         drop(self.queue.take());
         if let Some(committer) = self.committer.take() {
             if committer.join().is_err() {
@@ -255,7 +256,7 @@ impl Leader {
         }
         let committed = self.committed.lock();
         match &committed.error {
-            Some(e) => anyhow::bail!("{e}"),
+            Some(e) => Err(IngestError::Stopped(e.clone())),
             None => Ok(committed.totals.clone()),
         }
     }
@@ -277,12 +278,12 @@ impl Committer {
                 continue; // drain: nothing after a failed epoch may commit
             }
             if let Err(e) = self.commit(&job) {
-                self.committed.lock().error.get_or_insert(format!("{e:#}"));
+                self.committed.lock().error.get_or_insert(e.to_string());
             }
         }
     }
 
-    fn commit(&mut self, job: &CommitJob) -> anyhow::Result<()> {
+    fn commit(&mut self, job: &CommitJob) -> Result<()> {
         let started = Instant::now();
         let rows = self.commit_with_retries(&job.commit, &job.plan)?;
         let commit_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -331,7 +332,7 @@ impl Committer {
 
     /// Commits, retrying with capped exponential backoff while the database is unreachable.
     /// A lost lease, a corrupt row or a corrupt database file is not retried.
-    fn commit_with_retries(&self, commit: &EpochCommit, plan: &EpochPlan) -> anyhow::Result<usize> {
+    fn commit_with_retries(&self, commit: &EpochCommit, plan: &EpochPlan) -> Result<usize> {
         let mut delay = RETRY_FIRST;
         let mut failures = 0u64;
         let mut last_logged: Option<Instant> = None;
@@ -355,23 +356,26 @@ impl Committer {
                     return Ok(commit.deltas.len());
                 }
                 Err(
-                    e @ (StorageError::LeaseLost { .. }
+                    cause @ (StorageError::LeaseLost { .. }
                     | StorageError::CorruptRow { .. }
                     | StorageError::Unrepresentable { .. }
                     | StorageError::Corrupt(_)),
                 ) => {
                     // The lease's source is named by its key (device and inode): say the path.
-                    return Err(anyhow::Error::from(e)
-                        .context(format!("epoch {} of {}", plan.epoch, plan.path)));
+                    return Err(IngestError::Commit {
+                        epoch: plan.epoch,
+                        path: plan.path.clone(),
+                        cause,
+                    });
                 }
                 Err(e) => {
                     failures += 1;
                     if self.shutdown.load(Ordering::Relaxed) {
-                        anyhow::bail!(
-                            "stopped while the database was unavailable ({e}); epoch {} of {} was not committed and will be read again on the next run",
-                            plan.epoch,
-                            plan.path
-                        );
+                        return Err(IngestError::StoppedDuringOutage {
+                            epoch: plan.epoch,
+                            path: plan.path.clone(),
+                            cause: e,
+                        });
                     }
                     if last_logged.is_none_or(|t| t.elapsed() >= RETRY_LOG_INTERVAL) {
                         log::warn!(

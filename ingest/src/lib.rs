@@ -3,6 +3,7 @@
 pub mod cluster;
 pub mod commit;
 pub mod dataflow;
+pub mod error;
 pub mod generate;
 pub mod inputs;
 pub mod metrics;
@@ -21,12 +22,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use logstats_shared::{Store, StoreOptions};
 use parking_lot::Mutex;
 
 use crate::cluster::Cluster;
 use crate::commit::Leader;
+pub use crate::error::{IngestError, Result};
 use crate::inputs::Inputs;
 use crate::metrics::IngestMetrics;
 use crate::planner::Planner;
@@ -70,11 +71,11 @@ pub struct IngestConfig {
 }
 
 /// Sets the returned flag on SIGINT or SIGTERM, so the job can commit what it read and stop.
-pub fn shutdown_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+pub fn shutdown_on_signals() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&flag))
-            .context("installing the signal handler")?;
+            .map_err(IngestError::io("installing the signal handler"))?;
     }
     Ok(flag)
 }
@@ -82,7 +83,7 @@ pub fn shutdown_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
 /// Runs the job to the end of its inputs (or, with `follow`, until `shutdown` is set) and
 /// returns the summary; `None` on a cluster process other than 0, which only reads its shares
 /// (process 0 commits and counts).
-pub fn run(config: &IngestConfig, shutdown: Arc<AtomicBool>) -> anyhow::Result<Option<Summary>> {
+pub fn run(config: &IngestConfig, shutdown: Arc<AtomicBool>) -> Result<Option<Summary>> {
     let started = Instant::now();
     let cluster = config.cluster.as_ref().filter(|c| c.processes > 1);
     if let Some(cluster) = cluster.filter(|c| !c.is_leader()) {
@@ -116,7 +117,7 @@ fn execute<T, F>(
     workers: usize,
     sockets: Option<(&Cluster, Vec<Option<std::net::TcpStream>>)>,
     func: F,
-) -> anyhow::Result<Vec<T>>
+) -> Result<Vec<T>>
 where
     T: Send + 'static,
     F: Fn(&mut timely::worker::Worker) -> T + Send + Sync + 'static,
@@ -124,10 +125,10 @@ where
     match sockets {
         Some((cluster, sockets)) => cluster::watch::execute(cluster, sockets, None, func),
         None => timely::execute(timely::Config::process(workers), func)
-            .map_err(|e| anyhow::anyhow!("starting timely workers: {e}"))?
+            .map_err(|e| IngestError::Workers(format!("starting timely workers: {e}")))?
             .join()
             .into_iter()
-            .map(|r| r.map_err(|e| anyhow::anyhow!("timely worker failed: {e}")))
+            .map(|r| r.map_err(|e| IngestError::Workers(format!("timely worker failed: {e}"))))
             .collect(),
     }
 }
@@ -139,7 +140,7 @@ fn run_with_leases(
     shutdown: Arc<AtomicBool>,
     started: Instant,
     sockets: Option<(&Cluster, Vec<Option<std::net::TcpStream>>)>,
-) -> anyhow::Result<Summary> {
+) -> Result<Summary> {
     let mut inputs = Inputs::new(config.paths.clone(), config.rejects.clone());
     let files = inputs.expand()?;
     let sources = files
@@ -176,7 +177,7 @@ fn run_with_leases(
     let results = execute(
         config.workers.max(1),
         sockets,
-        move |worker| -> anyhow::Result<Option<Summary>> {
+        move |worker| -> Result<Option<Summary>> {
             let leader_parts = if worker.index() == 0 {
                 leader_parts.lock().take()
             } else {
@@ -219,7 +220,7 @@ fn run_with_leases(
             summary = Some(s);
         }
     }
-    summary.context("worker 0 produced no summary")
+    summary.ok_or_else(|| IngestError::Internal("worker 0 produced no summary".into()))
 }
 
 /// Worker 0's loop: plans epochs into the dataflow as the committer allows, polls for new data
@@ -239,7 +240,7 @@ impl Feed<'_> {
         mut input: timely::dataflow::InputHandleVec<dataflow::Epoch, planner::EpochPlan>,
         mut planner: Planner,
         leader: &Rc<RefCell<Leader>>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         for (id, source) in planner.sources().enumerate() {
             leader.borrow_mut().add_source(id, source);
         }

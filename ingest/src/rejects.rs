@@ -6,6 +6,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use crate::error::{IngestError, Result};
 use crate::planner::EpochPlan;
 use crate::share::{RejectedLine, ShareReader, ShareReport};
 use crate::source::OpenFiles;
@@ -22,9 +23,12 @@ pub struct RejectsFile {
 impl RejectsFile {
     /// Opens (or creates, with its directory) the rejects file at `path`; shares whose rejects
     /// did not all fit in memory are read again from `files`.
-    pub fn open(path: &Path, files: OpenFiles) -> anyhow::Result<Self> {
+    pub fn open(path: &Path, files: OpenFiles) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(IngestError::io(format!(
+                "cannot create the directory of the rejects file {}",
+                path.display()
+            )))?;
         }
         Ok(Self {
             path: path.display().to_string(),
@@ -40,9 +44,12 @@ impl RejectsFile {
         plan: &EpochPlan,
         lines_before: u64,
         reports: &[ShareReport],
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let (path, out) = (&self.path, &mut self.out);
-        let written = |e: std::io::Error| anyhow::anyhow!("writing rejects file {path}: {e}");
+        let written = |cause| IngestError::Io {
+            what: format!("writing rejects file {path}"),
+            cause,
+        };
         let mut first_line_of_share = lines_before;
         for report in reports {
             let mut write = |rejects: &[RejectedLine]| {
@@ -55,7 +62,7 @@ impl RejectsFile {
                     )
                     .map_err(written)?;
                 }
-                anyhow::Ok(())
+                Ok::<(), IngestError>(())
             };
             if report.rejects_left_out {
                 let mut reader = ShareReader::rereading(self.files.clone());
@@ -69,7 +76,10 @@ impl RejectsFile {
                 }
                 let (_, reread) = reader.finish(share);
                 if let Some(e) = reread.error {
-                    anyhow::bail!("reading {} again for its rejected lines: {e}", plan.path);
+                    return Err(IngestError::Stopped(format!(
+                        "reading {} again for its rejected lines: {e}",
+                        plan.path
+                    )));
                 }
             } else {
                 write(&report.rejects)?;
@@ -82,21 +92,22 @@ impl RejectsFile {
 
 /// Opens (or creates, readable by its owner only: it holds copies of log lines) the rejects
 /// file for appending. It must be a regular file: a FIFO without a reader would block.
-fn open_private(path: &Path) -> anyhow::Result<File> {
-    let cannot = |e: &dyn std::fmt::Display| {
-        anyhow::anyhow!("cannot open rejects file {}: {e}", path.display())
-    };
-    let file = std::fs::OpenOptions::new()
+fn open_private(path: &Path) -> Result<File> {
+    let cannot = IngestError::io(format!("cannot open rejects file {}", path.display()));
+    let opened = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| cannot(&e))?;
-    let meta = file.metadata().map_err(|e| cannot(&e))?;
+        .and_then(|file| Ok((file.metadata()?, file)));
+    let (meta, file) = opened.map_err(cannot)?;
     if !meta.is_file() {
         let kind = crate::inputs::file_kind(meta.file_type());
-        return Err(cannot(&format_args!("not a regular file ({kind})")));
+        return Err(IngestError::Io {
+            what: format!("cannot open rejects file {}", path.display()),
+            cause: std::io::Error::other(format!("not a regular file ({kind})")),
+        });
     }
     Ok(file)
 }

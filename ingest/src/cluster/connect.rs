@@ -10,9 +10,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
 use super::Cluster;
+use crate::error::{IngestError, Result};
 
 /// Marks the first message on a connection as ours.
 const MAGIC: &str = "logstats-cluster";
@@ -108,16 +107,17 @@ fn mismatch(ours: &Hello, theirs: &Hello) -> Option<String> {
 
 /// Connects this process to every other one of `cluster`: the result holds a stream per
 /// process, `None` at this process's own index, as timely expects.
-pub fn connect(cluster: &Cluster, shutdown: &AtomicBool) -> anyhow::Result<Vec<Option<TcpStream>>> {
+pub fn connect(cluster: &Cluster, shutdown: &AtomicBool) -> Result<Vec<Option<TcpStream>>> {
     let me = cluster.process;
     let deadline = Instant::now() + cluster.connect_timeout;
     // Only processes with a later one accept connections.
     let listener = if me + 1 < cluster.processes {
         let address = &cluster.addresses[me];
-        let listener = TcpListener::bind(address.as_str()).with_context(|| {
-            format!("process {me} cannot listen on {address}, its address in the hostfile")
-        })?;
-        listener.set_nonblocking(true)?;
+        let cannot_listen =
+            || format!("process {me} cannot listen on {address}, its address in the hostfile");
+        let listener = TcpListener::bind(address.as_str())
+            .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+            .map_err(IngestError::io(cannot_listen()))?;
         Some(listener)
     } else {
         None
@@ -134,17 +134,19 @@ pub fn connect(cluster: &Cluster, shutdown: &AtomicBool) -> anyhow::Result<Vec<O
         });
         let earlier = (0..me)
             .map(|index| connect_to(index, cluster, &hello, deadline, shutdown))
-            .collect::<anyhow::Result<Vec<_>>>();
-        let later = accepting
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the thread accepting connections failed")));
+            .collect::<Result<Vec<_>>>();
+        let later = accepting.join().unwrap_or_else(|_| {
+            Err(IngestError::Cluster(
+                "the thread accepting connections failed".into(),
+            ))
+        });
         (earlier, later)
     });
     let mut sockets: Vec<Option<TcpStream>> = earlier?.into_iter().map(Some).collect();
     sockets.push(None);
     sockets.extend(later?.into_iter().map(Some));
     for stream in sockets.iter().flatten() {
-        prepare(stream)?;
+        prepare(stream).map_err(IngestError::io("preparing a connection to another process"))?;
     }
     log::info!("cluster: all {} processes connected", cluster.processes);
     Ok(sockets)
@@ -157,36 +159,42 @@ fn connect_to(
     hello: &Hello,
     deadline: Instant,
     shutdown: &AtomicBool,
-) -> anyhow::Result<TcpStream> {
+) -> Result<TcpStream> {
     let address = &cluster.addresses[index];
     let peer = cluster.describe(index);
     // The first message after a second: processes started together need no mention.
     let mut next_log = Instant::now() + Duration::from_secs(1);
     loop {
         if shutdown.load(Ordering::Relaxed) {
-            anyhow::bail!("stopped while waiting for {peer}");
+            return Err(IngestError::Cluster(format!(
+                "stopped while waiting for {peer}"
+            )));
         }
         let error = match dial(address) {
             Ok(mut stream) => {
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                stream.set_read_timeout(Some(remaining.max(HELLO_TIMEOUT)))?;
-                write_message(&mut stream, hello)
-                    .with_context(|| format!("sending the handshake to {peer}"))?;
-                let reply: Reply = read_message(&mut stream)
-                    .with_context(|| format!("reading the handshake reply of {peer}"))?;
+                stream
+                    .set_read_timeout(Some(remaining.max(HELLO_TIMEOUT)))
+                    .and_then(|()| write_message(&mut stream, hello))
+                    .map_err(IngestError::io(format!("sending the handshake to {peer}")))?;
+                let reply: Reply = read_message(&mut stream).map_err(IngestError::io(format!(
+                    "reading the handshake reply of {peer}"
+                )))?;
                 if let Some(error) = reply.error {
-                    anyhow::bail!("{peer} refused this process: {error}");
+                    return Err(IngestError::Cluster(format!(
+                        "{peer} refused this process: {error}"
+                    )));
                 }
                 return Ok(stream);
             }
             Err(e) => e,
         };
         if Instant::now() >= deadline {
-            anyhow::bail!(
+            return Err(IngestError::Cluster(format!(
                 "{peer} could not be reached within {} s ({error}): is it running, with the same \
                  hostfile?",
                 cluster.connect_timeout.as_secs()
-            );
+            )));
         }
         if Instant::now() >= next_log {
             log::info!("cluster: waiting for {peer} ({error})");
@@ -218,13 +226,15 @@ fn accept_later(
     hello: &Hello,
     deadline: Instant,
     shutdown: &AtomicBool,
-) -> anyhow::Result<Vec<TcpStream>> {
+) -> Result<Vec<TcpStream>> {
     let me = cluster.process;
     let mut later: Vec<Option<TcpStream>> = (me + 1..cluster.processes).map(|_| None).collect();
     let mut last_logged = Instant::now();
     while later.iter().any(Option::is_none) {
         if shutdown.load(Ordering::Relaxed) {
-            anyhow::bail!("stopped while waiting for the other processes");
+            return Err(IngestError::Cluster(
+                "stopped while waiting for the other processes".into(),
+            ));
         }
         let missing = || {
             (me + 1..cluster.processes)
@@ -234,11 +244,11 @@ fn accept_later(
                 .join(", ")
         };
         if Instant::now() >= deadline {
-            anyhow::bail!(
+            return Err(IngestError::Cluster(format!(
                 "{} did not connect within {} s: is each running, with the same hostfile?",
                 missing(),
                 cluster.connect_timeout.as_secs()
-            );
+            )));
         }
         if last_logged.elapsed() >= WAIT_LOG_INTERVAL {
             log::info!("cluster: waiting for {} to connect", missing());
@@ -250,10 +260,16 @@ fn accept_later(
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
-            Err(e) => return Err(e).context("accepting a connection from another process"),
+            Err(e) => {
+                return Err(IngestError::io(
+                    "accepting a connection from another process",
+                )(e))
+            }
         };
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(HELLO_TIMEOUT))?;
+        stream
+            .set_nonblocking(false)
+            .and_then(|()| stream.set_read_timeout(Some(HELLO_TIMEOUT)))
+            .map_err(IngestError::io(format!("a connection from {from}")))?;
         let theirs = match read_message::<Hello>(&mut stream) {
             Ok(theirs) if theirs.magic == MAGIC => theirs,
             Ok(_) | Err(_) => {
@@ -277,7 +293,9 @@ fn accept_later(
             },
         );
         if let Some(error) = error {
-            anyhow::bail!("refused a process connecting from {from}: {error}");
+            return Err(IngestError::Cluster(format!(
+                "refused a process connecting from {from}: {error}"
+            )));
         }
         later[theirs.process - me - 1] = Some(stream);
     }
@@ -346,7 +364,7 @@ mod tests {
 
     fn start(
         clusters: Vec<Cluster>,
-    ) -> Vec<std::thread::JoinHandle<anyhow::Result<Vec<Option<TcpStream>>>>> {
+    ) -> Vec<std::thread::JoinHandle<Result<Vec<Option<TcpStream>>>>> {
         let shutdown = Arc::new(AtomicBool::new(false));
         clusters
             .into_iter()

@@ -16,7 +16,7 @@ use crate::source::{open_regular, same_start, OpenError, OpenFiles};
 use crate::summary::ReadCounter;
 
 /// Runs process `cluster.process` (not 0) until process 0 ends the job.
-pub fn run(cluster: &Cluster, shutdown: &AtomicBool) -> anyhow::Result<()> {
+pub fn run(cluster: &Cluster, shutdown: &AtomicBool) -> crate::Result<()> {
     let sockets = connect::connect(cluster, shutdown)?;
     let files = OpenFiles::by_path(cluster.process);
     let counter = Arc::new(ReadCounter::default());

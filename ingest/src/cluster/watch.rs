@@ -22,7 +22,6 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Once, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
 use timely::communication::allocator::ProcessBuilder;
 use timely::communication::{AllocatorBuilder, Hooks};
@@ -30,6 +29,7 @@ use timely::worker::Worker;
 use timely::WorkerConfig;
 
 use super::Cluster;
+use crate::error::{IngestError, Result};
 
 /// How often the main thread looks for a lost process while the workers run.
 const POLL: Duration = Duration::from_millis(50);
@@ -113,13 +113,13 @@ impl Drop for PanicFlag {
 }
 
 /// The error of a lost process.
-fn lost(cluster: &Cluster, process: usize, cause: &str) -> anyhow::Error {
-    anyhow::anyhow!(
+fn lost(cluster: &Cluster, process: usize, cause: &str) -> IngestError {
+    IngestError::Cluster(format!(
         "lost {}: its connection broke ({cause}); if it stopped on an error, its own log says \
          which. Timely cannot replace a lost worker, so the whole job stops; what was committed \
          stays committed: restart every process to resume from the last commit",
         cluster.describe(process)
-    )
+    ))
 }
 
 /// Runs `func` on each worker thread of this process, over the connections to the other
@@ -131,7 +131,7 @@ pub fn execute<T, F>(
     sockets: Vec<Option<TcpStream>>,
     stop: Option<&AtomicBool>,
     func: F,
-) -> anyhow::Result<Vec<T>>
+) -> Result<Vec<T>>
 where
     T: Send + 'static,
     F: Fn(&mut Worker) -> T + Send + Sync + 'static,
@@ -145,7 +145,9 @@ where
     );
     let (builders, communication) =
         initialize_networking_from_sockets(local, sockets, cluster.process, cluster.workers, hooks)
-            .context("starting the cluster's communication threads")?;
+            .map_err(IngestError::io(
+                "starting the cluster's communication threads",
+            ))?;
     let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
     let panicked = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&panicked);
@@ -158,14 +160,16 @@ where
             func(worker)
         },
     )
-    .map_err(|e| anyhow::anyhow!("starting timely workers: {e}"))?;
+    .map_err(|e| IngestError::Workers(format!("starting timely workers: {e}")))?;
     let (sender, joined) = mpsc::channel();
     std::thread::Builder::new()
         .name(JOINER.to_string())
         .spawn(move || {
             let _ = sender.send(guards.join());
         })
-        .context("starting the thread that waits for the workers")?;
+        .map_err(IngestError::io(
+            "starting the thread that waits for the workers",
+        ))?;
     let mut stop_seen: Option<Instant> = None;
     loop {
         if let Some((process, cause)) = LOST.get() {
@@ -175,11 +179,11 @@ where
             if let Some((process, cause)) = LOST.get() {
                 return Err(lost(cluster, *process, cause));
             }
-            anyhow::bail!(
+            return Err(IngestError::Cluster(format!(
                 "a worker of process {} failed (the panic is above); the whole job stops. What \
                  was committed stays committed: restart every process to resume",
                 cluster.process
-            );
+            )));
         }
         if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
             let seen = *stop_seen.get_or_insert_with(|| {
@@ -191,17 +195,20 @@ where
                 Instant::now()
             });
             if seen.elapsed() >= STOP_GRACE {
-                anyhow::bail!(
+                return Err(IngestError::Cluster(
                     "stopped by a signal while process 0 was still running the job; it stops \
                      too. What was committed stays committed"
-                );
+                        .into(),
+                ));
             }
         }
         match joined.recv_timeout(POLL) {
             Ok(results) => {
                 return results
                     .into_iter()
-                    .map(|r| r.map_err(|e| anyhow::anyhow!("timely worker failed: {e}")))
+                    .map(|r| {
+                        r.map_err(|e| IngestError::Workers(format!("timely worker failed: {e}")))
+                    })
                     .collect();
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -209,7 +216,9 @@ where
                 if let Some((process, cause)) = LOST.get() {
                     return Err(lost(cluster, *process, cause));
                 }
-                anyhow::bail!("the cluster's communication threads failed");
+                return Err(IngestError::Cluster(
+                    "the cluster's communication threads failed".into(),
+                ));
             }
         }
     }

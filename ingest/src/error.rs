@@ -1,0 +1,74 @@
+//! What can stop an ingest job: one typed error for the library, which `main.rs` prints. Every
+//! message carries its cause in its text (no `source()` chain), so it is printed once.
+
+use std::io;
+
+use logstats_shared::StorageError;
+
+use crate::source::SourceError;
+
+/// An error that stops the job (or, in a cluster, this process).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The database could not be opened or read.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// An input could not be found, opened, read or leased.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// An epoch cannot be committed, and retrying cannot help (a lost lease, a corrupt row or
+    /// database file, a number too large to store exactly).
+    #[error("epoch {epoch} of {path}: {cause}")]
+    Commit {
+        /// The epoch.
+        epoch: u64,
+        /// The file it read.
+        path: String,
+        /// Why.
+        cause: StorageError,
+    },
+    /// A signal stopped the job while the database was away: the epoch will be read again.
+    #[error(
+        "stopped while the database was unavailable ({cause}); epoch {epoch} of {path} was not \
+         committed and will be read again on the next run"
+    )]
+    StoppedDuringOutage {
+        /// The epoch that was not committed.
+        epoch: u64,
+        /// The file it read.
+        path: String,
+        /// The last failure.
+        cause: StorageError,
+    },
+    /// A file, socket, signal handler or thread of the job failed.
+    #[error("{what}: {cause}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        cause: io::Error,
+    },
+    /// The processes of a cluster could not connect, or one of them was lost.
+    #[error("{0}")]
+    Cluster(String),
+    /// Timely's workers could not start, or one failed.
+    #[error("{0}")]
+    Workers(String),
+    /// The first failure a worker or the committer reported, which stopped the job.
+    #[error("{0}")]
+    Stopped(String),
+    /// A broken invariant of the pipeline (a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IngestError {
+    /// An [`IngestError::Io`] while doing `what`.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> IngestError {
+        let what = what.into();
+        move |cause| IngestError::Io { what, cause }
+    }
+}
+
+/// The result of the ingest library's fallible steps.
+pub type Result<T, E = IngestError> = std::result::Result<T, E>;

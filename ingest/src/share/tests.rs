@@ -1,0 +1,199 @@
+//! Unit tests of the share reader: parsing, pre-aggregation, rejects kept and left out, reports.
+
+use super::*;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+fn plan_for(path: &Path, start: u64, end: u64) -> EpochPlan {
+    EpochPlan {
+        epoch: 0,
+        source: 0,
+        path: path.display().to_string(),
+        key: String::new(),
+        start,
+        end,
+        late_before: None,
+        watermark_ceiling: i64::MAX,
+        fingerprint: None,
+    }
+}
+
+fn reader_for(path: &Path) -> ShareReader {
+    windowed_reader_for(path, WINDOW_BYTES)
+}
+
+fn windowed_reader_for(path: &Path, window_bytes: u64) -> ShareReader {
+    let files = OpenFiles::default();
+    files.insert(0, Arc::new(std::fs::File::open(path).unwrap()));
+    ShareReader::with_window(files, window_bytes)
+}
+
+fn write(content: &[u8]) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(content).unwrap();
+    file
+}
+
+/// Every line is read by exactly one worker, whatever the split.
+#[test]
+fn shares_cover_every_line_once() {
+    let mut content = Vec::new();
+    for i in 0..500 {
+        if i % 50 == 7 {
+            content.extend_from_slice(b"\n");
+        }
+        writeln!(
+            content,
+            "2024-10-10 12:00:{:02} cust_{} /p 200 0.{:03}",
+            i % 60,
+            i % 7,
+            i
+        )
+        .unwrap();
+    }
+    content.extend_from_slice(b"not a line\n");
+    let file = write(&content);
+    for (peers, window) in [
+        (1, 1 << 20),
+        (2, 1 << 20),
+        (3, 1 << 20),
+        (5, 1 << 20),
+        (1, 1),
+        (2, 37),
+        (3, 1000),
+    ] {
+        let plan = plan_for(file.path(), 0, content.len() as u64);
+        let mut totals = ShareReport::default();
+        let mut requests = 0;
+        for index in 0..peers {
+            let mut reader = windowed_reader_for(file.path(), window);
+            let (deltas, report) = reader.read(&plan, index, peers);
+            assert_eq!(report.error, None);
+            totals.lines_total += report.lines_total;
+            totals.lines += report.lines;
+            totals.accepted += report.accepted;
+            totals.rejected += report.rejected;
+            requests += deltas.iter().map(|(_, acc)| acc.total()).sum::<u64>();
+        }
+        assert_eq!(totals.lines_total, 511, "peers={peers} window={window}");
+        assert_eq!(totals.lines, 501);
+        assert_eq!(totals.accepted, 500);
+        assert_eq!(totals.rejected, 1);
+        assert_eq!(requests, 500);
+    }
+}
+
+#[test]
+fn overlong_lines_are_rejected_in_bounded_memory() {
+    let mut content = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n".to_vec();
+    content.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE_BYTES));
+    content.extend_from_slice(b"\n2024-10-10 12:00:01 cust_2 /p 500 0.200\n");
+    let file = write(&content);
+    for (peers, window) in [
+        (1, WINDOW_BYTES),
+        (2, WINDOW_BYTES),
+        (4, WINDOW_BYTES),
+        (1, 100),
+        (3, 5000),
+    ] {
+        let plan = plan_for(file.path(), 0, content.len() as u64);
+        let (mut accepted, mut too_long) = (0, 0);
+        for index in 0..peers {
+            let (_, report) = windowed_reader_for(file.path(), window).read(&plan, index, peers);
+            accepted += report.accepted;
+            too_long += report
+                .rejects
+                .iter()
+                .filter(|r| r.reason == RejectReason::TooLong)
+                .count();
+        }
+        assert_eq!(
+            (accepted, too_long),
+            (2, 1),
+            "peers={peers} window={window}"
+        );
+    }
+}
+
+/// The key depends on the id alone, not on the bytes after it.
+#[test]
+fn packed_ids_ignore_what_follows() {
+    for id in ["a", "cust_14", "12345678", "123456789", "exactly-16-bytes"] {
+        let keys: Vec<Option<u128>> = [" /p 200 1", "x/q 500 9.999", "        "]
+            .iter()
+            .map(|tail| pack_customer(format!("{id}{tail}").as_bytes(), id.len()))
+            .collect();
+        assert!(keys[0].is_some(), "{id}");
+        assert!(keys.iter().all(|k| *k == keys[0]), "{id}");
+        assert_eq!(unpack_customer(keys[0].unwrap()), id);
+    }
+    assert_eq!(pack_customer(b"seventeen-bytes-x /p 200 1", 17), None);
+    assert_eq!(
+        pack_customer(b"short", 5),
+        None,
+        "fewer than 8 bytes to read"
+    );
+}
+
+/// Ids up to 16 bytes are packed, longer ones interned: both come back as they were.
+#[test]
+fn short_and_long_customer_ids_keep_their_names() {
+    let names = [
+        "a",
+        "cust_14",
+        "exactly-16-bytes",
+        "seventeen-bytes-x",
+        &"L".repeat(64),
+    ];
+    let mut content = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        for _ in 0..=i {
+            writeln!(content, "2024-10-10 12:00:00 {name} /p 200 1").unwrap();
+        }
+    }
+    let file = write(&content);
+    let plan = plan_for(file.path(), 0, content.len() as u64);
+    let mut reader = reader_for(file.path());
+    for _ in 0..2 {
+        let (deltas, report) = reader.read(&plan, 0, 1);
+        assert_eq!(report.accepted, 15);
+        let mut got: Vec<(String, u64)> = deltas
+            .iter()
+            .map(|((name, _), acc)| (name.clone(), acc.total()))
+            .collect();
+        got.sort();
+        let mut expect: Vec<(String, u64)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.to_string(), i as u64 + 1))
+            .collect();
+        expect.sort();
+        assert_eq!(got, expect);
+    }
+}
+
+#[test]
+fn late_records_are_counted_not_merged() {
+    let content = b"2024-10-10 00:00:00 a /p 200 1\n2024-10-01 00:00:00 a /p 200 1\n";
+    let file = write(content);
+    let mut plan = plan_for(file.path(), 0, content.len() as u64);
+    plan.late_before = Some(1_728_000_000); // 2024-10-04
+    let (deltas, report) = reader_for(file.path()).read(&plan, 0, 1);
+    assert_eq!((report.accepted, report.late), (1, 1));
+    assert_eq!(report.rejects[0].line_in_share, 1);
+    assert_eq!(deltas.len(), 1);
+    assert_eq!(report.max_event_time, Some(1_728_518_400));
+}
+
+#[test]
+fn far_future_lines_count_but_do_not_move_the_watermark() {
+    let content = b"2024-10-10 00:00:00 a /p 200 1\n2999-01-01 00:00:00 a /p 200 1\n";
+    let file = write(content);
+    let mut plan = plan_for(file.path(), 0, content.len() as u64);
+    plan.watermark_ceiling = 1_800_000_000; // 2027-01-15
+    let (deltas, report) = reader_for(file.path()).read(&plan, 0, 1);
+    assert_eq!(report.accepted, 2);
+    assert_eq!(deltas.len(), 2);
+    assert_eq!(report.max_event_time, Some(1_728_518_400));
+}
