@@ -48,26 +48,24 @@ pub(super) trait DailyStatsRows {
     /// The last day on or after `from` with a row.
     fn last_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>>;
 
-    /// A page of the rows from `from` to `to` by (day, customer), at most `limit`, from the key
-    /// `start` on (`after` it when `past`, else at it).
+    /// A page of the rows from `from` to `to` by (day, customer), at most `limit`, after the
+    /// key `after` (the first page when `None`).
     fn page_by_day(
         &mut self,
         from: NaiveDate,
         to: NaiveDate,
-        start: (NaiveDate, &str),
-        past: bool,
+        after: Option<(NaiveDate, &str)>,
         limit: i64,
     ) -> QueryResult<Vec<DailyStatsRow>>;
 
     /// A page of the rows of `customers` from `from` to `to` by (customer, day), at most
-    /// `limit`, from the key `start` on (`after` it when `past`, else at it).
+    /// `limit`, after the key `after` (the first page when `None`).
     fn page_by_customer(
         &mut self,
         customers: &[&str],
         from: NaiveDate,
         to: NaiveDate,
-        start: (&str, NaiveDate),
-        past: bool,
+        after: Option<(&str, NaiveDate)>,
         limit: i64,
     ) -> QueryResult<Vec<DailyStatsRow>>;
 
@@ -75,7 +73,7 @@ pub(super) trait DailyStatsRows {
     fn all_rows(&mut self) -> QueryResult<Vec<DailyStatsRow>>;
 }
 
-/// A row-value comparison `(a, b) > (?, ?)` (or `>=`) with a page's first key, of values `A`
+/// A row-value comparison `(a, b) > (?, ?)` with the previous page's last key, of values `A`
 /// and `B` bound as SQL types `SA` and `SB`: the scan of the index on those columns starts right
 /// there on every backend.
 type KeysetFrom<A, SA, B, SB> = SqlLiteral<
@@ -86,21 +84,15 @@ type KeysetFrom<A, SA, B, SB> = SqlLiteral<
     >,
 >;
 
-/// `(columns) > (first, second)`, or `>=` when not `past`.
-fn keyset_from<A, SA, B, SB>(
-    columns: &str,
-    first: A,
-    second: B,
-    past: bool,
-) -> KeysetFrom<A, SA, B, SB>
+/// `(columns) > (first, second)`.
+fn keyset_after<A, SA, B, SB>(columns: &str, first: A, second: B) -> KeysetFrom<A, SA, B, SB>
 where
     A: AsExpression<SA>,
     B: AsExpression<SB>,
     SA: SingleValue,
     SB: SingleValue,
 {
-    let op = if past { ">" } else { ">=" };
-    dsl::sql::<Bool>(&format!("({columns}) {op} ("))
+    dsl::sql::<Bool>(&format!("({columns}) > ("))
         .bind::<SA, _>(first)
         .sql(", ")
         .bind::<SB, _>(second)
@@ -148,6 +140,14 @@ fn last_day_query(from: NaiveDate) -> _ {
 }
 
 #[dsl::auto_type]
+fn first_page_by_day_query(from: NaiveDate, to: NaiveDate, limit: i64) -> _ {
+    daily_stats::table
+        .filter(daily_stats::day.between(from, to))
+        .order((daily_stats::day.asc(), daily_stats::customer_id.asc()))
+        .limit(limit)
+}
+
+#[dsl::auto_type]
 fn page_by_day_query(
     from: NaiveDate,
     to: NaiveDate,
@@ -158,6 +158,20 @@ fn page_by_day_query(
         .filter(daily_stats::day.between(from, to))
         .filter(keyset)
         .order((daily_stats::day.asc(), daily_stats::customer_id.asc()))
+        .limit(limit)
+}
+
+#[dsl::auto_type]
+fn first_page_by_customer_query(
+    customers: Vec<String>,
+    from: NaiveDate,
+    to: NaiveDate,
+    limit: i64,
+) -> _ {
+    daily_stats::table
+        .filter(daily_stats::customer_id.eq_any(customers))
+        .filter(daily_stats::day.between(from, to))
+        .order((daily_stats::customer_id.asc(), daily_stats::day.asc()))
         .limit(limit)
 }
 
@@ -196,7 +210,9 @@ where
     for<'a> customer_rows_since_query<'a>: LoadQuery<'a, C, DailyStatsRow>,
     for<'a> dsl::Limit<any_day_query<'a>>: LoadQuery<'a, C, NaiveDate>,
     for<'a> dsl::Limit<last_day_query>: LoadQuery<'a, C, NaiveDate>,
+    for<'a> first_page_by_day_query: LoadQuery<'a, C, DailyStatsRow>,
     for<'a> page_by_day_query: LoadQuery<'a, C, DailyStatsRow>,
+    for<'a> first_page_by_customer_query: LoadQuery<'a, C, DailyStatsRow>,
     for<'a> page_by_customer_query: LoadQuery<'a, C, DailyStatsRow>,
     for<'a> all_rows_query: LoadQuery<'a, C, DailyStatsRow>,
 {
@@ -239,12 +255,14 @@ where
         &mut self,
         from: NaiveDate,
         to: NaiveDate,
-        start: (NaiveDate, &str),
-        past: bool,
+        after: Option<(NaiveDate, &str)>,
         limit: i64,
     ) -> QueryResult<Vec<DailyStatsRow>> {
+        let Some((day, customer)) = after else {
+            return first_page_by_day_query(from, to, limit).load(self);
+        };
         let keyset =
-            keyset_from::<_, Date, _, Text>("day, customer_id", start.0, start.1.to_string(), past);
+            keyset_after::<_, Date, _, Text>("day, customer_id", day, customer.to_string());
         page_by_day_query(from, to, keyset, limit).load(self)
     }
 
@@ -253,13 +271,16 @@ where
         customers: &[&str],
         from: NaiveDate,
         to: NaiveDate,
-        start: (&str, NaiveDate),
-        past: bool,
+        after: Option<(&str, NaiveDate)>,
         limit: i64,
     ) -> QueryResult<Vec<DailyStatsRow>> {
+        let customers = owned(customers);
+        let Some((customer, day)) = after else {
+            return first_page_by_customer_query(customers, from, to, limit).load(self);
+        };
         let keyset =
-            keyset_from::<_, Text, _, Date>("customer_id, day", start.0.to_string(), start.1, past);
-        page_by_customer_query(owned(customers), from, to, keyset, limit).load(self)
+            keyset_after::<_, Text, _, Date>("customer_id, day", customer.to_string(), day);
+        page_by_customer_query(customers, from, to, keyset, limit).load(self)
     }
 
     fn all_rows(&mut self) -> QueryResult<Vec<DailyStatsRow>> {
@@ -332,13 +353,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let (start, past) = match after {
-            Some(key) => (key, true),
-            None => ((from, ""), false),
-        };
-        keyed_stats(
-            self.with_connection(|conn| Ok(conn.page_by_day(from, to, start, past, limit)?))?,
-        )
+        keyed_stats(self.with_connection(|conn| Ok(conn.page_by_day(from, to, after, limit)?))?)
     }
 
     /// The stored days of `customers` from `from` to `to` (inclusive), ordered by customer then
@@ -353,12 +368,8 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let (start, past) = match after {
-            Some(key) => (key, true),
-            None => (("", from), false),
-        };
         keyed_stats(self.with_connection(|conn| {
-            Ok(conn.page_by_customer(customers, from, to, start, past, limit)?)
+            Ok(conn.page_by_customer(customers, from, to, after, limit)?)
         })?)
     }
 
