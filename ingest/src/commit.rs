@@ -44,7 +44,8 @@ const COMMIT_QUEUE: usize = 2;
 struct Committed {
     totals: Totals,
     epochs: u64,
-    error: Option<String>,
+    /// The first error, which stops the job; taken by [`Leader::finish`].
+    error: Option<IngestError>,
 }
 
 /// One epoch ready to commit.
@@ -137,9 +138,9 @@ impl Leader {
         self.plans.insert(plan.epoch, plan);
     }
 
-    /// The first error that stopped the job, if any.
-    pub fn error(&self) -> Option<String> {
-        self.committed.lock().error.clone()
+    /// Whether an error stopped the job ([`Leader::finish`] returns it).
+    pub fn failed(&self) -> bool {
+        self.committed.lock().error.is_some()
     }
 
     /// Epochs committed so far.
@@ -152,14 +153,14 @@ impl Leader {
         self.committed.lock().totals.clone()
     }
 
-    fn fail(&self, error: String) {
+    fn fail(&self, error: IngestError) {
         self.committed.lock().error.get_or_insert(error);
     }
 
     /// Hands `epoch` to the committer once every worker's deltas and report for it arrived.
     /// Waits while [`COMMIT_QUEUE`] epochs are already waiting for the database.
     pub fn commit(&mut self, epoch: u64, deltas: FinishedDeltas, mut reports: Vec<ShareReport>) {
-        if self.error().is_some() {
+        if self.failed() {
             return;
         }
         let keys = deltas.len();
@@ -171,10 +172,10 @@ impl Leader {
                     .as_ref()
                     .is_some_and(|queue| queue.send(job).is_ok());
                 if !sent {
-                    self.fail("the committer thread stopped".to_string());
+                    self.fail(IngestError::Internal("the committer thread stopped".into()));
                 }
             }
-            Err(e) => self.fail(e.to_string()),
+            Err(e) => self.fail(e),
         }
     }
 
@@ -189,7 +190,7 @@ impl Leader {
             .remove(&epoch)
             .ok_or_else(|| IngestError::Internal(format!("epoch {epoch} was never planned")))?;
         if let Some(error) = reports.iter().find_map(|r| r.error.clone()) {
-            return Err(IngestError::Stopped(error));
+            return Err(IngestError::Share(error));
         }
         reports.sort_by_key(|r| r.worker);
         let lines_before = *self.line_counts.get(&plan.source).ok_or_else(|| {
@@ -251,12 +252,14 @@ impl Leader {
         drop(self.queue.take());
         if let Some(committer) = self.committer.take() {
             if committer.join().is_err() {
-                self.fail("the committer thread panicked".to_string());
+                self.fail(IngestError::Internal(
+                    "the committer thread panicked".into(),
+                ));
             }
         }
-        let committed = self.committed.lock();
-        match &committed.error {
-            Some(e) => Err(IngestError::Stopped(e.clone())),
+        let mut committed = self.committed.lock();
+        match committed.error.take() {
+            Some(e) => Err(e),
             None => Ok(committed.totals.clone()),
         }
     }
@@ -278,7 +281,7 @@ impl Committer {
                 continue; // drain: nothing after a failed epoch may commit
             }
             if let Err(e) = self.commit(&job) {
-                self.committed.lock().error.get_or_insert(e.to_string());
+                self.committed.lock().error.get_or_insert(e);
             }
         }
     }

@@ -54,9 +54,10 @@ pub enum IngestError {
     /// Timely's workers could not start, or one failed.
     #[error("{0}")]
     Workers(String),
-    /// The first failure a worker or the committer reported, which stopped the job.
+    /// Reading a share of a file failed: the message comes in the worker's report, which
+    /// crosses threads and processes as text.
     #[error("{0}")]
-    Stopped(String),
+    Share(String),
     /// A broken invariant of the pipeline (a bug).
     #[error("internal error: {0}")]
     Internal(String),

@@ -257,7 +257,7 @@ impl Feed<'_> {
         let mut last_renew = Instant::now();
         let mut failure = None;
         loop {
-            if self.shutdown.load(Ordering::Relaxed) || leader.borrow().error().is_some() {
+            if self.shutdown.load(Ordering::Relaxed) || leader.borrow().failed() {
                 break;
             }
             let mut caught_up = false;

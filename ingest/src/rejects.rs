@@ -76,7 +76,7 @@ impl RejectsFile {
                 }
                 let (_, reread) = reader.finish(share);
                 if let Some(e) = reread.error {
-                    return Err(IngestError::Stopped(format!(
+                    return Err(IngestError::Share(format!(
                         "reading {} again for its rejected lines: {e}",
                         plan.path
                     )));
