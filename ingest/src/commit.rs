@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 
 use crate::error::{IngestError, Result};
 use crate::metrics::IngestMetrics;
+use crate::pacing;
 use crate::planner::EpochPlan;
 use crate::rejects::RejectsFile;
 use crate::share::{FinishedDeltas, ShareReport};
@@ -29,15 +30,6 @@ const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_CAP: Duration = Duration::from_secs(5);
 /// A database that keeps failing is reported at most this often.
 const RETRY_LOG_INTERVAL: Duration = Duration::from_secs(10);
-
-/// How many epochs may be planned ahead of the last one handed to the committer. Epoch `e` is
-/// judged late against the watermark after epoch `e - PIPELINE_DEPTH`, whatever the timing, so
-/// the set of late lines never depends on scheduling.
-pub const PIPELINE_DEPTH: u64 = 2;
-
-/// Epochs handed over but not yet committed; beyond this, worker 0 waits. With
-/// [`PIPELINE_DEPTH`] this bounds the memory held while the database is away.
-const COMMIT_QUEUE: usize = 2;
 
 /// What the committer thread reports back.
 #[derive(Debug, Default)]
@@ -92,7 +84,7 @@ impl Leader {
             .map(|path| RejectsFile::open(path, files))
             .transpose()?;
         let committed = Arc::new(Mutex::new(Committed::default()));
-        let (queue, jobs) = sync_channel(COMMIT_QUEUE);
+        let (queue, jobs) = sync_channel(pacing::COMMIT_QUEUE);
         let committer = Committer {
             store,
             shutdown,
@@ -117,9 +109,9 @@ impl Leader {
         })
     }
 
-    /// Whether epoch `epoch` may be planned now (see [`PIPELINE_DEPTH`]).
+    /// Whether epoch `epoch` may be planned now (see [`pacing::may_plan`]).
     pub fn may_plan(&self, epoch: u64) -> bool {
-        epoch < PIPELINE_DEPTH || self.handed_epochs > epoch - PIPELINE_DEPTH
+        pacing::may_plan(epoch, self.handed_epochs)
     }
 
     /// The event time before which records of `epoch` are late.
@@ -158,7 +150,7 @@ impl Leader {
     }
 
     /// Hands `epoch` to the committer once every worker's deltas and report for it arrived.
-    /// Waits while [`COMMIT_QUEUE`] epochs are already waiting for the database.
+    /// Waits while [`COMMIT_QUEUE`](pacing::COMMIT_QUEUE) epochs are already waiting for the database.
     pub fn commit(&mut self, epoch: u64, deltas: FinishedDeltas, mut reports: Vec<ShareReport>) {
         if self.failed() {
             return;

@@ -7,6 +7,7 @@ pub mod error;
 pub mod generate;
 pub mod inputs;
 pub mod metrics;
+pub mod pacing;
 pub mod planner;
 pub mod rejects;
 pub mod share;
@@ -261,13 +262,13 @@ impl Feed<'_> {
                 break;
             }
             let mut caught_up = false;
-            // Following, small appends are held back while an epoch is still being committed,
-            // so the next epoch takes them all: epochs grow with the commit latency instead of
-            // queueing up behind it.
-            let committing = leader.borrow().committed_epochs() < next_epoch;
-            let hold = self.config.follow
-                && committing
-                && planner.pending_bytes() < self.config.epoch_bytes;
+            let hold = pacing::hold_for_commit(
+                self.config.follow,
+                leader.borrow().committed_epochs(),
+                next_epoch,
+                planner.pending_bytes(),
+                self.config.epoch_bytes,
+            );
             while !hold && leader.borrow().may_plan(next_epoch) {
                 let late_before = leader.borrow().late_before(next_epoch);
                 match planner.next_plan(next_epoch, late_before) {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::commit::PIPELINE_DEPTH;
+use crate::pacing::PIPELINE_DEPTH;
 
 /// The watermark after each recent epoch, and the allowed lateness.
 #[derive(Debug)]
