@@ -6,7 +6,6 @@ use diesel::connection::SimpleConnection;
 #[cfg(feature = "mysql")]
 use diesel::mysql::MysqlConnection;
 use diesel::pg::PgConnection;
-use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
 
@@ -71,11 +70,14 @@ impl Store {
     }
 
     /// Runs `body` on a connection from the pool, outside any explicit transaction.
-    pub(super) fn with_connection<T>(
+    pub(super) fn with_connection<T, E>(
         &self,
-        body: impl FnOnce(&mut dyn StoreConnection) -> Result<T, StorageError>,
-    ) -> Result<T, StorageError> {
-        body(self.checkout()?.connection())
+        body: impl FnOnce(&mut dyn StoreConnection) -> Result<T, E>,
+    ) -> Result<T, StorageError>
+    where
+        StorageError: From<E>,
+    {
+        Ok(body(self.checkout()?.connection())?)
     }
 
     /// Runs `body` in a transaction that excludes every other writer: SQLite's immediate
@@ -91,15 +93,13 @@ impl Store {
                 let conn: &mut SqliteConnection = &mut pooled;
                 conn.immediate_transaction(|conn| body(conn))
             }
-            Pools::Postgres(pool) => (&mut *pool.get()? as &mut PgConnection).transaction(|conn| {
-                conn.batch_execute(include_str!("sql/postgres_write_lock.sql"))?;
-                body(conn)
-            }),
+            Pools::Postgres(pool) => {
+                locked_transaction(pool, include_str!("sql/postgres_write_lock.sql"), body)
+            }
             #[cfg(feature = "mysql")]
-            Pools::Mysql(pool) => (&mut *pool.get()? as &mut MysqlConnection).transaction(|conn| {
-                conn.batch_execute(include_str!("sql/mysql_write_lock.sql"))?;
-                body(conn)
-            }),
+            Pools::Mysql(pool) => {
+                locked_transaction(pool, include_str!("sql/mysql_write_lock.sql"), body)
+            }
         }
     }
 
@@ -209,6 +209,24 @@ impl Store {
         };
         (state.connections, state.idle_connections)
     }
+}
+
+/// Runs `body` in a transaction of a connection from `pool` whose first statement is `lock`,
+/// which excludes every other writer.
+fn locked_transaction<C, T>(
+    pool: &Pool<ConnectionManager<C>>,
+    lock: &str,
+    body: impl FnOnce(&mut dyn StoreConnection) -> Result<T, StorageError>,
+) -> Result<T, StorageError>
+where
+    C: diesel::r2d2::R2D2Connection + StoreConnection + 'static,
+{
+    let mut pooled = pool.get()?;
+    let conn: &mut C = &mut pooled;
+    conn.transaction(|conn| {
+        conn.batch_execute(lock)?;
+        body(conn)
+    })
 }
 
 /// Session settings of every MySQL connection (see the SQL file).

@@ -76,7 +76,7 @@ pub(super) trait DailyStatsRows {
 /// A row-value comparison `(a, b) > (?, ?)` with the previous page's last key, of values `A`
 /// and `B` bound as SQL types `SA` and `SB`: the scan of the index on those columns starts right
 /// there on every backend.
-type KeysetFrom<A, SA, B, SB> = SqlLiteral<
+type KeysetAfter<A, SA, B, SB> = SqlLiteral<
     Bool,
     UncheckedBind<
         SqlLiteral<Bool, UncheckedBind<SqlLiteral<Bool>, AsExprOf<A, SA>>>,
@@ -85,7 +85,7 @@ type KeysetFrom<A, SA, B, SB> = SqlLiteral<
 >;
 
 /// `(columns) > (first, second)`.
-fn keyset_after<A, SA, B, SB>(columns: &str, first: A, second: B) -> KeysetFrom<A, SA, B, SB>
+fn keyset_after<A, SA, B, SB>(columns: &str, first: A, second: B) -> KeysetAfter<A, SA, B, SB>
 where
     A: AsExpression<SA>,
     B: AsExpression<SB>,
@@ -151,7 +151,7 @@ fn first_page_by_day_query(from: NaiveDate, to: NaiveDate, limit: i64) -> _ {
 fn page_by_day_query(
     from: NaiveDate,
     to: NaiveDate,
-    keyset: KeysetFrom<NaiveDate, Date, String, Text>,
+    keyset: KeysetAfter<NaiveDate, Date, String, Text>,
     limit: i64,
 ) -> _ {
     daily_stats::table
@@ -180,7 +180,7 @@ fn page_by_customer_query(
     customers: Vec<String>,
     from: NaiveDate,
     to: NaiveDate,
-    keyset: KeysetFrom<String, Text, NaiveDate, Date>,
+    keyset: KeysetAfter<String, Text, NaiveDate, Date>,
     limit: i64,
 ) -> _ {
     daily_stats::table
@@ -298,7 +298,7 @@ impl Store {
         to: Option<NaiveDate>,
     ) -> Result<Vec<(NaiveDate, DayStats)>, StorageError> {
         let to = to.unwrap_or(LAST_DAY);
-        let rows = self.with_connection(|conn| Ok(conn.customer_rows(customer_id, from, to)?))?;
+        let rows = self.with_connection(|conn| conn.customer_rows(customer_id, from, to))?;
         rows.into_iter()
             .map(|row| Ok((row.day, row.into_stats()?)))
             .collect()
@@ -314,8 +314,8 @@ impl Store {
         limit: usize,
     ) -> Result<Option<Vec<super::VersionedDay>>, StorageError> {
         let limit = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let rows = self
-            .with_connection(|conn| Ok(conn.customer_rows_since(customer_id, after, limit)?))?;
+        let rows =
+            self.with_connection(|conn| conn.customer_rows_since(customer_id, after, limit))?;
         if rows.len() as i64 == limit {
             return Ok(None);
         }
@@ -334,12 +334,12 @@ impl Store {
 
     /// Whether any day is stored for `customer_id`.
     pub fn customer_exists(&self, customer_id: &str) -> Result<bool, StorageError> {
-        self.with_connection(|conn| Ok(conn.any_day_of(customer_id)?.is_some()))
+        self.with_connection(|conn| conn.any_day_of(customer_id).map(|day| day.is_some()))
     }
 
     /// The last day on or after `from` with a stored row of any customer.
     pub fn last_day_from(&self, from: NaiveDate) -> Result<Option<NaiveDate>, StorageError> {
-        self.with_connection(|conn| Ok(conn.last_day_from(from)?))
+        self.with_connection(|conn| conn.last_day_from(from))
     }
 
     /// Every customer's stored days from `from` to `to` (inclusive), ordered by day then
@@ -353,7 +353,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        keyed_stats(self.with_connection(|conn| Ok(conn.page_by_day(from, to, after, limit)?))?)
+        keyed_stats(self.with_connection(|conn| conn.page_by_day(from, to, after, limit))?)
     }
 
     /// The stored days of `customers` from `from` to `to` (inclusive), ordered by customer then
@@ -368,14 +368,14 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        keyed_stats(self.with_connection(|conn| {
-            Ok(conn.page_by_customer(customers, from, to, after, limit)?)
-        })?)
+        keyed_stats(
+            self.with_connection(|conn| conn.page_by_customer(customers, from, to, after, limit))?,
+        )
     }
 
     /// Every stored row, ordered by customer and day (for tests and tools).
     pub fn all_days(&self) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
-        keyed_stats(self.with_connection(|conn| Ok(conn.all_rows()?))?)
+        keyed_stats(self.with_connection(|conn| conn.all_rows())?)
     }
 }
 

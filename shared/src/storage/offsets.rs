@@ -238,27 +238,30 @@ impl Store {
 
     /// Extends every lease `owner` holds until `until` (Unix seconds).
     pub fn renew_leases(&self, owner: &str, until: i64) -> Result<usize, StorageError> {
-        self.with_connection(|conn| Ok(conn.renew(owner, until)?))
+        self.with_connection(|conn| conn.renew(owner, until))
     }
 
     /// Gives up every lease `owner` holds.
     pub fn release_leases(&self, owner: &str) -> Result<usize, StorageError> {
-        self.with_connection(|conn| Ok(conn.release(owner)?))
+        self.with_connection(|conn| conn.release(owner))
     }
 
     /// The committed position of a source, if it was ever read.
     pub fn source_offset(&self, source: &str) -> Result<Option<SourceOffset>, StorageError> {
-        self.with_connection(|conn| Ok(conn.offset_of(source)?.map(SourceOffset::from)))
+        self.with_connection(|conn| {
+            conn.offset_of(source)
+                .map(|row| row.map(SourceOffset::from))
+        })
     }
 
     /// The committed positions of the sources whose names match the SQL `LIKE` `pattern`.
     pub fn source_offsets_like(&self, pattern: &str) -> Result<Vec<SourceOffset>, StorageError> {
-        let rows = self.with_connection(|conn| Ok(conn.offsets_like(pattern)?))?;
+        let rows = self.with_connection(|conn| conn.offsets_like(pattern))?;
         Ok(rows.into_iter().map(SourceOffset::from).collect())
     }
 
     /// The newest event time committed (Unix seconds), if any.
     pub fn watermark(&self) -> Result<Option<i64>, StorageError> {
-        self.with_connection(|conn| Ok(conn.stored_watermark()?))
+        self.with_connection(|conn| conn.stored_watermark())
     }
 }

@@ -6,6 +6,7 @@ use diesel::mysql::MysqlConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sql_types::{Array, BigInt, Binary, Date, Nullable, Text};
 use diesel::sqlite::SqliteConnection;
 
@@ -75,11 +76,7 @@ impl Upserts for SqliteConnection {
 
     fn upsert_versions(&mut self, customers: &[&str], version: i64) -> QueryResult<()> {
         let template = include_str!("sql/sqlite_upsert_versions.sql");
-        for chunk in customers.chunks(ROWS_PER_STATEMENT) {
-            let query = diesel::sql_query(with_rows(template, VERSION_GROUP, chunk.len()));
-            bind_versions(query.into_boxed(), chunk, version).execute(self)?;
-        }
-        Ok(())
+        execute_versions(self, template, customers, version)
     }
 
     fn upsert_source(
@@ -88,16 +85,13 @@ impl Upserts for SqliteConnection {
         owner: Option<&str>,
         lease_until: Option<i64>,
     ) -> QueryResult<()> {
-        let query = diesel::sql_query(include_str!("sql/sqlite_upsert_source.sql"));
-        bind_source(query.into_boxed(), row, owner, lease_until).execute(self)?;
-        Ok(())
+        let sql = include_str!("sql/sqlite_upsert_source.sql");
+        execute_source(self, sql, row, owner, lease_until)
     }
 
     fn upsert_watermark(&mut self, event_time: i64) -> QueryResult<()> {
-        diesel::sql_query(include_str!("sql/sqlite_upsert_watermark.sql"))
-            .bind::<BigInt, _>(event_time)
-            .execute(self)?;
-        Ok(())
+        let sql = include_str!("sql/sqlite_upsert_watermark.sql");
+        execute_watermark(self, sql, event_time)
     }
 }
 
@@ -151,16 +145,13 @@ impl Upserts for PgConnection {
         owner: Option<&str>,
         lease_until: Option<i64>,
     ) -> QueryResult<()> {
-        let query = diesel::sql_query(include_str!("sql/postgres_upsert_source.sql"));
-        bind_source(query.into_boxed(), row, owner, lease_until).execute(self)?;
-        Ok(())
+        let sql = include_str!("sql/postgres_upsert_source.sql");
+        execute_source(self, sql, row, owner, lease_until)
     }
 
     fn upsert_watermark(&mut self, event_time: i64) -> QueryResult<()> {
-        diesel::sql_query(include_str!("sql/postgres_upsert_watermark.sql"))
-            .bind::<BigInt, _>(event_time)
-            .execute(self)?;
-        Ok(())
+        let sql = include_str!("sql/postgres_upsert_watermark.sql");
+        execute_watermark(self, sql, event_time)
     }
 }
 
@@ -192,11 +183,7 @@ impl Upserts for MysqlConnection {
     /// Multi-row statements: one round trip instead of one per customer.
     fn upsert_versions(&mut self, customers: &[&str], version: i64) -> QueryResult<()> {
         let template = include_str!("sql/mysql_upsert_versions.sql");
-        for chunk in customers.chunks(ROWS_PER_STATEMENT) {
-            let query = diesel::sql_query(with_rows(template, VERSION_GROUP, chunk.len()));
-            bind_versions(query.into_boxed(), chunk, version).execute(self)?;
-        }
-        Ok(())
+        execute_versions(self, template, customers, version)
     }
 
     fn upsert_source(
@@ -205,16 +192,13 @@ impl Upserts for MysqlConnection {
         owner: Option<&str>,
         lease_until: Option<i64>,
     ) -> QueryResult<()> {
-        let query = diesel::sql_query(include_str!("sql/mysql_upsert_source.sql"));
-        bind_source(query.into_boxed(), row, owner, lease_until).execute(self)?;
-        Ok(())
+        let sql = include_str!("sql/mysql_upsert_source.sql");
+        execute_source(self, sql, row, owner, lease_until)
     }
 
     fn upsert_watermark(&mut self, event_time: i64) -> QueryResult<()> {
-        diesel::sql_query(include_str!("sql/mysql_upsert_watermark.sql"))
-            .bind::<BigInt, _>(event_time)
-            .execute(self)?;
-        Ok(())
+        let sql = include_str!("sql/mysql_upsert_watermark.sql");
+        execute_watermark(self, sql, event_time)
     }
 }
 
@@ -265,43 +249,73 @@ where
     query
 }
 
-/// Binds (customer, version) for each of `customers` to a multi-row `VALUES` statement.
-fn bind_versions<'a, DB>(
-    mut query: BoxedSqlQuery<'a, DB, SqlQuery>,
-    customers: &'a [&'a str],
+/// Runs `template` (its `{rows}` marker a `VALUES` list) once per [`ROWS_PER_STATEMENT`]
+/// customers, with (customer, `version`) bound for each (SQLite and MySQL).
+fn execute_versions<C>(
+    conn: &mut C,
+    template: &str,
+    customers: &[&str],
     version: i64,
-) -> BoxedSqlQuery<'a, DB, SqlQuery>
+) -> QueryResult<()>
 where
-    DB: Binds,
-    str: diesel::serialize::ToSql<Text, DB>,
-    i64: diesel::serialize::ToSql<BigInt, DB>,
+    C: Connection,
+    C::Backend: Binds,
+    str: diesel::serialize::ToSql<Text, C::Backend>,
+    i64: diesel::serialize::ToSql<BigInt, C::Backend>,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: ExecuteDsl<C>,
 {
-    for customer in customers {
-        query = query.bind::<Text, _>(*customer).bind::<BigInt, _>(version);
+    for chunk in customers.chunks(ROWS_PER_STATEMENT) {
+        let mut query =
+            diesel::sql_query(with_rows(template, VERSION_GROUP, chunk.len())).into_boxed();
+        for customer in chunk {
+            query = query.bind::<Text, _>(*customer).bind::<BigInt, _>(version);
+        }
+        query.execute(conn)?;
     }
-    query
+    Ok(())
 }
 
-/// Binds a source's position and lease, in the source upserts' column order.
-fn bind_source<'a, DB>(
-    query: BoxedSqlQuery<'a, DB, SqlQuery>,
-    row: &'a SourceOffsetRow,
-    owner: Option<&'a str>,
+/// Runs `sql` with a source's position and lease bound, in the source upserts' column order.
+fn execute_source<C>(
+    conn: &mut C,
+    sql: &str,
+    row: &SourceOffsetRow,
+    owner: Option<&str>,
     lease_until: Option<i64>,
-) -> BoxedSqlQuery<'a, DB, SqlQuery>
+) -> QueryResult<()>
 where
-    DB: Binds,
-    String: diesel::serialize::ToSql<Text, DB>,
-    Vec<u8>: diesel::serialize::ToSql<Binary, DB>,
-    i64: diesel::serialize::ToSql<BigInt, DB>,
-    Option<&'a str>: diesel::serialize::ToSql<Nullable<Text>, DB>,
-    Option<i64>: diesel::serialize::ToSql<Nullable<BigInt>, DB>,
+    C: Connection,
+    C::Backend: Binds,
+    String: diesel::serialize::ToSql<Text, C::Backend>,
+    Vec<u8>: diesel::serialize::ToSql<Binary, C::Backend>,
+    i64: diesel::serialize::ToSql<BigInt, C::Backend>,
+    for<'a> Option<&'a str>: diesel::serialize::ToSql<Nullable<Text>, C::Backend>,
+    Option<i64>: diesel::serialize::ToSql<Nullable<BigInt>, C::Backend>,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: ExecuteDsl<C>,
 {
-    query
+    diesel::sql_query(sql)
+        .into_boxed()
         .bind::<Text, _>(&row.source)
         .bind::<Binary, _>(&row.fingerprint)
         .bind::<BigInt, _>(row.byte_offset)
         .bind::<BigInt, _>(row.line_count)
         .bind::<Nullable<Text>, _>(owner)
         .bind::<Nullable<BigInt>, _>(lease_until)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Runs `sql` with the watermark bound.
+fn execute_watermark<C>(conn: &mut C, sql: &str, event_time: i64) -> QueryResult<()>
+where
+    C: Connection,
+    i64: diesel::serialize::ToSql<BigInt, C::Backend>,
+    C::Backend: Binds,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: ExecuteDsl<C>,
+{
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<BigInt, _>(event_time)
+        .execute(conn)?;
+    Ok(())
 }

@@ -92,14 +92,17 @@ impl Store {
     /// Versions are global: every commit gives the customers it touches one new number, above
     /// every version stored before (see [`Store::versions_since`]).
     pub fn customer_version(&self, customer_id: &str) -> Result<i64, StorageError> {
-        self.with_connection(|conn| Ok(conn.version_of(customer_id)?.unwrap_or(0)))
+        self.with_connection(|conn| {
+            conn.version_of(customer_id)
+                .map(|version| version.unwrap_or(0))
+        })
     }
 
     /// The customers whose rows changed in commits after version `after`, with their versions:
     /// read with `after` = the largest version seen so far, it keeps a copy of every version
     /// current. One index range; empty when nothing was committed since.
     pub fn versions_since(&self, after: i64) -> Result<Vec<(String, i64)>, StorageError> {
-        self.with_connection(|conn| Ok(conn.versions_above(after)?))
+        self.with_connection(|conn| conn.versions_above(after))
     }
 
     /// A reader of [`Store::versions_since`] that keeps its connection between reads.
