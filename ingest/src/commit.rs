@@ -150,7 +150,8 @@ impl Leader {
     }
 
     /// Hands `epoch` to the committer once every worker's deltas and report for it arrived.
-    /// Waits while [`COMMIT_QUEUE`](pacing::COMMIT_QUEUE) epochs are already waiting for the database.
+    /// Waits while [`COMMIT_QUEUE`](pacing::COMMIT_QUEUE) epochs are already waiting for the
+    /// database.
     pub fn commit(&mut self, epoch: u64, deltas: FinishedDeltas, mut reports: Vec<ShareReport>) {
         if self.failed() {
             return;

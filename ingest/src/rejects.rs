@@ -93,21 +93,24 @@ impl RejectsFile {
 /// Opens (or creates, readable by its owner only: it holds copies of log lines) the rejects
 /// file for appending. It must be a regular file: a FIFO without a reader would block.
 fn open_private(path: &Path) -> Result<File> {
-    let cannot = IngestError::io(format!("cannot open rejects file {}", path.display()));
     let opened = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .and_then(|file| Ok((file.metadata()?, file)));
-    let (meta, file) = opened.map_err(cannot)?;
-    if !meta.is_file() {
-        let kind = crate::inputs::file_kind(meta.file_type());
-        return Err(IngestError::Io {
-            what: format!("cannot open rejects file {}", path.display()),
-            cause: std::io::Error::other(format!("not a regular file ({kind})")),
+        .and_then(|file| {
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                let kind = crate::inputs::file_kind(meta.file_type());
+                return Err(std::io::Error::other(format!(
+                    "not a regular file ({kind})"
+                )));
+            }
+            Ok(file)
         });
-    }
-    Ok(file)
+    opened.map_err(IngestError::io(format!(
+        "cannot open rejects file {}",
+        path.display()
+    )))
 }
