@@ -5,6 +5,7 @@ use std::io;
 
 use logstats_shared::StorageError;
 
+use crate::share::ReadError;
 use crate::source::SourceError;
 
 /// An error that stops the job (or, in a cluster, this process).
@@ -54,16 +55,29 @@ pub enum IngestError {
     /// Timely's workers could not start, or one failed.
     #[error("{0}")]
     Workers(String),
-    /// Reading a share of a file failed: the message comes in the worker's report, which
-    /// crosses threads and processes as text.
-    #[error("{0}")]
-    Share(String),
+    /// A worker could not read its share of a file (it says so in its report, which may come
+    /// from another process).
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Reading a share again for its rejected lines failed.
+    #[error("{0}, again for its rejected lines")]
+    Reread(ReadError),
     /// A broken invariant of the pipeline (a bug).
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl IngestError {
+    /// Timely's workers could not start (`timely::execute` failed).
+    pub fn workers_not_started(error: impl std::fmt::Display) -> Self {
+        IngestError::Workers(format!("starting timely workers: {error}"))
+    }
+
+    /// A timely worker thread failed (its `join` returned an error).
+    pub fn worker_failed(error: impl std::fmt::Display) -> Self {
+        IngestError::Workers(format!("timely worker failed: {error}"))
+    }
+
     /// An [`IngestError::Io`] while doing `what`.
     pub fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> IngestError {
         let what = what.into();

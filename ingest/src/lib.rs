@@ -1,10 +1,11 @@
 //! The logstats ingest job: request logs in, per-customer daily stats rows out.
 
 pub mod cluster;
-pub mod commit;
+pub mod committer;
 pub mod dataflow;
 pub mod error;
 pub mod generate;
+pub mod handover;
 pub mod inputs;
 pub mod metrics;
 pub mod pacing;
@@ -16,10 +17,9 @@ pub mod summary;
 pub mod watch;
 pub mod watermark;
 
-use std::cell::RefCell;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,13 +27,15 @@ use logstats_shared::{Store, StoreOptions};
 use parking_lot::Mutex;
 
 use crate::cluster::Cluster;
-use crate::commit::Leader;
+use crate::committer::Committer;
 pub use crate::error::{IngestError, Result};
+use crate::handover::{Handed, Handover};
 use crate::inputs::Inputs;
 use crate::metrics::IngestMetrics;
 use crate::planner::Planner;
 use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
 use crate::summary::{Progress, ReadCounter, Summary};
+use crate::watermark::Lateness;
 
 /// Default size of an epoch: the bytes of input committed together.
 pub const DEFAULT_EPOCH_BYTES: u64 = 128 << 20;
@@ -126,10 +128,10 @@ where
     match sockets {
         Some((cluster, sockets)) => cluster::watch::execute(cluster, sockets, None, func),
         None => timely::execute(timely::Config::process(workers), func)
-            .map_err(|e| IngestError::Workers(format!("starting timely workers: {e}")))?
+            .map_err(IngestError::workers_not_started)?
             .join()
             .into_iter()
-            .map(|r| r.map_err(|e| IngestError::Workers(format!("timely worker failed: {e}"))))
+            .map(|r| r.map_err(IngestError::worker_failed))
             .collect(),
     }
 }
@@ -159,60 +161,56 @@ fn run_with_leases(
         .with_metrics(Arc::clone(&config.metrics));
     // Made before the workers start: a worker that failed to set up would leave the others
     // waiting for its dataflow forever.
-    let leader = Leader::new(
+    let watermark = store.watermark()?;
+    if let Some(watermark) = watermark {
+        config.metrics.watermark_at_least(watermark);
+    }
+    let (committer, queue) = Committer::start(
         store.clone(),
-        job.clone(),
         Arc::clone(&shutdown),
-        config.allowed_lateness_secs,
         config.rejects.as_deref(),
         open_files.clone(),
         Arc::clone(&config.metrics),
     )?;
-    let leader_parts = Arc::new(Mutex::new(Some((
-        store.clone(),
-        job.clone(),
+    let (handed_to, handed) = channel();
+    let handover = Handover::new(job.clone(), config.allowed_lateness_secs, queue, handed_to);
+    let feed = Feed {
+        config: config.clone(),
+        counter: Arc::clone(&counter),
+        store: store.clone(),
+        job: job.clone(),
+        shutdown,
         planner,
-        leader,
-    ))));
-    let config = config.clone();
+        lateness: Lateness::new(watermark, config.allowed_lateness_secs),
+        handed,
+        committer,
+    };
+    let worker_zero = Arc::new(Mutex::new(Some((feed, handover))));
     let results = execute(
         config.workers.max(1),
         sockets,
         move |worker| -> Result<Option<Summary>> {
-            let leader_parts = if worker.index() == 0 {
-                leader_parts.lock().take()
-            } else {
-                None
+            let parts = match worker.index() {
+                0 => worker_zero.lock().take(),
+                _ => None,
             };
-            let Some((store, job, planner, leader)) = leader_parts else {
-                let input = dataflow::build(worker, None, open_files.clone(), Arc::clone(&counter));
+            let Some((feed, handover)) = parts else {
+                let (input, _) =
+                    dataflow::build(worker, None, open_files.clone(), Arc::clone(&counter));
                 drop(input);
                 while worker.step_or_park(Some(Duration::from_millis(10))) {}
                 return Ok(None);
             };
-            let leader = Rc::new(RefCell::new(leader));
-            let input = dataflow::build(
+            let (input, handed) = dataflow::build(
                 worker,
-                Some(Rc::clone(&leader)),
+                Some(handover),
                 open_files.clone(),
                 Arc::clone(&counter),
             );
-            let feed = Feed {
-                config: &config,
-                counter: &counter,
-                store: &store,
-                job: &job,
-                shutdown: &shutdown,
-            };
-            let outcome = feed.run(worker, input, planner, &leader);
-            let totals = leader.borrow_mut().finish();
-            outcome?;
+            let peers = worker.peers();
+            let totals = feed.run(worker, input, &handed)?;
             // Every worker of every process read shares.
-            Ok(Some(Summary::new(
-                &totals?,
-                started.elapsed(),
-                worker.peers(),
-            )))
+            Ok(Some(Summary::new(&totals, started.elapsed(), peers)))
         },
     )?;
     let mut summary = None;
@@ -224,27 +222,45 @@ fn run_with_leases(
     summary.ok_or_else(|| IngestError::Internal("worker 0 produced no summary".into()))
 }
 
-/// Worker 0's loop: plans epochs into the dataflow as the committer allows, polls for new data
-/// in follow mode, and drains the dataflow at the end.
-struct Feed<'a> {
-    config: &'a IngestConfig,
-    counter: &'a ReadCounter,
-    store: &'a Store,
-    job: &'a JobId,
-    shutdown: &'a AtomicBool,
+/// Worker 0's loop: plans epochs into the dataflow as fast as the handing over allows, keeps
+/// the watermark, polls for new data in follow mode, and drains the dataflow at the end. It
+/// owns the planning side; the Commit operator owns the [`Handover`], and the committer thread
+/// its commits.
+struct Feed {
+    config: IngestConfig,
+    counter: Arc<ReadCounter>,
+    store: Store,
+    job: JobId,
+    shutdown: Arc<AtomicBool>,
+    planner: Planner,
+    /// The watermark, from the newest event times of the epochs handed over.
+    lateness: Lateness,
+    /// The epochs handed over, in order, from the Commit operator.
+    handed: Receiver<Handed>,
+    committer: Committer,
 }
 
-impl Feed<'_> {
+impl Feed {
+    /// Runs the job to its end; returns the totals of what was committed, or the first error
+    /// (the loop's own before the committer's).
     fn run(
-        &self,
+        mut self,
+        worker: &mut timely::worker::Worker,
+        input: timely::dataflow::InputHandleVec<dataflow::Epoch, planner::EpochPlan>,
+        handed: &timely::dataflow::ProbeHandle<dataflow::Epoch>,
+    ) -> Result<summary::Totals> {
+        let outcome = self.feed(worker, input, handed);
+        let totals = self.committer.finish();
+        outcome?;
+        totals
+    }
+
+    fn feed(
+        &mut self,
         worker: &mut timely::worker::Worker,
         mut input: timely::dataflow::InputHandleVec<dataflow::Epoch, planner::EpochPlan>,
-        mut planner: Planner,
-        leader: &Rc<RefCell<Leader>>,
+        handed: &timely::dataflow::ProbeHandle<dataflow::Epoch>,
     ) -> Result<()> {
-        for (id, source) in planner.sources().enumerate() {
-            leader.borrow_mut().add_source(id, source);
-        }
         let mut progress = Progress::new(self.config.progress);
         let mut next_epoch = 0;
         let watcher = self.config.follow.then(|| match self.config.poll_only {
@@ -258,22 +274,30 @@ impl Feed<'_> {
         let mut last_renew = Instant::now();
         let mut failure = None;
         loop {
-            if self.shutdown.load(Ordering::Relaxed) || leader.borrow().failed() {
+            if self.shutdown.load(Ordering::Relaxed) || self.committer.failed() {
                 break;
+            }
+            // Everything the probe says was handed over has been sent here already: the
+            // operator sends before it lets its output frontier pass the epoch.
+            for Handed {
+                epoch,
+                max_event_time,
+            } in self.handed.try_iter()
+            {
+                self.lateness.advance(epoch, max_event_time);
             }
             let mut caught_up = false;
             let hold = pacing::hold_for_commit(
                 self.config.follow,
-                leader.borrow().committed_epochs(),
+                self.committer.committed_epochs(),
                 next_epoch,
-                planner.pending_bytes(),
+                self.planner.pending_bytes(),
                 self.config.epoch_bytes,
             );
-            while !hold && leader.borrow().may_plan(next_epoch) {
-                let late_before = leader.borrow().late_before(next_epoch);
-                match planner.next_plan(next_epoch, late_before) {
+            while !hold && pacing::may_plan(next_epoch, pacing::handed(handed)) {
+                let late_before = self.lateness.late_before(next_epoch);
+                match self.planner.next_plan(next_epoch, late_before) {
                     Ok(Some(plan)) => {
-                        leader.borrow_mut().planned(plan.clone());
                         input.send(plan);
                         next_epoch += 1;
                         input.advance_to(next_epoch);
@@ -297,12 +321,10 @@ impl Feed<'_> {
             });
             if poll_due {
                 last_poll = Instant::now();
-                match planner.poll(self.store, self.job, self.shutdown) {
-                    Ok(opened) => {
-                        for (id, source) in &opened {
-                            leader.borrow_mut().add_source(*id, source);
-                        }
-                    }
+                // The sources it opens announce themselves to the Handover in their first plan.
+                match self.planner.poll(&self.store, &self.job, &self.shutdown) {
+                    Ok(0) => {}
+                    Ok(opened) => log::debug!("follow: {opened} new sources"),
                     Err(source::SourceError::Interrupted(_)) => break,
                     Err(e) => log::warn!("follow: {e}"),
                 }
@@ -317,32 +339,32 @@ impl Feed<'_> {
             }
             let park = if caught_up { 10 } else { 1 };
             worker.step_or_park(Some(Duration::from_millis(park)));
-            progress.update(
-                self.counter,
-                planner.planned_bytes() + planner.pending_bytes(),
-            );
+            self.show_progress(&mut progress);
         }
         if !self.config.follow {
-            for (path, bytes) in planner.held_tails() {
+            for (path, bytes) in self.planner.held_tails() {
                 log::warn!(
                     "{path}: the last {bytes} bytes are a line without a newline yet; it is held \
                      (not counted) until it is complete and is read by the next run"
                 );
             }
         }
-        // Commit what has been read, then stop.
+        // Commit what has been read, then stop: once the dataflow is done, the Commit
+        // operator has closed the committer's queue.
         drop(input);
         while worker.step_or_park(Some(Duration::from_millis(1))) {
-            progress.update(
-                self.counter,
-                planner.planned_bytes() + planner.pending_bytes(),
-            );
+            self.show_progress(&mut progress);
         }
         progress.finish();
         match failure {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    fn show_progress(&self, progress: &mut Progress) {
+        let known = self.planner.planned_bytes() + self.planner.pending_bytes();
+        progress.update(&self.counter, known);
     }
 }
 

@@ -4,12 +4,15 @@
 //! Three rules bound the work in flight:
 //! - at most [`PIPELINE_DEPTH`] epochs are planned ahead of the last one handed to the committer
 //!   (and lateness is judged against the watermark that far back, so it never depends on
-//!   timing);
+//!   timing); how far epochs were handed over is read from timely's progress tracking, a probe
+//!   on the Commit operator's output ([`handed`]);
 //! - at most [`COMMIT_QUEUE`] handed epochs wait for the database: the handing over blocks
 //!   beyond that, which holds the workers while the database is away;
 //! - following, appends smaller than an epoch are held back while an epoch is being committed,
 //!   so that the next epoch takes them all: epochs grow with the commit latency instead of
 //!   queueing up behind it.
+
+use timely::dataflow::ProbeHandle;
 
 /// How many epochs may be planned ahead of the last one handed to the committer. Epoch `e` is
 /// judged late against the watermark after epoch `e - PIPELINE_DEPTH`, whatever the timing, so
@@ -23,6 +26,13 @@ pub const COMMIT_QUEUE: usize = 2;
 /// Whether epoch `epoch` may be planned once `handed` epochs were handed to the committer.
 pub fn may_plan(epoch: u64, handed: u64) -> bool {
     epoch < PIPELINE_DEPTH || handed > epoch - PIPELINE_DEPTH
+}
+
+/// How many epochs were handed to the committer, by timely's progress tracking: the Commit
+/// operator holds its output at an epoch until it handed the epoch over, so every epoch before
+/// the probe's frontier was handed over (all of them once the frontier is empty).
+pub fn handed(probe: &ProbeHandle<u64>) -> u64 {
+    probe.with_frontier(|frontier| frontier.iter().min().copied().unwrap_or(u64::MAX))
 }
 
 /// Whether, following, planning waits for the commit in progress: epochs before `next_epoch`
@@ -49,6 +59,62 @@ mod tests {
         assert!(may_plan(PIPELINE_DEPTH, 1));
         assert!(!may_plan(PIPELINE_DEPTH + 5, 5));
         assert!(may_plan(PIPELINE_DEPTH + 5, 6));
+    }
+
+    #[test]
+    fn the_probe_counts_an_epoch_handed_once_an_operator_stops_holding_it() {
+        use timely::dataflow::channels::pact::Pipeline;
+        use timely::dataflow::operators::generic::Operator;
+        use timely::dataflow::operators::vec::Input;
+        use timely::dataflow::operators::{Capability, Probe};
+
+        timely::execute_directly(|worker| {
+            // An operator that holds each epoch's capability until told to let it go, as the
+            // Commit operator holds an epoch until it handed it over.
+            let release = std::rc::Rc::new(std::cell::Cell::new(0u64));
+            let released = std::rc::Rc::clone(&release);
+            let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+                let (input, stream) = scope.new_input::<u64>();
+                let (probe, _) = stream
+                    .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(
+                        Pipeline,
+                        "Hold",
+                        |_, _| {
+                            let mut held: Vec<Capability<u64>> = Vec::new();
+                            move |(input, _frontier), _output| {
+                                input.for_each_stamp(|capability, _data| {
+                                    held.extend(capability.retain_least(0));
+                                });
+                                held.retain(|c| *c.time() >= released.get());
+                            }
+                        },
+                    )
+                    .probe();
+                (input, probe)
+            });
+            assert_eq!(handed(&probe), 0);
+            for epoch in 0..3u64 {
+                input.send(epoch);
+                input.advance_to(epoch + 1);
+            }
+            for _ in 0..10 {
+                worker.step();
+            }
+            // The input is at 3, but the operator still holds epoch 0.
+            assert_eq!(handed(&probe), 0);
+            // Let epochs 0 and 1 go; a new epoch's data schedules the operator.
+            release.set(2);
+            input.send(3);
+            input.advance_to(4);
+            for _ in 0..10 {
+                worker.step();
+            }
+            assert_eq!(handed(&probe), 2);
+            release.set(u64::MAX);
+            drop(input);
+            while worker.step() {}
+            assert_eq!(handed(&probe), u64::MAX);
+        });
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logstats_shared::Store;
+use logstats_shared::{SourceOffset, Store};
 
 use crate::inputs::Inputs;
 use crate::metrics::IngestMetrics;
@@ -46,6 +46,18 @@ pub struct EpochPlan {
     pub watermark_ceiling: i64,
     /// Fingerprint of the source's first bytes to store with the offset.
     pub fingerprint: Option<Vec<u8>>,
+    /// Set on the source's first epoch of this run: what was committed of it before, which
+    /// the commits of its epochs continue from.
+    pub first: Option<SourceStart>,
+}
+
+/// What was committed of a source when the job opened it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceStart {
+    /// Lines committed (blank ones included), for the line numbers of rejected lines.
+    pub line_count: u64,
+    /// Its offsets row, which the first commit replaces (see `EpochCommit::previous`).
+    pub stored: SourceOffset,
 }
 
 impl EpochPlan {
@@ -67,6 +79,9 @@ struct Tracked {
     readable_to: u64,
     /// Rotated away or truncated: nothing more will be appended to this handle.
     retired: bool,
+    /// Whether an epoch of it was planned in this run (the first one carries its
+    /// [`SourceStart`]).
+    planned_once: bool,
     /// A rotated file's complete lines are still followed until then; after it, its unterminated
     /// tail too, and it is finished.
     grace_until: Option<Instant>,
@@ -134,6 +149,7 @@ impl Planner {
             planned_to: source.offset,
             readable_to,
             retired: false,
+            planned_once: false,
             grace_until: None,
             source,
         });
@@ -212,7 +228,12 @@ impl Planner {
                 end,
                 late_before,
                 watermark_ceiling: unix_now() + WATERMARK_LEAD_SECONDS,
+                first: (!tracked.planned_once).then(|| SourceStart {
+                    line_count: tracked.source.line_count,
+                    stored: tracked.source.stored.clone(),
+                }),
             };
+            tracked.planned_once = true;
             tracked.planned_to = end;
             self.planned_bytes += plan.end - plan.start;
             return Ok(Some(plan));
@@ -220,14 +241,14 @@ impl Planner {
         Ok(None)
     }
 
-    /// Follow mode: looks for growth, rotation, truncation and new files. Returns the sources
-    /// opened by this poll (the caller registers them with the committer).
+    /// Follow mode: looks for growth, rotation, truncation and new files. Returns how many
+    /// sources this poll opened (each tells the committer where it starts in its first plan).
     pub fn poll(
         &mut self,
         store: &Store,
         job: &JobId,
         shutdown: &AtomicBool,
-    ) -> Result<Vec<(SourceId, Source)>, SourceError> {
+    ) -> Result<usize, SourceError> {
         let mut truncated = Vec::new();
         let now = Instant::now();
         for (id, tracked) in self.tracked.iter_mut().enumerate() {
@@ -272,7 +293,7 @@ impl Planner {
                 tracked.extend_to_complete_lines(size)?;
             }
         }
-        let mut opened = Vec::new();
+        let mut opened = 0;
         for path in self.inputs.expand_present() {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
@@ -296,8 +317,8 @@ impl Planner {
             };
             let source = Source::open(&path, store, job, resume, shutdown)?;
             log::info!("{}: following from byte {}", source.path, source.offset);
-            let id = self.track(source);
-            opened.push((id, self.tracked[id].source.clone()));
+            self.track(source);
+            opened += 1;
         }
         Ok(opened)
     }
@@ -386,6 +407,30 @@ mod tests {
         }
         assert_eq!(start, content.len() as u64);
         assert_eq!(epoch, 4);
+    }
+
+    #[test]
+    fn only_a_sources_first_plan_says_where_its_commits_continue_from() {
+        let line = b"2024-10-10 12:00:00 cust_1 /p 200 0.100\n";
+        let (_file, mut source) = source_over(&line.repeat(10));
+        source.line_count = 7;
+        source.stored.byte_offset = 0;
+        let mut planner = Planner::new(
+            Inputs::new(Vec::new(), None),
+            vec![source.clone()],
+            line.len() as u64,
+            OpenFiles::default(),
+        );
+        let first = planner.next_plan(0, None).unwrap().unwrap();
+        assert_eq!(
+            first.first,
+            Some(SourceStart {
+                line_count: 7,
+                stored: source.stored.clone()
+            })
+        );
+        let second = planner.next_plan(1, None).unwrap().unwrap();
+        assert_eq!(second.first, None);
     }
 
     #[test]

@@ -76,10 +76,7 @@ impl RejectsFile {
                 }
                 let (_, reread) = reader.finish(share);
                 if let Some(e) = reread.error {
-                    return Err(IngestError::Share(format!(
-                        "reading {} again for its rejected lines: {e}",
-                        plan.path
-                    )));
+                    return Err(IngestError::Reread(e));
                 }
             } else {
                 write(&report.rejects)?;

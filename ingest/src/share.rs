@@ -120,6 +120,38 @@ pub struct RejectedLine {
     pub text: String,
 }
 
+/// A share that could not be read. It crosses threads and processes in the worker's
+/// [`ShareReport`], so the I/O error is kept as its kind and text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+#[error("reading {path} (worker {worker}, bytes {start}..{end}): {message}")]
+pub struct ReadError {
+    /// The file.
+    pub path: String,
+    /// The worker whose share it was.
+    pub worker: usize,
+    /// The window that failed: its first byte and one past its last.
+    pub start: u64,
+    /// One past the window's last byte.
+    pub end: u64,
+    /// The I/O error's kind, e.g. `UnexpectedEof`.
+    pub kind: String,
+    /// The I/O error's text.
+    pub message: String,
+}
+
+impl ReadError {
+    fn new(plan: &EpochPlan, worker: usize, window: (u64, u64), error: &std::io::Error) -> Self {
+        Self {
+            path: plan.path.clone(),
+            worker,
+            start: window.0,
+            end: window.1,
+            kind: format!("{:?}", error.kind()),
+            message: error.to_string(),
+        }
+    }
+}
+
 /// What one worker saw in its share of one epoch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShareReport {
@@ -144,7 +176,7 @@ pub struct ShareReport {
     /// Whether rejected or late lines were left out of `rejects`.
     pub rejects_left_out: bool,
     /// Set when the share could not be read.
-    pub error: Option<String>,
+    pub error: Option<ReadError>,
     /// Wall time from the share's first window to its end, in microseconds (including what
     /// the worker did between its windows).
     pub micros: u64,
@@ -244,16 +276,18 @@ impl ShareReader {
         if share.next >= share.end || share.report.error.is_some() {
             return true;
         }
-        let window_end = (share.next + self.window_bytes).min(share.end);
+        let window_start = share.next;
+        let window_end = (window_start + self.window_bytes).min(share.end);
         let lines_before = share.report.lines;
         let read = self.files.for_plan(plan).and_then(|file| {
-            self.parse_window(plan, &file, share.next, window_end, &mut share.report)
+            self.parse_window(plan, &file, window_start, window_end, &mut share.report)
         });
         self.counter
-            .add(window_end - share.next, share.report.lines - lines_before);
+            .add(window_end - window_start, share.report.lines - lines_before);
         share.next = window_end;
         if let Err(e) = read {
-            share.report.error = Some(format!("reading {}: {e}", plan.path));
+            let worker = share.report.worker;
+            share.report.error = Some(ReadError::new(plan, worker, (window_start, window_end), &e));
             return true;
         }
         share.next >= share.end

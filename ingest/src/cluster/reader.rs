@@ -22,7 +22,7 @@ pub fn run(cluster: &Cluster, shutdown: &AtomicBool) -> crate::Result<()> {
     let counter = Arc::new(ReadCounter::default());
     let read = Arc::clone(&counter);
     watch::execute(cluster, sockets, Some(shutdown), move |worker| {
-        let input = dataflow::build(worker, None, files.clone(), Arc::clone(&read));
+        let (input, _) = dataflow::build(worker, None, files.clone(), Arc::clone(&read));
         // Plans come from process 0's worker 0 only.
         drop(input);
         while worker.step_or_park(Some(Duration::from_millis(10))) {}
@@ -114,6 +114,7 @@ mod tests {
             late_before: None,
             watermark_ceiling: i64::MAX,
             fingerprint: Some(fingerprint(&file, len).expect("fingerprint")),
+            first: None,
         }
     }
 

@@ -160,7 +160,7 @@ where
             func(worker)
         },
     )
-    .map_err(|e| IngestError::Workers(format!("starting timely workers: {e}")))?;
+    .map_err(IngestError::workers_not_started)?;
     let (sender, joined) = mpsc::channel();
     std::thread::Builder::new()
         .name(JOINER.to_string())
@@ -206,9 +206,7 @@ where
             Ok(results) => {
                 return results
                     .into_iter()
-                    .map(|r| {
-                        r.map_err(|e| IngestError::Workers(format!("timely worker failed: {e}")))
-                    })
+                    .map(|r| r.map_err(IngestError::worker_failed))
                     .collect();
             }
             Err(RecvTimeoutError::Timeout) => {}

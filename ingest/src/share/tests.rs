@@ -16,6 +16,7 @@ fn plan_for(path: &Path, start: u64, end: u64) -> EpochPlan {
         late_before: None,
         watermark_ceiling: i64::MAX,
         fingerprint: None,
+        first: None,
     }
 }
 

@@ -103,7 +103,7 @@ impl DailyStatsRow {
 }
 
 /// How far one source has been committed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SourceOffset {
     /// The source's key: its device and inode (`inode:DEV:INO`), or its path in rows of older
     /// versions.

@@ -1,0 +1,258 @@
+//! The committer thread: it commits each epoch handed to it (see `handover.rs`), in order, in
+//! one transaction with the source offset, watermark and lease check, retrying while the
+//! database is away, then appends the epoch's rejected lines and counts it. Worker 0 keeps
+//! reading meanwhile; it asks the [`Committer`] handle how far the commits are and whether one
+//! failed.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use logstats_shared::{CommitOutcome, EpochCommit, StorageError, Store};
+use parking_lot::Mutex;
+
+use crate::error::{IngestError, Result};
+use crate::metrics::IngestMetrics;
+use crate::pacing;
+use crate::planner::EpochPlan;
+use crate::rejects::RejectsFile;
+use crate::share::ShareReport;
+use crate::source::{unix_now, OpenFiles};
+use crate::summary::Totals;
+
+/// First wait before retrying a failed commit; doubled after each failure up to the cap.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between two commit attempts.
+const RETRY_CAP: Duration = Duration::from_secs(5);
+/// A database that keeps failing is reported at most this often.
+const RETRY_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What the committer thread has done: written by it alone, read through [`Committer`].
+#[derive(Debug, Default)]
+struct Committed {
+    totals: Totals,
+    epochs: u64,
+    /// The first error, which stops the job; taken by [`Committer::finish`].
+    error: Option<IngestError>,
+}
+
+/// One epoch ready to commit, or the error that kept it from being ready (which stops the
+/// job as a failed commit would).
+pub type CommitJob = Result<ReadyEpoch>;
+
+/// One epoch ready to commit.
+pub struct ReadyEpoch {
+    /// The rows, offsets, watermark and lease to write.
+    pub commit: EpochCommit,
+    /// The epoch's plan.
+    pub plan: EpochPlan,
+    /// Lines of the source committed before this epoch, for the rejects' line numbers.
+    pub lines_before: u64,
+    /// Every worker's report, in worker order.
+    pub reports: Vec<ShareReport>,
+}
+
+/// Where epochs are handed to the committer thread. Handing over blocks while
+/// [`COMMIT_QUEUE`](pacing::COMMIT_QUEUE) epochs wait for the database; dropping it lets the
+/// thread finish.
+pub type CommitQueue = SyncSender<CommitJob>;
+
+/// Worker 0's handle on the committer thread: how far it got, and its end.
+pub struct Committer {
+    thread: JoinHandle<()>,
+    committed: Arc<Mutex<Committed>>,
+}
+
+impl Committer {
+    /// Starts the thread committing to `store`, appending rejected lines to `rejects_path`
+    /// when given (read again from `files` when a share kept only some), counting commits in
+    /// `metrics`. Returns the handle and the queue to hand epochs into.
+    pub fn start(
+        store: Store,
+        shutdown: Arc<AtomicBool>,
+        rejects_path: Option<&Path>,
+        files: OpenFiles,
+        metrics: Arc<IngestMetrics>,
+    ) -> Result<(Self, CommitQueue)> {
+        let rejects = rejects_path
+            .map(|path| RejectsFile::open(path, files))
+            .transpose()?;
+        let committed = Arc::new(Mutex::new(Committed::default()));
+        let (queue, jobs) = sync_channel(pacing::COMMIT_QUEUE);
+        let thread = CommitterThread {
+            store,
+            shutdown,
+            rejects,
+            committed: Arc::clone(&committed),
+            metrics,
+        };
+        let thread = std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || thread.run(jobs))
+            .map_err(IngestError::io("starting the committer thread"))?;
+        Ok((Self { thread, committed }, queue))
+    }
+
+    /// Whether an error stopped the job ([`Committer::finish`] returns it).
+    pub fn failed(&self) -> bool {
+        self.committed.lock().error.is_some()
+    }
+
+    /// Epochs committed so far.
+    pub fn committed_epochs(&self) -> u64 {
+        self.committed.lock().epochs
+    }
+
+    /// Waits until every handed epoch is committed (or the thread gave up) and returns the
+    /// totals, or the first error. The queue must have been dropped (the Commit operator drops
+    /// it once its input is done), or this waits for ever.
+    pub fn finish(self) -> Result<Totals> {
+        let panicked = self.thread.join().is_err();
+        let mut committed = self.committed.lock();
+        if panicked {
+            committed.error.get_or_insert(IngestError::Internal(
+                "the committer thread panicked".into(),
+            ));
+        }
+        match committed.error.take() {
+            Some(e) => Err(e),
+            None => Ok(committed.totals.clone()),
+        }
+    }
+}
+
+/// The committer thread: commits epochs in order, then writes their rejects and totals.
+struct CommitterThread {
+    store: Store,
+    shutdown: Arc<AtomicBool>,
+    rejects: Option<RejectsFile>,
+    committed: Arc<Mutex<Committed>>,
+    metrics: Arc<IngestMetrics>,
+}
+
+impl CommitterThread {
+    fn run(mut self, jobs: Receiver<CommitJob>) {
+        for job in jobs {
+            if self.committed.lock().error.is_some() {
+                continue; // drain: nothing after a failed epoch may commit
+            }
+            if let Err(e) = job.and_then(|job| self.commit(&job)) {
+                self.committed.lock().error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn commit(&mut self, job: &ReadyEpoch) -> Result<()> {
+        let started = Instant::now();
+        let rows = self.commit_with_retries(&job.commit, &job.plan)?;
+        let commit_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        log::debug!(
+            "epoch {}: {rows} rows committed in {commit_micros} µs",
+            job.plan.epoch
+        );
+        self.count(job, rows, commit_micros);
+        if let Some(rejects) = self.rejects.as_mut() {
+            rejects.append(&job.plan, job.lines_before, &job.reports)?;
+        }
+        let mut committed = self.committed.lock();
+        committed.epochs += 1;
+        let totals = &mut committed.totals;
+        totals.rows_written += rows as u64;
+        totals.bytes += job.plan.end - job.plan.start;
+        totals.commit_micros += commit_micros;
+        for r in &job.reports {
+            totals.read_micros += r.micros;
+            totals.lines += r.lines;
+            totals.accepted += r.accepted;
+            totals.rejected += r.rejected;
+            totals.late += r.late;
+        }
+        Ok(())
+    }
+
+    /// Counts a committed epoch in the metrics (a scrape may see some of its numbers before
+    /// the others; the lines read last).
+    fn count(&self, job: &ReadyEpoch, rows: usize, commit_micros: u64) {
+        let metrics = &self.metrics;
+        let sum = |field: fn(&ShareReport) -> u64| job.reports.iter().map(field).sum::<u64>();
+        metrics.accepted.add(sum(|r| r.accepted));
+        metrics.rejected.add(sum(|r| r.rejected));
+        metrics.late.add(sum(|r| r.late));
+        metrics.bytes.add(job.plan.end - job.plan.start);
+        metrics.rows_written.add(rows as u64);
+        metrics.commit_duration.observe_micros(commit_micros);
+        if let Some(event_time) = job.commit.max_event_time {
+            metrics.watermark_at_least(event_time);
+        }
+        metrics.source_committed(job.plan.source, job.plan.end);
+        metrics.committed_at(unix_now());
+        metrics.lines.add(sum(|r| r.lines));
+    }
+
+    /// Commits, retrying with capped exponential backoff while the database is unreachable.
+    /// A lost lease, a corrupt row or a corrupt database file is not retried.
+    fn commit_with_retries(&self, commit: &EpochCommit, plan: &EpochPlan) -> Result<usize> {
+        let mut delay = RETRY_FIRST;
+        let mut failures = 0u64;
+        let mut last_logged: Option<Instant> = None;
+        loop {
+            match self.store.commit_epoch(commit) {
+                Ok(CommitOutcome::Written(rows)) => {
+                    if failures > 0 {
+                        log::info!(
+                            "database is back: committed epoch {} after {failures} failed attempts",
+                            plan.epoch
+                        );
+                    }
+                    return Ok(rows);
+                }
+                Ok(CommitOutcome::AlreadyCommitted) => {
+                    // The attempt that failed had committed; its reply was lost.
+                    log::warn!(
+                        "database is back: epoch {} had been committed by the attempt whose reply was lost; not applied again",
+                        plan.epoch
+                    );
+                    return Ok(commit.deltas.len());
+                }
+                Err(
+                    cause @ (StorageError::LeaseLost { .. }
+                    | StorageError::CorruptRow { .. }
+                    | StorageError::Unrepresentable { .. }
+                    | StorageError::Corrupt(_)),
+                ) => {
+                    // The lease's source is named by its key (device and inode): say the path.
+                    return Err(IngestError::Commit {
+                        epoch: plan.epoch,
+                        path: plan.path.clone(),
+                        cause,
+                    });
+                }
+                Err(e) => {
+                    failures += 1;
+                    if self.shutdown.load(Ordering::Relaxed) {
+                        return Err(IngestError::StoppedDuringOutage {
+                            epoch: plan.epoch,
+                            path: plan.path.clone(),
+                            cause: e,
+                        });
+                    }
+                    if last_logged.is_none_or(|t| t.elapsed() >= RETRY_LOG_INTERVAL) {
+                        log::warn!(
+                            "commit of epoch {} failed ({e}); retrying with backoff (attempt {failures})",
+                            plan.epoch
+                        );
+                        last_logged = Some(Instant::now());
+                    }
+                    let deadline = Instant::now() + delay;
+                    while Instant::now() < deadline && !self.shutdown.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    delay = (delay * 2).min(RETRY_CAP);
+                }
+            }
+        }
+    }
+}

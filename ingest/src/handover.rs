@@ -1,0 +1,317 @@
+//! The end of the dataflow on worker 0: once timely's frontier says every worker's deltas and
+//! report of an epoch arrived, the Commit operator hands the epoch over. [`Handover`] turns
+//! the epoch's plan, merged deltas and reports into a commit (line numbers, the offsets row it
+//! replaces, the lease), queues it for the committer thread, and tells the worker loop the
+//! epoch's newest event time, from which the loop keeps the watermark.
+//!
+//! The Commit operator owns the `Handover`; the loop owns the planner and the watermark. They
+//! share nothing: plans reach the operator through the dataflow, and what the loop learns comes
+//! back through a channel and through the operator's output frontier, which passes an epoch
+//! only once it was handed over (the loop's probe).
+
+use std::collections::HashMap;
+use std::sync::mpsc::Sender;
+
+use logstats_shared::{EpochCommit, SourceOffset};
+
+use crate::committer::{CommitQueue, ReadyEpoch};
+use crate::error::{IngestError, Result};
+use crate::planner::EpochPlan;
+use crate::share::{FinishedDeltas, ShareReport};
+use crate::source::{unix_now, JobId, SourceId, LEASE_SECONDS};
+
+/// What the loop learns of each epoch handed over, in epoch order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handed {
+    /// The epoch.
+    pub epoch: u64,
+    /// Its newest accepted event time (Unix seconds), if any line was accepted.
+    pub max_event_time: Option<i64>,
+}
+
+/// Worker 0's Commit operator state: what each source's next commit continues from.
+pub struct Handover {
+    job: JobId,
+    /// Committed lines per source, for line numbers: from the source's first plan on.
+    line_counts: HashMap<SourceId, u64>,
+    /// The offsets row each source will hold once the epochs handed over so far are committed:
+    /// what the next epoch's commit expects to replace (see [`EpochCommit::previous`]).
+    stored_offsets: HashMap<SourceId, SourceOffset>,
+    /// For the late-lines warning.
+    allowed_lateness_secs: i64,
+    queue: Option<CommitQueue>,
+    handed: Sender<Handed>,
+}
+
+impl Handover {
+    /// Hands epochs of job `job` into `queue` and reports each on `handed`.
+    pub fn new(
+        job: JobId,
+        allowed_lateness_secs: i64,
+        queue: CommitQueue,
+        handed: Sender<Handed>,
+    ) -> Self {
+        Self {
+            job,
+            line_counts: HashMap::new(),
+            stored_offsets: HashMap::new(),
+            allowed_lateness_secs,
+            queue: Some(queue),
+            handed,
+        }
+    }
+
+    /// Hands `epoch` over: every worker's `deltas` and `reports` for it arrived, and so did
+    /// its `plan` (`None` would be a bug). Waits while
+    /// [`COMMIT_QUEUE`](crate::pacing::COMMIT_QUEUE) epochs are already waiting for the
+    /// database.
+    pub fn hand(
+        &mut self,
+        epoch: u64,
+        plan: Option<EpochPlan>,
+        deltas: FinishedDeltas,
+        reports: Vec<ShareReport>,
+    ) {
+        let max_event_time = reports.iter().filter_map(|r| r.max_event_time).max();
+        let keys = deltas.len();
+        let job = plan
+            .ok_or_else(|| IngestError::Internal(format!("epoch {epoch} was never planned")))
+            .and_then(|plan| self.prepare(plan, deltas, reports));
+        if job.is_ok() {
+            log::debug!("epoch {epoch}: {keys} merged deltas handed to the committer");
+        }
+        // A send fails only when the committer thread is gone, which `Committer::finish`
+        // reports (it panicked): there is nothing more to tell it.
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(job);
+        }
+        // The loop drops its end last: it cannot be gone while the dataflow runs.
+        let _ = self.handed.send(Handed {
+            epoch,
+            max_event_time,
+        });
+    }
+
+    /// No more epochs: lets the committer thread finish once it committed the queued ones.
+    pub fn close(&mut self) {
+        self.queue = None;
+    }
+
+    fn prepare(
+        &mut self,
+        plan: EpochPlan,
+        deltas: FinishedDeltas,
+        mut reports: Vec<ShareReport>,
+    ) -> Result<ReadyEpoch> {
+        if let Some(error) = reports.iter().find_map(|r| r.error.clone()) {
+            return Err(error.into());
+        }
+        reports.sort_by_key(|r| r.worker);
+        if let Some(first) = &plan.first {
+            self.line_counts.insert(plan.source, first.line_count);
+            self.stored_offsets
+                .insert(plan.source, first.stored.clone());
+        }
+        let lines_before = *self.line_counts.get(&plan.source).ok_or_else(|| {
+            IngestError::Internal(format!("source {} was never registered", plan.path))
+        })?;
+        let lines_in_epoch: u64 = reports.iter().map(|r| r.lines_total).sum();
+        let sources: Vec<SourceOffset> = plan
+            .fingerprint
+            .iter()
+            .map(|fingerprint| SourceOffset {
+                source: plan.key.clone(),
+                fingerprint: fingerprint.clone(),
+                byte_offset: plan.end,
+                line_count: lines_before + lines_in_epoch,
+            })
+            .collect();
+        let previous = match sources.first() {
+            Some(next) => self
+                .stored_offsets
+                .insert(plan.source, next.clone())
+                .into_iter()
+                .collect(),
+            None => Vec::new(),
+        };
+        let commit = EpochCommit {
+            deltas: deltas
+                .into_iter()
+                .map(|((customer, day), stats)| (customer, day, stats))
+                .collect(),
+            sources,
+            previous,
+            max_event_time: reports.iter().filter_map(|r| r.max_event_time).max(),
+            lease: Some((self.job.as_str().to_string(), unix_now() + LEASE_SECONDS)),
+        };
+        self.line_counts
+            .insert(plan.source, lines_before + lines_in_epoch);
+        let late: u64 = reports.iter().map(|r| r.late).sum();
+        if late > 0 {
+            log::warn!(
+                "{}: {late} late lines in epoch {} (older than {} s before the watermark)",
+                plan.path,
+                plan.epoch,
+                self.allowed_lateness_secs
+            );
+        }
+        Ok(ReadyEpoch {
+            commit,
+            plan,
+            lines_before,
+            reports,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::{channel, sync_channel, Receiver};
+
+    use super::*;
+    use crate::committer::CommitJob;
+    use crate::planner::SourceStart;
+    use crate::share::ReadError;
+
+    fn plan(epoch: u64, start: u64, end: u64, first: Option<SourceStart>) -> EpochPlan {
+        EpochPlan {
+            epoch,
+            source: 3,
+            path: "api.log".into(),
+            key: "inode:1:2".into(),
+            start,
+            end,
+            late_before: None,
+            watermark_ceiling: i64::MAX,
+            fingerprint: Some(vec![1, 2, 3]),
+            first,
+        }
+    }
+
+    fn report(epoch: u64, worker: usize, lines_total: u64, max: Option<i64>) -> ShareReport {
+        ShareReport {
+            epoch,
+            worker,
+            lines_total,
+            lines: lines_total,
+            accepted: lines_total,
+            max_event_time: max,
+            ..ShareReport::default()
+        }
+    }
+
+    fn handover() -> (Handover, Receiver<CommitJob>, Receiver<Handed>) {
+        let (queue, jobs) = sync_channel(8);
+        let (handed_to, handed) = channel();
+        let handover = Handover::new(JobId::current(), 60, queue, handed_to);
+        (handover, jobs, handed)
+    }
+
+    fn ready(jobs: &Receiver<CommitJob>) -> ReadyEpoch {
+        match jobs.try_recv().expect("a job was queued") {
+            Ok(ready) => ready,
+            Err(e) => panic!("expected a ready epoch, got {e}"),
+        }
+    }
+
+    #[test]
+    fn each_commit_continues_from_the_one_before() {
+        let (mut handover, jobs, handed) = handover();
+        let stored = SourceOffset {
+            source: "inode:1:2".into(),
+            fingerprint: vec![1, 2, 3],
+            byte_offset: 100,
+            line_count: 10,
+        };
+        let first = SourceStart {
+            line_count: 10,
+            stored: stored.clone(),
+        };
+        // Reports arrive in any worker order; the line numbers follow the workers' order.
+        let reports = vec![report(0, 1, 5, Some(2_000)), report(0, 0, 4, Some(1_000))];
+        handover.hand(0, Some(plan(0, 100, 400, Some(first))), Vec::new(), reports);
+        let epoch0 = ready(&jobs);
+        assert_eq!(epoch0.lines_before, 10);
+        assert_eq!(epoch0.reports[0].worker, 0);
+        assert_eq!(epoch0.commit.previous, vec![stored]);
+        assert_eq!(epoch0.commit.sources[0].byte_offset, 400);
+        assert_eq!(epoch0.commit.sources[0].line_count, 19);
+        assert_eq!(epoch0.commit.max_event_time, Some(2_000));
+
+        handover.hand(
+            1,
+            Some(plan(1, 400, 500, None)),
+            Vec::new(),
+            vec![report(1, 0, 2, None)],
+        );
+        let epoch1 = ready(&jobs);
+        assert_eq!(epoch1.lines_before, 19);
+        assert_eq!(epoch1.commit.previous, epoch0.commit.sources);
+        assert_eq!(epoch1.commit.sources[0].line_count, 21);
+
+        let seen: Vec<Handed> = handed.try_iter().collect();
+        assert_eq!(
+            seen,
+            [
+                Handed {
+                    epoch: 0,
+                    max_event_time: Some(2_000)
+                },
+                Handed {
+                    epoch: 1,
+                    max_event_time: None
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn an_epoch_that_cannot_be_committed_queues_its_error() {
+        let (mut handover, jobs, handed) = handover();
+        // A worker could not read its share: the job stops with what it said.
+        let mut broken = report(0, 1, 0, None);
+        broken.error = Some(ReadError {
+            path: "api.log".into(),
+            worker: 1,
+            start: 0,
+            end: 10,
+            kind: "UnexpectedEof".into(),
+            message: "failed to fill whole buffer".into(),
+        });
+        let first = SourceStart {
+            line_count: 0,
+            stored: SourceOffset {
+                source: "inode:1:2".into(),
+                fingerprint: Vec::new(),
+                byte_offset: 0,
+                line_count: 0,
+            },
+        };
+        handover.hand(
+            0,
+            Some(plan(0, 0, 10, Some(first))),
+            Vec::new(),
+            vec![broken],
+        );
+        let error = jobs.try_recv().expect("queued").err().expect("an error");
+        assert_eq!(
+            error.to_string(),
+            "reading api.log (worker 1, bytes 0..10): failed to fill whole buffer"
+        );
+        // An epoch without a plan, or a source never announced, is a bug, said as one.
+        handover.hand(1, None, Vec::new(), Vec::new());
+        let error = jobs.try_recv().expect("queued").err().expect("an error");
+        assert_eq!(
+            error.to_string(),
+            "internal error: epoch 1 was never planned"
+        );
+        handover.hand(2, Some(plan(2, 0, 10, None)), Vec::new(), Vec::new());
+        let error = jobs.try_recv().expect("queued").err().expect("an error");
+        assert!(error.to_string().contains("never registered"), "{error}");
+        // The loop hears of every epoch all the same, so its pacing goes on until it stops.
+        assert_eq!(handed.try_iter().count(), 3);
+        // Closed: the committer thread's queue ends.
+        handover.close();
+        assert!(jobs.recv().is_err());
+    }
+}
