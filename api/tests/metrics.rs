@@ -7,6 +7,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use logstats_shared::testing::{backends, TestDatabase};
 use serde_json::Value;
 use support::{seed, Api};
@@ -366,12 +367,11 @@ fn a_fatal_error_is_a_json_record_too_without_the_password() {
             "postgres://u:***@127.0.0.1:1/db",
         ),
     ] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_logstats-api"))
+        let output = Binary::new(env!("CARGO_BIN_EXE_logstats-api"))
             .args(["--database-url", url, "--log-format", "json"])
             .args(["--bind", "127.0.0.1:0"])
             .env("RUST_LOG", "off")
-            .output()
-            .expect("run logstats-api");
+            .run(RUN_TIMEOUT);
         assert!(!output.status.success());
         let log = String::from_utf8_lossy(&output.stderr);
         assert!(!log.contains("S3cr3tPW") && !log.contains("3tPW"), "{log}");

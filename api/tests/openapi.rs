@@ -4,8 +4,8 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 
+use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use logstats_shared::testing::TestDatabase;
 use serde_json::{json, Value};
 use support::{seed, tool_available, Api, SEEDED_CUSTOMERS, SEEDED_DAYS};
@@ -179,16 +179,14 @@ fn check_document(doc: &Value, args: &[&str]) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, serde_json::to_vec(&doc).expect("JSON")).expect("write the document");
-    let output = Command::new("python3")
+    let output = Binary::new("python3")
         .args([
             "-c",
             "import json, sys; from openapi_spec_validator import validate; \
              validate(json.load(open(sys.argv[1]))); print('valid')",
         ])
         .arg(&file)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run python3");
+        .run(RUN_TIMEOUT);
     assert!(
         output.status.success(),
         "openapi-spec-validator ({args:?}): {}",

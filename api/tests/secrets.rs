@@ -1,10 +1,9 @@
 //! No password in anything the real `logstats-api` binary prints: its `serving` line, its
 //! errors, its `--help`, in every URL form.
 
-use std::process::Command;
 use std::time::Duration;
 
-use logstats_shared::testing::spawn::{free_port, Binary};
+use logstats_shared::testing::spawn::{free_port, Binary, RUN_TIMEOUT};
 use logstats_shared::testing::TestDatabase;
 
 const API: &str = env!("CARGO_BIN_EXE_logstats-api");
@@ -29,7 +28,7 @@ fn serve_and_stop(url: &str) -> String {
             ureq::get(&health).call().is_ok()
         });
     api.signal("TERM");
-    let output = api.wait();
+    let output = api.finish(RUN_TIMEOUT);
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -67,11 +66,10 @@ fn errors_and_help_show_no_password() {
         "postgres://u:S3cr@3tPW@127.0.0.1:1/db".to_string(),
         format!("host=127.0.0.1 port=1 password={SECRET}"),
     ] {
-        let output = Command::new(API)
+        let output = Binary::new(API)
             .args(["--database-url", &url, "--bind", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
-            .output()
-            .expect("run logstats-api");
+            .run(RUN_TIMEOUT);
         assert!(!output.status.success(), "{url}");
         let shown = format!(
             "{}{}",
@@ -83,11 +81,10 @@ fn errors_and_help_show_no_password() {
             assert!(!shown.contains(piece), "{url}: {piece} shown in {shown}");
         }
     }
-    let help = Command::new(API)
+    let help = Binary::new(API)
         .arg("--help")
         .env("DATABASE_URL", format!("postgres://u:{SECRET}@h/db"))
-        .output()
-        .expect("run --help");
+        .run(RUN_TIMEOUT);
     assert!(help.status.success());
     let shown = String::from_utf8_lossy(&help.stdout);
     assert!(shown.contains("DATABASE_URL"), "{shown}");

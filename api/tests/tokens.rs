@@ -7,9 +7,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use logstats_shared::testing::{backends, TestDatabase};
 use serde_json::{json, Value};
 use support::tokens::{new_token, sha256_hex, TokensFile};
@@ -466,10 +466,9 @@ fn the_document_says_which_operations_need_a_token() {
 #[test]
 fn new_token_refuses_what_is_not_a_list_of_customers() {
     for customers in ["", "cust_1 cust_2", "*,cust_1", "cust_1,,cust_2", "cust/1"] {
-        let output = Command::new(env!("CARGO_BIN_EXE_logstats-api"))
+        let output = Binary::new(env!("CARGO_BIN_EXE_logstats-api"))
             .args(["new-token", "--customers", customers])
-            .output()
-            .expect("run logstats-api new-token");
+            .run(RUN_TIMEOUT);
         assert_eq!(output.status.code(), Some(2), "{customers:?}: {output:?}");
         assert!(output.stdout.is_empty(), "{customers:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use common::{expected_stats, generate, ingest_ok, job, temp_dir};
-use logstats_shared::testing::spawn::Spawned;
+use logstats_shared::testing::spawn::{Spawned, RUN_TIMEOUT};
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::{Backend, Store, StoreOptions};
 use serde_json::Value;
@@ -320,7 +320,7 @@ fn two_jobs_on_the_same_file_never_double_count() {
         let mut accepted = 0;
         let mut waited = false;
         for job in [follower, batch] {
-            let output = job.wait();
+            let output = job.finish(RUN_TIMEOUT);
             let stderr = String::from_utf8_lossy(&output.stderr);
             waited |= stderr.contains("is being ingested by job");
             assert!(output.status.success(), "{stderr}");

@@ -4,23 +4,23 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{generate, ingest_ok, s, start_ingest, summary, temp_dir, INGEST};
 use logstats_shared::testing::backends;
+use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use serde_json::Value;
 
 const SECRET: &str = "S3cr3tPW";
 
 fn run_with_url(url: &str, args: &[&str]) -> Output {
-    Command::new(INGEST)
+    Binary::new(INGEST)
         .args(["--database-url", url])
         .args(args)
         .env_remove("DATABASE_URL")
         .env("RUST_LOG", "info")
-        .output()
-        .expect("run logstats-ingest")
+        .run(RUN_TIMEOUT)
 }
 
 /// Every output of the binary, for looking for a secret.
@@ -64,11 +64,10 @@ fn no_password_is_printed_in_any_url_form() {
         }
     }
 
-    let help = Command::new(INGEST)
+    let help = Binary::new(INGEST)
         .arg("--help")
         .env("DATABASE_URL", format!("postgres://u:{SECRET}@h/db"))
-        .output()
-        .expect("run --help");
+        .run(RUN_TIMEOUT);
     assert!(help.status.success());
     let shown = all_output(&help);
     assert!(shown.contains("DATABASE_URL"), "{shown}");
@@ -93,7 +92,7 @@ fn run_measured(db_url: &str, args: &[&str]) -> (Value, u64) {
         assert!(started.elapsed() < Duration::from_secs(300), "no end");
         std::thread::sleep(Duration::from_millis(5));
     }
-    (summary(&job.wait()), peak)
+    (summary(&job.finish(RUN_TIMEOUT)), peak)
 }
 
 const MEMORY_BOUND: u64 = 64 << 20;
@@ -198,11 +197,10 @@ fn the_progress_bar_on_a_terminal_shows_bytes_read_of_the_bytes_to_read() {
         db.url,
         s(&log)
     );
-    let output = Command::new("script")
+    let output = Binary::new("script")
         .args(["-qec", &command, "/dev/null"])
         .env("RUST_LOG", "warn")
-        .output()
-        .expect("run script");
+        .run(RUN_TIMEOUT);
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{shown}");
     let bars: Vec<&str> = shown

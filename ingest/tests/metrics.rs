@@ -8,13 +8,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use common::{job, temp_dir, INGEST};
 use logstats_shared::testing::backends;
-use logstats_shared::testing::spawn::Spawned;
+use logstats_shared::testing::spawn::{Binary, Spawned, RUN_TIMEOUT};
 use logstats_shared::{EpochCommit, Store, StoreOptions};
 use serde_json::Value;
 
@@ -367,11 +366,10 @@ fn follow_and_scrape(db_url: &str, json: bool, context: &str) {
 
 #[test]
 fn metrics_bind_needs_follow_and_a_batch_run_ignores_the_variable() {
-    let output = Command::new(INGEST)
+    let output = Binary::new(INGEST)
         .args(["--metrics-bind", "127.0.0.1:0", "x.log"])
         .env_remove("LOGSTATS_METRICS_BIND")
-        .output()
-        .expect("run logstats-ingest");
+        .run(RUN_TIMEOUT);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -383,24 +381,22 @@ fn metrics_bind_needs_follow_and_a_batch_run_ignores_the_variable() {
     let log = dir.path().join("api.log");
     std::fs::write(&log, valid_lines("cust_b", 10, 3)).expect("write");
     let db = logstats_shared::testing::TestDatabase::sqlite();
-    let output = Command::new(INGEST)
+    let output = Binary::new(INGEST)
         .args(["--database-url", &db.url, "--json"])
         .arg(&log)
         .env("LOGSTATS_METRICS_BIND", "not an address")
         .env("RUST_LOG", "info")
-        .output()
-        .expect("run logstats-ingest");
+        .run(RUN_TIMEOUT);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(!stderr.contains("metrics on"), "{stderr}");
 
     // An address that cannot be bound is a clear error.
-    let output = Command::new(INGEST)
+    let output = Binary::new(INGEST)
         .args(["--database-url", &db.url, "--follow"])
         .args(["--metrics-bind", "not an address"])
         .arg(&log)
-        .output()
-        .expect("run logstats-ingest");
+        .run(RUN_TIMEOUT);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -414,13 +410,12 @@ fn json_logs_show_no_password_either() {
     let dir = temp_dir();
     let log = dir.path().join("api.log");
     std::fs::write(&log, valid_lines("cust_p", 10, 1)).expect("write");
-    let output = Command::new(INGEST)
+    let output = Binary::new(INGEST)
         .args(["--database-url", "postgres://u:S3cr3tPW@127.0.0.1:1/db"])
         .args(["--log-format", "json"])
         .arg(&log)
         .env("RUST_LOG", "info")
-        .output()
-        .expect("run logstats-ingest");
+        .run(RUN_TIMEOUT);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

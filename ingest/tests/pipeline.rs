@@ -6,10 +6,10 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use chrono::NaiveDate;
 use common::{expected_stats, generate, ingest, ingest_ok, temp_dir, Api, Expected, INGEST};
+use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::{Store, StoreOptions};
 use serde_json::Value;
@@ -285,14 +285,13 @@ fn failures_exit_non_zero_with_a_clear_message() {
     let dir = temp_dir();
     let log = dir.path().join("a.log");
     generate(&log, 10, 1);
-    let unreachable = Command::new(INGEST)
+    let unreachable = Binary::new(INGEST)
         .args([
             "--database-url",
             "postgres://nobody@127.0.0.1:1/none",
             log.to_str().expect("utf8"),
         ])
-        .output()
-        .expect("run");
+        .run(RUN_TIMEOUT);
     assert!(!unreachable.status.success());
     let stderr = String::from_utf8_lossy(&unreachable.stderr);
     assert!(
@@ -300,10 +299,9 @@ fn failures_exit_non_zero_with_a_clear_message() {
         "{stderr}"
     );
 
-    let bad_scheme = Command::new(INGEST)
+    let bad_scheme = Binary::new(INGEST)
         .args(["--database-url", "oracle://x", log.to_str().expect("utf8")])
-        .output()
-        .expect("run");
+        .run(RUN_TIMEOUT);
     assert!(!bad_scheme.status.success());
     let stderr = String::from_utf8_lossy(&bad_scheme.stderr);
     assert!(
@@ -313,14 +311,13 @@ fn failures_exit_non_zero_with_a_clear_message() {
 
     // MySQL: unreachable with the `mysql` feature, a pointer to the feature without it; the
     // password is never shown either way.
-    let mysql = Command::new(INGEST)
+    let mysql = Binary::new(INGEST)
         .args([
             "--database-url",
             "mysql://nobody:S3cr3tPW@127.0.0.1:1/none",
             log.to_str().expect("utf8"),
         ])
-        .output()
-        .expect("run");
+        .run(RUN_TIMEOUT);
     assert!(!mysql.status.success());
     let stderr = String::from_utf8_lossy(&mysql.stderr);
     assert!(!stderr.contains("S3cr3tPW"), "{stderr}");

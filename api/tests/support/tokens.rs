@@ -2,18 +2,17 @@
 //! them, written to a tokens file of its own (`tokens.rs`, `dashboard_tokens.rs`,
 //! `schemathesis.rs`).
 
+use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use std::path::PathBuf;
-use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
 /// A token made by `logstats-api new-token --customers customers`: (token, file line).
 pub fn new_token(customers: &str) -> (String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_logstats-api"))
+    let output = Binary::new(env!("CARGO_BIN_EXE_logstats-api"))
         .args(["new-token", "--customers", customers])
         .env_remove("LOGSTATS_TOKENS")
-        .output()
-        .expect("run logstats-api new-token");
+        .run(RUN_TIMEOUT);
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8(output.stdout).expect("UTF-8");
     let lines: Vec<&str> = stdout.lines().collect();

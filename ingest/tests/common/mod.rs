@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use logstats_ingest::generate::{write_lines, GeneratorConfig, TimeWindow};
-use logstats_shared::testing::spawn::{Binary, Spawned};
+use logstats_shared::testing::spawn::{Binary, Spawned, RUN_TIMEOUT};
 use logstats_shared::testing::TestDatabase;
 use logstats_shared::{Store, StoreOptions};
 use serde_json::Value;
@@ -103,12 +103,11 @@ pub fn job(db_url: &str) -> Binary {
 }
 
 pub fn ingest(db: &TestDatabase, args: &[&str]) -> Output {
-    Command::new(INGEST)
+    Binary::new(INGEST)
         .args(["--database-url", &db.url, "--json"])
         .args(args)
         .env("RUST_LOG", "warn")
-        .output()
-        .expect("run logstats-ingest")
+        .run(RUN_TIMEOUT)
 }
 
 pub fn ingest_ok(db: &TestDatabase, args: &[&str]) -> Value {

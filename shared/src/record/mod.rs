@@ -1,7 +1,8 @@
 //! Parsing one request-log line into a `Record`, or the reason it is rejected.
 //!
 //! The parser works on bytes, allocates nothing and uses no regex: the date and time sit at fixed
-//! positions, the other fields are found with `memchr`.
+//! positions; the fast path finds the customer id with a byte table and the status and duration
+//! from the line's end, the checked path splits the rest at spaces.
 //!
 //! This file holds [`Record`], [`RejectReason`] and the line as a whole (its shape, the fast and
 //! the checked path); `fields.rs` parses each field, `tests.rs` holds the unit tests.

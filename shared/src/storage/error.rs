@@ -36,7 +36,7 @@ pub enum StorageError {
     #[error("applying migrations failed: {0}")]
     Migration(String),
     /// The database lacks migrations of this build, and the store was opened without applying
-    /// them ([`StoreOptions::apply_migrations`] false).
+    /// them ([`StoreOptions::apply_migrations`](super::StoreOptions::apply_migrations) false).
     #[error(
         "the database schema is not current: {pending} migration(s) of this version are not \
          applied, and this process does not apply migrations"

@@ -31,6 +31,12 @@ use super::Random;
 /// How often the waits below look at the process (and at the caller's readiness check).
 const POLL: Duration = Duration::from_millis(20);
 
+/// How long a test lets a program it runs to its exit take ([`Binary::run`],
+/// [`Spawned::finish`]) before killing it and failing with its stderr: every wait of a test is
+/// bounded, so a hang fails the test instead of stalling the suite. Far above what any of them
+/// takes (the longest, a few seconds in a debug build).
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// A port nobody listens on now on 127.0.0.1 (the listener is closed again at once), for a
 /// process to `--bind`. Picked at random below Linux's ephemeral range (32768-60999), so that no
 /// outgoing connection of a concurrent test takes it before the process listening on it starts.
@@ -303,18 +309,6 @@ impl Spawned {
                 self.name,
                 self.stderr()
             );
-        }
-        self.output()
-    }
-
-    /// Waits for the exit however long it takes; its status, stdout and stderr.
-    pub fn wait(mut self) -> Output {
-        if self.status.is_none() {
-            let status = self
-                .child
-                .wait()
-                .unwrap_or_else(|e| panic!("cannot wait for {}: {e}", self.name));
-            self.status = Some(status);
         }
         self.output()
     }
