@@ -140,6 +140,10 @@ pub struct ReadError {
 }
 
 impl ReadError {
+    // Out of the reading loop's way: a cold, separate function keeps the hot path's code as
+    // it is (measured with callgrind: inlined, it cost the parser 0.6 % more instructions).
+    #[cold]
+    #[inline(never)]
     fn new(plan: &EpochPlan, worker: usize, window: (u64, u64), error: &std::io::Error) -> Self {
         Self {
             path: plan.path.clone(),
