@@ -411,44 +411,68 @@ impl Proxy {
     }
 }
 
+/// `url` with its host and port replaced by 127.0.0.1:`port`, and the port it named.
+fn through_port(url: &str, port: u16) -> (String, u16) {
+    let (scheme, rest) = url.split_once("://").expect("url has a scheme");
+    let (user, rest) = rest.split_once('@').expect("url has a user");
+    let (authority, path) = rest.split_once('/').expect("url has a database");
+    let target = authority
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .expect("url has a port");
+    (format!("{scheme}://{user}@127.0.0.1:{port}/{path}"), target)
+}
+
 #[test]
 fn a_database_outage_loses_and_duplicates_nothing() {
-    let Some(db) = TestDatabase::postgres() else {
-        return;
-    };
-    assert_eq!(db.backend, Backend::Postgres);
-    let dir = temp_dir();
-    let log = dir.path().join("api.log");
-    std::fs::write(&log, lines("cust_o", 200, 5)).expect("write");
-    let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
-    let proxy = Proxy::start(5432);
-    let (head, database) = db.url.rsplit_once('/').expect("url has a database");
-    let (scheme_user, _) = head.rsplit_once('@').expect("url has a host");
-    let proxied = format!("{scheme_user}@127.0.0.1:{}/{database}", proxy.port);
-    let child = spawn(&proxied, &["--follow", log.to_str().expect("utf8")]);
-    let timeout = Duration::from_secs(20);
-    wait_until(timeout, || customer_requests(&store, "cust_o") == 200).expect("first lines");
+    // Every server backend (PostgreSQL, and MySQL/MariaDB with FEATURES=mysql): the job talks
+    // to it through a proxy that is cut and restarted.
+    let servers: Vec<TestDatabase> = backends()
+        .into_iter()
+        .filter(|db| db.backend != Backend::Sqlite)
+        .collect();
+    for db in servers {
+        let dir = temp_dir();
+        let log = dir.path().join("api.log");
+        std::fs::write(&log, lines("cust_o", 200, 5)).expect("write");
+        let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+        let (_, target) = through_port(&db.url, 0);
+        let proxy = Proxy::start(target);
+        let (proxied, _) = through_port(&db.url, proxy.port);
+        let child = spawn(&proxied, &["--follow", log.to_str().expect("utf8")]);
+        let timeout = Duration::from_secs(20);
+        wait_until(timeout, || customer_requests(&store, "cust_o") == 200)
+            .unwrap_or_else(|| panic!("{:?}: the first lines", db.backend));
 
-    proxy.stop();
-    append(&log, &lines("cust_o", 300, 3));
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(
-        customer_requests(&store, "cust_o"),
-        200,
-        "nothing commits during the outage"
-    );
+        proxy.stop();
+        append(&log, &lines("cust_o", 300, 3));
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(
+            customer_requests(&store, "cust_o"),
+            200,
+            "{:?}: nothing commits during the outage",
+            db.backend
+        );
 
-    proxy.restart(5432);
-    wait_until(timeout, || customer_requests(&store, "cust_o") == 500)
-        .unwrap_or_else(|| panic!("after the outage: {}", customer_requests(&store, "cust_o")));
-    let summary = terminate(child, Duration::from_secs(10));
-    assert_eq!(summary["accepted"], 500);
-    let days = store
-        .customer_days("cust_o", epoch_day(), None)
-        .expect("days");
-    assert_eq!(days.len(), 1);
-    assert_eq!(
-        (days[0].1.successful, days[0].1.failed),
-        (160 + 200, 40 + 100)
-    );
+        proxy.restart(target);
+        wait_until(timeout, || customer_requests(&store, "cust_o") == 500).unwrap_or_else(|| {
+            panic!(
+                "{:?}: after the outage: {}",
+                db.backend,
+                customer_requests(&store, "cust_o")
+            )
+        });
+        let summary = terminate(child, Duration::from_secs(10));
+        assert_eq!(summary["accepted"], 500, "{:?}", db.backend);
+        let days = store
+            .customer_days("cust_o", epoch_day(), None)
+            .expect("days");
+        assert_eq!(days.len(), 1, "{:?}", db.backend);
+        assert_eq!(
+            (days[0].1.successful, days[0].1.failed),
+            (160 + 200, 40 + 100),
+            "{:?}",
+            db.backend
+        );
+    }
 }

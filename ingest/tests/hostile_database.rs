@@ -62,8 +62,9 @@ fn postgres_over_tls_ingests() {
 }
 
 /// Relays TCP connections to `upstream`. The first time a transaction that upserts rows (its
-/// statements carry `excluded`) sends `COMMIT`, the COMMIT reaches the server, which commits,
-/// and then the connection is cut before its reply reaches the client: a lost reply.
+/// statements carry PostgreSQL's `excluded` or MySQL's `on duplicate key update`) sends
+/// `COMMIT`, the COMMIT reaches the server, which commits, and then the connection is cut
+/// before its reply reaches the client: a lost reply.
 struct LoseOneCommitReply {
     port: u16,
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -104,7 +105,8 @@ impl LoseOneCommitReply {
                         };
                         let chunk = &buf[..n];
                         let text = String::from_utf8_lossy(chunk).to_ascii_lowercase();
-                        upserting |= text.contains("excluded");
+                        upserting |=
+                            text.contains("excluded") || text.contains("on duplicate key update");
                         let commit = text.contains("commit");
                         let lose = commit && upserting && armed.swap(false, Ordering::SeqCst);
                         if lose {
@@ -148,36 +150,44 @@ impl LoseOneCommitReply {
 }
 
 /// The database commits an epoch but the reply is lost with the connection: the job retries,
-/// and the retry finds the epoch already committed instead of merging it a second time.
+/// and the retry finds the epoch already committed instead of merging it a second time. On
+/// every server backend (PostgreSQL, and MySQL/MariaDB with FEATURES=mysql).
 #[test]
 fn a_commit_whose_reply_is_lost_is_not_counted_twice() {
-    let Some(db) = logstats_shared::testing::TestDatabase::postgres() else {
-        return;
-    };
-    // postgres://USER@HOST:PORT/DB?...: the same database through the proxy, without TLS so
-    // that the proxy sees the statements.
-    let (scheme_user, rest) = db.url.split_once('@').expect("URL with a user");
-    let (authority, path) = rest.split_once('/').expect("URL with a database");
-    let proxy = LoseOneCommitReply::start(authority.to_string());
-    let separator = if path.contains('?') { '&' } else { '?' };
-    let url = format!(
-        "{scheme_user}@127.0.0.1:{}/{path}{separator}sslmode=disable",
-        proxy.port
-    );
-    let dir = temp_dir();
-    let log = dir.path().join("a.log");
-    generate(&log, 2000, 67);
-    let output = run_within(&url, &[s(&log)], Duration::from_secs(120));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        proxy.cut.load(std::sync::atomic::Ordering::SeqCst),
-        "no reply was lost: {stderr}"
-    );
-    assert_eq!(summary(&output)["accepted"], 2000, "{stderr}");
-    assert_eq!(stored_requests(&db), 2000, "{stderr}");
-    assert!(stderr.contains("not applied again"), "{stderr}");
-    // And a second run adds nothing.
-    let again = run_within(&url, &[s(&log)], Duration::from_secs(60));
-    assert_eq!(summary(&again)["accepted"], 0);
-    assert_eq!(stored_requests(&db), 2000);
+    let servers = logstats_shared::testing::backends()
+        .into_iter()
+        .filter(|db| db.backend != logstats_shared::Backend::Sqlite);
+    for db in servers {
+        // SCHEME://USER@HOST:PORT/DB?...: the same database through the proxy, without TLS so
+        // that the proxy sees the statements (the MariaDB server of the tests offers none).
+        let (scheme_user, rest) = db.url.split_once('@').expect("URL with a user");
+        let (authority, path) = rest.split_once('/').expect("URL with a database");
+        let proxy = LoseOneCommitReply::start(authority.to_string());
+        let plain = match db.backend {
+            logstats_shared::Backend::Postgres if path.contains('?') => "&sslmode=disable",
+            logstats_shared::Backend::Postgres => "?sslmode=disable",
+            _ => "",
+        };
+        let url = format!("{scheme_user}@127.0.0.1:{}/{path}{plain}", proxy.port);
+        let dir = temp_dir();
+        let log = dir.path().join("a.log");
+        generate(&log, 2000, 67);
+        let output = run_within(&url, &[s(&log)], Duration::from_secs(120));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let backend = db.backend;
+        assert!(
+            proxy.cut.load(std::sync::atomic::Ordering::SeqCst),
+            "{backend:?}: no reply was lost: {stderr}"
+        );
+        assert_eq!(summary(&output)["accepted"], 2000, "{backend:?}: {stderr}");
+        assert_eq!(stored_requests(&db), 2000, "{backend:?}: {stderr}");
+        assert!(
+            stderr.contains("not applied again"),
+            "{backend:?}: {stderr}"
+        );
+        // And a second run adds nothing.
+        let again = run_within(&url, &[s(&log)], Duration::from_secs(60));
+        assert_eq!(summary(&again)["accepted"], 0, "{backend:?}");
+        assert_eq!(stored_requests(&db), 2000, "{backend:?}");
+    }
 }
