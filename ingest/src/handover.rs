@@ -76,7 +76,7 @@ impl Handover {
         let keys = deltas.len();
         let job = plan
             .ok_or_else(|| IngestError::Internal(format!("epoch {epoch} was never planned")))
-            .and_then(|plan| self.prepare(plan, deltas, reports));
+            .and_then(|plan| self.prepare(plan, deltas, reports, max_event_time));
         if job.is_ok() {
             log::debug!("epoch {epoch}: {keys} merged deltas handed to the committer");
         }
@@ -102,6 +102,7 @@ impl Handover {
         plan: EpochPlan,
         deltas: FinishedDeltas,
         mut reports: Vec<ShareReport>,
+        max_event_time: Option<i64>,
     ) -> Result<ReadyEpoch> {
         if let Some(error) = reports.iter().find_map(|r| r.error.clone()) {
             return Err(error.into());
@@ -141,7 +142,7 @@ impl Handover {
                 .collect(),
             sources,
             previous,
-            max_event_time: reports.iter().filter_map(|r| r.max_event_time).max(),
+            max_event_time,
             lease: Some((self.job.as_str().to_string(), unix_now() + LEASE_SECONDS)),
         };
         self.line_counts
@@ -275,7 +276,6 @@ mod tests {
             worker: 1,
             start: 0,
             end: 10,
-            kind: "UnexpectedEof".into(),
             message: "failed to fill whole buffer".into(),
         });
         let first = SourceStart {

@@ -79,9 +79,6 @@ struct Tracked {
     readable_to: u64,
     /// Rotated away or truncated: nothing more will be appended to this handle.
     retired: bool,
-    /// Whether an epoch of it was planned in this run (the first one carries its
-    /// [`SourceStart`]).
-    planned_once: bool,
     /// A rotated file's complete lines are still followed until then; after it, its unterminated
     /// tail too, and it is finished.
     grace_until: Option<Instant>,
@@ -149,7 +146,6 @@ impl Planner {
             planned_to: source.offset,
             readable_to,
             retired: false,
-            planned_once: false,
             grace_until: None,
             source,
         });
@@ -228,12 +224,13 @@ impl Planner {
                 end,
                 late_before,
                 watermark_ceiling: unix_now() + WATERMARK_LEAD_SECONDS,
-                first: (!tracked.planned_once).then(|| SourceStart {
+                // Nothing planned yet in this run (every plan moves `planned_to` on): the
+                // first plan carries where the source's commits continue from.
+                first: (tracked.planned_to == tracked.source.offset).then(|| SourceStart {
                     line_count: tracked.source.line_count,
                     stored: tracked.source.stored.clone(),
                 }),
             };
-            tracked.planned_once = true;
             tracked.planned_to = end;
             self.planned_bytes += plan.end - plan.start;
             return Ok(Some(plan));

@@ -121,7 +121,7 @@ pub struct RejectedLine {
 }
 
 /// A share that could not be read. It crosses threads and processes in the worker's
-/// [`ShareReport`], so the I/O error is kept as its kind and text.
+/// [`ShareReport`], so the I/O error is kept as its text.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
 #[error("reading {path} (worker {worker}, bytes {start}..{end}): {message}")]
 pub struct ReadError {
@@ -133,8 +133,6 @@ pub struct ReadError {
     pub start: u64,
     /// One past the window's last byte.
     pub end: u64,
-    /// The I/O error's kind, e.g. `UnexpectedEof`.
-    pub kind: String,
     /// The I/O error's text.
     pub message: String,
 }
@@ -150,7 +148,6 @@ impl ReadError {
             worker,
             start: window.0,
             end: window.1,
-            kind: format!("{:?}", error.kind()),
             message: error.to_string(),
         }
     }
