@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use common::cluster::{hostfile, Process};
-use common::{expected_stats, generate, s, stored_requests, temp_dir, INGEST};
-use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
+use common::{expected_stats, generate, job, s, stored_requests, temp_dir};
+use logstats_shared::testing::spawn::RUN_TIMEOUT;
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::DayStats;
 use serde_json::Value;
@@ -228,11 +228,7 @@ fn a_killed_process_stops_the_other_and_a_restart_of_both_gives_exact_totals() {
 /// Runs `logstats-ingest ARGS` (SQLite in `dir`); its exit code and stderr.
 fn refused(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     let db = format!("sqlite://{}", dir.join("refused.db").display());
-    let output = Binary::new(INGEST)
-        .args(["--database-url", &db])
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .run(RUN_TIMEOUT);
+    let output = job(&db).args(args).env("RUST_LOG", "warn").run(RUN_TIMEOUT);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     assert!(output.stdout.is_empty(), "{args:?}");

@@ -7,7 +7,7 @@ mod common;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{generate, ingest_ok, s, start_ingest, summary, temp_dir, INGEST};
+use common::{generate, ingest_ok, job, s, start_ingest, summary, temp_dir, INGEST};
 use logstats_shared::testing::backends;
 use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use serde_json::Value;
@@ -15,8 +15,7 @@ use serde_json::Value;
 const SECRET: &str = "S3cr3tPW";
 
 fn run_with_url(url: &str, args: &[&str]) -> Output {
-    Binary::new(INGEST)
-        .args(["--database-url", url])
+    job(url)
         .args(args)
         .env_remove("DATABASE_URL")
         .env("RUST_LOG", "info")

@@ -381,8 +381,8 @@ fn metrics_bind_needs_follow_and_a_batch_run_ignores_the_variable() {
     let log = dir.path().join("api.log");
     std::fs::write(&log, valid_lines("cust_b", 10, 3)).expect("write");
     let db = logstats_shared::testing::TestDatabase::sqlite();
-    let output = Binary::new(INGEST)
-        .args(["--database-url", &db.url, "--json"])
+    let output = job(&db.url)
+        .arg("--json")
         .arg(&log)
         .env("LOGSTATS_METRICS_BIND", "not an address")
         .env("RUST_LOG", "info")
@@ -392,8 +392,8 @@ fn metrics_bind_needs_follow_and_a_batch_run_ignores_the_variable() {
     assert!(!stderr.contains("metrics on"), "{stderr}");
 
     // An address that cannot be bound is a clear error.
-    let output = Binary::new(INGEST)
-        .args(["--database-url", &db.url, "--follow"])
+    let output = job(&db.url)
+        .arg("--follow")
         .args(["--metrics-bind", "not an address"])
         .arg(&log)
         .run(RUN_TIMEOUT);
@@ -410,8 +410,7 @@ fn json_logs_show_no_password_either() {
     let dir = temp_dir();
     let log = dir.path().join("api.log");
     std::fs::write(&log, valid_lines("cust_p", 10, 1)).expect("write");
-    let output = Binary::new(INGEST)
-        .args(["--database-url", "postgres://u:S3cr3tPW@127.0.0.1:1/db"])
+    let output = job("postgres://u:S3cr3tPW@127.0.0.1:1/db")
         .args(["--log-format", "json"])
         .arg(&log)
         .env("RUST_LOG", "info")

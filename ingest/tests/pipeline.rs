@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use common::{expected_stats, generate, ingest, ingest_ok, temp_dir, Api, Expected, INGEST};
-use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
+use common::{expected_stats, generate, ingest, ingest_ok, job, temp_dir, Api, Expected};
+use logstats_shared::testing::spawn::RUN_TIMEOUT;
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::{Store, StoreOptions};
 use serde_json::Value;
@@ -285,12 +285,8 @@ fn failures_exit_non_zero_with_a_clear_message() {
     let dir = temp_dir();
     let log = dir.path().join("a.log");
     generate(&log, 10, 1);
-    let unreachable = Binary::new(INGEST)
-        .args([
-            "--database-url",
-            "postgres://nobody@127.0.0.1:1/none",
-            log.to_str().expect("utf8"),
-        ])
+    let unreachable = job("postgres://nobody@127.0.0.1:1/none")
+        .arg(log.to_str().expect("utf8"))
         .run(RUN_TIMEOUT);
     assert!(!unreachable.status.success());
     let stderr = String::from_utf8_lossy(&unreachable.stderr);
@@ -299,8 +295,8 @@ fn failures_exit_non_zero_with_a_clear_message() {
         "{stderr}"
     );
 
-    let bad_scheme = Binary::new(INGEST)
-        .args(["--database-url", "oracle://x", log.to_str().expect("utf8")])
+    let bad_scheme = job("oracle://x")
+        .arg(log.to_str().expect("utf8"))
         .run(RUN_TIMEOUT);
     assert!(!bad_scheme.status.success());
     let stderr = String::from_utf8_lossy(&bad_scheme.stderr);
@@ -311,12 +307,8 @@ fn failures_exit_non_zero_with_a_clear_message() {
 
     // MySQL: unreachable with the `mysql` feature, a pointer to the feature without it; the
     // password is never shown either way.
-    let mysql = Binary::new(INGEST)
-        .args([
-            "--database-url",
-            "mysql://nobody:S3cr3tPW@127.0.0.1:1/none",
-            log.to_str().expect("utf8"),
-        ])
+    let mysql = job("mysql://nobody:S3cr3tPW@127.0.0.1:1/none")
+        .arg(log.to_str().expect("utf8"))
         .run(RUN_TIMEOUT);
     assert!(!mysql.status.success());
     let stderr = String::from_utf8_lossy(&mysql.stderr);

@@ -2,9 +2,9 @@
 //! them, written to a tokens file of its own (`tokens.rs`, `dashboard_tokens.rs`,
 //! `schemathesis.rs`).
 
-use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use std::path::PathBuf;
 
+use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use sha2::{Digest, Sha256};
 
 /// A token made by `logstats-api new-token --customers customers`: (token, file line).

@@ -103,11 +103,7 @@ pub fn job(db_url: &str) -> Binary {
 }
 
 pub fn ingest(db: &TestDatabase, args: &[&str]) -> Output {
-    Binary::new(INGEST)
-        .args(["--database-url", &db.url, "--json"])
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .run(RUN_TIMEOUT)
+    run_within(&db.url, args, RUN_TIMEOUT)
 }
 
 pub fn ingest_ok(db: &TestDatabase, args: &[&str]) -> Value {
