@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # API load benchmark (run by `make bench` after the release build): ingests a generated log into a
-# fresh SQLite file and, when reachable, a fresh PostgreSQL database, checks one answer against the
-# stored rows, then loads `logstats-api` with wrk twice and prints req/s, p50 and p99 as table rows:
+# fresh SQLite file, when reachable a fresh PostgreSQL database and (with FEATURES containing
+# mysql, as `make bench FEATURES=mysql` sets it) a fresh MySQL/MariaDB database, checks one answer
+# against the stored rows, then loads `logstats-api` with wrk twice and prints req/s, p50 and p99 as table rows:
 # "random ranges" (every request a random customer of 50 and a random range inside the 31 days:
 # 24,800 different URLs, so answers are rarely repeated) and "same range" (the 50 customers in
 # turn over the full 31 days: 50 URLs asked again and again).
@@ -10,7 +11,8 @@
 # logstats-api, e.g. "--pool-size 4"), BENCH_API_TOKEN (sent by every request as
 # `Authorization: Bearer $BENCH_API_TOKEN`, for an API given `--tokens` in BENCH_API_ARGS),
 # BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_POSTGRES_PARAMS
-# (appended to the benchmark database's URL; default ?sslmode=disable). Everything runs on
+# (appended to the benchmark database's URL; default ?sslmode=disable), BENCH_MYSQL_URL (default
+# mysql://root@127.0.0.1:3306/mysql; needs the mysql client). Everything runs on
 # 127.0.0.1; nothing is installed.
 # Tokens on vs off (send the header in both runs, so that wrk, which shares the cores, does the
 # same work; the open API ignores it), e.g.:
@@ -20,12 +22,15 @@
 #     BENCH_API_TOKEN="$(sed -n 's/^token: //p' /tmp/new-token)" ./api/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=ingest/bench-lib.sh
+. ingest/bench-lib.sh
 bin=${CARGO_TARGET_DIR:-target}/release
 lines=${BENCH_API_LINES:-1000000}
 connections=${BENCH_API_CONNECTIONS:-64}
 duration=${BENCH_API_DURATION:-10s}
 threads=${BENCH_API_THREADS:-2}
 pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+my_admin=${BENCH_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}
 from=2024-10-10
 to=2024-11-09
 
@@ -76,6 +81,9 @@ cleanup() {
   if [ -n "$pg_db" ]; then
     psql "$pg_admin" -qc "drop database if exists $pg_db with (force)" >/dev/null 2>&1 || true
   fi
+  if [ -n "${my_db:-}" ]; then
+    mysql "${my_args[@]}" -e "drop database if exists $my_db" >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -112,10 +120,6 @@ request = function()
 end
 LUA
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # The stored total of a customer over the range, straight from the database.
 stored_total() { # backend url customer
   local sql="select coalesce(sum(successful + failed), 0) from daily_stats
@@ -129,6 +133,7 @@ stored_total() { # backend url customer
           "${2#sqlite://}" "$sql"
       fi ;;
     postgres) psql "$2" -qAtc "$sql" ;;
+    mysql) mysql "${my_args[@]}" -N -e "$sql" "${2##*/}" ;;
   esac
 }
 
@@ -267,6 +272,19 @@ if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null
   pg_db=
 else
   echo "api bench: PostgreSQL not reachable at $pg_admin: skipping the PostgreSQL API benchmark" >&2
+fi
+
+if mysql_wanted; then
+  mysql_client_args "$my_admin"
+  if mysql "${my_args[@]}" -e 'select 1' >/dev/null 2>&1; then
+    my_db=logstats_apibench_$$
+    mysql "${my_args[@]}" -e "drop database if exists $my_db; create database $my_db"
+    bench mysql "${my_admin%/*}/$my_db"
+    mysql "${my_args[@]}" -e "drop database $my_db"
+    my_db=
+  else
+    echo "api bench: MySQL not reachable at $my_host:$my_port: skipping the MySQL API benchmark" >&2
+  fi
 fi
 
 echo

@@ -10,6 +10,8 @@
 # (default 10s), BENCH_FLEET_CONNECTIONS (default 2: one request per core; more only queue), BENCH_POSTGRES_URL, BENCH_POSTGRES_PARAMS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=ingest/bench-lib.sh
+. ingest/bench-lib.sh
 bin=${CARGO_TARGET_DIR:-target}/release
 lines=${BENCH_FLEET_LINES:-1000000}
 counts=${BENCH_FLEET_CUSTOMERS:-50 10000}
@@ -75,10 +77,6 @@ request = function()
 end
 LUA
 done
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 rows=()
 bench() { # backend url customers log

@@ -13,6 +13,8 @@
 # BENCH_MYSQL_URL (default mysql://root@127.0.0.1:3306/mysql; used when FEATURES has mysql).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=ingest/bench-lib.sh
+. ingest/bench-lib.sh
 bin=${CARGO_TARGET_DIR:-target}/release
 lines=${BENCH_LINES:-10000000}
 workers=${BENCH_WORKERS:-2}
@@ -113,17 +115,8 @@ else
   echo "PostgreSQL not reachable at $pg_admin: skipping the PostgreSQL ingest benchmark" >&2
 fi
 
-if [[ " ${FEATURES:-} " == *" mysql "* ]]; then
-  # mysql://USER[:PASS]@HOST[:PORT]/DB, for the mysql client.
-  my_rest=${my_admin#mysql://}
-  my_user=${my_rest%%@*}
-  my_hostport=${my_rest#*@}
-  my_hostport=${my_hostport%%/*}
-  my_host=${my_hostport%:*}
-  my_port=3306
-  [[ "$my_hostport" == *:* ]] && my_port=${my_hostport##*:}
-  my_args=(-h "$my_host" -P "$my_port" -u "${my_user%%:*}")
-  [[ "$my_user" == *:* ]] && my_args+=("-p${my_user#*:}")
+if mysql_wanted; then
+  mysql_client_args "$my_admin"
   if mysql "${my_args[@]}" -e 'select 1' >/dev/null 2>&1; then
     name=logstats_bench_$$
     fresh_mysql() {

@@ -17,6 +17,8 @@
 # disk (log and database); the database is dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=ingest/bench-lib.sh
+. ingest/bench-lib.sh
 bin=${CARGO_TARGET_DIR:-target}/release
 customers=${SCALE_CUSTOMERS:-10000}
 days=${SCALE_DAYS:-365}
@@ -108,9 +110,6 @@ n, total, heap, database = map(int, sys.stdin.read().split())
 print(f"| database | {n:,} rows | daily_stats {total / 1e6:,.0f} MB with indexes ({heap / 1e6:,.0f} MB heap) "
       f"| {total / n:,.0f} B a row with indexes | database {database / 1e6:,.0f} MB |")')"
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 start_api() { # extra flags...
   local port i
   port=$(free_port)
