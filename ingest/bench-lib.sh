@@ -1,6 +1,9 @@
 # Shell functions the benchmark scripts share (ingest/bench.sh, ingest/scale-bench.sh,
 # api/bench.sh, api/fleet-bench.sh); sourced, not run.
 
+# psql's notices ("database ... does not exist, skipping" of each fresh database) are noise here.
+export PGOPTIONS="${PGOPTIONS:+$PGOPTIONS }-c client_min_messages=warning"
+
 # A TCP port free on 127.0.0.1 now.
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

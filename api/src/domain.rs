@@ -128,7 +128,8 @@ impl PercentileList {
 }
 
 /// What `/customers` sorts by: the customer id or a field of its total stats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum SortField {
     /// The customer id (the default).
     CustomerId,

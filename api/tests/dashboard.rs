@@ -10,13 +10,15 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use logstats_shared::testing::TestDatabase;
+use logstats_shared::testing::outage::OutageProxy;
+use logstats_shared::testing::{servers, TestDatabase};
 use serde_json::json;
 use support::browser::{base64_decode, browser_programs, workspace_target, Browser, ELEMENT_KEY};
 use support::dashboard::{
     assert_charts_drawn, assert_console_clean, assert_totals_shown, expected_fleet_by_failures,
     expected_total, generated_requests, http_get, ingest, spawn_api, visible_error,
 };
+use support::Api;
 
 #[test]
 fn the_dashboard_shows_the_apis_numbers_in_a_real_browser() {
@@ -199,49 +201,52 @@ fn a_database_outage_is_shown_as_503_and_the_page_recovers() {
     let Some((chromium, chromedriver)) = browser_programs() else {
         return;
     };
-    let Some(db) = TestDatabase::postgres() else {
-        return;
-    };
-    let requests = generated_requests();
-    ingest(&db.connect(), &requests);
-    let (_api, address) = spawn_api(&db);
-    let browser = Browser::start(&chromium, &chromedriver);
-    let view = "?customer=cust_a&from=2024-10-08&to=2024-10-21";
+    // On every server backend, through a proxy that cuts the connections and refuses new ones.
+    for db in servers() {
+        let requests = generated_requests();
+        ingest(&db.connect(), &requests);
+        let proxy = OutageProxy::start(&db);
+        // The outage's 503s are logged at ERROR: expected, so only warnings and errors.
+        let api = Api::start_on(proxy.url(), &[], &[("RUST_LOG", "warn")]);
+        let address = &api.address;
+        let browser = Browser::start(&chromium, &chromedriver);
+        let view = "?customer=cust_a&from=2024-10-08&to=2024-10-21";
 
-    db.set_reachable(false);
-    browser.open(&format!("{address}/{view}"));
-    browser.wait_ready(view);
-    let shown = visible_error(&browser).unwrap_or_default();
-    assert!(
-        shown.contains("answered 503") && shown.contains("database unavailable"),
-        "shows {shown:?}"
-    );
-    // Every request of the page failed on purpose (the fleet's too, or it is not served yet).
-    assert_console_clean(&browser, &["/customers", "/stats?"], "outage");
-
-    db.set_reachable(true);
-    let started = Instant::now();
-    loop {
+        proxy.cut();
         browser.open(&format!("{address}/{view}"));
         browser.wait_ready(view);
-        match visible_error(&browser) {
-            None => break,
-            Some(error) => assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "still {error:?} 30 s after the database came back"
-            ),
+        let shown = visible_error(&browser).unwrap_or_default();
+        assert!(
+            shown.contains("answered 503") && shown.contains("database unavailable"),
+            "{db:?}: shows {shown:?}"
+        );
+        // Every request of the page failed on purpose (the fleet's too, or it is not served yet).
+        assert_console_clean(&browser, &["/customers", "/stats?"], "outage");
+
+        proxy.restore();
+        let started = Instant::now();
+        loop {
+            browser.open(&format!("{address}/{view}"));
+            browser.wait_ready(view);
+            match visible_error(&browser) {
+                None => break,
+                Some(error) => assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "{db:?}: still {error:?} 30 s after the database came back"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
-        std::thread::sleep(Duration::from_millis(500));
+        let (_, body) = http_get(&format!(
+            "{address}/customers/cust_a/stats?from=2024-10-08&to=2024-10-21"
+        ));
+        assert_totals_shown(
+            &browser,
+            &body["total"],
+            &expected_total(&requests, "cust_a", "2024-10-08", "2024-10-21"),
+            "after the outage",
+        );
     }
-    let (_, body) = http_get(&format!(
-        "{address}/customers/cust_a/stats?from=2024-10-08&to=2024-10-21"
-    ));
-    assert_totals_shown(
-        &browser,
-        &body["total"],
-        &expected_total(&requests, "cust_a", "2024-10-08", "2024-10-21"),
-        "after the outage",
-    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use logstats_shared::testing::backends;
+use logstats_shared::testing::outage::OutageProxy;
 use logstats_shared::Backend;
 use support::{seed, Api};
 
@@ -31,7 +32,13 @@ fn ready_becomes(api: &Api, status: u16) -> serde_json::Value {
 fn ready_follows_the_database_and_its_schema() {
     for db in backends() {
         seed(&db);
-        let api = Api::start(&db);
+        // The server backends through a proxy that can cut them off.
+        let proxy = (db.backend != Backend::Sqlite).then(|| OutageProxy::start(&db));
+        let api = Api::start_on(
+            proxy.as_ref().map_or(&db.url, |proxy| proxy.url()),
+            &[],
+            &[],
+        );
         let ready = api.get("/ready");
         assert_eq!(ready.status, 200, "{db:?}");
         assert_eq!(ready.json(), serde_json::json!({ "status": "ready" }));
@@ -61,13 +68,13 @@ fn ready_follows_the_database_and_its_schema() {
         );
         ready_becomes(&api, 200);
 
-        if db.backend == Backend::Postgres {
-            db.set_reachable(false);
+        if let Some(proxy) = proxy {
+            proxy.cut();
             let body = ready_becomes(&api, 503);
-            assert!(body["error"].is_string(), "{body}");
+            assert!(body["error"].is_string(), "{db:?}: {body}");
             assert_eq!(api.get("/health").status, 200);
-            db.set_reachable(true);
-            assert_eq!(ready_becomes(&api, 200)["status"], "ready");
+            proxy.restore();
+            assert_eq!(ready_becomes(&api, 200)["status"], "ready", "{db:?}");
         }
         let stderr = api.stop();
         assert!(!stderr.contains("panicked"), "{stderr}");

@@ -5,17 +5,16 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use common::{expected_stats, generate, ingest_ok, job, temp_dir};
+use logstats_shared::testing::outage::OutageProxy;
 use logstats_shared::testing::spawn::{Spawned, RUN_TIMEOUT};
-use logstats_shared::testing::{backends, TestDatabase};
-use logstats_shared::{Backend, Store, StoreOptions};
+use logstats_shared::testing::{backends, servers};
+use logstats_shared::{Store, StoreOptions};
 use serde_json::Value;
 
 /// Held by the tests that load both cores and by the one that times freshness, so the timing
@@ -336,115 +335,22 @@ fn two_jobs_on_the_same_file_never_double_count() {
     }
 }
 
-/// A TCP forwarder to PostgreSQL that can refuse and cut every connection, then come back.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    streams: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    fn start(target: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let proxy = Proxy {
-            port,
-            up: Arc::new(AtomicBool::new(true)),
-            streams: Arc::new(Mutex::new(Vec::new())),
-        };
-        proxy.serve(listener, target);
-        proxy
-    }
-
-    fn serve(&self, listener: TcpListener, target: u16) {
-        let up = Arc::clone(&self.up);
-        let streams = Arc::clone(&self.streams);
-        listener.set_nonblocking(true).expect("nonblocking");
-        std::thread::spawn(move || {
-            while up.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((client, _)) => {
-                        client.set_nonblocking(false).expect("blocking");
-                        let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                            continue;
-                        };
-                        let mut all = streams.lock().expect("lock");
-                        for (mut from, mut to) in [
-                            (
-                                client.try_clone().expect("clone"),
-                                server.try_clone().expect("clone"),
-                            ),
-                            (
-                                server.try_clone().expect("clone"),
-                                client.try_clone().expect("clone"),
-                            ),
-                        ] {
-                            std::thread::spawn(move || {
-                                let _ = std::io::copy(&mut from, &mut to);
-                                let _ = to.shutdown(Shutdown::Both);
-                            });
-                        }
-                        all.push(client);
-                        all.push(server);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-            // Dropping the listener refuses new connections.
-        });
-    }
-
-    /// Cuts every connection and refuses new ones.
-    fn stop(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for stream in self.streams.lock().expect("lock").drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    /// Listens again on the same port.
-    fn restart(&self, target: u16) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("rebind");
-        self.up.store(true, Ordering::SeqCst);
-        self.serve(listener, target);
-    }
-}
-
-/// `url` with its host and port replaced by 127.0.0.1:`port`, and the port it named.
-fn through_port(url: &str, port: u16) -> (String, u16) {
-    let (scheme, rest) = url.split_once("://").expect("url has a scheme");
-    let (user, rest) = rest.split_once('@').expect("url has a user");
-    let (authority, path) = rest.split_once('/').expect("url has a database");
-    let target = authority
-        .rsplit_once(':')
-        .and_then(|(_, port)| port.parse().ok())
-        .expect("url has a port");
-    (format!("{scheme}://{user}@127.0.0.1:{port}/{path}"), target)
-}
-
 #[test]
 fn a_database_outage_loses_and_duplicates_nothing() {
     // Every server backend (PostgreSQL, and MySQL/MariaDB with FEATURES=mysql): the job talks
     // to it through a proxy that is cut and restarted.
-    let servers: Vec<TestDatabase> = backends()
-        .into_iter()
-        .filter(|db| db.backend != Backend::Sqlite)
-        .collect();
-    for db in servers {
+    for db in servers() {
         let dir = temp_dir();
         let log = dir.path().join("api.log");
         std::fs::write(&log, lines("cust_o", 200, 5)).expect("write");
         let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
-        let (_, target) = through_port(&db.url, 0);
-        let proxy = Proxy::start(target);
-        let (proxied, _) = through_port(&db.url, proxy.port);
-        let child = spawn(&proxied, &["--follow", log.to_str().expect("utf8")]);
+        let proxy = OutageProxy::start(&db);
+        let child = spawn(proxy.url(), &["--follow", log.to_str().expect("utf8")]);
         let timeout = Duration::from_secs(20);
         wait_until(timeout, || customer_requests(&store, "cust_o") == 200)
             .unwrap_or_else(|| panic!("{:?}: the first lines", db.backend));
 
-        proxy.stop();
+        proxy.cut();
         append(&log, &lines("cust_o", 300, 3));
         std::thread::sleep(Duration::from_secs(3));
         assert_eq!(
@@ -454,7 +360,7 @@ fn a_database_outage_loses_and_duplicates_nothing() {
             db.backend
         );
 
-        proxy.restart(target);
+        proxy.restore();
         wait_until(timeout, || customer_requests(&store, "cust_o") == 500).unwrap_or_else(|| {
             panic!(
                 "{:?}: after the outage: {}",

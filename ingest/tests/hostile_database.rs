@@ -154,10 +154,7 @@ impl LoseOneCommitReply {
 /// every server backend (PostgreSQL, and MySQL/MariaDB with FEATURES=mysql).
 #[test]
 fn a_commit_whose_reply_is_lost_is_not_counted_twice() {
-    let servers = logstats_shared::testing::backends()
-        .into_iter()
-        .filter(|db| db.backend != logstats_shared::Backend::Sqlite);
-    for db in servers {
+    for db in logstats_shared::testing::servers() {
         // SCHEME://USER@HOST:PORT/DB?...: the same database through the proxy, without TLS so
         // that the proxy sees the statements (the MariaDB server of the tests offers none).
         let (scheme_user, rest) = db.url.split_once('@').expect("URL with a user");

@@ -6,6 +6,8 @@
 //! MySQL or MariaDB server at `TEST_MYSQL_URL`. `backends()` gives one of each, so the same test
 //! body runs on every backend.
 //!
+//! [`outage`] puts a database server away and back, the same on every server backend.
+//!
 //! [`spawn`] is how every integration test runs a real binary: a free port, output in files of
 //! a temporary directory, a readiness wait, signals by name, killed when dropped.
 
@@ -17,6 +19,7 @@ use diesel::{Connection, RunQueryDsl};
 
 use crate::storage::{redact, Backend, Store, StoreOptions};
 
+pub mod outage;
 pub mod spawn;
 
 /// Environment variable naming the PostgreSQL server (any database on it) tests may use.
@@ -170,27 +173,6 @@ impl TestDatabase {
         })
     }
 
-    /// PostgreSQL only: makes the database refuse (and drop) every connection, as an outage
-    /// does, or accept them again. Panics on SQLite or when the server cannot be reached.
-    pub fn set_reachable(&self, reachable: bool) {
-        let Lifetime::Postgres { admin_url, name } = &self.lifetime else {
-            panic!("set_reachable is for PostgreSQL databases");
-        };
-        let mut admin = PgConnection::establish(admin_url).expect("admin connection");
-        diesel::sql_query(format!(
-            "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS {reachable}"
-        ))
-        .execute(&mut admin)
-        .expect("alter database");
-        if !reachable {
-            diesel::sql_query(format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-            ))
-            .execute(&mut admin)
-            .expect("terminate connections");
-        }
-    }
-
     /// Opens a [`Store`] on this database (applying migrations), panicking on failure.
     pub fn connect(&self) -> Store {
         Store::connect(&self.url, &StoreOptions::default())
@@ -304,7 +286,14 @@ pub fn numpy_percentile(values: &[f64], p: f64) -> Option<f64> {
 /// MySQL one) when its server is reachable.
 pub fn backends() -> Vec<TestDatabase> {
     let mut databases = vec![TestDatabase::sqlite()];
-    databases.extend(TestDatabase::postgres());
+    databases.extend(servers());
+    databases
+}
+
+/// The server backends of [`backends`]: PostgreSQL, and MySQL with the `mysql` feature, each
+/// when its server is reachable.
+pub fn servers() -> Vec<TestDatabase> {
+    let mut databases: Vec<TestDatabase> = TestDatabase::postgres().into_iter().collect();
     #[cfg(feature = "mysql")]
     databases.extend(TestDatabase::mysql());
     databases

@@ -7,28 +7,14 @@ use actix_web::{get, HttpResponse};
 use logstats_shared::Store;
 
 use crate::answers::{AnswerKey, Answers};
-use crate::domain::{ListPage, PercentileList, RequestedRange};
+use crate::domain::{ListPage, PercentileList, RequestedRange, SortField};
 use crate::error::{ApiError, ErrorBody};
 use crate::fleet::{self, CustomerList, FleetStats};
 use crate::freshness::Freshness;
 use crate::routes::stats::{json, StatsQuery};
 
-/// What `sort` takes (for the document only).
-#[allow(dead_code)]
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-enum Sort {
-    CustomerId,
-    TotalRequests,
-    SuccessfulRequests,
-    FailedRequests,
-    Uptime,
-    AverageLatency,
-    MedianLatency,
-    P99Latency,
-}
-
-/// What `order` takes (for the document only).
+/// The direction of the sort.
+// Only the OpenAPI document names it: the handler reads `order` into `ListPage::descending`.
 #[allow(dead_code)]
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
@@ -57,7 +43,7 @@ pub struct ListQuery {
     pub percentiles: Option<String>,
     /// What to sort by: `customer_id` (the default) or a field of the total. Ties are ordered
     /// by customer id; a null (no latency) sorts as the smallest value.
-    #[param(required = false, value_type = Sort, inline, example = "failed_requests")]
+    #[param(required = false, value_type = SortField, inline, example = "failed_requests")]
     pub sort: Option<String>,
     /// `asc` (the default) or `desc`.
     #[param(required = false, value_type = Order, inline, example = "desc")]
