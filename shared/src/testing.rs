@@ -293,10 +293,10 @@ pub fn backends() -> Vec<TestDatabase> {
 /// The server backends of [`backends`]: PostgreSQL, and MySQL with the `mysql` feature, each
 /// when its server is reachable.
 pub fn servers() -> Vec<TestDatabase> {
-    let mut databases: Vec<TestDatabase> = TestDatabase::postgres().into_iter().collect();
+    let databases = TestDatabase::postgres().into_iter();
     #[cfg(feature = "mysql")]
-    databases.extend(TestDatabase::mysql());
-    databases
+    let databases = databases.chain(TestDatabase::mysql());
+    databases.collect()
 }
 
 /// Whether the tests run in CI, where skipping a backend is an error.
