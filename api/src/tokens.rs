@@ -379,9 +379,12 @@ pub fn new_token(scope: &Scope) -> Result<NewToken, getrandom::Error> {
 }
 
 /// `logstats-api new-token`: prints `token: TOKEN`, then the file's line, on stdout.
-pub fn print_new_token(scope: &Scope, out: &mut impl Write) -> anyhow::Result<()> {
-    let new = new_token(scope)
-        .map_err(|e| anyhow::anyhow!("cannot read random bytes from the operating system: {e}"))?;
+pub fn print_new_token(scope: &Scope, out: &mut impl Write) -> std::io::Result<()> {
+    let new = new_token(scope).map_err(|e| {
+        std::io::Error::other(format!(
+            "cannot read random bytes from the operating system: {e}"
+        ))
+    })?;
     writeln!(out, "token: {}", new.token)?;
     writeln!(out, "{}", new.line)?;
     out.flush()?;
