@@ -79,6 +79,7 @@ lint:
 	.ci/check-rust-version
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --features '$(TEST_FEATURES)' -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace --features '$(TEST_FEATURES)'
 
 clean:
 	rm -f data/logstats.db data/logstats.db-* data/bench-*

@@ -25,7 +25,7 @@ pub const ROWS_PER_READ: usize = 2048;
 /// long (see [`customers_per_walk`]).
 const CUSTOMERS_PER_READ: usize = 256;
 /// Rows of one day (or one customer) gathered before they are merged into one.
-const COMPACT_EVERY: usize = 256;
+pub const COMPACT_EVERY: usize = 256;
 
 /// The 200 response of `GET /stats`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -94,7 +94,7 @@ const REJECT_TEXT_BYTES: usize = 200;
 /// Rejected lines a share keeps for the rejects file: at most ~250 KB. Past this it only
 /// counts them, and the committer reads the share again to write them (see
 /// [`ShareReader::rereading`]): 100 MB of garbage would otherwise hold 52 million of them.
-const KEPT_REJECTS: usize = 1024;
+pub const KEPT_REJECTS: usize = 1024;
 
 /// Bytes read at a time when a share is read again for its rejects: a window of garbage
 /// holds at most half as many rejected lines as bytes.

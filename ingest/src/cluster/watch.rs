@@ -32,7 +32,7 @@ use super::Cluster;
 use crate::error::{IngestError, Result};
 
 /// How often the main thread looks for a lost process while the workers run.
-const POLL: Duration = Duration::from_millis(50);
+pub const POLL: Duration = Duration::from_millis(50);
 
 /// A process other than 0 that is asked to stop (SIGINT, SIGTERM) keeps reading this long for
 /// process 0 to end the job (a `docker compose stop` signals every process at once), then
