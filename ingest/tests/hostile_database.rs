@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{generate, ingest_ok, run_within, s, stored_requests, summary, temp_dir};
+use logstats_shared::testing::outage::{server_port, via_local_port};
 
 /// Overwrites the start of every page in the second half of a SQLite file: the schema pages
 /// stay readable, the stats pages do not.
@@ -71,7 +72,8 @@ struct LoseOneCommitReply {
 }
 
 impl LoseOneCommitReply {
-    fn start(upstream: String) -> LoseOneCommitReply {
+    /// Forwards a free port to the server on this machine's port `server`.
+    fn start(server: u16) -> LoseOneCommitReply {
         use std::io::{Read, Write};
         use std::net::{Shutdown, TcpListener, TcpStream};
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,7 +86,7 @@ impl LoseOneCommitReply {
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { return };
-                let Ok(mut server) = TcpStream::connect(&upstream) else {
+                let Ok(mut server) = TcpStream::connect(("127.0.0.1", server)) else {
                     return;
                 };
                 let (mut client_r, mut server_w) = (
@@ -155,17 +157,16 @@ impl LoseOneCommitReply {
 #[test]
 fn a_commit_whose_reply_is_lost_is_not_counted_twice() {
     for db in logstats_shared::testing::servers() {
-        // SCHEME://USER@HOST:PORT/DB?...: the same database through the proxy, without TLS so
-        // that the proxy sees the statements (the MariaDB server of the tests offers none).
-        let (scheme_user, rest) = db.url.split_once('@').expect("URL with a user");
-        let (authority, path) = rest.split_once('/').expect("URL with a database");
-        let proxy = LoseOneCommitReply::start(authority.to_string());
+        // The same database through the proxy, without TLS so that the proxy sees the
+        // statements (the MariaDB server of the tests offers none).
+        let proxy = LoseOneCommitReply::start(server_port(&db.url));
+        let proxied = via_local_port(&db.url, proxy.port);
         let plain = match db.backend {
-            logstats_shared::Backend::Postgres if path.contains('?') => "&sslmode=disable",
+            logstats_shared::Backend::Postgres if proxied.contains('?') => "&sslmode=disable",
             logstats_shared::Backend::Postgres => "?sslmode=disable",
             _ => "",
         };
-        let url = format!("{scheme_user}@127.0.0.1:{}/{path}{plain}", proxy.port);
+        let url = format!("{proxied}{plain}");
         let dir = temp_dir();
         let log = dir.path().join("a.log");
         generate(&log, 2000, 67);

@@ -37,11 +37,10 @@ impl OutageProxy {
     pub fn start(db: &TestDatabase) -> OutageProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let port = listener.local_addr().expect("the proxy's address").port();
-        let (url, target) = through_port(&db.url, port);
         let proxy = OutageProxy {
-            url,
+            url: via_local_port(&db.url, port),
             port,
-            target,
+            target: server_port(&db.url),
             up: Arc::new(AtomicBool::new(true)),
             streams: Arc::new(Mutex::new(Vec::new())),
         };
@@ -126,37 +125,47 @@ fn lock(streams: &Mutex<Vec<TcpStream>>) -> MutexGuard<'_, Vec<TcpStream>> {
     streams.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// `url` with its host and port replaced by 127.0.0.1:`port`, and the port it named.
-fn through_port(url: &str, port: u16) -> (String, u16) {
-    let (scheme, rest) = url.split_once("://").expect("url has a scheme");
-    let (user, rest) = rest.split_once('@').expect("url has a user");
-    let (authority, path) = rest.split_once('/').expect("url has a database");
-    let target = authority
+/// The port of the server `url` names (`SCHEME://USER@HOST:PORT/DB?...`), which a proxy on this
+/// machine forwards to.
+pub fn server_port(url: &str) -> u16 {
+    let (_, authority, _) = split_url(url);
+    authority
         .rsplit_once(':')
         .and_then(|(_, port)| port.parse().ok())
-        .expect("url has a port");
-    (format!("{scheme}://{user}@127.0.0.1:{port}/{path}"), target)
+        .expect("url has a port")
+}
+
+/// `url` with its host and port replaced by 127.0.0.1:`port`: the same database through a
+/// proxy listening there.
+pub fn via_local_port(url: &str, port: u16) -> String {
+    let (scheme_user, _, path) = split_url(url);
+    format!("{scheme_user}@127.0.0.1:{port}/{path}")
+}
+
+/// `SCHEME://USER@HOST:PORT/DB?...` as (`SCHEME://USER`, `HOST:PORT`, `DB?...`).
+fn split_url(url: &str) -> (&str, &str, &str) {
+    let (scheme_user, rest) = url.split_once('@').expect("url has a user");
+    let (authority, path) = rest.split_once('/').expect("url has a database");
+    (scheme_user, authority, path)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::through_port;
+    use super::{server_port, via_local_port};
 
     #[test]
     fn the_url_through_the_proxy_keeps_everything_but_host_and_port() {
+        let postgres = "postgres://postgres@localhost:5432/db_1?sslmode=disable";
+        assert_eq!(server_port(postgres), 5432);
         assert_eq!(
-            through_port(
-                "postgres://postgres@localhost:5432/db_1?sslmode=disable",
-                40000
-            ),
-            (
-                "postgres://postgres@127.0.0.1:40000/db_1?sslmode=disable".to_string(),
-                5432
-            )
+            via_local_port(postgres, 40000),
+            "postgres://postgres@127.0.0.1:40000/db_1?sslmode=disable"
         );
+        let mysql = "mysql://root:pw@127.0.0.1:3306/db_2";
+        assert_eq!(server_port(mysql), 3306);
         assert_eq!(
-            through_port("mysql://root:pw@127.0.0.1:3306/db_2", 40001),
-            ("mysql://root:pw@127.0.0.1:40001/db_2".to_string(), 3306)
+            via_local_port(mysql, 40001),
+            "mysql://root:pw@127.0.0.1:40001/db_2"
         );
     }
 }
