@@ -136,6 +136,16 @@ impl Answers {
     pub fn used_bytes(&self) -> usize {
         self.entries.lock().bytes
     }
+
+    /// Answers remembered now.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map.len()
+    }
+
+    /// Whether no answer is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]

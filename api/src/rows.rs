@@ -7,15 +7,19 @@
 //! reading only the rows written since, under the customer's lock, so concurrent requests read
 //! them once. Each day keeps its decoded stats and its JSON, written once when it is read.
 //!
-//! Memory: the bytes of every copy (stats, latency summaries, JSON) are counted; past the budget,
-//! the least recently used customers are dropped. A customer whose rows alone take more than a
-//! quarter of the budget is never copied: its ranges are read from the database per request.
+//! Memory: the bytes of every copy (stats, latency summaries, JSON) and of every customer's slot
+//! are counted; past the budget, customers not used recently are dropped, chosen by the CLOCK
+//! algorithm (a second chance for each customer used since the hand last passed it), which costs
+//! O(1) amortised per eviction and never orders the whole map. A customer whose rows alone take
+//! more than a quarter of the budget is never copied: its ranges are read from the database per
+//! request. Callers ask only about customers that have rows (version > 0): an unknown id gets
+//! its 404 before it reaches this cache.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use indexmap::IndexMap;
 use logstats_shared::latency::UnpackedHistogram;
 use logstats_shared::metrics::Counter;
 use logstats_shared::{DayStats, Latencies, StorageError, Store, VersionedDay};
@@ -28,6 +32,13 @@ pub const DEFAULT_ROW_CACHE_BYTES: usize = 48 << 20;
 
 /// Bytes a day costs beyond its latency summary and JSON (struct, vector slot, allocations).
 const DAY_OVERHEAD_BYTES: usize = std::mem::size_of::<DayRow>() + 64;
+
+/// Bytes a customer's slot costs beyond its id, copy or not (map entry, `Slot`, allocations).
+const SLOT_OVERHEAD_BYTES: usize = std::mem::size_of::<Slot>() + 96;
+
+fn slot_bytes(customer: &str) -> usize {
+    SLOT_OVERHEAD_BYTES + customer.len()
+}
 
 /// One stored day as the API serves it.
 #[derive(Debug, Clone)]
@@ -137,12 +148,16 @@ pub enum RowsError {
 
 struct Slot {
     rows: Mutex<Option<Arc<CustomerRows>>>,
-    last_used: AtomicU64,
+    /// Used since the clock's hand last passed it.
+    referenced: AtomicBool,
 }
 
 struct State {
-    slots: HashMap<Box<str>, Arc<Slot>>,
-    /// Bytes of every copy held.
+    /// Every slot, in an order the clock's hand walks (removal moves the last slot into the gap).
+    slots: IndexMap<Box<str>, Arc<Slot>>,
+    /// The next slot the clock looks at.
+    hand: usize,
+    /// Bytes of every slot and copy held.
     used: usize,
 }
 
@@ -150,7 +165,6 @@ struct State {
 pub struct RowCache {
     budget: usize,
     state: Mutex<State>,
-    clock: AtomicU64,
     /// Copies found current without reading the database.
     hits: Counter,
     /// Loads that read the database (rows changed since the copy, or no copy).
@@ -171,10 +185,10 @@ impl RowCache {
         Self {
             budget,
             state: Mutex::new(State {
-                slots: HashMap::new(),
+                slots: IndexMap::new(),
+                hand: 0,
                 used: 0,
             }),
-            clock: AtomicU64::new(0),
             hits: Counter::new(),
             misses: Counter::new(),
         }
@@ -197,6 +211,16 @@ impl RowCache {
         self.state.lock().used
     }
 
+    /// Customers with a slot now (copied, being copied, or found too large a moment ago).
+    pub fn len(&self) -> usize {
+        self.state.lock().slots.len()
+    }
+
+    /// Whether no customer has a slot.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The copy of `customer` if it is current at `version`; never waits for the database.
     pub fn fresh(&self, customer: &str, version: i64) -> Option<Arc<CustomerRows>> {
         let slot = self.state.lock().slots.get(customer).cloned()?;
@@ -214,13 +238,19 @@ impl RowCache {
     pub fn load(&self, store: &Store, customer: &str, version: i64) -> Result<Loaded, RowsError> {
         let slot = {
             let mut state = self.state.lock();
-            let slot = state.slots.entry(customer.into()).or_insert_with(|| {
-                Arc::new(Slot {
-                    rows: Mutex::new(None),
-                    last_used: AtomicU64::new(0),
-                })
-            });
-            Arc::clone(slot)
+            match state.slots.get(customer) {
+                Some(slot) => Arc::clone(slot),
+                None => {
+                    let slot = Arc::new(Slot {
+                        rows: Mutex::new(None),
+                        referenced: AtomicBool::new(true),
+                    });
+                    state.slots.insert(customer.into(), Arc::clone(&slot));
+                    state.used += slot_bytes(customer);
+                    self.evict(&mut state, customer);
+                    slot
+                }
+            }
         };
         self.touch(&slot);
         // One reader per customer: the others wait here, then find the copy current.
@@ -238,14 +268,28 @@ impl RowCache {
         let largest = self.budget / 4;
         // At least one byte of JSON per day: a bound on the rows worth asking for.
         let most_days = largest / DAY_OVERHEAD_BYTES;
-        let Some(changed) = store.customer_days_since(customer, current.rows_version, most_days)?
-        else {
-            self.forget(customer, &mut held);
-            return Ok(Loaded::TooLarge);
+        let changed = match store.customer_days_since(customer, current.rows_version, most_days) {
+            Ok(Some(changed)) => changed,
+            Ok(None) => {
+                self.forget(customer, &slot, &mut held);
+                return Ok(Loaded::TooLarge);
+            }
+            Err(error) => {
+                if held.is_none() {
+                    self.forget(customer, &slot, &mut held);
+                }
+                return Err(error.into());
+            }
         };
-        let updated = current.updated(changed, version)?;
+        let updated = match current.updated(changed, version) {
+            Ok(updated) => updated,
+            Err(error) => {
+                self.forget(customer, &slot, &mut held);
+                return Err(error);
+            }
+        };
         if updated.bytes > largest {
-            self.forget(customer, &mut held);
+            self.forget(customer, &slot, &mut held);
             return Ok(Loaded::TooLarge);
         }
         let updated = Arc::new(updated);
@@ -268,36 +312,55 @@ impl RowCache {
     }
 
     fn touch(&self, slot: &Slot) {
-        let now = self.clock.fetch_add(1, Ordering::Relaxed);
-        slot.last_used.store(now, Ordering::Relaxed);
+        slot.referenced.store(true, Ordering::Relaxed);
     }
 
-    /// Drops `customer`'s copy (held locked in `held`).
-    fn forget(&self, customer: &str, held: &mut MutexGuard<'_, Option<Arc<CustomerRows>>>) {
+    /// Drops `customer`'s copy (held locked in `held`) and its slot, if `slot` is still the one
+    /// the map holds.
+    fn forget(
+        &self,
+        customer: &str,
+        slot: &Arc<Slot>,
+        held: &mut MutexGuard<'_, Option<Arc<CustomerRows>>>,
+    ) {
         let bytes = held.take().map_or(0, |rows| rows.bytes);
         let mut state = self.state.lock();
-        state.used = state.used.saturating_sub(bytes);
-        state.slots.remove(customer);
+        let kept = state
+            .slots
+            .get_index_of(customer)
+            .filter(|&at| Arc::ptr_eq(&state.slots[at], slot));
+        if let Some(at) = kept {
+            state.slots.swap_remove_index(at);
+            // Evicted slots had their copy's bytes taken off by the clock or their loader.
+            state.used = state.used.saturating_sub(bytes + slot_bytes(customer));
+        }
     }
 
-    /// Drops the least recently used copies (never `keep`'s) until the budget holds.
+    /// Drops customers not used recently (never `keep`) until the budget holds: the clock's hand
+    /// clears each used slot's mark as it passes and drops the first slot found unmarked. Every
+    /// step clears a mark set by a use or drops a slot, so the cost is O(1) amortised per use.
     fn evict(&self, state: &mut State, keep: &str) {
-        while state.used > self.budget {
-            let oldest = state
-                .slots
-                .iter()
-                .filter(|(customer, _)| customer.as_ref() != keep)
-                .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
-                .map(|(customer, _)| customer.clone());
-            let Some(oldest) = oldest else { break };
-            if let Some(slot) = state.slots.remove(&oldest) {
-                // A slot being loaded is locked by its loader, which sees it gone and takes its
-                // bytes off itself.
-                if let Some(mut rows) = slot.rows.try_lock() {
-                    let bytes = rows.take().map_or(0, |r| r.bytes);
-                    state.used = state.used.saturating_sub(bytes);
-                }
+        while state.used > self.budget && state.slots.len() > 1 {
+            if state.hand >= state.slots.len() {
+                state.hand = 0;
             }
+            let Some((customer, slot)) = state.slots.get_index(state.hand) else {
+                break;
+            };
+            if customer.as_ref() == keep || slot.referenced.swap(false, Ordering::Relaxed) {
+                state.hand += 1;
+                continue;
+            }
+            let Some((customer, slot)) = state.slots.swap_remove_index(state.hand) else {
+                break;
+            };
+            let mut freed = slot_bytes(&customer);
+            // A slot being loaded is locked by its loader, which sees it gone and takes its
+            // copy's bytes off itself.
+            if let Some(mut rows) = slot.rows.try_lock() {
+                freed += rows.take().map_or(0, |r| r.bytes);
+            }
+            state.used = state.used.saturating_sub(freed);
         }
     }
 }

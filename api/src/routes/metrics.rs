@@ -35,6 +35,7 @@ pub async fn metrics(
         ("answers", answers.lookups(), answers.used_bytes()),
         ("rows", rows.lookups(), rows.used_bytes()),
     ];
+    let entries = [("answers", answers.len()), ("rows", rows.len())];
     out.family(
         "logstats_api_cache_hits_total",
         Kind::Counter,
@@ -64,6 +65,15 @@ pub async fn metrics(
     for (cache, _, bytes) in caches {
         let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
         out.sample("logstats_api_cache_bytes", &[("cache", cache)], bytes);
+    }
+    out.family(
+        "logstats_api_cache_entries",
+        Kind::Gauge,
+        "Entries held by each cache: `answers` (responses), `rows` (customers).",
+    );
+    for (cache, count) in entries {
+        let count = u64::try_from(count).unwrap_or(u64::MAX);
+        out.sample("logstats_api_cache_entries", &[("cache", cache)], count);
     }
     let (connections, idle) = store.pool_state();
     out.single(

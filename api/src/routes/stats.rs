@@ -96,7 +96,7 @@ pub struct DayEntry {
     params(
         (
             "customer_id",
-            description = "The customer, as in the logs: 1-64 of `A-Z a-z 0-9 . _ -`",
+            description = "The customer, as in the logs: 1-64 of `A-Z a-z 0-9 . _ -`, not `.` or `..`",
             pattern = "^[A-Za-z0-9._-]{1,64}$",
             example = "cust_22",
         ),
@@ -132,6 +132,12 @@ pub async fn customer_stats(
         // than wait as long again for this request's own connection.
         return Err(ApiError::VersionsUnavailable(error));
     }
+    let version = versions.of(customer.as_str());
+    if version == 0 {
+        // No commit ever wrote a row of this customer: nothing to read, and nothing to remember
+        // (an unknown id must cost no memory, whoever sends it).
+        return Err(ApiError::UnknownCustomer(customer));
+    }
     let store = store.into_inner();
     if !rows.enabled() {
         // Nothing is copied: read the range itself.
@@ -139,7 +145,6 @@ pub async fn customer_stats(
             web::block(move || answer_from_store(&store, &customer, &range, &extra)).await??;
         return Ok(json(body));
     }
-    let version = versions.of(customer.as_str());
     let key = if extra.is_empty() {
         AnswerKey::new(&customer, &range)
     } else {
