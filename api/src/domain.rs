@@ -10,8 +10,8 @@ const MAX_ECHOED_CHARS: usize = 32;
 /// Why a request's input was refused; every message is safe to show to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
-    /// The path's customer id is not 1-64 characters of `A-Z a-z 0-9 . _ -`.
-    #[error("invalid customer id: expected 1-64 characters of A-Z a-z 0-9 . _ -")]
+    /// The path's customer id is not 1-64 characters of `A-Z a-z 0-9 . _ -`, or is `.` or `..`.
+    #[error("invalid customer id: expected 1-64 characters of A-Z a-z 0-9 . _ -, not . or ..")]
     InvalidCustomerId,
     /// No `from` query parameter.
     #[error("missing query parameter `from` (expected YYYY-MM-DD)")]
@@ -247,7 +247,7 @@ impl ListPage {
     }
 }
 
-/// A customer id in the form the ingest job stores: 1-64 of `A-Z a-z 0-9 . _ -`.
+/// A customer id in the form the ingest job stores: 1-64 of `A-Z a-z 0-9 . _ -`, not `.` or `..`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerId(String);
 

@@ -17,7 +17,8 @@ use support::Api;
 #[test]
 fn malformed_requests_are_400_with_the_reason() {
     let missing = "missing query parameter `from` (expected YYYY-MM-DD)";
-    let bad_customer = "invalid customer id: expected 1-64 characters of A-Z a-z 0-9 . _ -";
+    let bad_customer =
+        "invalid customer id: expected 1-64 characters of A-Z a-z 0-9 . _ -, not . or ..";
     let bad_from =
         |v: &str| format!("invalid `from` date \"{v}\": expected a real date as YYYY-MM-DD");
     let bad_to = |v: &str| format!("invalid `to` date \"{v}\": expected a real date as YYYY-MM-DD");

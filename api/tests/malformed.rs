@@ -228,12 +228,23 @@ fn unknown_paths_and_methods_are_json_over_raw_http() {
         (
             "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
             405,
-            json!({ "error": "method POST not allowed here (allowed: GET)" }),
+            json!({ "error": "method POST not allowed here (allowed: GET, HEAD)" }),
         ),
         (
             "GET /customers/%FF/stats?from=2024-10-10 HTTP/1.1\r\nHost: x\r\n\r\n",
             400,
-            json!({ "error": "invalid customer id: expected 1-64 characters of A-Z a-z 0-9 . _ -" }),
+            json!({ "error": "invalid customer id: expected 1-64 characters of A-Z a-z 0-9 . _ -, not . or .." }),
+        ),
+        // Dot segments, as sent raw (a client would have resolved them away): never an id.
+        (
+            "GET /customers/../stats?from=2024-10-10 HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+            json!({ "error": "invalid customer id: expected 1-64 characters of A-Z a-z 0-9 . _ -, not . or .." }),
+        ),
+        (
+            "GET /customers/%2E/stats?from=2024-10-10 HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+            json!({ "error": "invalid customer id: expected 1-64 characters of A-Z a-z 0-9 . _ -, not . or .." }),
         ),
         (
             "GET /customers/cust_1/stats?from=2024-10-10&from=2024-10-11 HTTP/1.1\r\nHost: x\r\n\r\n",

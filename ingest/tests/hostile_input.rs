@@ -183,6 +183,37 @@ fn absurd_durations_are_rejected_and_sums_stay_exact() {
     }
 }
 
+/// Customer ids `.` and `..` cannot travel in a URL path (clients resolve them away), so the
+/// real binary rejects their lines with the customer reason and stores only the others.
+#[test]
+fn dot_segment_customer_ids_are_rejected_with_a_reason() {
+    for db in backends() {
+        let dir = temp_dir();
+        let log = dir.path().join("a.log");
+        let rejects = dir.path().join("rejects.txt");
+        let text = "2024-10-10 12:00:00 . /api/v1/resource3 200 0.100\n\
+                    2024-10-10 12:00:01 .. /api/v1/resource3 200 0.100\n\
+                    2024-10-10 12:00:02 ... /api/v1/resource3 500 0.300\n\
+                    2024-10-10 12:00:03 .a /api/v1/resource3 200 0.200\n";
+        std::fs::write(&log, text).expect("write");
+        let result = ingest_ok(&db, &["--rejects", s(&rejects), s(&log)]);
+        assert_eq!(result["accepted"], 2, "{db:?}: {result}");
+        assert_eq!(result["rejected"], 2, "{db:?}: {result}");
+        let written = std::fs::read_to_string(&rejects).expect("rejects");
+        let reason = "invalid customer id (1-64 of A-Z a-z 0-9 . _ -, not . or ..)";
+        assert_eq!(written.matches(reason).count(), 2, "{written}");
+        let mut customers: Vec<String> = db
+            .connect()
+            .all_days()
+            .expect("rows")
+            .into_iter()
+            .map(|(customer, _, _)| customer)
+            .collect();
+        customers.sort();
+        assert_eq!(customers, ["...", ".a"], "{db:?}");
+    }
+}
+
 #[test]
 fn the_progress_bar_on_a_terminal_shows_bytes_read_of_the_bytes_to_read() {
     let db = logstats_shared::testing::TestDatabase::sqlite();

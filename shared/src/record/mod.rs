@@ -67,7 +67,8 @@ pub enum RejectReason {
     InvalidDate,
     /// Time is not a real `HH:MM:SS` time of day.
     InvalidTime,
-    /// Customer id is empty, too long or has characters outside `[A-Za-z0-9._-]`.
+    /// Customer id is empty, too long, has characters outside `[A-Za-z0-9._-]`, or is `.` or
+    /// `..` (which every HTTP client rewrites out of a URL path).
     InvalidCustomer,
     /// Status is not an integer 100-599.
     InvalidStatus,
@@ -87,7 +88,9 @@ impl fmt::Display for RejectReason {
             RejectReason::FieldCount => "expected 6 fields separated by single spaces",
             RejectReason::InvalidDate => "invalid date (expected a real YYYY-MM-DD)",
             RejectReason::InvalidTime => "invalid time (expected a real HH:MM:SS)",
-            RejectReason::InvalidCustomer => "invalid customer id (1-64 of A-Z a-z 0-9 . _ -)",
+            RejectReason::InvalidCustomer => {
+                "invalid customer id (1-64 of A-Z a-z 0-9 . _ -, not . or ..)"
+            }
             RejectReason::InvalidStatus => "invalid status (expected an integer 100-599)",
             RejectReason::InvalidDuration => {
                 "invalid duration (expected a finite non-negative decimal number of seconds)"
@@ -111,11 +114,20 @@ static CUSTOMER_BYTE: [bool; 256] = {
     table
 };
 
-/// Whether `id` is a well-formed customer id: 1-64 bytes of ASCII letters, digits, `.`, `_`, `-`.
+/// Whether `id` is a well-formed customer id: 1-64 bytes of ASCII letters, digits, `.`, `_`, `-`,
+/// and not `.` or `..`. Such an id round-trips through a URL path segment unchanged: clients
+/// resolve `.` and `..` segments away (`/customers/../stats` is sent as `/stats`).
 pub fn is_valid_customer_id(id: &[u8]) -> bool {
     !id.is_empty()
         && id.len() <= MAX_CUSTOMER_ID_BYTES
         && id.iter().all(|&b| CUSTOMER_BYTE[usize::from(b)])
+        && !is_dot_segment(id)
+}
+
+/// `.` or `..`: a URL path segment clients remove.
+#[inline]
+fn is_dot_segment(id: &[u8]) -> bool {
+    matches!(id, b"." | b"..")
 }
 
 /// Whether a line (without its newline) is blank: empty or only spaces, tabs and `\r`.
@@ -151,6 +163,9 @@ fn parse_well_formed(line: &[u8]) -> Option<Record<'_>> {
         return None;
     }
     let customer = &rest[..customer_len];
+    if is_dot_segment(customer) {
+        return None;
+    }
     let rest = &rest[customer_len + 1..];
     // From the end: the duration after the last space, then " NNN" before it.
     let duration_start = rest.len() - rest.iter().rev().position(|&b| b == b' ')?;

@@ -116,6 +116,15 @@ fn rejects_bad_fields() {
         err(b"2024-10-10 12:00:00 c!x /p 200 1"),
         RejectReason::InvalidCustomer
     );
+    // Ids a URL path cannot carry: clients resolve `.` and `..` segments away.
+    for id in [".", ".."] {
+        let line = format!("2024-10-10 12:00:00 {id} /api/v1/resource3 200 0.001");
+        assert_eq!(err(line.as_bytes()), RejectReason::InvalidCustomer, "{id}");
+    }
+    for id in ["...", ".a", "a.", "._", "-"] {
+        let line = format!("2024-10-10 12:00:00 {id} /api/v1/resource3 200 0.001");
+        assert!(parse_line(line.as_bytes()).is_ok(), "{id}");
+    }
     let long_customer = format!("2024-10-10 12:00:00 {} /p 200 1", "c".repeat(65));
     assert_eq!(err(long_customer.as_bytes()), RejectReason::InvalidCustomer);
     assert_eq!(
