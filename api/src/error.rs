@@ -245,10 +245,10 @@ mod tests {
             (
                 ApiError::MethodNotAllowed {
                     method: actix_web::http::Method::POST,
-                    allow: "GET".into(),
+                    allow: "GET, HEAD".into(),
                 },
                 405,
-                r#"{"error":"method POST not allowed here (allowed: GET)"}"#,
+                r#"{"error":"method POST not allowed here (allowed: GET, HEAD)"}"#,
             ),
         ];
         for (error, status, body) in cases {

@@ -82,6 +82,7 @@ fn load_tokens(settings: &Settings) -> anyhow::Result<Option<Arc<Tokens>>> {
              docs/OPERATIONS.md, \"Tokens\"",
             settings.bind
         );
+        log_sighup().context("installing the SIGHUP handler")?;
         return Ok(None);
     };
     let tokens = Arc::new(Tokens::load(path)?);
@@ -106,6 +107,20 @@ fn load_tokens(settings: &Settings) -> anyhow::Result<Option<Arc<Tokens>>> {
         .reload_on_sighup()
         .context("installing the SIGHUP handler")?;
     Ok(Some(tokens))
+}
+
+/// Without a tokens file SIGHUP has nothing to re-read: it is logged and otherwise ignored, so a
+/// reload sent by habit (`systemctl reload`, `kill -HUP`) never ends the API.
+fn log_sighup() -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                log::info!("SIGHUP: no --tokens file to re-read; nothing to do");
+            }
+        })?;
+    Ok(())
 }
 
 /// `error`, with what to do when the schema is the problem: a role that may not change it, or

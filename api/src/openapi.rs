@@ -95,11 +95,19 @@ fn template_of(pattern: &str) -> String {
     template
 }
 
-/// The methods `item` has operations for, as HTTP names.
+/// The methods `item` has operations for, as HTTP names; HEAD wherever GET is (every GET route
+/// answers HEAD, see `crate::startup`).
 fn methods(item: &PathItem) -> Vec<&'static str> {
     [
         ("GET", &item.get),
-        ("HEAD", &item.head),
+        (
+            "HEAD",
+            if item.head.is_some() {
+                &item.head
+            } else {
+                &item.get
+            },
+        ),
         ("POST", &item.post),
         ("PUT", &item.put),
         ("PATCH", &item.patch),

@@ -165,7 +165,7 @@ fn json_response(status: StatusCode, message: String) -> Bytes {
         .unwrap_or_else(|_| r#"{"error":"bad request"}"#.to_string());
     Bytes::from(format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
+         x-content-type-options: nosniff\r\nconnection: close\r\n\r\n{body}",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
         body.len(),
@@ -297,7 +297,7 @@ mod tests {
             head,
             format!(
                 "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
-                 content-length: {}\r\nconnection: close",
+                 content-length: {}\r\nx-content-type-options: nosniff\r\nconnection: close",
                 body.len()
             )
         );

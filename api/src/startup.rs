@@ -2,8 +2,12 @@
 
 use std::net::TcpListener;
 
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::error::QueryPayloadError;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
 use actix_web::{middleware, web, App, HttpRequest, HttpResponse};
 use logstats_shared::Store;
 use utoipa::{Modify, OpenApi};
@@ -103,8 +107,16 @@ pub fn run_with(
             .wrap(middleware::from_fn(require_token))
             // actix's own error responses (a failed extractor, ...) get JSON bodies too.
             .wrap(middleware::ErrorHandlers::new().default_handler(json_error_body))
-            // Outermost: counts every request with the status it was finally answered.
+            // Counts every request with the status it was finally answered.
             .wrap(RequestMetrics(metrics.clone().into_inner()))
+            // Every answer, errors included: browsers never guess a type other than the one
+            // given.
+            .wrap(middleware::DefaultHeaders::new().add((
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            )))
+            // Outermost: HEAD is served by the GET route (HTTP/1's codec sends no body for it).
+            .wrap(middleware::from_fn(head_as_get))
             .app_data(document.clone())
             .app_data(metrics.clone())
             .app_data(store.clone())
@@ -147,6 +159,18 @@ fn route_names(document: &utoipa::openapi::OpenApi) -> impl Iterator<Item = (&st
         .flatten()
         .filter_map(move |operation| Some((operation.operation_id.as_deref()?, template.as_str())))
     })
+}
+
+/// A HEAD request routed as GET: every GET route answers HEAD with the same status and headers.
+/// The HTTP/1 codec noted the request's method when it read it, and sends no body for HEAD.
+async fn head_as_get(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if request.method() == Method::HEAD {
+        request.head_mut().method = Method::GET;
+    }
+    next.call(request).await
 }
 
 /// JSON 404 for every path the API does not serve, 405 (with `Allow`) for a path it serves with

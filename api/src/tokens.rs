@@ -4,9 +4,17 @@
 //! The file holds one token a line, as `sha256:HEX CUSTOMERS`: HEX is the SHA-256 of the token
 //! in lowercase hex (the token itself is never stored), CUSTOMERS is `*` (every customer and the
 //! fleet views) or a comma-separated list of customer ids. `#` starts a comment; blank lines are
-//! ignored. A presented token is hashed with SHA-256 and its hash compared with every line's in
-//! constant time. Errors name the line, never its contents: a hash is never printed or logged.
+//! ignored. A presented token is hashed with SHA-256 and looked up by that hash (one map probe,
+//! whatever the number of tokens; what a lookup's timing could reveal is about the hash of the
+//! token sent, not about any stored token). Errors name the line, never its contents: a hash is
+//! never printed or logged.
+//!
+//! A reload (SIGHUP) replaces the tokens in force only with a file that looks whole: it ends
+//! with a newline, holds at least one token, and reads the same twice in a row; otherwise the
+//! tokens in force stay and a WARN says why. Replace the file by writing a temporary file beside
+//! it and renaming it over the old one (one atomic step), then send SIGHUP.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,7 +23,6 @@ use std::sync::Arc;
 use logstats_shared::record::is_valid_customer_id;
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// What precedes the hash on a line of the tokens file.
 pub const HASH_PREFIX: &str = "sha256:";
@@ -40,8 +47,8 @@ pub enum ScopeError {
     Empty,
     /// An entry of the list is not a customer id.
     #[error(
-        "customer {position} of the list is not a customer id (1-64 of A-Z a-z 0-9 . _ -, \
-         separated by commas without spaces)"
+        "customer {position} of the list is not a customer id (1-64 of A-Z a-z 0-9 . _ -, not . \
+         or .., separated by commas without spaces)"
     )]
     InvalidCustomer {
         /// 1 for the first.
@@ -170,53 +177,66 @@ pub enum TokenFileError {
         /// What is wrong with it.
         problem: LineError,
     },
+    /// A reload found a file that does not look whole (see [`Tokens::reload`]).
+    #[error(
+        "tokens file {path} {problem}: it may be half written (write a temporary file beside it \
+         and rename it over the old one, then send SIGHUP)"
+    )]
+    NotWhole {
+        /// The file.
+        path: String,
+        /// What looks wrong.
+        problem: &'static str,
+    },
 }
 
 /// One line of the tokens file.
 #[derive(Debug, Clone)]
 struct Entry {
-    /// SHA-256 of the token.
-    hash: [u8; 32],
     scope: Scope,
     /// Where it was read, to name duplicates.
     line: usize,
 }
 
-/// The tokens of one reading of the file.
+/// The tokens of one reading of the file, by the SHA-256 of each token.
 #[derive(Debug, Clone, Default)]
 pub struct TokenSet {
-    entries: Vec<Entry>,
+    entries: HashMap<[u8; 32], Entry>,
 }
 
 impl TokenSet {
-    /// Parses the contents of a tokens file; errors give the line number (1-based).
+    /// Parses the contents of a tokens file; errors give the line number (1-based). Linear in
+    /// the file's size.
     pub fn parse(text: &[u8]) -> Result<TokenSet, (usize, LineError)> {
-        let mut entries: Vec<Entry> = Vec::new();
+        let mut entries: HashMap<[u8; 32], Entry> = HashMap::new();
         for (index, line) in text.split(|&b| b == b'\n').enumerate() {
             let number = index + 1;
             let line = std::str::from_utf8(line).map_err(|_| (number, LineError::NotText))?;
             let Some((hash, scope)) = parse_line(line).map_err(|problem| (number, problem))? else {
                 continue;
             };
-            if let Some(earlier) = entries.iter().find(|entry| entry.hash == hash) {
-                return Err((number, LineError::Duplicate(earlier.line)));
+            match entries.entry(hash) {
+                std::collections::hash_map::Entry::Occupied(earlier) => {
+                    return Err((number, LineError::Duplicate(earlier.get().line)));
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(Entry {
+                        scope,
+                        line: number,
+                    });
+                }
             }
-            entries.push(Entry {
-                hash,
-                scope,
-                line: number,
-            });
         }
         Ok(TokenSet { entries })
     }
 
     /// Reads and parses the file at `path`.
     pub fn read(path: &Path) -> Result<TokenSet, TokenFileError> {
-        let text = std::fs::read(path).map_err(|cause| TokenFileError::Read {
-            path: path.display().to_string(),
-            cause,
-        })?;
-        TokenSet::parse(&text).map_err(|(line, problem)| TokenFileError::Line {
+        TokenSet::parse_file(path, &read_file(path)?)
+    }
+
+    fn parse_file(path: &Path, text: &[u8]) -> Result<TokenSet, TokenFileError> {
+        TokenSet::parse(text).map_err(|(line, problem)| TokenFileError::Line {
             path: path.display().to_string(),
             line,
             problem,
@@ -233,19 +253,20 @@ impl TokenSet {
         self.entries.is_empty()
     }
 
-    /// The scope of `token`, if the file holds its hash: the token is hashed, and the hash
-    /// compared with every line's in constant time (every line is compared, whatever matches).
+    /// The scope of `token`, if the file holds its hash: the token is hashed, and the hash looked
+    /// up (O(1), whatever the number of tokens).
     pub fn scope_of(&self, token: &str) -> Option<&Scope> {
-        let presented = sha256(token.as_bytes());
-        let mut found = None;
-        for entry in &self.entries {
-            let equal: bool = entry.hash[..].ct_eq(&presented[..]).into();
-            if equal && found.is_none() {
-                found = Some(&entry.scope);
-            }
-        }
-        found
+        self.entries
+            .get(&sha256(token.as_bytes()))
+            .map(|entry| &entry.scope)
     }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, TokenFileError> {
+    std::fs::read(path).map_err(|cause| TokenFileError::Read {
+        path: path.display().to_string(),
+        cause,
+    })
 }
 
 /// A non-blank line's hash and scope; `None` for a blank or comment line.
@@ -299,6 +320,9 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// How long a reload waits before reading the file a second time, to see it is not being written.
+pub const RELOAD_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The tokens in force, re-read from their file on SIGHUP; shared by every worker.
 #[derive(Debug)]
 pub struct Tokens {
@@ -325,10 +349,32 @@ impl Tokens {
         &self.path
     }
 
-    /// Reads the file again: on success its tokens replace the ones in force (and their count
-    /// is returned); on failure the ones in force stay.
+    /// Reads the file again: when it looks whole its tokens replace the ones in force (and
+    /// their count is returned); otherwise the ones in force stay. Whole means: every line
+    /// valid, a newline at the end (a file cut mid-line, `... cust_1` of `cust_12`, fails
+    /// this), at least one token (a file truncated to be rewritten fails this), and the same
+    /// bytes when read again after [`RELOAD_SETTLE`] (a file being written fails this).
     pub fn reload(&self) -> Result<usize, TokenFileError> {
-        let fresh = TokenSet::read(&self.path)?;
+        let text = read_file(&self.path)?;
+        let not_whole = |problem| TokenFileError::NotWhole {
+            path: self.path.display().to_string(),
+            problem,
+        };
+        if !text.ends_with(b"\n") {
+            return Err(not_whole(if text.is_empty() {
+                "is empty"
+            } else {
+                "does not end with a newline"
+            }));
+        }
+        let fresh = TokenSet::parse_file(&self.path, &text)?;
+        if fresh.is_empty() {
+            return Err(not_whole("holds no token"));
+        }
+        std::thread::sleep(RELOAD_SETTLE);
+        if read_file(&self.path)? != text {
+            return Err(not_whole("changed while it was read"));
+        }
         let count = fresh.len();
         *self.current.write() = Arc::new(fresh);
         Ok(count)

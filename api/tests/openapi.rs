@@ -285,12 +285,35 @@ fn other_methods_are_405_json_with_allow_and_unknown_paths_404_json() {
         for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
             let response = api.call(method, &path);
             assert_eq!(response.status, 405, "{method} {path}");
-            assert_eq!(response.header("allow"), Some("GET"), "{method} {path}");
+            assert_eq!(
+                response.header("allow"),
+                Some("GET, HEAD"),
+                "{method} {path}"
+            );
             assert_eq!(
                 response.json(),
-                json!({ "error": format!("method {method} not allowed here (allowed: GET)") })
+                json!({ "error": format!("method {method} not allowed here (allowed: GET, HEAD)") })
             );
+            assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
         }
+        // HEAD wherever GET is: the same status and head, no body.
+        let get = api.get(&path);
+        let head = api.call("HEAD", &path);
+        assert_eq!(head.status, get.status, "HEAD {path}");
+        assert!(head.body.is_empty(), "HEAD {path}: {}", head.text());
+        for name in [
+            "content-type",
+            "etag",
+            "cache-control",
+            "x-content-type-options",
+        ] {
+            assert_eq!(head.header(name), get.header(name), "HEAD {path}: {name}");
+        }
+        assert_eq!(
+            get.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
     }
     for (method, path) in [
         ("GET", "/nope"),

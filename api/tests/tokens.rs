@@ -294,6 +294,71 @@ fn sighup_rereads_the_file_and_keeps_the_tokens_when_it_is_malformed() {
     }
 }
 
+/// A file caught half written by SIGHUP is not taken: cut inside its last line (`... cust_1` of
+/// `... cust_12`, which would have let cust_12's token read cust_1) or truncated to nothing, the
+/// tokens read before stay in force and a WARN says why. Without `--tokens`, SIGHUP is logged
+/// and the API keeps serving.
+#[test]
+fn sighup_never_takes_a_half_written_file() {
+    let (twelve, twelve_line) = new_token("cust_12");
+    let (admin, admin_line) = new_token("*");
+    for db in backends() {
+        seed(&db);
+        let file = TokensFile::new(&format!("{admin_line}\n{twelve_line}\n"));
+        let api = start(&db, &file, &[]);
+        assert_403(
+            &api.get_with_token(CUSTOMER_1, &twelve),
+            "cust_1",
+            "out of scope",
+        );
+        let cut = twelve_line
+            .strip_suffix('2')
+            .expect("the line ends with cust_12");
+        for (text, problem) in [
+            (
+                format!("{admin_line}\n{cut}"),
+                "does not end with a newline",
+            ),
+            (String::new(), "is empty"),
+            ("# rewriting\n".to_string(), "holds no token"),
+        ] {
+            file.write(&text);
+            api.signal("HUP");
+            eventually(problem, || api.stderr().contains(problem));
+            assert_403(&api.get_with_token(CUSTOMER_1, &twelve), "cust_1", problem);
+            assert_eq!(
+                api.get_with_token(CUSTOMER_1, &admin).status,
+                200,
+                "{problem}"
+            );
+        }
+        let log = api.stop();
+        let warnings = log
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("may be half written"))
+            .count();
+        assert_eq!(warnings, 3, "{log}");
+        assert_no_secret(
+            &log,
+            &[&twelve, &admin, &sha256_hex(&twelve), &sha256_hex(&admin)],
+        );
+
+        let open = Api::start(&db);
+        open.signal("HUP");
+        let started = Instant::now();
+        while !open.stderr().contains("SIGHUP: no --tokens file") {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{}",
+                open.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(open.get(CUSTOMER_1).status, 200, "{db:?}");
+        open.stop();
+    }
+}
+
 #[test]
 fn a_malformed_or_missing_file_stops_the_start() {
     let (token, line) = new_token("cust_1");

@@ -6,32 +6,11 @@
 //! no-cache`, so browsers revalidate (a 304 without a body) and never run a stale script after an
 //! upgrade.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{get, HttpRequest, HttpResponse};
 
+use super::assets::{asset, Asset};
 use crate::error::{ApiError, ErrorBody};
-
-/// One embedded file of the dashboard.
-struct Asset {
-    /// Its name under `/assets/dashboard/` (empty for the page itself, served at `/`).
-    name: &'static str,
-    /// Its `Content-Type`.
-    content_type: &'static str,
-    /// Its bytes.
-    body: &'static [u8],
-    /// `"<FNV-1a 64 of body in hex>"`, quotes included.
-    etag: [u8; 18],
-}
-
-/// An [`Asset`] of `body`, its ETag computed at compile time.
-const fn asset(name: &'static str, content_type: &'static str, body: &'static [u8]) -> Asset {
-    Asset {
-        name,
-        content_type,
-        body,
-        etag: etag_of(body),
-    }
-}
 
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -87,7 +66,13 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 )]
 #[get("/")]
 pub async fn dashboard_page(request: HttpRequest) -> HttpResponse {
-    serve(&ASSETS[0], &request)
+    ASSETS[0].serve(
+        &request,
+        &[
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+    )
 }
 
 /// A file the dashboard page loads (script, style sheet, icon, the chart library).
@@ -111,77 +96,13 @@ pub async fn dashboard_asset(request: HttpRequest) -> Result<HttpResponse, ApiEr
     ASSETS[1..]
         .iter()
         .find(|asset| asset.name == file)
-        .map(|asset| serve(asset, &request))
+        .map(|asset| asset.serve(&request, &[]))
         .ok_or(ApiError::NoRoute)
-}
-
-fn serve(asset: &Asset, request: &HttpRequest) -> HttpResponse {
-    let etag = HeaderValue::from_bytes(&asset.etag).expect("an ETag is ASCII hex in quotes");
-    let fresh = request
-        .headers()
-        .get_all(header::IF_NONE_MATCH)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|tag| {
-            let tag = tag.trim();
-            tag == "*" || tag.strip_prefix("W/").unwrap_or(tag).as_bytes() == asset.etag
-        });
-    let mut response = if fresh {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    response
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-    if asset.name.is_empty() {
-        response
-            .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
-            .insert_header((header::REFERRER_POLICY, "no-referrer"));
-    }
-    if fresh {
-        return response.finish();
-    }
-    response
-        .insert_header((header::CONTENT_TYPE, asset.content_type))
-        .body(asset.body)
-}
-
-/// A strong ETag of `body`: its 64-bit FNV-1a hash in hex, in quotes (computed at compile time).
-const fn etag_of(body: &[u8]) -> [u8; 18] {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < body.len() {
-        hash ^= body[i] as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-        i += 1;
-    }
-    let mut tag = [b'"'; 18];
-    let mut digit = 0;
-    while digit < 16 {
-        let nibble = ((hash >> (60 - 4 * digit)) & 0xf) as u8;
-        tag[1 + digit] = if nibble < 10 {
-            b'0' + nibble
-        } else {
-            b'a' + nibble - 10
-        };
-        digit += 1;
-    }
-    tag
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn etags_are_fnv1a_in_quotes() {
-        // FNV-1a 64 test vectors.
-        assert_eq!(&etag_of(b""), b"\"cbf29ce484222325\"");
-        assert_eq!(&etag_of(b"a"), b"\"af63dc4c8601ec8c\"");
-        assert_eq!(&etag_of(b"foobar"), b"\"85944171f73967e8\"");
-    }
 
     #[test]
     fn every_file_the_page_names_is_served() {

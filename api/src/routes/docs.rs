@@ -2,27 +2,32 @@
 //! `api/assets/swagger-ui/`, refreshed by its `update.sh`): it works offline, nothing comes
 //! from a CDN.
 
-use actix_web::http::header::{self, ContentType};
+use actix_web::http::header;
 use actix_web::{get, HttpRequest, HttpResponse};
 
+use super::assets::{asset, Asset};
 use crate::error::{ApiError, ErrorBody};
 
 /// The page: relative links to the assets below and to the document.
-const PAGE: &str = include_str!("../../assets/swagger-ui/index.html");
+static PAGE: Asset = asset(
+    "",
+    "text/html; charset=utf-8",
+    include_bytes!("../../assets/swagger-ui/index.html"),
+);
 
-/// Every file the page loads, served under `/docs/`: name, content type, bytes.
-const ASSETS: [(&str, &str, &[u8]); 3] = [
-    (
+/// Every file the page loads, served under `/docs/`.
+static ASSETS: [Asset; 3] = [
+    asset(
         "swagger-ui-bundle.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/swagger-ui/dist/swagger-ui-bundle.js"),
     ),
-    (
+    asset(
         "swagger-ui.css",
         "text/css; charset=utf-8",
         include_bytes!("../../assets/swagger-ui/dist/swagger-ui.css"),
     ),
-    (
+    asset(
         "init.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/swagger-ui/init.js"),
@@ -46,22 +51,21 @@ enum DocsAsset {
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
     style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
-/// How long browsers may keep an asset: they change only with the binary.
-const ASSET_CACHE_CONTROL: &str = "public, max-age=3600";
-
 /// Interactive documentation of this API (Swagger UI), served by the API itself.
 #[utoipa::path(
     tag = "documentation",
-    responses((status = 200, description = "The Swagger UI page", content_type = "text/html",
-        body = String)),
+    responses(
+        (status = 200, description = "The Swagger UI page", content_type = "text/html",
+            body = String),
+        (status = 304, description = "Not modified since the `If-None-Match` ETag"),
+    ),
 )]
 #[get("/docs")]
-pub async fn docs_page() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::html())
-        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(PAGE)
+pub async fn docs_page(request: HttpRequest) -> HttpResponse {
+    PAGE.serve(
+        &request,
+        &[(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY)],
+    )
 }
 
 /// A script or style sheet of the `/docs` page.
@@ -73,20 +77,18 @@ pub async fn docs_page() -> HttpResponse {
             (String = "text/javascript"),
             (String = "text/css"),
         )),
+        (status = 304, description = "Not modified since the `If-None-Match` ETag"),
         (status = 404, description = "No such file", body = ErrorBody),
     ),
 )]
 #[get("/docs/{asset}")]
 pub async fn docs_asset(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let name = request.match_info().query("asset");
-    let (_, content_type, bytes) = ASSETS
+    ASSETS
         .iter()
-        .find(|(asset, _, _)| *asset == name)
-        .ok_or(ApiError::NoRoute)?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, *content_type))
-        .insert_header((header::CACHE_CONTROL, ASSET_CACHE_CONTROL))
-        .body(*bytes))
+        .find(|asset| asset.name == name)
+        .map(|asset| asset.serve(&request, &[]))
+        .ok_or(ApiError::NoRoute)
 }
 
 #[cfg(test)]
@@ -95,15 +97,16 @@ mod tests {
 
     #[test]
     fn the_page_loads_only_embedded_assets() {
-        let links: Vec<&str> = PAGE
+        let page = std::str::from_utf8(PAGE.body).expect("UTF-8 page");
+        let links: Vec<&str> = page
             .split(['"', '\''])
             .filter(|piece| piece.starts_with("docs/"))
             .collect();
         assert_eq!(links.len(), ASSETS.len(), "{links:?}");
         for link in links {
             let name = link.trim_start_matches("docs/");
-            assert!(ASSETS.iter().any(|(asset, _, _)| *asset == name), "{link}");
+            assert!(ASSETS.iter().any(|asset| asset.name == name), "{link}");
         }
-        assert!(!PAGE.contains("http:") && !PAGE.contains("https:") && !PAGE.contains("//"));
+        assert!(!page.contains("http:") && !page.contains("https:") && !page.contains("//"));
     }
 }

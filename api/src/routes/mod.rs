@@ -1,5 +1,6 @@
 //! One module per endpoint, and [`configure`], the one list of the API's routes.
 
+mod assets;
 pub mod dashboard;
 pub mod docs;
 pub mod fleet;

@@ -146,3 +146,70 @@ fn new_tokens_are_random_and_match_their_line() {
     let set = TokenSet::parse(lines[1].as_bytes()).expect("then its line");
     assert_eq!(set.scope_of(token), Some(&Scope::All));
 }
+
+/// A reload keeps the tokens in force unless the file looks whole: the cut-line case (a file
+/// rewritten in place, read while its last line is `... cust_1` of `... cust_12`), an empty or
+/// token-less file, and a malformed one are all refused, with the reason.
+#[test]
+fn a_reload_takes_only_a_whole_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tokens");
+    let twelve = format!("sha256:{} cust_12\n", hex(&sha256(b"twelve")));
+    let admin = format!("sha256:{} *\n", hex(&sha256(b"admin")));
+    std::fs::write(&path, format!("{admin}{twelve}")).expect("write");
+    let tokens = Tokens::load(&path).expect("loads");
+    assert_eq!(tokens.current().len(), 2);
+    let in_force = |tokens: &Tokens| {
+        let set = tokens.current();
+        (
+            set.scope_of("admin").map(Scope::to_string),
+            set.scope_of("twelve").map(Scope::to_string),
+        )
+    };
+    let before = (Some("*".to_string()), Some("cust_12".to_string()));
+    let cut = format!("{admin}{}", twelve.trim_end().trim_end_matches('2'));
+    for (text, problem) in [
+        (cut.as_str(), "does not end with a newline"),
+        ("", "is empty"),
+        ("# all tokens revoked\n", "holds no token"),
+    ] {
+        std::fs::write(&path, text).expect("write");
+        let error = tokens.reload().expect_err(problem).to_string();
+        assert!(error.contains(problem), "{error}");
+        assert!(error.contains("rename it over the old one"), "{error}");
+        assert!(!error.contains("sha256:"), "no hash is shown: {error}");
+        assert_eq!(in_force(&tokens), before, "{problem}");
+    }
+    std::fs::write(&path, format!("{admin}not a line\n")).expect("write");
+    let error = tokens.reload().expect_err("malformed").to_string();
+    assert!(error.contains("line 2"), "{error}");
+    assert_eq!(in_force(&tokens), before);
+    // A whole file replaces the tokens in force.
+    std::fs::write(&path, &twelve).expect("write");
+    assert_eq!(tokens.reload().expect("whole"), 1);
+    assert_eq!(in_force(&tokens), (None, Some("cust_12".to_string())));
+}
+
+/// Tokens are found by hash: many lines load (duplicates found through the same map) and each
+/// one is found.
+#[test]
+fn many_tokens_load_and_are_each_found() {
+    let mut text = String::new();
+    for i in 0..20_000 {
+        text.push_str(&format!(
+            "sha256:{} cust_{i}\n",
+            hex(&sha256(format!("t{i}").as_bytes()))
+        ));
+    }
+    let set = TokenSet::parse(text.as_bytes()).expect("valid");
+    assert_eq!(set.len(), 20_000);
+    for i in (0..20_000).step_by(997) {
+        let scope = set.scope_of(&format!("t{i}")).expect("known");
+        assert!(scope.covers(&format!("cust_{i}")));
+    }
+    text.push_str(&format!("sha256:{} *\n", hex(&sha256(b"t7"))));
+    assert_eq!(
+        TokenSet::parse(text.as_bytes()).map(|_| ()),
+        Err((20_001, LineError::Duplicate(8)))
+    );
+}
