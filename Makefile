@@ -20,7 +20,7 @@ COMPARE_LOG ?= data/bench-10000000.log
 COMPARE_VENV := target/compare-venv
 COMPARE_PACKAGES := duckdb==2.0.0 chdb==4.4.0 chdb-core==26.9.0 bytewax==0.21.1
 
-.PHONY: all build ingest start test generate bench bench-scale bench-micro bench-compare rank-error lint clean
+.PHONY: all build ingest start test generate bench bench-memory bench-scale bench-micro bench-compare rank-error lint clean
 
 all: build
 
@@ -51,6 +51,12 @@ bench:
 	./ingest/bench.sh
 	./api/bench.sh
 	./api/fleet-bench.sh
+
+# The API's memory and probe latency under each request mix (unknown ids, random ranges,
+# percentiles, fleet views; 60 s each), and its exit time on SIGTERM under load: docs/BENCHMARKS.md.
+bench-memory:
+	$(CARGO) build --release -p logstats-ingest -p logstats-api $(CARGO_FEATURES)
+	./api/memory-bench.sh
 
 # docs/SCALING.md's measurement: 10,000 customers x 365 days of rows in a fresh PostgreSQL database,
 # the ingest's commit time on it, the API and the fleet views (takes several minutes, ~2 GB disk).
