@@ -10,6 +10,7 @@
 pub mod connect;
 pub mod hostfile;
 pub mod reader;
+pub mod secret;
 pub mod watch;
 
 use std::path::Path;
