@@ -1,7 +1,7 @@
 //! Cluster mode end to end, with the real binary on localhost: two processes of one worker each
 //! store exactly the rows one process stores, on SQLite and PostgreSQL; a process killed with
 //! SIGKILL stops the other within 10 s with an error naming it, and a restart of both ends with
-//! exact totals; wrong flags and hostfiles are refused clearly.
+//! exact totals; wrong flags, hostfiles and secret files are refused clearly.
 
 mod common;
 
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use common::cluster::{hostfile, Process};
+use common::cluster::{hostfile, secret_file, Process};
 use common::{expected_stats, generate, job, s, stored_requests, temp_dir};
 use logstats_shared::testing::spawn::RUN_TIMEOUT;
 use logstats_shared::testing::{backends, TestDatabase};
@@ -19,6 +19,9 @@ use serde_json::Value;
 
 /// How soon a process must notice that another one was killed, and exit.
 const LOSS_NOTICED_WITHIN: Duration = Duration::from_secs(10);
+
+/// The variable `--cluster-secret-file` falls back to.
+const SECRET_FILE_VARIABLE: &str = "LOGSTATS_CLUSTER_SECRET_FILE";
 
 /// Every stored row, in order.
 fn rows(db: &TestDatabase) -> Vec<(String, NaiveDate, DayStats)> {
@@ -227,8 +230,19 @@ fn a_killed_process_stops_the_other_and_a_restart_of_both_gives_exact_totals() {
 
 /// Runs `logstats-ingest ARGS` (SQLite in `dir`); its exit code and stderr.
 fn refused(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    refused_with(dir, args, None)
+}
+
+/// [`refused`], with `LOGSTATS_CLUSTER_SECRET_FILE` set to `secret_file` if given (and unset
+/// otherwise, whatever the test's environment says).
+fn refused_with(dir: &Path, args: &[&str], secret_file: Option<&Path>) -> (Option<i32>, String) {
     let db = format!("sqlite://{}", dir.join("refused.db").display());
-    let output = job(&db).args(args).env("RUST_LOG", "warn").run(RUN_TIMEOUT);
+    let job = job(&db).env_remove(SECRET_FILE_VARIABLE);
+    let job = match secret_file {
+        Some(path) => job.env(SECRET_FILE_VARIABLE, path),
+        None => job,
+    };
+    let output = job.args(args).env("RUST_LOG", "warn").run(RUN_TIMEOUT);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     assert!(output.stdout.is_empty(), "{args:?}");
@@ -250,7 +264,10 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
     let repeated = write("repeated", "127.0.0.1:2101\n127.0.0.1:2101\n");
     let empty = write("empty", "# nobody\n\n");
     let missing = dir.path().join("missing");
-    let (h, l) = (s(&hosts), s(&log));
+    // 15 bytes and a newline: one too few.
+    let short = write("short.secret", "tooshort-secre\n\n");
+    let secret = secret_file(&hosts);
+    let (h, l, k) = (s(&hosts), s(&log), s(&secret));
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--processes", "2", l], "--process <I>"),
         (
@@ -334,12 +351,61 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
                 "1",
                 "--hostfile",
                 h,
+                "--cluster-secret-file",
+                k,
                 "--follow",
                 "--metrics-bind",
                 "127.0.0.1:0",
                 l,
             ],
             "--metrics-bind is for process 0 of a cluster only",
+        ),
+        (
+            vec!["--processes", "2", "--process", "0", "--hostfile", h, l],
+            "--processes 2 needs --cluster-secret-file PATH (or LOGSTATS_CLUSTER_SECRET_FILE)",
+        ),
+        (
+            vec![
+                "--processes",
+                "2",
+                "--process",
+                "1",
+                "--hostfile",
+                h,
+                "--cluster-secret-file",
+                s(&short),
+                l,
+            ],
+            "holds fewer than 16 bytes (after trailing whitespace); make one with `head -c 32 \
+             /dev/urandom | base64 >",
+        ),
+        (
+            vec![
+                "--processes",
+                "2",
+                "--process",
+                "0",
+                "--hostfile",
+                h,
+                "--cluster-secret-file",
+                s(&missing),
+                l,
+            ],
+            "cannot read the cluster secret file",
+        ),
+        (
+            vec![
+                "--processes",
+                "2",
+                "--process",
+                "0",
+                "--hostfile",
+                h,
+                "--cluster-secret-file",
+                s(dir.path()),
+                l,
+            ],
+            "cannot read the cluster secret file",
         ),
         (
             vec![
@@ -361,7 +427,26 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("tooshort"), "{args:?}: {stderr}");
     }
+
+    // The secret file from the environment, checked the same way; no secret shown.
+    let cluster = ["--processes", "2", "--process", "0", "--hostfile", h, l];
+    let (code, stderr) = refused_with(dir.path(), &cluster, Some(&short));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("holds fewer than 16 bytes"), "{stderr}");
+    assert!(!stderr.contains("tooshort"), "{stderr}");
+    let secret_text = std::fs::read_to_string(&secret).expect("secret");
+    let help = job("sqlite://unused.db")
+        .env(SECRET_FILE_VARIABLE, &secret)
+        .arg("--help")
+        .run(RUN_TIMEOUT);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--cluster-secret-file <PATH>") && help.contains(SECRET_FILE_VARIABLE),
+        "{help}"
+    );
+    assert!(!help.contains(secret_text.trim()), "{help}");
 
     // A process whose peer never comes gives up after --connect-timeout, naming it.
     let peer = std::fs::read_to_string(&hosts).expect("hosts");
@@ -380,6 +465,8 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
             "0",
             "--hostfile",
             h,
+            "--cluster-secret-file",
+            k,
             "--connect-timeout",
             "2s",
             l,
@@ -387,7 +474,10 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
     );
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains(&format!("process 1 ({peer}) did not connect within 2 s")),
+        stderr.contains(&format!(
+            "process 1 ({peer}) did not connect within 2 s: is each running, with the same \
+             hostfile and --cluster-secret-file?"
+        )),
         "{stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -409,6 +499,8 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
                     &index,
                     "--hostfile",
                     h,
+                    "--cluster-secret-file",
+                    k,
                     "--connect-timeout",
                     "20s",
                     l,
