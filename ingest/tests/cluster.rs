@@ -1,16 +1,18 @@
 //! Cluster mode end to end, with the real binary on localhost: two processes of one worker each
 //! store exactly the rows one process stores, on SQLite and PostgreSQL; a process killed with
 //! SIGKILL stops the other within 10 s with an error naming it, and a restart of both ends with
-//! exact totals; wrong flags, hostfiles and secret files are refused clearly.
+//! exact totals; a stranger on process 0's port learns nothing and does not stop the job; wrong
+//! flags, hostfiles and secret files are refused clearly.
 
 mod common;
 
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use common::cluster::{hostfile, secret_file, Process};
+use common::cluster::{addresses, hostfile, secret_file, Process};
 use common::{expected_stats, generate, job, s, stored_requests, temp_dir};
 use logstats_shared::testing::spawn::RUN_TIMEOUT;
 use logstats_shared::testing::{backends, TestDatabase};
@@ -223,6 +225,174 @@ fn a_killed_process_stops_the_other_and_a_restart_of_both_gives_exact_totals() {
         assert!(
             rows(&db) == rows(&reference),
             "{:?}: rows differ",
+            db.backend
+        );
+    }
+}
+
+/// The hello a process sent first before the cluster secret existed: four bytes of length, then
+/// JSON. With `addresses` empty it is the one of the security finding; with the hostfile's, a
+/// stranger posing as process 1.
+fn plain_hello(addresses: &[String]) -> Vec<u8> {
+    let body = serde_json::json!({
+        "magic": "logstats-cluster",
+        "version": env!("CARGO_PKG_VERSION"),
+        "process": 1,
+        "processes": 2,
+        "workers": 1,
+        "addresses": addresses,
+    })
+    .to_string();
+    let mut message = u32::try_from(body.len())
+        .expect("short")
+        .to_be_bytes()
+        .to_vec();
+    message.extend_from_slice(body.as_bytes());
+    message
+}
+
+/// A connection to `address`, once something listens there (process 0 listens once it has
+/// opened the database).
+fn dial(address: &str) -> TcpStream {
+    let started = Instant::now();
+    loop {
+        match TcpStream::connect(address) {
+            Ok(stream) => return stream,
+            Err(e) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "{address}: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Everything `stream` receives until the other side closes it; a failure if it is still open
+/// after 15 s.
+fn received(stream: &mut TcpStream) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return bytes,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            // Closed with the stranger's bytes unread: a reset.
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return bytes,
+            Err(e) => panic!("still open after 15 s ({e}), having received {bytes:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_stranger_on_the_cluster_port_learns_nothing_and_the_job_goes_on() {
+    for (db, reference) in backends().into_iter().zip(backends()) {
+        let dir = temp_dir();
+        let logs = logs(dir.path(), 20_000);
+        let hosts = hostfile(dir.path(), 2);
+        let addresses = addresses(&hosts);
+        let mut args = vec!["--epoch-bytes", "300000"];
+        args.extend(logs.iter().map(|p| s(p)));
+
+        // Process 0 alone: it opens the database, listens, and waits for process 1.
+        let mut zero = Process::member(&db, &hosts, 2, 0, &args);
+        let mut strangers = Vec::new();
+        for hello in [plain_hello(&[]), plain_hello(&addresses)] {
+            let mut stranger = dial(&addresses[0]);
+            strangers.push(stranger.local_addr().expect("address"));
+            stranger.write_all(&hello).expect("send");
+            // At most the random nonce process 0 sends first, then the connection is closed.
+            let reply = received(&mut stranger);
+            assert!(reply.len() <= 32, "{:?}: {reply:?}", db.backend);
+            let text = String::from_utf8_lossy(&reply);
+            for word in [
+                "logstats",
+                env!("CARGO_PKG_VERSION"),
+                "127.0.0.1",
+                "\"error\"",
+            ]
+            .into_iter()
+            .chain(addresses.iter().map(String::as_str))
+            {
+                assert!(!text.contains(word), "{word:?} in {text:?}");
+            }
+        }
+        // A process 1 started with another secret: it fails, saying why; process 0 waits on.
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).expect("dir");
+        let other_hosts = other.join("hosts");
+        std::fs::copy(&hosts, &other_hosts).expect("copy");
+        std::fs::write(
+            secret_file(&other_hosts),
+            "another secret, 32 bytes long...\n",
+        )
+        .expect("write");
+        let mut wrong = Process::member(&db, &other_hosts, 2, 1, &args);
+        let status = wrong.wait_for(Duration::from_secs(30));
+        let wrong_stderr = wrong.stderr();
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{wrong_stderr}");
+        assert!(
+            wrong_stderr.contains(&format!(
+                "error: cannot authenticate with process 0 ({}) (it closed the connection): is \
+                 every process started with the same --cluster-secret-file",
+                addresses[0]
+            )),
+            "{wrong_stderr}"
+        );
+        assert!(!wrong_stderr.contains("another secret"), "{wrong_stderr}");
+        // Another stranger connects and says nothing while process 1 starts.
+        let silent = dial(&addresses[0]);
+        let status = zero.wait_for(Duration::from_millis(500));
+        assert!(
+            status.is_none(),
+            "process 0 stopped for a stranger: {status:?}: {}",
+            zero.stderr()
+        );
+
+        let one = Process::member(&db, &hosts, 2, 1, &args);
+        let status = zero.wait_for(Duration::from_secs(120));
+        let stderr = zero.stderr();
+        assert!(status.is_some_and(|s| s.success()), "{status:?}: {stderr}");
+        assert!(one.succeed(Duration::from_secs(10)).is_none());
+        drop(silent);
+        for stranger in &strangers {
+            let warning = format!(
+                "cluster: dropped a connection from {stranger} that did not prove the cluster \
+                 secret"
+            );
+            assert!(
+                stderr
+                    .lines()
+                    .any(|line| line.contains(" WARN ") && line.ends_with(&warning)),
+                "{warning}: {stderr}"
+            );
+        }
+        // And one for the process with another secret (from a port not known here).
+        let dropped = stderr
+            .matches("that did not prove the cluster secret")
+            .count();
+        assert!(dropped > strangers.len(), "{stderr}");
+        assert!(!stderr.contains("refused"), "{stderr}");
+        let secret = std::fs::read_to_string(secret_file(&hosts)).expect("secret");
+        assert!(!stderr.contains(secret.trim()), "{stderr}");
+
+        // Exact totals: what one process stores from the same files.
+        let summary: Value = serde_json::from_str(&zero.stdout()).expect("summary");
+        let mut single = vec!["--workers", "1", "--epoch-bytes", "300000"];
+        single.extend(logs.iter().map(|p| s(p)));
+        let single = Process::start(&reference, &single)
+            .succeed(Duration::from_secs(120))
+            .expect("summary");
+        assert_eq!(counts(&summary), counts(&single), "{:?}", db.backend);
+        assert_eq!(summary["rejected"], 3, "{summary}");
+        assert_eq!(stored_requests(&db), valid_lines(&logs));
+        assert!(
+            rows(&db) == rows(&reference),
+            "{:?}: the rows differ from one process's",
             db.backend
         );
     }
