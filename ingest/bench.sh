@@ -70,9 +70,9 @@ PY
   rm -rf "$out"
 }
 
-# One run as a cluster of `processes` local processes (hostfile on free ports), each with
-# workers / processes threads: process 0's summary in run-I.json, the largest peak RSS of any
-# process in rss-I.
+# One run as a cluster of `processes` local processes (hostfile on free ports, a fresh secret
+# file), each with workers / processes threads: process 0's summary in run-I.json, the largest
+# peak RSS of any process in rss-I.
 run_cluster() { # url out i processes
   local url=$1 out=$2 i=$3 processes=$4 p pids=()
   local per_process=$(( workers / processes > 0 ? workers / processes : 1 ))
@@ -81,15 +81,18 @@ import socket, sys
 for _ in range(int(sys.argv[1])):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); print(f"127.0.0.1:{s.getsockname()[1]}"); s.close()
 ' "$processes" > "$out/hosts"
+  head -c 32 /dev/urandom | base64 > "$out/cluster.secret"
   for p in $(seq $((processes - 1)) -1 1); do
     /usr/bin/time -f '%M' -o "$out/rss-$i-$p" \
       "$bin/logstats-ingest" --database-url "$url" --workers "$per_process" \
-      --processes "$processes" --process "$p" --hostfile "$out/hosts" "$log" 2> "$out/err-$p" &
+      --processes "$processes" --process "$p" --hostfile "$out/hosts" \
+      --cluster-secret-file "$out/cluster.secret" "$log" 2> "$out/err-$p" &
     pids+=($!)
   done
   /usr/bin/time -f '%M' -o "$out/rss-$i-0" \
     "$bin/logstats-ingest" --database-url "$url" --workers "$per_process" \
-    --processes "$processes" --process 0 --hostfile "$out/hosts" --json "$log" > "$out/run-$i.json"
+    --processes "$processes" --process 0 --hostfile "$out/hosts" \
+    --cluster-secret-file "$out/cluster.secret" --json "$log" > "$out/run-$i.json"
   for p in "${pids[@]}"; do wait "$p"; done
   cat "$out"/rss-"$i"-* | grep -E '^[0-9]+$' | sort -n | tail -1 > "$out/rss-$i"
 }

@@ -12,6 +12,7 @@ use clap::builder::RangedU64ValueParser;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use log::Level;
+use logstats_ingest::cluster::secret::ClusterSecret;
 use logstats_ingest::cluster::Cluster;
 use logstats_ingest::metrics::{self, IngestMetrics};
 use logstats_ingest::{
@@ -83,6 +84,13 @@ struct Cli {
     /// processes connect to it.
     #[arg(long, value_name = "PATH", requires = "processes")]
     hostfile: Option<PathBuf>,
+    /// With --processes 2 or more (required then): a file holding the cluster's secret, the
+    /// same for every process, at least 16 bytes (trailing whitespace is trimmed), e.g. from
+    /// `head -c 32 /dev/urandom | base64`. The processes prove it to each other before
+    /// anything else crosses a connection; one that does not is dropped.
+    // Not `requires = "processes"`: an environment that sets it would refuse a single process.
+    #[arg(long, value_name = "PATH", env = "LOGSTATS_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
     /// With --processes: how long to wait for the other processes to connect at the start
     /// (s, m, h).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
@@ -123,8 +131,16 @@ fn cluster_of(cli: &Cli, workers: usize) -> Option<Cluster> {
         ))
     });
     let timeout = Duration::from_secs(cli.connect_timeout.unsigned_abs());
-    let cluster = Cluster::from_flags(processes, process, hostfile, &text, workers, timeout)
-        .unwrap_or_else(|message| usage_error(message));
+    // Read only when there is someone to prove it to; its errors never show its bytes.
+    let secret = cli
+        .cluster_secret_file
+        .as_ref()
+        .filter(|_| processes > 1)
+        .map(|path| ClusterSecret::from_file(path).unwrap_or_else(|e| usage_error(e.to_string())));
+    let cluster = Cluster::from_flags(
+        processes, process, hostfile, &text, workers, timeout, secret,
+    )
+    .unwrap_or_else(|message| usage_error(message));
     if process != 0 && cli.metrics_bind.is_some() {
         usage_error(format!(
             "--metrics-bind is for process 0 of a cluster only (it commits and counts); this is \

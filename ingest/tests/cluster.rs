@@ -1,16 +1,18 @@
 //! Cluster mode end to end, with the real binary on localhost: two processes of one worker each
 //! store exactly the rows one process stores, on SQLite and PostgreSQL; a process killed with
 //! SIGKILL stops the other within 10 s with an error naming it, and a restart of both ends with
-//! exact totals; wrong flags and hostfiles are refused clearly.
+//! exact totals; a stranger on process 0's port learns nothing and does not stop the job; wrong
+//! flags, hostfiles and secret files are refused clearly.
 
 mod common;
 
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use common::cluster::{hostfile, Process};
+use common::cluster::{addresses, hostfile, secret_file, Process};
 use common::{expected_stats, generate, job, s, stored_requests, temp_dir};
 use logstats_shared::testing::spawn::RUN_TIMEOUT;
 use logstats_shared::testing::{backends, TestDatabase};
@@ -19,6 +21,9 @@ use serde_json::Value;
 
 /// How soon a process must notice that another one was killed, and exit.
 const LOSS_NOTICED_WITHIN: Duration = Duration::from_secs(10);
+
+/// The variable `--cluster-secret-file` falls back to.
+const SECRET_FILE_VARIABLE: &str = "LOGSTATS_CLUSTER_SECRET_FILE";
 
 /// Every stored row, in order.
 fn rows(db: &TestDatabase) -> Vec<(String, NaiveDate, DayStats)> {
@@ -225,10 +230,189 @@ fn a_killed_process_stops_the_other_and_a_restart_of_both_gives_exact_totals() {
     }
 }
 
+/// The hello a process sent first before the cluster secret existed: four bytes of length, then
+/// JSON. With `addresses` empty it is the one of the security finding; with the hostfile's, a
+/// stranger posing as process 1.
+fn plain_hello(addresses: &[String]) -> Vec<u8> {
+    let body = serde_json::json!({
+        "magic": "logstats-cluster",
+        "version": env!("CARGO_PKG_VERSION"),
+        "process": 1,
+        "processes": 2,
+        "workers": 1,
+        "addresses": addresses,
+    })
+    .to_string();
+    let mut message = u32::try_from(body.len())
+        .expect("short")
+        .to_be_bytes()
+        .to_vec();
+    message.extend_from_slice(body.as_bytes());
+    message
+}
+
+/// A connection to `address`, once something listens there (process 0 listens once it has
+/// opened the database).
+fn dial(address: &str) -> TcpStream {
+    let started = Instant::now();
+    loop {
+        match TcpStream::connect(address) {
+            Ok(stream) => return stream,
+            Err(e) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "{address}: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Everything `stream` receives until the other side closes it; a failure if it is still open
+/// after 15 s.
+fn received(stream: &mut TcpStream) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return bytes,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            // Closed with the stranger's bytes unread: a reset.
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return bytes,
+            Err(e) => panic!("still open after 15 s ({e}), having received {bytes:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_stranger_on_the_cluster_port_learns_nothing_and_the_job_goes_on() {
+    for (db, reference) in backends().into_iter().zip(backends()) {
+        let dir = temp_dir();
+        let logs = logs(dir.path(), 20_000);
+        let hosts = hostfile(dir.path(), 2);
+        let addresses = addresses(&hosts);
+        let mut args = vec!["--epoch-bytes", "300000"];
+        args.extend(logs.iter().map(|p| s(p)));
+
+        // Process 0 alone: it opens the database, listens, and waits for process 1.
+        let mut zero = Process::member(&db, &hosts, 2, 0, &args);
+        let mut strangers = Vec::new();
+        for hello in [plain_hello(&[]), plain_hello(&addresses)] {
+            let mut stranger = dial(&addresses[0]);
+            strangers.push(stranger.local_addr().expect("address"));
+            stranger.write_all(&hello).expect("send");
+            // At most the random nonce process 0 sends first, then the connection is closed.
+            let reply = received(&mut stranger);
+            assert!(reply.len() <= 32, "{:?}: {reply:?}", db.backend);
+            let text = String::from_utf8_lossy(&reply);
+            for word in [
+                "logstats",
+                env!("CARGO_PKG_VERSION"),
+                "127.0.0.1",
+                "\"error\"",
+            ]
+            .into_iter()
+            .chain(addresses.iter().map(String::as_str))
+            {
+                assert!(!text.contains(word), "{word:?} in {text:?}");
+            }
+        }
+        // A process 1 started with another secret: it fails, saying why; process 0 waits on.
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).expect("dir");
+        let other_hosts = other.join("hosts");
+        std::fs::copy(&hosts, &other_hosts).expect("copy");
+        std::fs::write(
+            secret_file(&other_hosts),
+            "another secret, 32 bytes long...\n",
+        )
+        .expect("write");
+        let mut wrong = Process::member(&db, &other_hosts, 2, 1, &args);
+        let status = wrong.wait_for(Duration::from_secs(30));
+        let wrong_stderr = wrong.stderr();
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{wrong_stderr}");
+        assert!(
+            wrong_stderr.contains(&format!(
+                "error: cannot authenticate with process 0 ({}) (it closed the connection): is \
+                 every process started with the same --cluster-secret-file",
+                addresses[0]
+            )),
+            "{wrong_stderr}"
+        );
+        assert!(!wrong_stderr.contains("another secret"), "{wrong_stderr}");
+        // Another stranger connects and says nothing while process 1 starts.
+        let silent = dial(&addresses[0]);
+        let status = zero.wait_for(Duration::from_millis(500));
+        assert!(
+            status.is_none(),
+            "process 0 stopped for a stranger: {status:?}: {}",
+            zero.stderr()
+        );
+
+        let one = Process::member(&db, &hosts, 2, 1, &args);
+        let status = zero.wait_for(Duration::from_secs(120));
+        let stderr = zero.stderr();
+        assert!(status.is_some_and(|s| s.success()), "{status:?}: {stderr}");
+        assert!(one.succeed(Duration::from_secs(10)).is_none());
+        drop(silent);
+        for stranger in &strangers {
+            let warning = format!(
+                "cluster: dropped a connection from {stranger} that did not prove the cluster \
+                 secret"
+            );
+            assert!(
+                stderr
+                    .lines()
+                    .any(|line| line.contains(" WARN ") && line.ends_with(&warning)),
+                "{warning}: {stderr}"
+            );
+        }
+        // And one for the process with another secret (from a port not known here).
+        let dropped = stderr
+            .matches("that did not prove the cluster secret")
+            .count();
+        assert!(dropped > strangers.len(), "{stderr}");
+        assert!(!stderr.contains("refused"), "{stderr}");
+        let secret = std::fs::read_to_string(secret_file(&hosts)).expect("secret");
+        assert!(!stderr.contains(secret.trim()), "{stderr}");
+
+        // Exact totals: what one process stores from the same files.
+        let summary: Value = serde_json::from_str(&zero.stdout()).expect("summary");
+        let mut single = vec!["--workers", "1", "--epoch-bytes", "300000"];
+        single.extend(logs.iter().map(|p| s(p)));
+        let single = Process::start(&reference, &single)
+            .succeed(Duration::from_secs(120))
+            .expect("summary");
+        assert_eq!(counts(&summary), counts(&single), "{:?}", db.backend);
+        assert_eq!(summary["rejected"], 3, "{summary}");
+        assert_eq!(stored_requests(&db), valid_lines(&logs));
+        assert!(
+            rows(&db) == rows(&reference),
+            "{:?}: the rows differ from one process's",
+            db.backend
+        );
+    }
+}
+
 /// Runs `logstats-ingest ARGS` (SQLite in `dir`); its exit code and stderr.
 fn refused(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    refused_with(dir, args, None)
+}
+
+/// [`refused`], with `LOGSTATS_CLUSTER_SECRET_FILE` set to `secret_file` if given (and unset
+/// otherwise, whatever the test's environment says).
+fn refused_with(dir: &Path, args: &[&str], secret_file: Option<&Path>) -> (Option<i32>, String) {
     let db = format!("sqlite://{}", dir.join("refused.db").display());
-    let output = job(&db).args(args).env("RUST_LOG", "warn").run(RUN_TIMEOUT);
+    let job = job(&db).env_remove(SECRET_FILE_VARIABLE);
+    let job = match secret_file {
+        Some(path) => job.env(SECRET_FILE_VARIABLE, path),
+        None => job,
+    };
+    let output = job.args(args).env("RUST_LOG", "warn").run(RUN_TIMEOUT);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     assert!(output.stdout.is_empty(), "{args:?}");
@@ -250,7 +434,10 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
     let repeated = write("repeated", "127.0.0.1:2101\n127.0.0.1:2101\n");
     let empty = write("empty", "# nobody\n\n");
     let missing = dir.path().join("missing");
-    let (h, l) = (s(&hosts), s(&log));
+    // 15 bytes and a newline: one too few.
+    let short = write("short.secret", "tooshort-secre\n\n");
+    let secret = secret_file(&hosts);
+    let (h, l, k) = (s(&hosts), s(&log), s(&secret));
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--processes", "2", l], "--process <I>"),
         (
@@ -334,12 +521,61 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
                 "1",
                 "--hostfile",
                 h,
+                "--cluster-secret-file",
+                k,
                 "--follow",
                 "--metrics-bind",
                 "127.0.0.1:0",
                 l,
             ],
             "--metrics-bind is for process 0 of a cluster only",
+        ),
+        (
+            vec!["--processes", "2", "--process", "0", "--hostfile", h, l],
+            "--processes 2 needs --cluster-secret-file PATH (or LOGSTATS_CLUSTER_SECRET_FILE)",
+        ),
+        (
+            vec![
+                "--processes",
+                "2",
+                "--process",
+                "1",
+                "--hostfile",
+                h,
+                "--cluster-secret-file",
+                s(&short),
+                l,
+            ],
+            "holds fewer than 16 bytes (after trailing whitespace); make one with `head -c 32 \
+             /dev/urandom | base64 >",
+        ),
+        (
+            vec![
+                "--processes",
+                "2",
+                "--process",
+                "0",
+                "--hostfile",
+                h,
+                "--cluster-secret-file",
+                s(&missing),
+                l,
+            ],
+            "cannot read the cluster secret file",
+        ),
+        (
+            vec![
+                "--processes",
+                "2",
+                "--process",
+                "0",
+                "--hostfile",
+                h,
+                "--cluster-secret-file",
+                s(dir.path()),
+                l,
+            ],
+            "cannot read the cluster secret file",
         ),
         (
             vec![
@@ -361,7 +597,26 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("tooshort"), "{args:?}: {stderr}");
     }
+
+    // The secret file from the environment, checked the same way; no secret shown.
+    let cluster = ["--processes", "2", "--process", "0", "--hostfile", h, l];
+    let (code, stderr) = refused_with(dir.path(), &cluster, Some(&short));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("holds fewer than 16 bytes"), "{stderr}");
+    assert!(!stderr.contains("tooshort"), "{stderr}");
+    let secret_text = std::fs::read_to_string(&secret).expect("secret");
+    let help = job("sqlite://unused.db")
+        .env(SECRET_FILE_VARIABLE, &secret)
+        .arg("--help")
+        .run(RUN_TIMEOUT);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--cluster-secret-file <PATH>") && help.contains(SECRET_FILE_VARIABLE),
+        "{help}"
+    );
+    assert!(!help.contains(secret_text.trim()), "{help}");
 
     // A process whose peer never comes gives up after --connect-timeout, naming it.
     let peer = std::fs::read_to_string(&hosts).expect("hosts");
@@ -380,6 +635,8 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
             "0",
             "--hostfile",
             h,
+            "--cluster-secret-file",
+            k,
             "--connect-timeout",
             "2s",
             l,
@@ -387,7 +644,10 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
     );
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains(&format!("process 1 ({peer}) did not connect within 2 s")),
+        stderr.contains(&format!(
+            "process 1 ({peer}) did not connect within 2 s: is each running, with the same \
+             hostfile and --cluster-secret-file?"
+        )),
         "{stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -409,6 +669,8 @@ fn wrong_cluster_flags_and_hostfiles_are_refused_clearly() {
                     &index,
                     "--hostfile",
                     h,
+                    "--cluster-secret-file",
+                    k,
                     "--connect-timeout",
                     "20s",
                     l,

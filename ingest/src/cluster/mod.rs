@@ -10,13 +10,16 @@
 pub mod connect;
 pub mod hostfile;
 pub mod reader;
+pub mod secret;
 pub mod watch;
 
 use std::path::Path;
 use std::time::Duration;
 
+use secret::ClusterSecret;
+
 /// Where this process stands in a cluster; built by `main` from the command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Cluster {
     /// Number of processes.
     pub processes: usize,
@@ -28,11 +31,15 @@ pub struct Cluster {
     pub workers: usize,
     /// How long to wait for the other processes to connect.
     pub connect_timeout: Duration,
+    /// The secret every process proves to the others before anything else crosses a
+    /// connection; `None` only in a cluster of one process, which connects to nobody.
+    pub secret: Option<ClusterSecret>,
 }
 
 impl Cluster {
-    /// The cluster of `--processes`, `--process` and the hostfile at `hostfile` (already read
-    /// into `text`), or a message saying what is wrong with them.
+    /// The cluster of `--processes`, `--process`, the hostfile at `hostfile` (already read
+    /// into `text`) and the secret of `--cluster-secret-file` (already read), or a message
+    /// saying what is wrong with them.
     pub fn from_flags(
         processes: usize,
         process: usize,
@@ -40,6 +47,7 @@ impl Cluster {
         text: &str,
         workers: usize,
         connect_timeout: Duration,
+        secret: Option<ClusterSecret>,
     ) -> Result<Cluster, String> {
         let file = hostfile.display();
         let addresses =
@@ -57,12 +65,21 @@ impl Cluster {
                 processes - 1
             ));
         }
+        if processes > 1 && secret.is_none() {
+            return Err(format!(
+                "--processes {processes} needs --cluster-secret-file PATH (or \
+                 LOGSTATS_CLUSTER_SECRET_FILE): the same secret for every process, which they \
+                 prove to each other before anything else; make one with `head -c 32 \
+                 /dev/urandom | base64 > cluster.secret; chmod 600 cluster.secret`"
+            ));
+        }
         Ok(Cluster {
             processes,
             process,
             addresses,
             workers: workers.max(1),
             connect_timeout,
+            secret,
         })
     }
 
@@ -92,6 +109,7 @@ mod tests {
             text,
             2,
             Duration::from_secs(60),
+            ClusterSecret::new(b"0123456789abcdef"),
         )
     }
 
@@ -108,5 +126,27 @@ mod tests {
         assert!(range.contains("--process 2 is out of range"), "{range}");
         let bad = cluster(2, 0, "127.0.0.1:2101\nnope\n").unwrap_err();
         assert!(bad.contains("hosts: line 2"), "{bad}");
+    }
+
+    #[test]
+    fn several_processes_need_a_secret_and_one_does_not() {
+        let flags = |processes: usize, text: &str| {
+            Cluster::from_flags(
+                processes,
+                0,
+                Path::new("hosts"),
+                text,
+                1,
+                Duration::from_secs(60),
+                None,
+            )
+        };
+        let missing = flags(2, "127.0.0.1:2101\n127.0.0.1:2102\n").unwrap_err();
+        assert!(
+            missing.contains("--processes 2 needs --cluster-secret-file PATH"),
+            "{missing}"
+        );
+        let alone = flags(1, "127.0.0.1:2101\n").expect("one process needs no secret");
+        assert!(alone.secret.is_none());
     }
 }
