@@ -101,6 +101,9 @@ impl Settings {
         StoreOptions {
             pool_size: self.pool_size.unwrap_or_else(default_pool_size),
             apply_migrations: !self.no_migrate,
+            // The row copy is the API's read cache; mapped pages would count in its memory
+            // once per pooled connection, outside any budget.
+            mapped_reads: false,
             ..StoreOptions::default()
         }
     }

@@ -39,7 +39,24 @@ pub struct Versions {
     pub error: Option<Arc<str>>,
     /// When the round ended (`None` before the first).
     pub finished: Option<Instant>,
+    /// The schema as last checked (every [`SCHEMA_CHECK_EVERY`], on the reader's connection).
+    pub schema: Schema,
 }
+
+/// What the last check of the database's schema found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Schema {
+    /// Not checked yet, or the database did not answer.
+    #[default]
+    Unknown,
+    /// Every migration of this build is applied.
+    Current,
+    /// This many migrations of this build are not applied.
+    Behind(usize),
+}
+
+/// How often a round also checks the schema (the readiness check reads the result).
+pub const SCHEMA_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 impl Versions {
     /// The version of `customer` (0 if it never had rows).
@@ -125,6 +142,8 @@ fn read_rounds(shared: &Shared, store: &Store) {
     let mut newest = 0;
     let mut done = 0;
     let mut last_start: Option<Instant> = None;
+    let mut schema = Schema::Unknown;
+    let mut schema_checked: Option<Instant> = None;
     loop {
         {
             let mut wanted = shared.wanted.lock();
@@ -156,12 +175,27 @@ fn read_rounds(shared: &Shared, store: &Store) {
                 Some(Arc::from(error.to_string()))
             }
         };
+        if error.is_some() {
+            schema = Schema::Unknown;
+            schema_checked = None;
+        } else if schema_checked.is_none_or(|at| at.elapsed() >= SCHEMA_CHECK_EVERY) {
+            schema = match reader.pending_migrations() {
+                Ok(0) => Schema::Current,
+                Ok(pending) => Schema::Behind(pending),
+                Err(error) => {
+                    log::warn!("reading the schema's migrations: {error}");
+                    Schema::Unknown
+                }
+            };
+            schema_checked = Some(Instant::now());
+        }
         shared.published.send_replace(Versions {
             round,
             versions: Arc::clone(&versions),
             newest,
             error,
             finished: Some(Instant::now()),
+            schema,
         });
         done = round;
     }

@@ -2,9 +2,9 @@
 //! `GET /ready`: answers 200 only while the database answers and its schema is current.
 
 use actix_web::{get, web, HttpResponse};
-use logstats_shared::Store;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::freshness::{Freshness, Schema};
 
 /// The body of `GET /health` and of a ready `GET /ready`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -36,21 +36,20 @@ pub async fn health() -> HttpResponse {
     ),
 )]
 #[get("/ready")]
-pub async fn ready(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
-    let store = store.into_inner();
-    match web::block(move || store.pending_migrations()).await? {
-        Ok(0) => Ok(HttpResponse::Ok().json(Health { status: "ready" })),
-        Ok(pending) => Err(ApiError::NotReady(format!(
+pub async fn ready(freshness: web::Data<Freshness>) -> Result<HttpResponse, ApiError> {
+    // A version round that started after this request, on the reader's own connection: no wait
+    // for the pool or the blocking threads, however busy the other routes keep them.
+    let versions = freshness.current().await;
+    if let Some(error) = versions.error {
+        return Err(ApiError::VersionsUnavailable(error));
+    }
+    match versions.schema {
+        Schema::Current => Ok(HttpResponse::Ok().json(Health { status: "ready" })),
+        Schema::Behind(pending) => Err(ApiError::NotReady(format!(
             "the database schema is not current: {pending} migration(s) of this version are not applied"
         ))),
-        Err(error) => match ApiError::from(error) {
-            unavailable @ ApiError::DatabaseUnavailable(_) => Err(unavailable),
-            other => {
-                log::warn!("/ready: {other:?}");
-                Err(ApiError::NotReady(
-                    "cannot read the database's schema version".to_string(),
-                ))
-            }
-        },
+        Schema::Unknown => Err(ApiError::NotReady(
+            "cannot read the database's schema version".to_string(),
+        )),
     }
 }

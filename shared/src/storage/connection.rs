@@ -105,11 +105,16 @@ impl Store {
 
     /// Whether the pool keeps more than one connection (a reader may then hold one).
     pub(super) fn pool_holds_several(&self) -> bool {
+        self.pool_size() > 1
+    }
+
+    /// The most connections the pool opens.
+    pub fn pool_size(&self) -> u32 {
         match &self.pools {
-            Pools::Sqlite(pool) => pool.max_size() > 1,
-            Pools::Postgres(pool) => pool.max_size() > 1,
+            Pools::Sqlite(pool) => pool.max_size(),
+            Pools::Postgres(pool) => pool.max_size(),
             #[cfg(feature = "mysql")]
-            Pools::Mysql(pool) => pool.max_size() > 1,
+            Pools::Mysql(pool) => pool.max_size(),
         }
     }
 
@@ -139,7 +144,9 @@ impl Store {
                     // switch to WAL and back off in SQLite's busy handler (~0.4 s): one is
                     // opened up front, the others when needed.
                     .min_idle(Some(1))
-                    .connection_customizer(Box::new(SqlitePragmas));
+                    .connection_customizer(Box::new(SqlitePragmas {
+                        mapped_reads: options.mapped_reads,
+                    }));
                 Pools::Sqlite(build_pool(builder, options, path, url)?)
             }
             Backend::Postgres => Pools::Postgres(build_pool(Pool::builder(), options, url, url)?),
@@ -242,14 +249,23 @@ impl CustomizeConnection<MysqlConnection, diesel::r2d2::Error> for MysqlSession 
     }
 }
 
-/// Settings of every SQLite connection (see the SQL file).
+/// Settings of every SQLite connection (see the SQL file), and whether it reads through mmap.
 #[derive(Debug)]
-struct SqlitePragmas;
+struct SqlitePragmas {
+    mapped_reads: bool,
+}
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(include_str!("sql/sqlite_pragmas.sql"))
-            .map_err(diesel::r2d2::Error::QueryError)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        if !self.mapped_reads {
+            // Each connection maps the file on its own, and every page it touches counts in
+            // the process's resident memory once per mapping.
+            conn.batch_execute("PRAGMA mmap_size = 0")
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
     }
 }
 

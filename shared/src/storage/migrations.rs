@@ -11,7 +11,7 @@ use diesel::query_builder::SqlQuery;
 use diesel::query_dsl::LoadQuery;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use super::connection::Pools;
+use super::connection::{Pooled, Pools};
 use super::{StorageError, Store};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
@@ -51,35 +51,34 @@ impl Store {
     /// role that may only read is refused even when the table exists (PostgreSQL checks the
     /// schema's CREATE privilege before it looks).
     pub fn pending_migrations(&self) -> Result<usize, StorageError> {
-        let (known, applied) = match &self.pools {
-            Pools::Sqlite(pool) => (
-                versions_of::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)?,
-                applied(
-                    &mut *pool.get()?,
-                    include_str!("sql/sqlite_migrations_table.sql"),
-                )?,
-            ),
-            Pools::Postgres(pool) => (
-                versions_of::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS)?,
-                applied(
-                    &mut *pool.get()?,
-                    include_str!("sql/postgres_migrations_table.sql"),
-                )?,
-            ),
-            #[cfg(feature = "mysql")]
-            Pools::Mysql(pool) => (
-                versions_of::<diesel::mysql::Mysql>(&MYSQL_MIGRATIONS)?,
-                applied(
-                    &mut *pool.get()?,
-                    include_str!("sql/mysql_migrations_table.sql"),
-                )?,
-            ),
-        };
-        Ok(known
-            .iter()
-            .filter(|version| !applied.contains(*version))
-            .count())
+        pending_on(&mut self.checkout()?)
     }
+}
+
+/// [`Store::pending_migrations`] on a connection already held.
+pub(super) fn pending_on(conn: &mut Pooled) -> Result<usize, StorageError> {
+    let (known, applied) = match conn {
+        Pooled::Sqlite(conn) => (
+            versions_of::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)?,
+            applied(&mut **conn, include_str!("sql/sqlite_migrations_table.sql"))?,
+        ),
+        Pooled::Postgres(conn) => (
+            versions_of::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS)?,
+            applied(
+                &mut **conn,
+                include_str!("sql/postgres_migrations_table.sql"),
+            )?,
+        ),
+        #[cfg(feature = "mysql")]
+        Pooled::Mysql(conn) => (
+            versions_of::<diesel::mysql::Mysql>(&MYSQL_MIGRATIONS)?,
+            applied(&mut **conn, include_str!("sql/mysql_migrations_table.sql"))?,
+        ),
+    };
+    Ok(known
+        .iter()
+        .filter(|version| !applied.contains(*version))
+        .count())
 }
 
 /// Applies pending migrations; a concurrent start of another binary may win the race, so retry.

@@ -67,6 +67,10 @@ pub struct StoreOptions {
     /// that lacks any ([`StorageError::SchemaNotCurrent`]): for a role that may only read.
     /// Either way a database that has them all is not changed (see [`Store::connect`]).
     pub apply_migrations: bool,
+    /// SQLite: read the file through mmap (fewer copies, but each pooled connection maps the
+    /// file anew and its pages count in the process's resident memory once per connection).
+    /// Other backends ignore it.
+    pub mapped_reads: bool,
 }
 
 impl Default for StoreOptions {
@@ -75,6 +79,7 @@ impl Default for StoreOptions {
             pool_size: 4,
             connect_timeout: Duration::from_secs(5),
             apply_migrations: true,
+            mapped_reads: true,
         }
     }
 }

@@ -84,6 +84,20 @@ impl VersionReader {
         }
         Ok(read?)
     }
+
+    /// [`Store::pending_migrations`] on the kept connection (taken afresh if none is kept), so
+    /// a readiness check never waits for the pool.
+    pub fn pending_migrations(&mut self) -> Result<usize, StorageError> {
+        let mut held = match self.held.take() {
+            Some(held) => held,
+            None => self.store.checkout()?,
+        };
+        let pending = super::migrations::pending_on(&mut held);
+        if pending.is_ok() && self.store.pool_holds_several() {
+            self.held = Some(held);
+        }
+        pending
+    }
 }
 
 impl Store {
