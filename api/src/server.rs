@@ -21,11 +21,20 @@ use crate::refusals::{CheckedStream, HEAD_TIMEOUT};
 /// default).
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Longest a graceful stop waits for requests in progress (SIGINT/SIGTERM); then the workers
+/// are dropped. A request waits at most [`crate::fleet::FLEET_DEADLINE`] for its database work,
+/// so this is never what ends a stop in practice.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// Serves the apps `app` builds (one per worker) on `listener` with `workers` workers (default:
-/// one per core); stops gracefully on SIGINT/SIGTERM or through the returned server's handle.
+/// one per core), each with at most `blocking_threads` threads for blocking work (database
+/// reads, long merges): every thread beyond what the database pool can serve would only wait
+/// for a connection while holding its stack and allocator arena. Stops gracefully on
+/// SIGINT/SIGTERM or through the returned server's handle.
 pub fn serve<F, T, B>(
     listener: TcpListener,
     workers: Option<usize>,
+    blocking_threads: usize,
     app: F,
 ) -> std::io::Result<Server>
 where
@@ -40,7 +49,9 @@ where
     B: MessageBody + 'static,
 {
     let local_addr = listener.local_addr()?;
-    let mut builder = Server::build();
+    let mut builder = Server::build()
+        .worker_max_blocking_threads(blocking_threads.max(1))
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
     if let Some(workers) = workers {
         builder = builder.workers(workers);
     }

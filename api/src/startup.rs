@@ -17,6 +17,7 @@ use crate::answers::{Answers, DEFAULT_ANSWER_BYTES};
 use crate::auth::{require_token, BearerSecurity, Guard, Security};
 use crate::domain::ValidationError;
 use crate::error::{json_error_body, ApiError};
+use crate::fleet::FleetGate;
 use crate::freshness::Freshness;
 use crate::metrics::{ApiMetrics, RequestMetrics, ACCESS_LOG_TARGET};
 use crate::openapi::{ApiDocument, ApiFrame};
@@ -70,6 +71,7 @@ pub fn run_with(
     let store = web::Data::new(store);
     let answers = web::Data::new(Answers::new(budget.answer_cache_bytes));
     let rows = web::Data::new(RowCache::new(budget.row_cache_bytes));
+    let gate = web::Data::new(FleetGate::default());
     // Registering the routes documents them: the document is complete once they are in. It is
     // built once, for the routes' metrics and 405 answers; each worker registers the same routes.
     let (_, mut document) = App::new()
@@ -93,7 +95,16 @@ pub fn run_with(
         ))
     });
     let document = web::Data::new(ApiDocument::new(&document));
-    server::serve(listener, workers, move || {
+    // A blocking task mostly reads the database: as many blocking threads in all as pooled
+    // connections, shared out over the workers. Every thread that allocates takes its own
+    // allocator arena, whose freed memory it keeps: fewer threads, less memory outside the
+    // budgets.
+    let connections = usize::try_from(store.pool_size()).unwrap_or(usize::MAX);
+    let worker_count = workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let blocking_threads = connections.div_ceil(worker_count.max(1));
+    server::serve(listener, workers, blocking_threads, move || {
         let (app, _) = App::new()
             .into_utoipa_app()
             .configure(routes::configure)
@@ -123,6 +134,7 @@ pub fn run_with(
             .app_data(answers.clone())
             .app_data(rows.clone())
             .app_data(freshness.clone())
+            .app_data(gate.clone())
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 let message = match error {
                     QueryPayloadError::Deserialize(cause) => cause.to_string(),
