@@ -49,6 +49,10 @@ pub enum ApiError {
     /// older.
     #[error("{0}")]
     NotReady(String),
+    /// Too much work is in progress for this request to start or finish now (503, with
+    /// `Retry-After`); the message says which limit.
+    #[error("{0}")]
+    Busy(String),
     /// Anything else that went wrong on our side (500); the cause is logged, not shown.
     #[error("internal server error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -125,7 +129,8 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::DatabaseUnavailable(_)
             | ApiError::VersionsUnavailable(_)
-            | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::NotReady(_)
+            | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,6 +149,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized(why) => {
                 response.insert_header((header::WWW_AUTHENTICATE, why.challenge()));
+            }
+            ApiError::Busy(_) => {
+                response.insert_header((header::RETRY_AFTER, "5"));
             }
             _ => {}
         }

@@ -8,9 +8,17 @@
 //! the answer: one summary per day with requests (`/stats`), or a heap of at most
 //! `offset + limit` customers (`/customers`, at most 100,000). The cost is the
 //! rows read: customers x days of the range.
+//!
+//! Time is bounded too: at most [`FLEET_WALKS`] walks run at once (a request waits up to
+//! [`FLEET_QUEUE_WAIT`] for its turn), and a walk still reading after [`FLEET_DEADLINE`] stops;
+//! either way the answer is a 503 with `Retry-After`. So a burst of fleet requests (or clients
+//! that gave up waiting) can hold at most that many database connections and blocking threads,
+//! each for at most that long.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use logstats_shared::{DayStats, StatsSummary, StorageError, Store};
@@ -18,6 +26,72 @@ use serde::Serialize;
 
 use crate::domain::{ListPage, PercentileList, RequestedRange, SortField};
 use crate::routes::stats::{iso_date, DayEntry};
+
+/// Most fleet walks in progress at once (the customer route is never held up by them beyond
+/// these).
+pub const FLEET_WALKS: usize = 2;
+/// Longest a fleet request waits for a walk to end before it is answered 503.
+pub const FLEET_QUEUE_WAIT: Duration = Duration::from_secs(5);
+/// Longest a walk reads: past it, the walk stops between two pages and the request is answered
+/// 503.
+pub const FLEET_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Why a walk gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    /// Reading the rows failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The walk was still reading at its deadline.
+    #[error(
+        "the fleet view did not finish within {} s; ask a shorter range, or retry",
+        FLEET_DEADLINE.as_secs()
+    )]
+    TooSlow,
+}
+
+/// The turns of the fleet walks: [`FLEET_WALKS`] at once; shared by all workers.
+pub struct FleetGate {
+    turns: Arc<tokio::sync::Semaphore>,
+}
+
+/// One walk's turn, held until the walk ends (also when its client is gone), with its deadline.
+pub struct Turn {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    deadline: Instant,
+}
+
+impl Turn {
+    fn check(&self) -> Result<(), WalkError> {
+        if Instant::now() > self.deadline {
+            return Err(WalkError::TooSlow);
+        }
+        Ok(())
+    }
+}
+
+impl Default for FleetGate {
+    fn default() -> Self {
+        Self {
+            turns: Arc::new(tokio::sync::Semaphore::new(FLEET_WALKS)),
+        }
+    }
+}
+
+impl FleetGate {
+    /// A turn, once one of [`FLEET_WALKS`] is free; `None` after [`FLEET_QUEUE_WAIT`].
+    pub async fn turn(&self) -> Option<Turn> {
+        let permit =
+            tokio::time::timeout(FLEET_QUEUE_WAIT, Arc::clone(&self.turns).acquire_owned())
+                .await
+                .ok()?
+                .ok()?;
+        Some(Turn {
+            _permit: permit,
+            deadline: Instant::now() + FLEET_DEADLINE,
+        })
+    }
+}
 
 /// Rows read per database round trip.
 pub const ROWS_PER_READ: usize = 2048;
@@ -125,7 +199,8 @@ pub fn fleet_stats(
     store: &Store,
     range: &RequestedRange,
     extra: &PercentileList,
-) -> Result<FleetStats, StorageError> {
+    turn: &Turn,
+) -> Result<FleetStats, WalkError> {
     let to = resolve_to(store, range)?;
     let mut days = Vec::new();
     let mut total = DayStats::empty();
@@ -142,6 +217,7 @@ pub fn fleet_stats(
     };
     let mut after: Option<(NaiveDate, String)> = None;
     loop {
+        turn.check()?;
         let page = store.days_by_day(
             range.from,
             to,
@@ -265,7 +341,8 @@ pub fn customer_list(
     range: &RequestedRange,
     extra: &PercentileList,
     page: &ListPage,
-) -> Result<CustomerList, StorageError> {
+    turn: &Turn,
+) -> Result<CustomerList, WalkError> {
     let to = resolve_to(store, range)?;
     let window = usize::try_from(page.offset + page.limit).unwrap_or(usize::MAX);
     let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(window.min(4096) + 1);
@@ -289,6 +366,7 @@ pub fn customer_list(
         let mut merge = Merge::default();
         let mut after: Option<(String, NaiveDate)> = None;
         loop {
+            turn.check()?;
             let rows = store.days_by_customer(
                 chunk,
                 range.from,
@@ -336,6 +414,30 @@ pub fn customer_list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// At most FLEET_WALKS turns at once; a request waits FLEET_QUEUE_WAIT for one, then gives
+    /// up; a turn ended frees its place; a turn past its deadline stops its walk.
+    #[test]
+    fn turns_are_limited_waited_for_and_timed() {
+        actix_web::rt::System::new().block_on(async {
+            let gate = FleetGate::default();
+            let mut held = Vec::new();
+            for _ in 0..FLEET_WALKS {
+                held.push(gate.turn().await.expect("a free turn"));
+            }
+            let started = Instant::now();
+            assert!(gate.turn().await.is_none(), "every turn is taken");
+            assert!(started.elapsed() >= FLEET_QUEUE_WAIT);
+            assert!(held[0].check().is_ok(), "within its deadline");
+            held.pop();
+            let turn = gate.turn().await.expect("a turn freed");
+            let late = Turn {
+                deadline: Instant::now() - Duration::from_millis(1),
+                ..turn
+            };
+            assert!(matches!(late.check(), Err(WalkError::TooSlow)));
+        });
+    }
 
     #[test]
     fn a_walk_reads_one_page_unless_a_customer_alone_has_more_days() {

@@ -9,7 +9,7 @@ use logstats_shared::Store;
 use crate::answers::{AnswerKey, Answers};
 use crate::domain::{ListPage, PercentileList, RequestedRange, SortField};
 use crate::error::{ApiError, ErrorBody};
-use crate::fleet::{self, CustomerList, FleetStats};
+use crate::fleet::{self, CustomerList, FleetGate, FleetStats, Turn, WalkError};
 use crate::freshness::Freshness;
 use crate::routes::stats::{json, StatsQuery};
 
@@ -69,7 +69,8 @@ pub struct ListQuery {
         (status = 400, description = "A missing or invalid `from` or `to`, `to` before `from`, \
             invalid `percentiles`, a malformed query string", body = ErrorBody),
         (status = 500, description = "A stored row is corrupt, or another fault of ours", body = ErrorBody),
-        (status = 503, description = "The database did not answer in time", body = ErrorBody),
+        (status = 503, description = "The database did not answer in time, or the fleet views \
+            are busy or this walk passed its deadline (with `Retry-After`)", body = ErrorBody),
     ),
 )]
 #[get("/stats")]
@@ -77,6 +78,7 @@ pub async fn fleet_stats(
     store: web::Data<Store>,
     answers: web::Data<Answers>,
     freshness: web::Data<Freshness>,
+    gate: web::Data<FleetGate>,
     query: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let range = RequestedRange::parse(query.from.as_deref(), query.to.as_deref())?;
@@ -89,9 +91,11 @@ pub async fn fleet_stats(
     if let Some(body) = answers.get(&key, versions.newest) {
         return Ok(json(body));
     }
+    let turn = take_turn(&gate).await?;
     let store = store.into_inner();
+    // The turn moves into the walk: it is held until the walk ends, even if the client left.
     let body = web::block(move || -> Result<Bytes, ApiError> {
-        let stats: FleetStats = fleet::fleet_stats(&store, &range, &extra)?;
+        let stats: FleetStats = fleet::fleet_stats(&store, &range, &extra, &turn)?;
         encode(&stats)
     })
     .await??;
@@ -112,7 +116,8 @@ pub async fn fleet_stats(
             invalid `percentiles`, `sort`, `order`, `limit` or `offset`, a malformed query \
             string", body = ErrorBody),
         (status = 500, description = "A stored row is corrupt, or another fault of ours", body = ErrorBody),
-        (status = 503, description = "The database did not answer in time", body = ErrorBody),
+        (status = 503, description = "The database did not answer in time, or the fleet views \
+            are busy or this walk passed its deadline (with `Retry-After`)", body = ErrorBody),
     ),
 )]
 #[get("/customers")]
@@ -120,6 +125,7 @@ pub async fn customer_list(
     store: web::Data<Store>,
     answers: web::Data<Answers>,
     freshness: web::Data<Freshness>,
+    gate: web::Data<FleetGate>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let range = RequestedRange::parse(query.from.as_deref(), query.to.as_deref())?;
@@ -148,17 +154,39 @@ pub async fn customer_list(
     if let Some(body) = answers.get(&key, versions.newest) {
         return Ok(json(body));
     }
+    let turn = take_turn(&gate).await?;
     let store = store.into_inner();
     let all = versions.versions;
     let body = web::block(move || -> Result<Bytes, ApiError> {
         let mut customers: Vec<&str> = all.keys().map(|id| &**id).collect();
         customers.sort_unstable();
-        let list: CustomerList = fleet::customer_list(&store, &customers, &range, &extra, &page)?;
+        let list: CustomerList =
+            fleet::customer_list(&store, &customers, &range, &extra, &page, &turn)?;
         encode(&list)
     })
     .await??;
     answers.put(key, versions.newest, body.clone());
     Ok(json(body))
+}
+
+/// A turn to walk, or the 503 that says the fleet views are busy.
+async fn take_turn(gate: &FleetGate) -> Result<Turn, ApiError> {
+    gate.turn().await.ok_or_else(|| {
+        ApiError::Busy(format!(
+            "the fleet views are busy ({} in progress for {} s); retry shortly",
+            fleet::FLEET_WALKS,
+            fleet::FLEET_QUEUE_WAIT.as_secs()
+        ))
+    })
+}
+
+impl From<WalkError> for ApiError {
+    fn from(error: WalkError) -> Self {
+        match error {
+            WalkError::Storage(storage) => storage.into(),
+            too_slow @ WalkError::TooSlow => ApiError::Busy(too_slow.to_string()),
+        }
+    }
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes, ApiError> {
