@@ -74,6 +74,14 @@ fn docs_serve_a_page_whose_assets_are_all_embedded() {
             response.body == committed,
             "{link} differs from the committed file"
         );
+        // Revalidated on every use, so an upgrade's files are never stale: a strong ETag, and
+        // a bodiless 304 while it matches.
+        assert_eq!(response.header("cache-control"), Some("no-cache"), "{link}");
+        let etag = response.header("etag").expect("an ETag").to_string();
+        assert!(etag.starts_with('"') && etag.len() == 18, "{link}: {etag}");
+        let again = api.get_with(&format!("/docs/{name}"), &[("If-None-Match", &etag)]);
+        assert_eq!(again.status, 304, "{link}");
+        assert!(again.body.is_empty(), "{link}");
         let text = response.text();
         for host in CDN_HOSTS {
             assert!(!text.contains(host), "{link} names {host}");

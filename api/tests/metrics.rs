@@ -229,13 +229,11 @@ fn counters_move_by_exactly_the_requests_sent() {
         // A customer without rows (`nobody`) is answered 404 without a copy or an answer kept:
         // an id costs memory only when it has data.
         assert_eq!(
-            after["logstats_api_cache_entries{cache=\"rows\"}"],
-            2.0,
+            after["logstats_api_cache_entries{cache=\"rows\"}"], 2.0,
             "{backend}: cust_1 and cust_22"
         );
         assert_eq!(
-            after["logstats_api_cache_entries{cache=\"answers\"}"],
-            5.0,
+            after["logstats_api_cache_entries{cache=\"answers\"}"], 5.0,
             "{backend}"
         );
 

@@ -118,7 +118,7 @@ fn the_ingest_role_migrates_and_writes_the_api_role_only_reads() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains(
-            "the database schema is not current: 7 migration(s) of this version are not applied"
+            "the database schema is not current: 8 migration(s) of this version are not applied"
         ) && stderr.contains("--no-migrate is given: let logstats-ingest apply them"),
         "{stderr}"
     );
