@@ -15,7 +15,7 @@
 //! request. Callers ask only about customers that have rows (version > 0): an unknown id gets
 //! its 404 before it reaches this cache.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -161,10 +161,53 @@ struct State {
     used: usize,
 }
 
+/// Slots of the admission filter (8 bytes each: 512 KiB).
+const DOORKEEPER_SLOTS: usize = 1 << 16;
+
+/// Which customers were asked about once while the copy was full: a customer is copied when it
+/// is asked about again, so a stream of customers asked about once each (more customers than
+/// fit) does not evict the copies that are used. A fixed table of id hashes: a collision only
+/// admits a customer one request early.
+struct Doorkeeper {
+    seen: Vec<AtomicU64>,
+}
+
+impl Doorkeeper {
+    fn new() -> Self {
+        Self {
+            seen: (0..DOORKEEPER_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Whether `customer` was asked about before (and forget it); else remember it.
+    fn admits(&self, customer: &str) -> bool {
+        let hash = customer_hash(customer);
+        let slot = &self.seen[(hash as usize) % DOORKEEPER_SLOTS];
+        if slot.load(Ordering::Relaxed) == hash {
+            slot.store(0, Ordering::Relaxed);
+            true
+        } else {
+            slot.store(hash, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// A non-zero 64-bit hash of a customer id (FNV-1a).
+fn customer_hash(customer: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in customer.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash.max(1)
+}
+
 /// The copies of every customer's rows, within a byte budget; shared by all workers.
 pub struct RowCache {
     budget: usize,
     state: Mutex<State>,
+    doorkeeper: Doorkeeper,
     /// Copies found current without reading the database.
     hits: Counter,
     /// Loads that read the database (rows changed since the copy, or no copy).
@@ -189,6 +232,7 @@ impl RowCache {
                 hand: 0,
                 used: 0,
             }),
+            doorkeeper: Doorkeeper::new(),
             hits: Counter::new(),
             misses: Counter::new(),
         }
@@ -221,6 +265,11 @@ impl RowCache {
         self.len() == 0
     }
 
+    /// Whether `customer` has a slot (a copy, maybe not current, or one being loaded).
+    pub fn has_copy(&self, customer: &str) -> bool {
+        self.state.lock().slots.contains_key(customer)
+    }
+
     /// The copy of `customer` if it is current at `version`; never waits for the database.
     pub fn fresh(&self, customer: &str, version: i64) -> Option<Arc<CustomerRows>> {
         let slot = self.state.lock().slots.get(customer).cloned()?;
@@ -231,6 +280,14 @@ impl RowCache {
             self.hits.inc();
         }
         fresh
+    }
+
+    /// Whether a customer without a copy should get one: always while the copy has room; once
+    /// it is full, only on the customer's second request (see [`Doorkeeper`]). A customer not
+    /// admitted is answered from the database, reading just the range asked for.
+    pub fn admits(&self, customer: &str) -> bool {
+        let full = self.state.lock().used + self.budget / 8 > self.budget;
+        !full || self.doorkeeper.admits(customer)
     }
 
     /// The copy of `customer`, brought up to `version` from `store` when older. Blocks: call
@@ -444,6 +501,35 @@ mod tests {
             // counted by `fresh`: the load after it is).
             assert_eq!(cache.lookups(), (1, 2));
         }
+    }
+
+    /// While the copy has room every customer is admitted; once it is full a customer is
+    /// admitted on its second request, so customers asked about once do not evict the others.
+    #[test]
+    fn a_full_copy_admits_a_customer_on_its_second_request() {
+        let db = logstats_shared::testing::TestDatabase::sqlite();
+        let store = db.connect();
+        for customer in ["a", "b", "c", "d", "e"] {
+            commit(
+                &store,
+                customer,
+                &[("2024-10-10", 1_000), ("2024-10-11", 2_000)],
+            );
+        }
+        let one = loaded(&RowCache::new(1 << 30), &store, "a").bytes + slot_bytes("a");
+        // Four customers fill it past seven eighths; each takes a quarter at most.
+        let cache = RowCache::new(one * 4);
+        for customer in ["a", "b", "c"] {
+            assert!(cache.admits(customer), "room left for {customer}");
+            loaded(&cache, &store, customer);
+        }
+        assert!(cache.admits("d"), "room left for d");
+        loaded(&cache, &store, "d");
+        assert!(!cache.has_copy("e"));
+        assert!(!cache.admits("e"), "first request");
+        assert!(!cache.admits("x"), "another customer's first request");
+        assert!(cache.admits("e"), "second request");
+        assert!(!cache.admits("e"), "admission is used up");
     }
 
     /// The bytes held never pass the budget; a customer larger than a quarter of it is not

@@ -136,3 +136,79 @@ fn ranges_of_days_past_the_exact_limit_stay_within_the_rank_bound() {
         }
     }
 }
+
+/// More customers than the row copy holds, each asked about in turn, twice: once the copy is
+/// full a customer is copied only on its second request, and answered from the database before
+/// that. Every answer, whichever way it was made, is byte for byte the answer of an API that
+/// copies nothing and of one that copies everything.
+#[test]
+fn customers_beyond_the_row_budget_get_the_same_answers() {
+    for db in backends() {
+        let store = db.connect();
+        let first = date("2024-01-01");
+        let mut random = Random(77);
+        let mut deltas = Vec::new();
+        for customer in 0..60u64 {
+            for d in 0..20u64 {
+                let mut acc = DayAccumulator::new();
+                for _ in 0..(1 + random.below(30)) {
+                    acc.add(random.below(10) != 0, 1_000 * (1 + random.below(400)));
+                }
+                let day = day_from_date(first + chrono::Days::new(d));
+                deltas.push((format!("c{customer}"), day, acc.finish()));
+            }
+        }
+        store
+            .commit_epoch(&EpochCommit {
+                deltas,
+                ..EpochCommit::default()
+            })
+            .expect("commit");
+        let small = Api::start_with(&db, &["--row-cache-bytes", "200000"], &[]);
+        let none = Api::start_with(
+            &db,
+            &["--row-cache-bytes", "0", "--answer-cache-bytes", "0"],
+            &[],
+        );
+        let all = Api::start_with(&db, &["--row-cache-bytes", "100000000"], &[]);
+        for round in 0..2 {
+            for customer in 0..60u64 {
+                let from = random.below(10);
+                let path = format!(
+                    "/customers/c{customer}/stats?from={}&to={}&percentiles=90",
+                    first + chrono::Days::new(from),
+                    first + chrono::Days::new(from + random.below(10))
+                );
+                let expected = none.get(&path);
+                assert_eq!(expected.status, 200, "{db:?} {path}");
+                assert_eq!(
+                    small.get(&path).body,
+                    expected.body,
+                    "{db:?} round {round} {path}"
+                );
+                assert_eq!(
+                    all.get(&path).body,
+                    expected.body,
+                    "{db:?} round {round} {path}"
+                );
+            }
+        }
+        let metrics = small.get("/metrics").text();
+        let rows: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("logstats_api_cache_bytes{cache=\"rows\"} "))
+            .and_then(|v| v.parse().ok())
+            .expect("the rows gauge");
+        assert!(rows <= 200_000.0, "{db:?}: {rows}");
+        // Not every customer fits: some answers came from the database.
+        let copied: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("logstats_api_cache_entries{cache=\"rows\"} "))
+            .and_then(|v| v.parse().ok())
+            .expect("the rows entries gauge");
+        assert!((1.0..60.0).contains(&copied), "{db:?}: {copied}");
+        small.stop();
+        none.stop();
+        all.stop();
+    }
+}

@@ -157,6 +157,13 @@ pub async fn customer_stats(
     let rows = rows.into_inner();
     let copy = match rows.fresh(customer.as_str(), version) {
         Some(copy) => copy,
+        None if !rows.has_copy(customer.as_str()) && !rows.admits(customer.as_str()) => {
+            // Not copied, and the copy is full: read just this range, evicting nothing.
+            let body =
+                web::block(move || answer_from_store(&store, &customer, &range, &extra)).await??;
+            answers.put(key, version, body.clone());
+            return Ok(json(body));
+        }
         None => {
             let (reader, rows, id) = (Arc::clone(&store), Arc::clone(&rows), customer.clone());
             // Diesel blocks: the read runs on actix's blocking pool.
