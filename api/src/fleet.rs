@@ -34,7 +34,7 @@ pub const FLEET_WALKS: usize = 2;
 pub const FLEET_QUEUE_WAIT: Duration = Duration::from_secs(5);
 /// Longest a walk reads: past it, the walk stops between two pages and the request is answered
 /// 503.
-pub const FLEET_DEADLINE: Duration = Duration::from_secs(20);
+pub const FLEET_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Why a walk gave no answer.
 #[derive(Debug, thiserror::Error)]

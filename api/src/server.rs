@@ -22,8 +22,8 @@ use crate::refusals::{CheckedStream, HEAD_TIMEOUT};
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Longest a graceful stop waits for requests in progress (SIGINT/SIGTERM); then the workers
-/// are dropped. A request waits at most [`crate::fleet::FLEET_DEADLINE`] for its database work,
-/// so this is never what ends a stop in practice.
+/// are dropped and the process exits, ending a fleet walk still within its
+/// [`crate::fleet::FLEET_DEADLINE`].
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Serves the apps `app` builds (one per worker) on `listener` with `workers` workers (default:
