@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -272,20 +272,7 @@ fn dial(address: &str) -> TcpStream {
 /// Everything `stream` receives until the other side closes it; a failure if it is still open
 /// after 15 s.
 fn received(stream: &mut TcpStream) -> Vec<u8> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .expect("timeout");
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return bytes,
-            Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            // Closed with the stranger's bytes unread: a reset.
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return bytes,
-            Err(e) => panic!("still open after 15 s ({e}), having received {bytes:?}"),
-        }
-    }
+    logstats_shared::testing::received_until_closed(stream, Duration::from_secs(15))
 }
 
 #[test]

@@ -22,6 +22,28 @@ use crate::storage::{redact, Backend, Store, StoreOptions};
 pub mod outage;
 pub mod spawn;
 
+/// Everything `stream` receives until the other side closes it (a reset with bytes unread counts
+/// as closed); a failure if it is still open after `limit`.
+pub fn received_until_closed(
+    stream: &mut std::net::TcpStream,
+    limit: std::time::Duration,
+) -> Vec<u8> {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(limit))
+        .expect("a read timeout");
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return bytes,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return bytes,
+            Err(e) => panic!("still open after {limit:?} ({e}), having received {bytes:?}"),
+        }
+    }
+}
+
 /// Environment variable naming the PostgreSQL server (any database on it) tests may use.
 pub const TEST_POSTGRES_URL_ENV: &str = "TEST_POSTGRES_URL";
 

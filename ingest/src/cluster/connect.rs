@@ -578,20 +578,7 @@ mod tests {
 
     /// Everything `stream` receives until it is closed (or 10 s pass, a failure).
     fn received(stream: &mut TcpStream) -> Vec<u8> {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        let mut bytes = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => return bytes,
-                Ok(n) => bytes.extend_from_slice(&buf[..n]),
-                // Closed with our bytes unread: a reset.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return bytes,
-                Err(e) => panic!("still open after 10 s ({e}), having sent {bytes:?}"),
-            }
-        }
+        logstats_shared::testing::received_until_closed(stream, Duration::from_secs(10))
     }
 
     /// What a stranger received: the nonce at most, nothing naming the job.
