@@ -43,10 +43,13 @@ fn commit(
     } else {
         conn.max_version()?.unwrap_or(0) + 1
     };
-    let rows: Vec<DailyStatsRow> = merged
+    let mut rows: Vec<DailyStatsRow> = merged
         .into_iter()
         .map(|((customer, day), stats)| DailyStatsRow::new(customer, day, &stats, version))
         .collect::<Result<_, _>>()?;
+    // In primary-key order: each statement then writes neighbouring keys, on pages already in
+    // the database's cache, where the map's order sent every row to a page of its own.
+    rows.sort_unstable_by(|a, b| (&a.customer_id, a.day).cmp(&(&b.customer_id, b.day)));
     conn.upsert_rows(&rows)?;
     let mut touched: Vec<&str> = rows.iter().map(|r| r.customer_id.as_str()).collect();
     touched.sort_unstable();
