@@ -2,7 +2,9 @@
 //! (`GET /stats`), and every customer's total over a range, ranked and paged
 //! (`GET /customers`).
 //!
-//! Both walk the range's rows a page at a time (keyset pages of [`ROWS_PER_READ`] rows), so
+//! `GET /stats` reads the range's fleet rows (one a day, kept by every commit); until those
+//! are built for rows committed before they existed, it walks the rows as `/customers` does.
+//! Both walks read the range's rows a page at a time (keyset pages of [`ROWS_PER_READ`] rows), so
 //! memory holds one page, the merge in progress (compacted every [`COMPACT_EVERY`] rows; a
 //! merged latency summary is at most 4,096 histogram entries or a 100-centroid digest), and
 //! the answer: one summary per day with requests (`/stats`), or a heap of at most
@@ -194,13 +196,46 @@ impl Merge {
     }
 }
 
-/// `GET /stats`: every customer's rows of `range` merged, per day and in all.
+/// `GET /stats` from the stored fleet rows (one per day, every customer's rows of the day
+/// merged by the commits): the same answer as the walk of [`fleet_stats`], reading one row a
+/// day. `None` while the fleet rows of rows committed before they existed are not built yet.
+fn fleet_stats_from_fleet_days(
+    store: &Store,
+    range: &RequestedRange,
+    extra: &PercentileList,
+) -> Result<Option<FleetStats>, StorageError> {
+    let to = resolve_to(store, range)?;
+    let Some(stored) = store.fleet_days(range.from, to)? else {
+        return Ok(None);
+    };
+    let mut days = Vec::new();
+    let mut total = DayStats::empty();
+    for (date, merged) in stored.into_iter().filter(|(_, stats)| stats.total() > 0) {
+        days.push(DayEntry {
+            date,
+            stats: merged.summary_with_percentiles(&extra.0),
+        });
+        total.merge(&merged);
+    }
+    Ok(Some(FleetStats {
+        from: range.from,
+        to,
+        total: total.summary_with_percentiles(&extra.0),
+        days,
+    }))
+}
+
+/// `GET /stats`: every customer's rows of `range` merged, per day and in all: the stored fleet
+/// rows, or while they are not built yet, a walk of every customer's rows of the range.
 pub fn fleet_stats(
     store: &Store,
     range: &RequestedRange,
     extra: &PercentileList,
     turn: &Turn,
 ) -> Result<FleetStats, WalkError> {
+    if let Some(stats) = fleet_stats_from_fleet_days(store, range, extra)? {
+        return Ok(stats);
+    }
     let to = resolve_to(store, range)?;
     let mut days = Vec::new();
     let mut total = DayStats::empty();

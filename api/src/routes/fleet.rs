@@ -58,8 +58,8 @@ pub struct ListQuery {
 
 /// Every customer's requests merged: per day and over the whole range.
 ///
-/// Reads every customer's stored rows of the range (a page at a time) and merges them, with
-/// the same exact statistics as the customer endpoint. A range without requests gives zero
+/// Reads the range's stored fleet rows (one a day: every customer's rows of the day, merged as
+/// they are committed), with the same exact statistics as the customer endpoint. A range without requests gives zero
 /// counts, null uptime and latencies, and no days.
 #[utoipa::path(
     tag = "fleet",

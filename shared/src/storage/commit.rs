@@ -1,13 +1,13 @@
 //! The commit of an epoch: one write transaction that merges the epoch's deltas into the stored
-//! rows, bumps the touched customers' versions, checks the leases and moves the sources' offsets
-//! and the watermark (see [`Store::commit_epoch`]).
+//! rows and into the fleet rows of their days, bumps the touched customers' versions, checks
+//! the leases and moves the sources' offsets and the watermark (see [`Store::commit_epoch`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 
 use super::connection::StoreConnection;
-use super::models::{date_from_day, DailyStatsRow, SourceOffset, SourceOffsetRow};
+use super::models::{date_from_day, DailyStatsRow, FleetDayRow, SourceOffset, SourceOffsetRow};
 use super::{CommitOutcome, EpochCommit, StorageError, Store, ROWS_PER_STATEMENT};
 use crate::stats::DayStats;
 
@@ -51,6 +51,9 @@ fn commit(
     // the database's cache, where the map's order sent every row to a page of its own.
     rows.sort_unstable_by(|a, b| (&a.customer_id, a.day).cmp(&(&b.customer_id, b.day)));
     conn.upsert_rows(&rows)?;
+    // In the same transaction: a fleet row never holds more or less than its day's rows, even
+    // when the process is killed mid-commit.
+    merge_fleet_days(conn, epoch, version)?;
     let mut touched: Vec<&str> = rows.iter().map(|r| r.customer_id.as_str()).collect();
     touched.sort_unstable();
     touched.dedup();
@@ -115,6 +118,43 @@ fn merge_with_stored(
         }
     }
     Ok(merged)
+}
+
+/// Merges the epoch's deltas of each day, across customers, into that day's stored fleet row,
+/// and stores the rows with the commit's version.
+fn merge_fleet_days(
+    conn: &mut dyn StoreConnection,
+    epoch: &EpochCommit,
+    version: i64,
+) -> Result<(), StorageError> {
+    let mut by_day: BTreeMap<NaiveDate, Vec<&DayStats>> = BTreeMap::new();
+    for (_, day, delta) in &epoch.deltas {
+        by_day.entry(date_from_day(*day)).or_default().push(delta);
+    }
+    if by_day.is_empty() {
+        return Ok(());
+    }
+    let mut merged: BTreeMap<NaiveDate, DayStats> = by_day
+        .into_iter()
+        .map(|(day, deltas)| (day, DayStats::merge_all(deltas.iter().copied())))
+        .collect();
+    let days: Vec<NaiveDate> = merged.keys().copied().collect();
+    for chunk in days.chunks(ROWS_PER_STATEMENT) {
+        for row in conn.fleet_rows_on(chunk)? {
+            let day = row.day;
+            if let Some(delta) = merged.get_mut(&day) {
+                let mut stored = row.into_stats()?;
+                stored.merge(delta);
+                *delta = stored;
+            }
+        }
+    }
+    let rows: Vec<FleetDayRow> = merged
+        .iter()
+        .map(|(&day, stats)| FleetDayRow::new(day, stats, version))
+        .collect::<Result<_, _>>()?;
+    conn.upsert_fleet_rows(&rows)?;
+    Ok(())
 }
 
 /// Stores the epoch's source positions, after checking that the job still holds their leases.

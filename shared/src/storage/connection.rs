@@ -10,6 +10,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnectio
 use diesel::sqlite::SqliteConnection;
 
 use super::daily_stats::DailyStatsRows;
+use super::fleet_days::FleetDayRows;
 use super::offsets::OffsetRows;
 use super::upserts::Upserts;
 use super::versions::VersionRows;
@@ -20,11 +21,11 @@ use crate::redact::{redact, scrub};
 /// every backend, and the writes whose form differs per backend. The commit and the reads are
 /// plain functions of a `&mut dyn StoreConnection`.
 pub(super) trait StoreConnection:
-    DailyStatsRows + OffsetRows + VersionRows + Upserts
+    DailyStatsRows + FleetDayRows + OffsetRows + VersionRows + Upserts
 {
 }
 
-impl<C: DailyStatsRows + OffsetRows + VersionRows + Upserts> StoreConnection for C {}
+impl<C: DailyStatsRows + FleetDayRows + OffsetRows + VersionRows + Upserts> StoreConnection for C {}
 
 /// The pool of whichever backend the URL selected.
 #[derive(Clone)]
@@ -119,7 +120,9 @@ impl Store {
     }
 
     /// Opens a pool for `url` (`sqlite://PATH` or `postgres://...`) and applies the migrations
-    /// the database lacks (see [`StoreOptions::apply_migrations`]).
+    /// the database lacks (see [`StoreOptions::apply_migrations`]); when it may, it then builds
+    /// the fleet rows of the rows committed before `fleet_days` existed, once (see
+    /// [`Store::fleet_days`]).
     ///
     /// Whether any is lacking is read first, without writing anything, so a database that has
     /// them all can be opened by a role that may only read it.
@@ -174,6 +177,8 @@ impl Store {
                 // missing.
                 _ => store.migrate()?,
             }
+            // Rows committed before fleet_days existed get their fleet rows once, here.
+            store.build_pending_fleet_days()?;
         } else {
             match pending? {
                 0 => {}

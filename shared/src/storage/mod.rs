@@ -10,12 +10,15 @@
 //! - `daily_stats`, `offsets`, `versions`: the queries of each table, written once with diesel's
 //!   DSL for every backend, and the [`Store`] methods that read them;
 //! - `upserts`: the writes whose fastest form differs per backend, their SQL in `sql/`;
+//! - `fleet_days`: one row per day of every customer's rows merged, which each commit keeps
+//!   and `GET /stats` reads, and their one-time build for rows committed before it existed;
 //! - `commit`: the commit of an epoch, one plain function over those queries.
 
 mod commit;
 mod connection;
 mod daily_stats;
 mod error;
+mod fleet_days;
 mod migrations;
 mod models;
 mod offsets;

@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use diesel::prelude::*;
 
-use super::schema::{daily_stats, source_offsets};
+use super::schema::{daily_stats, fleet_days, source_offsets};
 use super::StorageError;
 use crate::latency::Latencies;
 use crate::stats::DayStats;
@@ -99,6 +99,61 @@ impl DailyStatsRow {
             latency_max_us: to_u64(self.latency_max_us),
             latencies,
         })
+    }
+}
+
+/// What errors name as the customer of a fleet row (every customer's rows of a day merged).
+const FLEET: &str = "(every customer)";
+
+/// One row of `fleet_days`: every customer's row of a day merged, with the version of the
+/// commit that last wrote the day.
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = fleet_days)]
+pub(super) struct FleetDayRow {
+    pub day: NaiveDate,
+    pub successful: i64,
+    pub failed: i64,
+    pub latency_sum_us: i64,
+    pub latency_min_us: i64,
+    pub latency_max_us: i64,
+    pub latencies: Vec<u8>,
+    pub version: i64,
+}
+
+impl FleetDayRow {
+    /// The row holding `stats`, stored as a daily row is (see [`DailyStatsRow::new`]).
+    pub(super) fn new(
+        day: NaiveDate,
+        stats: &DayStats,
+        version: i64,
+    ) -> Result<Self, StorageError> {
+        let row = DailyStatsRow::new(FLEET.to_string(), day, stats, version)?;
+        Ok(Self {
+            day: row.day,
+            successful: row.successful,
+            failed: row.failed,
+            latency_sum_us: row.latency_sum_us,
+            latency_min_us: row.latency_min_us,
+            latency_max_us: row.latency_max_us,
+            latencies: row.latencies,
+            version: row.version,
+        })
+    }
+
+    /// The stats the row holds, read as a daily row is (see [`DailyStatsRow::into_stats`]).
+    pub(super) fn into_stats(self) -> Result<DayStats, StorageError> {
+        DailyStatsRow {
+            customer_id: FLEET.to_string(),
+            day: self.day,
+            successful: self.successful,
+            failed: self.failed,
+            latency_sum_us: self.latency_sum_us,
+            latency_min_us: self.latency_min_us,
+            latency_max_us: self.latency_max_us,
+            latencies: self.latencies,
+            version: self.version,
+        }
+        .into_stats()
     }
 }
 

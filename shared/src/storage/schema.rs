@@ -39,9 +39,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    fleet_days (day) {
+        day -> Date,
+        successful -> BigInt,
+        failed -> BigInt,
+        latency_sum_us -> BigInt,
+        latency_min_us -> BigInt,
+        latency_max_us -> BigInt,
+        latencies -> Binary,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    fleet_days_pending (id) {
+        id -> Integer,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     customer_versions,
     daily_stats,
+    fleet_days,
+    fleet_days_pending,
     ingest_watermark,
     source_offsets,
 );

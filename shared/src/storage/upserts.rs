@@ -10,13 +10,16 @@ use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::sql_types::{Array, BigInt, Binary, Date, Nullable, Text};
 use diesel::sqlite::SqliteConnection;
 
-use super::models::{DailyStatsRow, SourceOffsetRow};
+use super::models::{DailyStatsRow, FleetDayRow, SourceOffsetRow};
 use super::ROWS_PER_STATEMENT;
 
 /// Writes merged daily rows and what goes with them, replacing stored ones.
 pub(super) trait Upserts {
     /// Stores `rows` over the stored rows of the same (customer, day).
     fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()>;
+
+    /// Stores `rows` over the stored fleet rows of the same days.
+    fn upsert_fleet_rows(&mut self, rows: &[FleetDayRow]) -> QueryResult<()>;
 
     /// Sets the version of each of `customers` (no duplicates) to `version`.
     fn upsert_versions(&mut self, customers: &[&str], version: i64) -> QueryResult<()>;
@@ -58,6 +61,13 @@ fn with_rows(template: &str, group: &str, rows: usize) -> String {
 /// One `VALUES` group of a daily_stats row.
 const ROW_GROUP: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
+/// One `VALUES` group of a fleet_days row.
+const FLEET_GROUP: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Fleet rows per SQLite or MySQL upsert statement: a fleet row's latencies take at most some
+/// 80 kB (4,096 distinct values), so 32 of them stay far below MySQL's `max_allowed_packet`.
+const FLEET_ROWS_PER_UPSERT: usize = 32;
+
 /// One `VALUES` group of a customer's version.
 const VERSION_GROUP: &str = "(?, ?)";
 
@@ -72,6 +82,11 @@ impl Upserts for SqliteConnection {
             bind_rows(query, chunk).execute(self)?;
         }
         Ok(())
+    }
+
+    fn upsert_fleet_rows(&mut self, rows: &[FleetDayRow]) -> QueryResult<()> {
+        let template = include_str!("sql/sqlite_upsert_fleet_days.sql");
+        execute_fleet_rows(self, template, rows)
     }
 
     fn upsert_versions(&mut self, customers: &[&str], version: i64) -> QueryResult<()> {
@@ -110,6 +125,30 @@ impl Upserts for PgConnection {
                         .map(|r| r.customer_id.as_str())
                         .collect::<Vec<_>>(),
                 )
+                .bind::<Array<Date>, _>(chunk.iter().map(|r| r.day).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(column(|r| r.successful))
+                .bind::<Array<BigInt>, _>(column(|r| r.failed))
+                .bind::<Array<BigInt>, _>(column(|r| r.latency_sum_us))
+                .bind::<Array<BigInt>, _>(column(|r| r.latency_min_us))
+                .bind::<Array<BigInt>, _>(column(|r| r.latency_max_us))
+                .bind::<Array<Binary>, _>(
+                    chunk
+                        .iter()
+                        .map(|r| r.latencies.as_slice())
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Array<BigInt>, _>(column(|r| r.version))
+                .execute(self)?;
+        }
+        Ok(())
+    }
+
+    /// One array per column, as the daily rows.
+    fn upsert_fleet_rows(&mut self, rows: &[FleetDayRow]) -> QueryResult<()> {
+        for chunk in rows.chunks(POSTGRES_ROWS_PER_UPSERT) {
+            let column =
+                |value: fn(&FleetDayRow) -> i64| chunk.iter().map(value).collect::<Vec<_>>();
+            diesel::sql_query(include_str!("sql/postgres_upsert_fleet_days.sql"))
                 .bind::<Array<Date>, _>(chunk.iter().map(|r| r.day).collect::<Vec<_>>())
                 .bind::<Array<BigInt>, _>(column(|r| r.successful))
                 .bind::<Array<BigInt>, _>(column(|r| r.failed))
@@ -180,6 +219,11 @@ impl Upserts for MysqlConnection {
         Ok(())
     }
 
+    fn upsert_fleet_rows(&mut self, rows: &[FleetDayRow]) -> QueryResult<()> {
+        let template = include_str!("sql/mysql_upsert_fleet_days.sql");
+        execute_fleet_rows(self, template, rows)
+    }
+
     /// Multi-row statements: one round trip instead of one per customer.
     fn upsert_versions(&mut self, customers: &[&str], version: i64) -> QueryResult<()> {
         let template = include_str!("sql/mysql_upsert_versions.sql");
@@ -247,6 +291,36 @@ where
             .bind::<BigInt, _>(row.version);
     }
     query
+}
+
+/// Runs `template` (its `{rows}` marker a `VALUES` list) once per [`FLEET_ROWS_PER_UPSERT`]
+/// fleet rows, with every column of each bound (SQLite and MySQL).
+fn execute_fleet_rows<C>(conn: &mut C, template: &str, rows: &[FleetDayRow]) -> QueryResult<()>
+where
+    C: Connection,
+    C::Backend: Binds,
+    chrono::NaiveDate: diesel::serialize::ToSql<Date, C::Backend>,
+    i64: diesel::serialize::ToSql<BigInt, C::Backend>,
+    Vec<u8>: diesel::serialize::ToSql<Binary, C::Backend>,
+    for<'a> BoxedSqlQuery<'a, C::Backend, SqlQuery>: ExecuteDsl<C>,
+{
+    for chunk in rows.chunks(FLEET_ROWS_PER_UPSERT) {
+        let mut query =
+            diesel::sql_query(with_rows(template, FLEET_GROUP, chunk.len())).into_boxed();
+        for row in chunk {
+            query = query
+                .bind::<Date, _>(row.day)
+                .bind::<BigInt, _>(row.successful)
+                .bind::<BigInt, _>(row.failed)
+                .bind::<BigInt, _>(row.latency_sum_us)
+                .bind::<BigInt, _>(row.latency_min_us)
+                .bind::<BigInt, _>(row.latency_max_us)
+                .bind::<Binary, _>(&row.latencies)
+                .bind::<BigInt, _>(row.version);
+        }
+        query.execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Runs `template` (its `{rows}` marker a `VALUES` list) once per [`ROWS_PER_STATEMENT`]

@@ -1,0 +1,2 @@
+DROP TABLE fleet_days_pending;
+DROP TABLE fleet_days;
