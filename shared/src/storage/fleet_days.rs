@@ -51,6 +51,9 @@ pub(super) trait FleetDayRows {
     /// Deletes the marker of [`FleetDayRows::fleet_days_pending`].
     fn clear_fleet_days_pending(&mut self) -> QueryResult<usize>;
 
+    /// Sets the marker of [`FleetDayRows::fleet_days_pending`] (it must not be set).
+    fn set_fleet_days_pending(&mut self) -> QueryResult<usize>;
+
     /// Deletes every fleet row.
     fn delete_fleet_rows(&mut self) -> QueryResult<usize>;
 
@@ -84,6 +87,9 @@ fn pending_query() -> _ {
 }
 
 type ClearPendingQuery = dsl::delete<fleet_days_pending::table>;
+
+/// Sets the marker (plain SQL, the same on every backend).
+const SET_PENDING: &str = "INSERT INTO fleet_days_pending (id) VALUES (1)";
 
 type DeleteFleetQuery = dsl::delete<fleet_days::table>;
 
@@ -122,6 +128,7 @@ where
     for<'a> fleet_rows_on_query: LoadQuery<'a, C, FleetDayRow>,
     for<'a> dsl::Limit<pending_query>: LoadQuery<'a, C, i32>,
     ClearPendingQuery: ExecuteDsl<C>,
+    diesel::query_builder::SqlQuery: ExecuteDsl<C>,
     DeleteFleetQuery: ExecuteDsl<C>,
     for<'a> dsl::Limit<first_day_query>: LoadQuery<'a, C, NaiveDate>,
     for<'a> first_rows_of_day_query: LoadQuery<'a, C, DailyStatsRow>,
@@ -141,6 +148,10 @@ where
 
     fn clear_fleet_days_pending(&mut self) -> QueryResult<usize> {
         diesel::delete(fleet_days_pending::table).execute(self)
+    }
+
+    fn set_fleet_days_pending(&mut self) -> QueryResult<usize> {
+        diesel::sql_query(SET_PENDING).execute(self)
     }
 
     fn delete_fleet_rows(&mut self) -> QueryResult<usize> {
@@ -209,7 +220,13 @@ fn build_fleet_days(conn: &mut dyn StoreConnection) -> Result<bool, StorageError
     let mut built = Vec::new();
     let mut from = FIRST_DAY;
     while let Some(day) = conn.first_day_from(from)? {
-        built.push(merge_day(conn, day)?);
+        match merge_day(conn, day) {
+            Ok(row) => built.push(row),
+            // A day whose fleet sum passes what a row holds (2^63 - 1 µs): the marker stays,
+            // and `GET /stats` keeps walking every customer's rows, whose sums it adds exactly.
+            Err(StorageError::Unrepresentable { .. }) => return Ok(false),
+            Err(error) => return Err(error),
+        }
         if built.len() >= DAYS_PER_WRITE {
             conn.upsert_fleet_rows(&built)?;
             built.clear();
