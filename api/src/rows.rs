@@ -283,8 +283,9 @@ impl RowCache {
     }
 
     /// Whether a customer without a copy should get one: always while the copy has room; once
-    /// it is full, only on the customer's second request (see [`Doorkeeper`]). A customer not
-    /// admitted is answered from the database, reading just the range asked for.
+    /// it is full, only on the customer's second request (a table of id hashes remembers the
+    /// first). A customer not admitted is answered from the database, reading just the range
+    /// asked for.
     pub fn admits(&self, customer: &str) -> bool {
         let full = self.state.lock().used + self.budget / 8 > self.budget;
         !full || self.doorkeeper.admits(customer)
