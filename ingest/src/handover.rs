@@ -27,6 +27,10 @@ pub struct Handed {
     pub epoch: u64,
     /// Its newest accepted event time (Unix seconds), if any line was accepted.
     pub max_event_time: Option<i64>,
+    /// Bytes of log it spanned.
+    pub bytes: u64,
+    /// Its merged (customer, day) cells.
+    pub cells: usize,
 }
 
 /// Worker 0's Commit operator state: what each source's next commit continues from.
@@ -74,6 +78,7 @@ impl Handover {
     ) {
         let max_event_time = reports.iter().filter_map(|r| r.max_event_time).max();
         let keys = deltas.len();
+        let bytes = plan.as_ref().map_or(0, |plan| plan.end - plan.start);
         let job = plan
             .ok_or_else(|| IngestError::Internal(format!("epoch {epoch} was never planned")))
             .and_then(|plan| self.prepare(plan, deltas, reports, max_event_time));
@@ -89,6 +94,8 @@ impl Handover {
         let _ = self.handed.send(Handed {
             epoch,
             max_event_time,
+            bytes,
+            cells: keys,
         });
     }
 
@@ -256,11 +263,15 @@ mod tests {
             [
                 Handed {
                     epoch: 0,
-                    max_event_time: Some(2_000)
+                    max_event_time: Some(2_000),
+                    bytes: 300,
+                    cells: 0,
                 },
                 Handed {
                     epoch: 1,
-                    max_event_time: None
+                    max_event_time: None,
+                    bytes: 100,
+                    cells: 0,
                 }
             ]
         );

@@ -37,8 +37,12 @@ use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
 use crate::summary::{Progress, ReadCounter, Summary};
 use crate::watermark::Lateness;
 
-/// Default size of an epoch: the bytes of input committed together.
+/// Default largest epoch: the most bytes of input committed together.
 pub const DEFAULT_EPOCH_BYTES: u64 = 128 << 20;
+
+/// Default budget of an epoch's open (customer, day) cells, in bytes (`--epoch-memory`): epochs
+/// are sized to hold about this much (see `pacing::EpochSizer`).
+pub const DEFAULT_EPOCH_MEMORY: u64 = 24 << 20;
 
 /// Follow mode looks again at most this often, however many notifications arrive.
 const FOLLOW_MIN_POLL_GAP: Duration = Duration::from_millis(50);
@@ -59,8 +63,10 @@ pub struct IngestConfig {
     pub rejects: Option<PathBuf>,
     /// Files, or directories whose `*.log` files are read.
     pub paths: Vec<PathBuf>,
-    /// Bytes per epoch.
+    /// Most bytes an epoch spans.
     pub epoch_bytes: u64,
+    /// Bytes of open cells an epoch is sized to hold (0: every epoch `epoch_bytes`).
+    pub epoch_memory: u64,
     /// Keep reading as the files grow, until SIGINT or SIGTERM.
     pub follow: bool,
     /// In follow mode, poll every 100 ms instead of using filesystem notifications.
@@ -97,6 +103,9 @@ pub fn run(config: &IngestConfig, shutdown: Arc<AtomicBool>) -> Result<Option<Su
         &config.database_url,
         &StoreOptions {
             pool_size: 2,
+            // SQLite's mapped pages count in the job's resident memory (up to the map's 256
+            // MiB) without making its commits faster: the rows it reads are few and recent.
+            mapped_reads: false,
             ..StoreOptions::default()
         },
     )?;
@@ -183,6 +192,7 @@ fn run_with_leases(
         planner,
         lateness: Lateness::new(watermark, config.allowed_lateness_secs),
         handed,
+        sizer: pacing::EpochSizer::new(config.epoch_bytes, config.epoch_memory),
         committer,
     };
     let worker_zero = Arc::new(Mutex::new(Some((feed, handover))));
@@ -237,6 +247,8 @@ struct Feed {
     lateness: Lateness,
     /// The epochs handed over, in order, from the Commit operator.
     handed: Receiver<Handed>,
+    /// Sizes the epochs from the cells of those handed over.
+    sizer: pacing::EpochSizer,
     committer: Committer,
 }
 
@@ -282,9 +294,12 @@ impl Feed {
             for Handed {
                 epoch,
                 max_event_time,
+                bytes,
+                cells,
             } in self.handed.try_iter()
             {
                 self.lateness.advance(epoch, max_event_time);
+                self.sizer.observe(bytes, cells);
             }
             let mut caught_up = false;
             let hold = pacing::hold_for_commit(
@@ -292,12 +307,14 @@ impl Feed {
                 self.committer.committed_epochs(),
                 next_epoch,
                 self.planner.pending_bytes(),
-                self.config.epoch_bytes,
+                self.sizer.next_bytes(),
             );
             while !hold && pacing::may_plan(next_epoch, pacing::handed(handed)) {
                 let late_before = self.lateness.late_before(next_epoch);
+                self.planner.set_epoch_bytes(self.sizer.next_bytes());
                 match self.planner.next_plan(next_epoch, late_before) {
                     Ok(Some(plan)) => {
+                        self.sizer.planned(plan.end - plan.start);
                         input.send(plan);
                         next_epoch += 1;
                         input.advance_to(next_epoch);

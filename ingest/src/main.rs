@@ -17,6 +17,7 @@ use logstats_ingest::cluster::Cluster;
 use logstats_ingest::metrics::{self, IngestMetrics};
 use logstats_ingest::{
     parse_duration_secs, run, shutdown_on_signals, IngestConfig, DEFAULT_EPOCH_BYTES,
+    DEFAULT_EPOCH_MEMORY,
 };
 use logstats_shared::logging::{self, LogFormat};
 use logstats_shared::redact::scrub;
@@ -95,9 +96,14 @@ struct Cli {
     /// (s, m, h).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
     connect_timeout: i64,
-    /// Bytes of input per epoch (one commit per epoch).
+    /// Most bytes of input per epoch (one commit per epoch).
     #[arg(long, default_value_t = DEFAULT_EPOCH_BYTES, hide = true)]
     epoch_bytes: u64,
+    /// Memory for an epoch's open (customer, day) cells, in bytes: epochs are sized from the
+    /// cells the log made so far to hold about this much (several epochs are in flight at once;
+    /// see OPERATIONS.md, "Memory"). 0 sizes every epoch at its most bytes.
+    #[arg(long, value_name = "BYTES", env = "LOGSTATS_EPOCH_MEMORY", default_value_t = DEFAULT_EPOCH_MEMORY)]
+    epoch_memory: u64,
     /// Log files, or directories whose *.log files are read.
     #[arg(default_value = "data/api_requests.log")]
     paths: Vec<PathBuf>,
@@ -197,6 +203,7 @@ fn main() -> ExitCode {
         rejects: cli.rejects,
         paths: cli.paths,
         epoch_bytes: cli.epoch_bytes,
+        epoch_memory: cli.epoch_memory,
         follow: cli.follow,
         poll_only: cli.poll,
         // Process 0's workers read only part of the bytes: no bar in a cluster.

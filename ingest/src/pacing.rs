@@ -10,7 +10,11 @@
 //!   beyond that, which holds the workers while the database is away;
 //! - following, appends smaller than an epoch are held back while an epoch is being committed,
 //!   so that the next epoch takes them all: epochs grow with the commit latency instead of
-//!   queueing up behind it.
+//!   queueing up behind it;
+//! - an epoch's size follows its cells ([`EpochSizer`]): the open (customer, day) cells an epoch
+//!   holds, not its bytes, are what the workers, the merge and the commit keep in memory, so
+//!   epochs are planned from the cells a byte of the log made in the epochs before, to hold
+//!   about a budget of cells each, whatever the number of customers, days or the log's order.
 
 use timely::dataflow::ProbeHandle;
 
@@ -47,9 +51,137 @@ pub fn hold_for_commit(
     follow && committed < next_epoch && pending_bytes < epoch_bytes
 }
 
+/// Bytes one open (customer, day) cell is counted for against the epoch memory budget: its key
+/// and counters in a worker's map and in the merge, its share of the latency lists, and its row
+/// in the commit (measured: 250-350 bytes a cell an epoch, glibc's overhead included).
+pub const CELL_BYTES: u64 = 320;
+
+/// The first epoch of a run, before any cell was counted: small, so that a log with a cell
+/// every few lines does not make a first epoch of the full size.
+pub const FIRST_EPOCH_BYTES: u64 = 2 << 20;
+
+/// The smallest epoch planned from the cells counted (a rest shorter than half an epoch still
+/// joins it): below this, the per-commit costs dominate.
+pub const MIN_EPOCH_BYTES: u64 = 1 << 20;
+
+/// An epoch is at most this many times the size of the one before: the cells a byte makes are
+/// known only for epochs already merged, so the size climbs to the budget in steps.
+pub const EPOCH_GROWTH: u64 = 4;
+
+/// Sizes epochs so that each holds about `budget` bytes of cells ([`CELL_BYTES`] each), between
+/// [`MIN_EPOCH_BYTES`] and the configured epoch size. The density (cells a byte) is the
+/// higher of the last two epochs merged: a denser stretch of log shrinks the next epochs at
+/// once, a sparser one lets them grow only after it lasted two epochs.
+#[derive(Debug, Clone)]
+pub struct EpochSizer {
+    max_bytes: u64,
+    budget_cells: u64,
+    last: u64,
+    /// The last two epochs merged, newest first: (bytes, cells).
+    densities: [Option<(u64, u64)>; 2],
+}
+
+impl EpochSizer {
+    /// Epochs of at most `max_bytes`, each holding about `budget` bytes of cells (0: no
+    /// budget, every epoch `max_bytes`).
+    pub fn new(max_bytes: u64, budget: u64) -> Self {
+        let budget_cells = budget / CELL_BYTES;
+        let max_bytes = max_bytes.max(1);
+        // As if an epoch of a step below the first had been planned.
+        let last = if budget_cells == 0 {
+            max_bytes
+        } else {
+            (FIRST_EPOCH_BYTES / EPOCH_GROWTH).min(max_bytes)
+        };
+        Self {
+            max_bytes,
+            budget_cells,
+            last,
+            densities: [None, None],
+        }
+    }
+
+    /// Counts a merged epoch: `bytes` of log that made `cells` (customer, day) cells.
+    pub fn observe(&mut self, bytes: u64, cells: usize) {
+        if bytes == 0 {
+            return;
+        }
+        self.densities = [Some((bytes, cells as u64)), self.densities[0]];
+    }
+
+    /// Bytes the next epoch may span (tell [`EpochSizer::planned`] what it did span).
+    pub fn next_bytes(&self) -> u64 {
+        if self.budget_cells == 0 {
+            return self.max_bytes;
+        }
+        // The bytes the budget of cells spans at each density; the denser one wins.
+        let wanted = self
+            .densities
+            .iter()
+            .flatten()
+            .filter(|&&(_, cells)| cells > 0)
+            .map(|&(bytes, cells)| {
+                let span = u128::from(self.budget_cells) * u128::from(bytes) / u128::from(cells);
+                u64::try_from(span).unwrap_or(u64::MAX)
+            })
+            .min()
+            .unwrap_or(self.max_bytes);
+        let ceiling = self.max_bytes.min(self.last.saturating_mul(EPOCH_GROWTH));
+        wanted.clamp(MIN_EPOCH_BYTES.min(ceiling), ceiling)
+    }
+
+    /// Counts an epoch planned over `bytes`: the next may be [`EPOCH_GROWTH`] times that.
+    pub fn planned(&mut self, bytes: u64) {
+        self.last = bytes.max(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epochs_hold_about_the_budget_of_cells_and_grow_in_steps() {
+        let budget = 1_000 * CELL_BYTES; // 1,000 cells
+        let mut sizer = EpochSizer::new(1 << 30, budget);
+        let plan = |sizer: &mut EpochSizer| {
+            let bytes = sizer.next_bytes();
+            sizer.planned(bytes);
+            bytes
+        };
+        // Nothing counted yet: the first epoch is small, the next ones grow by steps.
+        assert_eq!(plan(&mut sizer), FIRST_EPOCH_BYTES);
+        assert_eq!(plan(&mut sizer), FIRST_EPOCH_BYTES * EPOCH_GROWTH);
+        // A cell every 100 bytes: 100,000 bytes hold the budget, but never below the floor.
+        sizer.observe(1_000_000, 10_000);
+        assert_eq!(plan(&mut sizer), MIN_EPOCH_BYTES);
+        // A cell every 100 kB: 100 MB hold the budget, reached by steps from the last size.
+        sizer.observe(100_000_000, 1_000);
+        // The denser epoch before still counts: stays small.
+        assert_eq!(plan(&mut sizer), MIN_EPOCH_BYTES);
+        sizer.observe(100_000_000, 1_000);
+        assert_eq!(plan(&mut sizer), MIN_EPOCH_BYTES * EPOCH_GROWTH);
+        assert_eq!(plan(&mut sizer), MIN_EPOCH_BYTES * EPOCH_GROWTH.pow(2));
+        for _ in 0..10 {
+            plan(&mut sizer);
+        }
+        assert_eq!(plan(&mut sizer), 100_000_000);
+        // A denser stretch shrinks the next epoch at once.
+        sizer.observe(10_000_000, 5_000);
+        assert_eq!(plan(&mut sizer), 2_000_000);
+    }
+
+    #[test]
+    fn without_a_budget_every_epoch_has_the_configured_size() {
+        let mut sizer = EpochSizer::new(128 << 20, 0);
+        sizer.planned(1);
+        assert_eq!(sizer.next_bytes(), 128 << 20);
+        sizer.observe(1 << 20, 1 << 20);
+        assert_eq!(sizer.next_bytes(), 128 << 20);
+        // A configured size below the first epoch's is kept from the start.
+        let small = EpochSizer::new(1 << 10, 1 << 20);
+        assert_eq!(small.next_bytes(), 1 << 10);
+    }
 
     #[test]
     fn planning_runs_at_most_pipeline_depth_epochs_ahead_of_the_committer() {

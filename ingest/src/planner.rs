@@ -122,6 +122,11 @@ impl Planner {
         planner
     }
 
+    /// Plans the next epochs over about `epoch_bytes` each.
+    pub fn set_epoch_bytes(&mut self, epoch_bytes: u64) {
+        self.epoch_bytes = epoch_bytes.max(1);
+    }
+
     /// Reports the sources' sizes to `metrics` (the committer reports how far they are
     /// committed), from now on.
     pub fn with_metrics(mut self, metrics: Arc<IngestMetrics>) -> Self {

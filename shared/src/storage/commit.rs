@@ -27,6 +27,10 @@ impl Store {
 }
 
 /// The body of [`Store::commit_epoch`], inside its write transaction.
+///
+/// Memory: besides the epoch itself, only the stored rows the epoch merges into and one
+/// statement's rows at a time are held (the rows are encoded a statement at a time, in
+/// primary-key order, straight from the epoch's deltas).
 fn commit(
     conn: &mut dyn StoreConnection,
     epoch: &EpochCommit,
@@ -34,29 +38,67 @@ fn commit(
     if already_committed(conn, epoch)? {
         return Ok(CommitOutcome::AlreadyCommitted);
     }
-    let merged = merge_with_stored(conn, epoch)?;
+    // The deltas in primary-key order: each statement then writes neighbouring keys, on pages
+    // already in the database's cache, where the epoch's order sent every row to a page of its
+    // own. A key given twice is merged.
+    let key = |i: usize| {
+        let (customer, day, _) = &epoch.deltas[i];
+        (customer.as_str(), *day)
+    };
+    let mut order: Vec<usize> = (0..epoch.deltas.len()).collect();
+    order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+    let mut stored = stored_rows(conn, epoch, &order)?;
     // Writers are serialized, so one number above every stored version orders the commits for
     // readers. The rows carry it too, so a reader can fetch just the rows changed since a
     // version.
-    let version = if merged.is_empty() {
+    let version = if order.is_empty() {
         0
     } else {
         conn.max_version()?.unwrap_or(0) + 1
     };
-    let mut rows: Vec<DailyStatsRow> = merged
-        .into_iter()
-        .map(|((customer, day), stats)| DailyStatsRow::new(customer, day, &stats, version))
-        .collect::<Result<_, _>>()?;
-    // In primary-key order: each statement then writes neighbouring keys, on pages already in
-    // the database's cache, where the map's order sent every row to a page of its own.
-    rows.sort_unstable_by(|a, b| (&a.customer_id, a.day).cmp(&(&b.customer_id, b.day)));
-    conn.upsert_rows(&rows)?;
+    let mut written = 0;
+    let mut touched: Vec<&str> = Vec::new();
+    let mut statement: Vec<DailyStatsRow> = Vec::with_capacity(ROWS_PER_STATEMENT);
+    let mut at = 0;
+    while at < order.len() {
+        let (customer, day) = key(order[at]);
+        let same = order[at..]
+            .iter()
+            .take_while(|&&i| key(i) == (customer, day))
+            .count();
+        let date = date_from_day(day);
+        let stored_row = match stored.is_empty() {
+            true => None,
+            false => stored.remove(&(customer.to_string(), date)),
+        };
+        let row = if same == 1 && stored_row.is_none() {
+            DailyStatsRow::new(
+                customer.to_string(),
+                date,
+                &epoch.deltas[order[at]].2,
+                version,
+            )?
+        } else {
+            let mut merged = stored_row.unwrap_or_else(DayStats::empty);
+            for &i in &order[at..at + same] {
+                merged.merge(&epoch.deltas[i].2);
+            }
+            DailyStatsRow::new(customer.to_string(), date, &merged, version)?
+        };
+        statement.push(row);
+        if touched.last() != Some(&customer) {
+            touched.push(customer);
+        }
+        at += same;
+        if statement.len() == ROWS_PER_STATEMENT || at == order.len() {
+            conn.upsert_rows(&statement)?;
+            written += statement.len();
+            statement.clear();
+        }
+    }
     // In the same transaction: a fleet row never holds more or less than its day's rows, even
     // when the process is killed mid-commit.
     merge_fleet_days(conn, epoch, version)?;
-    let mut touched: Vec<&str> = rows.iter().map(|r| r.customer_id.as_str()).collect();
-    touched.sort_unstable();
-    touched.dedup();
     if !touched.is_empty() {
         conn.upsert_versions(&touched, version)?;
     }
@@ -65,7 +107,7 @@ fn commit(
     if let Some(event_time) = epoch.max_event_time.filter(|&t| stored_watermark < Some(t)) {
         conn.upsert_watermark(event_time)?;
     }
-    Ok(CommitOutcome::Written(rows.len()))
+    Ok(CommitOutcome::Written(written))
 }
 
 /// Whether an earlier attempt of this very commit did commit: every source the epoch advances
@@ -88,36 +130,38 @@ fn already_committed(
     Ok(true)
 }
 
-/// The epoch's deltas per (customer, day), each merged with the stored row if there is one.
-fn merge_with_stored(
+/// The stored rows of the epoch's (customer, day) keys; `order` sorts the epoch's deltas by
+/// key.
+fn stored_rows(
     conn: &mut dyn StoreConnection,
     epoch: &EpochCommit,
+    order: &[usize],
 ) -> Result<HashMap<(String, NaiveDate), DayStats>, StorageError> {
-    let mut merged: HashMap<(String, NaiveDate), DayStats> = HashMap::new();
-    for (customer, day, delta) in &epoch.deltas {
-        merged
-            .entry((customer.clone(), date_from_day(*day)))
-            .or_insert_with(DayStats::empty)
-            .merge(delta);
-    }
+    let mut stored = HashMap::new();
     let (Some(first), Some(last)) = (
-        merged.keys().map(|k| k.1).min(),
-        merged.keys().map(|k| k.1).max(),
+        epoch.deltas.iter().map(|d| d.1).min(),
+        epoch.deltas.iter().map(|d| d.1).max(),
     ) else {
-        return Ok(merged);
+        return Ok(stored);
     };
-    let mut customers: Vec<&str> = epoch.deltas.iter().map(|d| d.0.as_str()).collect();
-    customers.sort_unstable();
+    let (first, last) = (date_from_day(first), date_from_day(last));
+    let mut customers: Vec<&str> = order.iter().map(|&i| epoch.deltas[i].0.as_str()).collect();
     customers.dedup();
     for chunk in customers.chunks(ROWS_PER_STATEMENT) {
         for row in conn.rows_of(chunk, first, last)? {
-            let key = (row.customer_id.clone(), row.day);
-            if let Some(delta) = merged.get_mut(&key) {
-                delta.merge(&row.into_stats()?);
+            let wanted = order
+                .binary_search_by(|&i| {
+                    let (customer, day, _) = &epoch.deltas[i];
+                    (customer.as_str(), date_from_day(*day))
+                        .cmp(&(row.customer_id.as_str(), row.day))
+                })
+                .is_ok();
+            if wanted {
+                stored.insert((row.customer_id.clone(), row.day), row.into_stats()?);
             }
         }
     }
-    Ok(merged)
+    Ok(stored)
 }
 
 /// Merges the epoch's deltas of each day, across customers, into that day's stored fleet row,
