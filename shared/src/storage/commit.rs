@@ -34,6 +34,11 @@ fn commit(
     if already_committed(conn, epoch)? {
         return Ok(CommitOutcome::AlreadyCommitted);
     }
+    // Days a prune removed after the epoch was read are not stored again.
+    let kept = super::prune::without_pruned_days(conn, epoch)?;
+    let (epoch, pruned) = kept
+        .as_ref()
+        .map_or((epoch, 0), |(kept, pruned)| (kept, *pruned));
     let merged = merge_with_stored(conn, epoch)?;
     // Writers are serialized, so one number above every stored version orders the commits for
     // readers. The rows carry it too, so a reader can fetch just the rows changed since a
@@ -65,7 +70,13 @@ fn commit(
     if let Some(event_time) = epoch.max_event_time.filter(|&t| stored_watermark < Some(t)) {
         conn.upsert_watermark(event_time)?;
     }
-    Ok(CommitOutcome::Written(rows.len()))
+    Ok(match pruned {
+        0 => CommitOutcome::Written(rows.len()),
+        pruned => CommitOutcome::WrittenExceptPruned {
+            rows: rows.len(),
+            pruned,
+        },
+    })
 }
 
 /// Whether an earlier attempt of this very commit did commit: every source the epoch advances
