@@ -44,7 +44,7 @@ pub struct Versions {
 }
 
 /// What the last check of the database's schema found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Schema {
     /// Not checked yet, or the database did not answer.
     #[default]
@@ -53,6 +53,9 @@ pub enum Schema {
     Current,
     /// This many migrations of this build are not applied.
     Behind(usize),
+    /// A newer version of logstats migrated the database (the message says which migration):
+    /// this process must not serve it.
+    Newer(Arc<str>),
 }
 
 /// How often a round also checks the schema (the readiness check reads the result).
@@ -182,6 +185,10 @@ fn read_rounds(shared: &Shared, store: &Store) {
             schema = match reader.pending_migrations() {
                 Ok(0) => Schema::Current,
                 Ok(pending) => Schema::Behind(pending),
+                Err(error @ logstats_shared::StorageError::SchemaNewer { .. }) => {
+                    log::error!("{error}");
+                    Schema::Newer(Arc::from(error.to_string()))
+                }
                 Err(error) => {
                     log::warn!("reading the schema's migrations: {error}");
                     Schema::Unknown
@@ -195,7 +202,7 @@ fn read_rounds(shared: &Shared, store: &Store) {
             newest,
             error,
             finished: Some(Instant::now()),
-            schema,
+            schema: schema.clone(),
         });
         done = round;
     }

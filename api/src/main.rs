@@ -45,7 +45,10 @@ fn main() -> ExitCode {
                 "logstats_api",
                 format_args!("{message}"),
             );
-            ExitCode::FAILURE
+            let status = e
+                .downcast_ref::<StorageError>()
+                .map_or(1, StorageError::exit_status);
+            ExitCode::from(status)
         }
     }
 }

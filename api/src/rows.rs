@@ -107,8 +107,15 @@ impl CustomerRows {
         &self.days[start..end.max(start)]
     }
 
-    /// This copy with `changed` days put in place (each replaces the stored day of its date).
-    fn updated(&self, changed: Vec<VersionedDay>, version: i64) -> Result<Self, RowsError> {
+    /// This copy with `changed` days put in place (each replaces the stored day of its date),
+    /// without the days before `first_kept_day` (pruned: their rows are gone, so no read of
+    /// changed rows would ever say so).
+    fn updated(
+        &self,
+        changed: Vec<VersionedDay>,
+        version: i64,
+        first_kept_day: Option<NaiveDate>,
+    ) -> Result<Self, RowsError> {
         let mut rows_version = self.rows_version;
         let mut fresh = Vec::with_capacity(changed.len());
         for day in changed {
@@ -125,6 +132,9 @@ impl CustomerRows {
             days.push(day);
         }
         days.extend(old.cloned());
+        if let Some(first) = first_kept_day {
+            days.retain(|day| day.date >= first);
+        }
         let bytes = days.iter().map(DayRow::bytes).sum();
         Ok(Self {
             version: version.max(rows_version).max(self.version),
@@ -339,7 +349,18 @@ impl RowCache {
                 return Err(error.into());
             }
         };
-        let updated = match current.updated(changed, version) {
+        // Read after the rows: the horizon only moves forward, so it covers every prune the
+        // rows read reflect (a prune bumps the versions of the customers it removed rows of).
+        let first_kept_day = match store.first_kept_day() {
+            Ok(first) => first,
+            Err(error) => {
+                if held.is_none() {
+                    self.forget(customer, &slot, &mut held);
+                }
+                return Err(error.into());
+            }
+        };
+        let updated = match current.updated(changed, version, first_kept_day) {
             Ok(updated) => updated,
             Err(error) => {
                 self.forget(customer, &slot, &mut held);
@@ -501,6 +522,45 @@ mod tests {
             // Two loads read the database; one copy was found current (a stale one is not
             // counted by `fresh`: the load after it is).
             assert_eq!(cache.lookups(), (1, 2));
+        }
+    }
+
+    /// A prune deletes rows, which no read of changed rows returns: the copy drops the pruned
+    /// days when the customer's new version brings it up to date.
+    #[test]
+    fn a_prune_drops_the_copied_days() {
+        for db in backends() {
+            let store = db.connect();
+            let cache = RowCache::new(1 << 20);
+            commit(
+                &store,
+                "a",
+                &[
+                    ("2024-10-10", 1_000),
+                    ("2024-10-11", 2_000),
+                    ("2024-10-12", 3_000),
+                ],
+            );
+            let first = loaded(&cache, &store, "a");
+            assert_eq!(first.days.len(), 3, "{db:?}");
+            let bytes = cache.used_bytes();
+            let day = NaiveDate::from_ymd_opt(2024, 10, 12).expect("date");
+            store.prune_before(day).expect("prune");
+            let version = store.customer_version("a").expect("version");
+            assert!(cache.fresh("a", version).is_none(), "stale after the prune");
+            let second = loaded(&cache, &store, "a");
+            assert_eq!(totals(&second), [("2024-10-12".into(), 1)], "{db:?}");
+            assert!(
+                cache.used_bytes() < bytes,
+                "the pruned days' bytes are freed"
+            );
+            // Later commits go on from there.
+            commit(&store, "a", &[("2024-10-13", 1_000)]);
+            let third = loaded(&cache, &store, "a");
+            assert_eq!(
+                totals(&third),
+                [("2024-10-12".into(), 1), ("2024-10-13".into(), 1)]
+            );
         }
     }
 

@@ -43,14 +43,17 @@ fn ready_follows_the_database_and_its_schema() {
         assert_eq!(ready.status, 200, "{db:?}");
         assert_eq!(ready.json(), serde_json::json!({ "status": "ready" }));
 
-        // The newest migration unapplied, as on a database an older version created.
+        // The newest migration unapplied, as on a database an older version created (its
+        // record kept aside, to be put back).
         db.execute(if db.backend == Backend::Mysql {
-            // MySQL's `||` is OR, and an UPDATE may not read its own table in a subquery.
-            "UPDATE __diesel_schema_migrations SET version = CONCAT('x', version) \
-             ORDER BY version DESC LIMIT 1"
+            // A DELETE may not read its own table in a subquery on MySQL.
+            "CREATE TABLE held AS SELECT * FROM __diesel_schema_migrations \
+             ORDER BY version DESC LIMIT 1; \
+             DELETE FROM __diesel_schema_migrations ORDER BY version DESC LIMIT 1"
         } else {
-            "UPDATE __diesel_schema_migrations SET version = 'x' || version \
-             WHERE version = (SELECT MAX(version) FROM __diesel_schema_migrations)"
+            "CREATE TABLE held AS SELECT * FROM __diesel_schema_migrations \
+             WHERE version = (SELECT MAX(version) FROM __diesel_schema_migrations); \
+             DELETE FROM __diesel_schema_migrations WHERE version IN (SELECT version FROM held)"
         });
         let body = ready_becomes(&api, 503);
         assert_eq!(
@@ -63,9 +66,7 @@ fn ready_follows_the_database_and_its_schema() {
             200,
             "liveness ignores the database"
         );
-        db.execute(
-            "UPDATE __diesel_schema_migrations SET version = substr(version, 2) WHERE version LIKE 'x%'",
-        );
+        db.execute("INSERT INTO __diesel_schema_migrations SELECT * FROM held; DROP TABLE held");
         ready_becomes(&api, 200);
 
         if let Some(proxy) = proxy {

@@ -147,13 +147,13 @@ impl CommitterThread {
 
     fn commit(&mut self, job: &ReadyEpoch) -> Result<()> {
         let started = Instant::now();
-        let rows = self.commit_with_retries(&job.commit, &job.plan)?;
+        let (rows, pruned) = self.commit_with_retries(&job.commit, &job.plan)?;
         let commit_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         log::debug!(
             "epoch {}: {rows} rows committed in {commit_micros} µs",
             job.plan.epoch
         );
-        self.count(job, rows, commit_micros);
+        self.count(job, rows, pruned, commit_micros);
         if let Some(rejects) = self.rejects.as_mut() {
             rejects.append(&job.plan, job.lines_before, &job.reports)?;
         }
@@ -170,17 +170,22 @@ impl CommitterThread {
             totals.rejected += r.rejected;
             totals.late += r.late;
         }
+        // Accepted when read, but of days a prune removed meanwhile: counted late.
+        totals.accepted -= pruned.min(totals.accepted);
+        totals.late += pruned;
         Ok(())
     }
 
     /// Counts a committed epoch in the metrics (a scrape may see some of its numbers before
     /// the others; the lines read last).
-    fn count(&self, job: &ReadyEpoch, rows: usize, commit_micros: u64) {
+    fn count(&self, job: &ReadyEpoch, rows: usize, pruned: u64, commit_micros: u64) {
         let metrics = &self.metrics;
         let sum = |field: fn(&ShareReport) -> u64| job.reports.iter().map(field).sum::<u64>();
-        metrics.accepted.add(sum(|r| r.accepted));
+        metrics
+            .accepted
+            .add(sum(|r| r.accepted).saturating_sub(pruned));
         metrics.rejected.add(sum(|r| r.rejected));
-        metrics.late.add(sum(|r| r.late));
+        metrics.late.add(sum(|r| r.late) + pruned);
         metrics.bytes.add(job.plan.end - job.plan.start);
         metrics.rows_written.add(rows as u64);
         metrics.commit_duration.observe_micros(commit_micros);
@@ -192,22 +197,28 @@ impl CommitterThread {
         metrics.lines.add(sum(|r| r.lines));
     }
 
-    /// Commits, retrying with capped exponential backoff while the database is unreachable.
-    /// A lost lease, a corrupt row or a corrupt database file is not retried.
-    fn commit_with_retries(&self, commit: &EpochCommit, plan: &EpochPlan) -> Result<usize> {
+    /// Commits, retrying with capped exponential backoff while the database is unreachable:
+    /// the rows written, and the requests of days a prune removed after they were read (not
+    /// stored). A lost lease, a corrupt row or a corrupt database file is not retried.
+    fn commit_with_retries(&self, commit: &EpochCommit, plan: &EpochPlan) -> Result<(usize, u64)> {
         let mut delay = RETRY_FIRST;
         let mut failures = 0u64;
         let mut last_logged: Option<Instant> = None;
         loop {
             match self.store.commit_epoch(commit) {
                 Ok(CommitOutcome::Written(rows)) => {
-                    if failures > 0 {
-                        log::info!(
-                            "database is back: committed epoch {} after {failures} failed attempts",
-                            plan.epoch
-                        );
-                    }
-                    return Ok(rows);
+                    log_recovery(failures, plan);
+                    return Ok((rows, 0));
+                }
+                Ok(CommitOutcome::WrittenExceptPruned { rows, pruned }) => {
+                    log_recovery(failures, plan);
+                    log::warn!(
+                        "{}: {pruned} lines in epoch {} are of days pruned while it was read; \
+                         counted late, not stored",
+                        plan.path,
+                        plan.epoch
+                    );
+                    return Ok((rows, pruned));
                 }
                 Ok(CommitOutcome::AlreadyCommitted) => {
                     // The attempt that failed had committed; its reply was lost.
@@ -215,7 +226,7 @@ impl CommitterThread {
                         "database is back: epoch {} had been committed by the attempt whose reply was lost; not applied again",
                         plan.epoch
                     );
-                    return Ok(commit.deltas.len());
+                    return Ok((commit.deltas.len(), 0));
                 }
                 Err(
                     cause @ (StorageError::LeaseLost { .. }
@@ -254,5 +265,15 @@ impl CommitterThread {
                 }
             }
         }
+    }
+}
+
+/// Says the database is back, if commits of `plan`'s epoch failed before this one went in.
+fn log_recovery(failures: u64, plan: &EpochPlan) {
+    if failures > 0 {
+        log::info!(
+            "database is back: committed epoch {} after {failures} failed attempts",
+            plan.epoch
+        );
     }
 }

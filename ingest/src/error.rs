@@ -78,6 +78,15 @@ impl IngestError {
         IngestError::Workers(format!("timely worker failed: {error}"))
     }
 
+    /// The exit status of a job this error stops: 3 when a newer version migrated the database
+    /// (see [`StorageError::exit_status`]), else 1.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            IngestError::Storage(error) => error.exit_status(),
+            _ => 1,
+        }
+    }
+
     /// An [`IngestError::Io`] while doing `what`.
     pub fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> IngestError {
         let what = what.into();

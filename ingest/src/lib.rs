@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod pacing;
 pub mod planner;
 pub mod rejects;
+pub mod retention;
 pub mod share;
 pub mod source;
 pub mod summary;
@@ -33,6 +34,7 @@ use crate::handover::{Handed, Handover};
 use crate::inputs::Inputs;
 use crate::metrics::IngestMetrics;
 use crate::planner::Planner;
+use crate::retention::Retention;
 use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
 use crate::summary::{Progress, ReadCounter, Summary};
 use crate::watermark::Lateness;
@@ -59,6 +61,9 @@ pub struct IngestConfig {
     pub workers: usize,
     /// Records older than the watermark minus this many seconds are late.
     pub allowed_lateness_secs: i64,
+    /// `--retain DAYS`: keep today and the days before it, pruning the older ones at start
+    /// and, in follow mode, as they age out (see [`retention`]).
+    pub retain_days: Option<u32>,
     /// Where rejected and late lines are appended, if anywhere.
     pub rejects: Option<PathBuf>,
     /// Files, or directories whose `*.log` files are read.
@@ -174,6 +179,11 @@ fn run_with_leases(
     if let Some(watermark) = watermark {
         config.metrics.watermark_at_least(watermark);
     }
+    let mut lateness = Lateness::new(watermark, config.allowed_lateness_secs);
+    let mut retention = Retention::new(config.retain_days);
+    if let Some(first) = retention.apply(store)? {
+        lateness.set_floor(retention::day_start(first));
+    }
     let (committer, queue) = Committer::start(
         store.clone(),
         Arc::clone(&shutdown),
@@ -190,7 +200,8 @@ fn run_with_leases(
         job: job.clone(),
         shutdown,
         planner,
-        lateness: Lateness::new(watermark, config.allowed_lateness_secs),
+        lateness,
+        retention,
         handed,
         sizer: pacing::EpochSizer::new(config.epoch_bytes, config.epoch_memory),
         committer,
@@ -243,8 +254,11 @@ struct Feed {
     job: JobId,
     shutdown: Arc<AtomicBool>,
     planner: Planner,
-    /// The watermark, from the newest event times of the epochs handed over.
+    /// The watermark, from the newest event times of the epochs handed over, and the first
+    /// kept day's floor under it.
     lateness: Lateness,
+    /// `--retain`, and the first kept day another process's prune may move.
+    retention: Retention,
     /// The epochs handed over, in order, from the Commit operator.
     handed: Receiver<Handed>,
     /// Sizes the epochs from the cells of those handed over.
@@ -344,6 +358,13 @@ impl Feed {
                     Ok(opened) => log::debug!("follow: {opened} new sources"),
                     Err(source::SourceError::Interrupted(_)) => break,
                     Err(e) => log::warn!("follow: {e}"),
+                }
+            }
+            if self.config.follow && self.retention.due() {
+                match self.retention.apply(&self.store) {
+                    Ok(Some(first)) => self.lateness.set_floor(retention::day_start(first)),
+                    Ok(None) => {}
+                    Err(e) => log::warn!("retention: {e}"),
                 }
             }
             // Leases are renewed by every commit; this covers files still waiting for theirs.

@@ -8,19 +8,22 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use clap::builder::RangedU64ValueParser;
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser};
+use clap::{ArgGroup, CommandFactory, Parser, Subcommand};
 use log::Level;
 use logstats_ingest::cluster::secret::ClusterSecret;
 use logstats_ingest::cluster::Cluster;
 use logstats_ingest::metrics::{self, IngestMetrics};
+use logstats_ingest::retention::{self, MOST_RETAINED_DAYS};
 use logstats_ingest::{
     parse_duration_secs, run, shutdown_on_signals, IngestConfig, DEFAULT_EPOCH_BYTES,
     DEFAULT_EPOCH_MEMORY,
 };
 use logstats_shared::logging::{self, LogFormat};
 use logstats_shared::redact::scrub;
+use logstats_shared::{Store, StoreOptions};
 
 /// Turn request logs into per-customer daily stats rows (SQLite, PostgreSQL or MySQL/MariaDB).
 #[derive(Debug, Parser)]
@@ -30,6 +33,7 @@ struct Cli {
     // `--help` shows the variable's name, never its value: it may hold a password.
     #[arg(
         long,
+        global = true,
         env = "DATABASE_URL",
         hide_env_values = true,
         default_value = "sqlite://data/logstats.db"
@@ -41,6 +45,10 @@ struct Cli {
     /// Records older than the newest committed event time minus this are late (s, m, h, d).
     #[arg(long, default_value = "31d", value_parser = parse_duration_secs)]
     allowed_lateness: i64,
+    /// Keep today and the DAYS - 1 days before it (UTC): older days are pruned at start and,
+    /// with --follow, as they age out (checked once a minute); their lines count as late.
+    #[arg(long, value_name = "DAYS", value_parser = retained_days())]
+    retain: Option<u32>,
     /// Append rejected and late lines, with file, line number and reason, to this file.
     #[arg(long)]
     rejects: Option<PathBuf>,
@@ -59,11 +67,11 @@ struct Cli {
     #[arg(long, value_name = "ADDR", requires = "follow")]
     metrics_bind: Option<String>,
     /// Print the summary as one JSON object on stdout.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
     /// How log lines are written on stderr: text, or one JSON object per line (timestamp,
     /// level, target, message).
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Run as one process of a cluster of N (with --process and --hostfile). Process 0 plans
     /// and commits (only it opens the database and writes rejects); the others read their
@@ -107,6 +115,52 @@ struct Cli {
     /// Log files, or directories whose *.log files are read.
     #[arg(default_value = "data/api_requests.log")]
     paths: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// What the job can do besides ingesting.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Remove the days before a date, with everything derived from them, in one transaction;
+    /// running APIs stop serving them on their next request, and their lines count as late
+    /// from then on. Prints what it removed, then exits.
+    Prune(PruneArgs),
+    /// Copy a SQLite database to a new file, whole and consistent, while jobs go on committing
+    /// (SQLite's VACUUM INTO). PostgreSQL and MySQL/MariaDB: use pg_dump, or mariadb-dump
+    /// --single-transaction.
+    Backup(BackupArgs),
+}
+
+/// `logstats-ingest backup`: where the copy goes.
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// The new file (an existing one is never overwritten); readable by its owner only.
+    #[arg(long, value_name = "PATH")]
+    to: PathBuf,
+}
+
+/// `logstats-ingest prune`: which days to remove.
+#[derive(Debug, clap::Args)]
+#[command(group(ArgGroup::new("days").required(true).args(["before", "retain"])))]
+struct PruneArgs {
+    /// Remove every day before DATE (YYYY-MM-DD, UTC; at most tomorrow).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    before: Option<NaiveDate>,
+    /// Keep today and the DAYS - 1 days before it (UTC); remove the older ones.
+    #[arg(long, value_name = "DAYS", value_parser = retained_days())]
+    retain: Option<u32>,
+}
+
+/// A `--retain`: 1 to [`MOST_RETAINED_DAYS`] days.
+fn retained_days() -> RangedU64ValueParser<u32> {
+    RangedU64ValueParser::<u32>::new().range(1..=u64::from(MOST_RETAINED_DAYS))
+}
+
+/// A `--before`: `YYYY-MM-DD`.
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("invalid date {text:?}: expected YYYY-MM-DD"))
 }
 
 /// A `--connect-timeout`: a duration of at least a second.
@@ -158,6 +212,17 @@ fn cluster_of(cli: &Cli, workers: usize) -> Option<Cluster> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::Prune(args)) => {
+            logging::init(cli.log_format);
+            return prune(&cli, args);
+        }
+        Some(Command::Backup(args)) => {
+            logging::init(cli.log_format);
+            return backup(&cli, args);
+        }
+        None => {}
+    }
     let workers = cli
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -200,6 +265,7 @@ fn main() -> ExitCode {
         database_url: cli.database_url,
         workers,
         allowed_lateness_secs: cli.allowed_lateness,
+        retain_days: cli.retain,
         rejects: cli.rejects,
         paths: cli.paths,
         epoch_bytes: cli.epoch_bytes,
@@ -238,6 +304,114 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         // Libraries may echo part of the URL they were given; never its password.
-        Err(e) => fail(&scrub(&format!("{e:#}"), &config.database_url)),
+        Err(e) => {
+            fail(&scrub(&format!("{e:#}"), &config.database_url));
+            ExitCode::from(e.exit_status())
+        }
     }
+}
+
+/// `logstats-ingest prune`: one prune, what it did on stderr (or as JSON on stdout).
+fn prune(cli: &Cli, args: &PruneArgs) -> ExitCode {
+    let today = retention::today();
+    let first = match (args.before, args.retain) {
+        (Some(day), _) => {
+            if let Err(message) = retention::check_before(day, today) {
+                Cli::command()
+                    .error(ErrorKind::ValueValidation, message)
+                    .exit()
+            }
+            day
+        }
+        (None, Some(days)) => retention::first_kept_day(today, days),
+        // The argument group requires one of them.
+        (None, None) => Cli::command()
+            .error(
+                ErrorKind::MissingRequiredArgument,
+                "--before or --retain is required",
+            )
+            .exit(),
+    };
+    let options = StoreOptions {
+        pool_size: 1,
+        ..StoreOptions::default()
+    };
+    let pruned =
+        Store::connect(&cli.database_url, &options).and_then(|store| store.prune_before(first));
+    match pruned {
+        Ok(pruned) => {
+            if cli.json {
+                let json = serde_json::json!({
+                    "first_kept_day": pruned.first_kept_day.to_string(),
+                    "customer_days": pruned.customer_days,
+                    "fleet_days": pruned.fleet_days,
+                    "customers": pruned.customers,
+                });
+                println!("{json}");
+            } else {
+                logging::emit(
+                    cli.log_format,
+                    Level::Info,
+                    "logstats_ingest",
+                    format_args!("{}", retention::describe(&pruned, first)),
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => storage_failure(cli, &e),
+    }
+}
+
+/// `logstats-ingest backup --to PATH`: one copy of a SQLite database, without migrating it
+/// (taken with the version that uses the database, before an upgrade).
+fn backup(cli: &Cli, args: &BackupArgs) -> ExitCode {
+    let options = StoreOptions {
+        pool_size: 1,
+        apply_migrations: false,
+        ..StoreOptions::default()
+    };
+    let copied = Store::check_backup_supported(&cli.database_url)
+        .and_then(|()| Store::connect(&cli.database_url, &options))
+        .and_then(|store| store.backup_to(&args.to));
+    match copied {
+        Ok(()) => {
+            let bytes = std::fs::metadata(&args.to).map_or(0, |m| m.len());
+            if cli.json {
+                let json = serde_json::json!({
+                    "to": args.to.display().to_string(),
+                    "bytes": bytes,
+                });
+                println!("{json}");
+                return ExitCode::SUCCESS;
+            }
+            logging::emit(
+                cli.log_format,
+                Level::Info,
+                "logstats_ingest",
+                format_args!(
+                    "backed up {} to {} ({bytes} bytes)",
+                    logstats_shared::redact::redact(&cli.database_url),
+                    args.to.display()
+                ),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => storage_failure(cli, &e),
+    }
+}
+
+/// Reports a subcommand's storage error (no password shown) and its exit status.
+fn storage_failure(cli: &Cli, error: &logstats_shared::StorageError) -> ExitCode {
+    let message = scrub(&error.to_string(), &cli.database_url).into_owned();
+    let message = match cli.log_format {
+        LogFormat::Text => format!("error: {message}"),
+        LogFormat::Json => message,
+    };
+    logging::emit(
+        cli.log_format,
+        Level::Error,
+        "logstats_ingest",
+        format_args!("{message}"),
+    );
+    ExitCode::from(error.exit_status())
 }

@@ -19,6 +19,9 @@ pub struct Lateness {
     after: BTreeMap<u64, Option<i64>>,
     /// How far before the watermark a line may be and still count (seconds).
     allowed_secs: i64,
+    /// The first second of the first kept day (see `crate::retention`): lines before it are
+    /// late whatever the watermark.
+    floor: Option<i64>,
 }
 
 impl Lateness {
@@ -29,7 +32,14 @@ impl Lateness {
             current: initial,
             after: BTreeMap::new(),
             allowed_secs,
+            floor: None,
         }
+    }
+
+    /// Makes every line before `event_time` late from now on (the first second of the first
+    /// day a prune kept); the floor only moves forward.
+    pub fn set_floor(&mut self, event_time: i64) {
+        self.floor = self.floor.max(Some(event_time));
     }
 
     /// The allowed lateness, in seconds.
@@ -43,7 +53,9 @@ impl Lateness {
             Some(reference) => self.after.get(&reference).copied().flatten(),
             None => self.initial,
         };
-        watermark.map(|w| w.saturating_sub(self.allowed_secs))
+        watermark
+            .map(|w| w.saturating_sub(self.allowed_secs))
+            .max(self.floor)
     }
 
     /// Records that `epoch`, whose newest event time is `max_event_time`, was handed over.
@@ -77,6 +89,19 @@ mod tests {
         }
         assert!(lateness.after.len() <= PIPELINE_DEPTH as usize + 1);
         assert_eq!(lateness.late_before(1_001), Some(9_000 + 999 - 100));
+    }
+
+    #[test]
+    fn the_first_kept_day_is_a_floor_under_the_lateness() {
+        let mut lateness = Lateness::new(None, 100);
+        lateness.set_floor(5_000);
+        assert_eq!(lateness.late_before(0), Some(5_000), "no watermark yet");
+        lateness.advance(0, Some(10_000));
+        assert_eq!(lateness.late_before(PIPELINE_DEPTH), Some(9_900));
+        lateness.set_floor(9_990);
+        assert_eq!(lateness.late_before(PIPELINE_DEPTH), Some(9_990));
+        lateness.set_floor(1_000); // never back
+        assert_eq!(lateness.late_before(PIPELINE_DEPTH), Some(9_990));
     }
 
     #[test]

@@ -27,6 +27,6 @@ pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
 pub use record::{parse_line, Record, RejectReason};
 pub use stats::{DayAccumulator, DayStats, LatencyPercentiles, StatsSummary};
 pub use storage::{
-    Backend, CommitOutcome, EpochCommit, LeaseHolder, LeaseOutcome, SourceOffset, StorageError,
-    Store, StoreOptions, VersionedDay,
+    Backend, CommitOutcome, EpochCommit, LeaseHolder, LeaseOutcome, Pruned, SourceOffset,
+    StorageError, Store, StoreOptions, VersionedDay,
 };

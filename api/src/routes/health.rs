@@ -26,13 +26,13 @@ pub async fn health() -> HttpResponse {
 
 /// Readiness: 200 when the database answers and holds every migration this build knows; 503
 /// otherwise (the database is unreachable within the pool's connect timeout, or its schema is
-/// older than this build). For load balancers and orchestrators; `/health` is liveness only.
+/// older than this build, or was migrated by a newer version). For load balancers and orchestrators; `/health` is liveness only.
 #[utoipa::path(
     tag = "operations",
     responses(
         (status = 200, description = "The database answers and its schema is current", body = Health),
         (status = 503, description = "The database does not answer, or its schema is not \
-            current; `error` says which", body = ErrorBody),
+            current (older than this version, or migrated by a newer one); `error` says which", body = ErrorBody),
     ),
 )]
 #[get("/ready")]
@@ -48,6 +48,7 @@ pub async fn ready(freshness: web::Data<Freshness>) -> Result<HttpResponse, ApiE
         Schema::Behind(pending) => Err(ApiError::NotReady(format!(
             "the database schema is not current: {pending} migration(s) of this version are not applied"
         ))),
+        Schema::Newer(message) => Err(ApiError::NotReady(message.to_string())),
         Schema::Unknown => Err(ApiError::NotReady(
             "cannot read the database's schema version".to_string(),
         )),

@@ -38,6 +38,11 @@ fn commit(
     if already_committed(conn, epoch)? {
         return Ok(CommitOutcome::AlreadyCommitted);
     }
+    // Days a prune removed after the epoch was read are not stored again.
+    let kept = super::prune::without_pruned_days(conn, epoch)?;
+    let (epoch, pruned) = kept
+        .as_ref()
+        .map_or((epoch, 0), |(kept, pruned)| (kept, *pruned));
     // The deltas in primary-key order: each statement then writes neighbouring keys, on pages
     // already in the database's cache, where the epoch's order sent every row to a page of its
     // own. A key given twice is merged.
@@ -107,7 +112,13 @@ fn commit(
     if let Some(event_time) = epoch.max_event_time.filter(|&t| stored_watermark < Some(t)) {
         conn.upsert_watermark(event_time)?;
     }
-    Ok(CommitOutcome::Written(written))
+    Ok(match pruned {
+        0 => CommitOutcome::Written(written),
+        pruned => CommitOutcome::WrittenExceptPruned {
+            rows: written,
+            pruned,
+        },
+    })
 }
 
 /// Whether an earlier attempt of this very commit did commit: every source the epoch advances

@@ -12,6 +12,7 @@ use diesel::sqlite::SqliteConnection;
 use super::daily_stats::DailyStatsRows;
 use super::fleet_days::FleetDayRows;
 use super::offsets::OffsetRows;
+use super::prune::PruneRows;
 use super::upserts::Upserts;
 use super::versions::VersionRows;
 use super::{Backend, StorageError, Store, StoreOptions};
@@ -21,11 +22,14 @@ use crate::redact::{redact, scrub};
 /// every backend, and the writes whose form differs per backend. The commit and the reads are
 /// plain functions of a `&mut dyn StoreConnection`.
 pub(super) trait StoreConnection:
-    DailyStatsRows + FleetDayRows + OffsetRows + VersionRows + Upserts
+    DailyStatsRows + FleetDayRows + OffsetRows + PruneRows + VersionRows + Upserts
 {
 }
 
-impl<C: DailyStatsRows + FleetDayRows + OffsetRows + VersionRows + Upserts> StoreConnection for C {}
+impl<C: DailyStatsRows + FleetDayRows + OffsetRows + PruneRows + VersionRows + Upserts>
+    StoreConnection for C
+{
+}
 
 /// The pool of whichever backend the URL selected.
 #[derive(Clone)]
@@ -171,8 +175,11 @@ impl Store {
         if options.apply_migrations {
             match pending {
                 Ok(0) => {}
-                // No connection in time: applying them would wait as long again.
-                Err(error @ StorageError::Pool(_)) => return Err(error),
+                // No connection in time: applying them would wait as long again. A newer
+                // schema is never touched.
+                Err(error @ (StorageError::Pool(_) | StorageError::SchemaNewer { .. })) => {
+                    return Err(error)
+                }
                 // Lacking some, or unreadable: applying them says why, or creates what was
                 // missing.
                 _ => store.migrate()?,

@@ -45,6 +45,30 @@ pub enum StorageError {
         /// How many of this build's migrations the database lacks.
         pending: usize,
     },
+    /// The database holds migrations this build does not know: a newer version of logstats
+    /// migrated it. Nothing is read or written (an older binary could misread or damage it).
+    #[error(
+        "the database was migrated by a newer version of logstats ({count} migration(s) unknown \
+         to this version, the newest {newest}): run that version or a later one, or restore a \
+         backup taken before the upgrade"
+    )]
+    SchemaNewer {
+        /// How many applied migrations this build does not know.
+        count: usize,
+        /// The newest of them.
+        newest: String,
+    },
+    /// `backup` is for SQLite files; the server backends have their dump tools (named here).
+    #[error("backup --to is for sqlite:// databases: {0}")]
+    BackupUnsupported(&'static str),
+    /// Writing a backup failed; no file was left behind (unless it existed before).
+    #[error("cannot back up to {path}: {cause}")]
+    Backup {
+        /// The backup file.
+        path: String,
+        /// Why.
+        cause: String,
+    },
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(diesel::result::Error),
@@ -92,6 +116,21 @@ pub enum StorageError {
         /// The I/O error.
         cause: std::io::Error,
     },
+}
+
+impl StorageError {
+    /// The exit status both binaries end with on [`StorageError::SchemaNewer`]: a restart cannot
+    /// help (a service manager can be told not to retry it), only another binary can.
+    pub const SCHEMA_NEWER_EXIT_STATUS: u8 = 3;
+
+    /// The exit status a binary that stops on this error ends with: 3 for
+    /// [`StorageError::SchemaNewer`], else 1.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            StorageError::SchemaNewer { .. } => Self::SCHEMA_NEWER_EXIT_STATUS,
+            _ => 1,
+        }
+    }
 }
 
 // The causes are part of the messages above, so they are not also reported as `source()`:

@@ -45,7 +45,9 @@ impl Store {
     }
 
     /// How many of this build's migrations the database lacks (0: the schema is current).
-    /// Answers only when the database does: the readiness check.
+    /// Answers only when the database does: the readiness check. A database that holds
+    /// migrations this build does not know (a newer version migrated it) is
+    /// [`StorageError::SchemaNewer`].
     ///
     /// Only reads: diesel's own check first creates its migrations table if missing, which a
     /// role that may only read is refused even when the table exists (PostgreSQL checks the
@@ -75,6 +77,16 @@ pub(super) fn pending_on(conn: &mut Pooled) -> Result<usize, StorageError> {
             applied(&mut **conn, include_str!("sql/mysql_migrations_table.sql"))?,
         ),
     };
+    let newer: Vec<&String> = applied
+        .iter()
+        .filter(|version| !known.contains(*version))
+        .collect();
+    if let Some(newest) = newer.iter().max() {
+        return Err(StorageError::SchemaNewer {
+            count: newer.len(),
+            newest: newest.to_string(),
+        });
+    }
     Ok(known
         .iter()
         .filter(|version| !applied.contains(*version))
@@ -199,6 +211,62 @@ mod tests {
             db.connect();
             let reader = Store::connect(&db.url, &read_only).expect("a current schema opens");
             assert_eq!(reader.pending_migrations().expect("readable"), 0);
+        }
+    }
+
+    /// A database holding a migration this build does not know (a newer version migrated it)
+    /// is refused whether or not the store may migrate, and nothing is applied to it.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn a_schema_migrated_by_a_newer_version_is_refused_and_left_alone() {
+        for db in crate::testing::backends() {
+            let store = db.connect();
+            let applied_count = || {
+                let mut pooled = store.checkout().expect("a connection");
+                match &mut pooled {
+                    Pooled::Sqlite(conn) => {
+                        applied(&mut **conn, include_str!("sql/sqlite_migrations_table.sql"))
+                    }
+                    Pooled::Postgres(conn) => applied(
+                        &mut **conn,
+                        include_str!("sql/postgres_migrations_table.sql"),
+                    ),
+                    #[cfg(feature = "mysql")]
+                    Pooled::Mysql(conn) => {
+                        applied(&mut **conn, include_str!("sql/mysql_migrations_table.sql"))
+                    }
+                }
+                .expect("readable")
+                .len()
+            };
+            // This build's newest migration unapplied, and one it does not know applied.
+            db.execute(if db.backend == Backend::Mysql {
+                "DELETE FROM __diesel_schema_migrations ORDER BY version DESC LIMIT 1"
+            } else {
+                "DELETE FROM __diesel_schema_migrations \
+                 WHERE version = (SELECT MAX(version) FROM __diesel_schema_migrations)"
+            });
+            db.execute(
+                "INSERT INTO __diesel_schema_migrations (version) VALUES ('99991231000000')",
+            );
+            let before = applied_count();
+            for apply_migrations in [true, false] {
+                let options = StoreOptions {
+                    apply_migrations,
+                    ..StoreOptions::default()
+                };
+                match Store::connect(&db.url, &options) {
+                    Err(StorageError::SchemaNewer { count: 1, newest }) => {
+                        assert_eq!(newest, "99991231000000", "{db:?}")
+                    }
+                    other => panic!("{db:?}: {:?}", other.err()),
+                }
+            }
+            assert_eq!(applied_count(), before, "{db:?}: nothing applied");
+            assert!(matches!(
+                store.pending_migrations(),
+                Err(StorageError::SchemaNewer { .. })
+            ));
         }
     }
 }

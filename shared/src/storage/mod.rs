@@ -12,8 +12,11 @@
 //! - `upserts`: the writes whose fastest form differs per backend, their SQL in `sql/`;
 //! - `fleet_days`: one row per day of every customer's rows merged, which each commit keeps
 //!   and `GET /stats` reads, and their one-time build for rows committed before it existed;
-//! - `commit`: the commit of an epoch, one plain function over those queries.
+//! - `commit`: the commit of an epoch, one plain function over those queries;
+//! - `backup`: an online copy of a SQLite database;
+//! - `prune`: retention, the days before a first kept day removed with what derives from them.
 
+mod backup;
 mod commit;
 mod connection;
 mod daily_stats;
@@ -22,6 +25,7 @@ mod fleet_days;
 mod migrations;
 mod models;
 mod offsets;
+mod prune;
 pub mod schema;
 mod upserts;
 mod versions;
@@ -35,6 +39,7 @@ use crate::stats::DayStats;
 use connection::Pools;
 pub use error::StorageError;
 pub use models::{date_from_day, day_from_date, SourceOffset};
+pub use prune::Pruned;
 pub use versions::VersionReader;
 
 /// The last day a stored row can have. SQLite keeps dates as `YYYY-MM-DD` text, so an open-ended
@@ -121,6 +126,14 @@ pub enum CommitOutcome {
     /// An earlier attempt of the same epoch had committed (its reply was lost before it
     /// reached the job): nothing was written again.
     AlreadyCommitted,
+    /// Merged in, except the deltas of days a prune removed after the epoch was read (see
+    /// [`Store::prune_before`]): `rows` rows written, `pruned` requests left out.
+    WrittenExceptPruned {
+        /// (customer, day) rows written.
+        rows: usize,
+        /// Requests of pruned days, not stored.
+        pruned: u64,
+    },
 }
 
 /// A stored day with the version of the commit that last wrote it.

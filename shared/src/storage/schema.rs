@@ -58,11 +58,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    prune_horizon (id) {
+        id -> Integer,
+        first_day -> Nullable<Date>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     customer_versions,
     daily_stats,
     fleet_days,
     fleet_days_pending,
     ingest_watermark,
+    prune_horizon,
     source_offsets,
 );
