@@ -62,6 +62,25 @@ pub enum IngestError {
     /// Reading a share again for its rejected lines failed.
     #[error("{0}, again for its rejected lines")]
     Reread(ReadError),
+    /// More of the run's lines were rejected than `--max-rejected-ratio` allows: the epoch
+    /// that went over was not committed.
+    #[error(
+        "{rejected} of the {lines} lines read in this run were rejected, more than \
+         --max-rejected-ratio {max} allows; epoch {epoch} of {path} was not committed and is \
+         read again by the next run (earlier epochs stay committed)"
+    )]
+    TooManyRejected {
+        /// The epoch that was not committed.
+        epoch: u64,
+        /// The file it read.
+        path: String,
+        /// Rejected lines of the run, that epoch included.
+        rejected: u64,
+        /// Non-blank lines of the run, that epoch included.
+        lines: u64,
+        /// The ratio allowed.
+        max: f64,
+    },
     /// A broken invariant of the pipeline (a bug).
     #[error("internal error: {0}")]
     Internal(String),

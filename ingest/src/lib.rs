@@ -13,6 +13,7 @@ pub mod planner;
 pub mod rejects;
 pub mod share;
 pub mod source;
+pub mod stdin;
 pub mod summary;
 pub mod watch;
 pub mod watermark;
@@ -23,6 +24,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use logstats_shared::record::LineParser;
 use logstats_shared::{Store, StoreOptions};
 use parking_lot::Mutex;
 
@@ -30,10 +32,11 @@ use crate::cluster::Cluster;
 use crate::committer::Committer;
 pub use crate::error::{IngestError, Result};
 use crate::handover::{Handed, Handover};
-use crate::inputs::Inputs;
+use crate::inputs::{Inputs, NamePattern};
 use crate::metrics::IngestMetrics;
 use crate::planner::Planner;
 use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
+use crate::stdin::StdinSpool;
 use crate::summary::{Progress, ReadCounter, Summary};
 use crate::watermark::Lateness;
 
@@ -57,8 +60,15 @@ pub struct IngestConfig {
     pub allowed_lateness_secs: i64,
     /// Where rejected and late lines are appended, if anywhere.
     pub rejects: Option<PathBuf>,
-    /// Files, or directories whose `*.log` files are read.
+    /// Files, or directories whose files matching `include` are read.
     pub paths: Vec<PathBuf>,
+    /// Names of a directory's files that are inputs (empty: `*.log`).
+    pub include: Vec<NamePattern>,
+    /// How lines are parsed: the format and the JSON fields.
+    pub parser: Arc<LineParser>,
+    /// Stop before committing the epoch that takes the run's share of rejected lines above
+    /// this (0 to 1).
+    pub max_rejected_ratio: Option<f64>,
     /// Bytes per epoch.
     pub epoch_bytes: u64,
     /// Keep reading as the files grow, until SIGINT or SIGTERM.
@@ -90,7 +100,7 @@ pub fn run(config: &IngestConfig, shutdown: Arc<AtomicBool>) -> Result<Option<Su
     let started = Instant::now();
     let cluster = config.cluster.as_ref().filter(|c| c.processes > 1);
     if let Some(cluster) = cluster.filter(|c| !c.is_leader()) {
-        cluster::reader::run(cluster, &shutdown)?;
+        cluster::reader::run(cluster, &config.parser, &shutdown)?;
         return Ok(None);
     }
     let store = Store::connect(
@@ -144,7 +154,12 @@ fn run_with_leases(
     started: Instant,
     sockets: Option<(&Cluster, Vec<Option<std::net::TcpStream>>)>,
 ) -> Result<Summary> {
-    let mut inputs = Inputs::new(config.paths.clone(), config.rejects.clone());
+    let (stdin_paths, paths): (Vec<PathBuf>, Vec<PathBuf>) = config
+        .paths
+        .iter()
+        .cloned()
+        .partition(|p| stdin::is_stdin(p));
+    let mut inputs = Inputs::new(paths, config.rejects.clone()).including(config.include.clone());
     let files = inputs.expand()?;
     let sources = files
         .iter()
@@ -155,10 +170,16 @@ fn run_with_leases(
             log::info!("{}: resuming at byte {}", source.path, source.offset);
         }
     }
-    let open_files = OpenFiles::default();
+    let open_files = OpenFiles::default().parsed_by(Arc::clone(&config.parser));
     let counter = Arc::new(ReadCounter::default());
-    let planner = Planner::new(inputs, sources, config.epoch_bytes, open_files.clone())
+    let mut planner = Planner::new(inputs, sources, config.epoch_bytes, open_files.clone())
         .with_metrics(Arc::clone(&config.metrics));
+    if !stdin_paths.is_empty() {
+        let spool = StdinSpool::start(std::io::stdin(), std::env::temp_dir())
+            .map_err(IngestError::io("spooling standard input"))?;
+        let source = spool.source(store, job, &shutdown)?;
+        planner.track_stdin(source, spool);
+    }
     // Made before the workers start: a worker that failed to set up would leave the others
     // waiting for its dataflow forever.
     let watermark = store.watermark()?;
@@ -173,7 +194,8 @@ fn run_with_leases(
         Arc::clone(&config.metrics),
     )?;
     let (handed_to, handed) = channel();
-    let handover = Handover::new(job.clone(), config.allowed_lateness_secs, queue, handed_to);
+    let handover = Handover::new(job.clone(), config.allowed_lateness_secs, queue, handed_to)
+        .with_max_rejected_ratio(config.max_rejected_ratio);
     let feed = Feed {
         config: config.clone(),
         counter: Arc::clone(&counter),
@@ -265,7 +287,12 @@ impl Feed {
         let mut next_epoch = 0;
         let watcher = self.config.follow.then(|| match self.config.poll_only {
             true => watch::ChangeWatcher::polling(),
-            false => watch::ChangeWatcher::new(&self.config.paths),
+            false => watch::ChangeWatcher::new(
+                &(self.config.paths.iter())
+                    .filter(|p| !stdin::is_stdin(p))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ),
         });
         // Poll once right after the watcher starts: what changed before it is seen too.
         let mut last_poll = Instant::now()
@@ -287,8 +314,10 @@ impl Feed {
                 self.lateness.advance(epoch, max_event_time);
             }
             let mut caught_up = false;
+            // Standard input arrives as it comes, like a followed file.
+            let streaming = self.config.follow || self.planner.stdin_open();
             let hold = pacing::hold_for_commit(
-                self.config.follow,
+                streaming,
                 self.committer.committed_epochs(),
                 next_epoch,
                 self.planner.pending_bytes(),
@@ -312,7 +341,7 @@ impl Feed {
                     }
                 }
             }
-            if failure.is_some() || (caught_up && !self.config.follow) {
+            if failure.is_some() || (caught_up && !streaming) {
                 break;
             }
             let poll_due = watcher.as_ref().is_some_and(|w| {
