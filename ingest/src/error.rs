@@ -62,6 +62,25 @@ pub enum IngestError {
     /// Reading a share again for its rejected lines failed.
     #[error("{0}, again for its rejected lines")]
     Reread(ReadError),
+    /// More of the run's lines were rejected than `--max-rejected-ratio` allows: the epoch
+    /// that went over was not committed.
+    #[error(
+        "{rejected} of the {lines} lines read in this run were rejected, more than \
+         --max-rejected-ratio {max} allows; epoch {epoch} of {path} was not committed and is \
+         read again by the next run (earlier epochs stay committed)"
+    )]
+    TooManyRejected {
+        /// The epoch that was not committed.
+        epoch: u64,
+        /// The file it read.
+        path: String,
+        /// Rejected lines of the run, that epoch included.
+        rejected: u64,
+        /// Non-blank lines of the run, that epoch included.
+        lines: u64,
+        /// The ratio allowed.
+        max: f64,
+    },
     /// A broken invariant of the pipeline (a bug).
     #[error("internal error: {0}")]
     Internal(String),
@@ -83,6 +102,7 @@ impl IngestError {
     pub fn exit_status(&self) -> u8 {
         match self {
             IngestError::Storage(error) => error.exit_status(),
+            IngestError::TooManyRejected { .. } => EXIT_TOO_MANY_REJECTED,
             _ => 1,
         }
     }
@@ -93,6 +113,10 @@ impl IngestError {
         move |cause| IngestError::Io { what, cause }
     }
 }
+
+/// Exit status of a run stopped by `--max-rejected-ratio` (3 is a database migrated by a newer
+/// version).
+pub const EXIT_TOO_MANY_REJECTED: u8 = 4;
 
 /// The result of the ingest library's fallible steps.
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;

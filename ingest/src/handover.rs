@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::mpsc::Sender;
 
-use logstats_shared::{EpochCommit, SourceOffset};
+use logstats_shared::{EpochCommit, RejectReason, SourceOffset};
 
 use crate::committer::{CommitQueue, ReadyEpoch};
 use crate::error::{IngestError, Result};
@@ -45,6 +45,31 @@ pub struct Handover {
     allowed_lateness_secs: i64,
     queue: Option<CommitQueue>,
     handed: Sender<Handed>,
+    /// Each source's first lines, until they are known not to be mostly rejected.
+    first_lines: HashMap<SourceId, FirstLines>,
+    /// Lines and rejected lines of the epochs handed over in this run.
+    run_lines: u64,
+    run_rejected: u64,
+    /// `--max-rejected-ratio`: the epoch that takes the run's share of rejected lines above
+    /// it is not committed, and the job stops.
+    max_rejected_ratio: Option<f64>,
+}
+
+/// Lines of a source's first epochs that are looked at for the wrong-format warning.
+pub const FIRST_LINES: u64 = 100;
+
+/// Distinct reasons the wrong-format warning names.
+const FIRST_REASONS: usize = 3;
+
+/// What a source's first epochs held, for the wrong-format warning.
+#[derive(Debug, Default)]
+struct FirstLines {
+    lines: u64,
+    rejected: u64,
+    /// The first distinct reasons, each with the line number it was first given for.
+    reasons: Vec<(RejectReason, u64)>,
+    /// Warned, or enough lines seen without cause.
+    done: bool,
 }
 
 impl Handover {
@@ -62,6 +87,19 @@ impl Handover {
             allowed_lateness_secs,
             queue: Some(queue),
             handed,
+            first_lines: HashMap::new(),
+            run_lines: 0,
+            run_rejected: 0,
+            max_rejected_ratio: None,
+        }
+    }
+
+    /// Stops the job before committing the epoch that takes the share of rejected lines
+    /// among the lines of this run above `ratio` (0 to 1).
+    pub fn with_max_rejected_ratio(self, ratio: Option<f64>) -> Self {
+        Self {
+            max_rejected_ratio: ratio,
+            ..self
         }
     }
 
@@ -124,6 +162,8 @@ impl Handover {
             IngestError::Internal(format!("source {} was never registered", plan.path))
         })?;
         let lines_in_epoch: u64 = reports.iter().map(|r| r.lines_total).sum();
+        self.check_first_lines(&plan, lines_before, &reports);
+        self.check_rejected_ratio(&plan, &reports)?;
         let sources: Vec<SourceOffset> = plan
             .fingerprint
             .iter()
@@ -169,6 +209,68 @@ impl Handover {
             lines_before,
             reports,
         })
+    }
+}
+
+impl Handover {
+    /// Warns, once per source, when most of its first lines are rejected: the input is
+    /// likely in another format than the one expected.
+    fn check_first_lines(&mut self, plan: &EpochPlan, lines_before: u64, reports: &[ShareReport]) {
+        let first = self.first_lines.entry(plan.source).or_default();
+        if first.done {
+            return;
+        }
+        let mut first_line_of_share = lines_before;
+        for report in reports {
+            first.lines += report.lines;
+            first.rejected += report.rejected;
+            for reject in &report.rejects {
+                let new = !first.reasons.iter().any(|(r, _)| *r == reject.reason);
+                if new && reject.reason != RejectReason::Late && first.reasons.len() < FIRST_REASONS
+                {
+                    let line = first_line_of_share + reject.line_in_share + 1;
+                    first.reasons.push((reject.reason, line));
+                }
+            }
+            first_line_of_share += report.lines_total;
+        }
+        if first.rejected * 2 > first.lines {
+            first.done = true;
+            let reasons: Vec<String> = first
+                .reasons
+                .iter()
+                .map(|(reason, line)| format!("line {line}: {reason}"))
+                .collect();
+            log::warn!(
+                "{}: {} of its first {} lines were rejected ({}); is it in the format --format \
+                 expects? (the rejects file, --rejects, has every line and its reason)",
+                plan.path,
+                first.rejected,
+                first.lines,
+                reasons.join("; ")
+            );
+        } else if first.lines >= FIRST_LINES {
+            first.done = true;
+        }
+    }
+
+    /// The error that stops the job when this epoch takes the run's share of rejected lines
+    /// above `--max-rejected-ratio`.
+    fn check_rejected_ratio(&mut self, plan: &EpochPlan, reports: &[ShareReport]) -> Result<()> {
+        self.run_lines += reports.iter().map(|r| r.lines).sum::<u64>();
+        self.run_rejected += reports.iter().map(|r| r.rejected).sum::<u64>();
+        match self.max_rejected_ratio {
+            Some(max) if self.run_rejected as f64 > max * self.run_lines as f64 => {
+                Err(IngestError::TooManyRejected {
+                    epoch: plan.epoch,
+                    path: plan.path.clone(),
+                    rejected: self.run_rejected,
+                    lines: self.run_lines,
+                    max,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -1,9 +1,11 @@
-//! Which files are inputs: the files named on the command line and the `*.log` files of its
-//! directories. Each is a regular file, listed once however it is named, never the rejects
-//! file, and never a link out of the directory it was found in.
+//! Which files are inputs: the files named on the command line and the files of its
+//! directories whose names match `--include` (`*.log` unless told otherwise). Each is a regular
+//! file, listed once however it is named, never the rejects file, and never a link out of the
+//! directory it was found in.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -41,6 +43,8 @@ pub fn file_kind(file_type: std::fs::FileType) -> &'static str {
 pub struct Inputs {
     paths: Vec<PathBuf>,
     rejects: Option<PathBuf>,
+    /// A directory's files are inputs when their names match one of these.
+    include: Vec<NamePattern>,
     /// Paths already warned about, so that follow mode's polls do not repeat themselves.
     warned: HashSet<PathBuf>,
 }
@@ -51,8 +55,18 @@ impl Inputs {
         Self {
             paths,
             rejects,
+            include: vec![NamePattern::default()],
             warned: HashSet::new(),
         }
+    }
+
+    /// These inputs, reading the files of directories whose names match one of `include`
+    /// (none: the default, `*.log`).
+    pub fn including(self, include: Vec<NamePattern>) -> Self {
+        if include.is_empty() {
+            return self;
+        }
+        Self { include, ..self }
     }
 
     /// The paths as given.
@@ -124,7 +138,10 @@ impl Inputs {
         let mut logs: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(io_error(path))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|ext| ext == "log"))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|name| self.include.iter().any(|i| i.matches(name.as_bytes())))
+            })
             .collect();
         logs.sort();
         for log in logs {
@@ -180,5 +197,134 @@ impl Found {
                 None
             }
         }
+    }
+}
+
+/// A shell pattern for file names, as `--include` takes it: `*` matches any bytes, `?` one
+/// byte, `[abc]`, `[a-z]` and `[!abc]` one byte of (or not of) a set; anything else itself.
+/// A leading `.` is not special: `*` matches hidden files too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamePattern(String);
+
+impl Default for NamePattern {
+    fn default() -> Self {
+        Self("*.log".to_string())
+    }
+}
+
+impl std::str::FromStr for NamePattern {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.is_empty() || text.contains('/') {
+            return Err(format!(
+                "{text:?} is not a file name pattern (non-empty, without /)"
+            ));
+        }
+        Ok(Self(text.to_string()))
+    }
+}
+
+impl std::fmt::Display for NamePattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl NamePattern {
+    /// Whether `name` (one file name, not a path) matches.
+    pub fn matches(&self, name: &[u8]) -> bool {
+        glob_matches(self.0.as_bytes(), name)
+    }
+}
+
+/// Iterative wildcard matching with one backtrack point (the last `*`): linear in practice,
+/// never exponential.
+fn glob_matches(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        let step = match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p + 1, n));
+                p += 1;
+                continue;
+            }
+            Some(b'?') => Some(1),
+            Some(b'[') => match_class(&pattern[p..], name[n]),
+            Some(&c) => (c == name[n]).then_some(1),
+            None => None,
+        };
+        match (step, star) {
+            (Some(len), _) => {
+                p += len;
+                n += 1;
+            }
+            (None, Some((after_star, matched_to))) => {
+                p = after_star;
+                n = matched_to + 1;
+                star = Some((after_star, matched_to + 1));
+            }
+            (None, None) => return false,
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Whether `byte` is in the class `[...]` that `class` starts with: the class's length when it
+/// is, `None` when it is not. A `[` without its `]` is a plain `[`.
+fn match_class(class: &[u8], byte: u8) -> Option<usize> {
+    let Some(close) = class.iter().skip(2).position(|&c| c == b']').map(|i| i + 2) else {
+        return (byte == b'[').then_some(1);
+    };
+    let (negated, set) = match class[1] {
+        b'!' | b'^' => (true, &class[2..close]),
+        _ => (false, &class[1..close]),
+    };
+    let mut found = false;
+    let mut i = 0;
+    while i < set.len() {
+        if i + 2 < set.len() && set[i + 1] == b'-' {
+            found |= (set[i]..=set[i + 2]).contains(&byte);
+            i += 3;
+        } else {
+            found |= set[i] == byte;
+            i += 1;
+        }
+    }
+    (found != negated).then_some(close + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: &str, name: &str) -> bool {
+        pattern
+            .parse::<NamePattern>()
+            .expect("a pattern")
+            .matches(name.as_bytes())
+    }
+
+    #[test]
+    fn name_patterns_match_as_the_shell_does() {
+        assert!(matches("*.log", "api.log"));
+        assert!(matches("*.log", ".log"));
+        assert!(!matches("*.log", "api.log.1"));
+        assert!(!matches("*.log", "api.jsonl"));
+        assert!(matches("*.jsonl", "caddy.jsonl"));
+        assert!(matches("access-*.json*", "access-2024.jsonl"));
+        assert!(matches("a?c", "abc"));
+        assert!(!matches("a?c", "ac"));
+        assert!(matches("api.log.[0-9]", "api.log.7"));
+        assert!(!matches("api.log.[0-9]", "api.log.x"));
+        assert!(matches("[!.]*", "api.log"));
+        assert!(!matches("[!.]*", ".hidden"));
+        assert!(matches("*a*b*c", "xxaxxbxxbxc"));
+        assert!(!matches("*a*b*c", "xxaxxbxxbx"));
+        assert!(matches("[ab", "[ab"));
+        assert!(matches("*", "anything"));
+        assert!("".parse::<NamePattern>().is_err());
+        assert!("logs/*.log".parse::<NamePattern>().is_err());
     }
 }

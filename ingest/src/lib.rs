@@ -14,6 +14,7 @@ pub mod rejects;
 pub mod retention;
 pub mod share;
 pub mod source;
+pub mod stdin;
 pub mod summary;
 pub mod watch;
 pub mod watermark;
@@ -24,6 +25,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use logstats_shared::record::LineParser;
 use logstats_shared::{Store, StoreOptions};
 use parking_lot::Mutex;
 
@@ -31,11 +33,12 @@ use crate::cluster::Cluster;
 use crate::committer::Committer;
 pub use crate::error::{IngestError, Result};
 use crate::handover::{Handed, Handover};
-use crate::inputs::Inputs;
+use crate::inputs::{Inputs, NamePattern};
 use crate::metrics::IngestMetrics;
 use crate::planner::Planner;
 use crate::retention::Retention;
 use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
+use crate::stdin::StdinSpool;
 use crate::summary::{Progress, ReadCounter, Summary};
 use crate::watermark::Lateness;
 
@@ -66,8 +69,15 @@ pub struct IngestConfig {
     pub retain_days: Option<u32>,
     /// Where rejected and late lines are appended, if anywhere.
     pub rejects: Option<PathBuf>,
-    /// Files, or directories whose `*.log` files are read.
+    /// Files, or directories whose files matching `include` are read.
     pub paths: Vec<PathBuf>,
+    /// Names of a directory's files that are inputs (empty: `*.log`).
+    pub include: Vec<NamePattern>,
+    /// How lines are parsed: the format and the JSON fields.
+    pub parser: Arc<LineParser>,
+    /// Stop before committing the epoch that takes the run's share of rejected lines above
+    /// this (0 to 1).
+    pub max_rejected_ratio: Option<f64>,
     /// Most bytes an epoch spans.
     pub epoch_bytes: u64,
     /// Bytes of open cells an epoch is sized to hold (0: every epoch `epoch_bytes`).
@@ -101,7 +111,7 @@ pub fn run(config: &IngestConfig, shutdown: Arc<AtomicBool>) -> Result<Option<Su
     let started = Instant::now();
     let cluster = config.cluster.as_ref().filter(|c| c.processes > 1);
     if let Some(cluster) = cluster.filter(|c| !c.is_leader()) {
-        cluster::reader::run(cluster, &shutdown)?;
+        cluster::reader::run(cluster, &config.parser, &shutdown)?;
         return Ok(None);
     }
     let store = Store::connect(
@@ -158,7 +168,12 @@ fn run_with_leases(
     started: Instant,
     sockets: Option<(&Cluster, Vec<Option<std::net::TcpStream>>)>,
 ) -> Result<Summary> {
-    let mut inputs = Inputs::new(config.paths.clone(), config.rejects.clone());
+    let (stdin_paths, paths): (Vec<PathBuf>, Vec<PathBuf>) = config
+        .paths
+        .iter()
+        .cloned()
+        .partition(|p| stdin::is_stdin(p));
+    let mut inputs = Inputs::new(paths, config.rejects.clone()).including(config.include.clone());
     let files = inputs.expand()?;
     let sources = files
         .iter()
@@ -169,10 +184,16 @@ fn run_with_leases(
             log::info!("{}: resuming at byte {}", source.path, source.offset);
         }
     }
-    let open_files = OpenFiles::default();
+    let open_files = OpenFiles::default().parsed_by(Arc::clone(&config.parser));
     let counter = Arc::new(ReadCounter::default());
-    let planner = Planner::new(inputs, sources, config.epoch_bytes, open_files.clone())
+    let mut planner = Planner::new(inputs, sources, config.epoch_bytes, open_files.clone())
         .with_metrics(Arc::clone(&config.metrics));
+    if !stdin_paths.is_empty() {
+        let spool = StdinSpool::start(std::io::stdin(), std::env::temp_dir())
+            .map_err(IngestError::io("spooling standard input"))?;
+        let source = spool.source(store, job, &shutdown)?;
+        planner.track_stdin(source, spool);
+    }
     // Made before the workers start: a worker that failed to set up would leave the others
     // waiting for its dataflow forever.
     let watermark = store.watermark()?;
@@ -192,7 +213,8 @@ fn run_with_leases(
         Arc::clone(&config.metrics),
     )?;
     let (handed_to, handed) = channel();
-    let handover = Handover::new(job.clone(), config.allowed_lateness_secs, queue, handed_to);
+    let handover = Handover::new(job.clone(), config.allowed_lateness_secs, queue, handed_to)
+        .with_max_rejected_ratio(config.max_rejected_ratio);
     let feed = Feed {
         config: config.clone(),
         counter: Arc::clone(&counter),
@@ -291,7 +313,12 @@ impl Feed {
         let mut next_epoch = 0;
         let watcher = self.config.follow.then(|| match self.config.poll_only {
             true => watch::ChangeWatcher::polling(),
-            false => watch::ChangeWatcher::new(&self.config.paths),
+            false => watch::ChangeWatcher::new(
+                &(self.config.paths.iter())
+                    .filter(|p| !stdin::is_stdin(p))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ),
         });
         // Poll once right after the watcher starts: what changed before it is seen too.
         let mut last_poll = Instant::now()
@@ -316,8 +343,10 @@ impl Feed {
                 self.sizer.observe(bytes, cells);
             }
             let mut caught_up = false;
+            // Standard input arrives as it comes, like a followed file.
+            let streaming = self.config.follow || self.planner.stdin_open();
             let hold = pacing::hold_for_commit(
-                self.config.follow,
+                streaming,
                 self.committer.committed_epochs(),
                 next_epoch,
                 self.planner.pending_bytes(),
@@ -343,7 +372,7 @@ impl Feed {
                     }
                 }
             }
-            if failure.is_some() || (caught_up && !self.config.follow) {
+            if failure.is_some() || (caught_up && !streaming) {
                 break;
             }
             let poll_due = watcher.as_ref().is_some_and(|w| {

@@ -15,6 +15,7 @@ use clap::{ArgGroup, CommandFactory, Parser, Subcommand};
 use log::Level;
 use logstats_ingest::cluster::secret::ClusterSecret;
 use logstats_ingest::cluster::Cluster;
+use logstats_ingest::inputs::NamePattern;
 use logstats_ingest::metrics::{self, IngestMetrics};
 use logstats_ingest::retention::{self, MOST_RETAINED_DAYS};
 use logstats_ingest::{
@@ -22,6 +23,7 @@ use logstats_ingest::{
     DEFAULT_EPOCH_MEMORY,
 };
 use logstats_shared::logging::{self, LogFormat};
+use logstats_shared::record::{DurationUnit, InputFormat, JsonField, JsonFields, LineParser};
 use logstats_shared::redact::scrub;
 use logstats_shared::{Store, StoreOptions};
 
@@ -52,8 +54,9 @@ struct Cli {
     /// Append rejected and late lines, with file, line number and reason, to this file.
     #[arg(long)]
     rejects: Option<PathBuf>,
-    /// Keep reading the files (and new *.log files in given directories) as they grow; commit
-    /// at least once a second; stop on SIGINT or SIGTERM after committing what was read.
+    /// Keep reading the files (and new files matching --include in given directories) as they
+    /// grow; commit at least once a second; stop on SIGINT or SIGTERM after committing what was
+    /// read.
     #[arg(long)]
     follow: bool,
     /// With --follow: poll every 100 ms instead of using filesystem notifications (for file
@@ -112,7 +115,46 @@ struct Cli {
     /// see OPERATIONS.md, "Memory"). 0 sizes every epoch at its most bytes.
     #[arg(long, value_name = "BYTES", env = "LOGSTATS_EPOCH_MEMORY", default_value_t = DEFAULT_EPOCH_MEMORY)]
     epoch_memory: u64,
-    /// Log files, or directories whose *.log files are read.
+    /// How the lines are written: native (`DATE TIME CUSTOMER PATH STATUS SECONDS`), json (one
+    /// object a line), or auto: each line whose first byte other than a space is `{` is JSON,
+    /// any other native.
+    #[arg(long, value_enum, default_value_t = InputFormat::Auto, hide_possible_values = true)]
+    format: InputFormat,
+    /// JSON lines: the field of the request's time, RFC 3339 (any offset) or Unix seconds.
+    /// Dotted for nested objects (`request.ts`); a number indexes an array.
+    #[arg(long, value_name = "FIELD", default_value = "timestamp")]
+    json_timestamp: String,
+    /// JSON lines: the field of the customer id, e.g. `request.headers.X-Customer-Id.0`.
+    #[arg(long, value_name = "FIELD", default_value = "customer_id")]
+    json_customer_id: String,
+    /// JSON lines: the field of the request's path.
+    #[arg(long, value_name = "FIELD", default_value = "path")]
+    json_path: String,
+    /// JSON lines: the field of the HTTP status.
+    #[arg(long, value_name = "FIELD", default_value = "status")]
+    json_status: String,
+    /// JSON lines: the field of the request's duration, in --json-duration-unit.
+    #[arg(long, value_name = "FIELD", default_value = "duration")]
+    json_duration: String,
+    /// JSON lines: the unit of the duration field: s, ms, us or ns.
+    #[arg(
+        long,
+        value_name = "UNIT",
+        value_enum,
+        default_value_t = DurationUnit::S,
+        hide_possible_values = true
+    )]
+    json_duration_unit: DurationUnit,
+    /// Which files of a directory given as a path are read: a shell pattern for the file name
+    /// (`*`, `?`, `[a-z]`), repeatable (default: *.log).
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<NamePattern>,
+    /// Stop with exit code 4, before committing it, at the epoch that takes the share of
+    /// rejected lines among this run's lines above R (0 to 1; 0: any rejected line stops).
+    #[arg(long, value_name = "R", value_parser = parse_ratio)]
+    max_rejected_ratio: Option<f64>,
+    /// Log files, directories whose files matching --include are read, or - for standard
+    /// input, read to its end.
     #[arg(default_value = "data/api_requests.log")]
     paths: Vec<PathBuf>,
     #[command(subcommand)]
@@ -163,6 +205,30 @@ fn parse_date(text: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("invalid date {text:?}: expected YYYY-MM-DD"))
 }
 
+/// A `--max-rejected-ratio`: a number from 0 to 1.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("{text:?} is not a ratio from 0 to 1 (e.g. 0.01)")),
+    }
+}
+
+/// The JSON fields the flags name; a usage error (exit code 2) when they cannot be used.
+fn json_fields_of(cli: &Cli) -> JsonFields {
+    let name = |field: JsonField| match field {
+        JsonField::Timestamp => cli.json_timestamp.clone(),
+        JsonField::CustomerId => cli.json_customer_id.clone(),
+        JsonField::Path => cli.json_path.clone(),
+        JsonField::Status => cli.json_status.clone(),
+        JsonField::Duration => cli.json_duration.clone(),
+    };
+    JsonFields::new(name, cli.json_duration_unit).unwrap_or_else(|e| {
+        Cli::command()
+            .error(ErrorKind::ValueValidation, e.to_string())
+            .exit()
+    })
+}
+
 /// A `--connect-timeout`: a duration of at least a second.
 fn parse_timeout(text: &str) -> Result<i64, String> {
     match parse_duration_secs(text)? {
@@ -201,6 +267,18 @@ fn cluster_of(cli: &Cli, workers: usize) -> Option<Cluster> {
         processes, process, hostfile, &text, workers, timeout, secret,
     )
     .unwrap_or_else(|message| usage_error(message));
+    if processes > 1
+        && cli
+            .paths
+            .iter()
+            .any(|p| logstats_ingest::stdin::is_stdin(p))
+    {
+        usage_error(
+            "- (standard input) is for a single process: the others of a cluster cannot read \
+             this process's pipe"
+                .to_string(),
+        );
+    }
     if process != 0 && cli.metrics_bind.is_some() {
         usage_error(format!(
             "--metrics-bind is for process 0 of a cluster only (it commits and counts); this is \
@@ -227,6 +305,7 @@ fn main() -> ExitCode {
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let cluster = cluster_of(&cli, workers);
+    let parser = Arc::new(LineParser::new(cli.format, json_fields_of(&cli)));
     let reads_only = cluster.as_ref().is_some_and(|c| !c.is_leader());
     logging::init(cli.log_format);
     let format = cli.log_format;
@@ -268,6 +347,9 @@ fn main() -> ExitCode {
         retain_days: cli.retain,
         rejects: cli.rejects,
         paths: cli.paths,
+        include: cli.include,
+        parser,
+        max_rejected_ratio: cli.max_rejected_ratio,
         epoch_bytes: cli.epoch_bytes,
         epoch_memory: cli.epoch_memory,
         follow: cli.follow,

@@ -148,6 +148,11 @@ impl IngestMetrics {
         }
     }
 
+    /// How far source `id` is committed, while it is counted.
+    pub fn committed_to(&self, id: SourceId) -> Option<u64> {
+        self.sources.lock().get(&id).map(|source| source.committed)
+    }
+
     /// Bytes behind per path, the furthest behind first (sources sharing a path, such as a
     /// file rotated away and its successor, are added up), and their total.
     fn bytes_behind(&self) -> (Vec<(Arc<str>, u64)>, u64) {

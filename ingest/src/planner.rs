@@ -16,6 +16,7 @@ use crate::source::{
     fingerprint, fingerprint_len, io_error, same_start, unix_now, JobId, OpenFiles, Resume, Source,
     SourceError, SourceId, FINGERPRINT_BYTES,
 };
+use crate::stdin::StdinSpool;
 
 /// How far past the wall clock an event time may move the watermark.
 pub const WATERMARK_LEAD_SECONDS: i64 = 86_400;
@@ -82,6 +83,17 @@ struct Tracked {
     /// A rotated file's complete lines are still followed until then; after it, its unterminated
     /// tail too, and it is finished.
     grace_until: Option<Instant>,
+    /// Standard input's spool, when this source is it: it grows until the pipe ends.
+    stream: Option<Stream>,
+}
+
+/// A spool the planner follows, and how much of it was found committed.
+#[derive(Debug)]
+struct Stream {
+    spool: Arc<StdinSpool>,
+    /// The committed offset seen at the last look: every commit before the next one has
+    /// written its rejects, so the spool may be freed up to it.
+    committed_seen: u64,
 }
 
 impl Tracked {
@@ -152,9 +164,55 @@ impl Planner {
             readable_to,
             retired: false,
             grace_until: None,
+            stream: None,
             source,
         });
         id
+    }
+
+    /// Adds standard input, read from `spool` until the pipe ends.
+    pub fn track_stdin(&mut self, source: Source, spool: Arc<StdinSpool>) {
+        let id = self.track(source);
+        self.tracked[id].stream = Some(Stream {
+            spool,
+            committed_seen: 0,
+        });
+    }
+
+    /// Whether standard input may still bring lines: its pipe is open, or it holds bytes not
+    /// yet planned.
+    pub fn stdin_open(&self) -> bool {
+        self.tracked.iter().any(|t| {
+            t.stream
+                .as_ref()
+                .is_some_and(|s| s.spool.ended().is_none() || t.planned_to < s.spool.spooled())
+        })
+    }
+
+    /// Makes what standard input brought readable, and frees what was committed.
+    fn refresh_stdin(&mut self) -> Result<(), SourceError> {
+        for (id, tracked) in self.tracked.iter_mut().enumerate() {
+            let Some(stream) = tracked.stream.as_mut() else {
+                continue;
+            };
+            if let Some(Err(message)) = stream.spool.ended() {
+                return Err(SourceError::Io {
+                    path: tracked.source.path.clone(),
+                    cause: io::Error::other(message),
+                });
+            }
+            tracked.readable_to = stream
+                .spool
+                .readable_end(tracked.readable_to)
+                .map_err(io_error(tracked.source.path.as_ref()))?;
+            self.metrics.source_size(id, stream.spool.spooled());
+            let committed = self.metrics.committed_to(id).unwrap_or(0);
+            if committed > stream.committed_seen {
+                stream.spool.release_to(stream.committed_seen);
+                stream.committed_seen = committed;
+            }
+        }
+        Ok(())
     }
 
     /// Every source, by id.
@@ -191,6 +249,7 @@ impl Planner {
         epoch: u64,
         late_before: Option<i64>,
     ) -> Result<Option<EpochPlan>, SourceError> {
+        self.refresh_stdin()?;
         for (id, tracked) in self.tracked.iter_mut().enumerate() {
             if tracked.planned_to >= tracked.readable_to {
                 continue;
@@ -237,6 +296,9 @@ impl Planner {
                 }),
             };
             tracked.planned_to = end;
+            if let Some(stream) = &tracked.stream {
+                stream.spool.planned_to(end);
+            }
             self.planned_bytes += plan.end - plan.start;
             return Ok(Some(plan));
         }
@@ -254,7 +316,8 @@ impl Planner {
         let mut truncated = Vec::new();
         let now = Instant::now();
         for (id, tracked) in self.tracked.iter_mut().enumerate() {
-            if tracked.retired && tracked.grace_until.is_none() {
+            // Standard input has no path to look at; `next_plan` follows its spool.
+            if (tracked.retired && tracked.grace_until.is_none()) || tracked.stream.is_some() {
                 continue;
             }
             let path = tracked.source.path.clone();
@@ -343,7 +406,7 @@ fn next_line_start(file: &File, from: u64, size: u64) -> io::Result<u64> {
 
 /// The position just after the last newline in `from..size`, or `from` when there is none:
 /// a partial last line is held until it is complete.
-fn complete_lines_end(file: &File, from: u64, size: u64) -> io::Result<u64> {
+pub(crate) fn complete_lines_end(file: &File, from: u64, size: u64) -> io::Result<u64> {
     let mut end = size;
     let mut buf = vec![0u8; 64 * 1024];
     while end > from {

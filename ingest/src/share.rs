@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use logstats_shared::record::{is_blank, parse_line, RejectReason, MAX_LINE_BYTES};
+use logstats_shared::record::{is_blank, LineParser, RejectReason, MAX_LINE_BYTES};
 use logstats_shared::{DayAccumulator, DayStats};
 
 use crate::planner::EpochPlan;
@@ -52,6 +52,15 @@ fn pack_customer(id_and_more: &[u8], len: usize) -> Option<u128> {
         _ => return None,
     };
     Some(u128::from(low) | (u128::from(high) << 64))
+}
+
+/// [`pack_customer`] of an id that is not followed by 8 more bytes (the end of a JSON line),
+/// through a padded copy.
+#[cold]
+fn pack_copied(id: &[u8]) -> Option<u128> {
+    let mut padded = [0u8; PACKED_CUSTOMER_BYTES + 8];
+    padded.get_mut(..id.len())?.copy_from_slice(id);
+    pack_customer(&padded, id.len())
 }
 
 /// The id [`pack_customer`] packed.
@@ -204,6 +213,8 @@ impl Share {
 #[derive(Default)]
 pub struct ShareReader {
     files: OpenFiles,
+    /// How lines are parsed (from `files`).
+    parser: Arc<LineParser>,
     window_bytes: u64,
     buffer: Vec<u8>,
     /// Customer ids longer than [`PACKED_CUSTOMER_BYTES`].
@@ -227,6 +238,7 @@ impl ShareReader {
     /// A reader that reads shares `window_bytes` at a time.
     pub fn with_window(files: OpenFiles, window_bytes: u64) -> Self {
         Self {
+            parser: Arc::clone(files.parser()),
             files,
             window_bytes: window_bytes.max(1),
             kept_rejects: KEPT_REJECTS,
@@ -382,7 +394,7 @@ impl ShareReader {
                 continue;
             }
             report.lines += 1;
-            match parse_line(line) {
+            match self.parser.parse(line) {
                 Ok(record) => {
                     let event_time = record.event_time();
                     if plan.late_before.is_some_and(|limit| event_time < limit) {
@@ -403,7 +415,8 @@ impl ShareReader {
                     );
                     let packed = line
                         .get(start..)
-                        .and_then(|from| pack_customer(from, record.customer.len()));
+                        .and_then(|from| pack_customer(from, record.customer.len()))
+                        .or_else(|| pack_copied(record.customer));
                     let customer = match packed {
                         Some(packed) => packed,
                         None => intern_long(&mut self.long, record.customer),

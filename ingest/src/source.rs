@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use logstats_shared::record::LineParser;
 use logstats_shared::{LeaseOutcome, SourceOffset, StorageError, Store};
 use parking_lot::Mutex;
 
@@ -152,17 +153,30 @@ impl JobId {
     }
 }
 
-/// Open files shared by the workers of this process, by source id. Reading through the handle
-/// keeps reading the same file after it is renamed away by rotation.
+/// Open files shared by the workers of this process, by source id, and how their lines are
+/// parsed. Reading through the handle keeps reading the same file after it is renamed away by
+/// rotation.
 #[derive(Debug, Clone, Default)]
 pub struct OpenFiles {
     files: Arc<Mutex<HashMap<SourceId, Arc<File>>>>,
     /// Set in a cluster process other than 0 (its index): it opens each source itself, by the
     /// path in the plan, and checks that it is the file process 0 planned.
     by_path_in: Option<usize>,
+    /// The format of every source's lines.
+    parser: Arc<LineParser>,
 }
 
 impl OpenFiles {
+    /// These files, their lines read by `parser`.
+    pub fn parsed_by(self, parser: Arc<LineParser>) -> Self {
+        Self { parser, ..self }
+    }
+
+    /// How the sources' lines are parsed.
+    pub fn parser(&self) -> &Arc<LineParser> {
+        &self.parser
+    }
+
     /// The files of cluster process `process` (not 0), opened by path as plans name them.
     pub fn by_path(process: usize) -> Self {
         Self {
@@ -353,7 +367,9 @@ fn is_pseudo_file_system(file: &File) -> bool {
     }
 }
 
-fn acquire_lease(
+/// Takes the lease of `key` for `job`, waiting (with a message) while another live job holds
+/// it; returns the offsets row stored under the key.
+pub(crate) fn acquire_lease(
     store: &Store,
     key: &str,
     name: &str,

@@ -1,7 +1,9 @@
-//! `parse_line` on lines in the reference generator's format; throughput in lines/s.
+//! `parse_line` on lines in the reference generator's format, the same lines through
+//! `--format auto`'s parser, and the same requests as JSON lines; throughput in lines/s.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use logstats_shared::parse_line;
+use logstats_shared::record::LineParser;
 use std::time::Duration;
 
 /// `n` lines like `2024-10-10 12:50:18 cust_14 /api/v1/resource3 401 0.847` (seeded, unordered).
@@ -48,7 +50,40 @@ fn parse(c: &mut Criterion) {
             accepted
         })
     });
+    let auto = LineParser::default();
+    group.bench_function("10k reference lines, --format auto", |b| {
+        b.iter(|| {
+            let mut accepted = 0u64;
+            for line in &lines {
+                if let Ok(record) = auto.parse(black_box(line.as_bytes())) {
+                    accepted += record.latency_us & 1;
+                }
+            }
+            accepted
+        })
+    });
+    let json: Vec<String> = lines.iter().map(|line| as_json(line)).collect();
+    group.bench_function("10k reference lines as JSON", |b| {
+        b.iter(|| {
+            let mut accepted = 0u64;
+            for line in &json {
+                if let Ok(record) = auto.parse(black_box(line.as_bytes())) {
+                    accepted += record.latency_us & 1;
+                }
+            }
+            accepted
+        })
+    });
     group.finish();
+}
+
+/// A reference line as the JSON line nginx's recipe writes for it.
+fn as_json(line: &str) -> String {
+    let f: Vec<&str> = line.split(' ').collect();
+    format!(
+        r#"{{"timestamp":"{}T{}+00:00","customer_id":"{}","path":"{}","status":{},"duration":{}}}"#,
+        f[0], f[1], f[2], f[3], f[4], f[5]
+    )
 }
 
 criterion_group! {

@@ -9,6 +9,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use logstats_shared::record::LineParser;
+
 use super::{connect, watch, Cluster};
 use crate::dataflow;
 use crate::planner::EpochPlan;
@@ -16,9 +18,13 @@ use crate::source::{open_regular, same_start, OpenError, OpenFiles};
 use crate::summary::ReadCounter;
 
 /// Runs process `cluster.process` (not 0) until process 0 ends the job.
-pub fn run(cluster: &Cluster, shutdown: &AtomicBool) -> crate::Result<()> {
+pub fn run(
+    cluster: &Cluster,
+    parser: &Arc<LineParser>,
+    shutdown: &AtomicBool,
+) -> crate::Result<()> {
     let sockets = connect::connect(cluster, shutdown)?;
-    let files = OpenFiles::by_path(cluster.process);
+    let files = OpenFiles::by_path(cluster.process).parsed_by(Arc::clone(parser));
     let counter = Arc::new(ReadCounter::default());
     let read = Arc::clone(&counter);
     watch::execute(cluster, sockets, Some(shutdown), move |worker| {

@@ -5,16 +5,21 @@
 //! from the line's end, the checked path splits the rest at spaces.
 //!
 //! This file holds [`Record`], [`RejectReason`] and the line as a whole (its shape, the fast and
-//! the checked path); `fields.rs` parses each field, `tests.rs` holds the unit tests.
+//! the checked path); `fields.rs` parses each field, `json.rs` reads JSON lines, `format.rs`
+//! picks the parser of a line, `tests.rs` holds the unit tests.
 
 use std::fmt;
 
 mod fields;
+mod format;
+mod json;
 #[cfg(test)]
 mod tests;
 
 pub use fields::{days_from_civil, parse_date, parse_duration_us, parse_time, MAX_DURATION_US};
 use fields::{parse_any_duration_us, parse_status, parse_timestamp};
+pub use format::{InputFormat, LineParser};
+pub use json::{DurationUnit, FieldPathError, JsonField, JsonFields};
 
 /// Lines longer than this many bytes (without the newline) are rejected as too long.
 pub const MAX_LINE_BYTES: usize = 4096;
@@ -78,11 +83,28 @@ pub enum RejectReason {
     DurationTooLong,
     /// Older than the watermark minus the allowed lateness.
     Late,
+    /// A JSON line that is not one well-formed JSON object.
+    NotJsonObject,
+    /// A JSON line without this field (or with `null`; for the path, not a non-empty string).
+    MissingField(JsonField),
+    /// A JSON timestamp that is neither RFC 3339 nor Unix seconds, or outside years 1-9999.
+    InvalidTimestamp,
 }
 
 impl fmt::Display for RejectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {
+            RejectReason::MissingField(field) => {
+                return write!(
+                    f,
+                    "missing JSON field: {field} (its name is set by --json-{})",
+                    field.default_name().replace('_', "-")
+                )
+            }
+            RejectReason::NotJsonObject => "not a JSON object (invalid JSON, or not an object)",
+            RejectReason::InvalidTimestamp => {
+                "invalid timestamp (expected RFC 3339 or Unix seconds, years 0001-9999)"
+            }
             RejectReason::TooLong => "line longer than 4096 bytes",
             RejectReason::InvalidUtf8 => "invalid UTF-8",
             RejectReason::FieldCount => "expected 6 fields separated by single spaces",

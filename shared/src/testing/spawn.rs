@@ -67,6 +67,8 @@ pub fn accepts(port: u16) -> bool {
 pub struct Binary {
     command: Command,
     name: String,
+    /// Standard input, when not empty.
+    stdin: Option<Stdio>,
 }
 
 impl Binary {
@@ -82,7 +84,14 @@ impl Binary {
         Binary {
             command: Command::new(program),
             name,
+            stdin: None,
         }
+    }
+
+    /// Gives the program `stdin` (the read end of a pipe, say) as its standard input.
+    pub fn stdin(mut self, stdin: impl Into<Stdio>) -> Binary {
+        self.stdin = Some(stdin.into());
+        self
     }
 
     /// Adds one argument.
@@ -130,7 +139,8 @@ impl Binary {
         self
     }
 
-    /// Starts the program, stdin empty, stdout and stderr in files of a new temporary directory.
+    /// Starts the program, stdin empty unless given, stdout and stderr in files of a new
+    /// temporary directory.
     /// Panics when it cannot be started.
     pub fn start(mut self) -> Spawned {
         let dir = tempfile::Builder::new()
@@ -144,7 +154,7 @@ impl Binary {
         };
         let child = self
             .command
-            .stdin(Stdio::null())
+            .stdin(self.stdin.take().unwrap_or_else(Stdio::null))
             .stdout(create(&stdout))
             .stderr(create(&stderr))
             .spawn()
