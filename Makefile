@@ -60,6 +60,8 @@ bench-memory:
 
 # docs/SCALING.md's measurement: 10,000 customers x 365 days of rows in a fresh PostgreSQL database,
 # the ingest's commit time on it, the API and the fleet views (takes several minutes, ~2 GB disk).
+# SCALE_SHAPE=skewed or uniform: the log from ingest/scale-gen.py, with ClickHouse (chdb) loading
+# the same log beside the ingest.
 bench-scale:
 	$(CARGO) build --release -p logstats-ingest -p logstats-api $(CARGO_FEATURES)
 	./ingest/scale-bench.sh

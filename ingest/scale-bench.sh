@@ -11,7 +11,11 @@
 #   - the API on random customers and random ranges inside the year (wrk, 64 connections);
 #   - the fleet views (GET /stats, GET /customers) on random ranges of at most 31 days inside the
 #     year, answer cache off, 2 connections; and each once over the whole year.
-# Settings: SCALE_CUSTOMERS, SCALE_DAYS, SCALE_LINES, SCALE_DAY_LINES, SCALE_DURATION (default
+# With SCALE_SHAPE=skewed or uniform the log comes from ingest/scale-gen.py instead (a few
+# customers carry most requests, or all the same share; time order with minutes of jitter), and
+# ClickHouse (chdb, `pip install chdb`) loading the same log into a MergeTree table is measured
+# beside the ingest (ingest/scale-clickhouse.py).
+# Settings: SCALE_SHAPE, SCALE_CUSTOMERS, SCALE_DAYS, SCALE_LINES, SCALE_DAY_LINES, SCALE_DURATION (default
 # 10s), BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 # BENCH_POSTGRES_PARAMS (default ?sslmode=disable). It takes several minutes and about 2 GB of
 # disk (log and database); the database is dropped at the end.
@@ -40,7 +44,16 @@ psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1 ||
   { echo "scale bench: PostgreSQL is not reachable at $pg_admin" >&2; exit 1; }
 
 mkdir -p data
+shape=${SCALE_SHAPE:-}
 log=data/bench-scale-$customers-$days-$lines-ordered.log
+if [ -n "$shape" ]; then
+  log=data/bench-scale-$customers-$days-$lines-$shape.log
+  if [ ! -s "$log" ]; then
+    echo "scale bench: generating $lines $shape lines over $customers customers and $days days into $log" >&2
+    python3 ingest/scale-gen.py "$log" --shape "$shape" --customers "$customers" --lines "$lines" \
+      --days "$days" --end "$to" >&2
+  fi
+fi
 if [ ! -s "$log" ]; then
   echo "scale bench: generating $lines lines over $customers customers and $days days into $log" >&2
   "$bin/logstats-generate" --lines "$lines" --customers "$customers" --days "$((days - 1))" \
@@ -99,6 +112,14 @@ PY
 )"
 }
 ingest "ingest, whole year" "$log"
+if python3 -c 'import chdb' >/dev/null 2>&1; then
+  row "$(python3 ingest/scale-clickhouse.py "$log" | python3 -c 'import json, sys
+c = json.load(sys.stdin)
+n, seconds = c["rows"], c["seconds"]
+print(f"| ClickHouse (chdb): MergeTree load of the same log | {n:,} lines | {seconds:.1f} s | | |")')"
+else
+  echo "scale bench: chdb is not installed (pip install chdb): no ClickHouse row" >&2
+fi
 psql "$url" -qc 'vacuum analyze' >/dev/null
 ingest "ingest, one more day into the full table" "$day_log"
 psql "$url" -qc 'vacuum analyze' >/dev/null
