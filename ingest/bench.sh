@@ -132,6 +132,18 @@ if mysql_wanted; then
   fi
 fi
 
+# Pushed batches (--listen): 8 clients, 10,000-line batches, plain and gzip.
+push_db=data/bench-push-$$.db
+rm -f "$push_db"*
+rows+=("$(python3 ingest/push-bench.py "$bin" "sqlite://$push_db" sqlite "$log")")
+rm -f "$push_db"*
+if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1; then
+  name=logstats_push_$$
+  psql "$pg_admin" -qc "drop database if exists $name with (force)" -qc "create database $name" >/dev/null
+  rows+=("$(python3 ingest/push-bench.py "$bin" "${pg_admin%/*}/$name${BENCH_POSTGRES_PARAMS-?sslmode=disable}" postgres "$log")")
+  psql "$pg_admin" -qc "drop database $name with (force)" >/dev/null
+fi
+
 # Freshness: 100,000 lines/s appended while --follow runs; delay until committed (visible).
 fresh_rate=${BENCH_FRESHNESS_RATE:-100000}
 rows+=("$(python3 ingest/freshness.py "$bin" "$fresh_rate" 10 2>/dev/null)")

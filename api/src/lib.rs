@@ -15,4 +15,4 @@ pub mod rows;
 pub mod server;
 pub mod startup;
 pub mod telemetry;
-pub mod tokens;
+pub use logstats_shared::tokens;

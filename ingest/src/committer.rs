@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use logstats_shared::{CommitOutcome, EpochCommit, StorageError, Store};
+use logstats_shared::{BatchCounts, CommitOutcome, EpochCommit, PushedBatch, StorageError, Store};
 use parking_lot::Mutex;
 
 use crate::error::{IngestError, Result};
 use crate::metrics::IngestMetrics;
 use crate::pacing;
 use crate::planner::EpochPlan;
+use crate::push::{batch_counts, PushIntake};
 use crate::rejects::RejectsFile;
 use crate::share::ShareReport;
 use crate::source::{unix_now, OpenFiles};
@@ -76,6 +77,7 @@ impl Committer {
         rejects_path: Option<&Path>,
         files: OpenFiles,
         metrics: Arc<IngestMetrics>,
+        push: Option<Arc<PushIntake>>,
     ) -> Result<(Self, CommitQueue)> {
         let rejects = rejects_path
             .map(|path| RejectsFile::open(path, files))
@@ -88,6 +90,7 @@ impl Committer {
             rejects,
             committed: Arc::clone(&committed),
             metrics,
+            push,
         };
         let thread = std::thread::Builder::new()
             .name("committer".into())
@@ -131,6 +134,16 @@ struct CommitterThread {
     rejects: Option<RejectsFile>,
     committed: Arc<Mutex<Committed>>,
     metrics: Arc<IngestMetrics>,
+    /// Told of each pushed batch's commit (`--listen`).
+    push: Option<Arc<PushIntake>>,
+}
+
+/// What a commit did: rows written, lines of pruned days left out, and for a pushed batch sent
+/// again, the counts its first commit stored.
+struct Done {
+    rows: usize,
+    pruned: u64,
+    replayed: Option<BatchCounts>,
 }
 
 impl CommitterThread {
@@ -147,13 +160,46 @@ impl CommitterThread {
 
     fn commit(&mut self, job: &ReadyEpoch) -> Result<()> {
         let started = Instant::now();
-        let (rows, pruned) = self.commit_with_retries(&job.commit, &job.plan)?;
+        let sum = |field: fn(&ShareReport) -> u64| job.reports.iter().map(field).sum::<u64>();
+        let (accepted, rejected, late) =
+            (sum(|r| r.accepted), sum(|r| r.rejected), sum(|r| r.late));
+        let ticket = job.plan.batch.as_ref();
+        let rejected_before = ticket.map_or(0, |t| t.rejected_before);
+        let batch = ticket.and_then(|ticket| {
+            let key = ticket.key.clone()?;
+            let now = unix_now();
+            Some(PushedBatch {
+                key,
+                counts: batch_counts(accepted, rejected, late, rejected_before, 0),
+                at: now,
+                expire_before: self.push.as_ref().and_then(|p| p.expire_before(now)),
+            })
+        });
+        let Done {
+            rows,
+            pruned,
+            replayed,
+        } = self.commit_with_retries(&job.commit, &job.plan, batch.as_ref())?;
         let commit_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         log::debug!(
             "epoch {}: {rows} rows committed in {commit_micros} µs",
             job.plan.epoch
         );
+        if let (Some(ticket), Some(push)) = (ticket, &self.push) {
+            let counts = replayed
+                .unwrap_or_else(|| batch_counts(accepted, rejected, late, rejected_before, pruned));
+            push.finished(ticket, job.plan.end, Ok(counts));
+        }
+        if replayed.is_some() {
+            // A batch sent again: none of its lines were merged or are counted again.
+            let mut committed = self.committed.lock();
+            committed.epochs += 1;
+            committed.totals.bytes += job.plan.end - job.plan.start;
+            self.metrics.source_committed(job.plan.source, job.plan.end);
+            return Ok(());
+        }
         self.count(job, rows, pruned, commit_micros);
+        self.metrics.rejected.add(rejected_before);
         if let Some(rejects) = self.rejects.as_mut() {
             rejects.append(&job.plan, job.lines_before, &job.reports)?;
         }
@@ -170,6 +216,8 @@ impl CommitterThread {
             totals.rejected += r.rejected;
             totals.late += r.late;
         }
+        totals.lines += rejected_before;
+        totals.rejected += rejected_before;
         // Accepted when read, but of days a prune removed meanwhile: counted late.
         totals.accepted -= pruned.min(totals.accepted);
         totals.late += pruned;
@@ -194,21 +242,47 @@ impl CommitterThread {
         }
         metrics.source_committed(job.plan.source, job.plan.end);
         metrics.committed_at(unix_now());
-        metrics.lines.add(sum(|r| r.lines));
+        metrics
+            .lines
+            .add(sum(|r| r.lines) + job.plan.batch.as_ref().map_or(0, |t| t.rejected_before));
     }
 
     /// Commits, retrying with capped exponential backoff while the database is unreachable:
     /// the rows written, and the requests of days a prune removed after they were read (not
     /// stored). A lost lease, a corrupt row or a corrupt database file is not retried.
-    fn commit_with_retries(&self, commit: &EpochCommit, plan: &EpochPlan) -> Result<(usize, u64)> {
+    fn commit_with_retries(
+        &self,
+        commit: &EpochCommit,
+        plan: &EpochPlan,
+        batch: Option<&PushedBatch>,
+    ) -> Result<Done> {
         let mut delay = RETRY_FIRST;
         let mut failures = 0u64;
         let mut last_logged: Option<Instant> = None;
         loop {
-            match self.store.commit_epoch(commit) {
+            let done = |rows, pruned| Done {
+                rows,
+                pruned,
+                replayed: None,
+            };
+            match self.store.commit_epoch_with_batch(commit, batch) {
                 Ok(CommitOutcome::Written(rows)) => {
                     log_recovery(failures, plan);
-                    return Ok((rows, 0));
+                    return Ok(done(rows, 0));
+                }
+                Ok(CommitOutcome::Replayed(counts)) => {
+                    log_recovery(failures, plan);
+                    log::info!(
+                        "{}: a batch with Idempotency-Key {:?} was committed before; answered \
+                         with its counts, nothing added",
+                        plan.path,
+                        batch.map_or("", |b| b.key.as_str())
+                    );
+                    return Ok(Done {
+                        rows: 0,
+                        pruned: 0,
+                        replayed: Some(counts),
+                    });
                 }
                 Ok(CommitOutcome::WrittenExceptPruned { rows, pruned }) => {
                     log_recovery(failures, plan);
@@ -218,7 +292,7 @@ impl CommitterThread {
                         plan.path,
                         plan.epoch
                     );
-                    return Ok((rows, pruned));
+                    return Ok(done(rows, pruned));
                 }
                 Ok(CommitOutcome::AlreadyCommitted) => {
                     // The attempt that failed had committed; its reply was lost.
@@ -226,7 +300,7 @@ impl CommitterThread {
                         "database is back: epoch {} had been committed by the attempt whose reply was lost; not applied again",
                         plan.epoch
                     );
-                    return Ok((commit.deltas.len(), 0));
+                    return Ok(done(commit.deltas.len(), 0));
                 }
                 Err(
                     cause @ (StorageError::LeaseLost { .. }

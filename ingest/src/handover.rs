@@ -53,6 +53,8 @@ pub struct Handover {
     /// `--max-rejected-ratio`: the epoch that takes the run's share of rejected lines above
     /// it is not committed, and the job stops.
     max_rejected_ratio: Option<f64>,
+    /// `--backfill`: the commits leave the stored watermark where it is.
+    keep_watermark: bool,
 }
 
 /// Lines of a source's first epochs that are looked at for the wrong-format warning.
@@ -91,6 +93,15 @@ impl Handover {
             run_lines: 0,
             run_rejected: 0,
             max_rejected_ratio: None,
+            keep_watermark: false,
+        }
+    }
+
+    /// `--backfill`: commits do not move the stored watermark (a live job's keeps counting).
+    pub fn keeping_the_watermark(self, keep: bool) -> Self {
+        Self {
+            keep_watermark: keep,
+            ..self
         }
     }
 
@@ -189,7 +200,7 @@ impl Handover {
                 .collect(),
             sources,
             previous,
-            max_event_time,
+            max_event_time: max_event_time.filter(|_| !self.keep_watermark),
             lease: Some((self.job.as_str().to_string(), unix_now() + LEASE_SECONDS)),
         };
         self.line_counts
@@ -295,6 +306,7 @@ mod tests {
             watermark_ceiling: i64::MAX,
             fingerprint: Some(vec![1, 2, 3]),
             first,
+            batch: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The logstats ingest job: request logs in, per-customer daily stats rows out.
 
+pub mod backfill;
 pub mod cluster;
 pub mod committer;
 pub mod dataflow;
@@ -10,11 +11,12 @@ pub mod inputs;
 pub mod metrics;
 pub mod pacing;
 pub mod planner;
+pub mod push;
 pub mod rejects;
 pub mod retention;
 pub mod share;
 pub mod source;
-pub mod stdin;
+pub mod spool;
 pub mod summary;
 pub mod watch;
 pub mod watermark;
@@ -36,9 +38,11 @@ use crate::handover::{Handed, Handover};
 use crate::inputs::{Inputs, NamePattern};
 use crate::metrics::IngestMetrics;
 use crate::planner::Planner;
+use crate::push::server::{PushServer, PushState};
+use crate::push::PushIntake;
 use crate::retention::Retention;
 use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
-use crate::stdin::StdinSpool;
+use crate::spool::Spool;
 use crate::summary::{Progress, ReadCounter, Summary};
 use crate::watermark::Lateness;
 
@@ -92,6 +96,24 @@ pub struct IngestConfig {
     pub metrics: Arc<IngestMetrics>,
     /// This process's place in a cluster of several, if it is one.
     pub cluster: Option<Cluster>,
+    /// `--listen`: take pushed batches too.
+    pub push: Option<PushConfig>,
+    /// `--backfill`: no line is late by the watermark (only those of pruned days), and the
+    /// stored watermark is left where it is, for a live job beside this run.
+    pub backfill: bool,
+}
+
+/// `--listen`: where pushes are taken, who may push, and the limits.
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    /// Bound by `main`, so that a taken address is an error before anything starts.
+    pub listener: Arc<std::net::TcpListener>,
+    /// `--tokens`: required on every push when set.
+    pub tokens: Option<Arc<logstats_shared::tokens::Tokens>>,
+    /// The limits of a push.
+    pub limits: push::PushLimits,
+    /// `--push-key-from-body`: a batch without an `Idempotency-Key` is keyed by its body.
+    pub key_from_body: bool,
 }
 
 /// Sets the returned flag on SIGINT or SIGTERM, so the job can commit what it read and stop.
@@ -172,7 +194,7 @@ fn run_with_leases(
         .paths
         .iter()
         .cloned()
-        .partition(|p| stdin::is_stdin(p));
+        .partition(|p| spool::is_stdin(p));
     let mut inputs = Inputs::new(paths, config.rejects.clone()).including(config.include.clone());
     let files = inputs.expand()?;
     let sources = files
@@ -189,18 +211,31 @@ fn run_with_leases(
     let mut planner = Planner::new(inputs, sources, config.epoch_bytes, open_files.clone())
         .with_metrics(Arc::clone(&config.metrics));
     if !stdin_paths.is_empty() {
-        let spool = StdinSpool::start(std::io::stdin(), std::env::temp_dir())
+        let spool = Spool::start(std::io::stdin(), std::env::temp_dir())
             .map_err(IngestError::io("spooling standard input"))?;
         let source = spool.source(store, job, &shutdown)?;
         planner.track_stdin(source, spool);
     }
+    let intake = match &config.push {
+        Some(push) => {
+            let spool = Spool::for_pushes(&std::env::temp_dir())
+                .map_err(IngestError::io("making the spool of pushed batches"))?;
+            let source = spool.source(store, job, &shutdown)?;
+            planner.track_stdin(source, Arc::clone(&spool));
+            Some(Arc::new(PushIntake::new(spool, push.limits)))
+        }
+        None => None,
+    };
     // Made before the workers start: a worker that failed to set up would leave the others
     // waiting for its dataflow forever.
     let watermark = store.watermark()?;
     if let Some(watermark) = watermark {
         config.metrics.watermark_at_least(watermark);
     }
-    let mut lateness = Lateness::new(watermark, config.allowed_lateness_secs);
+    let mut lateness = match config.backfill {
+        true => Lateness::backfill(config.allowed_lateness_secs),
+        false => Lateness::new(watermark, config.allowed_lateness_secs),
+    };
     let mut retention = Retention::new(config.retain_days);
     if let Some(first) = retention.apply(store)? {
         lateness.set_floor(retention::day_start(first));
@@ -211,10 +246,12 @@ fn run_with_leases(
         config.rejects.as_deref(),
         open_files.clone(),
         Arc::clone(&config.metrics),
+        intake.clone(),
     )?;
     let (handed_to, handed) = channel();
     let handover = Handover::new(job.clone(), config.allowed_lateness_secs, queue, handed_to)
-        .with_max_rejected_ratio(config.max_rejected_ratio);
+        .with_max_rejected_ratio(config.max_rejected_ratio)
+        .keeping_the_watermark(config.backfill);
     let feed = Feed {
         config: config.clone(),
         counter: Arc::clone(&counter),
@@ -227,6 +264,29 @@ fn run_with_leases(
         handed,
         sizer: pacing::EpochSizer::new(config.epoch_bytes, config.epoch_memory),
         committer,
+        intake: intake.clone(),
+    };
+    let server = match (&config.push, &intake) {
+        (Some(push), Some(intake)) => {
+            let listener = push
+                .listener
+                .try_clone()
+                .map_err(IngestError::io("taking the push listener"))?;
+            let state = PushState {
+                intake: Arc::clone(intake),
+                store: store.clone(),
+                tokens: push.tokens.clone(),
+                parser: Arc::clone(&config.parser),
+                metrics: Arc::clone(&config.metrics),
+                in_memory: Default::default(),
+                key_from_body: push.key_from_body,
+            };
+            Some(
+                PushServer::start(listener, Arc::new(state))
+                    .map_err(IngestError::io("starting the push server"))?,
+            )
+        }
+        _ => None,
     };
     let worker_zero = Arc::new(Mutex::new(Some((feed, handover))));
     let results = execute(
@@ -251,11 +311,23 @@ fn run_with_leases(
                 Arc::clone(&counter),
             );
             let peers = worker.peers();
+            if let Some(intake) = &feed.intake {
+                intake.planned_by(std::thread::current());
+            }
             let totals = feed.run(worker, input, &handed)?;
             // Every worker of every process read shares.
             Ok(Some(Summary::new(&totals, started.elapsed(), peers)))
         },
-    )?;
+    );
+    // The batches not planned are answered 503 (send again); then the server stops, once the
+    // requests in progress are answered.
+    if let Some(intake) = &intake {
+        intake.close();
+    }
+    if let Some(server) = server {
+        server.stop();
+    }
+    let results = results?;
     let mut summary = None;
     for result in results {
         if let Some(s) = result? {
@@ -286,6 +358,8 @@ struct Feed {
     /// Sizes the epochs from the cells of those handed over.
     sizer: pacing::EpochSizer,
     committer: Committer,
+    /// `--listen`: the pushed batches, whose arrival wakes this loop.
+    intake: Option<Arc<PushIntake>>,
 }
 
 impl Feed {
@@ -315,7 +389,7 @@ impl Feed {
             true => watch::ChangeWatcher::polling(),
             false => watch::ChangeWatcher::new(
                 &(self.config.paths.iter())
-                    .filter(|p| !stdin::is_stdin(p))
+                    .filter(|p| !spool::is_stdin(p))
                     .cloned()
                     .collect::<Vec<_>>(),
             ),
@@ -345,13 +419,14 @@ impl Feed {
             let mut caught_up = false;
             // Standard input arrives as it comes, like a followed file.
             let streaming = self.config.follow || self.planner.stdin_open();
+            // Pushed batches are an epoch each: waiting would not make them larger.
             let hold = pacing::hold_for_commit(
                 streaming,
                 self.committer.committed_epochs(),
                 next_epoch,
                 self.planner.pending_bytes(),
                 self.sizer.next_bytes(),
-            );
+            ) && !self.planner.batches_waiting();
             while !hold && pacing::may_plan(next_epoch, pacing::handed(handed)) {
                 let late_before = self.lateness.late_before(next_epoch);
                 self.planner.set_epoch_bytes(self.sizer.next_bytes());

@@ -17,14 +17,16 @@ use logstats_ingest::cluster::secret::ClusterSecret;
 use logstats_ingest::cluster::Cluster;
 use logstats_ingest::inputs::NamePattern;
 use logstats_ingest::metrics::{self, IngestMetrics};
+use logstats_ingest::push::PushLimits;
 use logstats_ingest::retention::{self, MOST_RETAINED_DAYS};
 use logstats_ingest::{
-    parse_duration_secs, run, shutdown_on_signals, IngestConfig, DEFAULT_EPOCH_BYTES,
+    parse_duration_secs, run, shutdown_on_signals, IngestConfig, PushConfig, DEFAULT_EPOCH_BYTES,
     DEFAULT_EPOCH_MEMORY,
 };
 use logstats_shared::logging::{self, LogFormat};
 use logstats_shared::record::{DurationUnit, InputFormat, JsonField, JsonFields, LineParser};
 use logstats_shared::redact::scrub;
+use logstats_shared::tokens::Tokens;
 use logstats_shared::{Store, StoreOptions};
 
 /// Turn request logs into per-customer daily stats rows (SQLite, PostgreSQL or MySQL/MariaDB).
@@ -69,6 +71,51 @@ struct Cli {
     // Not `env = ...`: clap would refuse a batch run in an environment that sets it.
     #[arg(long, value_name = "ADDR", requires = "follow")]
     metrics_bind: Option<String>,
+    /// Take lines pushed over HTTP on this address, e.g. 127.0.0.1:8081: POST /v1/lines with
+    /// native lines, JSON lines or a JSON array, gzip allowed; answered once committed (see
+    /// docs/PUSH.md). The job then runs until SIGINT or SIGTERM; GET /metrics is served there.
+    #[arg(long, value_name = "ADDR", env = "LOGSTATS_LISTEN")]
+    listen: Option<String>,
+    /// With --listen: require `Authorization: Bearer TOKEN` on every push, TOKEN one of this
+    /// file's (the API's format: `sha256:HEX CUSTOMERS`, made by `logstats-api new-token`); lines
+    /// of customers outside its scope are rejected. Re-read on SIGHUP.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "listen",
+        env = "LOGSTATS_PUSH_TOKENS"
+    )]
+    tokens: Option<PathBuf>,
+    /// With --listen: largest request body as sent, in bytes (413 beyond).
+    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = PushLimits::default().max_body)]
+    push_max_body: u64,
+    /// With --listen: largest batch once decompressed, in bytes (413 beyond).
+    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = PushLimits::default().max_batch)]
+    push_max_batch: u64,
+    /// With --listen: most lines in a batch (413 beyond).
+    #[arg(long, value_name = "N", requires = "listen", default_value_t = PushLimits::default().max_lines)]
+    push_max_lines: u64,
+    /// With --listen: bytes of request bodies held in memory at once (503 with Retry-After
+    /// beyond).
+    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = PushLimits::default().memory)]
+    push_memory: u64,
+    /// With --listen: bytes of pushed lines waiting for their commit, spooled in the temporary
+    /// directory (503 with Retry-After beyond).
+    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = PushLimits::default().backlog)]
+    push_backlog: u64,
+    /// With --listen: how long an Idempotency-Key is remembered after its batch was committed
+    /// (s, m, h, d).
+    #[arg(long, value_name = "DURATION", requires = "listen", default_value = "24h", value_parser = parse_duration_secs)]
+    push_key_ttl: i64,
+    /// Load old lines into their days beside a live job: no line is late by the watermark (only
+    /// those of pruned days), and the stored watermark stays where the live job keeps it.
+    #[arg(long)]
+    backfill: bool,
+    /// With --listen: a batch sent without an Idempotency-Key is keyed by the SHA-256 of its
+    /// body, so a shipper that resends a batch unchanged (Vector, Fluent Bit) counts it once;
+    /// two batches of the same bytes within --push-key-ttl then count once too.
+    #[arg(long, requires = "listen", env = "LOGSTATS_PUSH_KEY_FROM_BODY")]
+    push_key_from_body: bool,
     /// Print the summary as one JSON object on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -154,8 +201,7 @@ struct Cli {
     #[arg(long, value_name = "R", value_parser = parse_ratio)]
     max_rejected_ratio: Option<f64>,
     /// Log files, directories whose files matching --include are read, or - for standard
-    /// input, read to its end.
-    #[arg(default_value = "data/api_requests.log")]
+    /// input, read to its end [default: data/api_requests.log, none with --listen].
     paths: Vec<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -172,6 +218,20 @@ enum Command {
     /// (SQLite's VACUUM INTO). PostgreSQL and MySQL/MariaDB: use pg_dump, or mariadb-dump
     /// --single-transaction.
     Backup(BackupArgs),
+    /// Copy the lines a rejects file (--rejects) lists as late, whole, from the log files it
+    /// names into a new file, for a --backfill run to store them into their days once.
+    LateLines(LateLinesArgs),
+}
+
+/// `logstats-ingest late-lines`: which rejects file, and where the lines go.
+#[derive(Debug, clap::Args)]
+struct LateLinesArgs {
+    /// The rejects file of the runs that counted the lines late.
+    rejects: PathBuf,
+    /// The new file (an existing one is never overwritten: a second copy would count the lines
+    /// twice); readable by its owner only.
+    #[arg(long, value_name = "PATH")]
+    output: PathBuf,
 }
 
 /// `logstats-ingest backup`: where the copy goes.
@@ -271,11 +331,18 @@ fn cluster_of(cli: &Cli, workers: usize) -> Option<Cluster> {
         && cli
             .paths
             .iter()
-            .any(|p| logstats_ingest::stdin::is_stdin(p))
+            .any(|p| logstats_ingest::spool::is_stdin(p))
     {
         usage_error(
             "- (standard input) is for a single process: the others of a cluster cannot read \
              this process's pipe"
+                .to_string(),
+        );
+    }
+    if processes > 1 && cli.listen.is_some() {
+        usage_error(
+            "--listen is for a single process: the others of a cluster cannot read the batches \
+             pushed to this one"
                 .to_string(),
         );
     }
@@ -298,6 +365,10 @@ fn main() -> ExitCode {
         Some(Command::Backup(args)) => {
             logging::init(cli.log_format);
             return backup(&cli, args);
+        }
+        Some(Command::LateLines(args)) => {
+            logging::init(cli.log_format);
+            return late_lines(&cli, args);
         }
         None => {}
     }
@@ -340,13 +411,24 @@ fn main() -> ExitCode {
             Err(e) => return fail(&format!("serving metrics on {address}: {e}")),
         }
     }
+    let push = match &cli.listen {
+        Some(address) => match push_config(&cli, address) {
+            Ok(push) => Some(push),
+            Err(message) => return fail(&message),
+        },
+        None => None,
+    };
+    let paths = match (cli.paths.is_empty(), push.is_some()) {
+        (true, false) => vec![PathBuf::from("data/api_requests.log")],
+        _ => cli.paths,
+    };
     let config = IngestConfig {
         database_url: cli.database_url,
         workers,
         allowed_lateness_secs: cli.allowed_lateness,
         retain_days: cli.retain,
         rejects: cli.rejects,
-        paths: cli.paths,
+        paths,
         include: cli.include,
         parser,
         max_rejected_ratio: cli.max_rejected_ratio,
@@ -361,6 +443,8 @@ fn main() -> ExitCode {
             && cluster.is_none(),
         metrics,
         cluster,
+        push,
+        backfill: cli.backfill,
     };
     let shutdown = match shutdown_on_signals() {
         Ok(flag) => flag,
@@ -391,6 +475,40 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_status())
         }
     }
+}
+
+/// `--listen` and its limits: the address bound (an error names it), the tokens read.
+fn push_config(cli: &Cli, address: &str) -> Result<PushConfig, String> {
+    let listener = TcpListener::bind(address)
+        .map_err(|e| format!("listening for pushes on {address}: {e}"))?;
+    let tokens = match &cli.tokens {
+        Some(path) => {
+            let tokens = Arc::new(Tokens::load(path).map_err(|e| e.to_string())?);
+            tokens
+                .reload_on_sighup()
+                .map_err(|e| format!("handling SIGHUP: {e}"))?;
+            Some(tokens)
+        }
+        None => None,
+    };
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("listening for pushes on {address}: {e}"))?;
+    log::info!("taking pushed lines on http://{local}/v1/lines");
+    Ok(PushConfig {
+        listener: Arc::new(listener),
+        tokens,
+        limits: PushLimits {
+            max_body: cli.push_max_body,
+            max_batch: cli.push_max_batch,
+            max_lines: cli.push_max_lines,
+            memory: cli.push_memory,
+            backlog: cli.push_backlog,
+            key_ttl_secs: cli.push_key_ttl,
+            ..PushLimits::default()
+        },
+        key_from_body: cli.push_key_from_body,
+    })
 }
 
 /// `logstats-ingest prune`: one prune, what it did on stderr (or as JSON on stdout).
@@ -479,6 +597,51 @@ fn backup(cli: &Cli, args: &BackupArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => storage_failure(cli, &e),
+    }
+}
+
+/// `logstats-ingest late-lines`: the copy, and what it copied on stderr (or as JSON on stdout).
+fn late_lines(cli: &Cli, args: &LateLinesArgs) -> ExitCode {
+    match logstats_ingest::backfill::late_lines(&args.rejects, &args.output) {
+        Ok(recovered) => {
+            if cli.json {
+                match serde_json::to_string(&recovered) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => eprintln!("error: cannot encode the summary: {e}"),
+                }
+            } else {
+                logging::emit(
+                    cli.log_format,
+                    Level::Info,
+                    "logstats_ingest",
+                    format_args!(
+                        "copied {} late lines of {} files to {}; now run logstats-ingest \
+                         --backfill {} (once: its offsets are committed){}",
+                        recovered.lines,
+                        recovered.files,
+                        args.output.display(),
+                        args.output.display(),
+                        match recovered.unrecoverable {
+                            0 => String::new(),
+                            n => format!(
+                                "; {n} late lines of standard input or pushes cannot be read \
+                                 again and were left out"
+                            ),
+                        }
+                    ),
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            logging::emit(
+                cli.log_format,
+                Level::Error,
+                "logstats_ingest",
+                format_args!("error: {e:#}"),
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 

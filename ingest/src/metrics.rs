@@ -65,6 +65,18 @@ pub struct IngestMetrics {
     pub rows_written: Counter,
     /// Time of each epoch's commit, retries included.
     pub commit_duration: Histogram,
+    /// Pushed batches committed and answered 200 (`--listen`).
+    pub push_batches: Counter,
+    /// Pushed batches answered from an earlier commit with the same `Idempotency-Key`.
+    pub push_replays: Counter,
+    /// Pushes refused (4xx or 5xx).
+    pub push_refused: Counter,
+    /// Lines received in pushed batches (blank ones too), before they are parsed.
+    pub push_lines: Counter,
+    /// Bytes received in pushed batches, once decompressed.
+    pub push_bytes: Counter,
+    /// Pushed lines of customers outside the pushing token's scope (rejected, never stored).
+    pub push_rejected_scope: Counter,
     watermark: Gauge,
     last_commit: Gauge,
     sources: Mutex<BTreeMap<SourceId, SourceLag>>,
@@ -80,6 +92,12 @@ impl Default for IngestMetrics {
             bytes: Counter::new(),
             rows_written: Counter::new(),
             commit_duration: Histogram::new(COMMIT_SECONDS_BUCKETS),
+            push_batches: Counter::new(),
+            push_replays: Counter::new(),
+            push_refused: Counter::new(),
+            push_lines: Counter::new(),
+            push_bytes: Counter::new(),
+            push_rejected_scope: Counter::new(),
             watermark: unknown(),
             last_commit: unknown(),
             sources: Mutex::new(BTreeMap::new()),
@@ -201,6 +219,37 @@ impl IngestMetrics {
                 "logstats_ingest_rows_written_total",
                 "Daily stats rows inserted or updated.",
                 &self.rows_written,
+            ),
+            (
+                "logstats_ingest_push_batches_total",
+                "Pushed batches (--listen) committed and answered 200.",
+                &self.push_batches,
+            ),
+            (
+                "logstats_ingest_push_replays_total",
+                "Pushed batches answered with the counts of an earlier batch with the same \
+                 Idempotency-Key, adding nothing.",
+                &self.push_replays,
+            ),
+            (
+                "logstats_ingest_push_refused_total",
+                "Pushes answered with an error (4xx or 5xx).",
+                &self.push_refused,
+            ),
+            (
+                "logstats_ingest_push_lines_total",
+                "Lines received in pushed batches, blank ones included.",
+                &self.push_lines,
+            ),
+            (
+                "logstats_ingest_push_bytes_total",
+                "Bytes received in pushed batches, decompressed.",
+                &self.push_bytes,
+            ),
+            (
+                "logstats_ingest_push_rejected_scope_total",
+                "Pushed lines of customers outside the token's scope: rejected, never stored.",
+                &self.push_rejected_scope,
             ),
         ] {
             out.single(name, Kind::Counter, help, counter.get());

@@ -16,7 +16,7 @@ use crate::source::{
     fingerprint, fingerprint_len, io_error, same_start, unix_now, JobId, OpenFiles, Resume, Source,
     SourceError, SourceId, FINGERPRINT_BYTES,
 };
-use crate::stdin::StdinSpool;
+use crate::spool::Spool;
 
 /// How far past the wall clock an event time may move the watermark.
 pub const WATERMARK_LEAD_SECONDS: i64 = 86_400;
@@ -50,6 +50,21 @@ pub struct EpochPlan {
     /// Set on the source's first epoch of this run: what was committed of it before, which
     /// the commits of its epochs continue from.
     pub first: Option<SourceStart>,
+    /// Set when the epoch is one pushed batch (`--listen`): who waits for its commit.
+    pub batch: Option<BatchTicket>,
+}
+
+/// A pushed batch, as its epoch carries it to the committer, which answers the request that
+/// waits for it (see `push.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchTicket {
+    /// The batch, among this run's.
+    pub id: u64,
+    /// Its `Idempotency-Key`, stored with its commit.
+    pub key: Option<String>,
+    /// Lines the HTTP handler rejected before spooling the batch (customers outside the
+    /// pushing token's scope): counted with the batch's own rejected lines.
+    pub rejected_before: u64,
 }
 
 /// What was committed of a source when the job opened it.
@@ -90,10 +105,12 @@ struct Tracked {
 /// A spool the planner follows, and how much of it was found committed.
 #[derive(Debug)]
 struct Stream {
-    spool: Arc<StdinSpool>,
+    spool: Arc<Spool>,
     /// The committed offset seen at the last look: every commit before the next one has
     /// written its rejects, so the spool may be freed up to it.
     committed_seen: u64,
+    /// Pushed batches: the one whose bytes end at `readable_to`, until it is planned.
+    batch: Option<BatchTicket>,
 }
 
 impl Tracked {
@@ -171,16 +188,28 @@ impl Planner {
     }
 
     /// Adds standard input, read from `spool` until the pipe ends.
-    pub fn track_stdin(&mut self, source: Source, spool: Arc<StdinSpool>) {
+    /// Also adds the spool of pushed batches: each batch is planned as one epoch.
+    pub fn track_stdin(&mut self, source: Source, spool: Arc<Spool>) {
         let id = self.track(source);
         self.tracked[id].stream = Some(Stream {
             spool,
             committed_seen: 0,
+            batch: None,
         });
     }
 
+    /// Whether pushed batches wait to be planned: planning then goes on while a commit is in
+    /// progress (each batch is an epoch of its own, so waiting would not make epochs larger).
+    pub fn batches_waiting(&self) -> bool {
+        self.tracked.iter().any(|t| {
+            t.stream
+                .as_ref()
+                .is_some_and(|s| s.batch.is_some() || s.spool.batches_waiting())
+        })
+    }
+
     /// Whether standard input may still bring lines: its pipe is open, or it holds bytes not
-    /// yet planned.
+    /// yet planned (the spool of pushed batches is open until the job stops).
     pub fn stdin_open(&self) -> bool {
         self.tracked.iter().any(|t| {
             t.stream
@@ -201,10 +230,17 @@ impl Planner {
                     cause: io::Error::other(message),
                 });
             }
-            tracked.readable_to = stream
-                .spool
-                .readable_end(tracked.readable_to)
-                .map_err(io_error(tracked.source.path.as_ref()))?;
+            if !stream.spool.is_push() {
+                tracked.readable_to = stream
+                    .spool
+                    .readable_end(tracked.readable_to)
+                    .map_err(io_error(tracked.source.path.as_ref()))?;
+            } else if tracked.planned_to >= tracked.readable_to && stream.batch.is_none() {
+                if let Some(next) = stream.spool.next_batch() {
+                    tracked.readable_to = next.end;
+                    stream.batch = Some(next.ticket);
+                }
+            }
             self.metrics.source_size(id, stream.spool.spooled());
             let committed = self.metrics.committed_to(id).unwrap_or(0);
             if committed > stream.committed_seen {
@@ -255,13 +291,16 @@ impl Planner {
                 continue;
             }
             let limit = tracked.readable_to;
+            let batch = tracked.stream.as_mut().and_then(|s| s.batch.take());
             // A rest shorter than half an epoch joins this epoch instead of making its own:
-            // every epoch costs a commit of all the rows it touches, however few its lines.
-            let tentative = if limit - tracked.planned_to <= self.epoch_bytes / 2 * 3 {
-                limit
-            } else {
-                tracked.planned_to + self.epoch_bytes
-            };
+            // every epoch costs a commit of all the rows it touches, however few its lines. A
+            // pushed batch is one epoch, whatever its size: its key is stored with its commit.
+            let tentative =
+                if batch.is_some() || limit - tracked.planned_to <= self.epoch_bytes / 2 * 3 {
+                    limit
+                } else {
+                    tracked.planned_to + self.epoch_bytes
+                };
             let end = if tentative < limit {
                 next_line_start(&tracked.source.file, tentative, limit)
                     .map_err(io_error(tracked.source.path.as_ref()))?
@@ -294,6 +333,7 @@ impl Planner {
                     line_count: tracked.source.line_count,
                     stored: tracked.source.stored.clone(),
                 }),
+                batch,
             };
             tracked.planned_to = end;
             if let Some(stream) = &tracked.stream {

@@ -22,6 +22,8 @@ pub struct Lateness {
     /// The first second of the first kept day (see `crate::retention`): lines before it are
     /// late whatever the watermark.
     floor: Option<i64>,
+    /// `--backfill`: no watermark, and none made from the lines read (only the floor holds).
+    backfill: bool,
 }
 
 impl Lateness {
@@ -33,6 +35,16 @@ impl Lateness {
             after: BTreeMap::new(),
             allowed_secs,
             floor: None,
+            backfill: false,
+        }
+    }
+
+    /// For a `--backfill` run: no line is late but those of pruned days (the floor), whatever
+    /// the stored watermark and the lines read.
+    pub fn backfill(allowed_secs: i64) -> Self {
+        Self {
+            backfill: true,
+            ..Self::new(None, allowed_secs)
         }
     }
 
@@ -60,6 +72,9 @@ impl Lateness {
 
     /// Records that `epoch`, whose newest event time is `max_event_time`, was handed over.
     pub fn advance(&mut self, epoch: u64, max_event_time: Option<i64>) {
+        if self.backfill {
+            return;
+        }
         self.current = self.current.max(max_event_time);
         self.after.insert(epoch, self.current);
         self.after.retain(|&e, _| e + PIPELINE_DEPTH + 1 > epoch);
@@ -69,6 +84,17 @@ impl Lateness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backfill_makes_only_pruned_days_late() {
+        let mut lateness = Lateness::backfill(100);
+        for epoch in 0..5 {
+            lateness.advance(epoch, Some(1_000_000));
+            assert_eq!(lateness.late_before(epoch + 1), None);
+        }
+        lateness.set_floor(86_400);
+        assert_eq!(lateness.late_before(9), Some(86_400));
+    }
 
     #[test]
     fn an_epoch_is_judged_by_the_watermark_pipeline_depth_epochs_before_it() {

@@ -10,6 +10,7 @@ pub mod stats;
 pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tokens;
 
 pub use digest::LatencyDigest;
 pub use latency::Latencies;
@@ -27,6 +28,7 @@ pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
 pub use record::{parse_line, Record, RejectReason};
 pub use stats::{DayAccumulator, DayStats, LatencyPercentiles, StatsSummary};
 pub use storage::{
-    Backend, CommitOutcome, EpochCommit, LeaseHolder, LeaseOutcome, Pruned, SourceOffset,
-    StorageError, Store, StoreOptions, VersionedDay,
+    is_valid_push_key, Backend, BatchCounts, CommitOutcome, EpochCommit, LeaseHolder, LeaseOutcome,
+    Pruned, PushedBatch, SourceOffset, StorageError, Store, StoreOptions, VersionedDay,
+    MAX_PUSH_KEY_BYTES,
 };

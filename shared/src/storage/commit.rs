@@ -8,7 +8,9 @@ use chrono::NaiveDate;
 
 use super::connection::StoreConnection;
 use super::models::{date_from_day, DailyStatsRow, FleetDayRow, SourceOffset, SourceOffsetRow};
-use super::{CommitOutcome, EpochCommit, StorageError, Store, ROWS_PER_STATEMENT};
+use super::{
+    BatchCounts, CommitOutcome, EpochCommit, PushedBatch, StorageError, Store, ROWS_PER_STATEMENT,
+};
 use crate::stats::DayStats;
 
 impl Store {
@@ -22,7 +24,20 @@ impl Store {
     /// connection) is recognised by its sources' positions (see [`EpochCommit::previous`]) and
     /// not applied twice.
     pub fn commit_epoch(&self, epoch: &EpochCommit) -> Result<CommitOutcome, StorageError> {
-        self.write(|conn| commit(conn, epoch))
+        self.write(|conn| commit(conn, epoch, None))
+    }
+
+    /// [`Store::commit_epoch`] for an epoch that is one batch pushed with an idempotency key:
+    /// the key and the batch's counts are stored in the same transaction, and keys committed
+    /// before `batch.expire_before` are deleted. A key already stored is a batch sent again:
+    /// nothing of it is merged, its sources still move on, and the stored counts come back as
+    /// [`CommitOutcome::Replayed`].
+    pub fn commit_epoch_with_batch(
+        &self,
+        epoch: &EpochCommit,
+        batch: Option<&PushedBatch>,
+    ) -> Result<CommitOutcome, StorageError> {
+        self.write(|conn| commit(conn, epoch, batch))
     }
 }
 
@@ -34,9 +49,16 @@ impl Store {
 fn commit(
     conn: &mut dyn StoreConnection,
     epoch: &EpochCommit,
+    batch: Option<&PushedBatch>,
 ) -> Result<CommitOutcome, StorageError> {
     if already_committed(conn, epoch)? {
         return Ok(CommitOutcome::AlreadyCommitted);
+    }
+    if let Some(batch) = batch {
+        if let Some(counts) = conn.find_push_batch(&batch.key)? {
+            move_sources(conn, epoch)?;
+            return Ok(CommitOutcome::Replayed(counts));
+        }
     }
     // Days a prune removed after the epoch was read are not stored again.
     let kept = super::prune::without_pruned_days(conn, epoch)?;
@@ -111,6 +133,17 @@ fn commit(
     let stored_watermark = conn.stored_watermark()?;
     if let Some(event_time) = epoch.max_event_time.filter(|&t| stored_watermark < Some(t)) {
         conn.upsert_watermark(event_time)?;
+    }
+    if let Some(batch) = batch {
+        if let Some(before) = batch.expire_before {
+            conn.expire_push_batches(before)?;
+        }
+        let counts = BatchCounts {
+            accepted: batch.counts.accepted.saturating_sub(pruned),
+            rejected: batch.counts.rejected,
+            late: batch.counts.late + pruned,
+        };
+        conn.insert_push_batch(batch, counts)?;
     }
     Ok(match pruned {
         0 => CommitOutcome::Written(written),

@@ -13,6 +13,7 @@ use super::daily_stats::DailyStatsRows;
 use super::fleet_days::FleetDayRows;
 use super::offsets::OffsetRows;
 use super::prune::PruneRows;
+use super::push_batches::PushBatchRows;
 use super::upserts::Upserts;
 use super::versions::VersionRows;
 use super::{Backend, StorageError, Store, StoreOptions};
@@ -22,12 +23,19 @@ use crate::redact::{redact, scrub};
 /// every backend, and the writes whose form differs per backend. The commit and the reads are
 /// plain functions of a `&mut dyn StoreConnection`.
 pub(super) trait StoreConnection:
-    DailyStatsRows + FleetDayRows + OffsetRows + PruneRows + VersionRows + Upserts
+    DailyStatsRows + FleetDayRows + OffsetRows + PruneRows + PushBatchRows + VersionRows + Upserts
 {
 }
 
-impl<C: DailyStatsRows + FleetDayRows + OffsetRows + PruneRows + VersionRows + Upserts>
-    StoreConnection for C
+impl<
+        C: DailyStatsRows
+            + FleetDayRows
+            + OffsetRows
+            + PruneRows
+            + PushBatchRows
+            + VersionRows
+            + Upserts,
+    > StoreConnection for C
 {
 }
 

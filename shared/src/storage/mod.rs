@@ -26,6 +26,7 @@ mod migrations;
 mod models;
 mod offsets;
 mod prune;
+mod push_batches;
 pub mod schema;
 mod upserts;
 mod versions;
@@ -40,6 +41,7 @@ use connection::Pools;
 pub use error::StorageError;
 pub use models::{date_from_day, day_from_date, SourceOffset};
 pub use prune::Pruned;
+pub use push_batches::{is_valid_push_key, BatchCounts, PushedBatch, MAX_PUSH_KEY_BYTES};
 pub use versions::VersionReader;
 
 /// The last day a stored row can have. SQLite keeps dates as `YYYY-MM-DD` text, so an open-ended
@@ -134,6 +136,9 @@ pub enum CommitOutcome {
         /// Requests of pruned days, not stored.
         pruned: u64,
     },
+    /// A pushed batch whose idempotency key was already stored: nothing merged, the sources
+    /// moved on; what the batch counted when it was first committed.
+    Replayed(BatchCounts),
 }
 
 /// A stored day with the version of the commit that last wrote it.

@@ -65,6 +65,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    push_batches (batch_key) {
+        batch_key -> Text,
+        accepted -> BigInt,
+        rejected -> BigInt,
+        late -> BigInt,
+        committed_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     customer_versions,
     daily_stats,
@@ -72,5 +82,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     fleet_days_pending,
     ingest_watermark,
     prune_horizon,
+    push_batches,
     source_offsets,
 );

@@ -1,12 +1,18 @@
-//! Standard input as a source (`-` on the command line). The workers read sources by offset,
-//! from any thread, so a thread copies the pipe into a spool file: an unlinked file in the
-//! temporary directory that the planner reads like a file that grows until the pipe ends. The
-//! copy stays at most [`SPOOL_AHEAD_BYTES`] ahead of what was planned, and what every commit has
-//! read is punched out of the file, so the spool holds only the bytes in flight.
+//! Spools: standard input (`-` on the command line) and the batches pushed over HTTP
+//! (`--listen`) as sources. The workers read sources by offset, from any thread, so what comes
+//! through a pipe or a request is appended to a spool file: an unlinked file in the temporary
+//! directory that the planner reads like a file that grows. For standard input a thread copies
+//! the pipe, at most [`SPOOL_AHEAD_BYTES`] ahead of what was planned; pushed batches are
+//! appended whole by the HTTP handlers, and each is planned as an epoch of its own (see
+//! `push.rs`). What every commit has read is punched out of the file, so a spool holds only
+//! the bytes in flight.
 //!
-//! A pipe cannot be read again: its offset is stored (under a key of this run, so that a commit
-//! retried after a lost reply is not applied twice), but no later run resumes from it.
+//! A pipe or a request cannot be read again: a spool's offset is stored (under a key of this
+//! run, so that a commit retried after a lost reply is not applied twice), but no later run
+//! resumes from it. A pushed batch is answered only once committed; what a client was not
+//! answered it sends again.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -19,6 +25,7 @@ use logstats_shared::{SourceOffset, Store};
 use parking_lot::Mutex;
 use rustix::fs::FallocateFlags;
 
+use crate::planner::BatchTicket;
 use crate::source::{acquire_lease, fingerprint, JobId, Source, SourceError, FINGERPRINT_BYTES};
 
 /// How far the copy may run ahead of what was planned, in bytes.
@@ -35,9 +42,26 @@ pub fn is_stdin(path: &std::path::Path) -> bool {
     path.as_os_str() == STDIN_NAME
 }
 
-/// Standard input, copied into a spool file by a thread of its own.
+/// The name pushed batches go by in messages and the rejects file.
+pub const PUSH_NAME: &str = "push";
+
+/// A pushed batch appended to the spool and not yet planned.
 #[derive(Debug)]
-pub struct StdinSpool {
+pub struct QueuedBatch {
+    /// One past its last byte in the spool (it starts where the one before ended).
+    pub end: u64,
+    /// Who waits for it.
+    pub ticket: BatchTicket,
+}
+
+/// Standard input copied into a spool file by a thread of its own, or the pushed batches
+/// appended to one.
+#[derive(Debug)]
+pub struct Spool {
+    /// Messages and the rejects file name it by this: `-` or `push`.
+    name: &'static str,
+    /// Pushed batches appended and not yet planned, in spool order; `None` for standard input.
+    batches: Option<Mutex<VecDeque<QueuedBatch>>>,
     file: Arc<File>,
     /// Bytes copied so far.
     spooled: AtomicU64,
@@ -48,11 +72,13 @@ pub struct StdinSpool {
     error: Mutex<Option<io::Error>>,
 }
 
-impl StdinSpool {
+impl Spool {
     /// Starts copying `input` (standard input) into a new spool file in `dir`.
-    pub fn start(input: impl Read + Send + 'static, dir: PathBuf) -> io::Result<Arc<StdinSpool>> {
+    pub fn start(input: impl Read + Send + 'static, dir: PathBuf) -> io::Result<Arc<Spool>> {
         let file = Arc::new(spool_file(&dir)?);
-        let spool = Arc::new(StdinSpool {
+        let spool = Arc::new(Spool {
+            name: STDIN_NAME,
+            batches: None,
             file,
             spooled: AtomicU64::new(0),
             planned: AtomicU64::new(0),
@@ -64,6 +90,52 @@ impl StdinSpool {
             .name("stdin".into())
             .spawn(move || copier.copy(input))?;
         Ok(spool)
+    }
+
+    /// A new spool in `dir` for pushed batches ([`Spool::append_batch`]).
+    pub fn for_pushes(dir: &std::path::Path) -> io::Result<Arc<Spool>> {
+        Ok(Arc::new(Spool {
+            name: PUSH_NAME,
+            batches: Some(Mutex::new(VecDeque::new())),
+            file: Arc::new(spool_file(dir)?),
+            spooled: AtomicU64::new(0),
+            planned: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
+            error: Mutex::new(None),
+        }))
+    }
+
+    /// Appends a pushed batch: `lines`, which end with a newline, planned as one epoch.
+    pub fn append_batch(&self, lines: &[u8], ticket: BatchTicket) -> io::Result<()> {
+        let Some(batches) = &self.batches else {
+            return Err(io::Error::other("not a spool of pushed batches"));
+        };
+        // Held while writing: batches lie in the file in the order they are queued.
+        let mut batches = batches.lock();
+        (&*self.file).write_all(lines)?;
+        let end = self.spooled.fetch_add(lines.len() as u64, Ordering::AcqRel) + lines.len() as u64;
+        batches.push_back(QueuedBatch { end, ticket });
+        Ok(())
+    }
+
+    /// The next pushed batch to plan, if one is waiting.
+    pub fn next_batch(&self) -> Option<QueuedBatch> {
+        self.batches.as_ref()?.lock().pop_front()
+    }
+
+    /// Whether pushed batches wait to be planned.
+    pub fn batches_waiting(&self) -> bool {
+        self.batches.as_ref().is_some_and(|b| !b.lock().is_empty())
+    }
+
+    /// Whether this spool takes pushed batches (else it copies standard input).
+    pub fn is_push(&self) -> bool {
+        self.batches.is_some()
+    }
+
+    /// Bytes appended and not yet committed, given what was committed.
+    pub fn backlog(&self, committed: u64) -> u64 {
+        self.spooled().saturating_sub(committed)
     }
 
     fn copy(&self, mut input: impl Read) {
@@ -124,8 +196,8 @@ impl StdinSpool {
         }
     }
 
-    /// Where the spool's readable lines end, planned from `from` on: every byte once the pipe
-    /// ended (its last line needs no newline then), else up to the last complete line.
+    /// Where standard input's readable lines end, planned from `from` on: every byte once the
+    /// pipe ended (its last line needs no newline then), else up to the last complete line.
     pub fn readable_end(&self, from: u64) -> io::Result<u64> {
         let ended = self.ended().is_some();
         let size = self.spooled();
@@ -143,18 +215,20 @@ impl StdinSpool {
         job: &JobId,
         shutdown: &AtomicBool,
     ) -> Result<Source, SourceError> {
+        let name = self.name;
         let meta = self.file.metadata().map_err(|cause| SourceError::Io {
-            path: STDIN_NAME.to_string(),
+            path: name.to_string(),
             cause,
         })?;
-        let key = format!("stdin:{}", job.as_str());
+        let prefix = if self.is_push() { "push" } else { "stdin" };
+        let key = format!("{prefix}:{}", job.as_str());
         let empty = fingerprint(&self.file, 0).map_err(|cause| SourceError::Io {
-            path: STDIN_NAME.to_string(),
+            path: name.to_string(),
             cause,
         })?;
-        acquire_lease(store, &key, STDIN_NAME, &empty, job, shutdown)?;
+        acquire_lease(store, &key, name, &empty, job, shutdown)?;
         Ok(Source {
-            path: STDIN_NAME.to_string(),
+            path: name.to_string(),
             key: key.clone(),
             fingerprint: empty.clone(),
             offset: 0,
@@ -201,7 +275,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let spool =
-            StdinSpool::start(io::Cursor::new(content.clone()), dir.path().into()).expect("spool");
+            Spool::start(io::Cursor::new(content.clone()), dir.path().into()).expect("spool");
         while spool.ended().is_none() {
             std::thread::sleep(Duration::from_millis(1));
         }

@@ -1,5 +1,6 @@
-//! API tokens (`--tokens PATH`): the tokens file, the check of a presented token, new tokens,
-//! and the re-read of the file on SIGHUP. Which routes ask for a token is `crate::auth`'s.
+//! Tokens (`--tokens PATH`): the tokens file, the check of a presented token, new tokens,
+//! and the re-read of the file on SIGHUP. Which routes of the API ask for a token is its `auth`
+//! module's; the ingest job's `--listen` asks for one on every push.
 //!
 //! The file holds one token a line, as `sha256:HEX CUSTOMERS`: HEX is the SHA-256 of the token
 //! in lowercase hex (the token itself is never stored), CUSTOMERS is `*` (every customer and the
@@ -20,7 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use logstats_shared::record::is_valid_customer_id;
+use crate::record::is_valid_customer_id;
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 
