@@ -132,15 +132,21 @@ if mysql_wanted; then
   fi
 fi
 
-# Pushed batches (--listen): 8 clients, 10,000-line batches, plain and gzip.
+# Pushed batches (--listen): 8 clients, 10,000-line batches, plain and gzip, of the log's first
+# 1M lines in time order (a shipper's live lines) and as generated (scattered over 30 days).
 push_db=data/bench-push-$$.db
 rm -f "$push_db"*
-rows+=("$(python3 ingest/push-bench.py "$bin" "sqlite://$push_db" sqlite "$log")")
+for order in time scattered; do
+  rm -f "$push_db"*
+  rows+=("$(python3 ingest/push-bench.py "$bin" "sqlite://$push_db" sqlite "$log" 10 "$order")")
+done
 rm -f "$push_db"*
 if command -v psql >/dev/null 2>&1 && psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1; then
   name=logstats_push_$$
-  psql "$pg_admin" -qc "drop database if exists $name with (force)" -qc "create database $name" >/dev/null
-  rows+=("$(python3 ingest/push-bench.py "$bin" "${pg_admin%/*}/$name${BENCH_POSTGRES_PARAMS-?sslmode=disable}" postgres "$log")")
+  for order in time scattered; do
+    psql "$pg_admin" -qc "drop database if exists $name with (force)" -qc "create database $name" >/dev/null
+    rows+=("$(python3 ingest/push-bench.py "$bin" "${pg_admin%/*}/$name${BENCH_POSTGRES_PARAMS-?sslmode=disable}" postgres "$log" 10 "$order")")
+  done
   psql "$pg_admin" -qc "drop database $name with (force)" >/dev/null
 fi
 

@@ -3,9 +3,12 @@
 from 8 clients over loopback (wrk, one batch in flight per connection, each with its own
 Idempotency-Key), with and without gzip, and prints one table row per run.
 
-    push-bench.py BIN_DIR DATABASE_URL LABEL LOG [SECONDS]
+    push-bench.py BIN_DIR DATABASE_URL LABEL LOG [SECONDS] [time|scattered]
 
-The batches are the LOG's first lines (100 batches of 10,000 lines, sent round-robin). Every
+The batches are the LOG's first 1,000,000 lines (100 batches of 10,000 lines, sent
+round-robin), sorted by time (`time`, the default: what a shipper pushes from live logs) or as
+the log has them (`scattered`: the generator scatters lines over 30 days, so every batch touches
+every (customer, day) of the month). Every
 answer is a 200 only after its batch was committed; the row reports lines committed per second
 (answered batches x 10,000 / seconds), the answers' p50 and p99, and the job's peak RSS. The
 job's summary must count at least the answered lines as committed (batches cut off by the
@@ -70,17 +73,21 @@ def to_ms(text):
 def main():
     bin_dir, url, label, log = sys.argv[1:5]
     seconds = int(sys.argv[5]) if len(sys.argv) > 5 else 15
+    order = sys.argv[6] if len(sys.argv) > 6 else "time"
     if shutil.which("wrk") is None:
         print(f"| push | {label} | wrk is not installed (apt-get install wrk) | | | | |")
         return
     work = tempfile.mkdtemp(prefix="logstats-push-bench-")
     with open(log, "rb") as f:
-        for i in range(BATCHES):
-            lines = b"".join(f.readline() for _ in range(BATCH_LINES))
-            with open(f"{work}/batch-{i}.txt", "wb") as out:
-                out.write(lines)
-            with open(f"{work}/batch-{i}.gz", "wb") as out:
-                out.write(gzip.compress(lines, 6))
+        head = [f.readline() for _ in range(BATCHES * BATCH_LINES)]
+    if order == "time":
+        head.sort(key=lambda line: line[:19])
+    for i in range(BATCHES):
+        lines = b"".join(head[i * BATCH_LINES:(i + 1) * BATCH_LINES])
+        with open(f"{work}/batch-{i}.txt", "wb") as out:
+            out.write(lines)
+        with open(f"{work}/batch-{i}.gz", "wb") as out:
+            out.write(gzip.compress(lines, 6))
     with open(f"{work}/push.lua", "w") as f:
         f.write(LUA)
     rows = []
@@ -126,7 +133,8 @@ def main():
         assert committed >= answered, f"{committed} lines committed, {answered} answered"
         form = "gzip" if gz else "plain"
         rows.append(
-            f"| push, {CLIENTS} clients x {BATCH_LINES:,}-line batches, {form} | {label} "
+            f"| push, {CLIENTS} clients x {BATCH_LINES:,}-line batches, {order} order, {form} "
+            f"| {label} "
             f"| {answered:,} lines answered ({refused} refused) | p50 {p50:.0f} ms "
             f"| {answered / elapsed:,.0f} lines/s | p99 {p99:.0f} ms | {rss_kb / 1024:.0f} MB |")
     shutil.rmtree(work)

@@ -127,3 +127,65 @@ fn every_recipe_stores_the_rows_its_page_shows() {
         }
     }
 }
+
+/// Every sample pushed as Vector's `http` sink and Fluent Bit's `http` output send it (gzip
+/// JSON lines, `Content-Type: application/x-ndjson`, no key, sent a second time as a retry) to
+/// a job started with the recipe's flags and `--push-key-from-body` (docs/PUSH.md): the rows of
+/// the page, counted once.
+#[test]
+fn every_recipe_pushed_as_a_shipper_sends_it_stores_the_same_rows_once() {
+    use std::io::Write;
+    let root = repository_root();
+    for (sample, args) in sample_commands(&root) {
+        let flags: Vec<&String> = args.iter().filter(|a| **a != sample).collect();
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder
+            .write_all(&std::fs::read(root.join(&sample)).expect("sample"))
+            .expect("gzip");
+        let body = encoder.finish().expect("gzip");
+        for db in backends() {
+            let port = logstats_shared::testing::spawn::free_port();
+            let address = format!("127.0.0.1:{port}");
+            let spawned = job(&db.url)
+                .args(&flags)
+                .args(["--listen", &address, "--push-key-from-body"])
+                .current_dir(&root)
+                .start_ready(RUN_TIMEOUT, |_| {
+                    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                });
+            let what = format!("{sample} pushed on {:?}", db.backend);
+            for replayed in [false, true] {
+                let response = ureq::post(&format!("http://{address}/v1/lines"))
+                    .set("Content-Type", "application/x-ndjson")
+                    .set("Content-Encoding", "gzip")
+                    .send_bytes(&body)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(
+                    response.header("idempotency-replayed") == Some("true"),
+                    replayed,
+                    "{what}"
+                );
+                let answer: serde_json::Value = response.into_json().expect("json");
+                assert_eq!(
+                    answer,
+                    serde_json::json!({"accepted": 4, "rejected": 1, "late": 0}),
+                    "{what}"
+                );
+            }
+            let stored: Vec<Row> = db
+                .connect()
+                .all_days()
+                .expect("rows")
+                .into_iter()
+                .map(|(customer, day, stats)| {
+                    let (min, max) = (stats.latency_min_us, stats.latency_max_us);
+                    let sum = stats.latency_sum_us;
+                    (customer, day, stats.successful, stats.failed, min, max, sum)
+                })
+                .collect();
+            assert_eq!(stored, expected_rows(), "{what}");
+            spawned.signal("TERM");
+            spawned.finish(RUN_TIMEOUT);
+        }
+    }
+}
