@@ -6,6 +6,7 @@ use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand};
 use logstats_shared::logging::LogFormat;
 use logstats_shared::StoreOptions;
+use std::time::Duration;
 
 use crate::tokens::{parse_scope, Scope};
 
@@ -45,6 +46,12 @@ pub struct Settings {
     /// (0 turns this off: every request reads the database).
     #[arg(long, default_value_t = crate::rows::DEFAULT_ROW_CACHE_BYTES)]
     pub row_cache_bytes: usize,
+
+    /// PostgreSQL and MySQL/MariaDB: the longest a query may run before the server cancels it
+    /// and the request gets a 503 (ms, s or m; 0 turns it off). SQLite reads are bounded by
+    /// their pages instead.
+    #[arg(long, value_name = "DURATION", env = "LOGSTATS_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub statement_timeout: Duration,
 
     /// Bytes of remembered answers, each reused only while the customer's rows are unchanged
     /// (0 turns this off).
@@ -104,8 +111,30 @@ impl Settings {
             // The row copy is the API's read cache; mapped pages would count in its memory
             // once per pooled connection, outside any budget.
             mapped_reads: false,
+            statement_timeout: Some(self.statement_timeout).filter(|t| !t.is_zero()),
             ..StoreOptions::default()
         }
+    }
+}
+
+/// Parses a statement timeout: `500ms`, `10s`, `2m`, or a bare number of seconds.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 10s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "" | "s" => Ok(Duration::from_secs(value)),
+        "m" => value
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("duration {text:?} is too large")),
+        _ => Err(format!("invalid duration unit in {text:?}: use ms, s or m")),
     }
 }
 

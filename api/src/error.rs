@@ -85,11 +85,40 @@ impl Unauthorized {
     }
 }
 
+/// The answer to a query cancelled at `--statement-timeout`.
+fn statement_timeout() -> ApiError {
+    ApiError::Busy(
+        "the database did not finish this request's query within the statement timeout \
+         (--statement-timeout); ask for a shorter range, or retry later"
+            .to_string(),
+    )
+}
+
+impl ApiError {
+    /// A version round that could not read the customers' versions: `cause` is its storage
+    /// error's text (shared by the requests that waited for it). A statement cancelled at the
+    /// statement timeout says so.
+    pub fn versions_unavailable(cause: std::sync::Arc<str>) -> ApiError {
+        if cause.contains(STATEMENT_TIMEOUT_TEXT) {
+            log::warn!("reading customer versions ran past --statement-timeout: {cause}");
+            return statement_timeout();
+        }
+        ApiError::VersionsUnavailable(cause)
+    }
+}
+
+/// What [`StorageError::StatementTimeout`]'s message says.
+const STATEMENT_TIMEOUT_TEXT: &str = "ran past the statement timeout";
+
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
         match error {
             StorageError::Pool(_) | StorageError::Connect { .. } => {
                 ApiError::DatabaseUnavailable(error)
+            }
+            StorageError::StatementTimeout(cause) => {
+                log::warn!("a query ran past --statement-timeout: {cause}");
+                statement_timeout()
             }
             other => ApiError::Internal(Box::new(other)),
         }

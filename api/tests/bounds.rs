@@ -212,3 +212,58 @@ fn customers_beyond_the_row_budget_get_the_same_answers() {
         all.stop();
     }
 }
+
+/// `--statement-timeout` on the server backends: a fleet view whose query runs past it gets a
+/// 503 with a JSON error (and `Retry-After`), the connection is freed, and the same request with
+/// a generous timeout answers every customer. SQLite has no statement timeout (documented).
+#[test]
+fn a_query_past_the_statement_timeout_gets_a_503() {
+    for db in backends()
+        .into_iter()
+        .filter(|db| db.backend != logstats_shared::Backend::Sqlite)
+    {
+        let store = db.connect();
+        let first = date("2024-01-01");
+        let mut deltas = Vec::new();
+        for c in 0..4_000u64 {
+            for d in 0..30u64 {
+                let mut acc = DayAccumulator::new();
+                acc.add(true, (1 + (c * 7 + d) % 900) * 1000);
+                let day = first + chrono::Days::new(d);
+                deltas.push((format!("cust_{c:05}"), day_from_date(day), acc.finish()));
+            }
+        }
+        store
+            .commit_epoch(&EpochCommit {
+                deltas,
+                ..EpochCommit::default()
+            })
+            .expect("commit");
+        let path = "/customers?from=2024-01-01&to=2024-01-30&sort=p99_latency&limit=5";
+        let quick = Api::start_with(
+            &db,
+            &["--statement-timeout", "1ms", "--answer-cache-bytes", "0"],
+            &[("RUST_LOG", "warn")],
+        );
+        let refused = quick.get(path);
+        assert_eq!(refused.status, 503, "{:?}: {}", db.backend, refused.text());
+        assert!(
+            refused.json()["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("--statement-timeout")),
+            "{}",
+            refused.text()
+        );
+        assert_eq!(refused.header("retry-after"), Some("5"));
+        assert_eq!(quick.get("/health").status, 200);
+        drop(quick);
+        let patient = Api::start_with(
+            &db,
+            &["--statement-timeout", "60s"],
+            &[("RUST_LOG", "warn")],
+        );
+        let (status, body) = patient.get_json(path);
+        assert_eq!(status, 200, "{:?}: {body}", db.backend);
+        assert_eq!(body["count"], json!(4_000));
+    }
+}

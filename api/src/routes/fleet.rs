@@ -85,7 +85,7 @@ pub async fn fleet_stats(
     let extra = PercentileList::parse(query.percentiles.as_deref())?;
     let versions = freshness.current().await;
     if let Some(error) = versions.error {
-        return Err(ApiError::VersionsUnavailable(error));
+        return Err(ApiError::versions_unavailable(error));
     }
     let key = AnswerKey::subject(format!("/stats?percentiles={}", extra.key()), &range);
     if let Some(body) = answers.get(&key, versions.newest) {
@@ -138,7 +138,7 @@ pub async fn customer_list(
     )?;
     let versions = freshness.current().await;
     if let Some(error) = versions.error {
-        return Err(ApiError::VersionsUnavailable(error));
+        return Err(ApiError::versions_unavailable(error));
     }
     let key = AnswerKey::subject(
         format!(

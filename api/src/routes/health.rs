@@ -41,7 +41,7 @@ pub async fn ready(freshness: web::Data<Freshness>) -> Result<HttpResponse, ApiE
     // for the pool or the blocking threads, however busy the other routes keep them.
     let versions = freshness.current().await;
     if let Some(error) = versions.error {
-        return Err(ApiError::VersionsUnavailable(error));
+        return Err(ApiError::versions_unavailable(error));
     }
     match versions.schema {
         Schema::Current => Ok(HttpResponse::Ok().json(Health { status: "ready" })),

@@ -130,7 +130,7 @@ pub async fn customer_stats(
     if let Some(error) = versions.error {
         // The round could not reach the database within the pool's timeout: say so now rather
         // than wait as long again for this request's own connection.
-        return Err(ApiError::VersionsUnavailable(error));
+        return Err(ApiError::versions_unavailable(error));
     }
     let version = versions.of(customer.as_str());
     if version == 0 {

@@ -164,10 +164,17 @@ impl Store {
                     }));
                 Pools::Sqlite(build_pool(builder, options, path, url)?)
             }
-            Backend::Postgres => Pools::Postgres(build_pool(Pool::builder(), options, url, url)?),
+            Backend::Postgres => {
+                let builder = Pool::builder().connection_customizer(Box::new(PgSession {
+                    statement_timeout: options.statement_timeout,
+                }));
+                Pools::Postgres(build_pool(builder, options, url, url)?)
+            }
             #[cfg(feature = "mysql")]
             Backend::Mysql => {
-                let builder = Pool::builder().connection_customizer(Box::new(MysqlSession));
+                let builder = Pool::builder().connection_customizer(Box::new(MysqlSession {
+                    statement_timeout: options.statement_timeout,
+                }));
                 Pools::Mysql(build_pool(builder, options, url, url)?)
             }
             #[cfg(not(feature = "mysql"))]
@@ -256,16 +263,54 @@ where
     })
 }
 
-/// Session settings of every MySQL connection (see the SQL file).
+/// Session settings of every MySQL connection (see the SQL file), and its statement timeout.
 #[cfg(feature = "mysql")]
 #[derive(Debug)]
-struct MysqlSession;
+struct MysqlSession {
+    statement_timeout: Option<std::time::Duration>,
+}
 
 #[cfg(feature = "mysql")]
 impl CustomizeConnection<MysqlConnection, diesel::r2d2::Error> for MysqlSession {
     fn on_acquire(&self, conn: &mut MysqlConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(include_str!("sql/mysql_session.sql"))
-            .map_err(diesel::r2d2::Error::QueryError)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        if let Some(timeout) = self.statement_timeout {
+            // MariaDB's variable (seconds, a fraction allowed); MySQL has max_execution_time
+            // (milliseconds, SELECTs only) instead.
+            let mariadb = format!(
+                "SET SESSION max_statement_time = {:.3}",
+                timeout.as_secs_f64()
+            );
+            if conn.batch_execute(&mariadb).is_err() {
+                conn.batch_execute(&format!(
+                    "SET SESSION max_execution_time = {}",
+                    timeout.as_millis().max(1)
+                ))
+                .map_err(diesel::r2d2::Error::QueryError)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The statement timeout of every PostgreSQL connection, if one is set.
+#[derive(Debug)]
+struct PgSession {
+    statement_timeout: Option<std::time::Duration>,
+}
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for PgSession {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        match self.statement_timeout {
+            Some(timeout) => conn
+                .batch_execute(&format!(
+                    "SET statement_timeout = {}",
+                    timeout.as_millis().max(1)
+                ))
+                .map_err(diesel::r2d2::Error::QueryError),
+            None => Ok(()),
+        }
     }
 }
 

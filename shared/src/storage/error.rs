@@ -72,6 +72,10 @@ pub enum StorageError {
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(diesel::result::Error),
+    /// The server cancelled a statement that ran past the statement timeout
+    /// ([`StoreOptions::statement_timeout`](super::StoreOptions::statement_timeout)).
+    #[error("the database cancelled a statement that ran past the statement timeout: {0}")]
+    StatementTimeout(String),
     /// A stored row could not be decoded.
     #[error("stored row for {customer_id} on {day} is corrupt: {reason}")]
     CorruptRow {
@@ -146,11 +150,28 @@ impl From<r2d2::Error> for StorageError {
 
 impl From<diesel::result::Error> for StorageError {
     fn from(e: diesel::result::Error) -> Self {
-        match corruption(&e.to_string()) {
-            Some(message) => StorageError::Corrupt(message.to_string()),
+        let message = e.to_string();
+        if let Some(message) = corruption(&message) {
+            return StorageError::Corrupt(message.to_string());
+        }
+        match statement_timeout(&message) {
+            Some(message) => StorageError::StatementTimeout(message.to_string()),
             None => StorageError::Query(e),
         }
     }
+}
+
+/// The server's message for a statement cancelled at the statement timeout, if `message` holds
+/// one: PostgreSQL (SQLSTATE 57014 from `statement_timeout`), MariaDB (`max_statement_time`,
+/// error 1969) and MySQL (`max_execution_time`, error 3024). diesel passes their text.
+fn statement_timeout(message: &str) -> Option<&'static str> {
+    [
+        "canceling statement due to statement timeout",
+        "max_statement_time exceeded",
+        "maximum statement execution time exceeded",
+    ]
+    .into_iter()
+    .find(|m| message.contains(m))
 }
 
 /// SQLite's message for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB) if `message` holds one:

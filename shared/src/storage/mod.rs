@@ -81,6 +81,10 @@ pub struct StoreOptions {
     /// file anew and its pages count in the process's resident memory once per connection).
     /// Other backends ignore it.
     pub mapped_reads: bool,
+    /// PostgreSQL and MySQL/MariaDB: the server cancels a statement that runs longer
+    /// ([`StorageError::StatementTimeout`]). SQLite has no such limit (its statements are
+    /// bounded by the rows they are asked for). `None`: no limit.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for StoreOptions {
@@ -90,6 +94,7 @@ impl Default for StoreOptions {
             connect_timeout: Duration::from_secs(5),
             apply_migrations: true,
             mapped_reads: true,
+            statement_timeout: None,
         }
     }
 }
