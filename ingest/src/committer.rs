@@ -160,35 +160,68 @@ impl CommitterThread {
 
     fn commit(&mut self, job: &ReadyEpoch) -> Result<()> {
         let started = Instant::now();
-        let sum = |field: fn(&ShareReport) -> u64| job.reports.iter().map(field).sum::<u64>();
-        let (accepted, rejected, late) =
-            (sum(|r| r.accepted), sum(|r| r.rejected), sum(|r| r.late));
-        let ticket = job.plan.batch.as_ref();
-        let rejected_before = ticket.map_or(0, |t| t.rejected_before);
-        let batch = ticket.and_then(|ticket| {
-            let key = ticket.key.clone()?;
-            let now = unix_now();
-            Some(PushedBatch {
-                key,
-                counts: batch_counts(accepted, rejected, late, rejected_before, 0),
-                at: now,
-                expire_before: self.push.as_ref().and_then(|p| p.expire_before(now)),
+        let batches = &job.plan.batches;
+        let rejected_before: u64 = batches.iter().map(|b| b.ticket.rejected_before).sum();
+        // Each pushed batch's own counts, from every worker's lines of it.
+        let per_batch: Vec<BatchCounts> = batches
+            .iter()
+            .enumerate()
+            .map(|(i, planned)| {
+                let mut lines = [0u64; 3];
+                for counted in job.reports.iter().filter_map(|r| r.batches.get(i)) {
+                    for (total, n) in lines.iter_mut().zip(counted) {
+                        *total += n;
+                    }
+                }
+                let [accepted, rejected, late] = lines;
+                batch_counts(accepted, rejected, late, planned.ticket.rejected_before, 0)
             })
-        });
+            .collect();
+        let now = unix_now();
+        let mut expire_before = self.push.as_ref().and_then(|p| p.expire_before(now));
+        let keyed: Vec<PushedBatch> = batches
+            .iter()
+            .zip(&per_batch)
+            .filter_map(|(planned, counts)| {
+                Some(PushedBatch {
+                    key: planned.ticket.key.clone()?,
+                    counts: *counts,
+                    at: now,
+                    expire_before: expire_before.take(),
+                })
+            })
+            .collect();
+        // A replay is answered from the stored key only for an epoch of that one batch.
+        let alone = batches.len() == 1;
         let Done {
             rows,
             pruned,
             replayed,
-        } = self.commit_with_retries(&job.commit, &job.plan, batch.as_ref())?;
+        } = self.commit_with_retries(&job.commit, &job.plan, &keyed, alone)?;
         let commit_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         log::debug!(
             "epoch {}: {rows} rows committed in {commit_micros} µs",
             job.plan.epoch
         );
-        if let (Some(ticket), Some(push)) = (ticket, &self.push) {
-            let counts = replayed
-                .unwrap_or_else(|| batch_counts(accepted, rejected, late, rejected_before, pruned));
-            push.finished(ticket, job.plan.end, Ok(counts));
+        if let Some(push) = &self.push {
+            // Lines of days pruned while the epoch was read count late: the first batches'
+            // accepted lines take them.
+            let mut pruned_left = pruned;
+            for (planned, counts) in batches.iter().zip(&per_batch) {
+                let counts = match replayed {
+                    Some(stored) => stored,
+                    None => {
+                        let moved = pruned_left.min(counts.accepted);
+                        pruned_left -= moved;
+                        BatchCounts {
+                            accepted: counts.accepted - moved,
+                            rejected: counts.rejected,
+                            late: counts.late + moved,
+                        }
+                    }
+                };
+                push.finished(&planned.ticket, planned.end, Ok(counts));
+            }
         }
         if replayed.is_some() {
             // A batch sent again: none of its lines were merged or are counted again.
@@ -242,9 +275,15 @@ impl CommitterThread {
         }
         metrics.source_committed(job.plan.source, job.plan.end);
         metrics.committed_at(unix_now());
-        metrics
-            .lines
-            .add(sum(|r| r.lines) + job.plan.batch.as_ref().map_or(0, |t| t.rejected_before));
+        metrics.lines.add(
+            sum(|r| r.lines)
+                + job
+                    .plan
+                    .batches
+                    .iter()
+                    .map(|b| b.ticket.rejected_before)
+                    .sum::<u64>(),
+        );
     }
 
     /// Commits, retrying with capped exponential backoff while the database is unreachable:
@@ -254,7 +293,8 @@ impl CommitterThread {
         &self,
         commit: &EpochCommit,
         plan: &EpochPlan,
-        batch: Option<&PushedBatch>,
+        batches: &[PushedBatch],
+        alone: bool,
     ) -> Result<Done> {
         let mut delay = RETRY_FIRST;
         let mut failures = 0u64;
@@ -265,7 +305,7 @@ impl CommitterThread {
                 pruned,
                 replayed: None,
             };
-            match self.store.commit_epoch_with_batch(commit, batch) {
+            match self.store.commit_epoch_with_batches(commit, batches, alone) {
                 Ok(CommitOutcome::Written(rows)) => {
                     log_recovery(failures, plan);
                     return Ok(done(rows, 0));
@@ -276,7 +316,7 @@ impl CommitterThread {
                         "{}: a batch with Idempotency-Key {:?} was committed before; answered \
                          with its counts, nothing added",
                         plan.path,
-                        batch.map_or("", |b| b.key.as_str())
+                        batches.first().map_or("", |b| b.key.as_str())
                     );
                     return Ok(Done {
                         rows: 0,
@@ -306,6 +346,7 @@ impl CommitterThread {
                     cause @ (StorageError::LeaseLost { .. }
                     | StorageError::CorruptRow { .. }
                     | StorageError::Unrepresentable { .. }
+                    | StorageError::PushKeyTaken { .. }
                     | StorageError::Corrupt(_)),
                 ) => {
                     // The lease's source is named by its key (device and inode): say the path.

@@ -306,7 +306,7 @@ mod tests {
             watermark_ceiling: i64::MAX,
             fingerprint: Some(vec![1, 2, 3]),
             first,
-            batch: None,
+            batches: Vec::new(),
         }
     }
 

@@ -419,14 +419,14 @@ impl Feed {
             let mut caught_up = false;
             // Standard input arrives as it comes, like a followed file.
             let streaming = self.config.follow || self.planner.stdin_open();
-            // Pushed batches are an epoch each: waiting would not make them larger.
+            // Pushed batches wait too: those that arrive meanwhile are committed together.
             let hold = pacing::hold_for_commit(
                 streaming,
                 self.committer.committed_epochs(),
                 next_epoch,
                 self.planner.pending_bytes(),
                 self.sizer.next_bytes(),
-            ) && !self.planner.batches_waiting();
+            );
             while !hold && pacing::may_plan(next_epoch, pacing::handed(handed)) {
                 let late_before = self.lateness.late_before(next_epoch);
                 self.planner.set_epoch_bytes(self.sizer.next_bytes());

@@ -50,8 +50,29 @@ pub struct EpochPlan {
     /// Set on the source's first epoch of this run: what was committed of it before, which
     /// the commits of its epochs continue from.
     pub first: Option<SourceStart>,
-    /// Set when the epoch is one pushed batch (`--listen`): who waits for its commit.
-    pub batch: Option<BatchTicket>,
+    /// The pushed batches (`--listen`) the epoch is made of, in order, each with the end of
+    /// its bytes (the last one's is `end`); empty for other sources. They are committed in
+    /// one transaction, and each is answered with its own counts.
+    pub batches: Vec<PlannedBatch>,
+}
+
+/// A pushed batch in an epoch: where its bytes end, and who waits for it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlannedBatch {
+    /// One past its last byte (it starts where the one before ended, or at the epoch's start).
+    pub end: u64,
+    /// Who waits for it.
+    pub ticket: BatchTicket,
+}
+
+impl EpochPlan {
+    /// The batch of `plan.batches` whose bytes hold `offset`, if the epoch is made of batches.
+    pub fn batch_at(&self, offset: u64) -> Option<usize> {
+        if self.batches.is_empty() {
+            return None;
+        }
+        Some(self.batches.partition_point(|b| b.end <= offset))
+    }
 }
 
 /// A pushed batch, as its epoch carries it to the committer, which answers the request that
@@ -109,8 +130,9 @@ struct Stream {
     /// The committed offset seen at the last look: every commit before the next one has
     /// written its rejects, so the spool may be freed up to it.
     committed_seen: u64,
-    /// Pushed batches: the one whose bytes end at `readable_to`, until it is planned.
-    batch: Option<BatchTicket>,
+    /// Pushed batches taken from the spool, whose bytes end at `readable_to`, until they are
+    /// planned (as one epoch).
+    batches: Vec<PlannedBatch>,
 }
 
 impl Tracked {
@@ -188,24 +210,15 @@ impl Planner {
     }
 
     /// Adds standard input, read from `spool` until the pipe ends.
-    /// Also adds the spool of pushed batches: each batch is planned as one epoch.
+    /// Also adds the spool of pushed batches: the batches waiting when an epoch is planned are
+    /// planned together, up to the epoch's size.
     pub fn track_stdin(&mut self, source: Source, spool: Arc<Spool>) {
         let id = self.track(source);
         self.tracked[id].stream = Some(Stream {
             spool,
             committed_seen: 0,
-            batch: None,
+            batches: Vec::new(),
         });
-    }
-
-    /// Whether pushed batches wait to be planned: planning then goes on while a commit is in
-    /// progress (each batch is an epoch of its own, so waiting would not make epochs larger).
-    pub fn batches_waiting(&self) -> bool {
-        self.tracked.iter().any(|t| {
-            t.stream
-                .as_ref()
-                .is_some_and(|s| s.batch.is_some() || s.spool.batches_waiting())
-        })
     }
 
     /// Whether standard input may still bring lines: its pipe is open, or it holds bytes not
@@ -235,10 +248,18 @@ impl Planner {
                     .spool
                     .readable_end(tracked.readable_to)
                     .map_err(io_error(tracked.source.path.as_ref()))?;
-            } else if tracked.planned_to >= tracked.readable_to && stream.batch.is_none() {
-                if let Some(next) = stream.spool.next_batch() {
+            } else if tracked.planned_to >= tracked.readable_to && stream.batches.is_empty() {
+                // The batches waiting, whole, up to an epoch's bytes (at least one).
+                while let Some(next) = stream.spool.next_batch_within(
+                    tracked.readable_to,
+                    tracked.planned_to + self.epoch_bytes,
+                    stream.batches.is_empty(),
+                ) {
                     tracked.readable_to = next.end;
-                    stream.batch = Some(next.ticket);
+                    stream.batches.push(PlannedBatch {
+                        end: next.end,
+                        ticket: next.ticket,
+                    });
                 }
             }
             self.metrics.source_size(id, stream.spool.spooled());
@@ -265,7 +286,13 @@ impl Planner {
     pub fn pending_bytes(&self) -> u64 {
         self.tracked
             .iter()
-            .map(|t| t.readable_to.saturating_sub(t.planned_to))
+            .map(|t| match &t.stream {
+                // Pushed batches spooled and not planned yet.
+                Some(stream) if stream.spool.is_push() => {
+                    stream.spool.spooled().saturating_sub(t.planned_to)
+                }
+                _ => t.readable_to.saturating_sub(t.planned_to),
+            })
             .sum()
     }
 
@@ -291,12 +318,16 @@ impl Planner {
                 continue;
             }
             let limit = tracked.readable_to;
-            let batch = tracked.stream.as_mut().and_then(|s| s.batch.take());
+            let batches = tracked
+                .stream
+                .as_mut()
+                .map(|s| std::mem::take(&mut s.batches))
+                .unwrap_or_default();
             // A rest shorter than half an epoch joins this epoch instead of making its own:
-            // every epoch costs a commit of all the rows it touches, however few its lines. A
-            // pushed batch is one epoch, whatever its size: its key is stored with its commit.
+            // every epoch costs a commit of all the rows it touches, however few its lines.
+            // Pushed batches are never cut: each key is stored with its whole batch's commit.
             let tentative =
-                if batch.is_some() || limit - tracked.planned_to <= self.epoch_bytes / 2 * 3 {
+                if !batches.is_empty() || limit - tracked.planned_to <= self.epoch_bytes / 2 * 3 {
                     limit
                 } else {
                     tracked.planned_to + self.epoch_bytes
@@ -333,7 +364,7 @@ impl Planner {
                     line_count: tracked.source.line_count,
                     stored: tracked.source.stored.clone(),
                 }),
-                batch,
+                batches,
             };
             tracked.planned_to = end;
             if let Some(stream) = &tracked.stream {

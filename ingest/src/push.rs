@@ -1,10 +1,14 @@
 //! Lines pushed over HTTP (`--listen ADDR`, `POST /v1/lines`) into the same exactly-once
-//! pipeline as files: each batch is appended to a spool (see `spool.rs`) and planned as an
-//! epoch of its own, and its request is answered once that epoch is committed. A batch sent
+//! pipeline as files: each batch is appended to a spool (see `spool.rs`), planned whole into an
+//! epoch, and its request is answered once that epoch is committed. A batch sent
 //! with an `Idempotency-Key` stores the key and its counts in the transaction that commits its
 //! lines, so the same batch sent again (after a lost reply, a timeout, or a restart of the job)
 //! is answered from the table and adds nothing; a key whose batch is still in flight waits for
-//! that batch's answer.
+//! that batch's answer, and a key committed lately is answered from memory.
+//!
+//! The batches that arrive while a commit is in progress are planned together as the next
+//! epoch (up to its size), each still answered with its own counts: one commit for many
+//! batches.
 //!
 //! [`PushIntake`] is what the HTTP handlers (`push/server.rs`) and the committer share: the
 //! spool, the requests waiting for their batches, and the keys in flight.
@@ -12,10 +16,11 @@
 pub mod body;
 pub mod server;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
+use std::time::Instant;
 
 use logstats_shared::BatchCounts;
 use parking_lot::Mutex;
@@ -82,13 +87,59 @@ pub enum SubmitError {
     Spool(String),
 }
 
-/// The requests waiting for their batches, and the keys in flight.
+/// How long, and how many, keys of committed batches are remembered in memory (besides the
+/// table): a request that looked its key up in the table just before that batch's commit
+/// finds it here instead of spooling the batch a second time.
+const RECENT_KEYS_SECS: u64 = 600;
+const RECENT_KEYS: usize = 100_000;
+
+/// The requests waiting for their batches, the keys in flight, and the keys just committed.
 #[derive(Default)]
 struct Waiting {
     /// Batch id to the requests waiting for it (the first, and any sent with its key since).
     requests: HashMap<u64, Vec<oneshot::Sender<BatchOutcome>>>,
     /// Idempotency keys of the batches in flight, to their ids.
     keys: HashMap<String, u64>,
+    /// Keys of batches committed lately, with their counts.
+    recent: HashMap<String, BatchCounts>,
+    /// The same keys, oldest first, with when they were committed.
+    recent_order: VecDeque<(Instant, String)>,
+}
+
+/// A batch taken: waiting for its commit, or already committed under its key.
+pub enum Submitted {
+    /// Its outcome comes once it is committed.
+    Waiting(oneshot::Receiver<BatchOutcome>),
+    /// A batch with the same key was committed: its counts.
+    Replayed(BatchCounts),
+}
+
+impl Waiting {
+    /// The batch with `key`: in flight (a receiver for its outcome) or just committed.
+    fn find(&mut self, key: &str) -> Option<Submitted> {
+        if let Some(counts) = self.recent.get(key) {
+            return Some(Submitted::Replayed(*counts));
+        }
+        let id = *self.keys.get(key)?;
+        let (sender, receiver) = oneshot::channel();
+        self.requests.entry(id).or_default().push(sender);
+        Some(Submitted::Waiting(receiver))
+    }
+
+    /// Remembers `key`, committed with `counts`, forgetting the oldest keys.
+    fn remember(&mut self, key: &str, counts: BatchCounts) {
+        let now = Instant::now();
+        self.recent.insert(key.to_string(), counts);
+        self.recent_order.push_back((now, key.to_string()));
+        while let Some((at, oldest)) = self.recent_order.front() {
+            let expired = now.duration_since(*at).as_secs() >= RECENT_KEYS_SECS;
+            if !expired && self.recent_order.len() <= RECENT_KEYS {
+                break;
+            }
+            self.recent.remove(oldest);
+            self.recent_order.pop_front();
+        }
+    }
 }
 
 /// What the HTTP handlers and the committer share.
@@ -137,13 +188,9 @@ impl PushIntake {
         *self.planner.lock() = Some(thread);
     }
 
-    /// Waits for the batch in flight with idempotency key `key`, if there is one.
-    pub fn follow(&self, key: &str) -> Option<oneshot::Receiver<BatchOutcome>> {
-        let mut waiting = self.waiting.lock();
-        let id = *waiting.keys.get(key)?;
-        let (sender, receiver) = oneshot::channel();
-        waiting.requests.entry(id).or_default().push(sender);
-        Some(receiver)
+    /// The batch with idempotency key `key`, in flight or just committed, if there is one.
+    pub fn follow(&self, key: &str) -> Option<Submitted> {
+        self.waiting.lock().find(key)
     }
 
     /// Appends `lines` (ending with a newline) as a batch of its own, with `key`, and
@@ -154,7 +201,7 @@ impl PushIntake {
         lines: &[u8],
         key: Option<String>,
         rejected_before: u64,
-    ) -> Result<oneshot::Receiver<BatchOutcome>, SubmitError> {
+    ) -> Result<Submitted, SubmitError> {
         if !self.open.load(Ordering::Acquire) {
             return Err(SubmitError::Closed);
         }
@@ -170,9 +217,8 @@ impl PushIntake {
             // Held while appending: a second request with the same key finds this one in
             // flight, never spools the batch twice.
             let mut waiting = self.waiting.lock();
-            if let Some(id) = key.as_ref().and_then(|k| waiting.keys.get(k)).copied() {
-                waiting.requests.entry(id).or_default().push(sender);
-                return Ok(receiver);
+            if let Some(found) = key.as_deref().and_then(|k| waiting.find(k)) {
+                return Ok(found);
             }
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let ticket = BatchTicket {
@@ -191,7 +237,7 @@ impl PushIntake {
         if let Some(planner) = self.planner.lock().as_ref() {
             planner.unpark();
         }
-        Ok(receiver)
+        Ok(Submitted::Waiting(receiver))
     }
 
     /// The committer's word on batch `ticket`, whose epoch ended at spool byte `end`.
@@ -203,6 +249,9 @@ impl PushIntake {
             let mut waiting = self.waiting.lock();
             if let Some(key) = &ticket.key {
                 waiting.keys.remove(key);
+                if let Ok(counts) = &outcome {
+                    waiting.remember(key, *counts);
+                }
             }
             waiting.requests.remove(&ticket.id).unwrap_or_default()
         };

@@ -190,6 +190,9 @@ pub struct ShareReport {
     /// Wall time from the share's first window to its end, in microseconds (including what
     /// the worker did between its windows).
     pub micros: u64,
+    /// For an epoch of pushed batches: the lines of this share in each batch of the plan, as
+    /// [accepted, rejected, late].
+    pub batches: Vec<[u64; 3]>,
 }
 
 /// A worker's share of one epoch while it is read: the windows are read one at a time, so
@@ -275,6 +278,7 @@ impl ShareReader {
             report: ShareReport {
                 epoch: plan.epoch,
                 worker: index,
+                batches: vec![[0; 3]; plan.batches.len()],
                 ..ShareReport::default()
             },
             next,
@@ -290,11 +294,26 @@ impl ShareReader {
             return true;
         }
         let window_start = share.next;
-        let window_end = (window_start + self.window_bytes).min(share.end);
+        let mut window_end = (window_start + self.window_bytes).min(share.end);
+        // An epoch of pushed batches: a window stays within one batch (a batch ends just after
+        // a newline, so no line spans two), whose counts it adds to.
+        let batch = plan.batch_at(window_start);
+        if let Some(batch) = batch {
+            window_end = window_end.min(plan.batches[batch].end);
+        }
         let lines_before = share.report.lines;
-        let read = self.files.for_plan(plan).and_then(|file| {
-            self.parse_window(plan, &file, window_start, window_end, &mut share.report)
-        });
+        let before = counts(&share.report);
+        let report = &mut share.report;
+        let read = self
+            .files
+            .for_plan(plan)
+            .and_then(|file| self.parse_window(plan, &file, window_start, window_end, report));
+        let after = counts(&share.report);
+        if let Some(counted) = batch.and_then(|b| share.report.batches.get_mut(b)) {
+            for ((total, was), is) in counted.iter_mut().zip(before).zip(after) {
+                *total += is - was;
+            }
+        }
         self.counter
             .add(window_end - window_start, share.report.lines - lines_before);
         share.next = window_end;
@@ -439,6 +458,11 @@ impl ShareReader {
         }
         Ok(())
     }
+}
+
+/// A report's [accepted, rejected, late].
+fn counts(report: &ShareReport) -> [u64; 3] {
+    [report.accepted, report.rejected, report.late]
 }
 
 /// Keeps a rejected line for the rejects file, or notes that one was left out.

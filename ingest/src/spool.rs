@@ -118,14 +118,16 @@ impl Spool {
         Ok(())
     }
 
-    /// The next pushed batch to plan, if one is waiting.
-    pub fn next_batch(&self) -> Option<QueuedBatch> {
-        self.batches.as_ref()?.lock().pop_front()
-    }
-
-    /// Whether pushed batches wait to be planned.
-    pub fn batches_waiting(&self) -> bool {
-        self.batches.as_ref().is_some_and(|b| !b.lock().is_empty())
+    /// The next pushed batch to plan, which starts at `from`: when it ends by `limit`, or
+    /// whatever its size when `first` (an epoch holds at least one batch).
+    pub fn next_batch_within(&self, from: u64, limit: u64, first: bool) -> Option<QueuedBatch> {
+        let mut batches = self.batches.as_ref()?.lock();
+        let next = batches.front()?;
+        debug_assert!(next.end > from);
+        if !first && next.end > limit {
+            return None;
+        }
+        batches.pop_front()
     }
 
     /// Whether this spool takes pushed batches (else it copies standard input).

@@ -435,3 +435,49 @@ fn a_batch_resent_without_a_key_counts_once_with_push_key_from_body() {
         job.finish(Duration::from_secs(60));
     }
 }
+
+/// Batches pushed at once by 8 clients are committed several to an epoch, and each answer
+/// still counts its own lines: batch j carries j invalid lines besides its 500 valid ones.
+/// Sent again at once, every batch is answered with the same counts, replayed.
+#[test]
+fn concurrent_batches_committed_together_keep_their_own_counts() {
+    for db in backends() {
+        let dir = temp_dir();
+        let log = dir.path().join("api.log");
+        generate(&log, 40_000, 31);
+        let text = std::fs::read_to_string(&log).expect("log");
+        let lines: Vec<String> = text.lines().map(|l| format!("{l}\n")).collect();
+        let batches: Vec<(String, String, u64)> = lines
+            .chunks(500)
+            .enumerate()
+            .map(|(j, chunk)| {
+                let invalid = (j % 13) as u64;
+                let mut body = chunk.concat();
+                for i in 0..invalid {
+                    body.push_str(&format!("not a line {i}\n"));
+                }
+                (format!("key-{j}"), body, invalid)
+            })
+            .collect();
+        let (job, base) = listening(&db, &[]);
+        for replayed in [false, true] {
+            std::thread::scope(|scope| {
+                for client in 0..8 {
+                    let (base, batches) = (&base, &batches);
+                    scope.spawn(move || {
+                        for (key, body, invalid) in batches.iter().skip(client).step_by(8) {
+                            let headers = [("Idempotency-Key", key.as_str())];
+                            let answer = push(base, body.as_bytes(), &headers);
+                            assert_eq!(answer, (200, counts(500, *invalid, 0), replayed), "{key}");
+                        }
+                    });
+                }
+            });
+        }
+        assert_eq!(stored(&db), expected(&log), "{:?}", db.backend);
+        job.signal("TERM");
+        let output = job.finish(Duration::from_secs(60));
+        let summary: Value = serde_json::from_slice(&output.stdout).expect("summary");
+        assert_eq!(summary["accepted"], 40_000, "{summary}");
+    }
+}

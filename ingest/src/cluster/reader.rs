@@ -121,7 +121,7 @@ mod tests {
             watermark_ceiling: i64::MAX,
             fingerprint: Some(fingerprint(&file, len).expect("fingerprint")),
             first: None,
-            batch: None,
+            batches: Vec::new(),
         }
     }
 

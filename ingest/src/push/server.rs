@@ -24,7 +24,7 @@ use logstats_shared::tokens::{Scope, Tokens};
 use logstats_shared::{is_valid_push_key, BatchCounts, Store, MAX_PUSH_KEY_BYTES};
 
 use super::body::{self, BodyError, BodyKind};
-use super::{PushIntake, SubmitError};
+use super::{PushIntake, SubmitError, Submitted};
 use crate::metrics::IngestMetrics;
 
 /// Seconds a client is told to wait before sending a refused batch again.
@@ -381,9 +381,13 @@ async fn take_batch(
     }
     // `--push-key-from-body`: a batch without a key is known by its bytes as sent.
     let key = key.or_else(|| state.key_from_body.then(|| body_key(&sent)));
-    // A key in flight: wait for that batch's answer.
-    if let Some(receiver) = key.as_deref().and_then(|k| state.intake.follow(k)) {
-        return wait(receiver).await.map(|counts| (counts, true));
+    // A key in flight, or just committed: that batch's answer.
+    match key.as_deref().and_then(|k| state.intake.follow(k)) {
+        Some(Submitted::Waiting(receiver)) => {
+            return wait(receiver).await.map(|counts| (counts, true))
+        }
+        Some(Submitted::Replayed(counts)) => return Ok((counts, true)),
+        None => {}
     }
     if let Some(key) = &key {
         let (store, lookup) = (state.store.clone(), key.clone());
@@ -431,13 +435,16 @@ async fn take_batch(
         .await
         .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     drop(reserved);
-    let receiver = submitted.map_err(|e| match e {
+    let submitted = submitted.map_err(|e| match e {
         SubmitError::Backlog { .. } | SubmitError::Closed => {
             refuse(StatusCode::SERVICE_UNAVAILABLE, e)
         }
         SubmitError::Spool(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
     })?;
-    wait(receiver).await.map(|counts| (counts, false))
+    match submitted {
+        Submitted::Waiting(receiver) => wait(receiver).await.map(|counts| (counts, false)),
+        Submitted::Replayed(counts) => Ok((counts, true)),
+    }
 }
 
 /// The body as lines to spool: (lines, lines counted, lines dropped for the scope, bytes

@@ -17,7 +17,7 @@ fn plan_for(path: &Path, start: u64, end: u64) -> EpochPlan {
         watermark_ceiling: i64::MAX,
         fingerprint: None,
         first: None,
-        batch: None,
+        batches: Vec::new(),
     }
 }
 

@@ -24,20 +24,23 @@ impl Store {
     /// connection) is recognised by its sources' positions (see [`EpochCommit::previous`]) and
     /// not applied twice.
     pub fn commit_epoch(&self, epoch: &EpochCommit) -> Result<CommitOutcome, StorageError> {
-        self.write(|conn| commit(conn, epoch, None))
+        self.write(|conn| commit(conn, epoch, &[], false))
     }
 
-    /// [`Store::commit_epoch`] for an epoch that is one batch pushed with an idempotency key:
-    /// the key and the batch's counts are stored in the same transaction, and keys committed
-    /// before `batch.expire_before` are deleted. A key already stored is a batch sent again:
-    /// nothing of it is merged, its sources still move on, and the stored counts come back as
-    /// [`CommitOutcome::Replayed`].
-    pub fn commit_epoch_with_batch(
+    /// [`Store::commit_epoch`] for an epoch of batches pushed with idempotency keys: each key
+    /// and its batch's counts are stored in the same transaction, and keys committed before a
+    /// batch's `expire_before` are deleted. A key already stored is a batch sent again: when
+    /// the epoch is that batch `alone`, nothing of it is merged, its sources still move on, and
+    /// the stored counts come back as [`CommitOutcome::Replayed`]; in an epoch of several
+    /// batches it cannot be left out, and nothing is written
+    /// ([`StorageError::PushKeyTaken`]).
+    pub fn commit_epoch_with_batches(
         &self,
         epoch: &EpochCommit,
-        batch: Option<&PushedBatch>,
+        batches: &[PushedBatch],
+        alone: bool,
     ) -> Result<CommitOutcome, StorageError> {
-        self.write(|conn| commit(conn, epoch, batch))
+        self.write(|conn| commit(conn, epoch, batches, alone))
     }
 }
 
@@ -49,15 +52,21 @@ impl Store {
 fn commit(
     conn: &mut dyn StoreConnection,
     epoch: &EpochCommit,
-    batch: Option<&PushedBatch>,
+    batches: &[PushedBatch],
+    alone: bool,
 ) -> Result<CommitOutcome, StorageError> {
     if already_committed(conn, epoch)? {
         return Ok(CommitOutcome::AlreadyCommitted);
     }
-    if let Some(batch) = batch {
+    for batch in batches {
         if let Some(counts) = conn.find_push_batch(&batch.key)? {
-            move_sources(conn, epoch)?;
-            return Ok(CommitOutcome::Replayed(counts));
+            if alone && batches.len() == 1 {
+                move_sources(conn, epoch)?;
+                return Ok(CommitOutcome::Replayed(counts));
+            }
+            return Err(StorageError::PushKeyTaken {
+                key: batch.key.clone(),
+            });
         }
     }
     // Days a prune removed after the epoch was read are not stored again.
@@ -134,14 +143,19 @@ fn commit(
     if let Some(event_time) = epoch.max_event_time.filter(|&t| stored_watermark < Some(t)) {
         conn.upsert_watermark(event_time)?;
     }
-    if let Some(batch) = batch {
+    // Lines of pruned days count late: the first batches' accepted lines take them, as the
+    // job's answers do.
+    let mut pruned_left = pruned;
+    for batch in batches {
         if let Some(before) = batch.expire_before {
             conn.expire_push_batches(before)?;
         }
+        let moved = pruned_left.min(batch.counts.accepted);
+        pruned_left -= moved;
         let counts = BatchCounts {
-            accepted: batch.counts.accepted.saturating_sub(pruned),
+            accepted: batch.counts.accepted - moved,
             rejected: batch.counts.rejected,
-            late: batch.counts.late + pruned,
+            late: batch.counts.late + moved,
         };
         conn.insert_push_batch(batch, counts)?;
     }

@@ -69,6 +69,17 @@ pub enum StorageError {
         /// Why.
         cause: String,
     },
+    /// A pushed batch's idempotency key was stored by another commit while the batch was in
+    /// an epoch of several batches (two jobs taking pushes on one database, given the same
+    /// key): nothing of the epoch was written.
+    #[error(
+        "the Idempotency-Key {key:?} was committed by another job taking pushes on this database \
+         while its batch waited here; run one --listen job per database"
+    )]
+    PushKeyTaken {
+        /// The key.
+        key: String,
+    },
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(diesel::result::Error),
