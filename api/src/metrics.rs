@@ -9,7 +9,12 @@
 //! The access log is one INFO line per request under [`ACCESS_LOG_TARGET`]:
 //! `GET /customers/cust_1/stats 200 0.412ms` (method, path without its query string, status,
 //! time until the response was ready). It is formatted only when that target is enabled at
-//! INFO when the server starts.
+//! INFO when the server starts. With `--log-format json` it is a record with those as fields
+//! (`method`, `path`, `status`, `duration_ms`), the body's `bytes` and the `request_id`.
+//!
+//! Every request has an id: the client's `X-Request-Id` when it is 1 to 128 of `A-Z a-z 0-9 .
+//! _ : -`, else one made here (`<process start, hex>-<count>`); it is answered as
+//! `X-Request-Id`.
 
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
@@ -17,11 +22,25 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::Error;
+use actix_web::{Error, HttpMessage};
+use log::Level;
+use logstats_shared::logging::{self, Field, LogFormat};
 use logstats_shared::metrics::{Counter, Exposition, Histogram, Kind, REQUEST_SECONDS_BUCKETS};
 use pin_project_lite::pin_project;
+
+/// The header that carries a request's id, in and out.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Marks a HEAD request that is routed as GET (`crate::startup`): the access log names HEAD,
+/// and no body is sent.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadRequest;
 
 /// The log target of the access log.
 pub const ACCESS_LOG_TARGET: &str = "logstats_api::access";
@@ -46,6 +65,31 @@ struct RouteMetrics {
     latency: Histogram,
 }
 
+/// Requests given an id by the API so far.
+static REQUEST_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// `X-Request-Id` of `request` when it is one we can log and answer as it is.
+fn client_request_id(request: &ServiceRequest) -> Option<&str> {
+    let id = request.headers().get(&REQUEST_ID)?.to_str().ok()?;
+    let usable = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    usable.then_some(id)
+}
+
+/// A new id: the process's start (seconds since the epoch, hex) and a count.
+fn new_request_id() -> String {
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs())
+    });
+    let count = REQUEST_COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+    format!("{start:x}-{count}")
+}
+
 impl RouteMetrics {
     fn new(name: &str, template: &str) -> Self {
         Self {
@@ -64,14 +108,18 @@ pub struct ApiMetrics {
     routes: Box<[RouteMetrics]>,
     /// The requests that matched no route.
     unmatched: RouteMetrics,
-    access_log: bool,
+    /// The access log's format, if it is written.
+    access_log: Option<LogFormat>,
 }
 
 impl ApiMetrics {
     /// Metrics for `routes`, each given as (actix resource name, path template): the handler's
     /// function name is both its resource name and its OpenAPI operation id. `access_log`: write
-    /// an access-log line per request.
-    pub fn new<'a>(routes: impl IntoIterator<Item = (&'a str, &'a str)>, access_log: bool) -> Self {
+    /// an access-log line per request, in this format.
+    pub fn new<'a>(
+        routes: impl IntoIterator<Item = (&'a str, &'a str)>,
+        access_log: Option<LogFormat>,
+    ) -> Self {
         Self {
             routes: routes
                 .into_iter()
@@ -157,6 +205,7 @@ pub struct RequestMetrics(pub Arc<ApiMetrics>);
 impl<S, B> Transform<S, ServiceRequest> for RequestMetrics
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
 {
     type Response = ServiceResponse<B>;
     type Error = Error;
@@ -181,6 +230,7 @@ pub struct RequestMetricsService<S> {
 impl<S, B> Service<ServiceRequest> for RequestMetricsService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
 {
     type Response = ServiceResponse<B>;
     type Error = Error;
@@ -189,9 +239,11 @@ where
     actix_web::dev::forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
+        let request_id = client_request_id(&request).map_or_else(new_request_id, str::to_string);
         RequestMetricsFuture {
             started: Instant::now(),
             metrics: Arc::clone(&self.metrics),
+            request_id,
             inner: self.service.call(request),
         }
     }
@@ -204,37 +256,101 @@ pin_project! {
         inner: F,
         started: Instant,
         metrics: Arc<ApiMetrics>,
+        request_id: String,
+    }
+}
+
+/// One access-log record: what is known of a request and its answer.
+struct Access<'a> {
+    method: Option<&'a str>,
+    path: Option<&'a str>,
+    status: StatusCode,
+    elapsed: Duration,
+    /// Bytes of the body sent (`None`: a stream, not known when the answer starts).
+    bytes: Option<u64>,
+    request_id: &'a str,
+}
+
+impl Access<'_> {
+    /// Writes the record in `format`: the text line, or a JSON record with the fields.
+    fn log(&self, format: LogFormat) {
+        let ms = self.elapsed.as_secs_f64() * 1e3;
+        let message = format_args!(
+            "{} {} {} {ms:.3}ms",
+            self.method.unwrap_or("-"),
+            self.path.unwrap_or("-"),
+            self.status.as_u16(),
+        );
+        match format {
+            LogFormat::Text => log::info!(target: ACCESS_LOG_TARGET, "{message}"),
+            LogFormat::Json => {
+                fn text(value: Option<&str>) -> Field<'_> {
+                    value.map_or(Field::Null, Field::Str)
+                }
+                logging::write_line(&logging::json_line_with(
+                    Level::Info,
+                    ACCESS_LOG_TARGET,
+                    message,
+                    &[
+                        ("method", text(self.method)),
+                        ("path", text(self.path)),
+                        ("status", Field::Int(u64::from(self.status.as_u16()))),
+                        ("duration_ms", Field::Millis(ms)),
+                        ("bytes", self.bytes.map_or(Field::Null, Field::Int)),
+                        ("request_id", Field::Str(self.request_id)),
+                    ],
+                ));
+            }
+        }
     }
 }
 
 impl<F, B> Future for RequestMetricsFuture<F>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
+    B: MessageBody,
 {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = match this.inner.poll(cx) {
+        let mut result = match this.inner.poll(cx) {
             Poll::Ready(result) => result,
             Poll::Pending => return Poll::Pending,
         };
         let elapsed = this.started.elapsed();
-        match &result {
+        match &mut result {
             Ok(response) => {
                 let request = response.request();
                 // After routing: the matched resource's name, read without allocating.
                 this.metrics
                     .record(request.match_name(), response.status(), elapsed);
-                if this.metrics.access_log {
-                    log::info!(
-                        target: ACCESS_LOG_TARGET,
-                        "{} {} {} {:.3}ms",
-                        request.method(),
-                        request.path(),
-                        response.status().as_u16(),
-                        elapsed.as_secs_f64() * 1e3
-                    );
+                if let Some(format) = this.metrics.access_log {
+                    let head = request.extensions().get::<HeadRequest>().is_some();
+                    // The text line names the method routed, as it always has.
+                    let method = match format {
+                        LogFormat::Json if head => "HEAD",
+                        _ => request.method().as_str(),
+                    };
+                    let bytes = match response.response().body().size() {
+                        _ if head => Some(0),
+                        BodySize::None => Some(0),
+                        BodySize::Sized(n) => Some(n),
+                        BodySize::Stream => None,
+                    };
+                    Access {
+                        method: Some(method),
+                        path: Some(request.path()),
+                        status: response.status(),
+                        elapsed,
+                        bytes,
+                        request_id: this.request_id,
+                    }
+                    .log(format);
+                }
+                // Ids are ASCII letters, digits and `._:-`: always a valid header value.
+                if let Ok(id) = HeaderValue::from_str(this.request_id) {
+                    response.headers_mut().insert(REQUEST_ID, id);
                 }
             }
             // The app turns handlers' errors into responses; this is a middleware's failure,
@@ -242,13 +358,16 @@ where
             Err(error) => {
                 let status = error.as_response_error().status_code();
                 this.metrics.record(None, status, elapsed);
-                if this.metrics.access_log {
-                    log::info!(
-                        target: ACCESS_LOG_TARGET,
-                        "- - {} {:.3}ms",
-                        status.as_u16(),
-                        elapsed.as_secs_f64() * 1e3
-                    );
+                if let Some(format) = this.metrics.access_log {
+                    Access {
+                        method: None,
+                        path: None,
+                        status,
+                        elapsed,
+                        bytes: None,
+                        request_id: this.request_id,
+                    }
+                    .log(format);
                 }
             }
         }
@@ -262,7 +381,7 @@ mod tests {
 
     #[test]
     fn requests_are_counted_by_route_and_status_in_fixed_memory() {
-        let metrics = ApiMetrics::new([("health", "/health"), ("stats", "/s/{id}")], false);
+        let metrics = ApiMetrics::new([("health", "/health"), ("stats", "/s/{id}")], None);
         let ms = Duration::from_millis(1);
         for _ in 0..3 {
             metrics.record(Some("health"), StatusCode::OK, ms);

@@ -18,8 +18,11 @@ use crate::error::ErrorBody;
             percentiles), precomputed by the ingest job and merged over any range of days. \
             Every error answers `{\"error\": \"...\"}` JSON.",
     ),
+    // Swagger UI (`/docs`) shows the tags in this order, each path under its tag.
     tags(
-        (name = "stats", description = "Statistics over a range of UTC days"),
+        (name = "stats", description = "Statistics over a range of UTC days: one customer's, \
+            the whole fleet's, and the customers ranked"),
+        (name = "dashboard", description = "The dashboard page and its files"),
         (name = "operations", description = "Probes for orchestrators and monitoring"),
         (name = "documentation", description = "This document and its interactive view"),
     ),

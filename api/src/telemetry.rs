@@ -3,11 +3,23 @@
 //! not parse lowered from ERROR to WARN: a 100 KB path, a NUL in the request line or 200
 //! headers are a client's fault, answered 400 or 431.
 
+use std::sync::OnceLock;
+
 use log::{Level, Log, Metadata, Record};
 use logstats_shared::logging::{self, LogFormat};
 
+/// The format the logger was installed with (text until [`init`] is called).
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// The format of the logs: the access log writes its JSON records itself (see
+/// `crate::metrics`).
+pub fn format() -> LogFormat {
+    FORMAT.get().copied().unwrap_or_default()
+}
+
 /// Installs the logger writing `format`; call once, first thing in `main`.
 pub fn init(format: LogFormat) {
+    let _ = FORMAT.set(format);
     let inner = logging::builder(format).build();
     let max_level = inner.filter();
     if log::set_boxed_logger(Box::new(ClientErrorsAsWarnings(inner))).is_ok() {

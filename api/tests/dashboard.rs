@@ -196,6 +196,241 @@ fn the_dashboard_shows_the_apis_numbers_in_a_real_browser() {
     }
 }
 
+/// Records, per canvas, the box of every text drawn since the canvas was last cleared whole
+/// (uPlot clears it before each redraw): `window.drawnTexts.get(canvas)`, in canvas pixels.
+const RECORD_CANVAS_TEXTS: &str = r#"
+(() => {
+  const prototype = CanvasRenderingContext2D.prototype;
+  const fillText = prototype.fillText;
+  const clearRect = prototype.clearRect;
+  const drawn = window.drawnTexts = new Map();
+  prototype.clearRect = function (x, y, width, height) {
+    if (x <= 0 && y <= 0 && width >= this.canvas.width && height >= this.canvas.height) {
+      drawn.set(this.canvas, []);
+    }
+    return clearRect.apply(this, arguments);
+  };
+  prototype.fillText = function (text, x, y) {
+    const width = this.measureText(text).width;
+    const align = this.textAlign;
+    const left = align === "center" ? x - width / 2
+      : align === "right" || align === "end" ? x - width : x;
+    const m = this.getTransform();
+    if (!drawn.has(this.canvas)) drawn.set(this.canvas, []);
+    drawn.get(this.canvas).push({
+      text: String(text), left: m.a * left + m.e, right: m.a * (left + width) + m.e,
+      y: m.d * y + m.f, turned: m.b !== 0 || m.c !== 0,
+    });
+    return fillText.apply(this, arguments);
+  };
+})();
+"#;
+
+/// One label of a chart's day axis as drawn: its text and horizontal extent (canvas pixels).
+#[derive(Debug, Clone, PartialEq)]
+struct AxisLabel {
+    text: String,
+    left: f64,
+    right: f64,
+    y: f64,
+}
+
+/// The labels drawn on the day axis of the chart in the element `#id` (texts that are dates:
+/// YYYY-MM-DD or MM-DD), left to right.
+fn day_axis_labels(browser: &Browser, id: &str) -> Vec<AxisLabel> {
+    let found = browser.execute(
+        "const canvas = document.querySelector(`#${arguments[0]} canvas`);          const texts = (canvas && window.drawnTexts && window.drawnTexts.get(canvas)) || [];          return texts.filter(t => !t.turned && /^([0-9]{4}-)?[0-9]{2}-[0-9]{2}$/.test(t.text));",
+        json!([id]),
+    );
+    let mut labels: Vec<AxisLabel> = found
+        .as_array()
+        .expect("a list of labels")
+        .iter()
+        .map(|label| AxisLabel {
+            text: label["text"].as_str().expect("a text").to_string(),
+            left: label["left"].as_f64().expect("a left edge"),
+            right: label["right"].as_f64().expect("a right edge"),
+            y: label["y"].as_f64().expect("a baseline"),
+        })
+        .collect();
+    labels.sort_by(|a, b| a.left.total_cmp(&b.left));
+    labels
+}
+
+/// The days the labels name: the first is a whole date, the others MM-DD in the year of the one
+/// before, except YYYY-01-01 where the year changes.
+fn labelled_days(labels: &[AxisLabel]) -> Vec<chrono::NaiveDate> {
+    let mut year = None;
+    labels
+        .iter()
+        .map(|label| {
+            let text = if label.text.len() == 10 {
+                year = Some(label.text[..4].to_string());
+                label.text.clone()
+            } else {
+                let year = year.as_deref().expect("a whole date before MM-DD");
+                format!("{year}-{}", label.text)
+            };
+            chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .unwrap_or_else(|_| panic!("{:?} is not a day", label.text))
+        })
+        .collect()
+}
+
+#[test]
+fn day_labels_never_overlap_and_dates_are_iso_at_any_range_and_width() {
+    let Some((chromium, chromedriver)) = browser_programs() else {
+        return;
+    };
+    let db = TestDatabase::sqlite();
+    ingest(&db.connect(), &generated_requests());
+    let (_api, address) = spawn_api(&db);
+    let browser = Browser::start(&chromium, &chromedriver);
+    browser.run_before_every_page(RECORD_CANVAS_TEXTS);
+    let day = |s: &str| support::dashboard::date(s);
+    let last = day("2024-10-21");
+    // (from, to in the URL, the range's last day): 1, 7, 31 and 365 days, and a range without
+    // `to`, which runs to the last day with data.
+    let ranges: Vec<(
+        chrono::NaiveDate,
+        Option<chrono::NaiveDate>,
+        chrono::NaiveDate,
+    )> = [1, 7, 31, 365]
+        .into_iter()
+        .map(|days| {
+            let from = last - chrono::Days::new(days - 1);
+            (from, Some(last), last)
+        })
+        .chain([(day("2024-10-10"), None, last)])
+        .collect();
+    for (width, least_labels_of_a_week) in [(1360, 2), (560, 1)] {
+        browser.set_window_size(width, 1400);
+        for &(from, to, through) in &ranges {
+            let from_text = from.format("%Y-%m-%d").to_string();
+            let to_text = to.map(|to| to.format("%Y-%m-%d").to_string());
+            let view = match &to_text {
+                Some(to) => format!("?customer=cust_b&from={from_text}&to={to}"),
+                None => format!("?customer=cust_b&from={from_text}"),
+            };
+            let context = format!("{width} px wide, {view}");
+            browser.open(&format!("{address}/{view}"));
+            browser.wait_ready(&view);
+            assert_eq!(visible_error(&browser), None, "{context}");
+
+            // The date fields show the view's days as YYYY-MM-DD, as typed, whatever the locale.
+            for (css, expected) in [
+                ("#from", from_text.as_str()),
+                ("#to", to_text.as_deref().unwrap_or("")),
+            ] {
+                let input = browser.find(css);
+                assert_eq!(
+                    browser.attribute(&input, "type").as_deref(),
+                    Some("text"),
+                    "{context}: {css}"
+                );
+                assert_eq!(
+                    browser.property(&input, "value"),
+                    json!(expected),
+                    "{context}: {css}"
+                );
+                assert_eq!(
+                    browser.execute(
+                        "return arguments[0].matches(':valid');",
+                        json!([{ ELEMENT_KEY: input }])
+                    ),
+                    json!(true),
+                    "{context}: {css}"
+                );
+            }
+
+            let days = (through - from).num_days() + 1;
+            for id in ["chart-requests", "chart-uptime", "chart-latency"] {
+                // Drawn a moment after the page is ready (uPlot draws in a microtask).
+                let started = Instant::now();
+                let labels = loop {
+                    let labels = day_axis_labels(&browser, id);
+                    if !labels.is_empty() || started.elapsed() > Duration::from_secs(10) {
+                        break labels;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                };
+                let least = if days >= 7 { least_labels_of_a_week } else { 1 };
+                assert!(
+                    labels.len() >= least,
+                    "{context}: {id} has labels {labels:?}"
+                );
+                assert!(
+                    labels.iter().all(|label| label.y == labels[0].y),
+                    "{context}: {id}'s labels are on one line: {labels:?}"
+                );
+                for pair in labels.windows(2) {
+                    assert!(
+                        pair[1].left - pair[0].right >= 4.0,
+                        "{context}: {id}'s labels {:?} and {:?} overlap or touch: {labels:?}",
+                        pair[0],
+                        pair[1]
+                    );
+                }
+                // Whole UTC days of the range, in order, the first with its year.
+                assert_eq!(labels[0].text.len(), 10, "{context}: {id}: {labels:?}");
+                let labelled = labelled_days(&labels);
+                assert!(
+                    labelled.windows(2).all(|pair| pair[0] < pair[1])
+                        && labelled.iter().all(|d| from <= *d && *d <= through),
+                    "{context}: {id}'s labels {labelled:?} are not days of {from}..={through} in order: {labels:?}"
+                );
+            }
+        }
+    }
+
+    // A day that is not YYYY-MM-DD, or does not exist, is refused before anything is asked.
+    let view = "?customer=cust_b&from=2024-10-10&to=2024-10-12";
+    browser.open(&format!("{address}/{view}"));
+    browser.wait_ready(view);
+    let from = browser.find("#from");
+    let is_valid = |element: &str| {
+        browser.execute(
+            "return arguments[0].checkValidity();",
+            json!([{ ELEMENT_KEY: element }]),
+        )
+    };
+    for refused in [
+        "10/12/2024",
+        "2024-10-1",
+        "2024-02-30",
+        "2024-13-01",
+        "12.10.2024",
+    ] {
+        browser.post(&format!("/element/{from}/clear"), json!({}));
+        browser.post(
+            &format!("/element/{from}/value"),
+            json!({ "text": refused }),
+        );
+        assert_eq!(is_valid(&from), json!(false), "{refused}");
+        browser.click("#view-form button[type=submit]");
+        assert_eq!(
+            browser.get("/url"),
+            json!(format!("{address}/{view}")),
+            "{refused}"
+        );
+        assert_eq!(
+            browser
+                .attribute(&browser.find("body"), "data-ready")
+                .as_deref(),
+            Some(view),
+            "{refused}"
+        );
+    }
+    browser.type_date("#from", "2024-02-29");
+    assert_eq!(is_valid(&from), json!(true));
+    browser.type_date("#from", "2024-10-11");
+    browser.click("#view-form button[type=submit]");
+    let typed = "?customer=cust_b&from=2024-10-11&to=2024-10-12";
+    browser.wait_ready(typed);
+    assert_eq!(browser.get("/url"), json!(format!("{address}/{typed}")));
+    assert_console_clean(&browser, &[], "typed days");
+}
+
 #[test]
 fn a_database_outage_is_shown_as_503_and_the_page_recovers() {
     let Some((chromium, chromedriver)) = browser_programs() else {

@@ -38,6 +38,14 @@ fn links(html: &str) -> Vec<String> {
     found
 }
 
+/// The value of `name="..."` in the start tag `tag` (HTML after its `<`).
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let head = &tag[..tag.find('>')?];
+    let start = head.find(&format!(" {name}=\""))? + name.len() + 3;
+    let end = start + head[start..].find('"')?;
+    Some(&head[start..end])
+}
+
 #[test]
 fn docs_serve_a_page_whose_assets_are_all_embedded() {
     let db = TestDatabase::sqlite();
@@ -143,6 +151,36 @@ fn swagger_ui_renders_the_document_offline_in_chromium() {
             "{rendered} not rendered:\n{dom}\n{log}"
         );
     }
+    // The groups in the document's order, the fleet's statistics beside the customer's.
+    let mut rendered = Vec::new();
+    for piece in dom.split('<').skip(1) {
+        if let Some(tag) = attribute(piece, "data-tag").filter(|_| piece.starts_with("h3")) {
+            rendered.push(format!("[{tag}]"));
+        } else if let Some(path) = attribute(piece, "data-path") {
+            rendered.push(path.replace("&#8203;", "").replace('\u{200b}', ""));
+        }
+    }
+    assert_eq!(
+        rendered,
+        [
+            "[stats]",
+            "/customers",
+            "/customers/{customer_id}/stats",
+            "/stats",
+            "[dashboard]",
+            "/",
+            "/assets/dashboard/{file}",
+            "[operations]",
+            "/health",
+            "/metrics",
+            "/ready",
+            "[documentation]",
+            "/docs",
+            "/docs/{asset}",
+            "/openapi.json",
+        ],
+        "{dom}"
+    );
     // No script error, no load blocked by the page's content security policy.
     for line in log.lines().filter(|line| line.contains("CONSOLE")) {
         assert!(

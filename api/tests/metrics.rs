@@ -280,8 +280,18 @@ fn counters_move_by_exactly_the_requests_sent() {
     }
 }
 
-/// Every line of stderr is a JSON object with timestamp, level, target and message; the
-/// access log is there.
+/// The fields of an access-log record beside timestamp, level, target and message.
+const ACCESS_FIELDS: [&str; 6] = [
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "bytes",
+    "request_id",
+];
+
+/// Every line of stderr is a JSON object with timestamp, level, target and message (and the
+/// access log's records their fields too).
 fn assert_json_lines(log: &str) -> Vec<Value> {
     let records: Vec<Value> = log
         .lines()
@@ -290,12 +300,16 @@ fn assert_json_lines(log: &str) -> Vec<Value> {
     for record in &records {
         let object = record.as_object().expect("an object");
         let keys: BTreeSet<&str> = object.keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            BTreeSet::from(["timestamp", "level", "target", "message"]),
-            "{record}"
-        );
-        assert!(object.values().all(Value::is_string), "{record}");
+        let mut expected = BTreeSet::from(["timestamp", "level", "target", "message"]);
+        if record["target"] == "logstats_api::access" {
+            expected.extend(ACCESS_FIELDS);
+        } else {
+            assert!(object.values().all(Value::is_string), "{record}");
+        }
+        assert_eq!(keys, expected, "{record}");
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(record[key].is_string(), "{record}");
+        }
         assert!(
             chrono::DateTime::parse_from_rfc3339(record["timestamp"].as_str().unwrap_or(""))
                 .is_ok(),
@@ -310,29 +324,78 @@ fn json_logs_are_one_object_per_line() {
     for db in backends() {
         seed(&db);
         let api = Api::start_with(&db, &["--log-format", "json"], &[]);
-        assert_eq!(
-            api.get("/customers/cust_1/stats?from=2024-10-10").status,
-            200
+        // The client's request id is kept; a token is never logged.
+        let token = "secret-token-4711";
+        let stats = api.get_with(
+            "/customers/cust_1/stats?from=2024-10-10",
+            &[
+                ("X-Request-Id", "req-42.a:b_c"),
+                ("Authorization", &format!("Bearer {token}")),
+            ],
         );
-        assert_eq!(api.get("/a%22b%5Cc").status, 404);
+        assert_eq!(stats.status, 200);
+        assert_eq!(stats.header("x-request-id"), Some("req-42.a:b_c"));
+        // An id that is not one to log as it is (a space, a quote) is replaced.
+        let missing = api.get_with("/a%22b%5Cc", &[("X-Request-Id", "a \"b")]);
+        assert_eq!(missing.status, 404);
+        let missing_id = missing.header("x-request-id").expect("an id").to_string();
+        assert_ne!(missing_id, "a \"b");
+        let head = api.call("HEAD", "/health");
+        assert_eq!(head.status, 200);
+        let head_id = head.header("x-request-id").expect("an id").to_string();
         let log = api.stop();
+        assert!(!log.contains(token) && !log.contains("Bearer"), "{log}");
         let records = assert_json_lines(&log);
-        let access: Vec<&str> = records
+        let access: Vec<&Value> = records
             .iter()
             .filter(|r| r["target"] == "logstats_api::access")
-            .map(|r| {
-                assert_eq!(r["level"], "INFO");
-                r["message"].as_str().unwrap_or_default()
-            })
             .collect();
-        // /health (Api::start waits for it), then the two requests.
-        assert_eq!(access.len(), 3, "{log}");
-        assert!(access[0].starts_with("GET /health 200 "), "{access:?}");
-        assert!(
-            access[1].starts_with("GET /customers/cust_1/stats 200 "),
-            "{access:?}"
+        // /health (Api::start waits for it), then the three requests.
+        assert_eq!(access.len(), 4, "{log}");
+        let fields = |record: &Value| -> Value {
+            let mut fields = serde_json::Map::new();
+            for key in ACCESS_FIELDS {
+                fields.insert(key.to_string(), record[key].clone());
+            }
+            let ms = fields["duration_ms"].as_f64().expect("a number");
+            assert!((0.0..60_000.0).contains(&ms), "{record}");
+            fields.remove("duration_ms");
+            let id = fields["request_id"].as_str().expect("an id");
+            assert!(!id.is_empty(), "{record}");
+            assert_eq!(record["level"], "INFO", "{record}");
+            Value::Object(fields)
+        };
+        let health_id = access[0]["request_id"].as_str().expect("an id");
+        assert_eq!(
+            fields(access[0]),
+            serde_json::json!({"method": "GET", "path": "/health", "status": 200,
+                "bytes": 15, "request_id": health_id})
         );
-        assert!(access[2].starts_with("GET /a%22b%5Cc 404 "), "{access:?}");
+        assert_eq!(
+            fields(access[1]),
+            serde_json::json!({"method": "GET", "path": "/customers/cust_1/stats", "status": 200,
+                "bytes": stats.body.len(), "request_id": "req-42.a:b_c"})
+        );
+        assert_eq!(
+            fields(access[2]),
+            serde_json::json!({"method": "GET", "path": "/a%22b%5Cc", "status": 404,
+                "bytes": missing.body.len(), "request_id": missing_id})
+        );
+        assert_eq!(
+            fields(access[3]),
+            serde_json::json!({"method": "HEAD", "path": "/health", "status": 200,
+                "bytes": 0, "request_id": head_id})
+        );
+        assert_ne!(health_id, missing_id);
+        // The message is the text line, but for a HEAD request, which it names.
+        let message = |i: usize| access[i]["message"].as_str().unwrap_or_default();
+        assert!(message(0).starts_with("GET /health 200 "), "{log}");
+        assert!(
+            message(1).starts_with("GET /customers/cust_1/stats 200 "),
+            "{log}"
+        );
+        assert!(message(2).starts_with("GET /a%22b%5Cc 404 "), "{log}");
+        assert!(message(3).starts_with("HEAD /health 200 "), "{log}");
         assert!(
             records.iter().any(|r| r["target"] == "logstats_api"
                 && r["message"]

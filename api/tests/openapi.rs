@@ -195,6 +195,55 @@ fn check_document(doc: &Value, args: &[&str]) {
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "valid");
 }
 
+/// Swagger UI (`/docs`) groups operations by their first tag, groups in the order of the
+/// document's `tags`: the customer's and the fleet's statistics sit together, first.
+#[test]
+fn operations_are_grouped_by_declared_tags_stats_first() {
+    let db = TestDatabase::sqlite();
+    let api = Api::start(&db);
+    let doc = document(&api);
+    let declared: Vec<&str> = doc["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|tag| tag["name"].as_str().expect("a tag name"))
+        .collect();
+    assert_eq!(
+        declared,
+        ["stats", "dashboard", "operations", "documentation"]
+    );
+    let mut grouped: Vec<(usize, String)> = Vec::new();
+    for (template, item) in doc["paths"].as_object().expect("paths") {
+        for method in OPERATION_METHODS {
+            let Some(operation) = item.get(method) else {
+                continue;
+            };
+            let tags: Vec<&str> = operation["tags"]
+                .as_array()
+                .expect("tags")
+                .iter()
+                .map(|tag| tag.as_str().expect("a tag"))
+                .collect();
+            assert_eq!(tags.len(), 1, "{method} {template}: {tags:?}");
+            let group = declared
+                .iter()
+                .position(|tag| *tag == tags[0])
+                .unwrap_or_else(|| panic!("{method} {template}: tag {} undeclared", tags[0]));
+            grouped.push((group, template.clone()));
+        }
+    }
+    grouped.sort();
+    let stats: Vec<&str> = grouped
+        .iter()
+        .filter(|(group, _)| *group == 0)
+        .map(|(_, template)| template.as_str())
+        .collect();
+    assert_eq!(
+        stats,
+        ["/customers", "/customers/{customer_id}/stats", "/stats"]
+    );
+}
+
 #[test]
 fn every_route_served_is_documented_and_every_documented_route_is_served() {
     let db = TestDatabase::sqlite();

@@ -3,9 +3,10 @@
 //! `LOG_FORMAT`).
 //!
 //! JSON: one object per line, `{"timestamp":"2024-10-10T12:00:00.123Z","level":"INFO",
-//! "target":"logstats_api::access","message":"..."}` (UTC, milliseconds). The `log` crate's
+//! "target":"logstats_api","message":"..."}` (UTC, milliseconds). The `log` crate's
 //! structured key-values are not enabled in this build (its `kv` feature is off), so records
-//! carry none; the message holds everything.
+//! carry none; the message holds everything. A record with fields of its own (the API's access
+//! log) is written by its caller with [`json_line_with`] and [`write_line`].
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
@@ -77,6 +78,55 @@ pub fn json_line(level: Level, target: &str, message: fmt::Arguments<'_>) -> Str
     line
 }
 
+/// A value of a field of [`json_line_with`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Field<'a> {
+    /// A JSON string.
+    Str(&'a str),
+    /// A JSON integer.
+    Int(u64),
+    /// A JSON number with three decimals (milliseconds to the microsecond).
+    Millis(f64),
+    /// `null`: not known.
+    Null,
+}
+
+/// [`json_line`] with more fields after the message, in the order given (their names are the
+/// caller's constants: written as they are).
+pub fn json_line_with(
+    level: Level,
+    target: &str,
+    message: fmt::Arguments<'_>,
+    fields: &[(&str, Field<'_>)],
+) -> String {
+    let mut line = json_line(level, target, message);
+    // Drop the closing `}` and the newline, add the fields, close again.
+    line.truncate(line.len() - 2);
+    for (name, value) in fields {
+        // Writing to a String cannot fail.
+        let _ = write!(line, ",\"{name}\":");
+        let _ = match value {
+            Field::Str(text) => {
+                line.push('"');
+                let written = JsonEscaped(&mut line).write_str(text);
+                line.push('"');
+                written
+            }
+            Field::Int(n) => write!(line, "{n}"),
+            Field::Millis(ms) if ms.is_finite() => write!(line, "{ms:.3}"),
+            Field::Millis(_) | Field::Null => write!(line, "null"),
+        };
+    }
+    line.push_str("}\n");
+    line
+}
+
+/// Writes `line` (a whole JSON line) on stderr in one write.
+pub fn write_line(line: &str) {
+    // Nothing sensible is left to do when stderr is gone.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// The JSON line of `record` (for loggers that wrap env_logger's).
 pub fn json_record(record: &Record<'_>) -> String {
     json_line(record.level(), record.target(), *record.args())
@@ -125,6 +175,30 @@ mod tests {
             rest,
             ",\"level\":\"WARN\",\"target\":\"a::b\",\
              \"message\":\"say \\\"hi\\\" \\\\ 42\\n\\t\\u0001é\"}\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_with_fields_are_one_object() {
+        let line = json_line_with(
+            Level::Info,
+            "t",
+            format_args!("GET /x 200"),
+            &[
+                ("method", Field::Str("GET")),
+                ("path", Field::Str("/a\"b")),
+                ("status", Field::Int(200)),
+                ("duration_ms", Field::Millis(2.0441)),
+                ("bytes", Field::Null),
+            ],
+        );
+        assert!(line.ends_with("}\n") && !line.trim_end().contains('\n'));
+        let (_, rest) = line.split_at(line.find(",\"level\"").expect("a level"));
+        assert_eq!(
+            rest,
+            ",\"level\":\"INFO\",\"target\":\"t\",\"message\":\"GET /x 200\",\
+             \"method\":\"GET\",\"path\":\"/a\\\"b\",\"status\":200,\"duration_ms\":2.044,\
+             \"bytes\":null}\n"
         );
     }
 

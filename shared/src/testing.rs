@@ -19,6 +19,7 @@ use diesel::{Connection, RunQueryDsl};
 
 use crate::storage::{redact, Backend, Store, StoreOptions};
 
+pub mod help;
 pub mod outage;
 pub mod spawn;
 

@@ -193,6 +193,20 @@
     return new Date(seconds * 1000).toISOString().slice(0, 10);
   }
 
+  /** Whether `text` is a day that exists, written YYYY-MM-DD (the only form the page shows). */
+  function isIsoDay(text) {
+    return /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(text) && secondsToDay(dayToSeconds(text)) === text;
+  }
+
+  /** Marks a date input invalid (the browser then refuses to submit its form) unless it holds
+   * an existing day as YYYY-MM-DD, or nothing. */
+  function checkDayInput(input) {
+    const value = input.value.trim();
+    input.setCustomValidity(value === "" || isIsoDay(value)
+      ? ""
+      : "Enter an existing day as YYYY-MM-DD, e.g. 2024-10-10.");
+  }
+
   /**
    * A range for a URL without `from`: the last DEFAULT_DAYS days with data (of the fleet, else
    * of the customer), else the DEFAULT_DAYS days ending today (UTC).
@@ -305,7 +319,35 @@
   }
 
   /** Tick spacings of the day axis, in seconds: whole days only. */
-  const DAY_INCREMENTS = [1, 2, 7, 14, 28, 91, 182, 364, 728, 1820, 3640].map((d) => d * DAY_SECONDS);
+  const DAY_INCREMENTS = [1, 2, 7, 14, 28, 91, 182, 364, 728, 1820, 3640, 7280, 18200, 36400]
+    .map((d) => d * DAY_SECONDS);
+
+  /** The font of the axes' labels (uPlot's default, named here so it can be measured). */
+  const AXIS_FONT = '12px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, ' +
+    '"Noto Sans", sans-serif';
+  /** Pixels kept free between two labels of the day axis. */
+  const DAY_LABEL_GAP = 16;
+  let dayLabelWidth = null;
+
+  /**
+   * The least distance between two ticks of the day axis, in CSS pixels: the widest label
+   * (a whole date, YYYY-MM-DD, in the widest digits of the font) and a gap. uPlot picks the
+   * smallest of DAY_INCREMENTS at least this wide, so labels never touch, whatever the range
+   * and the width of the chart.
+   */
+  function dayTickSpace() {
+    if (dayLabelWidth === null) {
+      const context = document.createElement("canvas").getContext("2d");
+      context.font = AXIS_FONT;
+      dayLabelWidth = 0;
+      for (let digit = 0; digit <= 9; digit++) {
+        const d = String(digit);
+        const width = context.measureText(`${d.repeat(4)}-${d.repeat(2)}-${d.repeat(2)}`).width;
+        dayLabelWidth = Math.max(dayLabelWidth, width);
+      }
+    }
+    return Math.ceil(dayLabelWidth) + DAY_LABEL_GAP;
+  }
 
   /** Tick spacings of the requests axis: whole requests only. */
   const COUNT_INCREMENTS = [];
@@ -330,22 +372,39 @@
         }],
       },
       scales: {
-        // Half a day of margin on both sides, so the first and last bars show whole.
-        x: { time: true, range: (u, min, max) => [min - DAY_SECONDS / 2, max + DAY_SECONDS / 2] },
+        // The charted days and half a day of margin on both sides, so the first and last bars
+        // show whole. (From the data itself: uPlot widens a single day to years.)
+        x: {
+          time: true,
+          range: (u, min, max) => {
+            const xs = u.data[0];
+            return xs.length === 0
+              ? [min, max]
+              : [xs[0] - DAY_SECONDS / 2, xs[xs.length - 1] + DAY_SECONDS / 2];
+          },
+        },
         y: yRange ? { range: yRange } : {},
       },
       axes: [
         {
           stroke: axisStroke, grid, ticks: grid, label: "day (UTC)", labelSize: 18, labelGap: 0, size: 34,
-          // Ticks on whole UTC days, written as ISO dates (the year only where it changes).
+          font: AXIS_FONT,
+          // Ticks on whole UTC days, written as ISO dates (MM-DD after the first, YYYY-MM-DD
+          // where the year changes), far enough apart for the widest label.
           incrs: DAY_INCREMENTS,
-          values: (u, splits) => splits.map((ts, i) => {
-            const day = secondsToDay(ts);
-            return i === 0 || day.endsWith("-01-01") ? day : day.slice(5);
-          }),
+          space: dayTickSpace,
+          values: (u, splits) => {
+            let year = null;
+            return splits.map((ts) => {
+              const day = secondsToDay(ts);
+              const changes = day.slice(0, 4) !== year;
+              year = day.slice(0, 4);
+              return changes ? day : day.slice(5);
+            });
+          },
         },
         {
-          stroke: axisStroke, grid, ticks: grid, label: yLabel, labelSize: 20, size: 62,
+          stroke: axisStroke, grid, ticks: grid, label: yLabel, labelSize: 20, size: 62, font: AXIS_FONT,
           values: (u, splits) => splits.map(yFormat),
           ...(yIncrements ? { incrs: yIncrements } : {}),
         },
@@ -529,6 +588,8 @@
     $("customer").value = view.customer;
     $("from").value = view.from;
     $("to").value = view.to;
+    checkDayInput($("from"));
+    checkDayInput($("to"));
     const [customerError, fleet] = await Promise.all([
       loadCustomer(view, isCurrent),
       loadFleet(view, isCurrent),
@@ -562,12 +623,15 @@
       load(viewFromUrl());
     });
     $("token-forget").hidden = !storedToken();
+    for (const id of ["from", "to"]) {
+      $(id).addEventListener("input", (event) => checkDayInput(event.target));
+    }
     $("view-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const view = {
         customer: $("customer").value.trim(),
-        from: $("from").value,
-        to: $("to").value,
+        from: $("from").value.trim(),
+        to: $("to").value.trim(),
       };
       fleetOffset = 0;
       showInUrl(view, true);

@@ -62,7 +62,7 @@ pub struct ListQuery {
 /// they are committed), with the same exact statistics as the customer endpoint. A range without requests gives zero
 /// counts, null uptime and latencies, and no days.
 #[utoipa::path(
-    tag = "fleet",
+    tag = "stats",
     params(StatsQuery),
     responses(
         (status = 200, description = "The range's days and their merge, over every customer", body = FleetStats),
@@ -108,7 +108,7 @@ pub async fn fleet_stats(
 /// `count` is the number of customers with requests in the range, over all pages. Each total
 /// is computed like the customer endpoint's `total`.
 #[utoipa::path(
-    tag = "fleet",
+    tag = "stats",
     params(ListQuery),
     responses(
         (status = 200, description = "One page of customers with their totals", body = CustomerList),

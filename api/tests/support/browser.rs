@@ -141,14 +141,30 @@ impl Browser {
         self.post("/execute/sync", json!({"script": script, "args": args}))
     }
 
-    /// Types `date` into an `<input type=date>` the way a user of the en-US locale does.
+    /// Types `date` (YYYY-MM-DD, as the page shows dates whatever the locale) into the date
+    /// field `css`.
     pub fn type_date(&self, css: &str, date: &str) {
         let input = self.find(css);
         self.post(&format!("/element/{input}/clear"), json!({}));
-        let (year, rest) = date.split_at(4);
-        let typed = format!("{}/{}/{year}", &rest[1..3], &rest[4..6]);
-        self.post(&format!("/element/{input}/value"), json!({ "text": typed }));
-        assert_eq!(self.property(&input, "value"), json!(date), "typed {typed}");
+        self.post(&format!("/element/{input}/value"), json!({ "text": date }));
+        assert_eq!(self.property(&input, "value"), json!(date), "typed {date}");
+    }
+
+    /// Runs `script` in every page opened from now on, before the page's own scripts
+    /// (chromedriver's Chrome DevTools Protocol endpoint).
+    pub fn run_before_every_page(&self, script: &str) {
+        self.post(
+            "/goog/cdp/execute",
+            json!({
+                "cmd": "Page.addScriptToEvaluateOnNewDocument",
+                "params": { "source": script },
+            }),
+        );
+    }
+
+    /// Resizes the browser's window (the page's layout follows).
+    pub fn set_window_size(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({ "width": width, "height": height }));
     }
 
     pub fn click(&self, css: &str) {
