@@ -107,6 +107,9 @@ struct Cli {
     /// (s, m, h, d).
     #[arg(long, value_name = "DURATION", requires = "listen", default_value = "24h", value_parser = parse_duration_secs)]
     push_key_ttl: i64,
+    /// With --listen: how long a request may take to send its body, in seconds (408 beyond).
+    #[arg(long, value_name = "SECONDS", requires = "listen", default_value_t = PushLimits::default().body_timeout_secs, value_parser = RangedU64ValueParser::<u64>::new().range(1..))]
+    push_body_timeout: u64,
     /// Load old lines into their days beside a live job: no line is late by the watermark (only
     /// those of pruned days), and the stored watermark stays where the live job keeps it.
     #[arg(long)]
@@ -505,7 +508,7 @@ fn push_config(cli: &Cli, address: &str) -> Result<PushConfig, String> {
             memory: cli.push_memory,
             backlog: cli.push_backlog,
             key_ttl_secs: cli.push_key_ttl,
-            ..PushLimits::default()
+            body_timeout_secs: cli.push_body_timeout,
         },
         key_from_body: cli.push_key_from_body,
     })

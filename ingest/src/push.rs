@@ -262,7 +262,7 @@ impl PushIntake {
     }
 
     /// Keys committed before this (Unix seconds) are to be deleted by the commit at `now`,
-    /// at most once every [`EXPIRY_INTERVAL_SECS`].
+    /// at most once a minute.
     pub fn expire_before(&self, now: i64) -> Option<i64> {
         let last = self.last_expiry.load(Ordering::Relaxed);
         if last != i64::MIN && now - last < EXPIRY_INTERVAL_SECS {

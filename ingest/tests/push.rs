@@ -481,3 +481,40 @@ fn concurrent_batches_committed_together_keep_their_own_counts() {
         assert_eq!(summary["accepted"], 40_000, "{summary}");
     }
 }
+
+/// A client that sends its body too slowly gets a 408, one whose body would take the push
+/// memory over its limit a 503 with `Retry-After`; neither stores anything, and a batch that
+/// fits is taken afterwards.
+#[test]
+fn slow_bodies_and_full_memory_are_refused() {
+    for db in backends() {
+        let (job, base) = listening(&db, &["--push-body-timeout", "1", "--push-memory", "20000"]);
+        let address = base.trim_start_matches("http://").to_string();
+        let mut slow = TcpStream::connect(&address).expect("connect");
+        write!(
+            slow,
+            "POST /v1/lines HTTP/1.1\r\nHost: {address}\r\nContent-Length: 1000\r\n\r\n2024-10-10"
+        )
+        .expect("head");
+        slow.flush().expect("flush");
+        slow.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut slow, &mut answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("\"error\""), "{answer}");
+        let line = "2024-10-10 12:50:18 cust_1 /a 200 0.5\n";
+        let (status, json, _) = push(&base, line.repeat(1_000).as_bytes(), &[]);
+        assert_eq!(status, 503, "{json}");
+        assert!(json["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--push-memory")));
+        assert_eq!(requests(&stored(&db)), 0, "{:?}", db.backend);
+        assert_eq!(
+            push(&base, line.as_bytes(), &[]),
+            (200, counts(1, 0, 0), false)
+        );
+        job.signal("TERM");
+        job.finish(Duration::from_secs(60));
+    }
+}
