@@ -10,7 +10,7 @@ use logstats_shared::testing::TestDatabase;
 use serde_json::{json, Value};
 use support::{seed, tool_available, Api, SEEDED_CUSTOMERS, SEEDED_DAYS};
 
-/// Every route DESIGN.md and the issues give the API, served or planned. A route in this list
+/// Every route the API has, served or planned (see docs/OPERATIONS.md, "The API"). A route in this list
 /// that the binary serves must be in the document; one the binary does not serve answers the
 /// JSON 404 of unknown paths. (Routes not listed here cannot be served undocumented either:
 /// `routes::configure` registers a handler only with its `#[utoipa::path]`.)

@@ -1,4 +1,4 @@
-//! The timely/differential graph, top to bottom as in DESIGN.md:
+//! The timely/differential graph, top to bottom (docs/ARCHITECTURE.md tells why):
 //!
 //! ```text
 //! plans (worker 0) ─▶ Broadcast ─▶ ReadShare (every worker its share, pre-aggregated)
