@@ -370,6 +370,66 @@ fn customers_per_walk(from: NaiveDate, to: NaiveDate) -> usize {
     (ROWS_PER_READ / days).clamp(1, CUSTOMERS_PER_READ)
 }
 
+/// How a walk reads a page of its customers' rows: whole, or counts only.
+type ReadPage = fn(
+    &Store,
+    &[&str],
+    NaiveDate,
+    NaiveDate,
+    Option<(&str, NaiveDate)>,
+    usize,
+) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError>;
+
+/// Walks the rows of `customers` (sorted ids) from `from` to `to` page by page with `read`,
+/// and gives each customer with rows its merged total.
+fn walk_customers(
+    store: &Store,
+    customers: &[&str],
+    (from, to): (NaiveDate, NaiveDate),
+    read: ReadPage,
+    turn: &Turn,
+    mut finish_customer: impl FnMut(String, DayStats),
+) -> Result<(), WalkError> {
+    for chunk in customers.chunks(customers_per_walk(from, to)) {
+        let mut merge = Merge::default();
+        let mut after: Option<(String, NaiveDate)> = None;
+        loop {
+            turn.check()?;
+            let rows = read(
+                store,
+                chunk,
+                from,
+                to,
+                after
+                    .as_ref()
+                    .map(|(customer, day)| (customer.as_str(), *day)),
+                ROWS_PER_READ,
+            )?;
+            let last_page = rows.len() < ROWS_PER_READ;
+            for (customer, day, stats) in rows {
+                // The previous row (`after`) closes its customer when this one is another's.
+                if let Some((done, _)) = after.take_if(|(done, _)| *done != customer) {
+                    finish_customer(done, merge.finish());
+                }
+                merge.add(stats);
+                after = Some((customer, day));
+            }
+            if last_page {
+                break;
+            }
+        }
+        if let Some((done, _)) = after {
+            finish_customer(done, merge.finish());
+        }
+    }
+    Ok(())
+}
+
+/// `GET /customers`: the total of every customer of `customers` (sorted ids) with requests in
+/// `range`, ranked and paged as `page` says. Ranked by a count, the uptime or the average
+/// latency, the customers are ranked from their rows' counts alone (no latency read or
+/// merged), and only the customers of the page get their whole totals; ranked by the median
+/// or p99, every customer's latencies are merged.
 pub fn customer_list(
     store: &Store,
     customers: &[&str],
@@ -382,54 +442,63 @@ pub fn customer_list(
     let window = usize::try_from(page.offset + page.limit).unwrap_or(usize::MAX);
     let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(window.min(4096) + 1);
     let mut count = 0u64;
-    let mut finish_customer = |customer: String, merge: &mut Merge| {
-        let merged = merge.finish();
-        if merged.total() == 0 {
-            return;
-        }
-        count += 1;
-        let entry = CustomerTotal {
-            customer_id: customer,
-            total: merged.summary_with_percentiles(&extra.0),
-        };
-        heap.push(Ranked::new(entry, page));
-        if heap.len() > window {
-            heap.pop();
-        }
+    let by_counts = !matches!(page.sort, SortField::MedianLatency | SortField::P99Latency);
+    let read: ReadPage = match by_counts {
+        true => Store::day_counts_by_customer,
+        false => Store::days_by_customer,
     };
-    for chunk in customers.chunks(customers_per_walk(range.from, to)) {
-        let mut merge = Merge::default();
-        let mut after: Option<(String, NaiveDate)> = None;
-        loop {
-            turn.check()?;
-            let rows = store.days_by_customer(
-                chunk,
-                range.from,
-                to,
-                after
-                    .as_ref()
-                    .map(|(customer, day)| (customer.as_str(), *day)),
-                ROWS_PER_READ,
-            )?;
-            let last_page = rows.len() < ROWS_PER_READ;
-            for (customer, day, stats) in rows {
-                // The previous row (`after`) closes its customer when this one is another's.
-                if let Some((done, _)) = after.take_if(|(done, _)| *done != customer) {
-                    finish_customer(done, &mut merge);
-                }
-                merge.add(stats);
-                after = Some((customer, day));
+    let no_extra: &[(String, f64)] = &[];
+    let percentiles = if by_counts { no_extra } else { &extra.0[..] };
+    walk_customers(
+        store,
+        customers,
+        (range.from, to),
+        read,
+        turn,
+        |customer, merged| {
+            if merged.total() == 0 {
+                return;
             }
-            if last_page {
-                break;
+            count += 1;
+            let entry = CustomerTotal {
+                customer_id: customer,
+                total: merged.summary_with_percentiles(percentiles),
+            };
+            heap.push(Ranked::new(entry, page));
+            if heap.len() > window {
+                heap.pop();
             }
-        }
-        if let Some((done, _)) = after {
-            finish_customer(done, &mut merge);
-        }
-    }
+        },
+    )?;
     let ranked = heap.into_sorted_vec();
     let offset = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    let mut listed: Vec<CustomerTotal> = ranked
+        .into_iter()
+        .skip(offset)
+        .map(|ranked| ranked.entry)
+        .collect();
+    if by_counts && !listed.is_empty() {
+        // The page's customers, whole: their latencies merged for the median, the p99 and any
+        // `percentiles=`.
+        let mut ids: Vec<&str> = listed.iter().map(|c| c.customer_id.as_str()).collect();
+        ids.sort_unstable();
+        let mut totals = std::collections::HashMap::new();
+        walk_customers(
+            store,
+            &ids,
+            (range.from, to),
+            Store::days_by_customer,
+            turn,
+            |customer, merged| {
+                totals.insert(customer, merged.summary_with_percentiles(&extra.0));
+            },
+        )?;
+        for entry in &mut listed {
+            if let Some(total) = totals.remove(&entry.customer_id) {
+                entry.total = total;
+            }
+        }
+    }
     Ok(CustomerList {
         from: range.from,
         to,
@@ -438,11 +507,7 @@ pub fn customer_list(
         limit: page.limit,
         offset: page.offset,
         count,
-        customers: ranked
-            .into_iter()
-            .skip(offset)
-            .map(|ranked| ranked.entry)
-            .collect(),
+        customers: listed,
     })
 }
 

@@ -69,6 +69,17 @@ pub(super) trait DailyStatsRows {
         limit: i64,
     ) -> QueryResult<Vec<DailyStatsRow>>;
 
+    /// [`DailyStatsRows::page_by_customer`] without the latencies: each row's key, counts and
+    /// latency sum.
+    fn counts_page_by_customer(
+        &mut self,
+        customers: &[&str],
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<(&str, NaiveDate)>,
+        limit: i64,
+    ) -> QueryResult<Vec<CountsRow>>;
+
     /// Every row, by (customer, day).
     fn all_rows(&mut self) -> QueryResult<Vec<DailyStatsRow>>;
 }
@@ -191,6 +202,53 @@ fn page_by_customer_query(
         .limit(limit)
 }
 
+/// A row's key, counts and latency sum: what ranking by a count or an average needs.
+pub(super) type CountsRow = (String, NaiveDate, i64, i64, i64);
+
+#[dsl::auto_type]
+fn first_counts_page_query(
+    customers: Vec<String>,
+    from: NaiveDate,
+    to: NaiveDate,
+    limit: i64,
+) -> _ {
+    daily_stats::table
+        .filter(daily_stats::customer_id.eq_any(customers))
+        .filter(daily_stats::day.between(from, to))
+        .order((daily_stats::customer_id.asc(), daily_stats::day.asc()))
+        .select((
+            daily_stats::customer_id,
+            daily_stats::day,
+            daily_stats::successful,
+            daily_stats::failed,
+            daily_stats::latency_sum_us,
+        ))
+        .limit(limit)
+}
+
+#[dsl::auto_type]
+fn counts_page_query(
+    customers: Vec<String>,
+    from: NaiveDate,
+    to: NaiveDate,
+    keyset: KeysetAfter<String, Text, NaiveDate, Date>,
+    limit: i64,
+) -> _ {
+    daily_stats::table
+        .filter(daily_stats::customer_id.eq_any(customers))
+        .filter(daily_stats::day.between(from, to))
+        .filter(keyset)
+        .order((daily_stats::customer_id.asc(), daily_stats::day.asc()))
+        .select((
+            daily_stats::customer_id,
+            daily_stats::day,
+            daily_stats::successful,
+            daily_stats::failed,
+            daily_stats::latency_sum_us,
+        ))
+        .limit(limit)
+}
+
 #[dsl::auto_type]
 fn all_rows_query() -> _ {
     daily_stats::table.order((daily_stats::customer_id.asc(), daily_stats::day.asc()))
@@ -214,6 +272,8 @@ where
     for<'a> page_by_day_query: LoadQuery<'a, C, DailyStatsRow>,
     for<'a> first_page_by_customer_query: LoadQuery<'a, C, DailyStatsRow>,
     for<'a> page_by_customer_query: LoadQuery<'a, C, DailyStatsRow>,
+    for<'a> first_counts_page_query: LoadQuery<'a, C, CountsRow>,
+    for<'a> counts_page_query: LoadQuery<'a, C, CountsRow>,
     for<'a> all_rows_query: LoadQuery<'a, C, DailyStatsRow>,
 {
     fn rows_of(
@@ -292,6 +352,27 @@ where
         let keyset =
             keyset_after::<_, Text, _, Date>("customer_id, day", customer.to_string(), day);
         page_by_customer_query(customers, from, to, keyset, limit).load(self)
+    }
+
+    fn counts_page_by_customer(
+        &mut self,
+        customers: &[&str],
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<(&str, NaiveDate)>,
+        limit: i64,
+    ) -> QueryResult<Vec<CountsRow>> {
+        let Some((customer, day)) = after else {
+            return first_counts_page_query(owned(customers), from, to, limit).load(self);
+        };
+        let rest: Vec<&str> = customers
+            .iter()
+            .copied()
+            .filter(|listed| *listed >= customer)
+            .collect();
+        let keyset =
+            keyset_after::<_, Text, _, Date>("customer_id, day", customer.to_string(), day);
+        counts_page_query(owned(&rest), from, to, keyset, limit).load(self)
     }
 
     fn all_rows(&mut self) -> QueryResult<Vec<DailyStatsRow>> {
@@ -382,6 +463,35 @@ impl Store {
         keyed_stats(
             self.with_connection(|conn| conn.page_by_customer(customers, from, to, after, limit))?,
         )
+    }
+
+    /// [`Store::days_by_customer`] without the latencies: each day's counts and latency sum
+    /// (its latency summary empty, its extremes unknown), for ranking customers by a count or
+    /// an average without reading or merging their latencies.
+    pub fn day_counts_by_customer(
+        &self,
+        customers: &[&str],
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<(&str, NaiveDate)>,
+        limit: usize,
+    ) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.with_connection(|conn| {
+            conn.counts_page_by_customer(customers, from, to, after, limit)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(customer, day, successful, failed, sum)| {
+                let stats = DayStats {
+                    successful: successful.max(0).unsigned_abs(),
+                    failed: failed.max(0).unsigned_abs(),
+                    latency_sum_us: u128::from(sum.max(0).unsigned_abs()),
+                    ..DayStats::empty()
+                };
+                (customer, day, stats)
+            })
+            .collect())
     }
 
     /// Every stored row, ordered by customer and day (for tests and tools).
