@@ -113,13 +113,11 @@ const STATEMENT_TIMEOUT_TEXT: &str = "ran past the statement timeout";
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
         match error {
-            StorageError::Pool(_) | StorageError::Connect { .. } => {
-                ApiError::DatabaseUnavailable(error)
-            }
             StorageError::StatementTimeout(cause) => {
                 log::warn!("a query ran past --statement-timeout: {cause}");
                 statement_timeout()
             }
+            error if error.is_transient() => ApiError::DatabaseUnavailable(error),
             other => ApiError::Internal(Box::new(other)),
         }
     }

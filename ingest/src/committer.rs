@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use logstats_shared::{BatchCounts, CommitOutcome, EpochCommit, PushedBatch, StorageError, Store};
+use logstats_shared::{BatchCounts, CommitOutcome, EpochCommit, PushedBatch, Store};
 use parking_lot::Mutex;
 
 use crate::error::{IngestError, Result};
@@ -342,13 +342,9 @@ impl CommitterThread {
                     );
                     return Ok(done(commit.deltas.len(), 0));
                 }
-                Err(
-                    cause @ (StorageError::LeaseLost { .. }
-                    | StorageError::CorruptRow { .. }
-                    | StorageError::Unrepresentable { .. }
-                    | StorageError::PushKeyTaken { .. }
-                    | StorageError::Corrupt(_)),
-                ) => {
+                // A lost lease, a corrupt row or file, a sum too large to store, a key taken by
+                // another job: asking again would not help.
+                Err(cause) if !cause.is_transient() => {
                     // The lease's source is named by its key (device and inode): say the path.
                     return Err(IngestError::Commit {
                         epoch: plan.epoch,

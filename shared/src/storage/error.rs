@@ -29,9 +29,9 @@ pub enum StorageError {
         /// What the pool said, with any echoed password masked.
         cause: String,
     },
-    /// No connection could be taken from the pool in time.
+    /// No connection could be taken from the pool in time (the pool's message).
     #[error("database unavailable: {0}")]
-    Pool(r2d2::Error),
+    Pool(String),
     /// Applying the embedded migrations failed.
     #[error("applying migrations failed: {0}")]
     Migration(String),
@@ -80,9 +80,9 @@ pub enum StorageError {
         /// The key.
         key: String,
     },
-    /// A query failed.
+    /// A query failed (the database's message).
     #[error("database query failed: {0}")]
-    Query(diesel::result::Error),
+    Query(String),
     /// The server cancelled a statement that ran past the statement timeout
     /// ([`StoreOptions::statement_timeout`](super::StoreOptions::statement_timeout)).
     #[error("the database cancelled a statement that ran past the statement timeout: {0}")]
@@ -148,13 +148,28 @@ impl StorageError {
     }
 }
 
+impl StorageError {
+    /// Whether the database may answer if asked again: it could not be reached, a connection
+    /// broke or timed out, a query failed or ran past the statement timeout. The ingest retries
+    /// these with backoff and stops on any other; the API answers them 503 (the others 500).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Connect { .. }
+                | StorageError::Pool(_)
+                | StorageError::Query(_)
+                | StorageError::StatementTimeout(_)
+        )
+    }
+}
+
 // The causes are part of the messages above, so they are not also reported as `source()`:
 // a printed chain would say them twice.
 impl From<r2d2::Error> for StorageError {
     fn from(e: r2d2::Error) -> Self {
         match corruption(&e.to_string()) {
             Some(message) => StorageError::Corrupt(message.to_string()),
-            None => StorageError::Pool(e),
+            None => StorageError::Pool(e.to_string()),
         }
     }
 }
@@ -167,7 +182,7 @@ impl From<diesel::result::Error> for StorageError {
         }
         match statement_timeout(&message) {
             Some(message) => StorageError::StatementTimeout(message.to_string()),
-            None => StorageError::Query(e),
+            None => StorageError::Query(message),
         }
     }
 }
@@ -191,4 +206,34 @@ pub(super) fn corruption(message: &str) -> Option<&'static str> {
     ["database disk image is malformed", "file is not a database"]
         .into_iter()
         .find(|m| message.contains(m))
+}
+
+#[cfg(test)]
+mod transient_tests {
+    use super::*;
+
+    /// What the database may answer if asked again is transient; a lease taken, a corrupt row
+    /// or file, a sum past 2^63 or a key taken by another job is not.
+    #[test]
+    fn outages_and_failed_queries_are_transient_and_damage_is_not() {
+        for transient in [
+            StorageError::Pool("timed out waiting for connection".into()),
+            StorageError::Query("server closed the connection unexpectedly".into()),
+            StorageError::StatementTimeout("canceling statement due to statement timeout".into()),
+            StorageError::Connect {
+                url: "postgres://db".into(),
+                cause: "refused".into(),
+            },
+        ] {
+            assert!(transient.is_transient(), "{transient}");
+        }
+        for permanent in [
+            StorageError::Corrupt("database disk image is malformed".into()),
+            StorageError::PushKeyTaken { key: "k".into() },
+            StorageError::Migration("no".into()),
+            StorageError::UnsupportedUrl("ftp://x".into()),
+        ] {
+            assert!(!permanent.is_transient(), "{permanent}");
+        }
+    }
 }
