@@ -27,7 +27,7 @@ mod models;
 mod offsets;
 mod prune;
 mod push_batches;
-pub mod schema;
+mod schema;
 mod upserts;
 mod versions;
 
