@@ -47,6 +47,11 @@ pub struct Settings {
     #[arg(long, default_value_t = crate::rows::DEFAULT_ROW_CACHE_BYTES)]
     pub row_cache_bytes: usize,
 
+    /// Do not fill that copy from the database at start (in the background, up to seven
+    /// eighths of it): customers are then copied as requests ask about them.
+    #[arg(long, env = "LOGSTATS_NO_ROW_CACHE_WARM")]
+    pub no_row_cache_warm: bool,
+
     /// PostgreSQL and MySQL/MariaDB: the longest a query may run before the server cancels it
     /// and the request gets a 503 (ms, s or m; 0 turns it off). SQLite reads are bounded by
     /// their pages instead.
@@ -100,6 +105,7 @@ impl Settings {
         crate::startup::MemoryBudget {
             row_cache_bytes: self.row_cache_bytes,
             answer_cache_bytes: self.answer_cache_bytes,
+            warm_row_cache: !self.no_row_cache_warm,
         }
     }
 

@@ -1,8 +1,10 @@
 //! Validated request inputs: a well-formed `CustomerId` and a `RequestedRange` of real dates.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use logstats_shared::record::{is_valid_customer_id, parse_date};
 use logstats_shared::storage::date_from_day;
+use logstats_shared::StatsSummary;
+use serde::{Serialize, Serializer};
 
 /// Longest piece of a rejected value echoed back in an error message.
 const MAX_ECHOED_CHARS: usize = 32;
@@ -308,6 +310,43 @@ fn parse_day(parameter: &'static str, value: &str) -> Result<NaiveDate, Validati
             parameter,
             value: value.chars().take(MAX_ECHOED_CHARS).collect(),
         })
+}
+
+/// One day of a `CustomerStats`: its date and its stats, side by side in one JSON object.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DayEntry {
+    /// The UTC day.
+    #[serde(serialize_with = "iso_date")]
+    #[schema(value_type = String, format = Date, example = "2024-10-10")]
+    pub date: NaiveDate,
+    /// That day's stats.
+    #[serde(flatten)]
+    pub stats: StatsSummary,
+}
+
+/// Writes a date as `YYYY-MM-DD` (years 1-9999, as the parser accepts).
+pub fn iso_date<S: Serializer>(date: &NaiveDate, serializer: S) -> Result<S::Ok, S::Error> {
+    let mut text = Vec::with_capacity(10);
+    write_iso_date(&mut text, *date);
+    serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
+}
+
+/// Appends a date as `YYYY-MM-DD` (chrono's `%Y-%m-%d` outside years 0-9999).
+pub fn write_iso_date(out: &mut Vec<u8>, date: NaiveDate) {
+    let (year, month, day) = (date.year(), date.month(), date.day());
+    if !(0..=9999).contains(&year) {
+        out.extend_from_slice(date.format("%Y-%m-%d").to_string().as_bytes());
+        return;
+    }
+    let mut text = *b"0000-00-00";
+    for (at, value, width) in [(0, year as u32, 4), (5, month, 2), (8, day, 2)] {
+        let mut value = value;
+        for i in (0..width).rev() {
+            text[at + i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    out.extend_from_slice(&text);
 }
 
 #[cfg(test)]

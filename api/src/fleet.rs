@@ -26,8 +26,11 @@ use chrono::NaiveDate;
 use logstats_shared::{DayStats, StatsSummary, StorageError, Store};
 use serde::Serialize;
 
+use crate::domain::{iso_date, DayEntry};
 use crate::domain::{ListPage, PercentileList, RequestedRange, SortField};
-use crate::routes::stats::{iso_date, DayEntry};
+use crate::error::ApiError;
+use crate::packed::{merged_counts_of_packed, merged_summary_of_packed, PackError};
+use crate::rows::CustomerRows;
 
 /// Most fleet walks in progress at once (the customer route is never held up by them beyond
 /// these).
@@ -497,6 +500,99 @@ pub fn customer_list(
             if let Some(total) = totals.remove(&entry.customer_id) {
                 entry.total = total;
             }
+        }
+    }
+    Ok(CustomerList {
+        from: range.from,
+        to,
+        sort: page.sort.name(),
+        order: if page.descending { "desc" } else { "asc" },
+        limit: page.limit,
+        offset: page.offset,
+        count,
+        customers: listed,
+    })
+}
+
+/// `GET /customers` from the row cache's copies of every customer (`copies`, sorted by id,
+/// each current at the version the request saw): the same answer as [`customer_list`], without
+/// reading the database. Ranked by a count, the uptime or the average latency, only the page's
+/// customers get their latencies merged.
+pub fn customer_list_from_copies(
+    copies: &[(&str, Arc<CustomerRows>)],
+    range: &RequestedRange,
+    extra: &PercentileList,
+    page: &ListPage,
+    turn: &Turn,
+) -> Result<CustomerList, ApiError> {
+    let internal = |e: PackError| ApiError::Internal(Box::new(e));
+    // The range's last day when not given: the last day any customer has data on, from `from`
+    // on (as `Store::last_day_from` reads it).
+    let to = range.to.unwrap_or_else(|| {
+        copies
+            .iter()
+            .filter_map(|(_, rows)| {
+                let days = rows.days.range(range.from, None);
+                (!days.is_empty()).then(|| rows.days.date(days.end - 1))
+            })
+            .max()
+            .unwrap_or(range.from)
+    });
+    let window = usize::try_from(page.offset + page.limit).unwrap_or(usize::MAX);
+    let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(window.min(4096) + 1);
+    let mut count = 0u64;
+    let by_counts = !matches!(page.sort, SortField::MedianLatency | SortField::P99Latency);
+    let mut days = Vec::new();
+    for (i, (customer, rows)) in copies.iter().enumerate() {
+        if i % 1024 == 0 {
+            turn.check()?;
+        }
+        days.clear();
+        for at in rows.days.range(range.from, Some(to)) {
+            days.push(rows.days.get(at).map_err(internal)?);
+        }
+        let counts = merged_counts_of_packed(&days);
+        if counts.total() == 0 {
+            continue;
+        }
+        count += 1;
+        let total = if by_counts {
+            counts.summary_with(None, None)
+        } else {
+            merged_summary_of_packed(&days, &extra.0).map_err(internal)?
+        };
+        heap.push(Ranked::new(
+            CustomerTotal {
+                customer_id: (*customer).to_string(),
+                total,
+            },
+            page,
+        ));
+        if heap.len() > window {
+            heap.pop();
+        }
+    }
+    let offset = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    let mut listed: Vec<CustomerTotal> = heap
+        .into_sorted_vec()
+        .into_iter()
+        .skip(offset)
+        .map(|ranked| ranked.entry)
+        .collect();
+    if by_counts {
+        // The page's customers, whole: their latencies merged for the median, the p99 and any
+        // `percentiles=`.
+        for entry in &mut listed {
+            let Ok(at) = copies.binary_search_by(|(id, _)| (*id).cmp(entry.customer_id.as_str()))
+            else {
+                continue;
+            };
+            let rows = &copies[at].1;
+            days.clear();
+            for i in rows.days.range(range.from, Some(to)) {
+                days.push(rows.days.get(i).map_err(internal)?);
+            }
+            entry.total = merged_summary_of_packed(&days, &extra.0).map_err(internal)?;
         }
     }
     Ok(CustomerList {

@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod freshness;
 pub mod metrics;
 pub mod openapi;
+pub mod packed;
 pub mod refusals;
 pub mod routes;
 pub mod rows;

@@ -5,83 +5,44 @@
 //! rows it changes (see `Store::customer_days_since`). A copy remembers the version it is current
 //! at; a request that saw a newer version (see `crate::freshness`) brings the copy up to date by
 //! reading only the rows written since, under the customer's lock, so concurrent requests read
-//! them once. Each day keeps its decoded stats and its JSON, written once when it is read.
+//! them once. Each day is kept packed (see [`crate::packed`]): its counts, its median and p99
+//! worked out once, and its latencies in their compact form, about 25 bytes for a day of a few
+//! requests.
 //!
-//! Memory: the bytes of every copy (stats, latency summaries, JSON) and of every customer's slot
-//! are counted; past the budget, customers not used recently are dropped, chosen by the CLOCK
-//! algorithm (a second chance for each customer used since the hand last passed it), which costs
-//! O(1) amortised per eviction and never orders the whole map. A customer whose rows alone take
-//! more than a quarter of the budget is never copied: its ranges are read from the database per
-//! request. Callers ask only about customers that have rows (version > 0): an unknown id gets
-//! its 404 before it reaches this cache.
+//! Memory: the bytes of every copy and of every customer's slot are counted; past the budget,
+//! customers not used recently are dropped, chosen by the CLOCK algorithm (a second chance for
+//! each customer used since the hand last passed it), which costs O(1) amortised per eviction
+//! and never orders the whole map. A customer whose rows alone take more than a quarter of the
+//! budget is never copied: its ranges are read from the database per request. Callers ask only
+//! about customers that have rows (version > 0): an unknown id gets its 404 before it reaches
+//! this cache.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use indexmap::IndexMap;
-use logstats_shared::latency::UnpackedHistogram;
 use logstats_shared::metrics::Counter;
-use logstats_shared::{DayStats, Latencies, StorageError, Store, VersionedDay};
+use logstats_shared::{StorageError, Store, VersionedDay};
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::routes::DayEntry;
+use crate::packed::{PackError, PackedDays};
 
-/// Default byte budget of the copy (`--row-cache-bytes` overrides; 0 turns it off).
-pub const DEFAULT_ROW_CACHE_BYTES: usize = 48 << 20;
+/// Default byte budget of the copy (`--row-cache-bytes` overrides; 0 turns it off): every day
+/// of a year of 10,000 customers with a few requests a day each.
+pub const DEFAULT_ROW_CACHE_BYTES: usize = 160 << 20;
 
-/// Bytes a day costs beyond its latency summary and JSON (struct, vector slot, allocations).
-const DAY_OVERHEAD_BYTES: usize = std::mem::size_of::<DayRow>() + 64;
+/// Bytes a customer's copy costs beyond its packed days (struct, `Arc`, allocations).
+const COPY_OVERHEAD_BYTES: usize = std::mem::size_of::<CustomerRows>() + 64;
+
+/// Fewest bytes a stored day takes packed: a bound on the rows worth asking for.
+const MIN_DAY_BYTES: usize = 16;
 
 /// Bytes a customer's slot costs beyond its id, copy or not (map entry, `Slot`, allocations).
 const SLOT_OVERHEAD_BYTES: usize = std::mem::size_of::<Slot>() + 96;
 
 fn slot_bytes(customer: &str) -> usize {
     SLOT_OVERHEAD_BYTES + customer.len()
-}
-
-/// One stored day as the API serves it.
-#[derive(Debug, Clone)]
-pub struct DayRow {
-    /// The UTC day.
-    pub date: NaiveDate,
-    /// Its stats, decoded.
-    pub stats: DayStats,
-    /// Its entry of a response's `days`, as JSON.
-    pub json: Box<[u8]>,
-    /// Its latencies unpacked for fast range merges, when exact.
-    pub unpacked: Option<UnpackedHistogram>,
-}
-
-impl DayRow {
-    /// The day of a stored row, with its JSON written.
-    pub fn new(date: NaiveDate, stats: DayStats) -> Result<Self, serde_json::Error> {
-        let json = serde_json::to_vec(&DayEntry {
-            date,
-            stats: stats.summary(),
-        })?
-        .into_boxed_slice();
-        let unpacked = match &stats.latencies {
-            Latencies::Exact(histogram) => UnpackedHistogram::new(histogram),
-            Latencies::Estimated(_) => None,
-        };
-        Ok(Self {
-            date,
-            stats,
-            json,
-            unpacked,
-        })
-    }
-
-    fn bytes(&self) -> usize {
-        DAY_OVERHEAD_BYTES
-            + self.stats.latencies.heap_bytes()
-            + self.json.len()
-            + self
-                .unpacked
-                .as_ref()
-                .map_or(0, UnpackedHistogram::heap_bytes)
-    }
 }
 
 /// A customer's days as of a version.
@@ -92,50 +53,50 @@ pub struct CustomerRows {
     /// The newest version among the rows held: the next read asks for rows after it.
     rows_version: i64,
     /// Every stored day, ascending.
-    pub days: Vec<DayRow>,
+    pub days: PackedDays,
     bytes: usize,
 }
 
 impl CustomerRows {
-    /// The days from `from` to `to` (inclusive; open-ended when `None`).
-    pub fn range(&self, from: NaiveDate, to: Option<NaiveDate>) -> &[DayRow] {
-        let start = self.days.partition_point(|d| d.date < from);
-        let end = match to {
-            Some(to) => self.days.partition_point(|d| d.date <= to),
-            None => self.days.len(),
-        };
-        &self.days[start..end.max(start)]
-    }
-
     /// This copy with `changed` days put in place (each replaces the stored day of its date),
     /// without the days before `first_kept_day` (pruned: their rows are gone, so no read of
     /// changed rows would ever say so).
     fn updated(
         &self,
-        changed: Vec<VersionedDay>,
+        mut changed: Vec<VersionedDay>,
         version: i64,
         first_kept_day: Option<NaiveDate>,
-    ) -> Result<Self, RowsError> {
+    ) -> Result<Self, PackError> {
         let mut rows_version = self.rows_version;
-        let mut fresh = Vec::with_capacity(changed.len());
-        for day in changed {
+        for day in &changed {
             rows_version = rows_version.max(day.version);
-            fresh.push(DayRow::new(day.day, day.stats).map_err(RowsError::Json)?);
         }
-        let mut days = Vec::with_capacity(self.days.len() + fresh.len());
-        let mut old = self.days.iter().peekable();
-        for day in fresh {
-            while let Some(kept) = old.next_if(|d| d.date < day.date) {
-                days.push(kept.clone());
+        changed.sort_by_key(|day| day.day);
+        let kept = |date: NaiveDate| first_kept_day.is_none_or(|first| date >= first);
+        let mut days = PackedDays::default();
+        let old = &self.days;
+        let mut at = 0;
+        for day in &changed {
+            while at < old.len() && old.date(at) < day.day {
+                if kept(old.date(at)) {
+                    days.push_from(old, at)?;
+                }
+                at += 1;
             }
-            old.next_if(|d| d.date == day.date);
-            days.push(day);
+            if at < old.len() && old.date(at) == day.day {
+                at += 1;
+            }
+            if kept(day.day) {
+                days.push(day.day, &day.stats)?;
+            }
         }
-        days.extend(old.cloned());
-        if let Some(first) = first_kept_day {
-            days.retain(|day| day.date >= first);
+        for i in at..old.len() {
+            if kept(old.date(i)) {
+                days.push_from(old, i)?;
+            }
         }
-        let bytes = days.iter().map(DayRow::bytes).sum();
+        days.shrink_to_fit();
+        let bytes = COPY_OVERHEAD_BYTES + days.heap_bytes();
         Ok(Self {
             version: version.max(rows_version).max(self.version),
             rows_version,
@@ -151,9 +112,9 @@ pub enum RowsError {
     /// Reading the rows failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// A day's JSON could not be written.
-    #[error("writing a day's JSON: {0}")]
-    Json(serde_json::Error),
+    /// A day could not be packed.
+    #[error("packing a day: {0}")]
+    Pack(#[from] PackError),
 }
 
 struct Slot {
@@ -222,6 +183,17 @@ pub struct RowCache {
     hits: Counter,
     /// Loads that read the database (rows changed since the copy, or no copy).
     misses: Counter,
+    /// How `GET /customers` was answered: from these copies, or by walking the database.
+    pub customer_lists: CustomerListSources,
+}
+
+/// Counts of `GET /customers` answers by where their rows came from.
+#[derive(Default)]
+pub struct CustomerListSources {
+    /// Every customer was copied and current: answered from memory.
+    pub from_copies: Counter,
+    /// The database was walked.
+    pub from_database: Counter,
 }
 
 /// What [`RowCache::load`] found.
@@ -245,6 +217,7 @@ impl RowCache {
             doorkeeper: Doorkeeper::new(),
             hits: Counter::new(),
             misses: Counter::new(),
+            customer_lists: CustomerListSources::default(),
         }
     }
 
@@ -280,6 +253,33 @@ impl RowCache {
         self.state.lock().slots.contains_key(customer)
     }
 
+    /// The copy of every customer of `versions` (id to version; those at 0 have no rows and
+    /// are skipped), sorted by id, when each is held current at its version; `None` as soon as
+    /// one is not (not copied, being loaded, or older). Never waits for the database or for a
+    /// loader, and does not count as a use.
+    pub fn copies_of<'a>(
+        &self,
+        versions: &'a std::collections::HashMap<Box<str>, i64>,
+    ) -> Option<Vec<(&'a str, Arc<CustomerRows>)>> {
+        if !self.enabled() {
+            return None;
+        }
+        let mut copies = Vec::with_capacity(versions.len());
+        for (customer, &version) in versions {
+            if version <= 0 {
+                continue;
+            }
+            let slot = self.state.lock().slots.get(&**customer).cloned()?;
+            let rows = slot.rows.try_lock()?.clone()?;
+            if rows.version < version {
+                return None;
+            }
+            copies.push((&**customer, rows));
+        }
+        copies.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        Some(copies)
+    }
+
     /// The copy of `customer` if it is current at `version`; never waits for the database.
     pub fn fresh(&self, customer: &str, version: i64) -> Option<Arc<CustomerRows>> {
         let slot = self.state.lock().slots.get(customer).cloned()?;
@@ -304,6 +304,40 @@ impl RowCache {
     /// The copy of `customer`, brought up to `version` from `store` when older. Blocks: call
     /// it off the HTTP workers.
     pub fn load(&self, store: &Store, customer: &str, version: i64) -> Result<Loaded, RowsError> {
+        self.load_counted(store, customer, version, true)
+    }
+
+    /// Copies customers' rows from `store` in the background of a start, so the first requests
+    /// find them: every customer with rows, one at a time, until the copy is seven eighths full
+    /// (the rest is left to the customers requests ask about) or `cache` is dropped. Loads made
+    /// here are not counted as misses. Returns the customers copied.
+    pub fn warm(cache: std::sync::Weak<RowCache>, store: &Store) -> Result<usize, RowsError> {
+        let customers = store.versions_since(0)?;
+        let mut copied = 0;
+        for (customer, version) in customers {
+            let Some(cache) = cache.upgrade() else {
+                break;
+            };
+            if cache.state.lock().used + cache.budget / 8 > cache.budget {
+                break;
+            }
+            if cache.has_copy(&customer) {
+                continue;
+            }
+            if let Loaded::Rows(_) = cache.load_counted(store, &customer, version, false)? {
+                copied += 1;
+            }
+        }
+        Ok(copied)
+    }
+
+    fn load_counted(
+        &self,
+        store: &Store,
+        customer: &str,
+        version: i64,
+        counted: bool,
+    ) -> Result<Loaded, RowsError> {
         let slot = {
             let mut state = self.state.lock();
             match state.slots.get(customer) {
@@ -324,18 +358,21 @@ impl RowCache {
         // One reader per customer: the others wait here, then find the copy current.
         let mut held = slot.rows.lock();
         if let Some(rows) = held.as_ref().filter(|rows| rows.version >= version) {
-            self.hits.inc();
+            if counted {
+                self.hits.inc();
+            }
             return Ok(Loaded::Rows(Arc::clone(rows)));
         }
-        self.misses.inc();
+        if counted {
+            self.misses.inc();
+        }
         let empty = CustomerRows {
             rows_version: -1,
             ..CustomerRows::default()
         };
         let current = held.as_deref().unwrap_or(&empty);
         let largest = self.budget / 4;
-        // At least one byte of JSON per day: a bound on the rows worth asking for.
-        let most_days = largest / DAY_OVERHEAD_BYTES;
+        let most_days = largest / MIN_DAY_BYTES;
         let changed = match store.customer_days_since(customer, current.rows_version, most_days) {
             Ok(Some(changed)) => changed,
             Ok(None) => {
@@ -364,7 +401,7 @@ impl RowCache {
             Ok(updated) => updated,
             Err(error) => {
                 self.forget(customer, &slot, &mut held);
-                return Err(error);
+                return Err(error.into());
             }
         };
         if updated.bytes > largest {
@@ -478,9 +515,11 @@ mod tests {
     }
 
     fn totals(rows: &CustomerRows) -> Vec<(String, u64)> {
-        rows.days
-            .iter()
-            .map(|d| (d.date.to_string(), d.stats.total()))
+        (0..rows.days.len())
+            .map(|i| {
+                let day = rows.days.get(i).expect("reads");
+                (day.date.to_string(), day.total())
+            })
             .collect()
     }
 
@@ -512,7 +551,7 @@ mod tests {
                     ("2024-10-12".into(), 2)
                 ]
             );
-            let range = second.range(
+            let range = second.days.range(
                 NaiveDate::from_ymd_opt(2024, 10, 11).expect("date"),
                 Some(NaiveDate::from_ymd_opt(2024, 10, 11).expect("date")),
             );

@@ -1,6 +1,7 @@
 //! Builds the HTTP server; `main` and the tests start the very same app through [`run`].
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
@@ -32,6 +33,8 @@ pub struct MemoryBudget {
     pub row_cache_bytes: usize,
     /// Bytes of remembered answers (0: none).
     pub answer_cache_bytes: usize,
+    /// Fill the copy of the rows from the database at start, in the background.
+    pub warm_row_cache: bool,
 }
 
 impl Default for MemoryBudget {
@@ -39,6 +42,7 @@ impl Default for MemoryBudget {
         Self {
             row_cache_bytes: DEFAULT_ROW_CACHE_BYTES,
             answer_cache_bytes: DEFAULT_ANSWER_BYTES,
+            warm_row_cache: false,
         }
     }
 }
@@ -71,6 +75,22 @@ pub fn run_with(
     let store = web::Data::new(store);
     let answers = web::Data::new(Answers::new(budget.answer_cache_bytes));
     let rows = web::Data::new(RowCache::new(budget.row_cache_bytes));
+    if budget.warm_row_cache && rows.enabled() {
+        let (cache, reader) = (Arc::downgrade(&rows.clone().into_inner()), store.clone());
+        std::thread::Builder::new()
+            .name("row-cache-warm".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                match RowCache::warm(cache, &reader) {
+                    Ok(copied) => log::info!(
+                        "copied the rows of {copied} customers into memory in {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    ),
+                    // Requests copy what they need instead: worth a warning, not a stop.
+                    Err(error) => log::warn!("could not copy rows into memory at start: {error}"),
+                }
+            })?;
+    }
     let gate = web::Data::new(FleetGate::default());
     // Registering the routes documents them: the document is complete once they are in. It is
     // built once, for the routes' metrics and 405 answers; each worker registers the same routes.

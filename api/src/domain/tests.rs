@@ -189,3 +189,18 @@ fn echoes_only_a_short_prefix_of_a_bad_value() {
         )
     );
 }
+
+#[test]
+fn iso_dates_match_chrono() {
+    let mut date = date(1, 1, 1);
+    let last = NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid date");
+    let mut checked = 0;
+    while date <= last {
+        let mut out = Vec::new();
+        iso_date(&date, &mut serde_json::Serializer::new(&mut out)).expect("serializes");
+        assert_eq!(out, format!("\"{}\"", date.format("%Y-%m-%d")).into_bytes());
+        date = date + chrono::Days::new(97);
+        checked += 1;
+    }
+    assert!(checked > 30_000);
+}

@@ -12,6 +12,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::fleet::{self, CustomerList, FleetGate, FleetStats, Turn, WalkError};
 use crate::freshness::Freshness;
 use crate::routes::stats::{json, StatsQuery};
+use crate::rows::RowCache;
 
 /// The direction of the sort.
 // Only the OpenAPI document names it: the handler reads `order` into `ListPage::descending`.
@@ -126,6 +127,7 @@ pub async fn customer_list(
     answers: web::Data<Answers>,
     freshness: web::Data<Freshness>,
     gate: web::Data<FleetGate>,
+    rows: web::Data<RowCache>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let range = RequestedRange::parse(query.from.as_deref(), query.to.as_deref())?;
@@ -157,11 +159,19 @@ pub async fn customer_list(
     let turn = take_turn(&gate).await?;
     let store = store.into_inner();
     let all = versions.versions;
+    let rows = rows.into_inner();
     let body = web::block(move || -> Result<Bytes, ApiError> {
+        // Every customer copied and current: answered from memory. Else the database is walked.
+        if let Some(copies) = rows.copies_of(&all) {
+            let list = fleet::customer_list_from_copies(&copies, &range, &extra, &page, &turn)?;
+            rows.customer_lists.from_copies.inc();
+            return encode(&list);
+        }
         let mut customers: Vec<&str> = all.keys().map(|id| &**id).collect();
         customers.sort_unstable();
         let list: CustomerList =
             fleet::customer_list(&store, &customers, &range, &extra, &page, &turn)?;
+        rows.customer_lists.from_database.inc();
         encode(&list)
     })
     .await??;

@@ -75,6 +75,22 @@ pub async fn metrics(
         let count = u64::try_from(count).unwrap_or(u64::MAX);
         out.sample("logstats_api_cache_entries", &[("cache", cache)], count);
     }
+    out.family(
+        "logstats_api_customer_lists_total",
+        Kind::Counter,
+        "GET /customers answers computed, by where the rows came from: `memory` (every \
+         customer's rows held current in the row cache) or `database` (a walk of the range).",
+    );
+    for (source, counter) in [
+        ("memory", &rows.customer_lists.from_copies),
+        ("database", &rows.customer_lists.from_database),
+    ] {
+        out.sample(
+            "logstats_api_customer_lists_total",
+            &[("source", source)],
+            counter.get(),
+        );
+    }
     let (connections, idle) = store.pool_state();
     out.single(
         "logstats_api_db_pool_connections",

@@ -9,8 +9,9 @@ pub mod metrics;
 pub mod openapi;
 pub mod stats;
 
+pub use crate::domain::DayEntry;
 pub use health::Health;
-pub use stats::{CustomerStats, DayEntry, StatsQuery};
+pub use stats::{CustomerStats, StatsQuery};
 
 use utoipa_actix_web::service_config::ServiceConfig;
 

@@ -4,19 +4,19 @@
 use actix_web::http::header::ContentType;
 use actix_web::web::{self, Bytes};
 use actix_web::{get, HttpResponse};
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use std::sync::Arc;
 
-use logstats_shared::latency::UnpackedHistogram;
 use logstats_shared::stats::SUMMARY_PERCENTILES;
 use logstats_shared::{DayStats, Latencies, StatsSummary, Store};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::answers::{AnswerKey, Answers};
-use crate::domain::{CustomerId, PercentileList, RequestedRange};
+use crate::domain::{iso_date, CustomerId, DayEntry, PercentileList, RequestedRange};
 use crate::error::{ApiError, ErrorBody};
 use crate::freshness::Freshness;
-use crate::rows::{DayRow, Loaded, RowCache};
+use crate::packed::{merged_summary_of_packed, write_day_entry, PackError, PackedDay, PackedDays};
+use crate::rows::{Loaded, RowCache};
 
 /// The raw query parameters of a customer's stats and of the fleet's (`GET /stats`); validated
 /// into a [`RequestedRange`] and a [`PercentileList`]. Unknown parameters are ignored.
@@ -73,18 +73,6 @@ pub struct CustomerStats {
     pub total: StatsSummary,
     /// The days with requests, ascending.
     pub days: Vec<DayEntry>,
-}
-
-/// One day of a `CustomerStats`: its date and its stats, side by side in one JSON object.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DayEntry {
-    /// The UTC day.
-    #[serde(serialize_with = "iso_date")]
-    #[schema(value_type = String, format = Date, example = "2024-10-10")]
-    pub date: NaiveDate,
-    /// That day's stats.
-    #[serde(flatten)]
-    pub stats: StatsSummary,
 }
 
 /// A customer's stats over a range of days: every day with requests, and their merge.
@@ -178,18 +166,14 @@ pub async fn customer_stats(
             }
         }
     };
-    let days = copy.range(range.from, range.to);
+    let days = copy.days.range(range.from, range.to);
     let version = copy.version.max(version);
     let body = if days.len() > LARGE_RANGE_DAYS || !extra.is_empty() {
         // Merging years of days, or percentiles for every day, takes a while: not on an HTTP
         // worker.
-        web::block(move || {
-            let days = copy.range(range.from, range.to);
-            answer_from_copy(&customer, &range, days, copy.days.is_empty(), &extra)
-        })
-        .await??
+        web::block(move || answer_from_copy(&customer, &range, &copy.days, days, &extra)).await??
     } else {
-        answer_from_copy(&customer, &range, days, copy.days.is_empty(), &extra)?
+        answer_from_copy(&customer, &range, &copy.days, days, &extra)?
     };
     // Remembered at the version the copy is current at: at least the one this request saw.
     answers.put(key, version, body.clone());
@@ -205,37 +189,41 @@ pub(crate) fn json(body: Bytes) -> HttpResponse {
         .body(body)
 }
 
-/// The body for `customer` over `range` from a copy of its days (`days`: those of the range).
+/// The body for `customer` over `range` from a copy of its days (`range_days`: the indexes of
+/// those in the range).
 fn answer_from_copy(
     customer: &CustomerId,
     range: &RequestedRange,
-    days: &[DayRow],
-    no_days_at_all: bool,
+    all_days: &PackedDays,
+    range_days: std::ops::Range<usize>,
     extra: &PercentileList,
 ) -> Result<Bytes, ApiError> {
-    if no_days_at_all {
+    if all_days.is_empty() {
         return Err(ApiError::UnknownCustomer(customer.clone()));
     }
-    let stats: Vec<&DayStats> = days.iter().map(|d| &d.stats).collect();
-    let unpacked: Option<Vec<&UnpackedHistogram>> =
-        days.iter().map(|d| d.unpacked.as_ref()).collect();
-    let total = merged_summary(&stats, unpacked.as_deref(), extra);
+    let days = range_days
+        .map(|i| all_days.get(i))
+        .collect::<Result<Vec<PackedDay<'_>>, PackError>>()
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let total =
+        merged_summary_of_packed(&days, &extra.0).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let to = resolved_to(range, days.last().map(|d| d.date));
     let mut body = response_head(customer, range.from, to, &total)?;
+    body.reserve(days.len() * 200 + 2);
     for (i, day) in days.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        if extra.is_empty() {
-            body.extend_from_slice(&day.json);
-        } else {
-            let entry = DayEntry {
-                date: day.date,
-                stats: day.stats.summary_with_percentiles(&extra.0),
-            };
-            serde_json::to_writer(&mut body, &entry)
+        let mut summary = day.summary();
+        if !extra.is_empty() {
+            let ps: Vec<f64> = extra.0.iter().map(|&(_, p)| p).collect();
+            let values = day
+                .latencies
+                .percentiles(&ps)
                 .map_err(|e| ApiError::Internal(Box::new(e)))?;
+            summary = summary.with_percentiles(&extra.0, &values);
         }
+        write_day_entry(&mut body, day.date, &summary);
     }
     body.extend_from_slice(b"]}");
     Ok(Bytes::from(body))
@@ -254,18 +242,14 @@ fn answer_from_store(
         return Err(ApiError::UnknownCustomer(customer.clone()));
     }
     let stats: Vec<&DayStats> = days.iter().map(|(_, stats)| stats).collect();
-    let total = merged_summary(&stats, None, extra);
+    let total = merged_summary(&stats, extra);
     let to = resolved_to(range, days.last().map(|&(date, _)| date));
     let mut body = response_head(customer, range.from, to, &total)?;
     for (i, (date, stats)) in days.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        let entry = DayEntry {
-            date: *date,
-            stats: stats.summary_with_percentiles(&extra.0),
-        };
-        serde_json::to_writer(&mut body, &entry).map_err(|e| ApiError::Internal(Box::new(e)))?;
+        write_day_entry(&mut body, *date, &stats.summary_with_percentiles(&extra.0));
     }
     body.extend_from_slice(b"]}");
     Ok(Bytes::from(body))
@@ -284,13 +268,8 @@ thread_local! {
 /// Most values a thread's scratch keeps between requests (8 bytes each).
 const SCRATCH_KEPT: usize = 1 << 16;
 
-/// The summary of `days` merged: exact counts and sums, and percentiles over every latency
-/// (from `unpacked`, the days' latencies unpacked, when every day has them).
-fn merged_summary(
-    days: &[&DayStats],
-    unpacked: Option<&[&UnpackedHistogram]>,
-    extra: &PercentileList,
-) -> StatsSummary {
+/// The summary of `days` merged: exact counts and sums, and percentiles over every latency.
+fn merged_summary(days: &[&DayStats], extra: &PercentileList) -> StatsSummary {
     let mut total = DayStats::empty();
     for day in days {
         total.successful += day.successful;
@@ -301,12 +280,8 @@ fn merged_summary(
     ps.extend(extra.0.iter().map(|&(_, p)| p));
     let percentiles = SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
-        let percentiles = unpacked
-            .and_then(|unpacked| UnpackedHistogram::merged_percentiles(unpacked, &ps, &mut scratch))
-            .unwrap_or_else(|| {
-                let latencies: Vec<&Latencies> = days.iter().map(|d| &d.latencies).collect();
-                Latencies::merged_percentiles(&latencies, &ps, &mut scratch)
-            });
+        let latencies: Vec<&Latencies> = days.iter().map(|d| &d.latencies).collect();
+        let percentiles = Latencies::merged_percentiles(&latencies, &ps, &mut scratch);
         if scratch.capacity() > SCRATCH_KEPT {
             *scratch = Vec::new();
         }
@@ -344,41 +319,4 @@ fn response_head(
     body.pop();
     body.extend_from_slice(b",\"days\":[");
     Ok(body)
-}
-
-/// Writes a date as `YYYY-MM-DD` (years 1-9999, as the parser accepts).
-pub(crate) fn iso_date<S: Serializer>(date: &NaiveDate, serializer: S) -> Result<S::Ok, S::Error> {
-    let (year, month, day) = (date.year(), date.month(), date.day());
-    if !(0..=9999).contains(&year) {
-        return serializer.collect_str(&date.format("%Y-%m-%d"));
-    }
-    let mut text = *b"0000-00-00";
-    for (at, value, width) in [(0, year as u32, 4), (5, month, 2), (8, day, 2)] {
-        let mut value = value;
-        for i in (0..width).rev() {
-            text[at + i] = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    }
-    serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn iso_dates_match_chrono() {
-        let mut date = NaiveDate::from_ymd_opt(1, 1, 1).expect("valid date");
-        let last = NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid date");
-        let mut checked = 0;
-        while date <= last {
-            let mut out = Vec::new();
-            iso_date(&date, &mut serde_json::Serializer::new(&mut out)).expect("serializes");
-            assert_eq!(out, format!("\"{}\"", date.format("%Y-%m-%d")).into_bytes());
-            date = date + chrono::Days::new(97);
-            checked += 1;
-        }
-        assert!(checked > 30_000);
-    }
 }

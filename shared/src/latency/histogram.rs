@@ -124,6 +124,18 @@ impl Histogram {
         }
     }
 
+    /// This histogram with its steps borrowed.
+    pub fn as_view(&self) -> HistogramRef<'_> {
+        HistogramRef {
+            unit: self.unit,
+            distinct: self.distinct,
+            count: self.count,
+            min_us: self.min_us,
+            max_us: self.max_us,
+            steps: &self.steps,
+        }
+    }
+
     /// The entries of every part merged, ascending.
     pub(super) fn merge_entries(parts: &[&Histogram]) -> Vec<(u64, u64)> {
         match parts {
@@ -131,60 +143,20 @@ impl Histogram {
             [one] => one.iter().collect(),
             [a, b] => a.merged_histogram(b).iter().collect(),
             _ => {
-                let mut all: Vec<(u64, u64)> = parts.iter().flat_map(|h| h.iter()).collect();
-                all.sort_unstable_by_key(|e| e.0);
-                let mut merged: Vec<(u64, u64)> = Vec::with_capacity(all.len());
-                for (value, n) in all {
-                    match merged.last_mut() {
-                        Some(last) if last.0 == value => last.1 = last.1.saturating_add(n),
-                        _ => merged.push((value, n)),
-                    }
-                }
-                merged
+                let views: Vec<HistogramRef<'_>> = parts.iter().map(|h| h.as_view()).collect();
+                HistogramRef::merge_entries(&views)
             }
         }
     }
 
-    /// Percentiles of the merge of non-empty `parts`, counted in a dense array when the values
-    /// span few units, else from the sorted merge.
+    /// Percentiles of the merge of non-empty `parts` (see [`HistogramRef::merged_percentiles`]).
     pub(super) fn merged_percentiles(
         parts: &[&Histogram],
         ps: &[f64],
         scratch: &mut Vec<u64>,
     ) -> Vec<Option<f64>> {
-        let unit = parts.iter().fold(0, |g, h| gcd(g, h.unit)).max(1);
-        let min = parts.iter().map(|h| h.min_us).min().unwrap_or(0);
-        let max = parts.iter().map(|h| h.max_us).max().unwrap_or(0);
-        let count = parts.iter().fold(0u64, |n, h| n.saturating_add(h.count));
-        // Every value is min + k * unit: min and every value are multiples of unit.
-        let span = (max - min) / unit + 1;
-        let entries: u64 = parts.iter().map(|h| h.distinct).sum();
-        if span > DENSE_SPAN || span > entries.saturating_mul(8).max(4096) {
-            let merged = Self::merge_entries(parts);
-            return exact_percentiles(merged.into_iter(), count, ps);
-        }
-        scratch.clear();
-        scratch.resize(span as usize, 0);
-        for part in parts {
-            let scale = part.unit / unit;
-            // Index of the value before the first: its steps are relative to 0.
-            let mut index = 0u64.wrapping_sub(min / unit);
-            let mut steps = part.steps.as_slice();
-            let slots = scratch.as_mut_slice();
-            while let Some((step, n)) = next_step(&mut steps) {
-                index = index.wrapping_add(step * scale);
-                // Within the span by construction (min <= value <= max); checked all the same.
-                if let Some(slot) = slots.get_mut(index as usize) {
-                    *slot += n;
-                }
-            }
-        }
-        let dense = scratch
-            .iter()
-            .enumerate()
-            .filter(|&(_, &n)| n > 0)
-            .map(|(i, &n)| (min + i as u64 * unit, n));
-        exact_percentiles(dense, count, ps)
+        let views: Vec<HistogramRef<'_>> = parts.iter().map(|h| h.as_view()).collect();
+        HistogramRef::merged_percentiles(&views, ps, scratch)
     }
 
     /// Encodes as: 2, varint unit, varint distinct, varint count, then the steps.
@@ -298,5 +270,158 @@ impl Iterator for HistogramIter<'_> {
         let (step, n) = next_step(&mut self.steps)?;
         self.value += step * self.unit;
         Some((self.value, n))
+    }
+}
+
+/// An exact histogram whose steps are borrowed: a [`Histogram`] seen through
+/// [`Histogram::as_view`], or one read back from the bytes [`HistogramRef::write_packed`] wrote
+/// (the API keeps its copies of the stored days that way: about 1-2 bytes per distinct value
+/// and a few of header, with no allocation of their own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistogramRef<'a> {
+    unit: u64,
+    distinct: u64,
+    count: u64,
+    min_us: u64,
+    max_us: u64,
+    steps: &'a [u8],
+}
+
+impl<'a> HistogramRef<'a> {
+    /// Values counted.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The (value in microseconds, count) entries, ascending.
+    pub fn iter(&self) -> HistogramIter<'a> {
+        HistogramIter {
+            steps: self.steps,
+            unit: self.unit,
+            value: 0,
+        }
+    }
+
+    /// The values at percentiles `ps` (numpy's linear method), in seconds rounded to the
+    /// microsecond; `None` when empty.
+    pub fn percentiles(&self, ps: &[f64]) -> Vec<Option<f64>> {
+        exact_percentiles(self.iter(), self.count, ps)
+    }
+
+    /// Appends this histogram in the form [`HistogramRef::read_packed`] reads: varints of the
+    /// unit, distinct values, count, smallest value, largest minus smallest and the steps'
+    /// length, then the steps.
+    pub fn write_packed(&self, out: &mut Vec<u8>) {
+        for value in [
+            self.unit,
+            self.distinct,
+            self.count,
+            self.min_us,
+            self.max_us - self.min_us,
+            self.steps.len() as u64,
+        ] {
+            push_varint(out, value);
+        }
+        out.extend_from_slice(self.steps);
+    }
+
+    /// Reads what [`HistogramRef::write_packed`] wrote at the start of `bytes` and moves
+    /// `bytes` past it; `None` when `bytes` ends early. The steps are not checked again: only
+    /// bytes that `write_packed` wrote are meant to be read.
+    pub fn read_packed(bytes: &mut &'a [u8]) -> Option<Self> {
+        let unit = read_varint(bytes)?;
+        let distinct = read_varint(bytes)?;
+        let count = read_varint(bytes)?;
+        let min_us = read_varint(bytes)?;
+        let max_us = min_us.checked_add(read_varint(bytes)?)?;
+        let len = usize::try_from(read_varint(bytes)?).ok()?;
+        let (steps, rest) = (bytes.get(..len)?, bytes.get(len..)?);
+        *bytes = rest;
+        Some(Self {
+            unit,
+            distinct,
+            count,
+            min_us,
+            max_us,
+            steps,
+        })
+    }
+
+    /// Bytes [`HistogramRef::write_packed`] writes for this histogram.
+    pub fn packed_len(&self) -> usize {
+        let varint_len = |v: u64| (64 - v.max(1).leading_zeros() as usize).div_ceil(7);
+        [
+            self.unit,
+            self.distinct,
+            self.count,
+            self.min_us,
+            self.max_us - self.min_us,
+            self.steps.len() as u64,
+        ]
+        .into_iter()
+        .map(varint_len)
+        .sum::<usize>()
+            + self.steps.len()
+    }
+
+    /// The entries of every part merged, ascending.
+    fn merge_entries(parts: &[HistogramRef<'_>]) -> Vec<(u64, u64)> {
+        let mut all: Vec<(u64, u64)> = parts.iter().flat_map(|h| h.iter()).collect();
+        all.sort_unstable_by_key(|e| e.0);
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(all.len());
+        for (value, n) in all {
+            match merged.last_mut() {
+                Some(last) if last.0 == value => last.1 = last.1.saturating_add(n),
+                _ => merged.push((value, n)),
+            }
+        }
+        merged
+    }
+
+    /// Percentiles of the merge of `parts` (empty ones are skipped; `None` for each when all
+    /// are), counted in `scratch`, a dense array reused between calls, when the values span few
+    /// units, else from the sorted merge.
+    pub fn merged_percentiles(
+        parts: &[HistogramRef<'_>],
+        ps: &[f64],
+        scratch: &mut Vec<u64>,
+    ) -> Vec<Option<f64>> {
+        let mut present = parts.iter().filter(|h| h.count > 0).peekable();
+        if present.peek().is_none() {
+            return vec![None; ps.len()];
+        }
+        let unit = parts.iter().fold(0, |g, h| gcd(g, h.unit)).max(1);
+        let min = present.clone().map(|h| h.min_us).min().unwrap_or(0);
+        let max = present.clone().map(|h| h.max_us).max().unwrap_or(0);
+        let count = present.clone().fold(0u64, |n, h| n.saturating_add(h.count));
+        // Every value is min + k * unit: min and every value are multiples of unit.
+        let span = (max - min) / unit + 1;
+        let entries: u64 = present.clone().map(|h| h.distinct).sum();
+        if span > DENSE_SPAN || span > entries.saturating_mul(8).max(4096) {
+            let merged = Self::merge_entries(parts);
+            return exact_percentiles(merged.into_iter(), count, ps);
+        }
+        scratch.clear();
+        scratch.resize(span as usize, 0);
+        for part in present {
+            let scale = part.unit / unit;
+            // Index of the value before the first: its steps are relative to 0.
+            let mut index = 0u64.wrapping_sub(min / unit);
+            let mut steps = part.steps;
+            let slots = scratch.as_mut_slice();
+            while let Some((step, n)) = next_step(&mut steps) {
+                index = index.wrapping_add(step * scale);
+                // Within the span by construction (min <= value <= max); checked all the same.
+                if let Some(slot) = slots.get_mut(index as usize) {
+                    *slot += n;
+                }
+            }
+        }
+        let dense = scratch
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(i, &n)| (min + i as u64 * unit, n));
+        exact_percentiles(dense, count, ps)
     }
 }

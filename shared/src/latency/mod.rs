@@ -23,7 +23,7 @@ mod tests;
 mod unpacked;
 
 use histogram::StepEncoder;
-pub use histogram::{Histogram, HistogramIter};
+pub use histogram::{Histogram, HistogramIter, HistogramRef};
 pub use percentile::{exact_percentiles, round_to_micros};
 pub use unpacked::UnpackedHistogram;
 
