@@ -105,7 +105,7 @@ fn load_tokens(settings: &Settings) -> anyhow::Result<Option<Arc<Tokens>>> {
     let Some(path) = &settings.tokens else {
         log::warn!(
             "no --tokens file: every endpoint is open to anyone who can reach {}; see \
-             docs/OPERATIONS.md, \"Tokens\"",
+             docs/TOKENS.md",
             settings.bind
         );
         log_sighup().context("installing the SIGHUP handler")?;

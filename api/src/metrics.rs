@@ -326,11 +326,12 @@ where
                 this.metrics
                     .record(request.match_name(), response.status(), elapsed);
                 if let Some(format) = this.metrics.access_log {
+                    // A HEAD request is routed as GET; both formats name the method sent.
                     let head = request.extensions().get::<HeadRequest>().is_some();
-                    // The text line names the method routed, as it always has.
-                    let method = match format {
-                        LogFormat::Json if head => "HEAD",
-                        _ => request.method().as_str(),
+                    let method = if head {
+                        "HEAD"
+                    } else {
+                        request.method().as_str()
                     };
                     let bytes = match response.response().body().size() {
                         _ if head => Some(0),

@@ -2,7 +2,7 @@
 -- applies the migrations on start) and writes the stats, and the API's, which may only read them
 -- (the API runs with --no-migrate). The postgres image runs this file once, as POSTGRES_USER on
 -- POSTGRES_DB, when it initialises an empty data volume; on a volume made by an older
--- compose.yaml, run it by hand (docs/OPERATIONS.md, "Tokens", has the command). Running it again
+-- compose.yaml, run it by hand (docs/TOKENS.md, "Migrations and database roles", has the command). Running it again
 -- changes nothing.
 --
 -- The passwords are the ones compose.yaml's URLs hold: change both places together, e.g.

@@ -162,7 +162,7 @@ struct Cli {
     epoch_bytes: u64,
     /// Memory for an epoch's open (customer, day) cells, in bytes: epochs are sized from the
     /// cells the log made so far to hold about this much (several epochs are in flight at once;
-    /// see OPERATIONS.md, "Memory"). 0 sizes every epoch at its most bytes.
+    /// see docs/INGEST.md, `--epoch-memory`). 0 sizes every epoch at its most bytes.
     #[arg(long, value_name = "BYTES", env = "LOGSTATS_EPOCH_MEMORY", default_value_t = DEFAULT_EPOCH_MEMORY)]
     epoch_memory: u64,
     /// How the lines are written: native (`DATE TIME CUSTOMER PATH STATUS SECONDS`), json (one

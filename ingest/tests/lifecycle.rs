@@ -305,7 +305,7 @@ fn run_tool(program: &str, args: &[String], password: Option<&str>) {
     );
 }
 
-/// Backs `db` up to `file` the way docs/OPERATIONS.md says, while its job commits.
+/// Backs `db` up to `file` the way docs/LIFECYCLE.md says, while its job commits.
 fn back_up(db: &TestDatabase, file: &Path) {
     match db.backend {
         Backend::Sqlite => {

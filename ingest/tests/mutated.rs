@@ -1,7 +1,7 @@
 //! Random and mutated bytes through the real `logstats-ingest` binary, on SQLite and
 //! PostgreSQL: NUL, CR, BOM, invalid UTF-8, huge numbers, long lines and broken shapes never
-//! stop a run, and the totals equal an independent count made here from the rules in the
-//! README, with many epochs and two workers so that lines cross share boundaries.
+//! stop a run, and the totals equal an independent count made here from the rules in
+//! docs/LOG-FORMAT.md, with many epochs and two workers so that lines cross share boundaries.
 
 mod common;
 
@@ -90,7 +90,7 @@ fn all(s: &[u8], ok: impl Fn(u8) -> bool) -> bool {
     s.iter().all(|&b| ok(b))
 }
 
-/// Whether a line (without its `\n`) is valid, by the README's rules, written out anew.
+/// Whether a line (without its `\n`) is valid, by the rules of docs/LOG-FORMAT.md, written out anew.
 fn is_valid(raw: &[u8]) -> bool {
     let line = raw.strip_suffix(b"\r").unwrap_or(raw);
     if line.len() > 4096 {

@@ -10,6 +10,9 @@
 //!
 //! [`spawn`] is how every integration test runs a real binary: a free port, output in files of
 //! a temporary directory, a readiness wait, signals by name, killed when dropped.
+//!
+//! [`help`] and [`docs`] hold the docs to the binaries and to themselves: the `--help` blocks,
+//! the flags the docs name, their links.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,6 +22,7 @@ use diesel::{Connection, RunQueryDsl};
 
 use crate::storage::{redact, Backend, Store, StoreOptions};
 
+pub mod docs;
 pub mod help;
 pub mod outage;
 pub mod spawn;

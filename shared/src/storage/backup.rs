@@ -1,7 +1,7 @@
 //! An online backup of a SQLite database (`logstats-ingest backup --to PATH`): one consistent
 //! copy while the ingest job commits, holding the stats with the offsets that produced them.
 //! PostgreSQL and MySQL/MariaDB have their own dump tools, which do the same (see
-//! docs/OPERATIONS.md, "Backup and restore").
+//! docs/LIFECYCLE.md, "Backup and restore").
 
 use std::path::Path;
 
