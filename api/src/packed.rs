@@ -427,7 +427,7 @@ mod tests {
                 2 => 1_000 + rng.next() % 3,
                 _ => rng.next() % 50_000 * 997,
             };
-            acc.add(rng.next() % 5 != 0, latency);
+            acc.add(!rng.next().is_multiple_of(5), latency);
         }
         acc.finish()
     }

@@ -6,6 +6,7 @@ mod support;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use logstats_shared::testing::{backends, Random, TestDatabase};
@@ -46,17 +47,65 @@ fn generated() -> Vec<Request> {
     requests
 }
 
-/// A database on every backend, holding `generated()`, served by the real binary.
-fn served() -> Vec<(TestDatabase, Api, Vec<Request>)> {
-    backends()
-        .into_iter()
-        .map(|db| {
-            let requests = generated();
-            store_requests(&db.connect(), &requests);
-            let api = Api::start(&db);
-            (db, api, requests)
-        })
-        .collect()
+/// The database (kept until its APIs stop), a label, an API, what it holds, how it answers.
+type Served = (Arc<TestDatabase>, String, Api, Vec<Request>, Source);
+
+/// How an API answers `GET /customers`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    /// Every customer copied in memory at start: answered from the copies.
+    Memory,
+    /// No row copy: the database is walked.
+    Database,
+}
+
+/// A database on every backend, holding `generated()`, served by the real binary twice: once
+/// with the row copy filled at start (waited for, so `GET /customers` is answered from it), once
+/// without a row copy (so it walks the database).
+fn served() -> Vec<Served> {
+    let mut served = Vec::new();
+    for db in backends() {
+        let requests = generated();
+        store_requests(&db.connect(), &requests);
+        let db = Arc::new(db);
+        for source in [Source::Memory, Source::Database] {
+            let api = match source {
+                Source::Memory => Api::start(&db),
+                Source::Database => Api::start_with(&db, &["--row-cache-bytes", "0"], &[]),
+            };
+            if source == Source::Memory {
+                wait_for_copies(&api, 12);
+            }
+            let label = format!("{db:?} {source:?}");
+            served.push((Arc::clone(&db), label, api, requests.clone(), source));
+        }
+    }
+    served
+}
+/// Waits until the API holds a copy of `customers` customers' rows (its start fills it).
+fn wait_for_copies(api: &Api, customers: u64) {
+    let wanted = format!("logstats_api_cache_entries{{cache=\"rows\"}} {customers}\n");
+    for _ in 0..300 {
+        if api.get("/metrics").text().contains(&wanted) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the API did not copy {customers} customers within 30 s");
+}
+
+/// The `GET /customers` answers computed from memory and from the database so far.
+fn customer_list_sources(api: &Api) -> (u64, u64) {
+    let metrics = api.get("/metrics").text();
+    let count = |source: &str| {
+        let prefix = format!("logstats_api_customer_lists_total{{source=\"{source}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse().ok())
+            .expect("the customer lists counter")
+    };
+    (count("memory"), count("database"))
 }
 
 fn ok_json(api: &Api, path: &str) -> Value {
@@ -67,7 +116,7 @@ fn ok_json(api: &Api, path: &str) -> Value {
 
 #[test]
 fn fleet_stats_are_the_merge_of_every_customer() {
-    for (db, api, requests) in served() {
+    for (_db, db, api, requests, _source) in served() {
         let extra = [("90", 90.0), ("99.9", 99.9), ("0", 0.0), ("100", 100.0)];
         for (query, from, to, extra) in [
             (
@@ -135,7 +184,7 @@ fn fleet_stats_are_the_merge_of_every_customer() {
 
 #[test]
 fn customer_lists_are_exact_sorted_and_paged() {
-    for (db, api, requests) in served() {
+    for (_db, db, api, requests, source) in served() {
         let (from, to) = ("2024-10-02", "2024-10-15");
         let selected = within(&requests, from, to);
         let mut per_customer: BTreeMap<&str, Vec<&Request>> = BTreeMap::new();
@@ -245,12 +294,18 @@ fn customer_lists_are_exact_sorted_and_paged() {
             (none["count"].as_u64(), none["customers"].clone()),
             (Some(0), json!([]))
         );
+        // Each API answered the way it was set up to.
+        let (memory, database) = customer_list_sources(&api);
+        match source {
+            Source::Memory => assert!(memory > 30 && database == 0, "{db}: {memory} {database}"),
+            Source::Database => assert!(memory == 0 && database > 30, "{db}: {memory} {database}"),
+        }
     }
 }
 
 #[test]
 fn percentiles_on_the_customer_endpoint_are_exact_for_the_range_and_each_day() {
-    for (db, api, requests) in served() {
+    for (_db, db, api, requests, _source) in served() {
         let (from, to) = ("2024-10-04", "2024-10-18");
         for customer in ["cust_03", "cust_07"] {
             let mine: Vec<Request> = requests
