@@ -101,8 +101,8 @@ pub enum Command {
 
 impl Settings {
     /// The API's memory budget.
-    pub fn memory_budget(&self) -> crate::startup::MemoryBudget {
-        crate::startup::MemoryBudget {
+    pub fn memory_budget(&self) -> MemoryBudget {
+        MemoryBudget {
             row_cache_bytes: self.row_cache_bytes,
             answer_cache_bytes: self.answer_cache_bytes,
             warm_row_cache: !self.no_row_cache_warm,
@@ -149,6 +149,27 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
 pub fn default_pool_size() -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     u32::try_from(cores.saturating_mul(2)).unwrap_or(u32::MAX)
+}
+
+/// Byte budgets of the API's memory: the copy of the rows and the remembered answers.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryBudget {
+    /// Bytes of stored rows copied in memory (0: none; every request reads the database).
+    pub row_cache_bytes: usize,
+    /// Bytes of remembered answers (0: none).
+    pub answer_cache_bytes: usize,
+    /// Fill the copy of the rows from the database at start, in the background.
+    pub warm_row_cache: bool,
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        Self {
+            row_cache_bytes: crate::rows::DEFAULT_ROW_CACHE_BYTES,
+            answer_cache_bytes: crate::answers::DEFAULT_ANSWER_BYTES,
+            warm_row_cache: false,
+        }
+    }
 }
 
 #[cfg(test)]

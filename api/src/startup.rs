@@ -14,7 +14,7 @@ use logstats_shared::Store;
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
-use crate::answers::{Answers, DEFAULT_ANSWER_BYTES};
+use crate::answers::Answers;
 use crate::auth::{require_token, BearerSecurity, Guard, Security};
 use crate::domain::ValidationError;
 use crate::error::{json_error_body, ApiError};
@@ -23,29 +23,10 @@ use crate::freshness::Freshness;
 use crate::metrics::{ApiMetrics, HeadRequest, RequestMetrics, ACCESS_LOG_TARGET};
 use crate::openapi::{ApiDocument, ApiFrame};
 use crate::routes;
-use crate::rows::{RowCache, DEFAULT_ROW_CACHE_BYTES};
+use crate::rows::RowCache;
 use crate::server;
 
-/// Byte budgets of the API's memory: the copy of the rows and the remembered answers.
-#[derive(Debug, Clone, Copy)]
-pub struct MemoryBudget {
-    /// Bytes of stored rows copied in memory (0: none; every request reads the database).
-    pub row_cache_bytes: usize,
-    /// Bytes of remembered answers (0: none).
-    pub answer_cache_bytes: usize,
-    /// Fill the copy of the rows from the database at start, in the background.
-    pub warm_row_cache: bool,
-}
-
-impl Default for MemoryBudget {
-    fn default() -> Self {
-        Self {
-            row_cache_bytes: DEFAULT_ROW_CACHE_BYTES,
-            answer_cache_bytes: DEFAULT_ANSWER_BYTES,
-            warm_row_cache: false,
-        }
-    }
-}
+pub use crate::configuration::MemoryBudget;
 
 /// Starts serving on `listener` with `workers` HTTP workers (default: one per physical core),
 /// with the default [`MemoryBudget`], open to every request (no tokens).
