@@ -15,7 +15,12 @@
 # customers carry most requests, or all the same share; time order with minutes of jitter), and
 # ClickHouse (chdb, `pip install chdb`) loading the same log into a MergeTree table is measured
 # beside the ingest (ingest/scale-clickhouse.py).
-# Settings: SCALE_SHAPE, SCALE_CUSTOMERS, SCALE_DAYS, SCALE_LINES, SCALE_DAY_LINES, SCALE_DURATION (default
+# With SCALE_BACKEND=sqlite the database is a fresh SQLite file instead of PostgreSQL (the size row
+# then gives the file's size). The API runs with its defaults: its row copy is filled at start,
+# and every API measurement waits for that fill (its time and size are a row of the table); the
+# fleet views are then asked with the answer cache off, /customers once for every sort field
+# over the whole year.
+# Settings: SCALE_BACKEND (postgres or sqlite), SCALE_SHAPE, SCALE_CUSTOMERS, SCALE_DAYS, SCALE_LINES, SCALE_DAY_LINES, SCALE_DURATION (default
 # 10s), BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 # BENCH_POSTGRES_PARAMS (default ?sslmode=disable). It takes several minutes and about 2 GB of
 # disk (log and database); the database is dropped at the end.
@@ -34,14 +39,20 @@ pg_params=${BENCH_POSTGRES_PARAMS-?sslmode=disable}
 to=2024-11-09
 next=2024-11-10
 
-for tool in wrk curl python3 psql; do
+backend=${SCALE_BACKEND:-postgres}
+case "$backend" in postgres | sqlite) ;; *) echo "scale bench: SCALE_BACKEND is postgres or sqlite" >&2; exit 1 ;; esac
+tools="wrk curl python3"
+[ "$backend" = postgres ] && tools="$tools psql"
+for tool in $tools; do
   command -v "$tool" >/dev/null 2>&1 || { echo "scale bench: $tool is not installed" >&2; exit 1; }
 done
 for exe in logstats-api logstats-ingest logstats-generate; do
   [ -x "$bin/$exe" ] || { echo "scale bench: $bin/$exe is missing: run make build" >&2; exit 1; }
 done
-psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1 ||
-  { echo "scale bench: PostgreSQL is not reachable at $pg_admin" >&2; exit 1; }
+if [ "$backend" = postgres ]; then
+  psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1 ||
+    { echo "scale bench: PostgreSQL is not reachable at $pg_admin" >&2; exit 1; }
+fi
 
 mkdir -p data
 shape=${SCALE_SHAPE:-}
@@ -76,16 +87,27 @@ work=$(mktemp -d)
 api_pid=
 db=logstats_scale_$$
 url="${pg_admin%/*}/$db$pg_params"
+[ "$backend" = sqlite ] && url="sqlite://$work/scale.db"
 cleanup() {
   if [ -n "$api_pid" ]; then
     kill -TERM "$api_pid" 2>/dev/null || true
     wait "$api_pid" 2>/dev/null || true
   fi
-  psql "$pg_admin" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
+  [ "$backend" = postgres ] &&
+    psql "$pg_admin" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
-psql "$pg_admin" -qc "create database $db" >/dev/null
+[ "$backend" = postgres ] && psql "$pg_admin" -qc "create database $db" >/dev/null
+sql() { # one query on the benchmark database, rows as space-separated values
+  if [ "$backend" = postgres ]; then
+    psql "$url" -qAt -F ' ' -c "$1"
+  else
+    python3 -c 'import sqlite3, sys
+for row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):
+    print(" ".join(str(v) for v in row))' "$work/scale.db" "$1"
+  fi
+}
 
 rows=()
 row() { # a table row: kept for the table at the end, and shown at once on stderr
@@ -120,23 +142,30 @@ print(f"| ClickHouse (chdb): MergeTree load of the same log | {n:,} lines | {sec
 else
   echo "scale bench: chdb is not installed (pip install chdb): no ClickHouse row" >&2
 fi
-psql "$url" -qc 'vacuum analyze' >/dev/null
+[ "$backend" = postgres ] && sql 'vacuum analyze' >/dev/null
 ingest "ingest, one more day into the full table" "$day_log"
-psql "$url" -qc 'vacuum analyze' >/dev/null
-psql "$url" -qc 'checkpoint' >/dev/null 2>&1 || true
-row "$(psql "$url" -qAt -F ' ' -c "select count(*), pg_total_relation_size('daily_stats'),
-  pg_relation_size('daily_stats'), pg_database_size(current_database()) from daily_stats" |
-  python3 -c 'import sys
+if [ "$backend" = postgres ]; then
+  sql 'vacuum analyze' >/dev/null
+  sql 'checkpoint' >/dev/null 2>&1 || true
+  row "$(sql "select count(*), pg_total_relation_size('daily_stats'),
+    pg_relation_size('daily_stats'), pg_database_size(current_database()) from daily_stats" |
+    python3 -c 'import sys
 n, total, heap, database = map(int, sys.stdin.read().split())
 print(f"| database | {n:,} rows | daily_stats {total / 1e6:,.0f} MB with indexes ({heap / 1e6:,.0f} MB heap) "
       f"| {total / n:,.0f} B a row with indexes | database {database / 1e6:,.0f} MB |")')"
+else
+  rows_stored=$(sql 'select count(*) from daily_stats')
+  row "$(python3 -c 'import os, sys
+n = int(sys.argv[1]); size = sum(os.path.getsize(sys.argv[2] + s) for s in ("", "-wal") if os.path.exists(sys.argv[2] + s))
+print(f"| database | {n:,} rows | SQLite file {size / 1e6:,.0f} MB | {size / n:,.0f} B a row with indexes | |")' "$rows_stored" "$work/scale.db")"
+fi
 
 start_api() { # extra flags...
   local port i
   port=$(free_port)
   base="http://127.0.0.1:$port"
-  RUST_LOG=warn "$bin/logstats-api" --bind "127.0.0.1:$port" --database-url "$url" "$@" \
-    2>"$work/api.err" &
+  RUST_LOG=warn,logstats_api::startup=info "$bin/logstats-api" --bind "127.0.0.1:$port" \
+    --database-url "$url" "$@" 2>"$work/api.err" &
   api_pid=$!
   for i in $(seq 100); do
     curl -fs "$base/health" >/dev/null 2>&1 && return 0
@@ -146,6 +175,15 @@ start_api() { # extra flags...
   echo "scale bench: the API did not come up" >&2
   cat "$work/api.err" >&2
   exit 1
+}
+wait_filled() { # until the row copy's fill at start is done; its time and size become a row
+  local i bytes
+  for i in $(seq 600); do
+    grep -q 'copied the rows\|could not copy' "$work/api.err" && break
+    sleep 0.5
+  done
+  bytes=$(curl -fsS "$base/metrics" | sed -n 's/^logstats_api_cache_bytes{cache="rows"} //p')
+  row "| API row copy filled at start | $(sed -n 's/.*copied the rows of \([0-9]*\) customers.*/\1/p' "$work/api.err") customers | $(sed -n 's/.* in \([0-9.]*\) s$/\1 s/p' "$work/api.err") | | $((bytes / 1000000)) MB |"
 }
 stop_api() {
   kill -TERM "$api_pid" 2>/dev/null || true
@@ -204,25 +242,34 @@ once() { # label path
 }
 
 start_api
+wait_filled
 # Correctness once: a customer's year total equals the stored rows' sum.
 served=$(curl -fsS "$base/customers/cust_22/stats?from=$from&to=$next" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["total"]["total_requests"])')
-stored=$(psql "$url" -qAtc "select sum(successful + failed) from daily_stats where customer_id = 'cust_22'")
+stored=$(sql "select sum(successful + failed) from daily_stats where customer_id = 'cust_22'")
 if [ "$served" != "$stored" ]; then
   echo "scale bench: WRONG ANSWER: cust_22 served $served, stored $stored" >&2
   exit 1
 fi
 load "API, random customer and range in the year, 64 connections" customer 64
+row "| API peak RSS (VmHWM) | | | | $(awk '/VmHWM/ {printf "%.0f MB", $2 / 1024}' "/proc/$api_pid/status") |"
 stop_api
 start_api --answer-cache-bytes 0
+wait_filled
 load "GET /stats, random ranges of 1-31 days, 2 connections" fleet 2
 load "GET /customers?sort=p99_latency&limit=20, random 1-31 days, 2 connections" list 2
 once "GET /stats, the whole year" "/stats?from=$from&to=$to"
-once "GET /customers?sort=p99_latency&limit=20, the whole year" "/customers?from=$from&to=$to&sort=p99_latency&order=desc&limit=20"
+for sort in p99_latency median_latency failed_requests total_requests uptime average_latency customer_id; do
+  once "GET /customers?sort=$sort&limit=20, the whole year" "/customers?from=$from&to=$to&sort=$sort&order=desc&limit=20"
+done
+sources=$(curl -fsS "$base/metrics" | sed -n 's/^logstats_api_customer_lists_total{source="\(.*\)"} \(.*\)/\1 \2/p' | tr '\n' ' ')
+row "| GET /customers answers by source | $sources | | | |"
 stop_api
 
 echo
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; PostgreSQL $(psql "$pg_admin" -qAtc 'show server_version'); input: $log ($(($(stat -c %s "$log") / 1000000)) MB), $customers customers x $days days"
+version=SQLite
+[ "$backend" = postgres ] && version="PostgreSQL $(psql "$pg_admin" -qAtc 'show server_version')"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $version; input: $log ($(($(stat -c %s "$log") / 1000000)) MB), $customers customers x $days days"
 echo
 echo "| what | size | time / rate | p50 / per row | p99 / memory |"
 echo "|---|---|---|---|---|"

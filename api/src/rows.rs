@@ -35,6 +35,10 @@ pub const DEFAULT_ROW_CACHE_BYTES: usize = 160 << 20;
 /// Bytes a customer's copy costs beyond its packed days (struct, `Arc`, allocations).
 const COPY_OVERHEAD_BYTES: usize = std::mem::size_of::<CustomerRows>() + 64;
 
+/// Longest [`RowCache::copies_of`] waits for a customer's lock: other readers hold it for
+/// microseconds, a loader for its read of the database.
+const MOMENT: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Fewest bytes a stored day takes packed: a bound on the rows worth asking for.
 const MIN_DAY_BYTES: usize = 16;
 
@@ -256,7 +260,7 @@ impl RowCache {
     /// The copy of every customer of `versions` (id to version; those at 0 have no rows and
     /// are skipped), sorted by id, when each is held current at its version; `None` as soon as
     /// one is not (not copied, being loaded, or older). Never waits for the database or for a
-    /// loader, and does not count as a use.
+    /// loader past [`MOMENT`], and does not count as a use.
     pub fn copies_of<'a>(
         &self,
         versions: &'a std::collections::HashMap<Box<str>, i64>,
@@ -270,7 +274,8 @@ impl RowCache {
                 continue;
             }
             let slot = self.state.lock().slots.get(&**customer).cloned()?;
-            let rows = slot.rows.try_lock()?.clone()?;
+            // Another reader holds a slot's lock for a moment; a loader for as long as its read.
+            let rows = slot.rows.try_lock_for(MOMENT)?.clone()?;
             if rows.version < version {
                 return None;
             }
