@@ -9,7 +9,8 @@ freshness of the bytes appended by then. Prints p50/p99/max.
 usage: freshness.py BIN_DIR [LINES_PER_SECOND] [SECONDS] [POSTGRES_URL]
 (without POSTGRES_URL, a fresh SQLite file is used; with it, that empty database via psql;
 FRESHNESS_INGEST_ARGS adds flags to logstats-ingest, e.g. --poll; FRESHNESS_CUSTOMERS sets the
-number of customers the lines spread over, default 50)
+number of customers the lines spread over, default 50; FRESHNESS_DAYS the days before the last
+their timestamps spread over, default 30: 0 keeps them on one day, as a live log's are)
 """
 import os
 import signal
@@ -59,6 +60,7 @@ time.sleep(1.5)
 generator = subprocess.Popen(
     [f"{bin_dir}/logstats-generate", "--rate", str(per_batch), "--interval-ms", str(interval_ms),
      "--max-lines", str(int(rate * seconds)), "--customers", os.environ.get("FRESHNESS_CUSTOMERS", "50"),
+     "--days", os.environ.get("FRESHNESS_DAYS", "30"),
      "--output", log], stderr=subprocess.DEVNULL)
 samples = []  # (time, size)
 pending = []
