@@ -1,4 +1,4 @@
-//! Several API replicas on one database (issue 13 item 3): a commit made by another process is in
+//! Several API replicas on one database: a commit made by another process is in
 //! the very next answer of every replica, whichever replica a load balancer picks, for the
 //! per-customer and the fleet endpoints alike, with every cache of every replica warm.
 

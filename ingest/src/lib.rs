@@ -172,7 +172,7 @@ where
     F: Fn(&mut timely::worker::Worker) -> T + Send + Sync + 'static,
 {
     match sockets {
-        Some((cluster, sockets)) => cluster::watch::execute(cluster, sockets, None, func),
+        Some((cluster, sockets)) => cluster::supervisor::execute(cluster, sockets, None, func),
         None => timely::execute(timely::Config::process(workers), func)
             .map_err(IngestError::workers_not_started)?
             .join()

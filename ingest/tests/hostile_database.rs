@@ -1,4 +1,4 @@
-//! The real `logstats-ingest` binary against a hostile database (issue 10): a corrupt SQLite
+//! The real `logstats-ingest` binary against a hostile database: a corrupt SQLite
 //! file, PostgreSQL over TLS, and a commit whose reply is lost with its connection.
 
 mod common;

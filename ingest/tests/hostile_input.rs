@@ -1,4 +1,4 @@
-//! The real `logstats-ingest` binary against a hostile user's input (issue 10): passwords in
+//! The real `logstats-ingest` binary against a hostile user's input: passwords in
 //! every URL form, garbage lines in bounded memory, absurd durations; and the progress bar on a
 //! terminal. Database rows run on every backend.
 
@@ -140,7 +140,7 @@ fn garbage_input_is_read_in_bounded_memory() {
     }
 }
 
-/// Issue 10, row 3: durations no request has (up to 10^9 s) are rejected with their reason;
+/// Durations no request has (up to 10^9 s) are rejected with their reason;
 /// the day's other requests keep their exact sum and average, however many such lines come.
 #[test]
 fn absurd_durations_are_rejected_and_sums_stay_exact() {

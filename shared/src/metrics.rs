@@ -1,6 +1,8 @@
 //! Metrics in the Prometheus text exposition format (version 0.0.4), written by hand: counters,
 //! gauges and fixed-bucket histograms on atomics (no lock, no allocation to record), and an
 //! [`Exposition`] writer that escapes help texts and label values as the format requires.
+//! The ingest job's and the API's own metrics (their crates' `metrics.rs`) are made and written
+//! with these.
 //!
 //! Memory is fixed when a metric is made: label sets are never created from what is recorded,
 //! so no request mix can grow it. Callers keep their metrics in their own structs and write them

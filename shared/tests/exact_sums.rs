@@ -1,4 +1,4 @@
-//! Counts and latency sums are exact or refused (issue 10, row 3): a merged row whose latency
+//! Counts and latency sums are exact or refused: a merged row whose latency
 //! sum does not fit the database's signed 64 bits is an error, never a clamped or wrapped number.
 
 use logstats_shared::storage::{date_from_day, EpochCommit};

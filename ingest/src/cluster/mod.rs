@@ -11,7 +11,7 @@ pub mod connect;
 pub mod hostfile;
 pub mod reader;
 pub mod secret;
-pub mod watch;
+pub mod supervisor;
 
 use std::path::Path;
 use std::time::Duration;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use logstats_shared::record::LineParser;
 
-use super::{connect, watch, Cluster};
+use super::{connect, supervisor, Cluster};
 use crate::dataflow;
 use crate::planner::EpochPlan;
 use crate::source::{open_regular, same_start, OpenError, OpenFiles};
@@ -27,7 +27,7 @@ pub fn run(
     let files = OpenFiles::by_path(cluster.process).parsed_by(Arc::clone(parser));
     let counter = Arc::new(ReadCounter::default());
     let read = Arc::clone(&counter);
-    watch::execute(cluster, sockets, Some(shutdown), move |worker| {
+    supervisor::execute(cluster, sockets, Some(shutdown), move |worker| {
         let (input, _) = dataflow::build(worker, None, files.clone(), Arc::clone(&read));
         // Plans come from process 0's worker 0 only.
         drop(input);

@@ -1,4 +1,4 @@
-//! The real `logstats-ingest` binary against a hostile user's files (issue 10): non-regular
+//! The real `logstats-ingest` binary against a hostile user's files: non-regular
 //! files, its own rejects file as input, links out of a directory, one file under several names,
 //! rotation, names that are not UTF-8. Database rows run on every backend.
 
