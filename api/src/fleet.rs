@@ -534,6 +534,22 @@ impl From<RankError> for ApiError {
     }
 }
 
+/// `work` on each of `parts`, each on a thread of its own; a thread that panicked gives
+/// [`RankError::Panicked`].
+fn on_threads<P: Send, R: Send>(
+    parts: impl Iterator<Item = P>,
+    work: impl Fn(P) -> Result<R, RankError> + Sync,
+) -> Vec<Result<R, RankError>> {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let running: Vec<_> = parts.map(|part| scope.spawn(move || work(part))).collect();
+        running
+            .into_iter()
+            .map(|thread| thread.join().unwrap_or(Err(RankError::Panicked)))
+            .collect()
+    })
+}
+
 /// The top `page.offset + page.limit` of `copies` over `from..=to` as `page` ranks them, best
 /// last, and how many of them have requests there.
 fn rank_copies(
@@ -613,15 +629,8 @@ pub fn customer_list_from_copies(
         .map_or(1, std::num::NonZeroUsize::get)
         .clamp(1, 4);
     let per_part = copies.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<(Vec<Ranked>, u64), RankError>> = std::thread::scope(|scope| {
-        let running: Vec<_> = copies
-            .chunks(per_part)
-            .map(|part| scope.spawn(move || rank_copies(part, range.from, to, extra, page, turn)))
-            .collect();
-        running
-            .into_iter()
-            .map(|thread| thread.join().unwrap_or(Err(RankError::Panicked)))
-            .collect()
+    let parts = on_threads(copies.chunks(per_part), |part| {
+        rank_copies(part, range.from, to, extra, page, turn)
     });
     let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(window.min(4096) + 1);
     let mut count = 0u64;
@@ -646,34 +655,26 @@ pub fn customer_list_from_copies(
         // The page's customers, whole: their latencies merged for the median, the p99 and any
         // `percentiles=`; a few busy customers' years can take a while, so on every core too.
         let per_part = listed.len().div_ceil(threads).max(1);
-        let merged: Vec<Result<(), RankError>> = std::thread::scope(|scope| {
-            let running: Vec<_> = listed
-                .chunks_mut(per_part)
-                .map(|part| {
-                    scope.spawn(move || -> Result<(), RankError> {
-                        let mut days = Vec::new();
-                        for entry in part {
-                            let found = copies
-                                .binary_search_by(|(id, _)| (*id).cmp(entry.customer_id.as_str()));
-                            let Ok(at) = found else {
-                                continue;
-                            };
-                            let rows = &copies[at].1;
-                            days.clear();
-                            for i in rows.days.range(range.from, Some(to)) {
-                                days.push(rows.days.get(i)?);
-                            }
-                            entry.total = merged_summary_of_packed(&days, &extra.0)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            running
-                .into_iter()
-                .map(|thread| thread.join().unwrap_or(Err(RankError::Panicked)))
-                .collect()
-        });
+        let merged = on_threads(
+            listed.chunks_mut(per_part),
+            |part| -> Result<(), RankError> {
+                let mut days = Vec::new();
+                for entry in part {
+                    let found =
+                        copies.binary_search_by(|(id, _)| (*id).cmp(entry.customer_id.as_str()));
+                    let Ok(at) = found else {
+                        continue;
+                    };
+                    let rows = &copies[at].1;
+                    days.clear();
+                    for i in rows.days.range(range.from, Some(to)) {
+                        days.push(rows.days.get(i)?);
+                    }
+                    entry.total = merged_summary_of_packed(&days, &extra.0)?;
+                }
+                Ok(())
+            },
+        );
         for part in merged {
             part?;
         }

@@ -257,6 +257,19 @@ thread_local! {
 /// Most values a thread's scratch keeps between requests (8 bytes each).
 const SCRATCH_KEPT: usize = 1 << 16;
 
+/// Runs `merge` with this thread's scratch array for dense range merges (kept between requests
+/// up to 65,536 values, freed past that).
+pub fn with_scratch<R>(merge: impl FnOnce(&mut Vec<u64>) -> R) -> R {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let result = merge(&mut scratch);
+        if scratch.capacity() > SCRATCH_KEPT {
+            *scratch = Vec::new();
+        }
+        result
+    })
+}
+
 /// The summary of `days` merged: exact counts and sums, and the median, the p99 and `extra`
 /// (`(key, p)`) over every latency, added up from the packed histograms when every day is
 /// exact (else from the decoded summaries, as [`Latencies::merged_percentiles`] does).
@@ -264,12 +277,7 @@ pub fn merged_summary_of_packed(
     days: &[PackedDay<'_>],
     extra: &[(String, f64)],
 ) -> Result<StatsSummary, PackError> {
-    let mut total = DayStats::empty();
-    for day in days {
-        total.successful += day.successful;
-        total.failed += day.failed;
-        total.latency_sum_us += day.latency_sum_us;
-    }
+    let total = merged_counts_of_packed(days);
     let mut ps = SUMMARY_PERCENTILES.to_vec();
     ps.extend(extra.iter().map(|&(_, p)| p));
     let exact: Option<Vec<HistogramRef<'_>>> = days
@@ -279,24 +287,19 @@ pub fn merged_summary_of_packed(
             PackedLatencies::Estimated(_) => None,
         })
         .collect();
-    let percentiles = SCRATCH.with(|scratch| -> Result<Vec<Option<f64>>, PackError> {
-        let mut scratch = scratch.borrow_mut();
-        let percentiles = match exact {
-            Some(views) => HistogramRef::merged_percentiles(&views, &ps, &mut scratch),
-            None => {
-                let latencies = days
-                    .iter()
-                    .map(|d| d.latencies.decode())
-                    .collect::<Result<Vec<Latencies>, PackError>>()?;
-                let refs: Vec<&Latencies> = latencies.iter().collect();
-                Latencies::merged_percentiles(&refs, &ps, &mut scratch)
-            }
-        };
-        if scratch.capacity() > SCRATCH_KEPT {
-            *scratch = Vec::new();
+    let percentiles = match exact {
+        Some(views) => {
+            with_scratch(|scratch| HistogramRef::merged_percentiles(&views, &ps, scratch))
         }
-        Ok(percentiles)
-    })?;
+        None => {
+            let latencies = days
+                .iter()
+                .map(|d| d.latencies.decode())
+                .collect::<Result<Vec<Latencies>, PackError>>()?;
+            let refs: Vec<&Latencies> = latencies.iter().collect();
+            with_scratch(|scratch| Latencies::merged_percentiles(&refs, &ps, scratch))
+        }
+    };
     Ok(total
         .summary_with(percentiles[0], percentiles[1])
         .with_percentiles(extra, &percentiles[SUMMARY_PERCENTILES.len()..]))

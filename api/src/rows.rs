@@ -260,7 +260,7 @@ impl RowCache {
     /// The copy of every customer of `versions` (id to version; those at 0 have no rows and
     /// are skipped), sorted by id, when each is held current at its version; `None` as soon as
     /// one is not (not copied, being loaded, or older). Never waits for the database or for a
-    /// loader past [`MOMENT`], and does not count as a use.
+    /// loader past 5 ms (`MOMENT`), and does not count as a use.
     pub fn copies_of<'a>(
         &self,
         versions: &'a std::collections::HashMap<Box<str>, i64>,

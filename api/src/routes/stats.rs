@@ -15,7 +15,9 @@ use crate::answers::{AnswerKey, Answers};
 use crate::domain::{iso_date, CustomerId, DayEntry, PercentileList, RequestedRange};
 use crate::error::{ApiError, ErrorBody};
 use crate::freshness::Freshness;
-use crate::packed::{merged_summary_of_packed, write_day_entry, PackError, PackedDay, PackedDays};
+use crate::packed::{
+    merged_summary_of_packed, with_scratch, write_day_entry, PackError, PackedDay, PackedDays,
+};
 use crate::rows::{Loaded, RowCache};
 
 /// The raw query parameters of a customer's stats and of the fleet's (`GET /stats`); validated
@@ -260,14 +262,6 @@ fn resolved_to(range: &RequestedRange, last_day: Option<NaiveDate>) -> NaiveDate
     range.to.or(last_day).unwrap_or(range.from)
 }
 
-thread_local! {
-    /// The dense counts the range merges add into, kept per thread between requests.
-    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Most values a thread's scratch keeps between requests (8 bytes each).
-const SCRATCH_KEPT: usize = 1 << 16;
-
 /// The summary of `days` merged: exact counts and sums, and percentiles over every latency.
 fn merged_summary(days: &[&DayStats], extra: &PercentileList) -> StatsSummary {
     let mut total = DayStats::empty();
@@ -278,15 +272,9 @@ fn merged_summary(days: &[&DayStats], extra: &PercentileList) -> StatsSummary {
     }
     let mut ps = SUMMARY_PERCENTILES.to_vec();
     ps.extend(extra.0.iter().map(|&(_, p)| p));
-    let percentiles = SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        let latencies: Vec<&Latencies> = days.iter().map(|d| &d.latencies).collect();
-        let percentiles = Latencies::merged_percentiles(&latencies, &ps, &mut scratch);
-        if scratch.capacity() > SCRATCH_KEPT {
-            *scratch = Vec::new();
-        }
-        percentiles
-    });
+    let latencies: Vec<&Latencies> = days.iter().map(|d| &d.latencies).collect();
+    let percentiles =
+        with_scratch(|scratch| Latencies::merged_percentiles(&latencies, &ps, scratch));
     total
         .summary_with(percentiles[0], percentiles[1])
         .with_percentiles(&extra.0, &percentiles[SUMMARY_PERCENTILES.len()..])

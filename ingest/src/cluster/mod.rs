@@ -3,7 +3,7 @@
 //! single process does; the others read their shares of each epoch's bytes, by the path process
 //! 0 names in the plan, and exchange their deltas with it.
 //!
-//! Timely does not replace a lost worker, so a lost process stops the whole job: [`watch`]
+//! Timely does not replace a lost worker, so a lost process stops the whole job: [`supervisor`]
 //! notices the broken connection and ends this process with an error naming the lost one. The
 //! commits were atomic, so a restart of every process resumes from the last of them.
 
