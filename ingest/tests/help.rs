@@ -14,7 +14,7 @@
 //! - Every relative link of `README.md` and `docs/*.md` names an existing file, and its
 //!   `#anchor` one of that file's headings as GitHub makes anchors (or an `<a id>`).
 //!
-//! (The API's help is checked by `api/tests/help.rs`; see `logstats_shared::testing::docs`.)
+//! (The API's help is checked by `api/tests/api/help.rs`; see `logstats_shared::testing::docs`.)
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 # installs the version pinned by package.json + package-lock.json with `npm ci` and copies the
 # few built files it serves, and their licences, into dist/ (committed, so building the API needs
 # no npm). To upgrade: change the version in package.json, run `npm install --package-lock-only
-# --ignore-scripts` here, then this script, then `cargo test -p logstats-api --test docs`.
+# --ignore-scripts` here, then this script, then `cargo test -p logstats-api --test api docs::`.
 set -euo pipefail
 cd "$(dirname "$0")"
 # --ignore-scripts: swagger-ui-dist's only dependency is an install-time analytics hook.

@@ -18,7 +18,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 /// Registers every route of the API, each documented in `/openapi.json` by the same line: a
 /// handler needs `#[utoipa::path]` and an actix route macro (`#[get("/path")]`) to be added here.
 /// Do not add routes to the app any other way (`.route(...)` would leave them undocumented;
-/// `tests/openapi.rs` checks that every route answers and is documented).
+/// `tests/api/openapi.rs` checks that every route answers and is documented).
 pub fn configure(api: &mut ServiceConfig<'_>) {
     api.service(stats::customer_stats)
         .service(fleet::fleet_stats)

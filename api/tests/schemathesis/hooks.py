@@ -1,4 +1,4 @@
-"""Schemathesis hooks for `api/tests/schemathesis.rs` (the API fuzzed against its own document).
+"""Schemathesis hooks for `api/tests/api/schemathesis.rs` (the API fuzzed against its own document).
 
 - `to` before `from` is a 400 the document cannot express (a constraint between two
   parameters): such generated ranges are put in order, so that schema-valid requests stay valid.

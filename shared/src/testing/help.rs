@@ -8,7 +8,10 @@
 //!
 //! `UPDATE_HELP_DOCS=1` rewrites the blocks that differ from the binary's output instead of
 //! failing, in the file each is in (a missing block still fails: add its first line, then run
-//! again).
+//! again). The two tests that compare the blocks are run alone, for both binaries' docs, by
+//! `UPDATE_HELP_DOCS=1 cargo test --workspace --features 'logstats-shared/testing
+//! logstats-shared/openapi' --test help --test api -- help_exactly` (ingest's `tests/help.rs`
+//! and the API's `tests/api/help.rs`, a module of its one test binary).
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,12 +1,10 @@
 //! `GET /customers/{id}/stats` on the real binary, on every backend: a range is the merge of its
 //! days, bounds are inclusive, `to` defaults to the last day with data, and a range without
 //! requests has zero counts and null ratios; every answer is compared with statistics computed
-//! here from the generated requests (`support::stats`).
+//! here from the generated requests (`crate::support::stats`).
 
-mod support;
-
+use crate::support::stats::{assert_days, assert_stats, seeded_apps, select};
 use serde_json::json;
-use support::stats::{assert_days, assert_stats, seeded_apps, select};
 
 #[test]
 fn a_range_is_the_merge_of_its_days() {

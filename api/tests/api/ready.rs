@@ -1,14 +1,12 @@
 //! `GET /ready` on the real binary: 200 while the database answers with a current schema, 503
 //! JSON when its schema is older than the binary or the database is away, and 200 again after.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{seed, Api};
 use logstats_shared::testing::backends;
 use logstats_shared::testing::outage::OutageProxy;
 use logstats_shared::Backend;
-use support::{seed, Api};
 
 /// Polls `/ready` until it answers `status` (within 30 s) and returns that body.
 fn ready_becomes(api: &Api, status: u16) -> serde_json::Value {

@@ -2,19 +2,17 @@
 //! (the ingest job's place, here the test's own store) is counted by the very next answer, asked
 //! once or many times at once, though answers are remembered (`answers.rs`, `freshness.rs`).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::stats::{
+    assert_days, assert_stats, date, generated_requests, select, store_requests, Request,
+};
+use crate::support::Api;
 use chrono::NaiveDate;
 use logstats_shared::storage::day_from_date;
 use logstats_shared::testing::backends;
 use logstats_shared::{DayAccumulator, EpochCommit, Store};
-use support::stats::{
-    assert_days, assert_stats, date, generated_requests, select, store_requests, Request,
-};
-use support::Api;
 
 #[test]
 fn a_commit_is_visible_on_the_next_request() {

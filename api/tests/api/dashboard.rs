@@ -1,24 +1,24 @@
 //! The dashboard in a real browser: the `logstats-api` binary on a fresh database holding known
 //! log lines, driven in headless Chromium through chromedriver over the W3C WebDriver protocol
-//! (`support::browser`); and the page's files over plain HTTP.
+//! (`crate::support::browser`); and the page's files over plain HTTP.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
 //! browser tests are skipped loudly, unless CI is set, where they fail. `CHROMIUM` and
 //! `CHROMEDRIVER` name other binaries. The screenshot lands in `<workspace>/target/dashboard.png`.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use logstats_shared::testing::outage::OutageProxy;
-use logstats_shared::testing::{servers, TestDatabase};
-use serde_json::json;
-use support::browser::{base64_decode, browser_programs, workspace_target, Browser, ELEMENT_KEY};
-use support::dashboard::{
+use crate::support::browser::{
+    base64_decode, browser_programs, workspace_target, Browser, ELEMENT_KEY,
+};
+use crate::support::dashboard::{
     assert_charts_drawn, assert_console_clean, assert_totals_shown, expected_fleet_by_failures,
     expected_total, generated_requests, http_get, ingest, spawn_api, visible_error,
 };
-use support::Api;
+use crate::support::Api;
+use logstats_shared::testing::outage::OutageProxy;
+use logstats_shared::testing::{servers, TestDatabase};
+use serde_json::json;
 
 #[test]
 fn the_dashboard_shows_the_apis_numbers_in_a_real_browser() {
@@ -287,7 +287,7 @@ fn day_labels_never_overlap_and_dates_are_iso_at_any_range_and_width() {
     let (_api, address) = spawn_api(&db);
     let browser = Browser::start(&chromium, &chromedriver);
     browser.run_before_every_page(RECORD_CANVAS_TEXTS);
-    let day = |s: &str| support::dashboard::date(s);
+    let day = |s: &str| crate::support::dashboard::date(s);
     let last = day("2024-10-21");
     // (from, to in the URL, the range's last day): 1, 7, 31 and 365 days, and a range without
     // `to`, which runs to the last day with data.

@@ -1,14 +1,12 @@
 //! Bounds of the real binary: its memory on ten years of days asked with many ranges, and the
 //! rank error of ranges of days stored as t-digests.
 
-mod support;
-
+use crate::support::stats::{assert_quantile, date};
+use crate::support::Api;
 use logstats_shared::storage::day_from_date;
 use logstats_shared::testing::{backends, Random, TestDatabase};
 use logstats_shared::{DayAccumulator, EpochCommit};
 use serde_json::json;
-use support::stats::{assert_quantile, date};
-use support::Api;
 
 /// Peak resident memory of a process, in bytes (VmHWM).
 fn peak_rss_bytes(pid: u32) -> u64 {

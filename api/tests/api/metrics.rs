@@ -3,14 +3,12 @@
 //! every request, the caches' hits and misses follow the requests' order, and every request
 //! leaves one access-log line (JSON lines with `--log-format json`).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::support::{seed, Api};
 use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use logstats_shared::testing::{backends, TestDatabase};
 use serde_json::Value;
-use support::{seed, Api};
 
 /// One scrape: `name{labels}` (as written) -> value.
 type Scrape = BTreeMap<String, f64>;

@@ -7,15 +7,13 @@
 //! `*` token (`ignored_auth` then checks that every protected operation refuses a request
 //! without it, or with a wrong one).
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::tokens::{sha256_hex, TokensFile};
+use crate::support::{seed, tool_available, Api, SEEDED_CUSTOMERS, SEEDED_DAYS};
 use logstats_shared::testing::spawn::Binary;
 use logstats_shared::testing::TestDatabase;
-use support::tokens::{sha256_hex, TokensFile};
-use support::{seed, tool_available, Api, SEEDED_CUSTOMERS, SEEDED_DAYS};
 
 /// Test cases per operation and phase, and the seed: the run takes well under a minute on a
 /// debug build.

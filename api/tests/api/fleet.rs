@@ -2,17 +2,15 @@
 //! answer is compared with statistics computed here from the raw requests (counts, uptime,
 //! average, numpy's linear percentiles), including sorting and paging of `/customers`.
 
-mod support;
-
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::support::stats::{assert_stats, date, store_requests, within, Request};
+use crate::support::Api;
 use chrono::NaiveDate;
 use logstats_shared::testing::{backends, Random, TestDatabase};
 use serde_json::{json, Value};
-use support::stats::{assert_stats, date, store_requests, within, Request};
-use support::Api;
 
 /// 12 customers over 2024-10-01..10-20 with different volumes, failure rates and days off;
 /// millisecond latencies (at most 2,000 distinct values in all, so every merge is exact), and

@@ -3,15 +3,13 @@
 //! number once this version migrates it; a database migrated by a newer version is refused at
 //! start (exit status 3) and makes a running API unready.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::support::{run_to_exit, seed, Api};
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::{Backend, SourceOffset};
 use serde_json::{json, Value};
-use support::{run_to_exit, seed, Api};
 
 /// The first migration of `backend`'s folder: its diesel version and its `up.sql`.
 fn first_migration(backend: Backend) -> (String, String) {

@@ -1,14 +1,12 @@
 //! The real binary's life: `/health` answers, other paths are JSON 404s, and it serves and
 //! exits cleanly on SIGTERM.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::stats::{assert_stats, generated_requests, select, store_requests};
+use crate::support::Api;
 use logstats_shared::testing::{backends, TestDatabase};
 use serde_json::json;
-use support::stats::{assert_stats, generated_requests, select, store_requests};
-use support::Api;
 
 #[test]
 fn health_is_ok_and_other_paths_are_json_404() {

@@ -2,17 +2,15 @@
 //! malformed requests are 400 with the reason, unknown parameters are ignored, a customer
 //! without data is 404, and a database outage is 503 within the connection timeout.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::stats::{
+    assert_days, assert_stats, generated_requests, seeded_apps, select, store_requests,
+};
+use crate::support::Api;
 use logstats_shared::testing::outage::OutageProxy;
 use logstats_shared::testing::servers;
 use serde_json::json;
-use support::stats::{
-    assert_days, assert_stats, generated_requests, seeded_apps, select, store_requests,
-};
-use support::Api;
 
 #[test]
 fn malformed_requests_are_400_with_the_reason() {

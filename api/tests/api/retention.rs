@@ -2,16 +2,16 @@
 //! whole while it runs, and the first answer of each replica after it holds no pruned day, the
 //! customer, fleet and list views agreeing with the same oracle.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::support::stats::Request;
+use crate::support::stats::{
+    assert_stats, date, generated_requests, select, store_requests, within,
+};
+use crate::support::Api;
 use logstats_shared::testing::backends;
 use logstats_shared::Pruned;
-use support::stats::Request;
-use support::stats::{assert_stats, date, generated_requests, select, store_requests, within};
-use support::Api;
 
 const RANGE: &str = "from=2024-10-01&to=2024-10-31";
 

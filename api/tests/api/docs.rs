@@ -2,14 +2,12 @@
 //! (the committed files, byte for byte), nothing loaded from a CDN; and, in headless Chromium
 //! with every other host unreachable, Swagger UI rendering the API's own document.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::{tool_available, Api};
 use logstats_shared::testing::spawn::Binary;
 use logstats_shared::testing::TestDatabase;
-use support::{tool_available, Api};
 
 /// Hosts that serve front-end libraries and fonts; none may appear in what `/docs` loads.
 /// (The bundle does name validator.swagger.io, as a default that `init.js` turns off.)

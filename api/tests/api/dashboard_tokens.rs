@@ -1,17 +1,15 @@
 //! The dashboard with `--tokens`, in a real browser (see `dashboard.rs`): it asks for a token,
 //! says why one is refused, keeps the right one for the tab and forgets it on request.
 
-mod support;
-
-use logstats_shared::testing::TestDatabase;
-use serde_json::{json, Value};
-use support::browser::{browser_programs, workspace_target, Browser};
-use support::dashboard::{
+use crate::support::browser::{browser_programs, workspace_target, Browser};
+use crate::support::dashboard::{
     assert_charts_drawn, assert_console_clean, assert_totals_shown, expected_total,
     generated_requests, http_get, http_get_with, ingest, shown, spawn_api_with, type_and_submit,
     visible_error,
 };
-use support::tokens::{sha256_hex, TokensFile};
+use crate::support::tokens::{sha256_hex, TokensFile};
+use logstats_shared::testing::TestDatabase;
+use serde_json::{json, Value};
 
 #[test]
 fn with_tokens_the_dashboard_asks_for_one_and_keeps_it_in_the_tab() {

@@ -1,14 +1,12 @@
 //! `GET /openapi.json`, from the real binary: a valid OpenAPI 3 document that lists every route
 //! the API serves, each documented route served, and JSON 404/405 answers around them.
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{seed, tool_available, Api, SEEDED_CUSTOMERS, SEEDED_DAYS};
 use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use logstats_shared::testing::TestDatabase;
 use serde_json::{json, Value};
-use support::{seed, tool_available, Api, SEEDED_CUSTOMERS, SEEDED_DAYS};
 
 /// Every route the API has, served or planned (see docs/OPERATIONS.md, "The API"). A route in this list
 /// that the binary serves must be in the document; one the binary does not serve answers the

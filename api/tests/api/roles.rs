@@ -4,14 +4,12 @@
 //! migrations are applied the API refuses to start, saying why. Also for tables an older
 //! compose.yaml made before the roles existed.
 
-mod support;
-
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::support::{run_to_exit, seed, seed_store, Api};
 use logstats_shared::testing::TestDatabase;
 use logstats_shared::{EpochCommit, Store, StoreOptions};
-use support::{run_to_exit, seed, seed_store, Api};
 
 /// The roles of one test, dropped (with what they own and were granted) when it ends.
 struct Roles<'a> {

@@ -4,16 +4,14 @@
 //! one kept out); a malformed file refused at start; `--protect-ops`; the document's security
 //! scheme; and no token or hash in any log line.
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::tokens::{new_token, sha256_hex, TokensFile};
+use crate::support::{run_to_exit, seed, Api, Response};
 use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use logstats_shared::testing::{backends, TestDatabase};
 use serde_json::{json, Value};
-use support::tokens::{new_token, sha256_hex, TokensFile};
-use support::{run_to_exit, seed, Api, Response};
 
 const CUSTOMER_1: &str = "/customers/cust_1/stats?from=2024-10-10";
 const CUSTOMER_22: &str = "/customers/cust_22/stats?from=2024-10-10&to=2024-10-13";

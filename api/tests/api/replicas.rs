@@ -2,13 +2,11 @@
 //! the very next answer of every replica, whichever replica a load balancer picks, for the
 //! per-customer and the fleet endpoints alike, with every cache of every replica warm.
 
-mod support;
-
+use crate::support::{seed, Api};
 use chrono::NaiveDate;
 use logstats_shared::storage::day_from_date;
 use logstats_shared::testing::backends;
 use logstats_shared::{DayAccumulator, EpochCommit};
-use support::{seed, Api};
 
 #[test]
 fn a_commit_is_in_the_next_answer_of_every_replica() {

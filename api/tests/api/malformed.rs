@@ -2,15 +2,13 @@
 //! `logstats-api` binary: each gets its status with a `{"error": "..."}` JSON body, and none is
 //! logged at ERROR (a client's fault is a warning at most).
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::support::Api;
 use logstats_shared::testing::TestDatabase;
 use serde_json::{json, Value};
-use support::Api;
 
 /// One parsed HTTP/1.1 response: status, lower-cased head, body.
 #[derive(Debug)]
