@@ -285,6 +285,47 @@ impl RowCache {
         Some(copies)
     }
 
+    /// The customers of `versions` (id to version; 0 means no rows) whose copy is missing or
+    /// older than their version, with that version, when there are at most `most` of them and
+    /// the copy has room for the missing ones (it is less than seven eighths full); else
+    /// `None`. Waits for no loader past 5 ms (one being loaded counts as behind).
+    pub fn behind<'a>(
+        &self,
+        versions: &'a std::collections::HashMap<Box<str>, i64>,
+        most: usize,
+    ) -> Option<Vec<(&'a str, i64)>> {
+        if !self.enabled() {
+            return None;
+        }
+        let mut behind = Vec::new();
+        let mut missing = false;
+        for (customer, &version) in versions {
+            if version <= 0 {
+                continue;
+            }
+            let slot = self.state.lock().slots.get(&**customer).cloned();
+            let current = match &slot {
+                None => {
+                    missing = true;
+                    false
+                }
+                Some(slot) => slot
+                    .rows
+                    .try_lock_for(MOMENT)
+                    .and_then(|held| held.as_ref().map(|rows| rows.version >= version))
+                    .unwrap_or(false),
+            };
+            if !current {
+                behind.push((&**customer, version));
+                if behind.len() > most {
+                    return None;
+                }
+            }
+        }
+        let room = self.state.lock().used + self.budget / 8 <= self.budget;
+        (room || !missing).then_some(behind)
+    }
+
     /// The copy of `customer` if it is current at `version`; never waits for the database.
     pub fn fresh(&self, customer: &str, version: i64) -> Option<Arc<CustomerRows>> {
         let slot = self.state.lock().slots.get(customer).cloned()?;

@@ -371,6 +371,7 @@ fn a_commit_is_visible_in_the_fleet_views_on_the_next_request() {
         let requests = generated();
         store_requests(&db.connect(), &requests);
         let api = Api::start(&db);
+        wait_for_copies(&api, 12);
         let query = "from=2024-10-01&to=2024-10-31";
         let before = ok_json(&api, &format!("/stats?{query}"));
         let list = ok_json(
@@ -411,6 +412,42 @@ fn a_commit_is_visible_in_the_fleet_views_on_the_next_request() {
             list_after["count"],
             list["count"].as_u64().map(|c| c + 1).expect("count")
         );
+        // A commit that changes a customer already copied: its copy is brought up to date
+        // before the list is answered from memory.
+        let more: Vec<Request> = (0..6000)
+            .map(|i| Request {
+                customer: "cust_03".into(),
+                day: date("2024-10-26"),
+                ok: i % 2 == 0,
+                us: 2000 + i % 11,
+            })
+            .collect();
+        store_requests(&db.connect(), &more);
+        let again = ok_json(
+            &api,
+            &format!("/customers?{query}&sort=failed_requests&order=desc&limit=2"),
+        );
+        let ids: Vec<&str> = again["customers"]
+            .as_array()
+            .expect("customers")
+            .iter()
+            .map(|c| c["customer_id"].as_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(ids, ["zz_new", "cust_03"], "{db:?}");
+        let all: Vec<Request> = requests.iter().chain(&more).cloned().collect();
+        let cust_03: Vec<&Request> = all
+            .iter()
+            .filter(|r| r.customer == "cust_03")
+            .filter(|r| r.day >= date("2024-10-01") && r.day <= date("2024-10-31"))
+            .collect();
+        assert_stats(
+            &again["customers"][1]["total"],
+            &cust_03,
+            &[],
+            &format!("{db:?}"),
+        );
+        // Every list came from memory: the new customer and the changed one were copied first.
+        assert_eq!(customer_list_sources(&api), (3, 0), "{db:?}");
     }
 }
 
