@@ -55,6 +55,15 @@ pub enum WalkError {
     TooSlow,
 }
 
+impl From<WalkError> for ApiError {
+    fn from(error: WalkError) -> Self {
+        match error {
+            WalkError::Storage(storage) => storage.into(),
+            too_slow @ WalkError::TooSlow => ApiError::Busy(too_slow.to_string()),
+        }
+    }
+}
+
 /// The turns of the fleet walks: [`FLEET_WALKS`] at once; shared by all workers.
 pub struct FleetGate {
     turns: Arc<tokio::sync::Semaphore>,

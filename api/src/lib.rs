@@ -14,6 +14,7 @@ pub mod refusals;
 pub mod routes;
 pub mod rows;
 pub mod server;
+pub mod service;
 pub mod startup;
 pub mod telemetry;
 pub use logstats_shared::tokens;
