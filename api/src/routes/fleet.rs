@@ -1,6 +1,8 @@
 //! `GET /stats` (every customer merged over a range) and `GET /customers` (every customer's
 //! total over a range, sorted and paged). The answers are `crate::service`'s (computed by
 //! [`crate::fleet`]); here: the parameters.
+//!
+//! Namesake: this module is the fleet views' endpoints; `crate::fleet` computes the views.
 
 use actix_web::{get, web, HttpResponse};
 

@@ -1,5 +1,8 @@
 //! `GET /metrics`: the API's metrics in the Prometheus text exposition format (see
 //! `crate::metrics` and docs/API.md, "Metrics").
+//!
+//! Namesake: this module is the endpoint and writes the caches' and the pool's counts;
+//! `crate::metrics` counts the requests (the middleware) and writes those.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{get, web, HttpResponse};

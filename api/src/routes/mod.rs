@@ -12,11 +12,6 @@ pub mod metrics;
 pub mod openapi;
 pub mod stats;
 
-pub use crate::domain::DayEntry;
-pub use crate::service::CustomerStats;
-pub use health::Health;
-pub use stats::StatsQuery;
-
 use std::future::{ready, Ready};
 use std::sync::Arc;
 
