@@ -1,7 +1,7 @@
 //! Per-request metrics and the access log, in one middleware around the whole app.
 //!
 //! Namesake: this module counts the requests; `crate::routes::metrics` is the `GET /metrics`
-//! endpoint, which writes these counts out with the caches' and the database pool's.
+//! endpoint that serves these counts (with the caches' and the pool's: `crate::service`).
 //!
 //! Every route the app registers gets its counters and latency histogram when the server
 //! starts ([`ApiMetrics::new`], from the OpenAPI document's paths); requests that match no

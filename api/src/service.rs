@@ -1,9 +1,10 @@
-//! The stats endpoints' answers, below their routes: each handler of `GET
-//! /customers/{customer_id}/stats`, `GET /stats` and `GET /customers` parses its request and
-//! calls one function here ([`customer_stats`], [`fleet_stats`], [`customer_list`]), which
-//! returns the JSON body of the 200 answer, or the error to answer.
+//! The work below the routes: each handler of `GET /customers/{customer_id}/stats`, `GET
+//! /stats` and `GET /customers` parses its request and calls one function here
+//! ([`customer_stats`], [`fleet_stats`], [`customer_list`]), which returns the JSON body of the
+//! 200 answer, or the error to answer; so do `GET /ready` ([`readiness`]) and `GET /metrics`
+//! ([`metrics_text`]).
 //!
-//! Each waits for a version round that started after the request arrived (see
+//! Each stats answer waits for a version round that started after the request arrived (see
 //! `crate::freshness`), sends a remembered answer when there is one at the version it saw (see
 //! `crate::answers`), and otherwise computes the answer and remembers it: a customer's from its
 //! copy of the rows (see `crate::rows`) or from the database, the fleet views through the walks
@@ -15,6 +16,7 @@ use actix_web::web::{self, Bytes};
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use logstats_shared::metrics::{Exposition, Kind};
 use logstats_shared::stats::SUMMARY_PERCENTILES;
 use logstats_shared::{DayStats, Latencies, StatsSummary, Store};
 
@@ -22,7 +24,8 @@ use crate::answers::{AnswerKey, Answers};
 use crate::domain::{iso_date, CustomerId, DayEntry, ListPage, PercentileList, RequestedRange};
 use crate::error::ApiError;
 use crate::fleet::{self, CustomerList, FleetGate, FleetStats, Turn};
-use crate::freshness::Freshness;
+use crate::freshness::{Freshness, Schema};
+use crate::metrics::ApiMetrics;
 use crate::packed::{
     merged_summary_of_packed, with_scratch, write_day_entry, PackError, PackedDay, PackedDays,
 };
@@ -372,4 +375,113 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes, ApiError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|e| ApiError::Internal(Box::new(e)))
+}
+
+/// Whether the API may take requests (`GET /ready`): the database answered a version round that
+/// started after this call and holds every migration this build knows; else the 503 that says
+/// which.
+pub async fn readiness(freshness: &Freshness) -> Result<(), ApiError> {
+    // A version round that started after this request, on the reader's own connection: no wait
+    // for the pool or the blocking threads, however busy the other routes keep them.
+    let versions = freshness.current().await;
+    if let Some(error) = versions.error {
+        return Err(ApiError::versions_unavailable(error));
+    }
+    match versions.schema {
+        Schema::Current => Ok(()),
+        Schema::Behind(pending) => Err(ApiError::NotReady(format!(
+            "the database schema is not current: {pending} migration(s) of this version are not applied"
+        ))),
+        Schema::Newer(message) => Err(ApiError::NotReady(message.to_string())),
+        Schema::Unknown => Err(ApiError::NotReady(
+            "cannot read the database's schema version".to_string(),
+        )),
+    }
+}
+
+/// The body of `GET /metrics`, in the Prometheus text exposition format: the requests'
+/// counts and latencies (`metrics`), the caches' hits, misses and sizes, where `GET /customers`
+/// answers came from, and the database pool's connections.
+pub fn metrics_text(
+    metrics: &ApiMetrics,
+    answers: &Answers,
+    rows: &RowCache,
+    store: &Store,
+) -> String {
+    let mut out = Exposition::new();
+    metrics.write(&mut out);
+    let caches = [
+        ("answers", answers.lookups(), answers.used_bytes()),
+        ("rows", rows.lookups(), rows.used_bytes()),
+    ];
+    let entries = [("answers", answers.len()), ("rows", rows.len())];
+    out.family(
+        "logstats_api_cache_hits_total",
+        Kind::Counter,
+        "Cache lookups answered from memory: `answers` (whole responses), `rows` (a customer's \
+         stored days).",
+    );
+    for (cache, (hits, _), _) in caches {
+        out.sample("logstats_api_cache_hits_total", &[("cache", cache)], hits);
+    }
+    out.family(
+        "logstats_api_cache_misses_total",
+        Kind::Counter,
+        "Cache lookups not answered from memory (`rows`: the database was read).",
+    );
+    for (cache, (_, misses), _) in caches {
+        out.sample(
+            "logstats_api_cache_misses_total",
+            &[("cache", cache)],
+            misses,
+        );
+    }
+    out.family(
+        "logstats_api_cache_bytes",
+        Kind::Gauge,
+        "Bytes held by each cache (bounded by --answer-cache-bytes and --row-cache-bytes).",
+    );
+    for (cache, _, bytes) in caches {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        out.sample("logstats_api_cache_bytes", &[("cache", cache)], bytes);
+    }
+    out.family(
+        "logstats_api_cache_entries",
+        Kind::Gauge,
+        "Entries held by each cache: `answers` (responses), `rows` (customers).",
+    );
+    for (cache, count) in entries {
+        let count = u64::try_from(count).unwrap_or(u64::MAX);
+        out.sample("logstats_api_cache_entries", &[("cache", cache)], count);
+    }
+    out.family(
+        "logstats_api_customer_lists_total",
+        Kind::Counter,
+        "GET /customers answers computed, by where the rows came from: `memory` (every \
+         customer's rows held current in the row cache) or `database` (a walk of the range).",
+    );
+    for (source, counter) in [
+        ("memory", &rows.customer_lists.from_copies),
+        ("database", &rows.customer_lists.from_database),
+    ] {
+        out.sample(
+            "logstats_api_customer_lists_total",
+            &[("source", source)],
+            counter.get(),
+        );
+    }
+    let (connections, idle) = store.pool_state();
+    out.single(
+        "logstats_api_db_pool_connections",
+        Kind::Gauge,
+        "Database connections open in the pool (in use and idle).",
+        connections,
+    );
+    out.single(
+        "logstats_api_db_pool_idle_connections",
+        Kind::Gauge,
+        "Open database connections not in use.",
+        idle,
+    );
+    out.finish()
 }

@@ -1,7 +1,7 @@
 //! One module per endpoint, and [`configure`], the one list of the API's routes.
 //!
 //! A handler parses its request, calls one function of the layer below (`crate::service` for
-//! the stats endpoints) and writes the answer: status, headers, body.
+//! the stats endpoints, `/ready` and `/metrics`) and writes the answer: status, headers, body.
 
 mod assets;
 pub mod dashboard;
