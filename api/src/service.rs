@@ -24,7 +24,7 @@ use crate::answers::{AnswerKey, Answers};
 use crate::domain::{iso_date, CustomerId, DayEntry, ListPage, PercentileList, RequestedRange};
 use crate::error::ApiError;
 use crate::fleet::{self, CustomerList, FleetGate, FleetStats, Turn};
-use crate::freshness::{Freshness, Schema};
+use crate::freshness::{Freshness, Schema, Versions};
 use crate::metrics::ApiMetrics;
 use crate::packed::{
     merged_summary_of_packed, with_scratch, write_day_entry, PackError, PackedDay, PackedDays,
@@ -69,6 +69,18 @@ pub struct CustomerStats {
     pub days: Vec<DayEntry>,
 }
 
+/// Every customer's version as of a round that started after this request arrived: any commit
+/// visible now is in it (see `crate::freshness`). A round that could not reach the database
+/// within the pool's timeout is an error now, rather than a wait as long again for the
+/// request's own connection.
+async fn current_versions(shared: &Shared) -> Result<Versions, ApiError> {
+    let versions = shared.freshness.current().await;
+    match versions.error {
+        Some(error) => Err(ApiError::versions_unavailable(error)),
+        None => Ok(versions),
+    }
+}
+
 /// The body of `GET /customers/{customer_id}/stats` for `customer` over `range`, with the
 /// `extra` percentiles: remembered, else merged from the copy of the customer's rows (brought
 /// up to date first), else read from the database.
@@ -78,14 +90,7 @@ pub async fn customer_stats(
     range: RequestedRange,
     extra: PercentileList,
 ) -> Result<Bytes, ApiError> {
-    // Every customer's version as of a round that started after this request arrived: any
-    // commit visible now is in it (see `crate::freshness`).
-    let versions = shared.freshness.current().await;
-    if let Some(error) = versions.error {
-        // The round could not reach the database within the pool's timeout: say so now rather
-        // than wait as long again for this request's own connection.
-        return Err(ApiError::versions_unavailable(error));
-    }
+    let versions = current_versions(shared).await?;
     let version = versions.of(customer.as_str());
     if version == 0 {
         // No commit ever wrote a row of this customer: nothing to read, and nothing to remember
@@ -274,10 +279,7 @@ pub async fn fleet_stats(
     range: RequestedRange,
     extra: PercentileList,
 ) -> Result<Bytes, ApiError> {
-    let versions = shared.freshness.current().await;
-    if let Some(error) = versions.error {
-        return Err(ApiError::versions_unavailable(error));
-    }
+    let versions = current_versions(shared).await?;
     let key = AnswerKey::subject(format!("/stats?percentiles={}", extra.key()), &range);
     if let Some(body) = shared.answers.get(&key, versions.newest) {
         return Ok(body);
@@ -304,10 +306,7 @@ pub async fn customer_list(
     extra: PercentileList,
     page: ListPage,
 ) -> Result<Bytes, ApiError> {
-    let versions = shared.freshness.current().await;
-    if let Some(error) = versions.error {
-        return Err(ApiError::versions_unavailable(error));
-    }
+    let versions = current_versions(shared).await?;
     let key = AnswerKey::subject(
         format!(
             "/customers?percentiles={}&sort={}&order={}&limit={}&offset={}",
