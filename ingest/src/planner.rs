@@ -13,8 +13,8 @@ use logstats_shared::{SourceOffset, Store};
 use crate::inputs::Inputs;
 use crate::metrics::IngestMetrics;
 use crate::source::{
-    fingerprint, fingerprint_len, io_error, same_start, unix_now, JobId, OpenFiles, Resume, Source,
-    SourceError, SourceId, FINGERPRINT_BYTES,
+    fingerprint, fingerprint_len, io_error, same_start, unix_now, JobId, OpenFiles, PlannedRead,
+    Resume, Source, SourceError, SourceId, FINGERPRINT_BYTES,
 };
 use crate::spool::Spool;
 
@@ -66,6 +66,16 @@ pub struct PlannedBatch {
 }
 
 impl EpochPlan {
+    /// What the workers open to read it (see [`OpenFiles::for_plan`]).
+    pub fn read(&self) -> PlannedRead<'_> {
+        PlannedRead {
+            source: self.source,
+            path: &self.path,
+            fingerprint: self.fingerprint.as_deref(),
+            end: self.end,
+        }
+    }
+
     /// The batch of `plan.batches` whose bytes hold `offset`, if the epoch is made of batches.
     pub fn batch_at(&self, offset: u64) -> Option<usize> {
         if self.batches.is_empty() {

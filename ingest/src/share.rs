@@ -306,7 +306,7 @@ impl ShareReader {
         let report = &mut share.report;
         let read = self
             .files
-            .for_plan(plan)
+            .for_plan(plan.read())
             .and_then(|file| self.parse_window(plan, &file, window_start, window_end, report));
         let after = counts(&share.report);
         if let Some(counted) = batch.and_then(|b| share.report.batches.get_mut(b)) {
