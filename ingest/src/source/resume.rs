@@ -89,7 +89,7 @@ impl Source {
         {
             // Committed under another key: by path (before keys were inodes), or under another
             // device number for the same inode (a remount, a restarted container).
-            let mut earlier = store.source_offsets_like(&format!("inode:%:{}", meta.ino()))?;
+            let mut earlier = store.offsets_of_inode(meta.ino())?;
             earlier.extend(store.source_offset(&name)?);
             let earlier = earlier
                 .into_iter()
