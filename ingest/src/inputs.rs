@@ -12,7 +12,7 @@ use crate::source::{file_id, file_kind, io_error, FileId, SourceError};
 
 /// The command line's paths, expanded afresh at every look (follow mode finds new files).
 #[derive(Debug)]
-pub struct Inputs {
+pub(crate) struct Inputs {
     paths: Vec<PathBuf>,
     rejects: Option<PathBuf>,
     /// A directory's files are inputs when their names match one of these.
@@ -39,11 +39,6 @@ impl Inputs {
             return self;
         }
         Self { include, ..self }
-    }
-
-    /// The paths as given.
-    pub fn paths(&self) -> &[PathBuf] {
-        &self.paths
     }
 
     /// Every input file, in order: a missing or unreadable path, or a named file that is not

@@ -282,11 +282,6 @@ impl Planner {
         Ok(())
     }
 
-    /// Every source, by id.
-    pub fn sources(&self) -> impl Iterator<Item = &Source> {
-        self.tracked.iter().map(|t| &t.source)
-    }
-
     /// Bytes planned in this run, for progress.
     pub fn planned_bytes(&self) -> u64 {
         self.planned_bytes

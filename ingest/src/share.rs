@@ -264,7 +264,9 @@ impl ShareReader {
         }
     }
 
-    /// Reads and parses worker `index`'s share of `plan`; returns its deltas and report.
+    /// Reads and parses worker `index`'s share of `plan`; returns its deltas and report (the
+    /// unit tests' way; the dataflow steps through a share with [`ShareReader::begin`]).
+    #[cfg(test)]
     pub fn read(&mut self, plan: &EpochPlan, index: usize, peers: usize) -> (Deltas, ShareReport) {
         let mut share = self.begin(plan, index, peers);
         while !self.step(plan, &mut share) {}

@@ -26,7 +26,7 @@ pub fn source_key(id: FileId) -> String {
     format!("inode:{}:{}", id.0, id.1)
 }
 
-/// The key [`source_key`] gives the file at `path`.
+/// The key `source_key` gives the file at `path`.
 pub fn source_key_of(path: &Path) -> io::Result<String> {
     std::fs::metadata(path).map(|m| source_key(file_id(&m)))
 }

@@ -2,11 +2,13 @@
 //! parts, each owning one concern:
 //!
 //! - `fingerprint.rs`: a file's identity: its key in the offsets table (device and inode,
-//!   [`source_key`]) and the fingerprint of its first bytes ([`FINGERPRINT_BYTES`]).
+//!   [`source_key`](fingerprint::source_key)) and the fingerprint of its first bytes
+//!   ([`FINGERPRINT_BYTES`]).
 //! - `lease.rs`: the job's identity ([`JobId`], and whether a lease's holder on this host is
 //!   gone, by `/proc`) and a source's lease ([`LEASE_SECONDS`], taken or waited for).
-//! - `open.rs`: opening regular files only ([`open_regular`]), and [`OpenFiles`], the handles
-//!   the workers read through (opened by the plan's path in a cluster process other than 0).
+//! - `open.rs`: opening regular files only ([`open_regular`](open::open_regular)), and
+//!   [`OpenFiles`], the handles the workers read through (opened by the plan's path in a
+//!   cluster process other than 0).
 //! - `resume.rs`: [`Source::open`]: a file leased, and the committed offset it resumes from.
 //!
 //! This module holds what they share, [`SourceId`] and [`SourceError`], and names their items
@@ -22,11 +24,11 @@ use std::path::Path;
 
 use logstats_shared::StorageError;
 
-pub use fingerprint::{file_id, source_key, source_key_of, FileId, FINGERPRINT_BYTES};
+pub use fingerprint::{file_id, source_key_of, FileId, FINGERPRINT_BYTES};
 pub(crate) use fingerprint::{fingerprint, fingerprint_len, same_start};
 pub(crate) use lease::acquire_lease;
 pub use lease::{unix_now, JobId, LEASE_SECONDS};
-pub use open::{file_kind, open_regular, OpenError, OpenFiles, PlannedRead};
+pub use open::{file_kind, OpenFiles, PlannedRead};
 pub use resume::{Resume, Source};
 
 /// Index of a source in the job's list; new files and rotated files get new ids.

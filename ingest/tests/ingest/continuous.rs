@@ -148,7 +148,7 @@ fn follow_freshness(extra_args: &[&str]) {
         let log = dir.path().join("api_requests.log");
         std::fs::write(&log, "").expect("create");
         let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
-        let key = logstats_ingest::source::source_key_of(&log).expect("source key");
+        let key = logstats_ingest::source_key_of(&log).expect("source key");
         let mut args = vec!["--follow", log.to_str().expect("utf8")];
         args.extend_from_slice(extra_args);
         let child = spawn(&db.url, &args);

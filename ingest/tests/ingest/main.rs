@@ -2,6 +2,10 @@
 //! instead of one per file): each former `ingest/tests/<name>.rs` is the module `<name>` here,
 //! sharing `support` (the former `ingest/tests/common/`). Run one file's tests with
 //! `cargo test -p logstats-ingest --test ingest <name>::`.
+//!
+//! A module is named for what it tests, so some share a name with a file of `ingest/src/`
+//! (`backfill`, `cluster`, `inputs`, `metrics`, `push`) or of `api/tests/api/` (`help`,
+//! `metrics`): the same topic, seen from the running binary.
 
 mod support;
 
