@@ -26,8 +26,7 @@ use logstats_shared::BatchCounts;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::planner::BatchTicket;
-use crate::spool::Spool;
+use crate::spool::{BatchTicket, Spool};
 
 /// How often at most a commit also deletes the keys older than `--push-key-ttl`.
 const EXPIRY_INTERVAL_SECS: i64 = 60;

@@ -1,4 +1,4 @@
-//! Which file is this, and where do we resume: the files the job reads (sources), in four
+//! Which file is this, and where do we resume: the files the job reads (sources), in five
 //! parts, each owning one concern:
 //!
 //! - `fingerprint.rs`: a file's identity: its key in the offsets table (device and inode,
@@ -9,6 +9,8 @@
 //! - `open.rs`: opening regular files only ([`open_regular`](open::open_regular)), and
 //!   [`OpenFiles`], the handles the workers read through (opened by the plan's path in a
 //!   cluster process other than 0).
+//! - `lines.rs`: where a source's complete lines end (a partial last line waits for its
+//!   newline).
 //! - `resume.rs`: [`Source::open`]: a file leased, and the committed offset it resumes from.
 //!
 //! This module holds what they share, [`SourceId`] and [`SourceError`], and names their items
@@ -16,6 +18,7 @@
 
 mod fingerprint;
 mod lease;
+mod lines;
 mod open;
 mod resume;
 
@@ -28,6 +31,7 @@ pub use fingerprint::{file_id, source_key_of, FileId, FINGERPRINT_BYTES};
 pub(crate) use fingerprint::{fingerprint, fingerprint_len, same_start};
 pub(crate) use lease::acquire_lease;
 pub use lease::{unix_now, JobId, LEASE_SECONDS};
+pub(crate) use lines::complete_lines_end;
 pub use open::{file_kind, OpenFiles, PlannedRead};
 pub use resume::{Resume, Source};
 
