@@ -20,6 +20,8 @@
 # and every API measurement waits for that fill (its time and size are a row of the table); the
 # fleet views are then asked with the answer cache off, /customers once for every sort field
 # over the whole year.
+# SCALE_RANDOM_ORDER=0 leaves out the ingest (and ClickHouse load) of the same lines in random
+# order, a seeded shuffle of the log, into a database of its own.
 # Settings: SCALE_BACKEND (postgres or sqlite), SCALE_SHAPE, SCALE_CUSTOMERS, SCALE_DAYS, SCALE_LINES, SCALE_DAY_LINES, SCALE_DURATION (default
 # 10s), BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 # BENCH_POSTGRES_PARAMS (default ?sslmode=disable). It takes several minutes and about 2 GB of
@@ -95,6 +97,8 @@ cleanup() {
   fi
   [ "$backend" = postgres ] &&
     psql "$pg_admin" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
+  [ "$backend" = postgres ] &&
+    psql "$pg_admin" -qc "drop database if exists ${db}_random with (force)" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -114,10 +118,10 @@ row() { # a table row: kept for the table at the end, and shown at once on stder
   rows+=("$1")
   echo "$1" >&2
 }
-ingest() { # label log
+ingest() { # label log [database URL]
   echo "scale bench: ingesting $2" >&2
   # A year of unordered lines: none of them is late (the default lateness is 31 days).
-  /usr/bin/time -f '%M' -o "$work/rss" "$bin/logstats-ingest" --database-url "$url" --workers 2 \
+  /usr/bin/time -f '%M' -o "$work/rss" "$bin/logstats-ingest" --database-url "${3:-$url}" --workers 2 \
     --allowed-lateness "$((days + 1))d" --json "$2" > "$work/ingest.json"
   row "$(python3 - "$work/ingest.json" "$work/rss" "$1" <<'PY'
 import json, sys
@@ -133,14 +137,30 @@ print(f"| {sys.argv[3]} | {s['lines']:,} lines, {rows:,} rows written | {s['seco
 PY
 )"
 }
-ingest "ingest, whole year" "$log"
-if python3 -c 'import chdb' >/dev/null 2>&1; then
-  row "$(python3 ingest/scale-clickhouse.py "$log" | python3 -c 'import json, sys
+clickhouse() { # label log
+  if python3 -c 'import chdb' >/dev/null 2>&1; then
+    row "$(python3 ingest/scale-clickhouse.py "$2" | python3 -c 'import json, sys
 c = json.load(sys.stdin)
 n, seconds = c["rows"], c["seconds"]
-print(f"| ClickHouse (chdb): MergeTree load of the same log | {n:,} lines | {seconds:.1f} s | | |")')"
-else
-  echo "scale bench: chdb is not installed (pip install chdb): no ClickHouse row" >&2
+print(f"| ClickHouse (chdb): {sys.argv[1]} | {n:,} lines | {seconds:.1f} s | | |")' "$1")"
+  else
+    echo "scale bench: chdb is not installed (pip install chdb): no ClickHouse row" >&2
+  fi
+}
+ingest "ingest, whole year" "$log"
+clickhouse "MergeTree load of the same log" "$log"
+# The same lines in random order (a seeded shuffle), into a database of their own.
+if [ "${SCALE_RANDOM_ORDER:-1}" != 0 ]; then
+  shuffled=$log.shuffled
+  [ -s "$shuffled" ] || shuf --random-source=<(yes) -o "$shuffled" "$log"
+  random_url="${pg_admin%/*}/${db}_random$pg_params"
+  [ "$backend" = sqlite ] && random_url="sqlite://$work/random.db"
+  [ "$backend" = postgres ] && psql "$pg_admin" -qc "create database ${db}_random" >/dev/null
+  ingest "ingest, the same lines in random order" "$shuffled" "$random_url"
+  clickhouse "MergeTree load of the lines in random order" "$shuffled"
+  [ "$backend" = postgres ] &&
+    psql "$pg_admin" -qc "drop database if exists ${db}_random with (force)" >/dev/null
+  rm -f "$work/random.db" "$work/random.db-wal" "$work/random.db-shm"
 fi
 [ "$backend" = postgres ] && sql 'vacuum analyze' >/dev/null
 ingest "ingest, one more day into the full table" "$day_log"

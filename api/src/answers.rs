@@ -141,11 +141,6 @@ impl Answers {
     pub fn len(&self) -> usize {
         self.entries.lock().map.len()
     }
-
-    /// Whether no answer is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

@@ -1,16 +1,16 @@
 //! Who may read what, with `--tokens` (the tokens themselves are `crate::tokens`').
 //!
-//! Every route has an [`Access`], decided by its path template in [`access_of`]: the static
+//! Every route has an `Access`, decided by its path template in `access_of`: the static
 //! pages and the document are open; the operations probes are open unless `--protect-ops`, and
 //! then need any valid token; a customer's stats need a token covering that customer; anything
 //! else (the fleet views, and any route added later and not listed) needs a token for every
 //! customer (`*`).
 //!
-//! [`require_token`] is a middleware around the app, inside the request metrics (so 401 and
+//! `require_token` is a middleware around the app, inside the request metrics (so 401 and
 //! 403 are counted under their route). It runs before actix routes the request, so it finds the
 //! route itself, as the router does: the resource whose pattern matches the request's path as
 //! the router sees it (percent-decoded except `%`, `/` and `+`), and the customer id from that
-//! resource's match. Without `--tokens` no [`Guard`] is installed and every request passes.
+//! resource's match. Without `--tokens` no `Guard` is installed and every request passes.
 
 use std::sync::Arc;
 
@@ -29,15 +29,15 @@ use crate::error::{ApiError, Unauthorized};
 use crate::tokens::Tokens;
 
 /// The customer route's template; its one parameter is [`CUSTOMER_PARAMETER`].
-pub const CUSTOMER_ROUTE: &str = "/customers/{customer_id}/stats";
+pub(crate) const CUSTOMER_ROUTE: &str = "/customers/{customer_id}/stats";
 /// The path parameter naming the customer.
-pub const CUSTOMER_PARAMETER: &str = "customer_id";
+pub(crate) const CUSTOMER_PARAMETER: &str = "customer_id";
 /// The security scheme's name in the OpenAPI document.
-pub const SCHEME: &str = "bearer";
+pub(crate) const SCHEME: &str = "bearer";
 
 /// What a route asks of a request's token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Nothing: static files and the document.
     Open,
     /// `/health`, `/ready`, `/metrics`: nothing, or any valid token with `--protect-ops`.
@@ -50,7 +50,7 @@ pub enum Access {
 
 /// The access of the route with OpenAPI path template `template`. A route not listed here is
 /// a fleet view: adding a route never opens it by mistake.
-pub fn access_of(template: &str) -> Access {
+pub(crate) fn access_of(template: &str) -> Access {
     match template {
         "/" | "/assets/dashboard/{file}" | "/docs" | "/docs/{asset}" | "/openapi.json" => {
             Access::Open
@@ -74,7 +74,7 @@ pub struct Security {
 /// The check [`require_token`] makes, with the app's routes; in the app's data when the API
 /// has tokens.
 #[derive(Debug)]
-pub struct Guard {
+pub(crate) struct Guard {
     tokens: Arc<Tokens>,
     protect_ops: bool,
     /// (actix resource name, its access), for every route of the app.
@@ -86,7 +86,7 @@ pub struct Guard {
 impl Guard {
     /// A guard for the routes `routes`, each given as (actix resource name, path template), as
     /// `crate::startup` reads them from the OpenAPI document.
-    pub fn new<'a>(
+    pub(crate) fn new<'a>(
         tokens: Arc<Tokens>,
         protect_ops: bool,
         routes: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -103,7 +103,7 @@ impl Guard {
     }
 
     /// Whether `request` may go on to its handler; the refusal if not.
-    pub fn check(&self, request: &ServiceRequest) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, request: &ServiceRequest) -> Result<(), ApiError> {
         // The path the router matches: percent-decoded as it decodes it.
         let path = request.match_info().get_ref().path();
         let access = match request.resource_map().match_name(path) {
@@ -188,7 +188,7 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
 /// The middleware (`actix_web::middleware::from_fn(require_token)`): answers 401 or 403 in
 /// place of the handler when the app's [`Guard`] refuses the request; passes everything when
 /// the app has none.
-pub async fn require_token<B: MessageBody>(
+pub(crate) async fn require_token<B: MessageBody>(
     request: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
@@ -205,9 +205,9 @@ pub async fn require_token<B: MessageBody>(
 /// operation, its `security` and its 401 and 403 answers; for an API started with `--tokens`
 /// (without, nothing is protected and the document says so by saying nothing).
 #[derive(Debug, Clone, Copy)]
-pub struct BearerSecurity {
+pub(crate) struct BearerSecurity {
     /// `--protect-ops`: the operations probes are protected too.
-    pub protect_ops: bool,
+    pub(crate) protect_ops: bool,
 }
 
 impl utoipa::Modify for BearerSecurity {

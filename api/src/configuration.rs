@@ -11,10 +11,10 @@ use std::time::Duration;
 use crate::tokens::{parse_scope, Scope};
 
 /// Database used when neither `--database-url` nor `DATABASE_URL` is given.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/logstats.db";
+pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://data/logstats.db";
 
 /// Address used when neither `--bind` nor `BIND` is given.
-pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+pub(crate) const DEFAULT_BIND: &str = "127.0.0.1:8000";
 
 /// Serve per-customer daily request stats over HTTP.
 #[derive(Debug, Clone, Parser)]
@@ -109,7 +109,7 @@ impl Settings {
         }
     }
 
-    /// How to open the store: the pool holds `--pool-size` or [`default_pool_size`] connections.
+    /// How to open the store: the pool holds `--pool-size` or `default_pool_size()` connections.
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
             pool_size: self.pool_size.unwrap_or_else(default_pool_size),
@@ -124,7 +124,7 @@ impl Settings {
 }
 
 /// Parses a statement timeout: `500ms`, `10s`, `2m`, or a bare number of seconds.
-pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -146,7 +146,7 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 /// Twice the available cores: queries run on blocking threads, and each holds a connection only
 /// while reading a customer's rows.
-pub fn default_pool_size() -> u32 {
+pub(crate) fn default_pool_size() -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     u32::try_from(cores.saturating_mul(2)).unwrap_or(u32::MAX)
 }

@@ -2,6 +2,10 @@
 //! (`GET /stats`), and every customer's total over a range, ranked and paged
 //! (`GET /customers`).
 //!
+//! Namesake: this module computes the fleet views; `crate::routes::fleet` is their endpoints
+//! (parameters, documentation), and `crate::service` what is around the computation (version
+//! rounds, remembered answers, turns).
+//!
 //! `GET /stats` reads the range's fleet rows (one a day, kept by every commit); until those
 //! are built for rows committed before they existed, it walks the rows as `/customers` does.
 //! Both walks read the range's rows a page at a time (keyset pages of [`ROWS_PER_READ`] rows), so
@@ -53,6 +57,15 @@ pub enum WalkError {
         FLEET_DEADLINE.as_secs()
     )]
     TooSlow,
+}
+
+impl From<WalkError> for ApiError {
+    fn from(error: WalkError) -> Self {
+        match error {
+            WalkError::Storage(storage) => storage.into(),
+            too_slow @ WalkError::TooSlow => ApiError::Busy(too_slow.to_string()),
+        }
+    }
 }
 
 /// The turns of the fleet walks: [`FLEET_WALKS`] at once; shared by all workers.

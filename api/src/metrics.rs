@@ -1,5 +1,8 @@
 //! Per-request metrics and the access log, in one middleware around the whole app.
 //!
+//! Namesake: this module counts the requests; `crate::routes::metrics` is the `GET /metrics`
+//! endpoint that serves these counts (with the caches' and the pool's: `crate::service`).
+//!
 //! Every route the app registers gets its counters and latency histogram when the server
 //! starts ([`ApiMetrics::new`], from the OpenAPI document's paths); requests that match no
 //! route share one more set, labelled [`UNMATCHED`]. Recording a request is a few relaxed

@@ -1,6 +1,9 @@
 //! The API's OpenAPI 3 document: its frame here, its paths and schemas from the handlers'
 //! `#[utoipa::path]` attributes and types, gathered as `routes::configure` registers them (so a
 //! route cannot be served without being documented). Served at `GET /openapi.json`.
+//!
+//! Namesake: this module builds the document; `crate::routes::openapi` is the endpoint that
+//! serves it.
 
 use std::collections::BTreeMap;
 

@@ -247,11 +247,6 @@ impl RowCache {
         self.state.lock().slots.len()
     }
 
-    /// Whether no customer has a slot.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Whether `customer` has a slot (a copy, maybe not current, or one being loaded).
     pub fn has_copy(&self, customer: &str) -> bool {
         self.state.lock().slots.contains_key(customer)

@@ -1,4 +1,5 @@
-//! Builds the HTTP server; `main` and the tests start the very same app through [`run`].
+//! Builds the HTTP server; `main` (through [`run_with`]) and the ingest tests (through [`run`])
+//! start the very same app.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ pub fn run(listener: TcpListener, store: Store, workers: Option<usize>) -> std::
     )
 }
 
-/// [`run`], within `budget` (see [`RowCache`] and [`Answers`]), protected by `security`'s
+/// [`run`], within `budget` (see `RowCache` and `Answers`), protected by `security`'s
 /// tokens if it has any (see `crate::auth`).
 pub fn run_with(
     listener: TcpListener,

@@ -13,7 +13,7 @@ static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
 /// The format of the logs: the access log writes its JSON records itself (see
 /// `crate::metrics`).
-pub fn format() -> LogFormat {
+pub(crate) fn format() -> LogFormat {
     FORMAT.get().copied().unwrap_or_default()
 }
 

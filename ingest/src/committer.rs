@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use logstats_shared::{BatchCounts, CommitOutcome, EpochCommit, PushedBatch, Store};
+use logstats_shared::{BatchCounts, CommitOutcome, EpochCommit, PushedBatch, StorageError, Store};
 use parking_lot::Mutex;
 
 use crate::error::{IngestError, Result};
@@ -21,7 +21,8 @@ use crate::planner::EpochPlan;
 use crate::push::{batch_counts, PushIntake};
 use crate::rejects::RejectsFile;
 use crate::share::ShareReport;
-use crate::source::{unix_now, OpenFiles};
+use crate::source::{unix_now, OpenFiles, LEASE_SECONDS};
+use crate::stage::Stage;
 use crate::summary::Totals;
 
 /// First wait before retrying a failed commit; doubled after each failure up to the cap.
@@ -78,6 +79,7 @@ impl Committer {
         files: OpenFiles,
         metrics: Arc<IngestMetrics>,
         push: Option<Arc<PushIntake>>,
+        stage: Option<Stage>,
     ) -> Result<(Self, CommitQueue)> {
         let rejects = rejects_path
             .map(|path| RejectsFile::open(path, files))
@@ -91,6 +93,7 @@ impl Committer {
             committed: Arc::clone(&committed),
             metrics,
             push,
+            stage,
         };
         let thread = std::thread::Builder::new()
             .name("committer".into())
@@ -136,6 +139,9 @@ struct CommitterThread {
     metrics: Arc<IngestMetrics>,
     /// Told of each pushed batch's commit (`--listen`).
     push: Option<Arc<PushIntake>>,
+    /// A batch run's epochs staged for one commit (see `stage.rs`); `None`: each epoch is
+    /// committed on its own.
+    stage: Option<Stage>,
 }
 
 /// What a commit did: rows written, lines of pruned days left out, and for a pushed batch sent
@@ -152,10 +158,104 @@ impl CommitterThread {
             if self.committed.lock().error.is_some() {
                 continue; // drain: nothing after a failed epoch may commit
             }
-            if let Err(e) = job.and_then(|job| self.commit(&job)) {
+            if let Err(e) = self.take(job) {
                 self.committed.lock().error.get_or_insert(e);
             }
         }
+        // The input ended: what is staged is committed.
+        if self.committed.lock().error.is_none() {
+            if let Err(e) = self.commit_staged() {
+                self.committed.lock().error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Stages or commits an epoch. The epochs staged before an epoch that cannot be staged (a
+    /// pushed batch's), or before an error, are committed first: what was read before an
+    /// error is committed, as it is without staging.
+    fn take(&mut self, job: CommitJob) -> Result<()> {
+        match job {
+            Ok(job) if job.plan.batches.is_empty() && self.stage.is_some() => {
+                if let Some(stage) = self.stage.as_mut() {
+                    stage.add(job)?;
+                    if stage.is_full() {
+                        self.commit_staged()?;
+                    }
+                }
+                Ok(())
+            }
+            Ok(job) => {
+                self.commit_staged()?;
+                self.commit(&job)
+            }
+            Err(e) => {
+                self.commit_staged()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits the staged epochs as one, then counts each and writes its rejects.
+    fn commit_staged(&mut self) -> Result<()> {
+        let Some(stage) = self.stage.as_ref().filter(|stage| !stage.is_empty()) else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let commit = stage.commit(unix_now() + LEASE_SECONDS);
+        let first_day = stage.first_day();
+        let epochs = stage.epochs();
+        let Some(last) = epochs.last() else {
+            return Ok(());
+        };
+        let plan = last.plan.clone();
+        log::info!(
+            "committing {} staged epochs ({} to {}, {} bytes staged) in one transaction",
+            epochs.len(),
+            epochs[0].plan.epoch,
+            plan.epoch,
+            stage.bytes()
+        );
+        let outcome = self.retrying(&plan, || self.store.commit_bulk(&commit, stage, first_day))?;
+        let (rows, pruned) = match outcome {
+            CommitOutcome::Written(rows) => (rows, 0),
+            CommitOutcome::WrittenExceptPruned { rows, pruned } => {
+                log::warn!(
+                    "{}: {pruned} lines of epochs {} to {} are of days pruned while they were \
+                     read; counted late, not stored",
+                    plan.path,
+                    epochs[0].plan.epoch,
+                    plan.epoch
+                );
+                (rows, pruned)
+            }
+            CommitOutcome::AlreadyCommitted => {
+                log::warn!(
+                    "database is back: epochs {} to {} had been committed by the attempt whose \
+                     reply was lost; not applied again",
+                    epochs[0].plan.epoch,
+                    plan.epoch
+                );
+                (0, 0)
+            }
+            // Staged epochs hold no pushed batch.
+            CommitOutcome::Replayed(_) => (0, 0),
+        };
+        let commit_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let epochs = match self.stage.as_mut() {
+            Some(stage) => stage.take_epochs(),
+            None => Vec::new(),
+        };
+        let count = epochs.len();
+        for (i, job) in epochs.iter().enumerate() {
+            // The rows, time and pruned lines are the last epoch's: the commit was theirs.
+            let last = i + 1 == count;
+            let (rows, pruned, micros) = match last {
+                true => (rows, pruned, Some(commit_micros)),
+                false => (0, 0, None),
+            };
+            self.record(job, rows, pruned, micros, 0)?;
+        }
+        Ok(())
     }
 
     fn commit(&mut self, job: &ReadyEpoch) -> Result<()> {
@@ -231,6 +331,19 @@ impl CommitterThread {
             self.metrics.source_committed(job.plan.source, job.plan.end);
             return Ok(());
         }
+        self.record(job, rows, pruned, Some(commit_micros), rejected_before)
+    }
+
+    /// Counts a committed epoch (`rows` written, `pruned` lines left out, the commit's time
+    /// when it was this epoch's own) and writes its rejected lines.
+    fn record(
+        &mut self,
+        job: &ReadyEpoch,
+        rows: usize,
+        pruned: u64,
+        commit_micros: Option<u64>,
+        rejected_before: u64,
+    ) -> Result<()> {
         self.count(job, rows, pruned, commit_micros);
         self.metrics.rejected.add(rejected_before);
         if let Some(rejects) = self.rejects.as_mut() {
@@ -241,7 +354,7 @@ impl CommitterThread {
         let totals = &mut committed.totals;
         totals.rows_written += rows as u64;
         totals.bytes += job.plan.end - job.plan.start;
-        totals.commit_micros += commit_micros;
+        totals.commit_micros += commit_micros.unwrap_or(0);
         for r in &job.reports {
             totals.read_micros += r.micros;
             totals.lines += r.lines;
@@ -259,7 +372,7 @@ impl CommitterThread {
 
     /// Counts a committed epoch in the metrics (a scrape may see some of its numbers before
     /// the others; the lines read last).
-    fn count(&self, job: &ReadyEpoch, rows: usize, pruned: u64, commit_micros: u64) {
+    fn count(&self, job: &ReadyEpoch, rows: usize, pruned: u64, commit_micros: Option<u64>) {
         let metrics = &self.metrics;
         let sum = |field: fn(&ShareReport) -> u64| job.reports.iter().map(field).sum::<u64>();
         metrics
@@ -269,7 +382,9 @@ impl CommitterThread {
         metrics.late.add(sum(|r| r.late) + pruned);
         metrics.bytes.add(job.plan.end - job.plan.start);
         metrics.rows_written.add(rows as u64);
-        metrics.commit_duration.observe_micros(commit_micros);
+        if let Some(micros) = commit_micros {
+            metrics.commit_duration.observe_micros(micros);
+        }
         if let Some(event_time) = job.commit.max_event_time {
             metrics.watermark_at_least(event_time);
         }
@@ -296,51 +411,64 @@ impl CommitterThread {
         batches: &[PushedBatch],
         alone: bool,
     ) -> Result<Done> {
+        let done = |rows, pruned| Done {
+            rows,
+            pruned,
+            replayed: None,
+        };
+        match self.retrying(plan, || {
+            self.store.commit_epoch_with_batches(commit, batches, alone)
+        })? {
+            CommitOutcome::Written(rows) => Ok(done(rows, 0)),
+            CommitOutcome::Replayed(counts) => {
+                log::info!(
+                    "{}: a batch with Idempotency-Key {:?} was committed before; answered \
+                     with its counts, nothing added",
+                    plan.path,
+                    batches.first().map_or("", |b| b.key.as_str())
+                );
+                Ok(Done {
+                    rows: 0,
+                    pruned: 0,
+                    replayed: Some(counts),
+                })
+            }
+            CommitOutcome::WrittenExceptPruned { rows, pruned } => {
+                log::warn!(
+                    "{}: {pruned} lines in epoch {} are of days pruned while it was read; \
+                     counted late, not stored",
+                    plan.path,
+                    plan.epoch
+                );
+                Ok(done(rows, pruned))
+            }
+            CommitOutcome::AlreadyCommitted => {
+                // The attempt that failed had committed; its reply was lost.
+                log::warn!(
+                    "database is back: epoch {} had been committed by the attempt whose reply was lost; not applied again",
+                    plan.epoch
+                );
+                Ok(done(commit.deltas.len(), 0))
+            }
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, with capped exponential backoff while the database
+    /// is unreachable; `plan` (the last epoch of the commit) names it in messages. A lost
+    /// lease, a corrupt row or a corrupt database file is not retried.
+    fn retrying(
+        &self,
+        plan: &EpochPlan,
+        attempt: impl Fn() -> std::result::Result<CommitOutcome, StorageError>,
+    ) -> Result<CommitOutcome> {
         let mut delay = RETRY_FIRST;
         let mut failures = 0u64;
         let mut last_logged: Option<Instant> = None;
         loop {
-            let done = |rows, pruned| Done {
-                rows,
-                pruned,
-                replayed: None,
-            };
-            match self.store.commit_epoch_with_batches(commit, batches, alone) {
-                Ok(CommitOutcome::Written(rows)) => {
+            match attempt() {
+                Ok(outcome) => {
                     log_recovery(failures, plan);
-                    return Ok(done(rows, 0));
-                }
-                Ok(CommitOutcome::Replayed(counts)) => {
-                    log_recovery(failures, plan);
-                    log::info!(
-                        "{}: a batch with Idempotency-Key {:?} was committed before; answered \
-                         with its counts, nothing added",
-                        plan.path,
-                        batches.first().map_or("", |b| b.key.as_str())
-                    );
-                    return Ok(Done {
-                        rows: 0,
-                        pruned: 0,
-                        replayed: Some(counts),
-                    });
-                }
-                Ok(CommitOutcome::WrittenExceptPruned { rows, pruned }) => {
-                    log_recovery(failures, plan);
-                    log::warn!(
-                        "{}: {pruned} lines in epoch {} are of days pruned while it was read; \
-                         counted late, not stored",
-                        plan.path,
-                        plan.epoch
-                    );
-                    return Ok(done(rows, pruned));
-                }
-                Ok(CommitOutcome::AlreadyCommitted) => {
-                    // The attempt that failed had committed; its reply was lost.
-                    log::warn!(
-                        "database is back: epoch {} had been committed by the attempt whose reply was lost; not applied again",
-                        plan.epoch
-                    );
-                    return Ok(done(commit.deltas.len(), 0));
+                    return Ok(outcome);
                 }
                 // A lost lease, a corrupt row or file, a sum too large to store, a key taken by
                 // another job: asking again would not help.

@@ -21,7 +21,7 @@ use logstats_ingest::push::PushLimits;
 use logstats_ingest::retention::{self, MOST_RETAINED_DAYS};
 use logstats_ingest::{
     parse_duration_secs, run, shutdown_on_signals, IngestConfig, PushConfig, DEFAULT_EPOCH_BYTES,
-    DEFAULT_EPOCH_MEMORY,
+    DEFAULT_EPOCH_MEMORY, DEFAULT_STAGE_BYTES,
 };
 use logstats_shared::logging::{self, LogFormat};
 use logstats_shared::record::{DurationUnit, InputFormat, JsonField, JsonFields, LineParser};
@@ -165,6 +165,12 @@ struct Cli {
     /// see docs/INGEST.md, `--epoch-memory`). 0 sizes every epoch at its most bytes.
     #[arg(long, value_name = "BYTES", env = "LOGSTATS_EPOCH_MEMORY", default_value_t = DEFAULT_EPOCH_MEMORY)]
     epoch_memory: u64,
+    /// Without --follow, --listen or standard input: stage the epochs read in sorted runs on disk (in $TMPDIR,
+    /// unlinked files) up to this many bytes, then commit them in one transaction that writes
+    /// each (customer, day) row once; a run stopped before a commit reads those lines again
+    /// next time. 0 commits every epoch on its own.
+    #[arg(long, value_name = "BYTES", env = "LOGSTATS_STAGE_BYTES", default_value_t = DEFAULT_STAGE_BYTES)]
+    stage_bytes: u64,
     /// How the lines are written: native (`DATE TIME CUSTOMER PATH STATUS SECONDS`), json (one
     /// object a line), or auto: each line whose first byte other than a space is `{` is JSON,
     /// any other native.
@@ -432,6 +438,7 @@ fn main() -> ExitCode {
         max_rejected_ratio: cli.max_rejected_ratio,
         epoch_bytes: cli.epoch_bytes,
         epoch_memory: cli.epoch_memory,
+        stage_bytes: cli.stage_bytes,
         follow: cli.follow,
         poll_only: cli.poll,
         // Process 0's workers read only part of the bytes: no bar in a cluster.

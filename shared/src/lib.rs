@@ -29,6 +29,6 @@ pub use record::{parse_line, Record, RejectReason};
 pub use stats::{DayAccumulator, DayStats, LatencyPercentiles, StatsSummary};
 pub use storage::{
     is_valid_push_key, Backend, BatchCounts, CommitOutcome, EpochCommit, LeaseHolder, LeaseOutcome,
-    Pruned, PushedBatch, SourceOffset, StorageError, Store, StoreOptions, VersionedDay,
-    MAX_PUSH_KEY_BYTES,
+    Pruned, PushedBatch, SortedDelta, SortedDeltas, SourceOffset, StorageError, Store,
+    StoreOptions, VersionedDay, MAX_PUSH_KEY_BYTES,
 };

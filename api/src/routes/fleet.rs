@@ -1,18 +1,17 @@
 //! `GET /stats` (every customer merged over a range) and `GET /customers` (every customer's
-//! total over a range, sorted and paged). The work is in [`crate::fleet`]; here: parameters,
-//! freshness and remembered answers.
+//! total over a range, sorted and paged). The answers are `crate::service`'s (computed by
+//! [`crate::fleet`]); here: the parameters.
+//!
+//! Namesake: this module is the fleet views' endpoints; `crate::fleet` computes the views.
 
-use actix_web::web::{self, Bytes};
-use actix_web::{get, HttpResponse};
-use logstats_shared::Store;
+use actix_web::{get, web, HttpResponse};
 
-use crate::answers::{AnswerKey, Answers};
+use super::json;
+use super::stats::StatsQuery;
 use crate::domain::{ListPage, PercentileList, RequestedRange, SortField};
 use crate::error::{ApiError, ErrorBody};
-use crate::fleet::{self, CustomerList, FleetGate, FleetStats, Turn, WalkError};
-use crate::freshness::Freshness;
-use crate::routes::stats::{json, StatsQuery};
-use crate::rows::RowCache;
+use crate::fleet::{CustomerList, FleetStats};
+use crate::service::{self, Shared};
 
 /// The direction of the sort.
 // Only the OpenAPI document names it: the handler reads `order` into `ListPage::descending`.
@@ -76,31 +75,12 @@ pub struct ListQuery {
 )]
 #[get("/stats")]
 pub async fn fleet_stats(
-    store: web::Data<Store>,
-    answers: web::Data<Answers>,
-    freshness: web::Data<Freshness>,
-    gate: web::Data<FleetGate>,
+    shared: Shared,
     query: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let range = RequestedRange::parse(query.from.as_deref(), query.to.as_deref())?;
     let extra = PercentileList::parse(query.percentiles.as_deref())?;
-    let versions = freshness.current().await;
-    if let Some(error) = versions.error {
-        return Err(ApiError::versions_unavailable(error));
-    }
-    let key = AnswerKey::subject(format!("/stats?percentiles={}", extra.key()), &range);
-    if let Some(body) = answers.get(&key, versions.newest) {
-        return Ok(json(body));
-    }
-    let turn = take_turn(&gate).await?;
-    let store = store.into_inner();
-    // The turn moves into the walk: it is held until the walk ends, even if the client left.
-    let body = web::block(move || -> Result<Bytes, ApiError> {
-        let stats: FleetStats = fleet::fleet_stats(&store, &range, &extra, &turn)?;
-        encode(&stats)
-    })
-    .await??;
-    answers.put(key, versions.newest, body.clone());
+    let body = service::fleet_stats(&shared, range, extra).await?;
     Ok(json(body))
 }
 
@@ -123,11 +103,7 @@ pub async fn fleet_stats(
 )]
 #[get("/customers")]
 pub async fn customer_list(
-    store: web::Data<Store>,
-    answers: web::Data<Answers>,
-    freshness: web::Data<Freshness>,
-    gate: web::Data<FleetGate>,
-    rows: web::Data<RowCache>,
+    shared: Shared,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let range = RequestedRange::parse(query.from.as_deref(), query.to.as_deref())?;
@@ -138,84 +114,6 @@ pub async fn customer_list(
         query.limit.as_deref(),
         query.offset.as_deref(),
     )?;
-    let versions = freshness.current().await;
-    if let Some(error) = versions.error {
-        return Err(ApiError::versions_unavailable(error));
-    }
-    let key = AnswerKey::subject(
-        format!(
-            "/customers?percentiles={}&sort={}&order={}&limit={}&offset={}",
-            extra.key(),
-            page.sort.name(),
-            page.descending,
-            page.limit,
-            page.offset
-        ),
-        &range,
-    );
-    if let Some(body) = answers.get(&key, versions.newest) {
-        return Ok(json(body));
-    }
-    let turn = take_turn(&gate).await?;
-    let store = store.into_inner();
-    let all = versions.versions;
-    let rows = rows.into_inner();
-    let body = web::block(move || -> Result<Bytes, ApiError> {
-        // Every customer copied and current: answered from memory. A few customers changed by
-        // the commits since (or new) are brought up to date first, when the copy has room for
-        // them. Else the database is walked.
-        let mut copies = rows.copies_of(&all);
-        if copies.is_none() {
-            if let Some(behind) = rows.behind(&all, REFRESH_AT_MOST) {
-                for (customer, version) in behind {
-                    rows.load(&store, customer, version)?;
-                }
-                copies = rows.copies_of(&all);
-            }
-        }
-        if let Some(copies) = copies {
-            let list = fleet::customer_list_from_copies(&copies, &range, &extra, &page, &turn)?;
-            rows.customer_lists.from_copies.inc();
-            return encode(&list);
-        }
-        let mut customers: Vec<&str> = all.keys().map(|id| &**id).collect();
-        customers.sort_unstable();
-        let list: CustomerList =
-            fleet::customer_list(&store, &customers, &range, &extra, &page, &turn)?;
-        rows.customer_lists.from_database.inc();
-        encode(&list)
-    })
-    .await??;
-    answers.put(key, versions.newest, body.clone());
+    let body = service::customer_list(&shared, range, extra, page).await?;
     Ok(json(body))
-}
-
-/// Most customers `GET /customers` brings up to date in the row copy before answering from it
-/// (one read of each one's changed rows); with more behind, it walks the database.
-const REFRESH_AT_MOST: usize = 256;
-
-/// A turn to walk, or the 503 that says the fleet views are busy.
-async fn take_turn(gate: &FleetGate) -> Result<Turn, ApiError> {
-    gate.turn().await.ok_or_else(|| {
-        ApiError::Busy(format!(
-            "the fleet views are busy ({} in progress for {} s); retry shortly",
-            fleet::FLEET_WALKS,
-            fleet::FLEET_QUEUE_WAIT.as_secs()
-        ))
-    })
-}
-
-impl From<WalkError> for ApiError {
-    fn from(error: WalkError) -> Self {
-        match error {
-            WalkError::Storage(storage) => storage.into(),
-            too_slow @ WalkError::TooSlow => ApiError::Busy(too_slow.to_string()),
-        }
-    }
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes, ApiError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|e| ApiError::Internal(Box::new(e)))
 }

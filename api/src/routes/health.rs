@@ -4,7 +4,8 @@
 use actix_web::{get, web, HttpResponse};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::freshness::{Freshness, Schema};
+use crate::freshness::Freshness;
+use crate::service;
 
 /// The body of `GET /health` and of a ready `GET /ready`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -37,20 +38,6 @@ pub async fn health() -> HttpResponse {
 )]
 #[get("/ready")]
 pub async fn ready(freshness: web::Data<Freshness>) -> Result<HttpResponse, ApiError> {
-    // A version round that started after this request, on the reader's own connection: no wait
-    // for the pool or the blocking threads, however busy the other routes keep them.
-    let versions = freshness.current().await;
-    if let Some(error) = versions.error {
-        return Err(ApiError::versions_unavailable(error));
-    }
-    match versions.schema {
-        Schema::Current => Ok(HttpResponse::Ok().json(Health { status: "ready" })),
-        Schema::Behind(pending) => Err(ApiError::NotReady(format!(
-            "the database schema is not current: {pending} migration(s) of this version are not applied"
-        ))),
-        Schema::Newer(message) => Err(ApiError::NotReady(message.to_string())),
-        Schema::Unknown => Err(ApiError::NotReady(
-            "cannot read the database's schema version".to_string(),
-        )),
-    }
+    service::readiness(&freshness).await?;
+    Ok(HttpResponse::Ok().json(Health { status: "ready" }))
 }

@@ -1,4 +1,6 @@
 //! `GET /openapi.json`: the API's OpenAPI 3 document (see `crate::openapi`).
+//!
+//! Namesake: this module is the endpoint; `crate::openapi` builds the document it serves.
 
 use actix_web::http::header::ContentType;
 use actix_web::{get, web, HttpResponse};

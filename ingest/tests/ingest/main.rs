@@ -24,3 +24,4 @@ mod mutated;
 mod pipeline;
 mod push;
 mod recipes;
+mod staged;

@@ -2,6 +2,7 @@
 //! rows and into the fleet rows of their days, bumps the touched customers' versions, checks
 //! the leases and moves the sources' offsets and the watermark (see [`Store::commit_epoch`]).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
@@ -42,13 +43,83 @@ impl Store {
     ) -> Result<CommitOutcome, StorageError> {
         self.write(|conn| commit(conn, epoch, batches, alone))
     }
+
+    /// Commits several epochs as one transaction (see [`Store::commit_epoch`]): their deltas
+    /// come from `deltas`, every key once, in (customer, day) order, and are written in that
+    /// order, each row once; `epochs` holds what they move (sources, positions expected before
+    /// the first, watermark, lease) and no deltas. `first_day` is the first day of any delta.
+    /// A failed attempt can be retried: `deltas` is read again from the start.
+    pub fn commit_bulk(
+        &self,
+        epochs: &EpochCommit,
+        deltas: &dyn SortedDeltas,
+        first_day: Option<i32>,
+    ) -> Result<CommitOutcome, StorageError> {
+        self.write(|conn| commit_bulk(conn, epochs, deltas, first_day))
+    }
+}
+
+/// A (customer, day) key's delta read back in key order.
+pub type SortedDelta = Result<(String, i32, DayStats), StorageError>;
+
+/// Deltas in (customer, day) order, each key at most once, that can be read again from the
+/// start: a commit that failed is retried whole.
+pub trait SortedDeltas {
+    /// The deltas, from the first.
+    fn read(&self) -> Result<Box<dyn Iterator<Item = SortedDelta> + '_>, StorageError>;
+}
+
+/// A key's delta as the commit writes it: borrowed from an epoch, or owned (read back).
+type KeyDelta<'a> = (Cow<'a, str>, i32, Cow<'a, DayStats>);
+
+/// The body of [`Store::commit_bulk`], inside its write transaction. Memory: one round of
+/// keys with their stored rows, one statement's rows, and the fleet deltas of each day (merged
+/// every [`FLEET_PENDING`] deltas).
+fn commit_bulk(
+    conn: &mut dyn StoreConnection,
+    epochs: &EpochCommit,
+    deltas: &dyn SortedDeltas,
+    first_day: Option<i32>,
+) -> Result<CommitOutcome, StorageError> {
+    if already_committed(conn, epochs)? {
+        return Ok(CommitOutcome::AlreadyCommitted);
+    }
+    let first_kept = conn.first_kept_day()?;
+    let last_stored = match first_day {
+        Some(first) => conn.last_day_from(date_from_day(first))?,
+        None => None,
+    };
+    let version = conn.max_version()?.unwrap_or(0) + 1;
+    let mut pruned = 0;
+    let mut fleet = FleetDeltas::default();
+    let keys = deltas.read()?.filter_map(|delta| match delta {
+        Ok((_, day, stats)) if first_kept.is_some_and(|first| date_from_day(day) < first) => {
+            // A day a prune removed after it was read: counted late, not stored.
+            pruned += stats.total();
+            None
+        }
+        Ok((customer, day, stats)) => Some(Ok((Cow::Owned(customer), day, Cow::Owned(stats)))),
+        Err(e) => Some(Err(e)),
+    });
+    let written = write_sorted(conn, keys, last_stored, version, Some(&mut fleet))?;
+    if written.rows > 0 && !conn.fleet_days_pending()? {
+        store_fleet_days(conn, fleet.finish(), version)?;
+    }
+    finish_commit(conn, epochs, &written, version)?;
+    Ok(match pruned {
+        0 => CommitOutcome::Written(written.rows),
+        pruned => CommitOutcome::WrittenExceptPruned {
+            rows: written.rows,
+            pruned,
+        },
+    })
 }
 
 /// The body of [`Store::commit_epoch`], inside its write transaction.
 ///
-/// Memory: besides the epoch itself, only the stored rows the epoch merges into and one
-/// statement's rows at a time are held (the rows are encoded a statement at a time, in
-/// primary-key order, straight from the epoch's deltas).
+/// Memory: besides the epoch itself, only one round's stored rows and one statement's rows at
+/// a time are held (the rows are read, merged and encoded [`ROWS_PER_STATEMENT`] keys at a
+/// time, in primary-key order, straight from the epoch's deltas).
 fn commit(
     conn: &mut dyn StoreConnection,
     epoch: &EpochCommit,
@@ -83,7 +154,13 @@ fn commit(
     };
     let mut order: Vec<usize> = (0..epoch.deltas.len()).collect();
     order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
-    let mut stored = stored_rows(conn, epoch, &order)?;
+    // No row is stored after the last stored day (writers are serialized, so none appears
+    // during this transaction): the keys past it are written without being read, which in a
+    // log read in time order is nearly all of them.
+    let last_stored = match epoch.deltas.iter().map(|d| d.1).min() {
+        Some(first) => conn.last_day_from(date_from_day(first))?,
+        None => None,
+    };
     // Writers are serialized, so one number above every stored version orders the commits for
     // readers. The rows carry it too, so a reader can fetch just the rows changed since a
     // version.
@@ -92,57 +169,28 @@ fn commit(
     } else {
         conn.max_version()?.unwrap_or(0) + 1
     };
-    let mut written = 0;
-    let mut touched: Vec<&str> = Vec::new();
-    let mut statement: Vec<DailyStatsRow> = Vec::with_capacity(ROWS_PER_STATEMENT);
     let mut at = 0;
-    while at < order.len() {
-        let (customer, day) = key(order[at]);
+    let keys = std::iter::from_fn(|| {
+        let first = *order.get(at)?;
         let same = order[at..]
             .iter()
-            .take_while(|&&i| key(i) == (customer, day))
+            .take_while(|&&i| key(i) == key(first))
             .count();
-        let date = date_from_day(day);
-        let stored_row = match stored.is_empty() {
-            true => None,
-            false => stored.remove(&(customer.to_string(), date)),
+        let (customer, day, stats) = &epoch.deltas[first];
+        let stats = match same {
+            1 => Cow::Borrowed(stats),
+            _ => Cow::Owned(DayStats::merge_all(
+                order[at..at + same].iter().map(|&i| &epoch.deltas[i].2),
+            )),
         };
-        let row = if same == 1 && stored_row.is_none() {
-            DailyStatsRow::new(
-                customer.to_string(),
-                date,
-                &epoch.deltas[order[at]].2,
-                version,
-            )?
-        } else {
-            let mut merged = stored_row.unwrap_or_else(DayStats::empty);
-            for &i in &order[at..at + same] {
-                merged.merge(&epoch.deltas[i].2);
-            }
-            DailyStatsRow::new(customer.to_string(), date, &merged, version)?
-        };
-        statement.push(row);
-        if touched.last() != Some(&customer) {
-            touched.push(customer);
-        }
         at += same;
-        if statement.len() == ROWS_PER_STATEMENT || at == order.len() {
-            conn.upsert_rows(&statement)?;
-            written += statement.len();
-            statement.clear();
-        }
-    }
+        Some(Ok((Cow::Borrowed(customer.as_str()), *day, stats)))
+    });
+    let written = write_sorted(conn, keys, last_stored, version, None)?;
     // In the same transaction: a fleet row never holds more or less than its day's rows, even
     // when the process is killed mid-commit.
     merge_fleet_days(conn, epoch, version)?;
-    if !touched.is_empty() {
-        conn.upsert_versions(&touched, version)?;
-    }
-    move_sources(conn, epoch)?;
-    let stored_watermark = conn.stored_watermark()?;
-    if let Some(event_time) = epoch.max_event_time.filter(|&t| stored_watermark < Some(t)) {
-        conn.upsert_watermark(event_time)?;
-    }
+    finish_commit(conn, epoch, &written, version)?;
     // Lines of pruned days count late: the first batches' accepted lines take them, as the
     // job's answers do.
     let mut pruned_left = pruned;
@@ -160,12 +208,153 @@ fn commit(
         conn.insert_push_batch(batch, counts)?;
     }
     Ok(match pruned {
-        0 => CommitOutcome::Written(written),
+        0 => CommitOutcome::Written(written.rows),
         pruned => CommitOutcome::WrittenExceptPruned {
-            rows: written,
+            rows: written.rows,
             pruned,
         },
     })
+}
+
+/// What [`write_sorted`] wrote: rows, and the customers they belong to (each once, in order).
+struct Written {
+    rows: usize,
+    touched: Vec<String>,
+}
+
+/// Writes the keys' deltas (in primary-key order, each key once) merged into their stored rows,
+/// a round of [`ROWS_PER_STATEMENT`] keys at a time: the round's stored rows are read (only
+/// those on or before `last_stored`, the last day any row is stored for), merged and written,
+/// so the stored rows held at once are one round's whatever the number of keys and their
+/// order. Each delta also goes into `fleet` when given.
+fn write_sorted<'a>(
+    conn: &mut dyn StoreConnection,
+    mut keys: impl Iterator<Item = Result<KeyDelta<'a>, StorageError>>,
+    last_stored: Option<NaiveDate>,
+    version: i64,
+    mut fleet: Option<&mut FleetDeltas>,
+) -> Result<Written, StorageError> {
+    let mut written = Written {
+        rows: 0,
+        touched: Vec::new(),
+    };
+    let mut round: Vec<KeyDelta<'a>> = Vec::with_capacity(ROWS_PER_STATEMENT);
+    // Rows of keys that may have a stored row, and rows of keys that cannot.
+    let mut upserts: Vec<DailyStatsRow> = Vec::with_capacity(ROWS_PER_STATEMENT);
+    let mut inserts: Vec<DailyStatsRow> = Vec::with_capacity(ROWS_PER_STATEMENT);
+    loop {
+        round.clear();
+        for key in keys.by_ref().take(ROWS_PER_STATEMENT) {
+            round.push(key?);
+        }
+        if round.is_empty() {
+            break;
+        }
+        let wanted: Vec<(&str, NaiveDate)> = round
+            .iter()
+            .map(|(customer, day, _)| (customer.as_ref(), date_from_day(*day)))
+            .filter(|&(_, date)| last_stored.is_some_and(|last| date <= last))
+            .collect();
+        let mut stored = stored_rows(conn, &wanted)?;
+        for (customer, day, delta) in &round {
+            let date = date_from_day(*day);
+            let stored_row = match stored.is_empty() {
+                true => None,
+                false => stored.remove(&(customer.to_string(), date)),
+            };
+            let row = match stored_row {
+                None => DailyStatsRow::new(customer.to_string(), date, delta, version)?,
+                Some(mut merged) => {
+                    merged.merge(delta);
+                    DailyStatsRow::new(customer.to_string(), date, &merged, version)?
+                }
+            };
+            // A row of a day after the last stored one is new: inserted, not upserted.
+            let fresh = last_stored.is_none_or(|last| date > last);
+            let rows = if fresh { &mut inserts } else { &mut upserts };
+            rows.push(row);
+            if rows.len() == ROWS_PER_STATEMENT {
+                written.rows += rows.len();
+                match fresh {
+                    true => conn.insert_new_rows(rows)?,
+                    false => conn.upsert_rows(rows)?,
+                }
+                rows.clear();
+            }
+            if let Some(fleet) = fleet.as_deref_mut() {
+                fleet.add(date, delta);
+            }
+            if written.touched.last().map(String::as_str) != Some(customer.as_ref()) {
+                written.touched.push(customer.to_string());
+            }
+        }
+    }
+    if !inserts.is_empty() {
+        conn.insert_new_rows(&inserts)?;
+        written.rows += inserts.len();
+    }
+    if !upserts.is_empty() {
+        conn.upsert_rows(&upserts)?;
+        written.rows += upserts.len();
+    }
+    Ok(written)
+}
+
+/// After the rows: the touched customers' versions, the sources' positions (checking the
+/// leases) and the watermark, in the same transaction.
+fn finish_commit(
+    conn: &mut dyn StoreConnection,
+    epoch: &EpochCommit,
+    written: &Written,
+    version: i64,
+) -> Result<(), StorageError> {
+    if !written.touched.is_empty() {
+        let touched: Vec<&str> = written.touched.iter().map(String::as_str).collect();
+        conn.upsert_versions(&touched, version)?;
+    }
+    move_sources(conn, epoch)?;
+    let stored_watermark = conn.stored_watermark()?;
+    if let Some(event_time) = epoch.max_event_time.filter(|&t| stored_watermark < Some(t)) {
+        conn.upsert_watermark(event_time)?;
+    }
+    Ok(())
+}
+
+/// Deltas a fleet day pending its merge, beyond which they are merged into the day's total:
+/// merged a few hundred at a time, as a whole epoch's are, not one by one into a large day.
+const FLEET_PENDING: usize = 256;
+
+/// Each day's deltas across customers, merged as they come (see [`FLEET_PENDING`]).
+#[derive(Default)]
+struct FleetDeltas {
+    days: BTreeMap<NaiveDate, (DayStats, Vec<DayStats>)>,
+}
+
+impl FleetDeltas {
+    fn add(&mut self, day: NaiveDate, delta: &DayStats) {
+        let (total, pending) = self
+            .days
+            .entry(day)
+            .or_insert_with(|| (DayStats::empty(), Vec::new()));
+        pending.push(delta.clone());
+        if pending.len() >= FLEET_PENDING {
+            *total = DayStats::merge_all(std::iter::once(&*total).chain(pending.iter()));
+            pending.clear();
+        }
+    }
+
+    /// Each day's merged deltas.
+    fn finish(self) -> BTreeMap<NaiveDate, DayStats> {
+        self.days
+            .into_iter()
+            .map(|(day, (total, pending))| {
+                (
+                    day,
+                    DayStats::merge_all(std::iter::once(&total).chain(pending.iter())),
+                )
+            })
+            .collect()
+    }
 }
 
 /// Whether an earlier attempt of this very commit did commit: every source the epoch advances
@@ -188,35 +377,46 @@ fn already_committed(
     Ok(true)
 }
 
-/// The stored rows of the epoch's (customer, day) keys; `order` sorts the epoch's deltas by
-/// key.
+/// The stored rows of `wanted` (keys in primary-key order, no duplicates). One query for all
+/// when their customers and days cross into few more pairs than the keys (a log in time order:
+/// every customer's boundary day), else one query per customer for its days (a log in random
+/// order, whose keys of a customer lie anywhere in the year): a key's row is never read
+/// together with a whole range of rows it does not need.
 fn stored_rows(
     conn: &mut dyn StoreConnection,
-    epoch: &EpochCommit,
-    order: &[usize],
+    wanted: &[(&str, NaiveDate)],
 ) -> Result<HashMap<(String, NaiveDate), DayStats>, StorageError> {
     let mut stored = HashMap::new();
-    let (Some(first), Some(last)) = (
-        epoch.deltas.iter().map(|d| d.1).min(),
-        epoch.deltas.iter().map(|d| d.1).max(),
-    ) else {
+    if wanted.is_empty() {
         return Ok(stored);
-    };
-    let (first, last) = (date_from_day(first), date_from_day(last));
-    let mut customers: Vec<&str> = order.iter().map(|&i| epoch.deltas[i].0.as_str()).collect();
+    }
+    let mut customers: Vec<&str> = wanted.iter().map(|&(customer, _)| customer).collect();
     customers.dedup();
-    for chunk in customers.chunks(ROWS_PER_STATEMENT) {
-        for row in conn.rows_of(chunk, first, last)? {
-            let wanted = order
-                .binary_search_by(|&i| {
-                    let (customer, day, _) = &epoch.deltas[i];
-                    (customer.as_str(), date_from_day(*day))
-                        .cmp(&(row.customer_id.as_str(), row.day))
-                })
-                .is_ok();
-            if wanted {
+    let mut days: Vec<NaiveDate> = wanted.iter().map(|&(_, day)| day).collect();
+    days.sort_unstable();
+    days.dedup();
+    let mut keep = |rows: Vec<DailyStatsRow>| -> Result<(), StorageError> {
+        for row in rows {
+            let key = (row.customer_id.as_str(), row.day);
+            if wanted.binary_search(&key).is_ok() {
                 stored.insert((row.customer_id.clone(), row.day), row.into_stats()?);
             }
+        }
+        Ok(())
+    };
+    if customers.len() * days.len() <= 2 * wanted.len() {
+        keep(conn.rows_on(&customers, &days)?)?;
+    } else {
+        let mut at = 0;
+        while at < wanted.len() {
+            let customer = wanted[at].0;
+            let days: Vec<NaiveDate> = wanted[at..]
+                .iter()
+                .take_while(|&&(c, _)| c == customer)
+                .map(|&(_, day)| day)
+                .collect();
+            at += days.len();
+            keep(conn.rows_on(&[customer], &days)?)?;
         }
     }
     Ok(stored)
@@ -240,10 +440,20 @@ fn merge_fleet_days(
     if by_day.is_empty() {
         return Ok(());
     }
-    let mut merged: BTreeMap<NaiveDate, DayStats> = by_day
+    let merged: BTreeMap<NaiveDate, DayStats> = by_day
         .into_iter()
         .map(|(day, deltas)| (day, DayStats::merge_all(deltas.iter().copied())))
         .collect();
+    store_fleet_days(conn, merged, version)
+}
+
+/// Merges each day's deltas across customers into its stored fleet row and stores the rows
+/// with the commit's version.
+fn store_fleet_days(
+    conn: &mut dyn StoreConnection,
+    mut merged: BTreeMap<NaiveDate, DayStats>,
+    version: i64,
+) -> Result<(), StorageError> {
     let days: Vec<NaiveDate> = merged.keys().copied().collect();
     for chunk in days.chunks(ROWS_PER_STATEMENT) {
         for row in conn.fleet_rows_on(chunk)? {
@@ -469,6 +679,141 @@ mod tests {
             assert_eq!(since(3), changed(&[]));
             commit(&[]);
             assert_eq!(versions(), [2, 3], "an empty commit changes no version");
+        }
+    }
+
+    /// Deltas held in memory, sorted, for [`Store::commit_bulk`].
+    struct InMemory(Vec<(String, i32, DayStats)>);
+
+    impl SortedDeltas for InMemory {
+        fn read(&self) -> Result<Box<dyn Iterator<Item = SortedDelta> + '_>, StorageError> {
+            Ok(Box::new(self.0.iter().cloned().map(Ok)))
+        }
+    }
+
+    /// A bulk commit merges into stored rows (of days before, on and after the last stored
+    /// day) and fleet rows exactly, writes each key once, leaves out days a prune removed and
+    /// counts their requests, and is not applied twice when retried after it committed.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn a_bulk_commit_merges_into_stored_rows_and_fleet_days_exactly() {
+        for db in crate::testing::backends() {
+            let store = db.connect();
+            let stats = |latencies: &[u64]| {
+                let mut acc = crate::DayAccumulator::new();
+                for (i, &us) in latencies.iter().enumerate() {
+                    acc.add(i % 3 != 0, us);
+                }
+                acc.finish()
+            };
+            let day = |d: i32| 20_000 + d;
+            // Stored first, one epoch: days 0 and 2 of "a", day 2 of "b".
+            let stored = vec![
+                ("a".to_string(), day(0), stats(&[1_000, 2_000])),
+                ("a".to_string(), day(2), stats(&[3_000])),
+                ("b".to_string(), day(2), stats(&[4_000, 4_000, 9_000])),
+            ];
+            let epoch = EpochCommit {
+                deltas: stored.clone(),
+                ..EpochCommit::default()
+            };
+            assert_eq!(
+                store.commit_epoch(&epoch).expect("commit"),
+                CommitOutcome::Written(3)
+            );
+            // The bulk: before the last stored day (stored and not), on it, after it.
+            let bulk = vec![
+                ("a".to_string(), day(1), stats(&[5_000])),
+                ("a".to_string(), day(2), stats(&[6_000, 7_000])),
+                ("a".to_string(), day(5), stats(&[8_000])),
+                ("b".to_string(), day(0), stats(&[1_500])),
+                ("b".to_string(), day(2), stats(&[4_000])),
+                ("c".to_string(), day(9), stats(&[2_500, 2_600])),
+            ];
+            let at = |byte_offset| SourceOffset {
+                source: "inode:1:9".to_string(),
+                fingerprint: b"x".to_vec(),
+                byte_offset,
+                line_count: byte_offset / 10,
+            };
+            let epochs = EpochCommit {
+                sources: vec![at(500)],
+                previous: vec![at(0)],
+                max_event_time: Some(1_728_000_000),
+                ..EpochCommit::default()
+            };
+            let deltas = InMemory(bulk.clone());
+            assert_eq!(
+                store
+                    .commit_bulk(&epochs, &deltas, Some(day(0)))
+                    .expect("bulk"),
+                CommitOutcome::Written(6),
+                "{db:?}"
+            );
+            // Every key: the stored delta and the bulk's merged, computed here.
+            let mut expected: BTreeMap<(String, i32), DayStats> = BTreeMap::new();
+            for (customer, d, delta) in stored.iter().chain(&bulk) {
+                expected
+                    .entry((customer.clone(), *d))
+                    .or_insert_with(DayStats::empty)
+                    .merge(delta);
+            }
+            let rows: Vec<((String, i32), DayStats)> = store
+                .all_days()
+                .expect("rows")
+                .into_iter()
+                .map(|(customer, date, stats)| ((customer, day_from_date(date)), stats))
+                .collect();
+            assert_eq!(
+                rows,
+                expected.clone().into_iter().collect::<Vec<_>>(),
+                "{db:?}"
+            );
+            // Each day's fleet row: every customer's row of the day merged.
+            let mut fleet: BTreeMap<NaiveDate, DayStats> = BTreeMap::new();
+            for ((_, d), stats) in &expected {
+                fleet
+                    .entry(date_from_day(*d))
+                    .or_insert_with(DayStats::empty)
+                    .merge(stats);
+            }
+            let first = date_from_day(day(0));
+            let fleet_rows = store
+                .fleet_days(first, date_from_day(day(9)))
+                .expect("fleet")
+                .expect("fleet rows in use");
+            assert_eq!(fleet_rows, fleet.into_iter().collect::<Vec<_>>(), "{db:?}");
+            // Retried after it committed (the reply lost): not applied again.
+            assert_eq!(
+                store
+                    .commit_bulk(&epochs, &deltas, Some(day(0)))
+                    .expect("retry"),
+                CommitOutcome::AlreadyCommitted,
+                "{db:?}"
+            );
+            // Days a prune removed since they were read: counted, not stored.
+            store.prune_before(date_from_day(day(3))).expect("prune");
+            let late = InMemory(vec![
+                ("a".to_string(), day(1), stats(&[1_000, 2_000])),
+                ("a".to_string(), day(6), stats(&[3_000])),
+            ]);
+            let next = EpochCommit {
+                sources: vec![at(600)],
+                previous: vec![at(500)],
+                ..EpochCommit::default()
+            };
+            assert_eq!(
+                store.commit_bulk(&next, &late, Some(day(1))).expect("bulk"),
+                CommitOutcome::WrittenExceptPruned { rows: 1, pruned: 2 },
+                "{db:?}"
+            );
+            let kept: Vec<i32> = store
+                .all_days()
+                .expect("rows")
+                .into_iter()
+                .map(|(_, date, _)| day_from_date(date))
+                .collect();
+            assert_eq!(kept, vec![day(5), day(6), day(9)], "{db:?}");
         }
     }
 }

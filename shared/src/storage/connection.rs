@@ -161,6 +161,7 @@ impl Store {
                     .min_idle(Some(1))
                     .connection_customizer(Box::new(SqlitePragmas {
                         mapped_reads: options.mapped_reads,
+                        cache_bytes: options.sqlite_cache_bytes,
                     }));
                 Pools::Sqlite(build_pool(builder, options, path, url)?)
             }
@@ -314,10 +315,12 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for PgSession {
     }
 }
 
-/// Settings of every SQLite connection (see the SQL file), and whether it reads through mmap.
+/// Settings of every SQLite connection (see the SQL file), whether it reads through mmap, and
+/// its page cache.
 #[derive(Debug)]
 struct SqlitePragmas {
     mapped_reads: bool,
+    cache_bytes: Option<u64>,
 }
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
@@ -329,6 +332,15 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
             // the process's resident memory once per mapping.
             conn.batch_execute("PRAGMA mmap_size = 0")
                 .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        if let Some(bytes) = self.cache_bytes {
+            // A negative size is in KiB. Statement journals (a multi-row statement's undo copy
+            // of each page it changes) are kept in memory too, not in a temporary file.
+            conn.batch_execute(&format!(
+                "PRAGMA cache_size = -{}; PRAGMA temp_store = MEMORY",
+                (bytes / 1024).max(1)
+            ))
+            .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }

@@ -18,12 +18,11 @@ use crate::stats::DayStats;
 /// The queries of `daily_stats`. Rows come back in the table's column order, which is
 /// [`DailyStatsRow`]'s field order.
 pub(super) trait DailyStatsRows {
-    /// The stored rows of `customers` from `first` to `last` (inclusive), in no order.
-    fn rows_of(
+    /// The stored rows of any of `customers` on any of `days`, in no order.
+    fn rows_on(
         &mut self,
         customers: &[&str],
-        first: NaiveDate,
-        last: NaiveDate,
+        days: &[NaiveDate],
     ) -> QueryResult<Vec<DailyStatsRow>>;
 
     /// The stored rows of `customer` from `from` to `to` (inclusive), by day.
@@ -111,10 +110,10 @@ where
 }
 
 #[dsl::auto_type]
-fn rows_of_query(customers: Vec<String>, first: NaiveDate, last: NaiveDate) -> _ {
+fn rows_on_query(customers: Vec<String>, days: Vec<NaiveDate>) -> _ {
     daily_stats::table
         .filter(daily_stats::customer_id.eq_any(customers))
-        .filter(daily_stats::day.between(first, last))
+        .filter(daily_stats::day.eq_any(days))
 }
 
 #[dsl::auto_type]
@@ -263,7 +262,7 @@ fn owned(customers: &[&str]) -> Vec<String> {
 impl<C> DailyStatsRows for C
 where
     C: Connection,
-    for<'a> rows_of_query: LoadQuery<'a, C, DailyStatsRow>,
+    for<'a> rows_on_query: LoadQuery<'a, C, DailyStatsRow>,
     for<'a> customer_rows_query<'a>: LoadQuery<'a, C, DailyStatsRow>,
     for<'a> customer_rows_since_query<'a>: LoadQuery<'a, C, DailyStatsRow>,
     for<'a> dsl::Limit<any_day_query<'a>>: LoadQuery<'a, C, NaiveDate>,
@@ -276,13 +275,12 @@ where
     for<'a> counts_page_query: LoadQuery<'a, C, CountsRow>,
     for<'a> all_rows_query: LoadQuery<'a, C, DailyStatsRow>,
 {
-    fn rows_of(
+    fn rows_on(
         &mut self,
         customers: &[&str],
-        first: NaiveDate,
-        last: NaiveDate,
+        days: &[NaiveDate],
     ) -> QueryResult<Vec<DailyStatsRow>> {
-        rows_of_query(owned(customers), first, last).load(self)
+        rows_on_query(owned(customers), days.to_vec()).load(self)
     }
 
     fn customer_rows(

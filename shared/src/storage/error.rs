@@ -108,6 +108,10 @@ pub enum StorageError {
         /// Which number is too large.
         reason: String,
     },
+    /// The epochs staged on disk for one commit could not be read back (see
+    /// [`Store::commit_bulk`](super::Store::commit_bulk)).
+    #[error("reading the staged epochs: {0}")]
+    Staged(String),
     /// Another job took over a source's lease; this job must not commit it.
     #[error("lease on {source_name} lost to {owner:?}: another ingest job is reading it")]
     LeaseLost {

@@ -37,6 +37,7 @@ use chrono::NaiveDate;
 
 pub use crate::redact::redact;
 use crate::stats::DayStats;
+pub use commit::{SortedDelta, SortedDeltas};
 use connection::Pools;
 pub use error::StorageError;
 pub use models::{date_from_day, day_from_date, SourceOffset};
@@ -81,6 +82,10 @@ pub struct StoreOptions {
     /// file anew and its pages count in the process's resident memory once per connection).
     /// Other backends ignore it.
     pub mapped_reads: bool,
+    /// SQLite: each connection's page cache, in bytes (`None`: SQLite's default, 2 MB). A
+    /// writer whose transactions touch more pages than its cache holds spills them to the log
+    /// mid-transaction and reads them back. Other backends ignore it.
+    pub sqlite_cache_bytes: Option<u64>,
     /// PostgreSQL and MySQL/MariaDB: the server cancels a statement that runs longer
     /// ([`StorageError::StatementTimeout`]). SQLite has no such limit (its statements are
     /// bounded by the rows they are asked for). `None`: no limit.
@@ -94,6 +99,7 @@ impl Default for StoreOptions {
             connect_timeout: Duration::from_secs(5),
             apply_migrations: true,
             mapped_reads: true,
+            sqlite_cache_bytes: None,
             statement_timeout: None,
         }
     }

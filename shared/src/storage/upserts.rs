@@ -18,6 +18,13 @@ pub(super) trait Upserts {
     /// Stores `rows` over the stored rows of the same (customer, day).
     fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()>;
 
+    /// Stores `rows`, none of which has a stored row (the commit knows: their days are after
+    /// the last stored day). PostgreSQL copies them in (`COPY .. FROM STDIN`, binary); the
+    /// others upsert them.
+    fn insert_new_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
+        self.upsert_rows(rows)
+    }
+
     /// Stores `rows` over the stored fleet rows of the same days.
     fn upsert_fleet_rows(&mut self, rows: &[FleetDayRow]) -> QueryResult<()>;
 
@@ -143,6 +150,35 @@ impl Upserts for PgConnection {
         Ok(())
     }
 
+    /// `COPY daily_stats FROM STDIN` in the binary format: no statement to plan, no conflict
+    /// to look for.
+    fn insert_new_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
+        use super::schema::daily_stats::dsl as d;
+        let columns = (
+            d::customer_id,
+            d::day,
+            d::successful,
+            d::failed,
+            d::latency_sum_us,
+            d::latency_min_us,
+            d::latency_max_us,
+            d::latencies,
+            d::version,
+        );
+        diesel::copy_from(d::daily_stats)
+            .from_raw_data(columns, |copy| {
+                let mut line = String::new();
+                for row in rows {
+                    copy_text_line(&mut line, row);
+                    copy.write_all(line.as_bytes())
+                        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                }
+                QueryResult::Ok(())
+            })
+            .execute(self)?;
+        Ok(())
+    }
+
     /// One array per column, as the daily rows.
     fn upsert_fleet_rows(&mut self, rows: &[FleetDayRow]) -> QueryResult<()> {
         for chunk in rows.chunks(POSTGRES_ROWS_PER_UPSERT) {
@@ -244,6 +280,38 @@ impl Upserts for MysqlConnection {
         let sql = include_str!("sql/mysql_upsert_watermark.sql");
         execute_watermark(self, sql, event_time)
     }
+}
+
+/// `row` as a line of `COPY`'s text format (tab-separated, `\\`-escaped, the latencies as
+/// `\\x` and hex), in the daily rows' column order, into `line`.
+fn copy_text_line(line: &mut String, row: &DailyStatsRow) {
+    use std::fmt::Write as _;
+    line.clear();
+    for c in row.customer_id.chars() {
+        match c {
+            '\\' => line.push_str("\\\\"),
+            '\t' => line.push_str("\\t"),
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            c => line.push(c),
+        }
+    }
+    let _ = write!(
+        line,
+        "\t{}\t{}\t{}\t{}\t{}\t{}\t\\\\x",
+        row.day.format("%Y-%m-%d"),
+        row.successful,
+        row.failed,
+        row.latency_sum_us,
+        row.latency_min_us,
+        row.latency_max_us
+    );
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &byte in &row.latencies {
+        line.push(HEX[usize::from(byte >> 4)] as char);
+        line.push(HEX[usize::from(byte & 15)] as char);
+    }
+    let _ = writeln!(line, "\t{}", row.version);
 }
 
 /// The SQL types a statement of this module binds, on backend `DB`.

@@ -1,0 +1,407 @@
+//! Staged commits of a batch run: the committer writes each epoch's deltas to a run file on
+//! disk, sorted by (customer, day), and commits many epochs at once ([`Store::commit_bulk`]):
+//! the runs are merged, and each (customer, day) row is written once, in primary-key order,
+//! instead of once per epoch that touched it, each time after reading it back.
+//!
+//! What is held: the run files (unlinked at once, so nothing is left behind whatever ends the
+//! process), the staged epochs' plans and reports (their kept rejected lines bounded by
+//! [`MAX_STAGED_REJECTS`]), and while committing, one buffered reader a run.
+//!
+//! [`Store::commit_bulk`]: logstats_shared::Store::commit_bulk
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use logstats_shared::{DayStats, EpochCommit, Latencies, SortedDelta, SortedDeltas, StorageError};
+
+use crate::committer::ReadyEpoch;
+use crate::error::{IngestError, Result};
+
+/// Runs staged at most before they are committed: each is one open file and, while
+/// committing, one buffered reader of 32 KiB.
+pub const MAX_STAGED_RUNS: usize = 256;
+
+/// Rejected lines kept (for the rejects file) by the staged epochs' reports at most before
+/// they are committed: about 250 bytes each.
+pub const MAX_STAGED_REJECTS: usize = 16_384;
+
+/// Read buffer of each run while the staged epochs are committed.
+const READ_BUFFER_BYTES: usize = 32 << 10;
+
+/// Epochs staged for one commit.
+pub struct Stage {
+    /// Staged bytes beyond which the epochs are committed.
+    limit_bytes: u64,
+    dir: PathBuf,
+    runs: Vec<File>,
+    bytes: u64,
+    rejects: usize,
+    first_day: Option<i32>,
+    /// The staged epochs, in order, their deltas taken out.
+    epochs: Vec<ReadyEpoch>,
+}
+
+impl Stage {
+    /// Stages epochs in run files under `dir` (created and deleted by the process) until they
+    /// hold `limit_bytes`.
+    pub fn new(dir: PathBuf, limit_bytes: u64) -> Self {
+        Self {
+            limit_bytes,
+            dir,
+            runs: Vec::new(),
+            bytes: 0,
+            rejects: 0,
+            first_day: None,
+            epochs: Vec::new(),
+        }
+    }
+
+    /// Bytes of deltas staged.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.epochs.is_empty()
+    }
+
+    /// Whether the staged epochs must be committed before another is staged.
+    pub fn is_full(&self) -> bool {
+        self.bytes >= self.limit_bytes
+            || self.runs.len() >= MAX_STAGED_RUNS
+            || self.rejects >= MAX_STAGED_REJECTS
+    }
+
+    /// Writes `epoch`'s deltas to a run file and keeps the rest of it.
+    pub fn add(&mut self, mut epoch: ReadyEpoch) -> Result<()> {
+        let mut deltas = std::mem::take(&mut epoch.commit.deltas);
+        if !deltas.is_empty() {
+            deltas.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            let (file, bytes) = self.write_run(&deltas).map_err(|cause| IngestError::Io {
+                what: format!("staging an epoch in {}", self.dir.display()),
+                cause,
+            })?;
+            self.runs.push(file);
+            self.bytes += bytes;
+            if let Some(first) = deltas.iter().map(|d| d.1).min() {
+                self.first_day = Some(self.first_day.map_or(first, |day| day.min(first)));
+            }
+        }
+        self.rejects += epoch.reports.iter().map(|r| r.rejects.len()).sum::<usize>();
+        self.epochs.push(epoch);
+        Ok(())
+    }
+
+    /// One run: the deltas (sorted, a key given twice merged) in an unlinked file.
+    fn write_run(&self, deltas: &[(String, i32, DayStats)]) -> io::Result<(File, u64)> {
+        static RUNS: AtomicU64 = AtomicU64::new(0);
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.dir.join(format!(
+            "logstats-run-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        // Unlinked at once: the open file is all there is, gone with the process.
+        std::fs::remove_file(&path)?;
+        let mut out = BufWriter::with_capacity(1 << 16, file);
+        let mut bytes = 0u64;
+        let mut at = 0;
+        while at < deltas.len() {
+            let (customer, day, _) = &deltas[at];
+            let same = deltas[at..]
+                .iter()
+                .take_while(|d| (&d.0, d.1) == (customer, *day))
+                .count();
+            let stats = match same {
+                1 => std::borrow::Cow::Borrowed(&deltas[at].2),
+                _ => std::borrow::Cow::Owned(DayStats::merge_all(
+                    deltas[at..at + same].iter().map(|d| &d.2),
+                )),
+            };
+            bytes += write_delta(&mut out, customer, *day, &stats)?;
+            at += same;
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        Ok((file, bytes))
+    }
+
+    /// What the staged epochs move, as one epoch without deltas: each source's last position,
+    /// the position expected before its first epoch, the newest event time, and the lease of
+    /// `lease_until`.
+    pub fn commit(&self, lease_until: i64) -> EpochCommit {
+        let mut commit = EpochCommit::default();
+        let mut checked = true;
+        for epoch in &self.epochs {
+            let epoch = &epoch.commit;
+            let with_previous = epoch.previous.len() == epoch.sources.len();
+            checked &= with_previous;
+            for (i, next) in epoch.sources.iter().enumerate() {
+                match commit.sources.iter().position(|s| s.source == next.source) {
+                    Some(at) => commit.sources[at] = next.clone(),
+                    None => {
+                        commit.sources.push(next.clone());
+                        if let Some(previous) = epoch.previous.get(i).filter(|_| with_previous) {
+                            commit.previous.push(previous.clone());
+                        }
+                    }
+                }
+            }
+            commit.max_event_time = commit.max_event_time.max(epoch.max_event_time);
+            if let Some((job, _)) = &epoch.lease {
+                commit.lease = Some((job.clone(), lease_until));
+            }
+        }
+        if !checked || commit.previous.len() != commit.sources.len() {
+            commit.previous.clear();
+        }
+        commit
+    }
+
+    /// The staged epochs, in order (their deltas taken out).
+    pub fn epochs(&self) -> &[ReadyEpoch] {
+        &self.epochs
+    }
+
+    /// The first day of any staged delta.
+    pub fn first_day(&self) -> Option<i32> {
+        self.first_day
+    }
+
+    /// The staged epochs, in order, and an empty stage in place of this one.
+    pub fn take_epochs(&mut self) -> Vec<ReadyEpoch> {
+        self.runs.clear();
+        self.bytes = 0;
+        self.rejects = 0;
+        self.first_day = None;
+        std::mem::take(&mut self.epochs)
+    }
+}
+
+impl SortedDeltas for Stage {
+    fn read(
+        &self,
+    ) -> std::result::Result<Box<dyn Iterator<Item = SortedDelta> + '_>, StorageError> {
+        let staged = |e: io::Error| StorageError::Staged(e.to_string());
+        let mut runs = Vec::with_capacity(self.runs.len());
+        for file in &self.runs {
+            let mut file = file;
+            file.rewind().map_err(staged)?;
+            runs.push(BufReader::with_capacity(READ_BUFFER_BYTES, file));
+        }
+        let mut merge = Merge {
+            runs,
+            heads: Vec::new(),
+            heap: BinaryHeap::new(),
+        };
+        for run in 0..merge.runs.len() {
+            let head = read_delta(&mut merge.runs[run]).map_err(staged)?;
+            merge.push(run, head);
+        }
+        Ok(Box::new(merge))
+    }
+}
+
+/// The runs merged: the smallest key of every run's head, its deltas merged.
+struct Merge<'a> {
+    runs: Vec<BufReader<&'a File>>,
+    heads: Vec<Option<(String, i32, DayStats)>>,
+    heap: BinaryHeap<Reverse<(String, i32, usize)>>,
+}
+
+impl Merge<'_> {
+    fn push(&mut self, run: usize, head: Option<(String, i32, DayStats)>) {
+        if self.heads.len() <= run {
+            self.heads.resize_with(run + 1, || None);
+        }
+        if let Some((customer, day, _)) = &head {
+            self.heap.push(Reverse((customer.clone(), *day, run)));
+        }
+        self.heads[run] = head;
+    }
+
+    fn next_of(&mut self, run: usize) -> io::Result<DayStats> {
+        let Some((_, _, stats)) = self.heads[run].take() else {
+            return Err(io::Error::other("a run's head is missing"));
+        };
+        let next = read_delta(&mut self.runs[run])?;
+        self.push(run, next);
+        Ok(stats)
+    }
+}
+
+impl Iterator for Merge<'_> {
+    type Item = SortedDelta;
+
+    fn next(&mut self) -> Option<SortedDelta> {
+        let Reverse((customer, day, run)) = self.heap.pop()?;
+        let staged = |e: io::Error| StorageError::Staged(e.to_string());
+        let mut stats = match self.next_of(run) {
+            Ok(stats) => stats,
+            Err(e) => return Some(Err(staged(e))),
+        };
+        while let Some(Reverse((c, d, other))) = self.heap.peek() {
+            if (c, *d) != (&customer, day) {
+                break;
+            }
+            let other = *other;
+            self.heap.pop();
+            match self.next_of(other) {
+                Ok(more) => stats.merge(&more),
+                Err(e) => return Some(Err(staged(e))),
+            }
+        }
+        Some(Ok((customer, day, stats)))
+    }
+}
+
+/// Writes one delta: the customer's length and bytes, the day, the counts, the latency sum,
+/// minimum and maximum, and the latencies' stored form with its length (little-endian).
+fn write_delta(
+    out: &mut impl Write,
+    customer: &str,
+    day: i32,
+    stats: &DayStats,
+) -> io::Result<u64> {
+    let latencies = stats.latencies.encode();
+    let len = |n: usize| u32::try_from(n).map_err(|_| io::Error::other("a delta too large"));
+    out.write_all(&len(customer.len())?.to_le_bytes())?;
+    out.write_all(customer.as_bytes())?;
+    out.write_all(&day.to_le_bytes())?;
+    out.write_all(&stats.successful.to_le_bytes())?;
+    out.write_all(&stats.failed.to_le_bytes())?;
+    out.write_all(&stats.latency_sum_us.to_le_bytes())?;
+    out.write_all(&stats.latency_min_us.to_le_bytes())?;
+    out.write_all(&stats.latency_max_us.to_le_bytes())?;
+    out.write_all(&len(latencies.len())?.to_le_bytes())?;
+    out.write_all(&latencies)?;
+    Ok((4 + customer.len() + 4 + 8 * 4 + 16 + 4 + latencies.len()) as u64)
+}
+
+/// Reads what [`write_delta`] wrote; `None` at the run's end.
+fn read_delta(input: &mut impl Read) -> io::Result<Option<(String, i32, DayStats)>> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut customer = vec![0u8; u32::from_le_bytes(len) as usize];
+    input.read_exact(&mut customer)?;
+    let customer = String::from_utf8(customer).map_err(io::Error::other)?;
+    let mut fixed = [0u8; 4 + 8 + 8 + 16 + 8 + 8 + 4];
+    input.read_exact(&mut fixed)?;
+    let (day, rest) = fixed.split_at(4);
+    let (successful, rest) = rest.split_at(8);
+    let (failed, rest) = rest.split_at(8);
+    let (sum, rest) = rest.split_at(16);
+    let (min, rest) = rest.split_at(8);
+    let (max, latencies_len) = rest.split_at(8);
+    let array =
+        |bytes: &[u8]| -> io::Result<[u8; 8]> { bytes.try_into().map_err(io::Error::other) };
+    let mut latencies =
+        vec![0u8; u32::from_le_bytes(latencies_len.try_into().map_err(io::Error::other)?) as usize];
+    input.read_exact(&mut latencies)?;
+    let stats = DayStats {
+        successful: u64::from_le_bytes(array(successful)?),
+        failed: u64::from_le_bytes(array(failed)?),
+        latency_sum_us: u128::from_le_bytes(sum.try_into().map_err(io::Error::other)?),
+        latency_min_us: u64::from_le_bytes(array(min)?),
+        latency_max_us: u64::from_le_bytes(array(max)?),
+        latencies: Latencies::decode(&latencies).map_err(io::Error::other)?,
+    };
+    Ok(Some((
+        customer,
+        i32::from_le_bytes(day.try_into().map_err(io::Error::other)?),
+        stats,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logstats_shared::DayAccumulator;
+
+    fn stats(latencies: &[(bool, u64)]) -> DayStats {
+        let mut acc = DayAccumulator::new();
+        for &(ok, us) in latencies {
+            acc.add(ok, us);
+        }
+        acc.finish()
+    }
+
+    /// A delta written and read back is the same, and a run's end reads as `None`.
+    #[test]
+    fn a_delta_reads_back_as_written() {
+        let day = stats(&[(true, 1_000), (false, 2_500), (true, 1_000)]);
+        let mut bytes = Vec::new();
+        let written = write_delta(&mut bytes, "cust_é", -3, &day).expect("write");
+        assert_eq!(written, bytes.len() as u64);
+        let mut input = bytes.as_slice();
+        assert_eq!(
+            read_delta(&mut input).expect("read"),
+            Some(("cust_é".to_string(), -3, day))
+        );
+        assert_eq!(read_delta(&mut input).expect("end"), None);
+        // A run cut short is an error, not a silent end.
+        let mut cut = &bytes[..bytes.len() - 1];
+        assert!(read_delta(&mut cut).is_err());
+    }
+
+    /// Runs merge into one sequence in (customer, day) order, each key once with every run's
+    /// deltas of it merged (a key given twice in one run too), and read again from the start.
+    #[test]
+    fn runs_merge_in_key_order_and_read_again() {
+        let dir = std::env::temp_dir().join(format!("logstats-stage-test-{}", std::process::id()));
+        let mut stage = Stage::new(dir.clone(), 1 << 20);
+        let runs = [
+            vec![
+                ("b".to_string(), 2, stats(&[(true, 5)])),
+                ("a".to_string(), 1, stats(&[(true, 1)])),
+                ("a".to_string(), 1, stats(&[(false, 2)])),
+            ],
+            vec![
+                ("a".to_string(), 1, stats(&[(true, 3)])),
+                ("a".to_string(), 3, stats(&[(true, 4)])),
+                ("c".to_string(), 0, stats(&[(false, 6)])),
+            ],
+            vec![],
+        ];
+        for mut deltas in runs {
+            deltas.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            let (file, bytes) = stage.write_run(&deltas).expect("run");
+            stage.runs.push(file);
+            stage.bytes += bytes;
+        }
+        let expected = vec![
+            (
+                "a".to_string(),
+                1,
+                stats(&[(true, 1), (false, 2), (true, 3)]),
+            ),
+            ("a".to_string(), 3, stats(&[(true, 4)])),
+            ("b".to_string(), 2, stats(&[(true, 5)])),
+            ("c".to_string(), 0, stats(&[(false, 6)])),
+        ];
+        for _ in 0..2 {
+            let merged: Vec<(String, i32, DayStats)> = stage
+                .read()
+                .expect("read")
+                .collect::<std::result::Result<_, _>>()
+                .expect("deltas");
+            assert_eq!(merged, expected);
+        }
+        // The run files were unlinked when made: nothing is left in the directory.
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
+        std::fs::remove_dir(&dir).expect("remove dir");
+    }
+}

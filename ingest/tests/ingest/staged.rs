@@ -1,0 +1,110 @@
+//! Staged commits of a batch run, on every backend: the real `logstats-ingest` binary reading a
+//! log in random order stores exactly the rows that committing every epoch on its own stores,
+//! writing each row once, merged with rows stored before; killed with SIGKILL while it commits
+//! its staged epochs, it leaves all or nothing of them, and the next run stores the same rows.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{generate, ingest_ok, job, s, stored_requests, temp_dir};
+use logstats_shared::testing::{backends, Random, TestDatabase};
+
+/// The lines of `from` in a random order (Fisher-Yates), written to `to`.
+fn shuffled(from: &std::path::Path, to: &std::path::Path, seed: u64) {
+    let text = std::fs::read_to_string(from).expect("read log");
+    let mut lines: Vec<&str> = text.lines().collect();
+    let mut random = Random(seed);
+    for i in (1..lines.len()).rev() {
+        lines.swap(i, random.below(i as u64 + 1) as usize);
+    }
+    std::fs::write(to, lines.join("\n") + "\n").expect("write shuffled log");
+}
+
+/// Small epochs, so that a run stages many of them; every line on time.
+const ARGS: [&str; 6] = [
+    "--workers",
+    "2",
+    "--epoch-bytes",
+    "300000",
+    "--allowed-lateness",
+    "400d",
+];
+
+#[test]
+fn staged_runs_store_what_epoch_commits_store_and_a_kill_mid_commit_loses_nothing() {
+    let dir = temp_dir();
+    let log = dir.path().join("a.log");
+    generate(&log, 120_000, 91);
+    let mixed = dir.path().join("mixed.log");
+    shuffled(&log, &mixed, 0x5EED);
+    // Two halves: the second merges into rows the first stored.
+    let text = std::fs::read_to_string(&mixed).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, second) = (dir.path().join("first.log"), dir.path().join("second.log"));
+    std::fs::write(&first, lines[..60_000].join("\n") + "\n").expect("write");
+    std::fs::write(&second, lines[60_000..].join("\n") + "\n").expect("write");
+    let total = lines.len() as u64;
+
+    // Two fresh databases of each backend.
+    for (db, killed) in backends().into_iter().zip(backends()) {
+        // The reference: every epoch committed on its own.
+        let reference = TestDatabase::sqlite();
+        let mut args = ARGS.to_vec();
+        args.extend(["--stage-bytes", "0", s(&mixed)]);
+        ingest_ok(&reference, &args);
+        let expected = reference.connect().all_days().expect("rows");
+
+        // Staged (the default for a batch run): the first half, then the second into it.
+        let mut args = ARGS.to_vec();
+        args.push(s(&first));
+        let summary = ingest_ok(&db, &args);
+        assert_eq!(
+            summary["rows_written"].as_u64(),
+            Some(db.connect().all_days().expect("rows").len() as u64),
+            "{:?}: each row written once: {summary}",
+            db.backend
+        );
+        let mut args = ARGS.to_vec();
+        args.push(s(&second));
+        ingest_ok(&db, &args);
+        assert_eq!(
+            db.connect().all_days().expect("rows"),
+            expected,
+            "{:?}: staged halves store what epoch commits store",
+            db.backend
+        );
+
+        // Killed while committing its staged epochs: all of them or none are stored; the
+        // next run stores the rest, and the rows are the same.
+        let mut child = job(&killed.url)
+            .args(ARGS)
+            .arg(s(&mixed))
+            .env("RUST_LOG", "info")
+            .start();
+        let started = Instant::now();
+        while !child.stderr().contains("staged epochs") {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{:?}: no commit began: {}",
+                db.backend,
+                child.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.kill();
+        let stored = stored_requests(&killed);
+        assert!(
+            stored == 0 || stored == total,
+            "{:?}: a killed commit stored {stored} of {total} requests",
+            db.backend
+        );
+        let mut args = ARGS.to_vec();
+        args.push(s(&mixed));
+        ingest_ok(&killed, &args);
+        assert_eq!(
+            killed.connect().all_days().expect("rows"),
+            expected,
+            "{:?}: after a kill mid-commit and a rerun",
+            db.backend
+        );
+    }
+}
