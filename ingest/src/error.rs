@@ -1,5 +1,8 @@
 //! What can stop an ingest job: one typed error for the library, which `main.rs` prints. Every
 //! message carries its cause in its text (no `source()` chain), so it is printed once.
+//!
+//! (Named as `api/src/error.rs` and `shared/src/storage/error.rs`: each is its own crate's or
+//! layer's one error type.)
 
 use std::io;
 

@@ -6,41 +6,13 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::source::{io_error, SourceError};
-
-/// A file's identity on this machine: (device, inode).
-pub type FileId = (u64, u64);
-
-/// The identity of the file `meta` describes.
-pub fn file_id(meta: &std::fs::Metadata) -> FileId {
-    (meta.dev(), meta.ino())
-}
-
-/// What a non-regular file is, for messages.
-pub fn file_kind(file_type: std::fs::FileType) -> &'static str {
-    if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_fifo() {
-        "a FIFO"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else if file_type.is_char_device() {
-        "a character device"
-    } else if file_type.is_block_device() {
-        "a block device"
-    } else if file_type.is_symlink() {
-        "a symbolic link"
-    } else {
-        "a regular file"
-    }
-}
+use crate::source::{file_id, file_kind, io_error, FileId, SourceError};
 
 /// The command line's paths, expanded afresh at every look (follow mode finds new files).
 #[derive(Debug)]
-pub struct Inputs {
+pub(crate) struct Inputs {
     paths: Vec<PathBuf>,
     rejects: Option<PathBuf>,
     /// A directory's files are inputs when their names match one of these.
@@ -67,11 +39,6 @@ impl Inputs {
             return self;
         }
         Self { include, ..self }
-    }
-
-    /// The paths as given.
-    pub fn paths(&self) -> &[PathBuf] {
-        &self.paths
     }
 
     /// Every input file, in order: a missing or unreadable path, or a named file that is not

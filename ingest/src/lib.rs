@@ -1,26 +1,28 @@
 //! The logstats ingest job: request logs in, per-customer daily stats rows out.
 
+// The modules `main.rs`, `bin/generate.rs` or the integration tests name are `pub`; the rest
+// are the library's own.
 pub mod backfill;
 pub mod cluster;
-pub mod committer;
-pub mod dataflow;
-pub mod error;
+pub(crate) mod committer;
+pub(crate) mod dataflow;
+pub(crate) mod error;
 pub mod generate;
-pub mod handover;
+pub(crate) mod handover;
 pub mod inputs;
 pub mod metrics;
-pub mod pacing;
-pub mod planner;
+pub(crate) mod pacing;
+pub(crate) mod planner;
 pub mod push;
-pub mod rejects;
+pub(crate) mod rejects;
 pub mod retention;
-pub mod share;
-pub mod source;
-pub mod spool;
-pub mod stage;
-pub mod summary;
-pub mod watch;
-pub mod watermark;
+pub(crate) mod share;
+pub(crate) mod source;
+pub(crate) mod spool;
+pub(crate) mod stage;
+pub(crate) mod summary;
+pub(crate) mod watch;
+pub(crate) mod watermark;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,7 +44,11 @@ use crate::planner::Planner;
 use crate::push::server::{PushServer, PushState};
 use crate::push::PushIntake;
 use crate::retention::Retention;
+/// The offsets table's key of a file (the integration tests look rows up by it).
+pub use crate::source::source_key_of;
 use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
+/// Whether a path names standard input (`-`), which `main` checks before it runs the job.
+pub use crate::spool::is_stdin;
 use crate::spool::Spool;
 use crate::stage::Stage;
 use crate::summary::{Progress, ReadCounter, Summary};

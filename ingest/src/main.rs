@@ -336,12 +336,7 @@ fn cluster_of(cli: &Cli, workers: usize) -> Option<Cluster> {
         processes, process, hostfile, &text, workers, timeout, secret,
     )
     .unwrap_or_else(|message| usage_error(message));
-    if processes > 1
-        && cli
-            .paths
-            .iter()
-            .any(|p| logstats_ingest::spool::is_stdin(p))
-    {
+    if processes > 1 && cli.paths.iter().any(|p| logstats_ingest::is_stdin(p)) {
         usage_error(
             "- (standard input) is for a single process: the others of a cluster cannot read \
              this process's pipe"

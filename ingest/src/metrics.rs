@@ -6,6 +6,9 @@
 //! each source is committed. The server is one thread answering one connection at a time: a
 //! scrape is small and quick, and a client that sends nothing is dropped after
 //! [`READ_TIMEOUT`].
+//!
+//! (Named as `shared/src/metrics.rs`, the Prometheus text writer this module uses, and
+//! `api/src/metrics.rs`, the API's own metrics: each crate's metrics live in its `metrics.rs`.)
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -114,17 +117,17 @@ fn unknown() -> Gauge {
 
 impl IngestMetrics {
     /// Raises the watermark (Unix seconds of event time) to `event_time`.
-    pub fn watermark_at_least(&self, event_time: i64) {
+    pub(crate) fn watermark_at_least(&self, event_time: i64) {
         self.watermark.set_max(event_time);
     }
 
     /// Records a commit that ended at Unix second `now`.
-    pub fn committed_at(&self, now: i64) {
+    pub(crate) fn committed_at(&self, now: i64) {
         self.last_commit.set(now);
     }
 
     /// A source opened at `path`, committed to `offset`, `size` bytes long.
-    pub fn source_opened(&self, id: SourceId, path: &str, offset: u64, size: u64) {
+    pub(crate) fn source_opened(&self, id: SourceId, path: &str, offset: u64, size: u64) {
         self.sources.lock().insert(
             id,
             SourceLag {
@@ -137,14 +140,14 @@ impl IngestMetrics {
     }
 
     /// Source `id` is now `size` bytes long.
-    pub fn source_size(&self, id: SourceId, size: u64) {
+    pub(crate) fn source_size(&self, id: SourceId, size: u64) {
         if let Some(source) = self.sources.lock().get_mut(&id) {
             source.size = size;
         }
     }
 
     /// Source `id` will be read up to `end` and no further.
-    pub fn source_retired(&self, id: SourceId, end: u64) {
+    pub(crate) fn source_retired(&self, id: SourceId, end: u64) {
         let mut sources = self.sources.lock();
         if let Some(source) = sources.get_mut(&id) {
             source.size = end;
@@ -156,7 +159,7 @@ impl IngestMetrics {
     }
 
     /// Source `id` is committed up to `end`.
-    pub fn source_committed(&self, id: SourceId, end: u64) {
+    pub(crate) fn source_committed(&self, id: SourceId, end: u64) {
         let mut sources = self.sources.lock();
         if let Some(source) = sources.get_mut(&id) {
             source.committed = source.committed.max(end);
@@ -167,7 +170,7 @@ impl IngestMetrics {
     }
 
     /// How far source `id` is committed, while it is counted.
-    pub fn committed_to(&self, id: SourceId) -> Option<u64> {
+    pub(crate) fn committed_to(&self, id: SourceId) -> Option<u64> {
         self.sources.lock().get(&id).map(|source| source.committed)
     }
 
@@ -187,7 +190,7 @@ impl IngestMetrics {
     }
 
     /// The exposition text.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = Exposition::new();
         for (name, help, counter) in [
             (

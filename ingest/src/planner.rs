@@ -13,10 +13,10 @@ use logstats_shared::{SourceOffset, Store};
 use crate::inputs::Inputs;
 use crate::metrics::IngestMetrics;
 use crate::source::{
-    fingerprint, fingerprint_len, io_error, same_start, unix_now, JobId, OpenFiles, Resume, Source,
-    SourceError, SourceId, FINGERPRINT_BYTES,
+    complete_lines_end, fingerprint, fingerprint_len, io_error, same_start, unix_now, JobId,
+    OpenFiles, PlannedRead, Resume, Source, SourceError, SourceId, FINGERPRINT_BYTES,
 };
-use crate::spool::Spool;
+use crate::spool::{BatchTicket, Spool};
 
 /// How far past the wall clock an event time may move the watermark.
 pub const WATERMARK_LEAD_SECONDS: i64 = 86_400;
@@ -66,6 +66,16 @@ pub struct PlannedBatch {
 }
 
 impl EpochPlan {
+    /// What the workers open to read it (see [`OpenFiles::for_plan`]).
+    pub fn read(&self) -> PlannedRead<'_> {
+        PlannedRead {
+            source: self.source,
+            path: &self.path,
+            fingerprint: self.fingerprint.as_deref(),
+            end: self.end,
+        }
+    }
+
     /// The batch of `plan.batches` whose bytes hold `offset`, if the epoch is made of batches.
     pub fn batch_at(&self, offset: u64) -> Option<usize> {
         if self.batches.is_empty() {
@@ -73,19 +83,6 @@ impl EpochPlan {
         }
         Some(self.batches.partition_point(|b| b.end <= offset))
     }
-}
-
-/// A pushed batch, as its epoch carries it to the committer, which answers the request that
-/// waits for it (see `push.rs`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BatchTicket {
-    /// The batch, among this run's.
-    pub id: u64,
-    /// Its `Idempotency-Key`, stored with its commit.
-    pub key: Option<String>,
-    /// Lines the HTTP handler rejected before spooling the batch (customers outside the
-    /// pushing token's scope): counted with the batch's own rejected lines.
-    pub rejected_before: u64,
 }
 
 /// What was committed of a source when the job opened it.
@@ -270,11 +267,6 @@ impl Planner {
             }
         }
         Ok(())
-    }
-
-    /// Every source, by id.
-    pub fn sources(&self) -> impl Iterator<Item = &Source> {
-        self.tracked.iter().map(|t| &t.source)
     }
 
     /// Bytes planned in this run, for progress.
@@ -473,23 +465,6 @@ fn next_line_start(file: &File, from: u64, size: u64) -> io::Result<u64> {
         pos += want as u64;
     }
     Ok(size)
-}
-
-/// The position just after the last newline in `from..size`, or `from` when there is none:
-/// a partial last line is held until it is complete.
-pub(crate) fn complete_lines_end(file: &File, from: u64, size: u64) -> io::Result<u64> {
-    let mut end = size;
-    let mut buf = vec![0u8; 64 * 1024];
-    while end > from {
-        let start = end.saturating_sub(buf.len() as u64).max(from);
-        let chunk = &mut buf[..(end - start) as usize];
-        file.read_exact_at(chunk, start)?;
-        if let Some(i) = memchr::memrchr(b'\n', chunk) {
-            return Ok(start + i as u64 + 1);
-        }
-        end = start;
-    }
-    Ok(from)
 }
 
 #[cfg(test)]

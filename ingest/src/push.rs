@@ -10,11 +10,11 @@
 //! epoch (up to its size), each still answered with its own counts: one commit for many
 //! batches.
 //!
-//! [`PushIntake`] is what the HTTP handlers (`push/server.rs`) and the committer share: the
+//! `PushIntake` is what the HTTP handlers (`push/server.rs`) and the committer share: the
 //! spool, the requests waiting for their batches, and the keys in flight.
 
-pub mod body;
-pub mod server;
+pub(crate) mod body;
+pub(crate) mod server;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -26,8 +26,7 @@ use logstats_shared::BatchCounts;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::planner::BatchTicket;
-use crate::spool::Spool;
+use crate::spool::{BatchTicket, Spool};
 
 /// How often at most a commit also deletes the keys older than `--push-key-ttl`.
 const EXPIRY_INTERVAL_SECS: i64 = 60;
@@ -66,11 +65,11 @@ impl Default for PushLimits {
 }
 
 /// What a waiting request learns of its batch: its counts, or why it was not committed.
-pub type BatchOutcome = Result<BatchCounts, String>;
+pub(crate) type BatchOutcome = Result<BatchCounts, String>;
 
 /// Why a batch was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitError {
+pub(crate) enum SubmitError {
     /// The spool holds `backlog` bytes not yet committed, over the limit.
     #[error("{backlog} bytes of pushed lines wait for their commit (limit {limit}); retry later")]
     Backlog {
@@ -107,7 +106,7 @@ struct Waiting {
 }
 
 /// A batch taken: waiting for its commit, or already committed under its key.
-pub enum Submitted {
+pub(crate) enum Submitted {
     /// Its outcome comes once it is committed.
     Waiting(oneshot::Receiver<BatchOutcome>),
     /// A batch with the same key was committed: its counts.
@@ -143,7 +142,7 @@ impl Waiting {
 }
 
 /// What the HTTP handlers and the committer share.
-pub struct PushIntake {
+pub(crate) struct PushIntake {
     spool: Arc<Spool>,
     limits: PushLimits,
     next_id: AtomicU64,
@@ -176,11 +175,6 @@ impl PushIntake {
     /// The limits in force.
     pub fn limits(&self) -> &PushLimits {
         &self.limits
-    }
-
-    /// The spool the batches go to.
-    pub fn spool(&self) -> &Arc<Spool> {
-        &self.spool
     }
 
     /// The thread that plans epochs: woken whenever a batch arrives.
@@ -284,7 +278,7 @@ impl PushIntake {
 
 /// The counts a batch's commit answers with: its lines' counts, `rejected_before` lines
 /// rejected before spooling, and `pruned` lines of days pruned meanwhile counted late.
-pub fn batch_counts(
+pub(crate) fn batch_counts(
     accepted: u64,
     rejected: u64,
     late: u64,

@@ -99,7 +99,7 @@ fn open_private(path: &Path) -> Result<File> {
         .and_then(|file| {
             let meta = file.metadata()?;
             if !meta.is_file() {
-                let kind = crate::inputs::file_kind(meta.file_type());
+                let kind = crate::source::file_kind(meta.file_type());
                 return Err(std::io::Error::other(format!(
                     "not a regular file ({kind})"
                 )));

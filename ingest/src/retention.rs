@@ -10,7 +10,7 @@ use logstats_shared::{Pruned, StorageError, Store};
 
 /// How often a follow job applies `--retain` and reads the first kept day another process's
 /// prune may have moved.
-pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Most days `--retain` accepts (about 1,000 years; every stored day is later than year 1).
 pub const MOST_RETAINED_DAYS: u32 = 365_000;
@@ -28,7 +28,7 @@ pub fn first_kept_day(today: NaiveDate, retain_days: u32) -> NaiveDate {
 }
 
 /// The Unix time of the first second of `day`: the lines before it are late.
-pub fn day_start(day: NaiveDate) -> i64 {
+pub(crate) fn day_start(day: NaiveDate) -> i64 {
     day.and_time(NaiveTime::MIN).and_utc().timestamp()
 }
 
@@ -61,7 +61,7 @@ pub fn describe(pruned: &Pruned, asked: NaiveDate) -> String {
 
 /// A job's retention: `--retain`, if given, and when it was last applied.
 #[derive(Debug)]
-pub struct Retention {
+pub(crate) struct Retention {
     retain_days: Option<u32>,
     last_check: Option<Instant>,
 }

@@ -264,7 +264,9 @@ impl ShareReader {
         }
     }
 
-    /// Reads and parses worker `index`'s share of `plan`; returns its deltas and report.
+    /// Reads and parses worker `index`'s share of `plan`; returns its deltas and report (the
+    /// unit tests' way; the dataflow steps through a share with [`ShareReader::begin`]).
+    #[cfg(test)]
     pub fn read(&mut self, plan: &EpochPlan, index: usize, peers: usize) -> (Deltas, ShareReport) {
         let mut share = self.begin(plan, index, peers);
         while !self.step(plan, &mut share) {}
@@ -306,7 +308,7 @@ impl ShareReader {
         let report = &mut share.report;
         let read = self
             .files
-            .for_plan(plan)
+            .for_plan(plan.read())
             .and_then(|file| self.parse_window(plan, &file, window_start, window_end, report));
         let after = counts(&share.report);
         if let Some(counted) = batch.and_then(|b| share.report.batches.get_mut(b)) {

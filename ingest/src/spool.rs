@@ -25,8 +25,9 @@ use logstats_shared::{SourceOffset, Store};
 use parking_lot::Mutex;
 use rustix::fs::FallocateFlags;
 
-use crate::planner::BatchTicket;
-use crate::source::{acquire_lease, fingerprint, JobId, Source, SourceError, FINGERPRINT_BYTES};
+use crate::source::{
+    acquire_lease, complete_lines_end, fingerprint, JobId, Source, SourceError, FINGERPRINT_BYTES,
+};
 
 /// How far the copy may run ahead of what was planned, in bytes.
 pub const SPOOL_AHEAD_BYTES: u64 = 64 << 20;
@@ -44,6 +45,19 @@ pub fn is_stdin(path: &std::path::Path) -> bool {
 
 /// The name pushed batches go by in messages and the rejects file.
 pub const PUSH_NAME: &str = "push";
+
+/// A pushed batch, as its epoch carries it to the committer, which answers the request that
+/// waits for it (see `push.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchTicket {
+    /// The batch, among this run's.
+    pub id: u64,
+    /// Its `Idempotency-Key`, stored with its commit.
+    pub key: Option<String>,
+    /// Lines the HTTP handler rejected before spooling the batch (customers outside the
+    /// pushing token's scope): counted with the batch's own rejected lines.
+    pub rejected_before: u64,
+}
 
 /// A pushed batch appended to the spool and not yet planned.
 #[derive(Debug)]
@@ -206,7 +220,7 @@ impl Spool {
         if ended {
             return Ok(size);
         }
-        crate::planner::complete_lines_end(&self.file, from, size)
+        complete_lines_end(&self.file, from, size)
     }
 
     /// The source that reads the spool, with its lease: a key of this run alone, so that no

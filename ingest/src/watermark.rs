@@ -54,11 +54,6 @@ impl Lateness {
         self.floor = self.floor.max(Some(event_time));
     }
 
-    /// The allowed lateness, in seconds.
-    pub fn allowed_secs(&self) -> i64 {
-        self.allowed_secs
-    }
-
     /// The event time before which lines of `epoch` are late (`None`: nothing is late).
     pub fn late_before(&self, epoch: u64) -> Option<i64> {
         let watermark = match epoch.checked_sub(PIPELINE_DEPTH) {

@@ -3,15 +3,15 @@
 //! single process does; the others read their shares of each epoch's bytes, by the path process
 //! 0 names in the plan, and exchange their deltas with it.
 //!
-//! Timely does not replace a lost worker, so a lost process stops the whole job: [`supervisor`]
+//! Timely does not replace a lost worker, so a lost process stops the whole job: `supervisor`
 //! notices the broken connection and ends this process with an error naming the lost one. The
 //! commits were atomic, so a restart of every process resumes from the last of them.
 
-pub mod connect;
-pub mod hostfile;
-pub mod reader;
+pub(crate) mod connect;
+pub(crate) mod hostfile;
+pub(crate) mod reader;
 pub mod secret;
-pub mod supervisor;
+pub(crate) mod supervisor;
 
 use std::path::Path;
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //! accepting process checks it in constant time, drops the connection if it is wrong or late,
 //! and otherwise proves the secret in turn with HMAC-SHA-256(secret, "acceptor" role || its
 //! nonce || the dialer's nonce), which the connecting process checks before it sends its
-//! [`Hello`](super::connect). Each proof covers a fresh nonce of the other side, so neither
+//! `Hello` (`connect.rs`). Each proof covers a fresh nonce of the other side, so neither
 //! can be replayed; the roles differ, so neither can be reflected back. Reads are of fixed
 //! sizes and bounded by a deadline. The proofs authenticate the connection's start only: the
 //! traffic after them is neither encrypted nor authenticated.
@@ -29,7 +29,7 @@ pub const MIN_SECRET_BYTES: usize = 16;
 const MAX_SECRET_FILE_BYTES: u64 = 64 << 10;
 
 /// Bytes of each side's random nonce.
-pub const NONCE_BYTES: usize = 32;
+pub(crate) const NONCE_BYTES: usize = 32;
 
 /// Bytes of a proof (an HMAC-SHA-256 tag).
 const PROOF_BYTES: usize = 32;
@@ -131,7 +131,7 @@ impl ClusterSecret {
 
 /// Why a connection was not authenticated.
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// The other side's proof is wrong: it does not know the secret.
     #[error("its proof of the cluster secret is wrong")]
     WrongProof,
@@ -171,7 +171,7 @@ fn nonce() -> Result<[u8; NONCE_BYTES], AuthError> {
 
 /// The accepting side: sends a nonce, then reads the connecting side's nonce and proof, and
 /// only if the proof is right, sends its own. Nothing is read past them.
-pub fn authenticate_dialer(
+pub(crate) fn authenticate_dialer(
     stream: &mut TcpStream,
     secret: &ClusterSecret,
     deadline: Instant,
@@ -195,7 +195,7 @@ pub fn authenticate_dialer(
 
 /// The connecting side: reads the accepting side's nonce, sends its own nonce and proof, then
 /// reads and checks the accepting side's proof. Nothing is read past it.
-pub fn authenticate_acceptor(
+pub(crate) fn authenticate_acceptor(
     stream: &mut TcpStream,
     secret: &ClusterSecret,
     deadline: Instant,

@@ -1,5 +1,6 @@
 //! Unit tests of the generator: the reference format, reproducibility per seed, chunking, windows
 //! and their ends, coverage and uniformity of the drawn fields.
+//! (`tests.rs`, as `share/tests.rs`: a module's unit tests in a file of their own.)
 
 use super::*;
 use logstats_shared::record::{days_from_civil, parse_line};

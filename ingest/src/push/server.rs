@@ -7,6 +7,8 @@
 //! too large as sent or once decompressed, or with too many lines (413), a body sent too slowly
 //! (408), a JSON body that is not an array (400). Under load: 503 with `Retry-After` when the
 //! bodies in memory or the lines waiting for their commit are over their limits.
+//!
+//! (Named as `api/src/server.rs`, the API's HTTP server: this is the push endpoint's.)
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,5 @@
 //! Unit tests of the share reader: parsing, pre-aggregation, rejects kept and left out, reports.
+//! (`tests.rs`, as `generate/tests.rs`: a module's unit tests in a file of their own.)
 
 use super::*;
 use std::io::Write;

@@ -254,9 +254,14 @@ impl Store {
         })
     }
 
-    /// The committed positions of the sources whose names match the SQL `LIKE` `pattern`.
-    pub fn source_offsets_like(&self, pattern: &str) -> Result<Vec<SourceOffset>, StorageError> {
-        let rows = self.with_connection(|conn| conn.offsets_like(pattern))?;
+    /// The committed positions of the sources keyed by inode `ino` on any device (the keys
+    /// `inode:DEV:INO` with that `INO`): a file's rows from before a remount or a container
+    /// restart gave it another device number.
+    pub fn offsets_of_inode(&self, ino: u64) -> Result<Vec<SourceOffset>, StorageError> {
+        // `%` stands for any device number; the rest is digits and `:`, which `LIKE` matches
+        // as themselves.
+        let pattern = format!("inode:%:{ino}");
+        let rows = self.with_connection(|conn| conn.offsets_like(&pattern))?;
         Ok(rows.into_iter().map(SourceOffset::from).collect())
     }
 

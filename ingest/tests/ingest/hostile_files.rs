@@ -2,12 +2,10 @@
 //! files, its own rejects file as input, links out of a directory, one file under several names,
 //! rotation, names that are not UTF-8. Database rows run on every backend.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::support::{
     generate, ingest, ingest_ok, mkfifo, run_within, s, start_ingest, stored_requests, summary,
     temp_dir,
 };

@@ -4,16 +4,14 @@
 //! exact totals; a stranger on process 0's port learns nothing and does not stop the job; wrong
 //! flags, hostfiles and secret files are refused clearly.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::support::cluster::{addresses, hostfile, secret_file, Process};
+use crate::support::{expected_stats, generate, job, s, stored_requests, temp_dir};
 use chrono::NaiveDate;
-use common::cluster::{addresses, hostfile, secret_file, Process};
-use common::{expected_stats, generate, job, s, stored_requests, temp_dir};
 use logstats_shared::testing::spawn::RUN_TIMEOUT;
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::DayStats;

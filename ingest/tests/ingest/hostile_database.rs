@@ -1,12 +1,10 @@
 //! The real `logstats-ingest` binary against a hostile database: a corrupt SQLite
 //! file, PostgreSQL over TLS, and a commit whose reply is lost with its connection.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{generate, ingest_ok, run_within, s, stored_requests, summary, temp_dir};
+use crate::support::{generate, ingest_ok, run_within, s, stored_requests, summary, temp_dir};
 use logstats_shared::testing::outage::{server_port, via_local_port};
 
 /// Overwrites the start of every page in the second half of a SQLite file: the schema pages

@@ -1,6 +1,5 @@
 //! Helpers shared by the ingest integration tests: generated logs, the real binary, and exact
 //! statistics computed without the project's own parser.
-#![allow(dead_code)]
 
 pub mod cluster;
 

@@ -2,12 +2,10 @@
 //! every URL form, garbage lines in bounded memory, absurd durations; and the progress bar on a
 //! terminal. Database rows run on every backend.
 
-mod common;
-
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{generate, ingest_ok, job, s, start_ingest, summary, temp_dir, INGEST};
+use crate::support::{generate, ingest_ok, job, s, start_ingest, summary, temp_dir, INGEST};
 use logstats_shared::testing::backends;
 use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use serde_json::Value;
@@ -33,9 +31,9 @@ fn all_output(output: &Output) -> String {
 
 #[test]
 fn no_password_is_printed_in_any_url_form() {
-    let dir = common::temp_dir();
+    let dir = crate::support::temp_dir();
     let log = dir.path().join("a.log");
-    common::generate(&log, 10, 1);
+    crate::support::generate(&log, 10, 1);
     let log = log.to_str().expect("utf8").to_string();
     // Port 1 refuses connections: every run fails and prints its error.
     let urls = [

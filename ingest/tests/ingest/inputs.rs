@@ -4,14 +4,12 @@
 //! loud and, past `--max-rejected-ratio`, commits nothing; directories read what `--include`
 //! names.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::{ingest, ingest_ok, job, s, stored_requests, summary, temp_dir, INGEST};
 use chrono::{DateTime, Duration as Span, NaiveDate, NaiveDateTime, Utc};
-use common::{ingest, ingest_ok, job, s, stored_requests, summary, temp_dir, INGEST};
 use logstats_shared::testing::spawn::{Binary, RUN_TIMEOUT};
 use logstats_shared::testing::{backends, Random, TestDatabase};
 use logstats_shared::{DayStats, Latencies};
@@ -325,7 +323,7 @@ fn standard_input_is_read_as_it_arrives_and_to_its_end() {
         // A pipe is never resumed: an empty one adds nothing, and a run of the same lines
         // again counts them again.
         let output = job(&db.url).args(["--json", "-"]).run(RUN_TIMEOUT);
-        assert_eq!(common::summary(&output)["lines"], 0);
+        assert_eq!(crate::support::summary(&output)["lines"], 0);
     }
 }
 

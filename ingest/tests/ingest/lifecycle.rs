@@ -2,18 +2,16 @@
 //! with everything derived from them; later lines of them count late and are never stored),
 //! and a database migrated by a newer version, refused.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chrono::{Days, NaiveDate, Utc};
-use common::{
+use crate::support::{
     expected_stats, generate, ingest, ingest_ok, job, s, start_ingest, stored_requests, summary,
     temp_dir, Api,
 };
+use chrono::{Days, NaiveDate, Utc};
 use logstats_shared::testing::spawn::RUN_TIMEOUT;
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::Backend;

@@ -3,9 +3,7 @@
 //! stop a run, and the totals equal an independent count made here from the rules in
 //! docs/LOG-FORMAT.md, with many epochs and two workers so that lines cross share boundaries.
 
-mod common;
-
-use common::{ingest_ok, temp_dir};
+use crate::support::{ingest_ok, temp_dir};
 use logstats_shared::testing::backends;
 
 /// A seeded xorshift64 sequence.

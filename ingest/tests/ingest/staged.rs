@@ -3,11 +3,9 @@
 //! writing each row once, merged with rows stored before; killed with SIGKILL while it commits
 //! its staged epochs, it leaves all or nothing of them, and the next run stores the same rows.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{generate, ingest_ok, job, s, stored_requests, temp_dir};
+use crate::support::{generate, ingest_ok, job, s, stored_requests, temp_dir};
 use logstats_shared::testing::{backends, Random, TestDatabase};
 
 /// The lines of `from` in a random order (Fisher-Yates), written to `to`.

@@ -5,16 +5,14 @@
 //! nothing; a token's scope keeps other customers' lines out; a followed file and pushes at once
 //! count every line once.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::{expected_stats, generate, job, temp_dir, Expected};
 use chrono::NaiveDate;
-use common::{expected_stats, generate, job, temp_dir, Expected};
 use logstats_shared::testing::spawn::{free_port, Spawned};
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::tokens::{new_token, Scope};

@@ -3,15 +3,13 @@
 //! live job keeps following and keeps its watermark; lines the live job counted late are
 //! copied from its rejects file by `late-lines` and stored by a `--backfill` run, once.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::{expected_stats, generate, ingest, s, start_ingest, summary, temp_dir};
 use chrono::{NaiveDate, Utc};
-use common::{expected_stats, generate, ingest, s, start_ingest, summary, temp_dir};
 use logstats_shared::testing::{backends, TestDatabase};
 
 fn append(path: &Path, text: &[u8]) {
@@ -119,7 +117,7 @@ fn a_backfill_beside_a_live_job_and_a_recovery_of_late_lines_count_every_line_on
         assert_eq!(again["lines"].as_u64(), Some(0));
         // The late lines, from the live job's rejects file, stored once.
         let recovered_file = dir.path().join("recovered.log");
-        let output = common::job(&db.url)
+        let output = crate::support::job(&db.url)
             .args([
                 "--json",
                 "late-lines",

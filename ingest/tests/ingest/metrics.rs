@@ -3,15 +3,13 @@
 //! committed and bytes behind match exactly what was written; the watermark is the newest event
 //! time; the last commit is recent. With `--log-format json` every stderr line is a JSON object.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::{job, temp_dir, INGEST};
 use chrono::NaiveDateTime;
-use common::{job, temp_dir, INGEST};
 use logstats_shared::testing::backends;
 use logstats_shared::testing::spawn::{Binary, Spawned, RUN_TIMEOUT};
 use logstats_shared::{EpochCommit, Store, StoreOptions};

@@ -3,14 +3,12 @@
 //! single one-worker pass stores; and the real API must answer every day and random ranges with
 //! numpy's percentiles of the durations as written, computed here from the raw lines.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::{expected_stats, generate, ingest_ok, job, temp_dir, Api, Expected};
 use chrono::{Days, NaiveDate};
-use common::{expected_stats, generate, ingest_ok, job, temp_dir, Api, Expected};
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::{Store, StoreOptions};
 use serde_json::Value;

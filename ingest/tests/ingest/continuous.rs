@@ -1,24 +1,23 @@
 //! Continuous, exactly-once ingestion on SQLite and PostgreSQL: follow mode, SIGKILL at random
 //! instants, rotation and truncation, a database outage, and two jobs on the same files.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::support::{expected_stats, generate, ingest_ok, job, temp_dir};
 use chrono::NaiveDate;
-use common::{expected_stats, generate, ingest_ok, job, temp_dir};
 use logstats_shared::testing::outage::OutageProxy;
 use logstats_shared::testing::spawn::{Spawned, RUN_TIMEOUT};
 use logstats_shared::testing::{backends, servers};
 use logstats_shared::{Store, StoreOptions};
 use serde_json::Value;
 
-/// Held by the tests that load both cores and by the one that times freshness, so the timing
-/// is not measured while another test saturates the machine.
+/// Held by the tests of this module that load both cores and by the one that times freshness, so
+/// the timing is not measured while another of them saturates the machine (the other modules of
+/// the binary do not take it).
 static EXCLUSIVE: Mutex<()> = Mutex::new(());
 
 fn exclusive() -> std::sync::MutexGuard<'static, ()> {
@@ -149,7 +148,7 @@ fn follow_freshness(extra_args: &[&str]) {
         let log = dir.path().join("api_requests.log");
         std::fs::write(&log, "").expect("create");
         let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
-        let key = logstats_ingest::source::source_key_of(&log).expect("source key");
+        let key = logstats_ingest::source_key_of(&log).expect("source key");
         let mut args = vec!["--follow", log.to_str().expect("utf8")];
         args.extend_from_slice(extra_args);
         let child = spawn(&db.url, &args);

@@ -2,13 +2,11 @@
 //! the real API app answers over HTTP, and every answer is checked against statistics computed
 //! here, independently, from the same log.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::support::{expected_stats, generate, ingest, ingest_ok, job, temp_dir, Api, Expected};
 use chrono::NaiveDate;
-use common::{expected_stats, generate, ingest, ingest_ok, job, temp_dir, Api, Expected};
 use logstats_shared::testing::spawn::RUN_TIMEOUT;
 use logstats_shared::testing::{backends, TestDatabase};
 use logstats_shared::{Store, StoreOptions};

@@ -2,12 +2,10 @@
 //! that names a sample file under `docs/recipes/` is run with the real binary, from the
 //! repository's root, on every backend, and must store exactly the rows of the page's table.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::support::{job, summary};
 use chrono::NaiveDate;
-use common::{job, summary};
 use logstats_shared::testing::backends;
 use logstats_shared::testing::spawn::RUN_TIMEOUT;
 
