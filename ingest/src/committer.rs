@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use logstats_shared::{BatchCounts, CommitOutcome, EpochCommit, PushedBatch, Stor
 use parking_lot::Mutex;
 
 use crate::error::{IngestError, Result};
+use crate::handover::{CommitJob, CommitQueue, ReadyEpoch};
 use crate::metrics::IngestMetrics;
 use crate::pacing;
 use crate::planner::EpochPlan;
@@ -40,27 +41,6 @@ struct Committed {
     /// The first error, which stops the job; taken by [`Committer::finish`].
     error: Option<IngestError>,
 }
-
-/// One epoch ready to commit, or the error that kept it from being ready (which stops the
-/// job as a failed commit would).
-pub type CommitJob = Result<ReadyEpoch>;
-
-/// One epoch ready to commit.
-pub struct ReadyEpoch {
-    /// The rows, offsets, watermark and lease to write.
-    pub commit: EpochCommit,
-    /// The epoch's plan.
-    pub plan: EpochPlan,
-    /// Lines of the source committed before this epoch, for the rejects' line numbers.
-    pub lines_before: u64,
-    /// Every worker's report, in worker order.
-    pub reports: Vec<ShareReport>,
-}
-
-/// Where epochs are handed to the committer thread. Handing over blocks while
-/// [`COMMIT_QUEUE`](pacing::COMMIT_QUEUE) epochs wait for the database; dropping it lets the
-/// thread finish.
-pub type CommitQueue = SyncSender<CommitJob>;
 
 /// Worker 0's handle on the committer thread: how far it got, and its end.
 pub struct Committer {

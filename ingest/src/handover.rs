@@ -10,15 +10,35 @@
 //! only once it was handed over (the loop's probe).
 
 use std::collections::HashMap;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Sender, SyncSender};
 
 use logstats_shared::{EpochCommit, RejectReason, SourceOffset};
 
-use crate::committer::{CommitQueue, ReadyEpoch};
 use crate::error::{IngestError, Result};
 use crate::planner::EpochPlan;
 use crate::share::{FinishedDeltas, ShareReport};
 use crate::source::{unix_now, JobId, SourceId, LEASE_SECONDS};
+
+/// One epoch ready to commit, or the error that kept it from being ready (which stops the
+/// job as a failed commit would).
+pub type CommitJob = Result<ReadyEpoch>;
+
+/// One epoch ready to commit.
+pub struct ReadyEpoch {
+    /// The rows, offsets, watermark and lease to write.
+    pub commit: EpochCommit,
+    /// The epoch's plan.
+    pub plan: EpochPlan,
+    /// Lines of the source committed before this epoch, for the rejects' line numbers.
+    pub lines_before: u64,
+    /// Every worker's report, in worker order.
+    pub reports: Vec<ShareReport>,
+}
+
+/// Where epochs are handed to the committer thread. Handing over blocks while
+/// [`COMMIT_QUEUE`](crate::pacing::COMMIT_QUEUE) epochs wait for the database; dropping it lets the
+/// thread finish.
+pub type CommitQueue = SyncSender<CommitJob>;
 
 /// What the loop learns of each epoch handed over, in epoch order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,8 +309,8 @@ impl Handover {
 mod tests {
     use std::sync::mpsc::{channel, sync_channel, Receiver};
 
+    use super::CommitJob;
     use super::*;
-    use crate::committer::CommitJob;
     use crate::planner::SourceStart;
     use crate::share::ReadError;
 

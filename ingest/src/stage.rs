@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use logstats_shared::{DayStats, EpochCommit, Latencies, SortedDelta, SortedDeltas, StorageError};
 
-use crate::committer::ReadyEpoch;
 use crate::error::{IngestError, Result};
+use crate::handover::ReadyEpoch;
 
 /// Runs staged at most before they are committed: each is one open file and, while
 /// committing, one buffered reader of 32 KiB.

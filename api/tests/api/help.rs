@@ -1,7 +1,7 @@
 //! `logstats-api --help` and its subcommands' are quoted in `docs/*.md` exactly as the binary
 //! prints them (`UPDATE_HELP_DOCS=1` rewrites the quotes; see `logstats_shared::testing::help`),
 //! and each flag they show is also described in prose or a table of `docs/`, not only quoted.
-//! The flags and links of the docs as a whole are checked by `ingest/tests/help.rs`.
+//! The flags and links of the docs as a whole are checked by `ingest/tests/ingest/help.rs`.
 
 use std::path::{Path, PathBuf};
 

@@ -10,8 +10,8 @@
 //! failing, in the file each is in (a missing block still fails: add its first line, then run
 //! again). The two tests that compare the blocks are run alone, for both binaries' docs, by
 //! `UPDATE_HELP_DOCS=1 cargo test --workspace --features 'logstats-shared/testing
-//! logstats-shared/openapi' --test help --test api -- help_exactly` (ingest's `tests/help.rs`
-//! and the API's `tests/api/help.rs`, a module of its one test binary).
+//! logstats-shared/openapi' --test ingest --test api -- help_exactly` (the modules
+//! `tests/ingest/help.rs` and `tests/api/help.rs` of each crate's one test binary).
 
 use std::collections::BTreeSet;
 use std::path::Path;

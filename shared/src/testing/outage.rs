@@ -66,7 +66,18 @@ impl OutageProxy {
 
     /// Listens again on the same port, forwarding as before.
     pub fn restore(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("rebind the proxy");
+        // The accepting thread drops the old listener once it sees `up` false, which on a busy
+        // machine can take longer than `cut` waited: the port is retried for a while.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)) {
+                Ok(listener) => break listener,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("rebind the proxy: {e}"),
+            }
+        };
         self.up.store(true, Ordering::SeqCst);
         self.serve(listener);
     }
