@@ -118,9 +118,10 @@ impl Upserts for SqliteConnection {
 }
 
 impl Upserts for PgConnection {
-    /// Statements of one array per column, [`POSTGRES_ROWS_PER_UPSERT`] rows each: PostgreSQL
-    /// parses and plans the statement once (diesel caches it), where a `VALUES` list of
-    /// thousands of parameters is parsed and planned anew each time.
+    /// Statements of one array per column, [`POSTGRES_ROWS_PER_UPSERT`] rows each: nine
+    /// parameters whatever the rows, where a `VALUES` list of thousands of parameters is far
+    /// longer to parse and plan. (diesel never caches a `sql_query` statement: PostgreSQL
+    /// parses and plans it for each chunk.)
     fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
         for chunk in rows.chunks(POSTGRES_ROWS_PER_UPSERT) {
             let column =
@@ -203,7 +204,7 @@ impl Upserts for PgConnection {
         Ok(())
     }
 
-    /// One array of customers per statement: one round trip, and one cached plan.
+    /// One array of customers per statement: one round trip, and two parameters to plan.
     fn upsert_versions(&mut self, customers: &[&str], version: i64) -> QueryResult<()> {
         for chunk in customers.chunks(ROWS_PER_STATEMENT) {
             diesel::sql_query(include_str!("sql/postgres_upsert_versions.sql"))

@@ -1,5 +1,5 @@
--- Writes merged daily rows over the stored ones: one array per column, so the statement is the
--- same for every chunk and PostgreSQL parses and plans it once.
+-- Writes merged daily rows over the stored ones: one array per column, so the statement has
+-- nine parameters however many rows a chunk holds.
 INSERT INTO daily_stats (customer_id, day, successful, failed, latency_sum_us, latency_min_us,
     latency_max_us, latencies, version)
 SELECT * FROM unnest($1::text[], $2::date[], $3::int8[], $4::int8[], $5::int8[], $6::int8[],
