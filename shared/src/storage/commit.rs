@@ -63,8 +63,8 @@ impl Store {
 pub type SortedDelta = Result<(String, i32, DayStats), StorageError>;
 
 /// Deltas in (customer, day) order, each key at most once, that can be read again from the
-/// start: a commit that failed is retried whole.
-pub trait SortedDeltas {
+/// start: a commit that failed is retried whole. Read on a thread of the commit's own.
+pub trait SortedDeltas: Sync {
     /// The deltas, from the first.
     fn read(&self) -> Result<Box<dyn Iterator<Item = SortedDelta> + '_>, StorageError>;
 }
@@ -72,9 +72,9 @@ pub trait SortedDeltas {
 /// A key's delta as the commit writes it: borrowed from an epoch, or owned (read back).
 type KeyDelta<'a> = (Cow<'a, str>, i32, Cow<'a, DayStats>);
 
-/// The body of [`Store::commit_bulk`], inside its write transaction. Memory: one round of
-/// keys with their stored rows, one statement's rows, and the fleet deltas of each day (merged
-/// every [`FLEET_PENDING`] deltas).
+/// The body of [`Store::commit_bulk`], inside its write transaction. Memory: three rounds of
+/// keys (one with its stored rows), one statement's rows, and the fleet deltas of each day
+/// (merged every [`FLEET_PENDING`] deltas).
 fn commit_bulk(
     conn: &mut dyn StoreConnection,
     epochs: &EpochCommit,
@@ -90,18 +90,34 @@ fn commit_bulk(
         None => None,
     };
     let version = conn.max_version()?.unwrap_or(0) + 1;
-    let mut pruned = 0;
-    let mut fleet = FleetDeltas::default();
-    let keys = deltas.read()?.filter_map(|delta| match delta {
-        Ok((_, day, stats)) if first_kept.is_some_and(|first| date_from_day(day) < first) => {
-            // A day a prune removed after it was read: counted late, not stored.
-            pruned += stats.total();
-            None
-        }
-        Ok((customer, day, stats)) => Some(Ok((Cow::Owned(customer), day, Cow::Owned(stats)))),
-        Err(e) => Some(Err(e)),
+    // The runs are read, merged, screened for pruned days and added to the fleet totals on a
+    // second thread, a round of keys at a time, while this one reads the stored rows, encodes
+    // and writes (at most two rounds wait between them).
+    let (rounds, received) =
+        std::sync::mpsc::sync_channel::<Result<Vec<OwnedDelta>, StorageError>>(2);
+    let (written, produced) = std::thread::scope(|scope| {
+        let producer = scope.spawn(move || produce_rounds(deltas, first_kept, &rounds));
+        let keys = received
+            .into_iter()
+            .flat_map(|round| -> Box<dyn Iterator<Item = _>> {
+                match round {
+                    Ok(round) => Box::new(round.into_iter().map(|(customer, day, stats)| {
+                        Ok((Cow::Owned(customer), day, Cow::Owned(stats)))
+                    })),
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                }
+            });
+        // Returns once every round was written or one failed; either way `keys` (the
+        // receiving end) is dropped, so the producer stops at its next round.
+        let written = write_sorted(conn, keys, last_stored, version);
+        (written, producer.join())
     });
-    let written = write_sorted(conn, keys, last_stored, version, Some(&mut fleet))?;
+    let written = written?;
+    let Ok((fleet, pruned)) = produced else {
+        return Err(StorageError::Staged(
+            "the thread merging the runs panicked".into(),
+        ));
+    };
     if written.rows > 0 && !conn.fleet_days_pending()? {
         store_fleet_days(conn, fleet.finish(), version)?;
     }
@@ -113,6 +129,56 @@ fn commit_bulk(
             pruned,
         },
     })
+}
+
+/// A key's delta, owned.
+type OwnedDelta = (String, i32, DayStats);
+
+/// Reads `deltas` and sends them to `rounds` [`ROWS_PER_STATEMENT`] at a time, leaving out days
+/// before `first_kept` (a prune removed them after they were read: counted, as late, not
+/// stored) and adding the others to each day's fleet totals; returns those totals and the
+/// requests left out. Stops at the first error (sent on) or when the receiver is gone.
+fn produce_rounds(
+    deltas: &dyn SortedDeltas,
+    first_kept: Option<NaiveDate>,
+    rounds: &std::sync::mpsc::SyncSender<Result<Vec<OwnedDelta>, StorageError>>,
+) -> (FleetDeltas, u64) {
+    let mut fleet = FleetDeltas::default();
+    let mut pruned = 0;
+    let mut round = Vec::with_capacity(ROWS_PER_STATEMENT);
+    let read = match deltas.read() {
+        Ok(read) => read,
+        Err(e) => {
+            let _ = rounds.send(Err(e));
+            return (fleet, pruned);
+        }
+    };
+    for delta in read {
+        let (customer, day, stats) = match delta {
+            Ok(delta) => delta,
+            Err(e) => {
+                let _ = rounds.send(Err(e));
+                return (fleet, pruned);
+            }
+        };
+        let date = date_from_day(day);
+        if first_kept.is_some_and(|first| date < first) {
+            pruned += stats.total();
+            continue;
+        }
+        fleet.add(date, &stats);
+        round.push((customer, day, stats));
+        if round.len() == ROWS_PER_STATEMENT {
+            let full = std::mem::replace(&mut round, Vec::with_capacity(ROWS_PER_STATEMENT));
+            if rounds.send(Ok(full)).is_err() {
+                return (fleet, pruned);
+            }
+        }
+    }
+    if !round.is_empty() {
+        let _ = rounds.send(Ok(round));
+    }
+    (fleet, pruned)
 }
 
 /// The body of [`Store::commit_epoch`], inside its write transaction.
@@ -186,7 +252,7 @@ fn commit(
         at += same;
         Some(Ok((Cow::Borrowed(customer.as_str()), *day, stats)))
     });
-    let written = write_sorted(conn, keys, last_stored, version, None)?;
+    let written = write_sorted(conn, keys, last_stored, version)?;
     // In the same transaction: a fleet row never holds more or less than its day's rows, even
     // when the process is killed mid-commit.
     merge_fleet_days(conn, epoch, version)?;
@@ -226,13 +292,12 @@ struct Written {
 /// a round of [`ROWS_PER_STATEMENT`] keys at a time: the round's stored rows are read (only
 /// those on or before `last_stored`, the last day any row is stored for), merged and written,
 /// so the stored rows held at once are one round's whatever the number of keys and their
-/// order. Each delta also goes into `fleet` when given.
+/// order.
 fn write_sorted<'a>(
     conn: &mut dyn StoreConnection,
     mut keys: impl Iterator<Item = Result<KeyDelta<'a>, StorageError>>,
     last_stored: Option<NaiveDate>,
     version: i64,
-    mut fleet: Option<&mut FleetDeltas>,
 ) -> Result<Written, StorageError> {
     let mut written = Written {
         rows: 0,
@@ -280,9 +345,6 @@ fn write_sorted<'a>(
                     false => conn.upsert_rows(rows)?,
                 }
                 rows.clear();
-            }
-            if let Some(fleet) = fleet.as_deref_mut() {
-                fleet.add(date, delta);
             }
             if written.touched.last().map(String::as_str) != Some(customer.as_ref()) {
                 written.touched.push(customer.to_string());
