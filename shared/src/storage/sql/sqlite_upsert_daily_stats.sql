@@ -1,5 +1,5 @@
--- Writes merged daily rows over the stored ones. The marker after VALUES is replaced by one
--- group of nine parameters per row of the statement.
+-- Writes a merged daily row over the stored one. The marker after VALUES is replaced by the
+-- row's group of nine parameters.
 INSERT INTO daily_stats (customer_id, day, successful, failed, latency_sum_us, latency_min_us,
     latency_max_us, latencies, version)
 VALUES {rows}
