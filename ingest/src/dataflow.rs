@@ -276,33 +276,21 @@ impl Retry {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError};
+    use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, TryRecvError};
     use std::time::Duration;
 
     use super::*;
-    use crate::handover::tests::{first_plan, plan, report};
+    use crate::handover::tests::{first_plan, handed, plan, report};
     use crate::handover::CommitJob;
-    use crate::pacing::Progress;
     use crate::source::JobId;
 
-    /// Steps `worker` until `done` or a second passed; whether `done`.
+    /// Steps `worker` until `done` or 10 s passed; whether `done`.
     fn step_until(worker: &mut Worker, mut done: impl FnMut() -> bool) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(1);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while !done() && Instant::now() < deadline {
             worker.step_or_park(Some(Duration::from_millis(1)));
         }
         done()
-    }
-
-    /// The epochs `progress` said were handed over since the last look.
-    fn handed(progress: &Receiver<Progress>) -> Vec<Epoch> {
-        progress
-            .try_iter()
-            .filter_map(|p| match p {
-                Progress::Handed(handed) => Some(handed.epoch),
-                _ => None,
-            })
-            .collect()
     }
 
     /// The epoch of the next job in the commit queue.
@@ -338,10 +326,13 @@ mod tests {
             input.advance_to(epoch + 1);
         }
         let mut heard = Vec::new();
-        assert!(step_until(worker, || {
-            heard.extend(handed(&progress));
-            !heard.is_empty()
-        }));
+        assert!(
+            step_until(worker, || {
+                heard.extend(handed(&progress));
+                !heard.is_empty()
+            }),
+            "epoch 0 was handed"
+        );
         // The queue is full: epochs 1 and 2 wait in the operator, and the worker steps on.
         for _ in 0..20 {
             worker.step_or_park(Some(Duration::from_millis(1)));
@@ -372,10 +363,7 @@ mod tests {
             }
         }
         while worker.step_or_park(Some(Duration::from_millis(1))) {}
-        assert_eq!(
-            jobs.try_recv().err(),
-            Some(std::sync::mpsc::TryRecvError::Disconnected)
-        );
+        assert_eq!(jobs.try_recv().err(), Some(TryRecvError::Disconnected));
     }
 
     #[test]
@@ -386,7 +374,7 @@ mod tests {
             timely::execute_directly(commit_with_a_full_queue);
             let _ = done_to.send(());
         });
-        match done.recv_timeout(Duration::from_secs(30)) {
+        match done.recv_timeout(Duration::from_secs(60)) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {
                 if let Err(panic) = worker.join() {
                     std::panic::resume_unwind(panic);

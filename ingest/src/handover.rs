@@ -348,7 +348,7 @@ impl Handover {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::sync::mpsc::{channel, sync_channel, Receiver};
+    use std::sync::mpsc::{channel, sync_channel, Receiver, TryRecvError};
 
     use super::CommitJob;
     use super::*;
@@ -415,8 +415,9 @@ pub(crate) mod tests {
         handover_with_room(8)
     }
 
-    /// The epochs `progress` said were handed over, in the order it said them.
-    fn handed(progress: &Receiver<Progress>) -> Vec<u64> {
+    /// The epochs `progress` said were handed over since the last look, in the order it said
+    /// them.
+    pub(crate) fn handed(progress: &Receiver<Progress>) -> Vec<u64> {
         progress
             .try_iter()
             .filter_map(|p| match p {
@@ -552,7 +553,7 @@ pub(crate) mod tests {
         // No more epochs, but two wait: the queue stays open.
         handover.close();
         assert_eq!(ready(&jobs).plan.epoch, 0);
-        assert!(jobs.try_recv().is_err(), "nothing else was queued yet");
+        assert_eq!(jobs.try_recv().err(), Some(TryRecvError::Empty));
         // Room for one: the oldest waiting goes, and only then is it said to be handed.
         handover.hand_waiting();
         assert_eq!(handed(&progress), [1]);

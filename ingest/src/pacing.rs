@@ -9,9 +9,9 @@
 //!   (and lateness is judged against the watermark that far back, so it never depends on
 //!   timing);
 //! - at most [`COMMIT_QUEUE`] handed epochs wait for the database. When the queue is full, the
-//!   Commit operator keeps the epochs ready after it, in order, and offers them again every
-//!   [`QUEUE_RETRY`]; it never waits, so the workers keep stepping (and a signal is heard)
-//!   while the database is away, and an epoch it keeps does not count as handed, so planning
+//!   next epochs wait in the Commit operator, in order, which offers them again every
+//!   [`QUEUE_RETRY`]. It never waits itself, so the workers keep stepping (and a signal is
+//!   heard) while the database is away; a waiting epoch does not count as handed, so planning
 //!   stops;
 //! - following, appends smaller than an epoch are held back while an epoch is being committed,
 //!   so that the next epoch takes them all: epochs grow with the commit latency instead of
