@@ -1,10 +1,11 @@
 //! The committer thread: it commits each epoch handed to it (see `handover.rs`), in order, in
 //! one transaction with the source offset, watermark and lease check, retrying while the
 //! database is away, then appends the epoch's rejected lines and counts it. Worker 0 keeps
-//! reading meanwhile; it asks the [`Committer`] handle how far the commits are and whether one
-//! failed.
+//! reading meanwhile. The thread tells the loop of each epoch committed, and of the first
+//! failure, on the loop's progress channel (`pacing::Progress`), beside the Commit operator's
+//! news of the epochs handed over; the [`Committer`] handle gives the totals or the first error
+//! at the end.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -12,17 +13,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use logstats_shared::{BatchCounts, CommitOutcome, EpochCommit, PushedBatch, StorageError, Store};
-use parking_lot::Mutex;
 
 use crate::error::{IngestError, Result};
 use crate::handover::{CommitJob, CommitQueue, ReadyEpoch};
 use crate::metrics::IngestMetrics;
-use crate::pacing;
+use crate::pacing::{self, Progress, ProgressSender};
 use crate::planner::EpochPlan;
 use crate::push::{batch_counts, PushIntake};
 use crate::rejects::RejectsFile;
 use crate::share::ShareReport;
-use crate::source::{unix_now, OpenFiles, LEASE_SECONDS};
+use crate::source::{unix_now, LEASE_SECONDS};
 use crate::stage::Stage;
 use crate::summary::Totals;
 
@@ -33,44 +33,39 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 /// A database that keeps failing is reported at most this often.
 const RETRY_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// What the committer thread has done: written by it alone, read through [`Committer`].
+/// What the committer thread has done, returned when it ends.
 #[derive(Debug, Default)]
 struct Committed {
     totals: Totals,
-    epochs: u64,
-    /// The first error, which stops the job; taken by [`Committer::finish`].
+    /// The first error, which stops the job.
     error: Option<IngestError>,
 }
 
-/// Worker 0's handle on the committer thread: how far it got, and its end.
+/// Worker 0's handle on the committer thread: its end.
 pub struct Committer {
-    thread: JoinHandle<()>,
-    committed: Arc<Mutex<Committed>>,
+    thread: JoinHandle<Committed>,
 }
 
 impl Committer {
-    /// Starts the thread committing to `store`, appending rejected lines to `rejects_path`
-    /// when given (read again from `files` when a share kept only some), counting commits in
-    /// `metrics`. Returns the handle and the queue to hand epochs into.
+    /// Starts the thread committing to `store`, appending rejected lines to `rejects` when
+    /// given, counting commits in `metrics` and telling `progress` of each. Returns the handle
+    /// and the queue to hand epochs into.
     pub fn start(
         store: Store,
         shutdown: Arc<AtomicBool>,
-        rejects_path: Option<&Path>,
-        files: OpenFiles,
+        rejects: Option<RejectsFile>,
         metrics: Arc<IngestMetrics>,
         push: Option<Arc<PushIntake>>,
         stage: Option<Stage>,
+        progress: ProgressSender,
     ) -> Result<(Self, CommitQueue)> {
-        let rejects = rejects_path
-            .map(|path| RejectsFile::open(path, files))
-            .transpose()?;
-        let committed = Arc::new(Mutex::new(Committed::default()));
         let (queue, jobs) = sync_channel(pacing::COMMIT_QUEUE);
         let thread = CommitterThread {
             store,
             shutdown,
             rejects,
-            committed: Arc::clone(&committed),
+            committed: Committed::default(),
+            progress,
             metrics,
             push,
             stage,
@@ -79,33 +74,20 @@ impl Committer {
             .name("committer".into())
             .spawn(move || thread.run(jobs))
             .map_err(IngestError::io("starting the committer thread"))?;
-        Ok((Self { thread, committed }, queue))
-    }
-
-    /// Whether an error stopped the job ([`Committer::finish`] returns it).
-    pub fn failed(&self) -> bool {
-        self.committed.lock().error.is_some()
-    }
-
-    /// Epochs committed so far.
-    pub fn committed_epochs(&self) -> u64 {
-        self.committed.lock().epochs
+        Ok((Self { thread }, queue))
     }
 
     /// Waits until every handed epoch is committed (or the thread gave up) and returns the
     /// totals, or the first error. The queue must have been dropped (the Commit operator drops
-    /// it once its input is done), or this waits for ever.
+    /// it once its input is done and every epoch was handed), or this waits for ever.
     pub fn finish(self) -> Result<Totals> {
-        let panicked = self.thread.join().is_err();
-        let mut committed = self.committed.lock();
-        if panicked {
-            committed.error.get_or_insert(IngestError::Internal(
-                "the committer thread panicked".into(),
-            ));
-        }
-        match committed.error.take() {
+        let committed = self
+            .thread
+            .join()
+            .map_err(|_| IngestError::Internal("the committer thread panicked".into()))?;
+        match committed.error {
             Some(e) => Err(e),
-            None => Ok(committed.totals.clone()),
+            None => Ok(committed.totals),
         }
     }
 }
@@ -115,7 +97,9 @@ struct CommitterThread {
     store: Store,
     shutdown: Arc<AtomicBool>,
     rejects: Option<RejectsFile>,
-    committed: Arc<Mutex<Committed>>,
+    committed: Committed,
+    /// The loop's progress channel: each epoch committed, and the first failure.
+    progress: ProgressSender,
     metrics: Arc<IngestMetrics>,
     /// Told of each pushed batch's commit (`--listen`).
     push: Option<Arc<PushIntake>>,
@@ -133,21 +117,38 @@ struct Done {
 }
 
 impl CommitterThread {
-    fn run(mut self, jobs: Receiver<CommitJob>) {
+    fn run(mut self, jobs: Receiver<CommitJob>) -> Committed {
         for job in jobs {
-            if self.committed.lock().error.is_some() {
+            if self.committed.error.is_some() {
                 continue; // drain: nothing after a failed epoch may commit
             }
             if let Err(e) = self.take(job) {
-                self.committed.lock().error.get_or_insert(e);
+                self.fail(e);
             }
         }
         // The input ended: what is staged is committed.
-        if self.committed.lock().error.is_none() {
+        if self.committed.error.is_none() {
             if let Err(e) = self.commit_staged() {
-                self.committed.lock().error.get_or_insert(e);
+                self.fail(e);
             }
         }
+        self.committed
+    }
+
+    /// Keeps the first error, which stops the job, and tells the loop.
+    fn fail(&mut self, error: IngestError) {
+        if self.committed.error.is_none() {
+            self.committed.error = Some(error);
+            // The loop's end outlives this thread (`Committer::finish` joins it first).
+            let _ = self.progress.send(Progress::Failed);
+        }
+    }
+
+    /// Tells the loop that `job`'s epoch is committed.
+    fn tell_committed(&self, job: &ReadyEpoch) {
+        let _ = self.progress.send(Progress::Committed {
+            epoch: job.plan.epoch,
+        });
     }
 
     /// Stages or commits an epoch. The epochs staged before an epoch that cannot be staged (a
@@ -305,10 +306,9 @@ impl CommitterThread {
         }
         if replayed.is_some() {
             // A batch sent again: none of its lines were merged or are counted again.
-            let mut committed = self.committed.lock();
-            committed.epochs += 1;
-            committed.totals.bytes += job.plan.end - job.plan.start;
+            self.committed.totals.bytes += job.plan.end - job.plan.start;
             self.metrics.source_committed(job.plan.source, job.plan.end);
+            self.tell_committed(job);
             return Ok(());
         }
         self.record(job, rows, pruned, Some(commit_micros), rejected_before)
@@ -329,9 +329,7 @@ impl CommitterThread {
         if let Some(rejects) = self.rejects.as_mut() {
             rejects.append(&job.plan, job.lines_before, &job.reports)?;
         }
-        let mut committed = self.committed.lock();
-        committed.epochs += 1;
-        let totals = &mut committed.totals;
+        let totals = &mut self.committed.totals;
         totals.rows_written += rows as u64;
         totals.bytes += job.plan.end - job.plan.start;
         totals.commit_micros += commit_micros.unwrap_or(0);
@@ -347,6 +345,7 @@ impl CommitterThread {
         // Accepted when read, but of days a prune removed meanwhile: counted late.
         totals.accepted -= pruned.min(totals.accepted);
         totals.late += pruned;
+        self.tell_committed(job);
         Ok(())
     }
 

@@ -5,15 +5,18 @@
 //!   ─▶ deltas: consolidate (exchange by customer, merge per (customer, day) and epoch)
 //!   ─▶ latency summary built by the worker owning the key
 //!   ─▶ Commit (worker 0: hands each epoch whose data all arrived to the committer thread,
-//!      which merges and upserts it with its offsets in one transaction) ─▶ probe
+//!      which merges and upserts it with its offsets in one transaction)
 //! ```
 //!
-//! The plans reach the Commit operator through the dataflow too. Its output carries no data:
-//! its frontier passes an epoch once the epoch was handed over, and the probe on it is what
-//! paces worker 0's planning (see `pacing.rs`).
+//! The plans reach the Commit operator through the dataflow too. The operator never waits for
+//! the committer: an epoch the commit queue has no room for stays in the operator, holding its
+//! capability, and the operator runs again after `pacing::QUEUE_RETRY` to offer it again. What
+//! it handed over, the loop learns on its progress channel (see `pacing.rs`); the operator's
+//! output carries nothing.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 use differential_dataflow::difference::{IsZero, Semigroup};
 use differential_dataflow::AsCollection;
@@ -22,11 +25,13 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Broadcast, Input, Map};
-use timely::dataflow::operators::{Capability, Concat, OkErr, Probe};
-use timely::dataflow::{InputHandleVec, ProbeHandle};
+use timely::dataflow::operators::{Capability, Concat, OkErr};
+use timely::dataflow::{InputHandleVec, StreamVec};
+use timely::scheduling::Activator;
 use timely::worker::Worker;
 
 use crate::handover::Handover;
+use crate::pacing;
 use crate::planner::EpochPlan;
 use crate::share::{CustomerDay, FinishedDeltas, Share, ShareReader, ShareReport};
 use crate::source::OpenFiles;
@@ -66,7 +71,7 @@ enum CommitInput {
 /// An epoch the Commit operator is collecting, until the frontier passes it.
 struct Collecting {
     /// Holds the operator's output at the epoch until it is handed over.
-    _capability: Capability<Epoch>,
+    capability: Capability<Epoch>,
     plan: Option<EpochPlan>,
     deltas: FinishedDeltas,
     reports: Vec<ShareReport>,
@@ -75,16 +80,15 @@ struct Collecting {
 /// A share's output: its deltas, then its report (boxed: it is far larger than a delta).
 type ShareOutput = Result<(CustomerDay, Epoch, StatsDelta), Box<ShareReport>>;
 
-/// Builds the ingest dataflow on `worker`; returns the input that plans are sent into and the
-/// probe whose frontier passes an epoch once it was handed to the committer. `handover` is
-/// `Some` on worker 0 only: the one that commits. `files` holds the open sources; `counter`
-/// counts what the workers read, for the progress bar.
+/// Builds the ingest dataflow on `worker`; returns the input that plans are sent into.
+/// `handover` is `Some` on worker 0 only: the one that commits. `files` holds the open sources;
+/// `counter` counts what the workers read, for the progress bar.
 pub fn build(
     worker: &mut Worker,
     handover: Option<Handover>,
     files: OpenFiles,
     counter: Arc<ReadCounter>,
-) -> (InputHandleVec<Epoch, EpochPlan>, ProbeHandle<Epoch>) {
+) -> InputHandleVec<Epoch, EpochPlan> {
     let index = worker.index();
     let peers = worker.peers();
     worker.dataflow::<Epoch, _, _>(|scope| {
@@ -144,70 +148,239 @@ pub fn build(
             .inner
             .map(|(key, epoch, delta)| CommitInput::Delta(key, epoch, delta.0.finish()));
 
-        let mut handover = handover;
-        let (handed, _) = merged
+        let inputs = merged
             .concat(reports.map(|report| CommitInput::Report(*report)))
-            .concat(planned)
-            .unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
-                Exchange::new(|_: &CommitInput| 0),
-                "Commit",
-                |_capability, _info| {
-                    let mut collecting: BTreeMap<Epoch, Collecting> = BTreeMap::new();
-                    move |(input, frontier), _output| {
-                        input.for_each_stamp(|capability, data| {
-                            let Some(capability) = capability.retain_least(0) else {
-                                return;
-                            };
-                            // A batch of the consolidated deltas may span several epochs, sent
-                            // at the earliest: each item says its own epoch.
-                            for item in data.flat_map(|d| d.drain(..)) {
-                                let epoch = match &item {
-                                    CommitInput::Plan(plan) => plan.epoch,
-                                    CommitInput::Delta(_, epoch, _) => *epoch,
-                                    CommitInput::Report(report) => report.epoch,
-                                };
-                                let entry = collecting.entry(epoch).or_insert_with(|| Collecting {
-                                    _capability: capability.delayed(&epoch),
-                                    plan: None,
-                                    deltas: Vec::new(),
-                                    reports: Vec::new(),
-                                });
-                                match item {
-                                    CommitInput::Plan(plan) => entry.plan = Some(plan),
-                                    CommitInput::Delta(key, _, delta) => {
-                                        entry.deltas.push((key, delta))
-                                    }
-                                    CommitInput::Report(report) => entry.reports.push(report),
-                                }
-                            }
-                        });
-                        // Hand over, in order, every epoch the frontier has passed; dropping
-                        // its capability lets the output frontier (the probe) pass it.
-                        while let Some(entry) = collecting.first_entry() {
-                            if frontier.frontier().less_equal(entry.key()) {
-                                break;
-                            }
-                            let (epoch, epoch_data) = entry.remove_entry();
-                            if let Some(handover) = &mut handover {
-                                let Collecting {
-                                    plan,
-                                    deltas,
-                                    reports,
-                                    ..
-                                } = epoch_data;
-                                handover.hand(epoch, plan, deltas, reports);
-                            }
-                        }
-                        if frontier.frontier().is_empty() {
-                            if let Some(handover) = &mut handover {
-                                handover.close();
-                            }
-                        }
-                    }
-                },
-            )
-            .probe();
-
-        (input, handed)
+            .concat(planned);
+        commit(inputs, handover);
+        input
     })
+}
+
+/// The Commit operator: collects each epoch's plan, deltas and reports on worker 0 and, once
+/// the frontier passed the epoch, hands it over, in order. It holds an epoch's capability until
+/// the commit queue took the epoch, so the dataflow is not done while an epoch waits in it.
+fn commit(inputs: StreamVec<'_, Epoch, CommitInput>, handover: Option<Handover>) {
+    let scope = inputs.scope();
+    inputs.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        Exchange::new(|_: &CommitInput| 0),
+        "Commit",
+        |_capability, info| {
+            let mut retry = Retry::new(scope.activator_for(info.address));
+            let mut collecting: BTreeMap<Epoch, Collecting> = BTreeMap::new();
+            let mut handover = handover;
+            // The capabilities of the epochs handed to the Handover, oldest first, until the
+            // commit queue took them.
+            let mut held: VecDeque<Capability<Epoch>> = VecDeque::new();
+            move |(input, frontier), _output| {
+                input.for_each_stamp(|capability, data| {
+                    let Some(capability) = capability.retain_least(0) else {
+                        return;
+                    };
+                    // A batch of the consolidated deltas may span several epochs, sent at the
+                    // earliest: each item says its own epoch.
+                    for item in data.flat_map(|d| d.drain(..)) {
+                        collect(&mut collecting, &capability, item);
+                    }
+                });
+                // Hand over, in order, every epoch the frontier has passed.
+                while let Some(entry) = collecting.first_entry() {
+                    if frontier.frontier().less_equal(entry.key()) {
+                        break;
+                    }
+                    let (epoch, epoch_data) = entry.remove_entry();
+                    if let Some(handover) = &mut handover {
+                        let Collecting {
+                            capability,
+                            plan,
+                            deltas,
+                            reports,
+                        } = epoch_data;
+                        held.push_back(capability);
+                        handover.hand(epoch, plan, deltas, reports);
+                    }
+                }
+                let Some(handover) = &mut handover else {
+                    return;
+                };
+                handover.hand_waiting();
+                if frontier.frontier().is_empty() {
+                    handover.close();
+                }
+                // The epochs the queue took are done here.
+                let waiting = handover.first_waiting();
+                while held
+                    .front()
+                    .is_some_and(|c| waiting.is_none_or(|first| *c.time() < first))
+                {
+                    held.pop_front();
+                }
+                if waiting.is_some() {
+                    retry.arm();
+                }
+            }
+        },
+    );
+}
+
+/// Adds `item` to its epoch, which holds a capability from `capability` until handed over.
+fn collect(
+    collecting: &mut BTreeMap<Epoch, Collecting>,
+    capability: &Capability<Epoch>,
+    item: CommitInput,
+) {
+    let epoch = match &item {
+        CommitInput::Plan(plan) => plan.epoch,
+        CommitInput::Delta(_, epoch, _) => *epoch,
+        CommitInput::Report(report) => report.epoch,
+    };
+    let entry = collecting.entry(epoch).or_insert_with(|| Collecting {
+        capability: capability.delayed(&epoch),
+        plan: None,
+        deltas: Vec::new(),
+        reports: Vec::new(),
+    });
+    match item {
+        CommitInput::Plan(plan) => entry.plan = Some(plan),
+        CommitInput::Delta(key, _, delta) => entry.deltas.push((key, delta)),
+        CommitInput::Report(report) => entry.reports.push(report),
+    }
+}
+
+/// Runs the Commit operator again [`pacing::QUEUE_RETRY`] after an epoch found the commit
+/// queue full: timely runs an operator only when its input or frontier changed or it was
+/// activated, and nothing else tells it the queue has room. One activation is pending at a
+/// time, however often the operator runs meanwhile.
+struct Retry {
+    activator: Activator,
+    /// When the pending activation is due.
+    due: Option<Instant>,
+}
+
+impl Retry {
+    fn new(activator: Activator) -> Self {
+        Self {
+            activator,
+            due: None,
+        }
+    }
+
+    /// Asks for a run after [`pacing::QUEUE_RETRY`], unless one is pending.
+    fn arm(&mut self) {
+        let now = Instant::now();
+        if self.due.is_none_or(|due| due <= now) {
+            self.activator.activate_after(pacing::QUEUE_RETRY);
+            self.due = Some(now + pacing::QUEUE_RETRY);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, TryRecvError};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::handover::tests::{first_plan, handed, plan, report};
+    use crate::handover::CommitJob;
+    use crate::source::JobId;
+
+    /// Steps `worker` until `done` or 10 s passed; whether `done`.
+    fn step_until(worker: &mut Worker, mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() && Instant::now() < deadline {
+            worker.step_or_park(Some(Duration::from_millis(1)));
+        }
+        done()
+    }
+
+    /// The epoch of the next job in the commit queue.
+    fn queued(jobs: &Receiver<CommitJob>) -> Option<Epoch> {
+        match jobs.try_recv() {
+            Ok(Ok(ready)) => Some(ready.plan.epoch),
+            Ok(Err(e)) => panic!("expected a ready epoch, got {e}"),
+            Err(_) => None,
+        }
+    }
+
+    /// Three epochs into a Commit operator whose queue has room for one and that nobody reads
+    /// until told: the worker keeps stepping, the epochs are handed in order as room appears,
+    /// with no new input to wake the operator, and the queue closes after the last.
+    fn commit_with_a_full_queue(worker: &mut Worker) {
+        let (queue, jobs) = sync_channel(1);
+        let (progress_to, progress) = channel();
+        let handover = Handover::new(JobId::current(), 60, queue, progress_to);
+        let mut input = worker.dataflow::<Epoch, _, _>(|scope| {
+            let (input, inputs) = scope.new_input::<CommitInput>();
+            commit(inputs, Some(handover));
+            input
+        });
+        for epoch in 0..3 {
+            let first = (epoch == 0).then(first_plan);
+            input.send(CommitInput::Plan(plan(
+                epoch,
+                epoch * 10,
+                epoch * 10 + 10,
+                first,
+            )));
+            input.send(CommitInput::Report(report(epoch, 0, 2, None)));
+            input.advance_to(epoch + 1);
+        }
+        let mut heard = Vec::new();
+        assert!(
+            step_until(worker, || {
+                heard.extend(handed(&progress));
+                !heard.is_empty()
+            }),
+            "epoch 0 was handed"
+        );
+        // The queue is full: epochs 1 and 2 wait in the operator, and the worker steps on.
+        for _ in 0..20 {
+            worker.step_or_park(Some(Duration::from_millis(1)));
+        }
+        heard.extend(handed(&progress));
+        assert_eq!(heard, [0]);
+        // No more input: the dataflow ends only once every epoch was handed.
+        drop(input);
+        for _ in 0..20 {
+            assert!(
+                worker.step_or_park(Some(Duration::from_millis(1))),
+                "the dataflow waits for the epochs in the operator"
+            );
+        }
+        for expected in 0..3 {
+            assert_eq!(queued(&jobs), Some(expected));
+            if expected < 2 {
+                let mut heard = Vec::new();
+                assert!(
+                    step_until(worker, || {
+                        heard.extend(handed(&progress));
+                        !heard.is_empty()
+                    }),
+                    "epoch {} was offered again once the queue had room",
+                    expected + 1
+                );
+                assert_eq!(heard, [expected + 1]);
+            }
+        }
+        while worker.step_or_park(Some(Duration::from_millis(1))) {}
+        assert_eq!(jobs.try_recv().err(), Some(TryRecvError::Disconnected));
+    }
+
+    #[test]
+    fn the_commit_operator_never_blocks_and_hands_epochs_in_order() {
+        // On a thread of its own, so that an operator that blocked fails the test.
+        let (done_to, done) = channel();
+        let worker = std::thread::spawn(move || {
+            timely::execute_directly(commit_with_a_full_queue);
+            let _ = done_to.send(());
+        });
+        match done.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                if let Err(panic) = worker.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => panic!("the worker blocked"),
+        }
+    }
 }

@@ -1,20 +1,26 @@
 //! The end of the dataflow on worker 0: once timely's frontier says every worker's deltas and
 //! report of an epoch arrived, the Commit operator hands the epoch over. [`Handover`] turns
 //! the epoch's plan, merged deltas and reports into a commit (line numbers, the offsets row it
-//! replaces, the lease), queues it for the committer thread, and tells the worker loop the
-//! epoch's newest event time, from which the loop keeps the watermark.
+//! replaces, the lease) and queues it for the committer thread.
+//!
+//! Handing over never waits: when [`COMMIT_QUEUE`](crate::pacing::COMMIT_QUEUE) epochs already
+//! wait for the database, the epoch waits here, behind any other, and the Commit operator
+//! offers them again ([`Handover::hand_waiting`]) until the queue takes them, oldest first. Only
+//! then is the epoch handed: the loop hears it on its progress channel
+//! ([`Progress::Handed`](crate::pacing::Progress::Handed)), with the epoch's newest event time,
+//! from which it keeps the watermark, and the operator lets the epoch's capability go.
 //!
 //! The Commit operator owns the `Handover`; the loop owns the planner and the watermark. They
 //! share nothing: plans reach the operator through the dataflow, and what the loop learns comes
-//! back through a channel and through the operator's output frontier, which passes an epoch
-//! only once it was handed over (the loop's probe).
+//! back through the progress channel, which the committer thread writes to as well.
 
-use std::collections::HashMap;
-use std::sync::mpsc::{Sender, SyncSender};
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{SyncSender, TrySendError};
 
 use logstats_shared::{EpochCommit, RejectReason, SourceOffset};
 
 use crate::error::{IngestError, Result};
+use crate::pacing::{Handed, Progress, ProgressSender};
 use crate::planner::EpochPlan;
 use crate::share::{FinishedDeltas, ShareReport};
 use crate::source::{unix_now, JobId, SourceId, LEASE_SECONDS};
@@ -35,22 +41,15 @@ pub struct ReadyEpoch {
     pub reports: Vec<ShareReport>,
 }
 
-/// Where epochs are handed to the committer thread. Handing over blocks while
-/// [`COMMIT_QUEUE`](crate::pacing::COMMIT_QUEUE) epochs wait for the database; dropping it lets the
-/// thread finish.
+/// Where epochs are handed to the committer thread: it holds
+/// [`COMMIT_QUEUE`](crate::pacing::COMMIT_QUEUE) epochs waiting for the database; dropping it
+/// lets the thread finish.
 pub type CommitQueue = SyncSender<CommitJob>;
 
-/// What the loop learns of each epoch handed over, in epoch order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Handed {
-    /// The epoch.
-    pub epoch: u64,
-    /// Its newest accepted event time (Unix seconds), if any line was accepted.
-    pub max_event_time: Option<i64>,
-    /// Bytes of log it spanned.
-    pub bytes: u64,
-    /// Its merged (customer, day) cells.
-    pub cells: usize,
+/// An epoch prepared but not yet taken by the commit queue, and what the loop will hear of it.
+struct Waiting {
+    job: CommitJob,
+    handed: Handed,
 }
 
 /// Worker 0's Commit operator state: what each source's next commit continues from.
@@ -63,8 +62,13 @@ pub struct Handover {
     stored_offsets: HashMap<SourceId, SourceOffset>,
     /// For the late-lines warning.
     allowed_lateness_secs: i64,
+    /// `None` once closed and every epoch was handed.
     queue: Option<CommitQueue>,
-    handed: Sender<Handed>,
+    /// Epochs the queue had no room for yet, oldest first.
+    waiting: VecDeque<Waiting>,
+    /// No more epochs will come: the queue is dropped once none waits.
+    closing: bool,
+    progress: ProgressSender,
     /// Each source's first lines, until they are known not to be mostly rejected.
     first_lines: HashMap<SourceId, FirstLines>,
     /// Lines and rejected lines of the epochs handed over in this run.
@@ -95,12 +99,13 @@ struct FirstLines {
 }
 
 impl Handover {
-    /// Hands epochs of job `job` into `queue` and reports each on `handed`.
+    /// Hands epochs of job `job` into `queue` and reports each on `progress` once the queue
+    /// took it.
     pub fn new(
         job: JobId,
         allowed_lateness_secs: i64,
         queue: CommitQueue,
-        handed: Sender<Handed>,
+        progress: ProgressSender,
     ) -> Self {
         Self {
             job,
@@ -108,7 +113,9 @@ impl Handover {
             stored_offsets: HashMap::new(),
             allowed_lateness_secs,
             queue: Some(queue),
-            handed,
+            waiting: VecDeque::new(),
+            closing: false,
+            progress,
             first_lines: HashMap::new(),
             run_lines: 0,
             run_rejected: 0,
@@ -135,9 +142,9 @@ impl Handover {
     }
 
     /// Hands `epoch` over: every worker's `deltas` and `reports` for it arrived, and so did
-    /// its `plan` (`None` would be a bug). Waits while
-    /// [`COMMIT_QUEUE`](crate::pacing::COMMIT_QUEUE) epochs are already waiting for the
-    /// database.
+    /// its `plan` (`None` would be a bug). Never waits: when the commit queue is full, the
+    /// epoch waits here behind the others ([`Handover::first_waiting`]) for
+    /// [`Handover::hand_waiting`].
     pub fn hand(
         &mut self,
         epoch: u64,
@@ -146,31 +153,65 @@ impl Handover {
         reports: Vec<ShareReport>,
     ) {
         let max_event_time = reports.iter().filter_map(|r| r.max_event_time).max();
-        let keys = deltas.len();
+        let cells = deltas.len();
         let bytes = plan.as_ref().map_or(0, |plan| plan.end - plan.start);
         let job = plan
             .ok_or_else(|| IngestError::Internal(format!("epoch {epoch} was never planned")))
             .and_then(|plan| self.prepare(plan, deltas, reports, max_event_time));
-        if job.is_ok() {
-            log::debug!("epoch {epoch}: {keys} merged deltas handed to the committer");
-        }
-        // A send fails only when the committer thread is gone, which `Committer::finish`
-        // reports (it panicked): there is nothing more to tell it.
-        if let Some(queue) = &self.queue {
-            let _ = queue.send(job);
-        }
-        // The loop drops its end last: it cannot be gone while the dataflow runs.
-        let _ = self.handed.send(Handed {
+        let handed = Handed {
             epoch,
             max_event_time,
             bytes,
-            cells: keys,
-        });
+            cells,
+        };
+        self.waiting.push_back(Waiting { job, handed });
+        self.hand_waiting();
     }
 
-    /// No more epochs: lets the committer thread finish once it committed the queued ones.
+    /// Moves the waiting epochs into the commit queue, oldest first, as far as it has room, and
+    /// tells the loop of each; never waits. Drops the queue once closed and none waits.
+    pub fn hand_waiting(&mut self) {
+        while let Some(Waiting { job, handed }) = self.waiting.pop_front() {
+            let ready = job.is_ok();
+            let sent = match &self.queue {
+                Some(queue) => queue.try_send(job),
+                None => Err(TrySendError::Disconnected(job)),
+            };
+            match sent {
+                Ok(()) if ready => log::debug!(
+                    "epoch {}: {} merged deltas handed to the committer",
+                    handed.epoch,
+                    handed.cells
+                ),
+                Ok(()) => {}
+                Err(TrySendError::Full(job)) => {
+                    self.waiting.push_front(Waiting { job, handed });
+                    break;
+                }
+                // The committer thread is gone, which only a panic does (`Committer::finish`
+                // reports it): nothing will be committed, so the job stops.
+                Err(TrySendError::Disconnected(_)) => {
+                    let _ = self.progress.send(Progress::Failed);
+                }
+            }
+            // The loop drops its end last: it cannot be gone while the dataflow runs.
+            let _ = self.progress.send(Progress::Handed(handed));
+        }
+        if self.closing && self.waiting.is_empty() {
+            self.queue = None;
+        }
+    }
+
+    /// The oldest epoch still waiting for room in the commit queue, if any.
+    pub fn first_waiting(&self) -> Option<u64> {
+        self.waiting.front().map(|waiting| waiting.handed.epoch)
+    }
+
+    /// No more epochs: lets the committer thread finish once it committed the queued ones,
+    /// after the waiting ones entered the queue.
     pub fn close(&mut self) {
-        self.queue = None;
+        self.closing = true;
+        self.hand_waiting();
     }
 
     fn prepare(
@@ -306,15 +347,16 @@ impl Handover {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::mpsc::{channel, sync_channel, Receiver};
+pub(crate) mod tests {
+    use std::sync::mpsc::{channel, sync_channel, Receiver, TryRecvError};
 
     use super::CommitJob;
     use super::*;
     use crate::planner::SourceStart;
     use crate::share::ReadError;
 
-    fn plan(epoch: u64, start: u64, end: u64, first: Option<SourceStart>) -> EpochPlan {
+    /// Epoch `epoch`'s plan of bytes `start..end` of one source; its first carries `first`.
+    pub(crate) fn plan(epoch: u64, start: u64, end: u64, first: Option<SourceStart>) -> EpochPlan {
         EpochPlan {
             epoch,
             source: 3,
@@ -330,7 +372,13 @@ mod tests {
         }
     }
 
-    fn report(epoch: u64, worker: usize, lines_total: u64, max: Option<i64>) -> ShareReport {
+    /// `worker`'s report of `lines_total` lines of `epoch`, all accepted, the newest at `max`.
+    pub(crate) fn report(
+        epoch: u64,
+        worker: usize,
+        lines_total: u64,
+        max: Option<i64>,
+    ) -> ShareReport {
         ShareReport {
             epoch,
             worker,
@@ -342,11 +390,41 @@ mod tests {
         }
     }
 
-    fn handover() -> (Handover, Receiver<CommitJob>, Receiver<Handed>) {
-        let (queue, jobs) = sync_channel(8);
-        let (handed_to, handed) = channel();
-        let handover = Handover::new(JobId::current(), 60, queue, handed_to);
-        (handover, jobs, handed)
+    /// Where an epoch of [`plan`] continues from: nothing of its source committed yet.
+    pub(crate) fn first_plan() -> SourceStart {
+        SourceStart {
+            line_count: 0,
+            stored: SourceOffset {
+                source: "inode:1:2".into(),
+                fingerprint: Vec::new(),
+                byte_offset: 0,
+                line_count: 0,
+            },
+        }
+    }
+
+    /// A handover into a queue of `room` epochs, and what the loop hears of it.
+    fn handover_with_room(room: usize) -> (Handover, Receiver<CommitJob>, Receiver<Progress>) {
+        let (queue, jobs) = sync_channel(room);
+        let (progress_to, progress) = channel();
+        let handover = Handover::new(JobId::current(), 60, queue, progress_to);
+        (handover, jobs, progress)
+    }
+
+    fn handover() -> (Handover, Receiver<CommitJob>, Receiver<Progress>) {
+        handover_with_room(8)
+    }
+
+    /// The epochs `progress` said were handed over since the last look, in the order it said
+    /// them.
+    pub(crate) fn handed(progress: &Receiver<Progress>) -> Vec<u64> {
+        progress
+            .try_iter()
+            .filter_map(|p| match p {
+                Progress::Handed(handed) => Some(handed.epoch),
+                _ => None,
+            })
+            .collect()
     }
 
     fn ready(jobs: &Receiver<CommitJob>) -> ReadyEpoch {
@@ -358,7 +436,7 @@ mod tests {
 
     #[test]
     fn each_commit_continues_from_the_one_before() {
-        let (mut handover, jobs, handed) = handover();
+        let (mut handover, jobs, progress) = handover();
         let stored = SourceOffset {
             source: "inode:1:2".into(),
             fingerprint: vec![1, 2, 3],
@@ -391,29 +469,29 @@ mod tests {
         assert_eq!(epoch1.commit.previous, epoch0.commit.sources);
         assert_eq!(epoch1.commit.sources[0].line_count, 21);
 
-        let seen: Vec<Handed> = handed.try_iter().collect();
+        let seen: Vec<Progress> = progress.try_iter().collect();
         assert_eq!(
             seen,
             [
-                Handed {
+                Progress::Handed(Handed {
                     epoch: 0,
                     max_event_time: Some(2_000),
                     bytes: 300,
                     cells: 0,
-                },
-                Handed {
+                }),
+                Progress::Handed(Handed {
                     epoch: 1,
                     max_event_time: None,
                     bytes: 100,
                     cells: 0,
-                }
+                })
             ]
         );
     }
 
     #[test]
     fn an_epoch_that_cannot_be_committed_queues_its_error() {
-        let (mut handover, jobs, handed) = handover();
+        let (mut handover, jobs, progress) = handover();
         // A worker could not read its share: the job stops with what it said.
         let mut broken = report(0, 1, 0, None);
         broken.error = Some(ReadError {
@@ -423,18 +501,9 @@ mod tests {
             end: 10,
             message: "failed to fill whole buffer".into(),
         });
-        let first = SourceStart {
-            line_count: 0,
-            stored: SourceOffset {
-                source: "inode:1:2".into(),
-                fingerprint: Vec::new(),
-                byte_offset: 0,
-                line_count: 0,
-            },
-        };
         handover.hand(
             0,
-            Some(plan(0, 0, 10, Some(first))),
+            Some(plan(0, 0, 10, Some(first_plan()))),
             Vec::new(),
             vec![broken],
         );
@@ -454,9 +523,61 @@ mod tests {
         let error = jobs.try_recv().expect("queued").err().expect("an error");
         assert!(error.to_string().contains("never registered"), "{error}");
         // The loop hears of every epoch all the same, so its pacing goes on until it stops.
-        assert_eq!(handed.try_iter().count(), 3);
+        assert_eq!(handed(&progress), [0, 1, 2]);
         // Closed: the committer thread's queue ends.
         handover.close();
         assert!(jobs.recv().is_err());
+    }
+
+    /// Hands epoch `epoch` of bytes `epoch * 10..epoch * 10 + 10`, one worker's 2 lines.
+    fn hand_next(handover: &mut Handover, epoch: u64) {
+        let first = (epoch == 0).then(first_plan);
+        let plan = plan(epoch, epoch * 10, epoch * 10 + 10, first);
+        let reports = vec![report(epoch, 0, 2, Some(1_000 + epoch as i64))];
+        handover.hand(epoch, Some(plan), Vec::new(), reports);
+    }
+
+    #[test]
+    fn epochs_the_queue_has_no_room_for_wait_in_order_without_blocking() {
+        let (mut handover, jobs, progress) = handover_with_room(1);
+        // The committer takes nothing: epoch 0 fills the queue, 1 and 2 wait (a blocking send
+        // would never return here).
+        for epoch in 0..3 {
+            hand_next(&mut handover, epoch);
+        }
+        assert_eq!(handed(&progress), [0]);
+        assert_eq!(handover.first_waiting(), Some(1));
+        // Asked again with the queue still full: nothing moves.
+        handover.hand_waiting();
+        assert_eq!(handed(&progress), Vec::<u64>::new());
+        // No more epochs, but two wait: the queue stays open.
+        handover.close();
+        assert_eq!(ready(&jobs).plan.epoch, 0);
+        assert_eq!(jobs.try_recv().err(), Some(TryRecvError::Empty));
+        // Room for one: the oldest waiting goes, and only then is it said to be handed.
+        handover.hand_waiting();
+        assert_eq!(handed(&progress), [1]);
+        assert_eq!(handover.first_waiting(), Some(2));
+        assert_eq!(ready(&jobs).plan.epoch, 1);
+        handover.hand_waiting();
+        assert_eq!(handed(&progress), [2]);
+        assert_eq!(handover.first_waiting(), None);
+        // Each commit continues from the epoch before, whatever the wait.
+        let epoch2 = ready(&jobs);
+        assert_eq!(epoch2.plan.epoch, 2);
+        assert_eq!(epoch2.lines_before, 4);
+        // The last one handed, the closed queue ends.
+        assert!(jobs.recv().is_err());
+    }
+
+    #[test]
+    fn a_committer_gone_stops_the_job() {
+        let (mut handover, jobs, progress) = handover_with_room(1);
+        drop(jobs);
+        hand_next(&mut handover, 0);
+        let seen: Vec<Progress> = progress.try_iter().collect();
+        assert_eq!(seen[0], Progress::Failed);
+        assert!(matches!(seen[1], Progress::Handed(Handed { epoch: 0, .. })));
+        assert_eq!(handover.first_waiting(), None);
     }
 }

@@ -37,12 +37,14 @@ use parking_lot::Mutex;
 use crate::cluster::Cluster;
 use crate::committer::Committer;
 pub use crate::error::{IngestError, Result};
-use crate::handover::{Handed, Handover};
+use crate::handover::Handover;
 use crate::inputs::{Inputs, NamePattern};
 use crate::metrics::IngestMetrics;
+use crate::pacing::{Handed, InFlight};
 use crate::planner::Planner;
 use crate::push::server::{PushServer, PushState};
 use crate::push::PushIntake;
+use crate::rejects::RejectsFile;
 use crate::retention::Retention;
 /// The offsets table's key of a file (the integration tests look rows up by it).
 pub use crate::source::source_key_of;
@@ -260,11 +262,16 @@ fn run_with_leases(
     if let Some(first) = retention.apply(store)? {
         lateness.set_floor(retention::day_start(first));
     }
+    // What the Commit operator hands over and what the committer thread commits, the loop
+    // learns here.
+    let (progress_to, progress) = channel();
+    let rejects = (config.rejects.as_deref())
+        .map(|path| RejectsFile::open(path, open_files.clone()))
+        .transpose()?;
     let (committer, queue) = Committer::start(
         store.clone(),
         Arc::clone(&shutdown),
-        config.rejects.as_deref(),
-        open_files.clone(),
+        rejects,
         Arc::clone(&config.metrics),
         intake.clone(),
         // A batch run's epochs are staged and committed together; following, taking pushes
@@ -275,11 +282,16 @@ fn run_with_leases(
             && !config.paths.iter().any(|p| spool::is_stdin(p))
             && config.stage_bytes > 0)
             .then(|| Stage::new(std::env::temp_dir(), config.stage_bytes)),
+        progress_to.clone(),
     )?;
-    let (handed_to, handed) = channel();
-    let handover = Handover::new(job.clone(), config.allowed_lateness_secs, queue, handed_to)
-        .with_max_rejected_ratio(config.max_rejected_ratio)
-        .keeping_the_watermark(config.backfill);
+    let handover = Handover::new(
+        job.clone(),
+        config.allowed_lateness_secs,
+        queue,
+        progress_to,
+    )
+    .with_max_rejected_ratio(config.max_rejected_ratio)
+    .keeping_the_watermark(config.backfill);
     let feed = Feed {
         config: config.clone(),
         counter: Arc::clone(&counter),
@@ -289,7 +301,8 @@ fn run_with_leases(
         planner,
         lateness,
         retention,
-        handed,
+        progress,
+        in_flight: InFlight::default(),
         sizer: pacing::EpochSizer::new(config.epoch_bytes, config.epoch_memory),
         committer,
         intake: intake.clone(),
@@ -326,13 +339,12 @@ fn run_with_leases(
                 _ => None,
             };
             let Some((feed, handover)) = parts else {
-                let (input, _) =
-                    dataflow::build(worker, None, open_files.clone(), Arc::clone(&counter));
+                let input = dataflow::build(worker, None, open_files.clone(), Arc::clone(&counter));
                 drop(input);
                 while worker.step_or_park(Some(Duration::from_millis(10))) {}
                 return Ok(None);
             };
-            let (input, handed) = dataflow::build(
+            let input = dataflow::build(
                 worker,
                 Some(handover),
                 open_files.clone(),
@@ -342,7 +354,7 @@ fn run_with_leases(
             if let Some(intake) = &feed.intake {
                 intake.planned_by(std::thread::current());
             }
-            let totals = feed.run(worker, input, &handed)?;
+            let totals = feed.run(worker, input)?;
             // Every worker of every process read shares.
             Ok(Some(Summary::new(&totals, started.elapsed(), peers)))
         },
@@ -368,7 +380,9 @@ fn run_with_leases(
 /// Worker 0's loop: plans epochs into the dataflow as fast as the handing over allows, keeps
 /// the watermark, polls for new data in follow mode, and drains the dataflow at the end. It
 /// owns the planning side; the Commit operator owns the [`Handover`], and the committer thread
-/// its commits.
+/// its commits. It learns how far the epochs got from one channel, which both write to
+/// (`pacing::Progress`), and never waits on either: it steps the workers, parking briefly,
+/// whatever the database does.
 struct Feed {
     config: IngestConfig,
     counter: Arc<ReadCounter>,
@@ -381,10 +395,14 @@ struct Feed {
     lateness: Lateness,
     /// `--retain`, and the first kept day another process's prune may move.
     retention: Retention,
-    /// The epochs handed over, in order, from the Commit operator.
-    handed: Receiver<Handed>,
+    /// The epochs handed over, from the Commit operator, and those committed and the first
+    /// failure, from the committer thread.
+    progress: Receiver<pacing::Progress>,
+    /// How far the epochs got, from what `progress` said.
+    in_flight: InFlight,
     /// Sizes the epochs from the cells of those handed over.
     sizer: pacing::EpochSizer,
+    /// The committer thread, for its totals or first error at the end.
     committer: Committer,
     /// `--listen`: the pushed batches, whose arrival wakes this loop.
     intake: Option<Arc<PushIntake>>,
@@ -397,9 +415,8 @@ impl Feed {
         mut self,
         worker: &mut timely::worker::Worker,
         input: timely::dataflow::InputHandleVec<dataflow::Epoch, planner::EpochPlan>,
-        handed: &timely::dataflow::ProbeHandle<dataflow::Epoch>,
     ) -> Result<summary::Totals> {
-        let outcome = self.feed(worker, input, handed);
+        let outcome = self.feed(worker, input);
         let totals = self.committer.finish();
         outcome?;
         totals
@@ -409,7 +426,6 @@ impl Feed {
         &mut self,
         worker: &mut timely::worker::Worker,
         mut input: timely::dataflow::InputHandleVec<dataflow::Epoch, planner::EpochPlan>,
-        handed: &timely::dataflow::ProbeHandle<dataflow::Epoch>,
     ) -> Result<()> {
         let mut progress = Progress::new(self.config.progress);
         let mut next_epoch = 0;
@@ -429,20 +445,9 @@ impl Feed {
         let mut last_renew = Instant::now();
         let mut failure = None;
         loop {
-            if self.shutdown.load(Ordering::Relaxed) || self.committer.failed() {
+            self.hear_progress();
+            if self.shutdown.load(Ordering::Relaxed) || self.in_flight.failed {
                 break;
-            }
-            // Everything the probe says was handed over has been sent here already: the
-            // operator sends before it lets its output frontier pass the epoch.
-            for Handed {
-                epoch,
-                max_event_time,
-                bytes,
-                cells,
-            } in self.handed.try_iter()
-            {
-                self.lateness.advance(epoch, max_event_time);
-                self.sizer.observe(bytes, cells);
             }
             let mut caught_up = false;
             // Standard input arrives as it comes, like a followed file.
@@ -450,12 +455,12 @@ impl Feed {
             // Pushed batches wait too: those that arrive meanwhile are committed together.
             let hold = pacing::hold_for_commit(
                 streaming,
-                self.committer.committed_epochs(),
+                self.in_flight.committed,
                 next_epoch,
                 self.planner.pending_bytes(),
                 self.sizer.next_bytes(),
             );
-            while !hold && pacing::may_plan(next_epoch, pacing::handed(handed)) {
+            while !hold && pacing::may_plan(next_epoch, self.in_flight.handed) {
                 let late_before = self.lateness.late_before(next_epoch);
                 self.planner.set_epoch_bytes(self.sizer.next_bytes());
                 match self.planner.next_plan(next_epoch, late_before) {
@@ -529,6 +534,23 @@ impl Feed {
         match failure {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+
+    /// Counts what the Commit operator and the committer thread said since the last look: the
+    /// epochs handed over move the watermark and size the next epochs.
+    fn hear_progress(&mut self) {
+        for progress in self.progress.try_iter() {
+            if let Some(Handed {
+                epoch,
+                max_event_time,
+                bytes,
+                cells,
+            }) = self.in_flight.hear(progress)
+            {
+                self.lateness.advance(epoch, max_event_time);
+                self.sizer.observe(bytes, cells);
+            }
         }
     }
 

@@ -1,13 +1,18 @@
 //! Back-pressure, in one place: when worker 0 may plan the next epoch, and how many epochs may
 //! wait for the database.
 //!
-//! Three rules bound the work in flight:
+//! The worker loop learns how far its epochs got through one channel of [`Progress`]: the Commit
+//! operator says when an epoch entered the commit queue ([`Progress::Handed`]), the committer
+//! thread when it committed one or failed. [`InFlight`] counts what it heard, and these rules
+//! bound the work in flight:
 //! - at most [`PIPELINE_DEPTH`] epochs are planned ahead of the last one handed to the committer
 //!   (and lateness is judged against the watermark that far back, so it never depends on
-//!   timing); how far epochs were handed over is read from timely's progress tracking, a probe
-//!   on the Commit operator's output ([`handed`]);
-//! - at most [`COMMIT_QUEUE`] handed epochs wait for the database: the handing over blocks
-//!   beyond that, which holds the workers while the database is away;
+//!   timing);
+//! - at most [`COMMIT_QUEUE`] handed epochs wait for the database. When the queue is full, the
+//!   next epochs wait in the Commit operator, in order, which offers them again every
+//!   [`QUEUE_RETRY`]. It never waits itself, so the workers keep stepping (and a signal is
+//!   heard) while the database is away; a waiting epoch does not count as handed, so planning
+//!   stops;
 //! - following, appends smaller than an epoch are held back while an epoch is being committed,
 //!   so that the next epoch takes them all: epochs grow with the commit latency instead of
 //!   queueing up behind it;
@@ -16,27 +21,89 @@
 //!   epochs are planned from the cells a byte of the log made in the epochs before, to hold
 //!   about a budget of cells each, whatever the number of customers, days or the log's order.
 
-use timely::dataflow::ProbeHandle;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
 
 /// How many epochs may be planned ahead of the last one handed to the committer. Epoch `e` is
 /// judged late against the watermark after epoch `e - PIPELINE_DEPTH`, whatever the timing, so
 /// the set of late lines never depends on scheduling.
 pub const PIPELINE_DEPTH: u64 = 2;
 
-/// Epochs handed over but not yet committed; beyond this, handing over waits. With
-/// [`PIPELINE_DEPTH`] this bounds the memory held while the database is away.
+/// Epochs handed over but not yet committed; beyond this, the next epoch waits in the Commit
+/// operator. With [`PIPELINE_DEPTH`] this bounds the memory held while the database is away.
 pub const COMMIT_QUEUE: usize = 2;
+
+/// How soon the Commit operator offers an epoch again when the commit queue was full: well
+/// under an epoch's commit, so the committer never waits for it, and as often as the loop
+/// wakes while it cannot plan.
+pub const QUEUE_RETRY: Duration = Duration::from_millis(1);
+
+/// What the loop learns of each epoch handed over, in epoch order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handed {
+    /// The epoch.
+    pub epoch: u64,
+    /// Its newest accepted event time (Unix seconds), if any line was accepted.
+    pub max_event_time: Option<i64>,
+    /// Bytes of log it spanned.
+    pub bytes: u64,
+    /// Its merged (customer, day) cells.
+    pub cells: usize,
+}
+
+/// How far an epoch got: what the Commit operator and the committer thread tell the loop. Each
+/// kind comes in epoch order; the two senders' messages interleave in any order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The epoch entered the commit queue (from the Commit operator).
+    Handed(Handed),
+    /// The committer thread committed the epoch (or staged it and then committed the stage).
+    Committed {
+        /// The epoch.
+        epoch: u64,
+    },
+    /// An epoch could not be committed, or the committer thread is gone: the job stops, and
+    /// `Committer::finish` says why.
+    Failed,
+}
+
+/// Where the Commit operator and the committer thread tell the loop of [`Progress`].
+pub type ProgressSender = Sender<Progress>;
+
+/// How far the epochs got, as the loop heard it through [`Progress`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    /// Epochs that entered the commit queue (all those before this number).
+    pub handed: u64,
+    /// Epochs committed (all those before this number).
+    pub committed: u64,
+    /// The committer failed: nothing more will be committed.
+    pub failed: bool,
+}
+
+impl InFlight {
+    /// Counts `progress`; returns what an epoch handed over tells the watermark and the sizer.
+    pub fn hear(&mut self, progress: Progress) -> Option<Handed> {
+        match progress {
+            Progress::Handed(handed) => {
+                self.handed = self.handed.max(handed.epoch + 1);
+                Some(handed)
+            }
+            Progress::Committed { epoch } => {
+                self.committed = self.committed.max(epoch + 1);
+                None
+            }
+            Progress::Failed => {
+                self.failed = true;
+                None
+            }
+        }
+    }
+}
 
 /// Whether epoch `epoch` may be planned once `handed` epochs were handed to the committer.
 pub fn may_plan(epoch: u64, handed: u64) -> bool {
     epoch < PIPELINE_DEPTH || handed > epoch - PIPELINE_DEPTH
-}
-
-/// How many epochs were handed to the committer, by timely's progress tracking: the Commit
-/// operator holds its output at an epoch until it handed the epoch over, so every epoch before
-/// the probe's frontier was handed over (all of them once the frontier is empty).
-pub fn handed(probe: &ProbeHandle<u64>) -> u64 {
-    probe.with_frontier(|frontier| frontier.iter().min().copied().unwrap_or(u64::MAX))
 }
 
 /// Whether, following, planning waits for the commit in progress: epochs before `next_epoch`
@@ -193,60 +260,35 @@ mod tests {
         assert!(may_plan(PIPELINE_DEPTH + 5, 6));
     }
 
-    #[test]
-    fn the_probe_counts_an_epoch_handed_once_an_operator_stops_holding_it() {
-        use timely::dataflow::channels::pact::Pipeline;
-        use timely::dataflow::operators::generic::Operator;
-        use timely::dataflow::operators::vec::Input;
-        use timely::dataflow::operators::{Capability, Probe};
+    fn handed(epoch: u64) -> Progress {
+        Progress::Handed(Handed {
+            epoch,
+            max_event_time: Some(1_000),
+            bytes: 10,
+            cells: 1,
+        })
+    }
 
-        timely::execute_directly(|worker| {
-            // An operator that holds each epoch's capability until told to let it go, as the
-            // Commit operator holds an epoch until it handed it over.
-            let release = std::rc::Rc::new(std::cell::Cell::new(0u64));
-            let released = std::rc::Rc::clone(&release);
-            let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
-                let (input, stream) = scope.new_input::<u64>();
-                let (probe, _) = stream
-                    .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(
-                        Pipeline,
-                        "Hold",
-                        |_, _| {
-                            let mut held: Vec<Capability<u64>> = Vec::new();
-                            move |(input, _frontier), _output| {
-                                input.for_each_stamp(|capability, _data| {
-                                    held.extend(capability.retain_least(0));
-                                });
-                                held.retain(|c| *c.time() >= released.get());
-                            }
-                        },
-                    )
-                    .probe();
-                (input, probe)
-            });
-            assert_eq!(handed(&probe), 0);
-            for epoch in 0..3u64 {
-                input.send(epoch);
-                input.advance_to(epoch + 1);
-            }
-            for _ in 0..10 {
-                worker.step();
-            }
-            // The input is at 3, but the operator still holds epoch 0.
-            assert_eq!(handed(&probe), 0);
-            // Let epochs 0 and 1 go; a new epoch's data schedules the operator.
-            release.set(2);
-            input.send(3);
-            input.advance_to(4);
-            for _ in 0..10 {
-                worker.step();
-            }
-            assert_eq!(handed(&probe), 2);
-            release.set(u64::MAX);
-            drop(input);
-            while worker.step() {}
-            assert_eq!(handed(&probe), u64::MAX);
-        });
+    #[test]
+    fn the_loop_counts_what_the_operator_and_the_committer_said() {
+        let mut in_flight = InFlight::default();
+        assert!(!may_plan(PIPELINE_DEPTH, in_flight.handed));
+        // What an epoch handed over says goes on to the watermark and the sizer.
+        let said = in_flight.hear(handed(0));
+        assert_eq!(said.map(|h| (h.epoch, h.bytes, h.cells)), Some((0, 10, 1)));
+        // The committer may say it committed an epoch before the operator's word on the next.
+        assert_eq!(in_flight.hear(Progress::Committed { epoch: 0 }), None);
+        in_flight.hear(handed(1));
+        assert_eq!((in_flight.handed, in_flight.committed), (2, 1));
+        assert!(may_plan(PIPELINE_DEPTH + 1, in_flight.handed));
+        assert!(!may_plan(PIPELINE_DEPTH + 2, in_flight.handed));
+        // Following, epoch 2 waits for epoch 1's commit.
+        assert!(hold_for_commit(true, in_flight.committed, 2, 100, 1_000));
+        in_flight.hear(Progress::Committed { epoch: 1 });
+        assert!(!hold_for_commit(true, in_flight.committed, 2, 100, 1_000));
+        assert!(!in_flight.failed);
+        in_flight.hear(Progress::Failed);
+        assert!(in_flight.failed);
     }
 
     #[test]

@@ -381,3 +381,53 @@ fn a_database_outage_loses_and_duplicates_nothing() {
         );
     }
 }
+
+#[test]
+fn sigterm_during_a_database_outage_stops_the_job_at_once() {
+    // Small epochs pile up while the database is away: the committer retries one, its queue
+    // fills, the next epoch waits in the Commit operator and planning stops. A signal still
+    // ends the job within seconds, with the error that says what was not committed.
+    for db in servers() {
+        let dir = temp_dir();
+        let log = dir.path().join("api.log");
+        std::fs::write(&log, lines("cust_t", 200, 5)).expect("write");
+        let store = Store::connect(&db.url, &StoreOptions::default()).expect("connect");
+        let proxy = OutageProxy::start(&db);
+        let path = log.to_str().expect("utf8");
+        let flags = ["--epoch-bytes", "2000", "--epoch-memory", "0"];
+        let mut child = spawn(proxy.url(), &[&["--follow", path][..], &flags].concat());
+        let timeout = Duration::from_secs(20);
+        wait_until(timeout, || customer_requests(&store, "cust_t") == 200)
+            .unwrap_or_else(|| panic!("{:?}: the first lines", db.backend));
+
+        proxy.cut();
+        // About 15 kB: seven epochs of 2 kB, more than the committer, its queue and the
+        // pipeline take.
+        append(&log, &lines("cust_t", 300, 3));
+        wait_until(timeout, || child.stderr().contains("retrying with backoff"))
+            .unwrap_or_else(|| panic!("{:?}: no retry: {}", db.backend, child.stderr()));
+        std::thread::sleep(Duration::from_secs(1));
+
+        child.signal("TERM");
+        let status = child.wait_for(Duration::from_secs(10));
+        let stderr = child.stderr();
+        assert!(
+            status.is_some(),
+            "{:?}: no exit within 10 s of SIGTERM: {stderr}",
+            db.backend
+        );
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(1),
+            "{:?}: {stderr}",
+            db.backend
+        );
+        assert!(
+            stderr.contains("stopped while the database was unavailable"),
+            "{:?}: {stderr}",
+            db.backend
+        );
+        proxy.restore();
+        assert_eq!(customer_requests(&store, "cust_t"), 200, "{:?}", db.backend);
+    }
+}
