@@ -249,11 +249,12 @@ impl Upserts for MysqlConnection {
             // A full statement is prepared once; a shorter one (the last, or large rows) is
             // prepared for itself.
             match <&[DailyStatsRow; MYSQL_ROWS_PER_UPSERT]>::try_from(chunk) {
-                Ok(full) => RowsStatement::<MysqlUpsert, MYSQL_ROWS_PER_UPSERT>::new(full)
-                    .execute(self)?,
+                Ok(full) => {
+                    RowsStatement::<MysqlUpsert, MYSQL_ROWS_PER_UPSERT>::new(full).execute(self)?
+                }
                 Err(_) => {
-                    let query = diesel::sql_query(with_rows(template, ROW_GROUP, chunk.len()))
-                        .into_boxed();
+                    let query =
+                        diesel::sql_query(with_rows(template, ROW_GROUP, chunk.len())).into_boxed();
                     bind_rows(query, chunk).execute(self)?
                 }
             };
@@ -654,7 +655,10 @@ mod tests {
         let mut day = chrono::NaiveDate::from_ymd_opt(1, 1, 1).unwrap();
         let last = chrono::NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
         while day < last {
-            assert_eq!(DayText::new(day).as_str(), day.format("%Y-%m-%d").to_string());
+            assert_eq!(
+                DayText::new(day).as_str(),
+                day.format("%Y-%m-%d").to_string()
+            );
             day += chrono::Duration::days(17);
         }
         assert_eq!(DayText::new(last).as_str(), "9999-12-31");
