@@ -330,17 +330,24 @@ fn write_sorted<'a>(
             .filter(|&(_, date)| last_stored.is_some_and(|last| date <= last))
             .collect();
         let mut stored = stored_rows(conn, &wanted)?;
-        for (customer, day, delta) in &round {
-            let date = date_from_day(*day);
+        for (customer, day, delta) in round.drain(..) {
+            let date = date_from_day(day);
+            // The key's string is moved into the row, not copied (it is owned when the deltas
+            // were read back from a stage).
+            let key = (customer.into_owned(), date);
             let stored_row = match stored.is_empty() {
                 true => None,
-                false => stored.remove(&(customer.to_string(), date)),
+                false => stored.remove(&key),
             };
+            let (customer, _) = key;
+            if written.touched.last() != Some(&customer) {
+                written.touched.push(customer.clone());
+            }
             let row = match stored_row {
-                None => DailyStatsRow::new(customer.to_string(), date, delta, version)?,
+                None => DailyStatsRow::new(customer, date, &delta, version)?,
                 Some(mut merged) => {
-                    merged.merge(delta);
-                    DailyStatsRow::new(customer.to_string(), date, &merged, version)?
+                    merged.merge(&delta);
+                    DailyStatsRow::new(customer, date, &merged, version)?
                 }
             };
             // A row of a day after the last stored one is new: inserted, not upserted.
@@ -360,9 +367,6 @@ fn write_sorted<'a>(
                     written.rows += upserts.len();
                     upserts.clear();
                 }
-            }
-            if written.touched.last().map(String::as_str) != Some(customer.as_ref()) {
-                written.touched.push(customer.to_string());
             }
         }
     }
