@@ -24,13 +24,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
+use chrono::NaiveDate;
 use clap::Parser;
 use logstats_api::auth::Security;
 use logstats_api::configuration::Settings;
 use logstats_api::startup;
 use logstats_api::tokens::Tokens;
-
-use chrono::NaiveDate;
 use logstats_shared::storage::day_from_date;
 use logstats_shared::testing::spawn::{free_port, Binary, Spawned};
 use logstats_shared::testing::TestDatabase;
