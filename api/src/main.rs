@@ -1,7 +1,6 @@
 //! `logstats-api`: parses the command line, opens the store and serves until SIGINT/SIGTERM;
 //! or, as `logstats-api new-token`, prints a new token.
 
-use std::net::TcpListener;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,7 +12,7 @@ use logstats_api::tokens::{self, Tokens};
 use logstats_api::{startup, telemetry};
 use logstats_shared::logging::{self, LogFormat};
 use logstats_shared::redact::{redact, scrub};
-use logstats_shared::{StorageError, Store};
+use logstats_shared::StorageError;
 
 fn main() -> ExitCode {
     let settings = Settings::parse();
@@ -82,11 +81,7 @@ fn serve(settings: &Settings) -> anyhow::Result<()> {
         protect_ops: settings.protect_ops,
     };
     // Connect (and migrate) before the runtime starts, so nothing blocks an executor thread.
-    let store = Store::connect(&settings.database_url, &settings.store_options())
-        .map_err(|error| with_schema_hint(error, settings.no_migrate))
-        .with_context(|| format!("opening {}", redact(&settings.database_url)))?;
-    let listener =
-        TcpListener::bind(&settings.bind).with_context(|| format!("binding {}", settings.bind))?;
+    let (store, listener) = startup::open(settings)?;
     log::info!(
         "serving {} on http://{}",
         redact(&settings.database_url),
@@ -147,21 +142,4 @@ fn log_sighup() -> std::io::Result<()> {
             }
         })?;
     Ok(())
-}
-
-/// `error`, with what to do when the schema is the problem: a role that may not change it, or
-/// `--no-migrate` on a database that lacks migrations.
-fn with_schema_hint(error: StorageError, no_migrate: bool) -> anyhow::Error {
-    let hint = match &error {
-        StorageError::SchemaNotCurrent { .. } if no_migrate => {
-            "--no-migrate is given: let logstats-ingest apply them (it does on start), or \
-             start the API once without --no-migrate with a role that may change the schema"
-        }
-        StorageError::Migration(message) if message.contains("permission denied") => {
-            "this role may not change the schema: let logstats-ingest apply the migrations (it \
-             does on start) with a role that may, and give this one --no-migrate"
-        }
-        _ => return error.into(),
-    };
-    anyhow::anyhow!("{error}; {hint}")
 }

@@ -26,15 +26,28 @@ const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// [`crate::fleet::FLEET_DEADLINE`].
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// Whether the server handles the process's SIGINT/SIGTERM/SIGQUIT (a graceful stop) or leaves
+/// them alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signals {
+    /// The binary: handlers installed, the signals stop the server (actix's default).
+    Stop,
+    /// A server inside another program (the API tests' in-process server): no handler, so the
+    /// program keeps its own behaviour on them (Ctrl-C still ends a test run); only the
+    /// server's handle stops it.
+    Ignore,
+}
+
 /// Serves the apps `app` builds (one per worker) on `listener` with `workers` workers (default:
 /// one per core), each with at most `blocking_threads` threads for blocking work (database
 /// reads, long merges): every thread beyond what the database pool can serve would only wait
-/// for a connection while holding its stack and allocator arena. Stops gracefully on
-/// SIGINT/SIGTERM or through the returned server's handle.
+/// for a connection while holding its stack and allocator arena. Stops gracefully through the
+/// returned server's handle, and on SIGINT/SIGTERM when `signals` is [`Signals::Stop`].
 pub fn serve<F, T, B>(
     listener: TcpListener,
     workers: Option<usize>,
     blocking_threads: usize,
+    signals: Signals,
     app: F,
 ) -> std::io::Result<Server>
 where
@@ -54,6 +67,9 @@ where
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
     if let Some(workers) = workers {
         builder = builder.workers(workers);
+    }
+    if signals == Signals::Ignore {
+        builder = builder.disable_signals();
     }
     let shutdown = builder.graceful_shutdown_signal();
     let builder = builder.listen("logstats-api", listener, move || {

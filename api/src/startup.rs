@@ -1,4 +1,5 @@
-//! Builds the HTTP server; `main` (through [`run_with`]) and the ingest tests (through [`run`])
+//! Builds the HTTP server; `main` (through [`open`] and [`run_with`]), the API tests' in-process
+//! server (through [`open`] and [`run_without_signals`]) and the ingest tests (through [`run`])
 //! start the very same app.
 
 use std::net::TcpListener;
@@ -11,12 +12,15 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{middleware, web, App, HttpMessage, HttpRequest, HttpResponse};
-use logstats_shared::Store;
+use anyhow::Context;
+use logstats_shared::redact::redact;
+use logstats_shared::{StorageError, Store};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
 use crate::answers::Answers;
 use crate::auth::{require_token, BearerSecurity, Guard, Security};
+use crate::configuration::Settings;
 use crate::domain::ValidationError;
 use crate::error::{json_error_body, ApiError};
 use crate::fleet::FleetGate;
@@ -25,7 +29,7 @@ use crate::metrics::{ApiMetrics, HeadRequest, RequestMetrics, ACCESS_LOG_TARGET}
 use crate::openapi::{ApiDocument, ApiFrame};
 use crate::routes;
 use crate::rows::RowCache;
-use crate::server;
+use crate::server::{self, Signals};
 
 pub use crate::configuration::MemoryBudget;
 
@@ -44,6 +48,38 @@ pub fn run(listener: TcpListener, store: Store, workers: Option<usize>) -> std::
     )
 }
 
+/// What the API opens before it serves, in `main`'s order: the store at `--database-url`
+/// (connected and migrated; with what to do when the schema is the problem), then a listener on
+/// `--bind`. Call it before any runtime starts, so that nothing blocks an executor thread.
+///
+/// A storage failure stays a [`StorageError`] under the context (`main` takes its exit status
+/// from it), except when a hint is added.
+pub fn open(settings: &Settings) -> anyhow::Result<(Store, TcpListener)> {
+    let store = Store::connect(&settings.database_url, &settings.store_options())
+        .map_err(|error| with_schema_hint(error, settings.no_migrate))
+        .with_context(|| format!("opening {}", redact(&settings.database_url)))?;
+    let listener =
+        TcpListener::bind(&settings.bind).with_context(|| format!("binding {}", settings.bind))?;
+    Ok((store, listener))
+}
+
+/// `error`, with what to do when the schema is the problem: a role that may not change it, or
+/// `--no-migrate` on a database that lacks migrations.
+fn with_schema_hint(error: StorageError, no_migrate: bool) -> anyhow::Error {
+    let hint = match &error {
+        StorageError::SchemaNotCurrent { .. } if no_migrate => {
+            "--no-migrate is given: let logstats-ingest apply them (it does on start), or \
+             start the API once without --no-migrate with a role that may change the schema"
+        }
+        StorageError::Migration(message) if message.contains("permission denied") => {
+            "this role may not change the schema: let logstats-ingest apply the migrations (it \
+             does on start) with a role that may, and give this one --no-migrate"
+        }
+        _ => return error.into(),
+    };
+    anyhow::anyhow!("{error}; {hint}")
+}
+
 /// [`run`], within `budget` (see `RowCache` and `Answers`), protected by `security`'s
 /// tokens if it has any (see `crate::auth`).
 pub fn run_with(
@@ -52,6 +88,32 @@ pub fn run_with(
     workers: Option<usize>,
     budget: MemoryBudget,
     security: Security,
+) -> std::io::Result<Server> {
+    build(listener, store, workers, budget, security, Signals::Stop)
+}
+
+/// [`run_with`] for a server inside another program (the API tests' in-process server): it
+/// installs no SIGINT/SIGTERM/SIGQUIT handler, so the program keeps its own behaviour on them
+/// (Ctrl-C still ends a test run), and it stops only through its handle
+/// ([`Server::handle`]).
+pub fn run_without_signals(
+    listener: TcpListener,
+    store: Store,
+    workers: Option<usize>,
+    budget: MemoryBudget,
+    security: Security,
+) -> std::io::Result<Server> {
+    build(listener, store, workers, budget, security, Signals::Ignore)
+}
+
+/// The server of [`run_with`], handling the process's stop signals or not.
+fn build(
+    listener: TcpListener,
+    store: Store,
+    workers: Option<usize>,
+    budget: MemoryBudget,
+    security: Security,
+    signals: Signals,
 ) -> std::io::Result<Server> {
     let freshness = web::Data::new(Freshness::start(store.clone())?);
     let store = web::Data::new(store);
@@ -107,7 +169,7 @@ pub fn run_with(
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     let blocking_threads = connections.div_ceil(worker_count.max(1));
-    server::serve(listener, workers, blocking_threads, move || {
+    server::serve(listener, workers, blocking_threads, signals, move || {
         let (app, _) = App::new()
             .into_utoipa_app()
             .configure(routes::configure)

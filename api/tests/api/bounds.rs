@@ -1,5 +1,6 @@
-//! Bounds of the real binary: its memory on ten years of days asked with many ranges, and the
-//! rank error of ranges of days stored as t-digests.
+//! Bounds of the API: the real binary's memory (its process's peak RSS) on ten years of days
+//! asked with many ranges; in-process, the rank error of ranges of days stored as t-digests,
+//! answers past the row budget, and the statement timeout.
 
 use crate::support::stats::{assert_quantile, date};
 use crate::support::Api;
@@ -54,7 +55,7 @@ fn memory_stays_bounded_on_years_of_days_and_many_ranges() {
             .expect("commit a year");
     }
     let mut api = Api::start_with(&db, &[], &[("RUST_LOG", "warn")]);
-    let baseline = peak_rss_bytes(api.process.id());
+    let baseline = peak_rss_bytes(api.process().id());
     for k in 0..120u64 {
         let days = 3650 - k * 30;
         let to = first + chrono::Days::new(days - 1);
@@ -78,8 +79,8 @@ fn memory_stays_bounded_on_years_of_days_and_many_ranges() {
             assert_quantile(&body["total"]["p99_latency"], &all, 0.99, "years");
         }
     }
-    let peak = peak_rss_bytes(api.process.id());
-    api.process.kill();
+    let peak = peak_rss_bytes(api.process().id());
+    api.process_mut().kill();
     assert!(
         peak <= 128 << 20,
         "peak RSS {} MB (at start {} MB)",
@@ -117,7 +118,7 @@ fn ranges_of_days_past_the_exact_limit_stay_within_the_rank_bound() {
             })
             .expect("commit");
         all.sort_unstable();
-        let app = Api::start(&db);
+        let app = Api::spawn(&db);
         let body = app.stats("cust_wide", "from=2024-10-01&to=2024-10-31");
         let n = all.len() as f64;
         for (field, q) in [("median_latency", 0.5), ("p99_latency", 0.99)] {
@@ -164,13 +165,12 @@ fn customers_beyond_the_row_budget_get_the_same_answers() {
             .expect("commit");
         // Room for about a third of the customers (each about 1 kB packed): filled at start,
         // then evicting.
-        let small = Api::start_with(&db, &["--row-cache-bytes", "30000"], &[]);
-        let none = Api::start_with(
+        let small = Api::spawn_with(&db, &["--row-cache-bytes", "30000"]);
+        let none = Api::spawn_with(
             &db,
             &["--row-cache-bytes", "0", "--answer-cache-bytes", "0"],
-            &[],
         );
-        let all = Api::start_with(&db, &["--row-cache-bytes", "100000000"], &[]);
+        let all = Api::spawn_with(&db, &["--row-cache-bytes", "100000000"]);
         for round in 0..2 {
             for customer in 0..60u64 {
                 let from = random.below(10);
@@ -207,9 +207,9 @@ fn customers_beyond_the_row_budget_get_the_same_answers() {
             .and_then(|v| v.parse().ok())
             .expect("the rows entries gauge");
         assert!((1.0..60.0).contains(&copied), "{db:?}: {copied}");
-        small.stop();
-        none.stop();
-        all.stop();
+        small.shutdown();
+        none.shutdown();
+        all.shutdown();
     }
 }
 
@@ -242,7 +242,7 @@ fn a_query_past_the_statement_timeout_gets_a_503() {
         let path = "/customers?from=2024-01-01&to=2024-01-30&sort=p99_latency&limit=5";
         // Without the copy's fill, so the list walks the database (a filled copy answers it
         // from memory, with no statement to time out).
-        let quick = Api::start_with(
+        let quick = Api::spawn_with(
             &db,
             &[
                 "--statement-timeout",
@@ -251,7 +251,6 @@ fn a_query_past_the_statement_timeout_gets_a_503() {
                 "0",
                 "--no-row-cache-warm",
             ],
-            &[("RUST_LOG", "warn")],
         );
         let refused = quick.get(path);
         assert_eq!(refused.status, 503, "{:?}: {}", db.backend, refused.text());
@@ -265,11 +264,7 @@ fn a_query_past_the_statement_timeout_gets_a_503() {
         assert_eq!(refused.header("retry-after"), Some("5"));
         assert_eq!(quick.get("/health").status, 200);
         drop(quick);
-        let patient = Api::start_with(
-            &db,
-            &["--statement-timeout", "60s"],
-            &[("RUST_LOG", "warn")],
-        );
+        let patient = Api::spawn_with(&db, &["--statement-timeout", "60s"]);
         let (status, body) = patient.get_json(path);
         assert_eq!(status, 200, "{:?}: {body}", db.backend);
         assert_eq!(body["count"], json!(4_000));

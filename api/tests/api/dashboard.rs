@@ -1,4 +1,4 @@
-//! The dashboard in a real browser: the `logstats-api` binary on a fresh database holding known
+//! The dashboard in a real browser: the API (in-process) on a fresh database holding known
 //! log lines, driven in headless Chromium through chromedriver over the W3C WebDriver protocol
 //! (`crate::support::browser`); and the page's files over plain HTTP.
 //!
@@ -442,7 +442,7 @@ fn a_database_outage_is_shown_as_503_and_the_page_recovers() {
         ingest(&db.connect(), &requests);
         let proxy = OutageProxy::start(&db);
         // The outage's 503s are logged at ERROR: expected, so only warnings and errors.
-        let api = Api::start_on(proxy.url(), &[], &[("RUST_LOG", "warn")]);
+        let api = Api::spawn_on(proxy.url(), &[]);
         let address = &api.address;
         let browser = Browser::start(&chromium, &chromedriver);
         let view = "?customer=cust_a&from=2024-10-08&to=2024-10-21";

@@ -1,6 +1,7 @@
-//! `GET /docs`, from the real binary: an HTML page whose every asset the binary serves itself
-//! (the committed files, byte for byte), nothing loaded from a CDN; and, in headless Chromium
-//! with every other host unreachable, Swagger UI rendering the API's own document.
+//! `GET /docs`: an HTML page whose every asset the API serves itself (the committed files, byte
+//! for byte), nothing loaded from a CDN (in-process); and, in headless Chromium with every other
+//! host unreachable, Swagger UI rendering the API's own document (the real binary, whose log
+//! must hold no error).
 
 use std::path::Path;
 use std::time::Duration;
@@ -47,7 +48,7 @@ fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
 #[test]
 fn docs_serve_a_page_whose_assets_are_all_embedded() {
     let db = TestDatabase::sqlite();
-    let api = Api::start(&db);
+    let api = Api::spawn(&db);
     let page = api.get("/docs");
     assert_eq!(page.status, 200);
     assert_eq!(page.content_type, "text/html");

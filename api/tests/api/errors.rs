@@ -1,4 +1,4 @@
-//! Parameters and errors of `GET /customers/{id}/stats` on the real binary, on every backend:
+//! Parameters and errors of `GET /customers/{id}/stats` (in-process), on every backend:
 //! malformed requests are 400 with the reason, unknown parameters are ignored, a customer
 //! without data is 404, and a database outage is 503 within the connection timeout.
 
@@ -138,7 +138,7 @@ fn a_database_outage_is_503_within_the_connection_timeout() {
         let requests = generated_requests();
         store_requests(&db.connect(), &requests);
         let proxy = OutageProxy::start(&db);
-        let app = Api::start_on(proxy.url(), &[], &[]);
+        let app = Api::spawn_on(proxy.url(), &[]);
         app.stats("cust_1", "from=2024-10-10");
         proxy.cut();
         for customer in ["cust_1", "cust_2"] {

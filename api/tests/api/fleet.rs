@@ -1,4 +1,4 @@
-//! The fleet views and `percentiles=` on the real binary, on SQLite and PostgreSQL: every
+//! The fleet views and `percentiles=` (in-process), on SQLite and PostgreSQL: every
 //! answer is compared with statistics computed here from the raw requests (counts, uptime,
 //! average, numpy's linear percentiles), including sorting and paging of `/customers`.
 
@@ -57,7 +57,7 @@ enum Source {
     Database,
 }
 
-/// A database on every backend, holding `generated()`, served by the real binary twice: once
+/// A database on every backend, holding `generated()`, served by the API twice: once
 /// with the row copy filled at start (waited for, so `GET /customers` is answered from it), once
 /// without a row copy (so it walks the database).
 fn served() -> Vec<Served> {
@@ -68,8 +68,8 @@ fn served() -> Vec<Served> {
         let db = Arc::new(db);
         for source in [Source::Memory, Source::Database] {
             let api = match source {
-                Source::Memory => Api::start(&db),
-                Source::Database => Api::start_with(&db, &["--row-cache-bytes", "0"], &[]),
+                Source::Memory => Api::spawn(&db),
+                Source::Database => Api::spawn_with(&db, &["--row-cache-bytes", "0"]),
             };
             if source == Source::Memory {
                 wait_for_copies(&api, 12);
@@ -344,7 +344,7 @@ fn percentiles_on_the_customer_endpoint_are_exact_for_the_range_and_each_day() {
 fn bad_fleet_parameters_are_400_json() {
     let db = logstats_shared::testing::TestDatabase::sqlite();
     store_requests(&db.connect(), &generated());
-    let api = Api::start(&db);
+    let api = Api::spawn(&db);
     for (path, message) in [
         ("/stats", "missing query parameter `from` (expected YYYY-MM-DD)"),
         ("/stats?from=2024-10-10&to=2024-10-01", "`to` (2024-10-01) is before `from` (2024-10-10)"),
@@ -370,7 +370,7 @@ fn a_commit_is_visible_in_the_fleet_views_on_the_next_request() {
     for db in backends() {
         let requests = generated();
         store_requests(&db.connect(), &requests);
-        let api = Api::start(&db);
+        let api = Api::spawn(&db);
         wait_for_copies(&api, 12);
         let query = "from=2024-10-01&to=2024-10-31";
         let before = ok_json(&api, &format!("/stats?{query}"));
@@ -469,7 +469,7 @@ fn fleet_stats_equal_the_sum_of_the_customers_after_late_lines() {
             })
             .collect();
         store_requests(&db.connect(), &late);
-        let api = Api::start(&db);
+        let api = Api::spawn(&db);
         let customers: BTreeSet<&str> = requests
             .iter()
             .chain(&late)

@@ -1,4 +1,4 @@
-//! Commits and answers on the real binary, on every backend: a commit made by another process
+//! Commits and answers (in-process), on every backend: a commit made by another process
 //! (the ingest job's place, here the test's own store) is counted by the very next answer, asked
 //! once or many times at once, though answers are remembered (`answers.rs`, `freshness.rs`).
 
@@ -20,7 +20,7 @@ fn a_commit_is_visible_on_the_next_request() {
         let store = db.connect();
         let mut requests = generated_requests();
         store_requests(&store, &requests);
-        let app = Api::start(&db);
+        let app = Api::spawn(&db);
         for query in ["from=2024-10-01&to=2024-10-31", "from=2024-10-01"] {
             // Asked twice, so the second answer may be a remembered one.
             for _ in 0..2 {
@@ -89,7 +89,7 @@ fn a_commit_is_visible_on_the_next_request() {
 fn every_answer_counts_every_commit_made_before_it() {
     for db in backends() {
         let store = db.connect();
-        let app = Api::start(&db);
+        let app = Api::spawn(&db);
         for i in 1..=40u64 {
             let mut acc = DayAccumulator::new();
             acc.add(i % 4 != 0, 1_000 * i);
@@ -136,7 +136,7 @@ fn concurrent_askers_never_miss_a_finished_commit() {
     };
     for db in backends() {
         let store = db.connect();
-        let app = Api::start(&db);
+        let app = Api::spawn(&db);
         commit(&store, 1);
         let committed = AtomicU64::new(1);
         let asked = AtomicU64::new(0);

@@ -1,5 +1,5 @@
-//! The real binary's life: `/health` answers, other paths are JSON 404s, and it serves and
-//! exits cleanly on SIGTERM.
+//! The API's life: `/health` answers, other paths are JSON 404s (in-process); and the real
+//! binary serves and exits cleanly on SIGTERM.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use serde_json::json;
 #[test]
 fn health_is_ok_and_other_paths_are_json_404() {
     for db in backends() {
-        let app = Api::start(&db);
+        let app = Api::spawn(&db);
         assert_eq!(
             app.get_json("/health"),
             (200, json!({ "status": "ok" })),
@@ -49,7 +49,7 @@ fn the_binary_serves_and_exits_cleanly_on_sigterm() {
     );
 
     api.signal("TERM");
-    let mut process = api.process;
+    let mut process = api.into_process();
     let status = process
         .wait_for(Duration::from_secs(10))
         .unwrap_or_else(|| panic!("logstats-api did not stop within 10s of SIGTERM"));

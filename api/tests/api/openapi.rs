@@ -1,4 +1,4 @@
-//! `GET /openapi.json`, from the real binary: a valid OpenAPI 3 document that lists every route
+//! `GET /openapi.json` (in-process): a valid OpenAPI 3 document that lists every route
 //! the API serves, each documented route served, and JSON 404/405 answers around them.
 
 use std::collections::BTreeSet;
@@ -77,7 +77,7 @@ fn the_document_is_valid_openapi_3() {
     std::fs::write(&tokens, format!("sha256:{} *\n", "0".repeat(64))).expect("a tokens file");
     let tokens = tokens.to_str().expect("a UTF-8 path");
     for args in [&[][..], &["--tokens", tokens, "--protect-ops"][..]] {
-        let api = Api::start_with(&db, args, &[]);
+        let api = Api::spawn_with(&db, args);
         check_document(&document(&api), args);
     }
 }
@@ -198,7 +198,7 @@ fn check_document(doc: &Value, args: &[&str]) {
 #[test]
 fn operations_are_grouped_by_declared_tags_stats_first() {
     let db = TestDatabase::sqlite();
-    let api = Api::start(&db);
+    let api = Api::spawn(&db);
     let doc = document(&api);
     let declared: Vec<&str> = doc["tags"]
         .as_array()
@@ -246,7 +246,7 @@ fn operations_are_grouped_by_declared_tags_stats_first() {
 fn every_route_served_is_documented_and_every_documented_route_is_served() {
     let db = TestDatabase::sqlite();
     seed(&db);
-    let api = Api::start(&db);
+    let api = Api::spawn(&db);
     let doc = document(&api);
     let paths = doc["paths"].as_object().expect("paths");
     let not_found = json!({ "error": "not found" });
@@ -322,7 +322,7 @@ fn every_route_served_is_documented_and_every_documented_route_is_served() {
 #[test]
 fn other_methods_are_405_json_with_allow_and_unknown_paths_404_json() {
     let db = TestDatabase::sqlite();
-    let api = Api::start(&db);
+    let api = Api::spawn(&db);
     let doc = document(&api);
     for template in doc["paths"].as_object().expect("paths").keys() {
         let path = template

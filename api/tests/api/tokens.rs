@@ -518,7 +518,7 @@ fn the_document_says_which_operations_need_a_token() {
         }
     }
     // Without tokens the API is open, and its document says nothing about tokens.
-    let api = Api::start(&db);
+    let api = Api::spawn(&db);
     let document = api.get("/openapi.json").json();
     assert!(document["components"].get("securitySchemes").is_none());
     for (method, template, operation) in operations(&document) {

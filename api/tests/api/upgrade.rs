@@ -1,4 +1,4 @@
-//! Upgrades, on the real binary and every backend: a database created by the first schema of
+//! Upgrades, on every backend: a database created by the first schema of
 //! this project, with rows written in plain SQL as the first version wrote them, keeps every
 //! number once this version migrates it; a database migrated by a newer version is refused at
 //! start (exit status 3) and makes a running API unready.
@@ -310,7 +310,7 @@ fn migrate_as_a_newer_version(db: &TestDatabase) {
 fn a_database_migrated_by_a_newer_version_is_refused() {
     for db in backends() {
         seed(&db);
-        let api = Api::start(&db);
+        let api = Api::spawn(&db);
         assert_eq!(api.get("/ready").status, 200, "{db:?}");
         migrate_as_a_newer_version(&db);
         // A running API notices within its schema check and stops being ready.
@@ -332,7 +332,7 @@ fn a_database_migrated_by_a_newer_version_is_refused() {
             "{db:?}: {message}"
         );
         assert!(message.contains("99991231000000"), "{message}");
-        api.stop();
+        api.shutdown();
 
         // A new start refuses it, with or without --no-migrate, and changes nothing.
         for args in [&[][..], &["--no-migrate"][..]] {

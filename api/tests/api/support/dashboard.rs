@@ -1,5 +1,5 @@
 //! The dashboard tests' known input (log lines parsed by the ingest job's parser and committed as
-//! it commits them), its oracle, the real binary serving it, and what the page must show.
+//! it commits them), its oracle, the API serving it (in this process), and what the page must show.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -206,16 +206,14 @@ pub fn shown_text(field: &str, value: &Value) -> String {
     }
 }
 
-/// The real `logstats-api` binary serving `db`; returns it and its base URL.
+/// The API serving `db`, in this process (see `Api::spawn`); returns it and its base URL.
 pub fn spawn_api(db: &TestDatabase) -> (Api, String) {
     spawn_api_with(db, &[])
 }
 
 /// [`spawn_api`] with more flags.
 pub fn spawn_api_with(db: &TestDatabase, args: &[&str]) -> (Api, String) {
-    // Only warnings and errors: a test's deliberate failures are logged at ERROR, its
-    // successes would only add noise.
-    let api = Api::start_with(db, args, &[("RUST_LOG", "warn")]);
+    let api = Api::spawn_with(db, args);
     let address = api.address.clone();
     (api, address)
 }

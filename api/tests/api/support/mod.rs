@@ -1,14 +1,35 @@
-//! What the API's integration tests share: the real `logstats-api` binary on a free port
-//! (through the shared harness, `logstats_shared::testing::spawn`), a database seeded with known
+//! What the API's integration tests share: the API on a free port, a database seeded with known
 //! rows, plain HTTP.
+//!
+//! The API runs one of two ways, behind the same [`Api`]:
+//! - in this process ([`Api::spawn`]): the binary's own steps from the same command line
+//!   (`Settings`, the tokens file, `startup::open`, the app of `startup::run_with`) on a thread
+//!   with its own actix system, stopped gracefully when the value is dropped. It starts in
+//!   milliseconds and needs no process; most tests use it.
+//! - the real `logstats-api` binary ([`Api::start`], through the shared harness,
+//!   `logstats_shared::testing::spawn`): for what only a process has. Its stderr (logs, access
+//!   log, "panicked"), signals (SIGHUP re-reading tokens, SIGTERM), exit codes, environment
+//!   variables, its memory, `--help`, and secrets kept out of its output.
+//!
+//! The in-process server installs no signal handler (`startup::run_without_signals`) and no
+//! SIGHUP re-read of the tokens, and logs nowhere (the test process has no logger). See
+//! docs/CONTRIBUTING.md, "Running the tests".
 #![allow(dead_code)] // Each test file uses its share.
 
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use actix_web::dev::ServerHandle;
 use chrono::NaiveDate;
+use clap::Parser;
+use logstats_api::auth::Security;
+use logstats_api::configuration::Settings;
+use logstats_api::startup;
+use logstats_api::tokens::Tokens;
 use logstats_shared::storage::day_from_date;
 use logstats_shared::testing::spawn::{free_port, Binary, Spawned};
 use logstats_shared::testing::TestDatabase;
@@ -55,16 +76,49 @@ pub fn seed_store(store: &logstats_shared::Store) {
         .expect("seed the database");
 }
 
-/// The real binary on a free port, serving until dropped (then killed); a thin wrapper around
-/// the shared harness's [`Spawned`], which keeps its stderr in a file.
+/// The API on a free port, serving until dropped: the real binary ([`Api::start`]) or a server
+/// in this process ([`Api::spawn`]).
 pub struct Api {
-    pub process: Spawned,
     pub port: u16,
     pub address: String,
+    server: Server,
 }
 
+/// How an [`Api`] runs.
+enum Server {
+    /// The real binary, killed when dropped; the shared harness keeps its stderr in a file.
+    Binary(Spawned),
+    /// A server on a thread of this process, stopped gracefully when dropped.
+    InProcess(InProcess),
+}
+
+/// How long [`Api::start`] and [`Api::spawn`] wait for `/health` to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a stop of the in-process server may take: a graceful stop waits for the requests in
+/// progress (none, once a test is done with its API), well within this.
+const STOP_TIMEOUT: Duration = Duration::from_secs(40);
+
 impl Api {
-    /// Starts `logstats-api` on `db` with `RUST_LOG=info` and waits until it answers `/health`.
+    /// Starts `logstats-api` on `db` in this process (see [`InProcess`]) and waits until it
+    /// answers `/health`.
+    pub fn spawn(db: &TestDatabase) -> Api {
+        Api::spawn_with(db, &[])
+    }
+
+    /// [`Api::spawn`] with more arguments.
+    pub fn spawn_with(db: &TestDatabase, args: &[&str]) -> Api {
+        Api::spawn_on(&db.url, args)
+    }
+
+    /// [`Api::spawn_with`] on the database at `url` (e.g. through an outage proxy).
+    pub fn spawn_on(url: &str, args: &[&str]) -> Api {
+        let (server, port) = InProcess::start(url, args);
+        Api::ready(Server::InProcess(server), port)
+    }
+
+    /// Starts the real `logstats-api` binary on `db` with `RUST_LOG=info` and waits until it
+    /// answers `/health`.
     pub fn start(db: &TestDatabase) -> Api {
         Api::start_with(db, &[], &[])
     }
@@ -78,16 +132,63 @@ impl Api {
     /// [`Api::start_with`] on the database at `url` (e.g. `db`'s as another role).
     pub fn start_on(url: &str, args: &[&str], env: &[(&str, &str)]) -> Api {
         let port = free_port();
-        let address = format!("http://127.0.0.1:{port}");
-        let health = format!("{address}/health");
         let process = api_binary(url, args, env)
             .args(["--bind", &format!("127.0.0.1:{port}")])
-            // Any answer: with --protect-ops it is a 401.
-            .start_ready(Duration::from_secs(30), |_| get(&health).status != 0);
+            .start();
+        Api::ready(Server::Binary(process), port)
+    }
+
+    /// `server` on `port` once it answers `/health` (any answer: with --protect-ops it is a
+    /// 401); fails the test if it stops, or does not answer within [`READY_TIMEOUT`].
+    fn ready(mut server: Server, port: u16) -> Api {
+        let address = format!("http://127.0.0.1:{port}");
+        let health = format!("{address}/health");
+        match &mut server {
+            Server::Binary(process) => {
+                process.wait_ready(READY_TIMEOUT, |_| get(&health).status != 0);
+            }
+            Server::InProcess(server) => {
+                let started = Instant::now();
+                while get(&health).status == 0 {
+                    if let Some(outcome) = server.finished() {
+                        panic!("the in-process API stopped before it answered: {outcome:?}");
+                    }
+                    assert!(
+                        started.elapsed() < READY_TIMEOUT,
+                        "the in-process API did not answer /health within {READY_TIMEOUT:?}"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
         Api {
-            process,
             port,
             address,
+            server,
+        }
+    }
+
+    /// The real binary's process; fails the test for an in-process API.
+    pub fn process(&self) -> &Spawned {
+        match &self.server {
+            Server::Binary(process) => process,
+            Server::InProcess(_) => panic!("{IN_PROCESS}"),
+        }
+    }
+
+    /// [`Api::process`], to change.
+    pub fn process_mut(&mut self) -> &mut Spawned {
+        match &mut self.server {
+            Server::Binary(process) => process,
+            Server::InProcess(_) => panic!("{IN_PROCESS}"),
+        }
+    }
+
+    /// [`Api::process`], kept: the [`Api`] is done with.
+    pub fn into_process(self) -> Spawned {
+        match self.server {
+            Server::Binary(process) => process,
+            Server::InProcess(_) => panic!("{IN_PROCESS}"),
         }
     }
 
@@ -121,7 +222,7 @@ impl Api {
 
     /// Sends `signal` (`HUP`, `TERM`, ...) to the binary.
     pub fn signal(&self, signal: &str) {
-        self.process.signal(signal);
+        self.process().signal(signal);
     }
 
     /// `method` on `path`.
@@ -144,13 +245,14 @@ impl Api {
 
     /// What the binary has written to stderr so far.
     pub fn stderr(&self) -> String {
-        self.process.stderr()
+        self.process().stderr()
     }
 
     /// Stops the binary with SIGTERM and returns its stderr, asserting a clean exit within 60 s.
     pub fn stop(self) -> String {
-        self.process.signal("TERM");
-        let output = self.process.finish(Duration::from_secs(60));
+        let process = self.into_process();
+        process.signal("TERM");
+        let output = process.finish(Duration::from_secs(60));
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(
             output.status.success(),
@@ -158,6 +260,152 @@ impl Api {
             output.status
         );
         stderr
+    }
+
+    /// Stops the API, asserting a clean stop: the binary as [`Api::stop`] does (its stderr
+    /// dropped), the in-process server gracefully within [`STOP_TIMEOUT`] and without error.
+    pub fn shutdown(self) {
+        match self.server {
+            Server::Binary(_) => {
+                self.stop();
+            }
+            Server::InProcess(mut server) => {
+                if let Err(error) = server.stop() {
+                    panic!("the in-process API did not stop cleanly: {error}");
+                }
+            }
+        }
+    }
+}
+
+/// Why an in-process API cannot do what a test asks of it.
+const IN_PROCESS: &str = "an in-process API has no process (pid, signals, stderr, exit status): \
+                          start this test's API with Api::start, the real binary";
+
+/// The API in this process: what `main` does from the command line to a running server (the
+/// settings, the tokens file, `startup::open`, the app), on a thread running its own actix
+/// system. Unlike `main`: no logger, no SIGHUP re-read of the tokens, and no SIGINT/SIGTERM
+/// handler (`startup::run_without_signals`), which would take Ctrl-C from the test run.
+/// Dropped, it stops gracefully (within [`STOP_TIMEOUT`]).
+pub struct InProcess {
+    handle: ServerHandle,
+    /// `None` once stopped.
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl InProcess {
+    /// Serves the database at `url` with `args` on a free port (`--bind 127.0.0.1:0`, two
+    /// workers, as the binary's tests); returns once the server runs, with its port.
+    fn start(url: &str, args: &[&str]) -> (InProcess, u16) {
+        // The binary's tests remove these from its environment; clap would read them here.
+        for name in [
+            "LOGSTATS_TOKENS",
+            "LOGSTATS_PROTECT_OPS",
+            "LOGSTATS_NO_MIGRATE",
+            "LOGSTATS_NO_ROW_CACHE_WARM",
+            "LOGSTATS_STATEMENT_TIMEOUT",
+        ] {
+            assert!(
+                std::env::var_os(name).is_none(),
+                "{name} is set: the in-process API would read it; unset it to run the tests"
+            );
+        }
+        let command_line = ["logstats-api", "--database-url", url]
+            .into_iter()
+            .chain(["--bind", "127.0.0.1:0", "--workers", "2"])
+            .chain(args.iter().copied());
+        let settings = Settings::try_parse_from(command_line)
+            .unwrap_or_else(|error| panic!("the API's arguments {args:?}: {error}"));
+        let tokens = settings.tokens.as_deref().map(|path| {
+            Arc::new(
+                Tokens::load(path).unwrap_or_else(|error| panic!("{}: {error}", path.display())),
+            )
+        });
+        let security = Security {
+            tokens,
+            protect_ops: settings.protect_ops,
+        };
+        // Bound to port 0 here: the port is the server's before anyone else can take it.
+        let (store, listener) =
+            startup::open(&settings).unwrap_or_else(|error| panic!("{url}: {error:#}"));
+        let port = listener.local_addr().expect("a bound address").port();
+        let (workers, budget) = (settings.workers, settings.memory_budget());
+        let (started, handle) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("api-{port}"))
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let server = match startup::run_without_signals(
+                        listener, store, workers, budget, security,
+                    ) {
+                        Ok(server) => server,
+                        Err(error) => {
+                            let _ = started.send(None);
+                            return Err(error);
+                        }
+                    };
+                    let _ = started.send(Some(server.handle()));
+                    server.await
+                })
+            })
+            .expect("a thread for the in-process API");
+        let handle = match handle.recv() {
+            Ok(Some(handle)) => handle,
+            _ => panic!(
+                "the in-process API did not start: {:?}",
+                thread.join().map_err(|_| "panicked")
+            ),
+        };
+        let server = InProcess {
+            handle,
+            thread: Some(thread),
+        };
+        (server, port)
+    }
+
+    /// How the server thread ended, if it has (it should not before it is stopped).
+    fn finished(&mut self) -> Option<Result<std::io::Result<()>, String>> {
+        if !self.thread.as_ref()?.is_finished() {
+            return None;
+        }
+        let thread = self.thread.take()?;
+        Some(thread.join().map_err(|_| "panicked".to_string()))
+    }
+
+    /// Stops the server gracefully and waits for its thread, at most [`STOP_TIMEOUT`] (then the
+    /// thread is left to itself); an error if the server failed or did not stop in time.
+    fn stop(&mut self) -> Result<(), String> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        // The stop command is sent now; the returned future only tells when it is done, which
+        // the thread's end tells too.
+        drop(self.handle.stop(true));
+        let started = Instant::now();
+        while !thread.is_finished() {
+            if started.elapsed() > STOP_TIMEOUT {
+                return Err(format!("still serving {STOP_TIMEOUT:?} after the stop"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        match thread.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("the server failed: {error}")),
+            Err(_) => Err("the server thread panicked".into()),
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Err(error) = self.stop() {
+            // A second panic while a test already fails would abort the whole run.
+            if std::thread::panicking() {
+                eprintln!("the in-process API did not stop cleanly: {error}");
+            } else {
+                panic!("the in-process API did not stop cleanly: {error}");
+            }
+        }
     }
 }
 

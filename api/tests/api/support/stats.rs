@@ -128,15 +128,15 @@ pub fn store_requests(store: &Store, requests: &[Request]) {
     }
 }
 
-/// A fresh database on every backend, seeded with [`generated_requests`], served by the real
-/// binary.
+/// A fresh database on every backend, seeded with [`generated_requests`], served by the API in
+/// this process.
 pub fn seeded_apps() -> Vec<(TestDatabase, Api, Vec<Request>)> {
     backends()
         .into_iter()
         .map(|db| {
             let requests = generated_requests();
             store_requests(&db.connect(), &requests);
-            let app = Api::start(&db);
+            let app = Api::spawn(&db);
             (db, app, requests)
         })
         .collect()
