@@ -242,9 +242,11 @@ fn fleet_stats_from_fleet_days(
 }
 
 /// `GET /stats`: every customer's rows of `range` merged, per day and in all: the stored fleet
-/// rows, or while they are not built yet, a walk of every customer's rows of the range.
+/// rows, or while they are not built yet, a walk of the rows of every one of `customers`
+/// (sorted ids) over the range.
 pub fn fleet_stats(
     store: &Store,
+    customers: &[&str],
     range: &RequestedRange,
     extra: &PercentileList,
     turn: &Turn,
@@ -255,44 +257,22 @@ pub fn fleet_stats(
     let to = resolve_to(store, range)?;
     let mut days = Vec::new();
     let mut total = DayStats::empty();
-    let mut day_merge = Merge::default();
-    let mut finish_day = |date: NaiveDate, merge: &mut Merge, total: &mut DayStats| {
-        let merged = merge.finish();
-        if merged.total() > 0 {
-            days.push(DayEntry {
-                date,
-                stats: merged.summary_with_percentiles(&extra.0),
-            });
-            total.merge(&merged);
-        }
-    };
-    let mut after: Option<(NaiveDate, String)> = None;
-    loop {
-        turn.check()?;
-        let page = store.days_by_day(
-            range.from,
-            to,
-            after
-                .as_ref()
-                .map(|(day, customer)| (*day, customer.as_str())),
-            ROWS_PER_READ,
-        )?;
-        let last_page = page.len() < ROWS_PER_READ;
-        for (customer, day, stats) in page {
-            // The previous row (`after`) closes its day when this one starts another.
-            if let Some((date, _)) = after.take_if(|(date, _)| *date != day) {
-                finish_day(date, &mut day_merge, &mut total);
+    store.walk_days(
+        customers,
+        range.from,
+        to,
+        || turn.check(),
+        |date, merged| {
+            if merged.total() > 0 {
+                days.push(DayEntry {
+                    date,
+                    stats: merged.summary_with_percentiles(&extra.0),
+                });
+                total.merge(&merged);
             }
-            day_merge.add(stats);
-            after = Some((day, customer));
-        }
-        if last_page {
-            break;
-        }
-    }
-    if let Some((date, _)) = after {
-        finish_day(date, &mut day_merge, &mut total);
-    }
+            Ok(())
+        },
+    )?;
     Ok(FleetStats {
         from: range.from,
         to,

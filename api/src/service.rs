@@ -286,9 +286,12 @@ pub async fn fleet_stats(
     }
     let turn = take_turn(&shared.gate).await?;
     let store = Arc::clone(&shared.store);
+    let all = versions.versions;
     // The turn moves into the walk: it is held until the walk ends, even if the client left.
     let body = web::block(move || -> Result<Bytes, ApiError> {
-        let stats: FleetStats = fleet::fleet_stats(&store, &range, &extra, &turn)?;
+        let mut customers: Vec<&str> = all.keys().map(|id| &**id).collect();
+        customers.sort_unstable();
+        let stats: FleetStats = fleet::fleet_stats(&store, &customers, &range, &extra, &turn)?;
         encode(&stats)
     })
     .await??;

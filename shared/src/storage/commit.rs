@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::NaiveDate;
 
 use super::connection::StoreConnection;
+use super::daily_stats::last_day_from;
 use super::models::{date_from_day, DailyStatsRow, FleetDayRow, SourceOffset, SourceOffsetRow};
 use super::{
     BatchCounts, CommitOutcome, EpochCommit, PushedBatch, StorageError, Store, ROWS_PER_STATEMENT,
@@ -86,7 +87,7 @@ fn commit_bulk(
     }
     let first_kept = conn.first_kept_day()?;
     let last_stored = match first_day {
-        Some(first) => conn.last_day_from(date_from_day(first))?,
+        Some(first) => last_day_from(conn, date_from_day(first))?,
         None => None,
     };
     let version = conn.max_version()?.unwrap_or(0) + 1;
@@ -224,7 +225,7 @@ fn commit(
     // during this transaction): the keys past it are written without being read, which in a
     // log read in time order is nearly all of them.
     let last_stored = match epoch.deltas.iter().map(|d| d.1).min() {
-        Some(first) => conn.last_day_from(date_from_day(first))?,
+        Some(first) => last_day_from(conn, date_from_day(first))?,
         None => None,
     };
     // Writers are serialized, so one number above every stored version orders the commits for

@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use diesel::query_dsl::LoadQuery;
 use diesel::sql_types::{Bool, Date, SingleValue, Text};
 
+use super::connection::StoreConnection;
 use super::models::DailyStatsRow;
 use super::schema::daily_stats;
 use super::{StorageError, Store, LAST_DAY};
@@ -44,18 +45,12 @@ pub(super) trait DailyStatsRows {
     /// One stored day of `customer`, if it has any.
     fn any_day_of(&mut self, customer: &str) -> QueryResult<Option<NaiveDate>>;
 
-    /// The last day on or after `from` with a row.
-    fn last_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>>;
+    /// The last day on or after `from` with a row, from a scan of every row (no index is
+    /// ordered by day): see [`last_day_from`] for the read that serves it.
+    fn scan_last_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>>;
 
-    /// A page of the rows from `from` to `to` by (day, customer), at most `limit`, after the
-    /// key `after` (the first page when `None`).
-    fn page_by_day(
-        &mut self,
-        from: NaiveDate,
-        to: NaiveDate,
-        after: Option<(NaiveDate, &str)>,
-        limit: i64,
-    ) -> QueryResult<Vec<DailyStatsRow>>;
+    /// The first and the last day with a row, from a scan of every row.
+    fn scan_day_span(&mut self) -> QueryResult<(Option<NaiveDate>, Option<NaiveDate>)>;
 
     /// A page of the rows of `customers` from `from` to `to` by (customer, day), at most
     /// `limit`, after the key `after` (the first page when `None`).
@@ -140,7 +135,7 @@ fn any_day_query<'a>(customer: &'a str) -> _ {
         .select(daily_stats::day)
 }
 
-/// The last day first: the index on (day, customer_id) answers it with one probe.
+/// The last day first (a scan: no index is ordered by day).
 #[dsl::auto_type]
 fn last_day_query(from: NaiveDate) -> _ {
     daily_stats::table
@@ -149,26 +144,12 @@ fn last_day_query(from: NaiveDate) -> _ {
         .select(daily_stats::day)
 }
 
+/// The first day first (a scan).
 #[dsl::auto_type]
-fn first_page_by_day_query(from: NaiveDate, to: NaiveDate, limit: i64) -> _ {
+fn first_day_query() -> _ {
     daily_stats::table
-        .filter(daily_stats::day.between(from, to))
-        .order((daily_stats::day.asc(), daily_stats::customer_id.asc()))
-        .limit(limit)
-}
-
-#[dsl::auto_type]
-fn page_by_day_query(
-    from: NaiveDate,
-    to: NaiveDate,
-    keyset: KeysetAfter<NaiveDate, Date, String, Text>,
-    limit: i64,
-) -> _ {
-    daily_stats::table
-        .filter(daily_stats::day.between(from, to))
-        .filter(keyset)
-        .order((daily_stats::day.asc(), daily_stats::customer_id.asc()))
-        .limit(limit)
+        .order(daily_stats::day.asc())
+        .select(daily_stats::day)
 }
 
 #[dsl::auto_type]
@@ -267,8 +248,7 @@ where
     for<'a> customer_rows_since_query<'a>: LoadQuery<'a, C, DailyStatsRow>,
     for<'a> dsl::Limit<any_day_query<'a>>: LoadQuery<'a, C, NaiveDate>,
     for<'a> dsl::Limit<last_day_query>: LoadQuery<'a, C, NaiveDate>,
-    for<'a> first_page_by_day_query: LoadQuery<'a, C, DailyStatsRow>,
-    for<'a> page_by_day_query: LoadQuery<'a, C, DailyStatsRow>,
+    for<'a> dsl::Limit<first_day_query>: LoadQuery<'a, C, NaiveDate>,
     for<'a> first_page_by_customer_query: LoadQuery<'a, C, DailyStatsRow>,
     for<'a> page_by_customer_query: LoadQuery<'a, C, DailyStatsRow>,
     for<'a> first_counts_page_query: LoadQuery<'a, C, CountsRow>,
@@ -305,27 +285,16 @@ where
         any_day_query(customer).first(self).optional()
     }
 
-    fn last_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>> {
+    fn scan_last_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>> {
         last_day_query(from).first(self).optional()
     }
 
-    fn page_by_day(
-        &mut self,
-        from: NaiveDate,
-        to: NaiveDate,
-        after: Option<(NaiveDate, &str)>,
-        limit: i64,
-    ) -> QueryResult<Vec<DailyStatsRow>> {
-        let Some((day, customer)) = after else {
-            return first_page_by_day_query(from, to, limit).load(self);
+    fn scan_day_span(&mut self) -> QueryResult<(Option<NaiveDate>, Option<NaiveDate>)> {
+        let Some(first) = first_day_query().first(self).optional()? else {
+            return Ok((None, None));
         };
-        let keyset =
-            keyset_after::<_, Date, _, Text>("day, customer_id", day, customer.to_string());
-        // The page's first day bounds the range as well: MySQL/MariaDB do not turn the
-        // row-value comparison into an index range (each page scanned from `from`, seconds a
-        // page over a year of 10,000 customers); with it they start at that day, and the
-        // comparison only filters that day's rows.
-        page_by_day_query(day.max(from), to, keyset, limit).load(self)
+        let last = last_day_query(first).first(self).optional()?;
+        Ok((Some(first), last))
     }
 
     fn page_by_customer(
@@ -376,6 +345,19 @@ where
     fn all_rows(&mut self) -> QueryResult<Vec<DailyStatsRow>> {
         all_rows_query().load(self)
     }
+}
+
+/// The last day on or after `from` with a stored row of any customer: the last fleet row's day
+/// (one row a day with rows, written in the transaction that writes the day's rows), or while
+/// the fleet rows are pending, a scan of every customer's rows.
+pub(super) fn last_day_from(
+    conn: &mut dyn StoreConnection,
+    from: NaiveDate,
+) -> Result<Option<NaiveDate>, StorageError> {
+    if conn.fleet_days_pending()? {
+        return Ok(conn.scan_last_day_from(from)?);
+    }
+    Ok(conn.last_fleet_day_from(from)?)
 }
 
 impl Store {
@@ -429,21 +411,7 @@ impl Store {
 
     /// The last day on or after `from` with a stored row of any customer.
     pub fn last_day_from(&self, from: NaiveDate) -> Result<Option<NaiveDate>, StorageError> {
-        self.with_connection(|conn| conn.last_day_from(from))
-    }
-
-    /// Every customer's stored days from `from` to `to` (inclusive), ordered by day then
-    /// customer, at most `limit` of them, after the row `after` (a page of a walk over the
-    /// range: pass the last row of the previous page).
-    pub fn days_by_day(
-        &self,
-        from: NaiveDate,
-        to: NaiveDate,
-        after: Option<(NaiveDate, &str)>,
-        limit: usize,
-    ) -> Result<Vec<(String, NaiveDate, DayStats)>, StorageError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        keyed_stats(self.with_connection(|conn| conn.page_by_day(from, to, after, limit))?)
+        self.with_connection(|conn| last_day_from(conn, from))
     }
 
     /// The stored days of `customers` from `from` to `to` (inclusive), ordered by customer then

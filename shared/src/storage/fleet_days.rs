@@ -16,21 +16,21 @@ use diesel::query_dsl::LoadQuery;
 
 use super::connection::StoreConnection;
 use super::models::{DailyStatsRow, FleetDayRow};
-use super::schema::{daily_stats, fleet_days, fleet_days_pending};
-use super::{StorageError, Store, LAST_DAY};
+use super::schema::{fleet_days, fleet_days_pending};
+use super::{StorageError, Store};
 use crate::stats::DayStats;
 
-/// The first day a stored row can have (a log line's year has four digits).
-const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1, 1, 1) {
-    Some(day) => day,
-    None => NaiveDate::MIN,
-};
-
-/// Customers' rows of one day read per round trip while building the fleet rows.
+/// Rows read per round trip while merging customers' rows by day.
 const ROWS_PER_READ: i64 = 2048;
 
-/// Rows of one day gathered before they are merged into one, as the API's walk of
-/// `daily_stats` does: a day built here holds what that walk computes, digests included.
+/// Customers whose rows one read asks for, so that a pass's rows of a chunk of customers
+/// ([`DAYS_PER_PASS`] days, at most one row a customer and day) fit one read.
+const CUSTOMERS_PER_READ: usize = 256;
+
+/// Days merged per pass over every customer.
+const DAYS_PER_PASS: u64 = 8;
+
+/// Rows of one day gathered before they are merged into one.
 const COMPACT_EVERY: usize = 256;
 
 /// Fleet rows written per upsert while building them.
@@ -57,16 +57,8 @@ pub(super) trait FleetDayRows {
     /// Deletes every fleet row.
     fn delete_fleet_rows(&mut self) -> QueryResult<usize>;
 
-    /// The first day on or after `from` with a customer's row.
-    fn first_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>>;
-
-    /// The first `limit` customers' rows of `day` after customer `after`, by customer.
-    fn rows_of_day(
-        &mut self,
-        day: NaiveDate,
-        after: Option<&str>,
-        limit: i64,
-    ) -> QueryResult<Vec<DailyStatsRow>>;
+    /// The last day on or after `from` with a fleet row.
+    fn last_fleet_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>>;
 }
 
 #[dsl::auto_type]
@@ -93,32 +85,12 @@ const SET_PENDING: &str = "INSERT INTO fleet_days_pending (id) VALUES (1)";
 
 type DeleteFleetQuery = dsl::delete<fleet_days::table>;
 
-/// The first day first: the index on (day, customer_id) answers it with one probe.
 #[dsl::auto_type]
-fn first_day_query(from: NaiveDate) -> _ {
-    daily_stats::table
-        .filter(daily_stats::day.ge(from))
-        .order(daily_stats::day.asc())
-        .select(daily_stats::day)
-}
-
-#[dsl::auto_type]
-fn first_rows_of_day_query(day: NaiveDate, limit: i64) -> _ {
-    daily_stats::table
-        .filter(daily_stats::day.eq(day))
-        .order(daily_stats::customer_id.asc())
-        .limit(limit)
-}
-
-/// One day's rows past a customer: a range of the index on (day, customer_id) on every
-/// backend (a row-value comparison over both columns is not one on MariaDB).
-#[dsl::auto_type]
-fn rows_of_day_query(day: NaiveDate, after: String, limit: i64) -> _ {
-    daily_stats::table
-        .filter(daily_stats::day.eq(day))
-        .filter(daily_stats::customer_id.gt(after))
-        .order(daily_stats::customer_id.asc())
-        .limit(limit)
+fn last_fleet_day_query(from: NaiveDate) -> _ {
+    fleet_days::table
+        .filter(fleet_days::day.ge(from))
+        .order(fleet_days::day.desc())
+        .select(fleet_days::day)
 }
 
 impl<C> FleetDayRows for C
@@ -130,9 +102,7 @@ where
     ClearPendingQuery: ExecuteDsl<C>,
     diesel::query_builder::SqlQuery: ExecuteDsl<C>,
     DeleteFleetQuery: ExecuteDsl<C>,
-    for<'a> dsl::Limit<first_day_query>: LoadQuery<'a, C, NaiveDate>,
-    for<'a> first_rows_of_day_query: LoadQuery<'a, C, DailyStatsRow>,
-    for<'a> rows_of_day_query: LoadQuery<'a, C, DailyStatsRow>,
+    for<'a> dsl::Limit<last_fleet_day_query>: LoadQuery<'a, C, NaiveDate>,
 {
     fn fleet_rows(&mut self, from: NaiveDate, to: NaiveDate) -> QueryResult<Vec<FleetDayRow>> {
         fleet_rows_query(from, to).load(self)
@@ -158,20 +128,8 @@ where
         diesel::delete(fleet_days::table).execute(self)
     }
 
-    fn first_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>> {
-        first_day_query(from).first(self).optional()
-    }
-
-    fn rows_of_day(
-        &mut self,
-        day: NaiveDate,
-        after: Option<&str>,
-        limit: i64,
-    ) -> QueryResult<Vec<DailyStatsRow>> {
-        match after {
-            None => first_rows_of_day_query(day, limit).load(self),
-            Some(after) => rows_of_day_query(day, after.to_string(), limit).load(self),
-        }
+    fn last_fleet_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>> {
+        last_fleet_day_query(from).first(self).optional()
     }
 }
 
@@ -217,57 +175,143 @@ fn build_fleet_days(conn: &mut dyn StoreConnection) -> Result<bool, StorageError
         return Ok(false);
     }
     conn.delete_fleet_rows()?;
+    let (Some(first), Some(last)) = conn.scan_day_span()? else {
+        conn.clear_fleet_days_pending()?;
+        return Ok(true);
+    };
+    let mut customers: Vec<String> = conn
+        .versions_above(i64::MIN)?
+        .into_iter()
+        .map(|(customer, _)| customer)
+        .collect();
+    customers.sort_unstable();
+    let customers: Vec<&str> = customers.iter().map(String::as_str).collect();
     let mut built = Vec::new();
-    let mut from = FIRST_DAY;
-    while let Some(day) = conn.first_day_from(from)? {
-        match merge_day(conn, day) {
-            Ok(row) => built.push(row),
-            // A day whose fleet sum passes what a row holds (2^63 - 1 µs): the marker stays,
-            // and `GET /stats` keeps walking every customer's rows, whose sums it adds exactly.
-            Err(StorageError::Unrepresentable { .. }) => return Ok(false),
-            Err(error) => return Err(error),
-        }
-        if built.len() >= DAYS_PER_WRITE {
-            conn.upsert_fleet_rows(&built)?;
-            built.clear();
-        }
-        match day.succ_opt() {
-            Some(next) if next <= LAST_DAY => from = next,
-            _ => break,
-        }
+    let mut unrepresentable = false;
+    let conn = std::cell::RefCell::new(conn);
+    merge_by_day(
+        &customers,
+        (first, last),
+        &mut |chunk, from, to, after, limit| {
+            Ok(conn
+                .borrow_mut()
+                .page_by_customer(chunk, from, to, after, limit)?)
+        },
+        &mut |day, merged, version| {
+            match FleetDayRow::new(day, &merged, version) {
+                Ok(row) => built.push(row),
+                // A day whose fleet sum passes what a row holds (2^63 - 1 µs): the marker
+                // stays, and `GET /stats` keeps walking every customer's rows, whose sums it
+                // adds exactly.
+                Err(StorageError::Unrepresentable { .. }) => unrepresentable = true,
+                Err(error) => return Err(error),
+            }
+            if built.len() >= DAYS_PER_WRITE {
+                conn.borrow_mut().upsert_fleet_rows(&built)?;
+                built.clear();
+            }
+            Ok(())
+        },
+    )?;
+    let conn = conn.into_inner();
+    if unrepresentable {
+        return Ok(false);
     }
     conn.upsert_fleet_rows(&built)?;
     conn.clear_fleet_days_pending()?;
     Ok(true)
 }
 
-/// Every customer's row of `day` merged, with the newest version among them.
-fn merge_day(conn: &mut dyn StoreConnection, day: NaiveDate) -> Result<FleetDayRow, StorageError> {
-    let mut pending: Vec<DayStats> = Vec::new();
-    let mut version = 0;
-    let mut after: Option<String> = None;
-    loop {
-        let rows = conn.rows_of_day(day, after.as_deref(), ROWS_PER_READ)?;
-        let last_page = rows.len() < usize::try_from(ROWS_PER_READ).unwrap_or(usize::MAX);
-        for row in rows {
-            version = version.max(row.version);
-            after = Some(row.customer_id.clone());
-            pending.push(row.into_stats()?);
-            if pending.len() >= COMPACT_EVERY {
-                let merged = DayStats::merge_all(&pending);
-                pending.clear();
-                pending.push(merged);
+/// Reads a page of rows of some customers (sorted) from one day to another, by (customer,
+/// day), after a key, at most a number of them: [`DailyStatsRows::page_by_customer`].
+type ReadPage<'r, E> = dyn FnMut(
+        &[&str],
+        NaiveDate,
+        NaiveDate,
+        Option<(&str, NaiveDate)>,
+        i64,
+    ) -> Result<Vec<DailyStatsRow>, E>
+    + 'r;
+
+/// Merges the rows of `customers` (sorted ids) of each day from `from` to `to` and gives each
+/// day with rows, in day order, to `day_done` with the newest version among them. No index is
+/// ordered by day: the rows are read by customer through the primary key, [`DAYS_PER_PASS`]
+/// days at a time, so at most that many days' pending rows are held.
+pub(super) fn merge_by_day<E: From<StorageError>>(
+    customers: &[&str],
+    (from, to): (NaiveDate, NaiveDate),
+    read: &mut ReadPage<'_, E>,
+    day_done: &mut dyn FnMut(NaiveDate, DayStats, i64) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut start = from;
+    while start <= to {
+        let end = start
+            .checked_add_days(chrono::Days::new(DAYS_PER_PASS - 1))
+            .map_or(to, |end| end.min(to));
+        let mut days: std::collections::BTreeMap<NaiveDate, (Vec<DayStats>, i64)> =
+            std::collections::BTreeMap::new();
+        for chunk in customers.chunks(CUSTOMERS_PER_READ) {
+            let mut after: Option<(String, NaiveDate)> = None;
+            loop {
+                let keyset = after.as_ref().map(|(customer, day)| (customer.as_str(), *day));
+                let rows = read(chunk, start, end, keyset, ROWS_PER_READ)?;
+                let last_page = rows.len() < usize::try_from(ROWS_PER_READ).unwrap_or(usize::MAX);
+                for row in rows {
+                    after = Some((row.customer_id.clone(), row.day));
+                    let (pending, version) = days.entry(row.day).or_default();
+                    *version = (*version).max(row.version);
+                    pending.push(row.into_stats()?);
+                    if pending.len() >= COMPACT_EVERY {
+                        let merged = DayStats::merge_all(&*pending);
+                        pending.clear();
+                        pending.push(merged);
+                    }
+                }
+                if last_page {
+                    break;
+                }
             }
         }
-        if last_page {
-            break;
+        for (day, (mut pending, version)) in days {
+            let merged = match pending.len() {
+                1 => pending.pop().unwrap_or_default(),
+                _ => DayStats::merge_all(&pending),
+            };
+            day_done(day, merged, version)?;
+        }
+        match end.succ_opt() {
+            Some(next) if end < to => start = next,
+            _ => break,
         }
     }
-    let merged = match pending.len() {
-        1 => pending.pop().unwrap_or_default(),
-        _ => DayStats::merge_all(&pending),
-    };
-    FleetDayRow::new(day, &merged, version)
+    Ok(())
+}
+
+impl Store {
+    /// The rows of `customers` (sorted ids) of each day from `from` to `to` merged, given to
+    /// `on_day` in day order (days with rows only): `GET /stats` while the fleet rows are
+    /// pending. `check` runs before each read (a deadline); each read takes a connection of
+    /// its own.
+    pub fn walk_days<E: From<StorageError>>(
+        &self,
+        customers: &[&str],
+        from: NaiveDate,
+        to: NaiveDate,
+        mut check: impl FnMut() -> Result<(), E>,
+        mut on_day: impl FnMut(NaiveDate, DayStats) -> Result<(), E>,
+    ) -> Result<(), E> {
+        merge_by_day(
+            customers,
+            (from, to),
+            &mut |chunk, from, to, after, limit| {
+                check()?;
+                Ok(self.with_connection(|conn| {
+                    conn.page_by_customer(chunk, from, to, after, limit)
+                })?)
+            },
+            &mut |day, merged, _| on_day(day, merged),
+        )
+    }
 }
 
 #[cfg(all(test, feature = "testing"))]

@@ -1,10 +1,11 @@
-//! Unit tests of the daily_stats queries on every backend: keyset pages and open ranges.
+//! Unit tests of the daily_stats queries on every backend: keyset pages, walks by day and open
+//! ranges.
 
 use super::*;
 use crate::storage::{date_from_day, day_from_date, EpochCommit};
 
-/// Walking a range in keyset pages of any size gives every row once, in order, for both
-/// orders, however the page boundaries fall (inside a day, inside a customer).
+/// Walking a range in keyset pages of any size gives every row once, in order, however the page
+/// boundaries fall (inside a customer); merged by day, every day once.
 #[cfg(feature = "testing")]
 #[test]
 fn keyset_pages_walk_every_row_once_in_order() {
@@ -37,27 +38,6 @@ fn keyset_pages_walk_every_row_once_in_order() {
             by_day.iter().map(|(day, c)| (c.clone(), *day)).collect();
         by_customer.sort();
         for limit in [1, 2, 3, 7, 100] {
-            let mut walked = Vec::new();
-            let mut after: Option<(NaiveDate, String)> = None;
-            loop {
-                let page = store
-                    .days_by_day(
-                        from,
-                        to,
-                        after.as_ref().map(|(d, c)| (*d, c.as_str())),
-                        limit,
-                    )
-                    .expect("page");
-                let last = page.len() < limit;
-                for (c, day, _) in page {
-                    walked.push((day_from_date(day), c.clone()));
-                    after = Some((day, c));
-                }
-                if last {
-                    break;
-                }
-            }
-            assert_eq!(walked, by_day, "{db:?} by day, pages of {limit}");
             let customers = ["a", "b", "b.1", "c_2", "z"];
             let mut walked = Vec::new();
             let mut after: Option<(String, NaiveDate)> = None;
@@ -82,14 +62,48 @@ fn keyset_pages_walk_every_row_once_in_order() {
             }
             assert_eq!(walked, by_customer, "{db:?} by customer, pages of {limit}");
         }
-        assert_eq!(
-            store.last_day_from(from).expect("last"),
-            Some(date_from_day(20_020))
-        );
-        assert_eq!(
-            store.last_day_from(date_from_day(20_021)).expect("last"),
-            None
-        );
+        // Merged by day over 16 days (two passes of the walk by customer): each day with rows
+        // once, in order, holding one request a customer with a row that day.
+        let customers = ["a", "b", "b.1", "c_2", "z"];
+        let mut expected: Vec<(i32, u64)> = Vec::new();
+        for (_, day, _) in &deltas {
+            match expected.iter_mut().find(|(d, _)| d == day) {
+                Some((_, n)) => *n += 1,
+                None => expected.push((*day, 1)),
+            }
+        }
+        expected.sort();
+        let mut walked = Vec::new();
+        store
+            .walk_days(
+                &customers,
+                date_from_day(20_005),
+                date_from_day(20_020),
+                || Ok::<(), StorageError>(()),
+                |day, merged| {
+                    walked.push((day_from_date(day), merged.total()));
+                    Ok(())
+                },
+            )
+            .expect("walk");
+        assert_eq!(walked, expected, "{db:?} merged by day");
+        // The last day with a row: from the fleet rows, and from a scan of the customers' rows
+        // while the fleet rows are pending.
+        for pending in [false, true] {
+            if pending {
+                db.execute("INSERT INTO fleet_days_pending (id) VALUES (1)");
+            }
+            assert_eq!(
+                store.last_day_from(from).expect("last"),
+                Some(date_from_day(20_020)),
+                "{db:?} pending {pending}"
+            );
+            assert_eq!(
+                store.last_day_from(date_from_day(20_021)).expect("last"),
+                None,
+                "{db:?} pending {pending}"
+            );
+        }
     }
 }
 
