@@ -29,6 +29,12 @@ use logstats_shared::redact::scrub;
 use logstats_shared::tokens::Tokens;
 use logstats_shared::{Store, StoreOptions};
 
+/// The allocator: the commit, the merge of the staged runs and the dataflow allocate and free
+/// many small values on several threads at once, where glibc's malloc spent a quarter of the
+/// ingest's CPU time (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Turn request logs into per-customer daily stats rows (SQLite, PostgreSQL or MySQL/MariaDB).
 #[derive(Debug, Parser)]
 #[command(name = "logstats-ingest", version)]
