@@ -59,6 +59,9 @@ pub(super) trait FleetDayRows {
 
     /// The last day on or after `from` with a fleet row.
     fn last_fleet_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>>;
+
+    /// Whether a fleet row is older than `day`.
+    fn any_fleet_day_before(&mut self, day: NaiveDate) -> QueryResult<bool>;
 }
 
 #[dsl::auto_type]
@@ -93,6 +96,13 @@ fn last_fleet_day_query(from: NaiveDate) -> _ {
         .select(fleet_days::day)
 }
 
+#[dsl::auto_type]
+fn fleet_day_before_query(day: NaiveDate) -> _ {
+    fleet_days::table
+        .filter(fleet_days::day.lt(day))
+        .select(fleet_days::day)
+}
+
 impl<C> FleetDayRows for C
 where
     C: Connection,
@@ -103,6 +113,7 @@ where
     diesel::query_builder::SqlQuery: ExecuteDsl<C>,
     DeleteFleetQuery: ExecuteDsl<C>,
     for<'a> dsl::Limit<last_fleet_day_query>: LoadQuery<'a, C, NaiveDate>,
+    for<'a> dsl::Limit<fleet_day_before_query>: LoadQuery<'a, C, NaiveDate>,
 {
     fn fleet_rows(&mut self, from: NaiveDate, to: NaiveDate) -> QueryResult<Vec<FleetDayRow>> {
         fleet_rows_query(from, to).load(self)
@@ -130,6 +141,13 @@ where
 
     fn last_fleet_day_from(&mut self, from: NaiveDate) -> QueryResult<Option<NaiveDate>> {
         last_fleet_day_query(from).first(self).optional()
+    }
+
+    fn any_fleet_day_before(&mut self, day: NaiveDate) -> QueryResult<bool> {
+        Ok(fleet_day_before_query(day)
+            .first(self)
+            .optional()?
+            .is_some())
     }
 }
 
@@ -253,7 +271,9 @@ pub(super) fn merge_by_day<E: From<StorageError>>(
         for chunk in customers.chunks(CUSTOMERS_PER_READ) {
             let mut after: Option<(String, NaiveDate)> = None;
             loop {
-                let keyset = after.as_ref().map(|(customer, day)| (customer.as_str(), *day));
+                let keyset = after
+                    .as_ref()
+                    .map(|(customer, day)| (customer.as_str(), *day));
                 let rows = read(chunk, start, end, keyset, ROWS_PER_READ)?;
                 let last_page = rows.len() < usize::try_from(ROWS_PER_READ).unwrap_or(usize::MAX);
                 for row in rows {
@@ -305,9 +325,8 @@ impl Store {
             (from, to),
             &mut |chunk, from, to, after, limit| {
                 check()?;
-                Ok(self.with_connection(|conn| {
-                    conn.page_by_customer(chunk, from, to, after, limit)
-                })?)
+                Ok(self
+                    .with_connection(|conn| conn.page_by_customer(chunk, from, to, after, limit))?)
             },
             &mut |day, merged, _| on_day(day, merged),
         )

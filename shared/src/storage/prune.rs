@@ -75,7 +75,7 @@ fn versions_with_days_before(day: NaiveDate) -> _ {
 
 type BumpQuery = dsl::Update<versions_with_days_before, dsl::Eq<customer_versions::version, i64>>;
 
-/// A range of the index on (day, customer_id).
+/// A scan of every row (no index is ordered by day).
 #[dsl::auto_type]
 fn days_before(day: NaiveDate) -> _ {
     daily_stats::table.filter(daily_stats::day.lt(day))
@@ -148,6 +148,17 @@ fn prune(conn: &mut dyn StoreConnection, day: NaiveDate) -> Result<Pruned, Stora
     if let Some(stored) = stored.filter(|&stored| stored >= day) {
         return Ok(Pruned {
             first_kept_day: stored,
+            customer_days: 0,
+            fleet_days: 0,
+            customers: 0,
+        });
+    }
+    // No index of the customers' rows is ordered by day: finding them is a scan. The fleet
+    // rows (one a day with rows, unless pending) say first whether there is anything to find.
+    if !conn.fleet_days_pending()? && !conn.any_fleet_day_before(day)? {
+        conn.set_first_kept_day(day)?;
+        return Ok(Pruned {
+            first_kept_day: day,
             customer_days: 0,
             fleet_days: 0,
             customers: 0,

@@ -171,15 +171,49 @@ fn a_prune_removes_the_days_and_what_derives_from_them() {
         // No version is given to a customer none of whose days was stored.
         assert_eq!(store.customer_version("d").expect("version"), 0, "{db:?}");
 
+        // While the fleet rows are pending, the customers' rows are scanned whatever they say.
+        db.execute("INSERT INTO fleet_days_pending (id) VALUES (1); DELETE FROM fleet_days");
+        let pending = store.prune_before(date("2024-10-12")).expect("prune");
+        assert_eq!(
+            (pending.customer_days, pending.fleet_days, pending.customers),
+            (1, 0, 1),
+            "{db:?}"
+        );
+        assert!(store.build_pending_fleet_days().expect("build"), "{db:?}");
+        assert_eq!(fleet(&store), [("2024-10-12".to_string(), 15)], "{db:?}");
+
         // Pruning everything leaves empty tables and a customer list with versions only.
         let all = store.prune_before(date("2024-12-01")).expect("prune");
         assert_eq!(
             (all.customer_days, all.fleet_days, all.customers),
-            (4, 2, 3),
+            (3, 1, 3),
             "{db:?}"
         );
         assert!(stored(&store).is_empty());
         assert!(fleet(&store).is_empty());
         assert!(!store.customer_exists("a").expect("read"));
+
+        // Nothing left before a later day: the horizon moves without a scan, nothing else
+        // changes.
+        let sorted = |mut v: Vec<(String, i64)>| {
+            v.sort();
+            v
+        };
+        let versions = sorted(store.versions_since(0).expect("read"));
+        let empty = store.prune_before(date("2024-12-05")).expect("prune");
+        assert_eq!(
+            (empty.first_kept_day, empty.customer_days, empty.customers),
+            (date("2024-12-05"), 0, 0),
+            "{db:?}"
+        );
+        assert_eq!(
+            store.first_kept_day().expect("read"),
+            Some(date("2024-12-05"))
+        );
+        assert_eq!(
+            sorted(store.versions_since(0).expect("read")),
+            versions,
+            "{db:?}"
+        );
     }
 }
