@@ -7,6 +7,8 @@
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock diesel.toml ./
+# The ingest allocator's settings (JEMALLOC_SYS_WITH_MALLOC_CONF), read when jemalloc is built.
+COPY .cargo ./.cargo
 COPY shared ./shared
 COPY ingest ./ingest
 COPY api ./api
