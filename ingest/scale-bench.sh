@@ -16,15 +16,17 @@
 # ClickHouse (chdb, `pip install chdb`) loading the same log into a MergeTree table is measured
 # beside the ingest (ingest/scale-clickhouse.py).
 # With SCALE_BACKEND=sqlite the database is a fresh SQLite file instead of PostgreSQL (the size row
-# then gives the file's size). The API runs with its defaults: its row copy is filled at start,
+# then gives the file's size); with SCALE_BACKEND=mysql a fresh MySQL/MariaDB database at
+# BENCH_MYSQL_URL (binaries built with FEATURES=mysql; needs the mysql client). The API runs with its defaults: its row copy is filled at start,
 # and every API measurement waits for that fill (its time and size are a row of the table); the
 # fleet views are then asked with the answer cache off, /customers once for every sort field
 # over the whole year.
 # SCALE_RANDOM_ORDER=0 leaves out the ingest (and ClickHouse load) of the same lines in random
 # order, a seeded shuffle of the log, into a database of its own.
-# Settings: SCALE_BACKEND (postgres or sqlite), SCALE_SHAPE, SCALE_CUSTOMERS, SCALE_DAYS, SCALE_LINES, SCALE_DAY_LINES, SCALE_DURATION (default
+# Settings: SCALE_BACKEND (postgres, sqlite or mysql), SCALE_SHAPE, SCALE_CUSTOMERS, SCALE_DAYS, SCALE_LINES, SCALE_DAY_LINES, SCALE_DURATION (default
 # 10s), BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres),
-# BENCH_POSTGRES_PARAMS (default ?sslmode=disable). It takes several minutes and about 2 GB of
+# BENCH_POSTGRES_PARAMS (default ?sslmode=disable), BENCH_MYSQL_URL (default
+# mysql://root@127.0.0.1:3306/mysql). It takes several minutes and about 2 GB of
 # disk (log and database); the database is dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,13 +40,15 @@ day_lines=${SCALE_DAY_LINES:-200000}
 duration=${SCALE_DURATION:-10s}
 pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 pg_params=${BENCH_POSTGRES_PARAMS-?sslmode=disable}
+my_admin=${BENCH_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}
 to=2024-11-09
 next=2024-11-10
 
 backend=${SCALE_BACKEND:-postgres}
-case "$backend" in postgres | sqlite) ;; *) echo "scale bench: SCALE_BACKEND is postgres or sqlite" >&2; exit 1 ;; esac
+case "$backend" in postgres | sqlite | mysql) ;; *) echo "scale bench: SCALE_BACKEND is postgres, sqlite or mysql" >&2; exit 1 ;; esac
 tools="wrk curl python3"
 [ "$backend" = postgres ] && tools="$tools psql"
+[ "$backend" = mysql ] && tools="$tools mysql"
 for tool in $tools; do
   command -v "$tool" >/dev/null 2>&1 || { echo "scale bench: $tool is not installed" >&2; exit 1; }
 done
@@ -54,6 +58,20 @@ done
 if [ "$backend" = postgres ]; then
   psql "$pg_admin" -qc 'select 1' >/dev/null 2>&1 ||
     { echo "scale bench: PostgreSQL is not reachable at $pg_admin" >&2; exit 1; }
+fi
+my() { # the mysql client on BENCH_MYSQL_URL's server (mysql://USER[:PASSWORD]@HOST:PORT/DB)
+  python3 - "$my_admin" "$@" <<'PY'
+import os, subprocess, sys
+from urllib.parse import urlsplit, unquote
+u = urlsplit(sys.argv[1])
+args = ["mysql", "-h", u.hostname or "127.0.0.1", "-P", str(u.port or 3306), "-u", unquote(u.username or "root"), "-N", "-B"]
+env = dict(os.environ, MYSQL_PWD=unquote(u.password or ""))
+sys.exit(subprocess.run(args + sys.argv[2:], env=env).returncode)
+PY
+}
+if [ "$backend" = mysql ]; then
+  my -e 'select 1' >/dev/null 2>&1 ||
+    { echo "scale bench: MySQL/MariaDB is not reachable at BENCH_MYSQL_URL" >&2; exit 1; }
 fi
 
 mkdir -p data
@@ -90,6 +108,7 @@ api_pid=
 db=logstats_scale_$$
 url="${pg_admin%/*}/$db$pg_params"
 [ "$backend" = sqlite ] && url="sqlite://$work/scale.db"
+[ "$backend" = mysql ] && url="${my_admin%/*}/$db"
 cleanup() {
   if [ -n "$api_pid" ]; then
     kill -TERM "$api_pid" 2>/dev/null || true
@@ -99,13 +118,17 @@ cleanup() {
     psql "$pg_admin" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
   [ "$backend" = postgres ] &&
     psql "$pg_admin" -qc "drop database if exists ${db}_random with (force)" >/dev/null 2>&1 || true
+  [ "$backend" = mysql ] && my -e "drop database if exists $db; drop database if exists ${db}_random" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 [ "$backend" = postgres ] && psql "$pg_admin" -qc "create database $db" >/dev/null
+[ "$backend" = mysql ] && my -e "create database $db"
 sql() { # one query on the benchmark database, rows as space-separated values
   if [ "$backend" = postgres ]; then
     psql "$url" -qAt -F ' ' -c "$1"
+  elif [ "$backend" = mysql ]; then
+    my -D "$db" -e "$1" | tr '\t' ' '
   else
     python3 -c 'import sqlite3, sys
 for row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):
@@ -155,11 +178,14 @@ if [ "${SCALE_RANDOM_ORDER:-1}" != 0 ]; then
   [ -s "$shuffled" ] || shuf --random-source=<(yes) -o "$shuffled" "$log"
   random_url="${pg_admin%/*}/${db}_random$pg_params"
   [ "$backend" = sqlite ] && random_url="sqlite://$work/random.db"
+  [ "$backend" = mysql ] && random_url="${my_admin%/*}/${db}_random"
   [ "$backend" = postgres ] && psql "$pg_admin" -qc "create database ${db}_random" >/dev/null
+  [ "$backend" = mysql ] && my -e "create database ${db}_random"
   ingest "ingest, the same lines in random order" "$shuffled" "$random_url"
   clickhouse "MergeTree load of the lines in random order" "$shuffled"
   [ "$backend" = postgres ] &&
     psql "$pg_admin" -qc "drop database if exists ${db}_random with (force)" >/dev/null
+  [ "$backend" = mysql ] && my -e "drop database if exists ${db}_random"
   rm -f "$work/random.db" "$work/random.db-wal" "$work/random.db-shm"
 fi
 [ "$backend" = postgres ] && sql 'vacuum analyze' >/dev/null
@@ -173,6 +199,13 @@ if [ "$backend" = postgres ]; then
 n, total, heap, database = map(int, sys.stdin.read().split())
 print(f"| database | {n:,} rows | daily_stats {total / 1e6:,.0f} MB with indexes ({heap / 1e6:,.0f} MB heap) "
       f"| {total / n:,.0f} B a row with indexes | database {database / 1e6:,.0f} MB |")')"
+elif [ "$backend" = mysql ]; then
+  row "$(sql "select (select count(*) from daily_stats), data_length + index_length, data_length
+    from information_schema.tables where table_schema = database() and table_name = 'daily_stats'" |
+    python3 -c 'import sys
+n, total, heap = map(int, sys.stdin.read().split())
+print(f"| database | {n:,} rows | daily_stats {total / 1e6:,.0f} MB with indexes ({heap / 1e6:,.0f} MB data) "
+      f"| {total / n:,.0f} B a row with indexes | |")')"
 else
   rows_stored=$(sql 'select count(*) from daily_stats')
   row "$(python3 -c 'import os, sys
@@ -289,6 +322,7 @@ stop_api
 echo
 version=SQLite
 [ "$backend" = postgres ] && version="PostgreSQL $(psql "$pg_admin" -qAtc 'show server_version')"
+[ "$backend" = mysql ] && version="MySQL/MariaDB $(my -e 'select version()')"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $version; input: $log ($(($(stat -c %s "$log") / 1000000)) MB), $customers customers x $days days"
 echo
 echo "| what | size | time / rate | p50 / per row | p99 / memory |"
