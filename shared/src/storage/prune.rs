@@ -15,6 +15,9 @@ use super::models::date_from_day;
 use super::schema::{customer_versions, daily_stats, fleet_days, prune_horizon};
 use super::{EpochCommit, StorageError, Store};
 
+/// Customers whose rows one statement of a prune looks for.
+const CUSTOMERS_PER_STATEMENT: usize = 256;
+
 /// What [`Store::prune_before`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pruned {
@@ -37,15 +40,16 @@ pub(super) trait PruneRows {
     /// Stores `day` as the first day kept.
     fn set_first_kept_day(&mut self, day: NaiveDate) -> QueryResult<usize>;
 
-    /// Sets the version of every customer with a row before `day` to `version`.
+    /// Sets the version of those of `customers` with a row before `day` to `version`.
     fn bump_customers_with_days_before(
         &mut self,
+        customers: &[&str],
         day: NaiveDate,
         version: i64,
     ) -> QueryResult<usize>;
 
-    /// Deletes the customers' rows before `day`.
-    fn delete_days_before(&mut self, day: NaiveDate) -> QueryResult<usize>;
+    /// Deletes the rows of `customers` before `day`.
+    fn delete_days_before(&mut self, customers: &[&str], day: NaiveDate) -> QueryResult<usize>;
 
     /// Deletes the fleet rows before `day`.
     fn delete_fleet_days_before(&mut self, day: NaiveDate) -> QueryResult<usize>;
@@ -59,31 +63,35 @@ fn horizon_query() -> _ {
 type SetHorizonQuery =
     dsl::Update<prune_horizon::table, dsl::Eq<prune_horizon::first_day, NaiveDate>>;
 
+/// A range of the primary key (customer_id, day) per customer: no index is ordered by day.
 #[dsl::auto_type]
-fn customers_with_days_before(day: NaiveDate) -> _ {
+fn days_before(customers: Vec<String>, day: NaiveDate) -> _ {
     daily_stats::table
+        .filter(daily_stats::customer_id.eq_any(customers))
         .filter(daily_stats::day.lt(day))
-        .select(daily_stats::customer_id)
 }
 
-/// One statement whatever the number of customers: nothing of theirs is held in memory.
+/// The versions of those of `customers` with a row before `day`: one probe of the primary key
+/// each (a `DISTINCT` over their rows took MariaDB 80 ms a chunk).
 #[dsl::auto_type]
-fn versions_with_days_before(day: NaiveDate) -> _ {
-    let customers: customers_with_days_before = customers_with_days_before(day);
-    customer_versions::table.filter(customer_versions::customer_id.eq_any(customers))
+fn versions_with_days_before(customers: Vec<String>, day: NaiveDate) -> _ {
+    let rows = daily_stats::table
+        .filter(daily_stats::customer_id.eq(customer_versions::customer_id))
+        .filter(daily_stats::day.lt(day));
+    customer_versions::table
+        .filter(customer_versions::customer_id.eq_any(customers))
+        .filter(dsl::exists(rows))
 }
 
 type BumpQuery = dsl::Update<versions_with_days_before, dsl::Eq<customer_versions::version, i64>>;
 
-/// A scan of every row (no index is ordered by day).
-#[dsl::auto_type]
-fn days_before(day: NaiveDate) -> _ {
-    daily_stats::table.filter(daily_stats::day.lt(day))
-}
-
 #[dsl::auto_type]
 fn fleet_days_before(day: NaiveDate) -> _ {
     fleet_days::table.filter(fleet_days::day.lt(day))
+}
+
+fn owned(customers: &[&str]) -> Vec<String> {
+    customers.iter().map(|c| c.to_string()).collect()
 }
 
 impl<C> PruneRows for C
@@ -108,16 +116,17 @@ where
 
     fn bump_customers_with_days_before(
         &mut self,
+        customers: &[&str],
         day: NaiveDate,
         version: i64,
     ) -> QueryResult<usize> {
-        diesel::update(versions_with_days_before(day))
+        diesel::update(versions_with_days_before(owned(customers), day))
             .set(customer_versions::version.eq(version))
             .execute(self)
     }
 
-    fn delete_days_before(&mut self, day: NaiveDate) -> QueryResult<usize> {
-        diesel::delete(days_before(day)).execute(self)
+    fn delete_days_before(&mut self, customers: &[&str], day: NaiveDate) -> QueryResult<usize> {
+        diesel::delete(days_before(owned(customers), day)).execute(self)
     }
 
     fn delete_fleet_days_before(&mut self, day: NaiveDate) -> QueryResult<usize> {
@@ -153,8 +162,9 @@ fn prune(conn: &mut dyn StoreConnection, day: NaiveDate) -> Result<Pruned, Stora
             customers: 0,
         });
     }
-    // No index of the customers' rows is ordered by day: finding them is a scan. The fleet
-    // rows (one a day with rows, unless pending) say first whether there is anything to find.
+    // No index of the customers' rows is ordered by day: they are found customer by customer
+    // through the primary key. The fleet rows (one a day with rows, unless pending) say first
+    // whether there is anything to find.
     if !conn.fleet_days_pending()? && !conn.any_fleet_day_before(day)? {
         conn.set_first_kept_day(day)?;
         return Ok(Pruned {
@@ -166,9 +176,24 @@ fn prune(conn: &mut dyn StoreConnection, day: NaiveDate) -> Result<Pruned, Stora
     }
     // Writers are serialized: one number above every stored version, as a commit's.
     let version = conn.max_version()?.unwrap_or(0) + 1;
-    // Before the rows go: the statement finds the customers through them.
-    let customers = conn.bump_customers_with_days_before(day, version)?;
-    let customer_days = conn.delete_days_before(day)?;
+    // Every customer with rows has a version (see `versions`): the customers are read from
+    // there, and in each chunk those with rows before `day` get the new version (before the
+    // rows go: the statement finds them through their rows), then the rows go.
+    let mut all: Vec<String> = conn
+        .versions_above(i64::MIN)?
+        .into_iter()
+        .map(|(customer, _)| customer)
+        .collect();
+    all.sort_unstable();
+    let (mut customers, mut customer_days) = (0, 0);
+    for chunk in all.chunks(CUSTOMERS_PER_STATEMENT) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let bumped = conn.bump_customers_with_days_before(&chunk, day, version)?;
+        if bumped > 0 {
+            customers += bumped;
+            customer_days += conn.delete_days_before(&chunk, day)?;
+        }
+    }
     let fleet_days = conn.delete_fleet_days_before(day)?;
     conn.set_first_kept_day(day)?;
     Ok(Pruned {
