@@ -197,12 +197,7 @@ fn build_fleet_days(conn: &mut dyn StoreConnection) -> Result<bool, StorageError
         conn.clear_fleet_days_pending()?;
         return Ok(true);
     };
-    let mut customers: Vec<String> = conn
-        .versions_above(i64::MIN)?
-        .into_iter()
-        .map(|(customer, _)| customer)
-        .collect();
-    customers.sort_unstable();
+    let customers = super::versions::every_customer(conn)?;
     let customers: Vec<&str> = customers.iter().map(String::as_str).collect();
     let mut built = Vec::new();
     let mut unrepresentable = false;

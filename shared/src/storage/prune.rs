@@ -179,12 +179,7 @@ fn prune(conn: &mut dyn StoreConnection, day: NaiveDate) -> Result<Pruned, Stora
     // Every customer with rows has a version (see `versions`): the customers are read from
     // there, and in each chunk those with rows before `day` get the new version (before the
     // rows go: the statement finds them through their rows), then the rows go.
-    let mut all: Vec<String> = conn
-        .versions_above(i64::MIN)?
-        .into_iter()
-        .map(|(customer, _)| customer)
-        .collect();
-    all.sort_unstable();
+    let all = super::versions::every_customer(conn)?;
     let (mut customers, mut customer_days) = (0, 0);
     for chunk in all.chunks(CUSTOMERS_PER_STATEMENT) {
         let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();

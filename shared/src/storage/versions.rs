@@ -5,7 +5,7 @@ use diesel::dsl;
 use diesel::prelude::*;
 use diesel::query_dsl::LoadQuery;
 
-use super::connection::Pooled;
+use super::connection::{Pooled, StoreConnection};
 use super::schema::customer_versions;
 use super::{StorageError, Store};
 
@@ -61,6 +61,19 @@ where
     fn versions_above(&mut self, after: i64) -> QueryResult<Vec<(String, i64)>> {
         versions_above_query(after).load(self)
     }
+}
+
+/// Every customer with a version, sorted by id. Every customer with rows has one (a commit
+/// writes the versions of the customers it touches; a migration gave one to those before), so
+/// this lists whose rows to walk through the primary key.
+pub(super) fn every_customer(conn: &mut dyn StoreConnection) -> Result<Vec<String>, StorageError> {
+    let mut customers: Vec<String> = conn
+        .versions_above(i64::MIN)?
+        .into_iter()
+        .map(|(customer, _)| customer)
+        .collect();
+    customers.sort_unstable();
+    Ok(customers)
 }
 
 /// Repeated [`Store::versions_since`] reads on one kept connection: no pool check-out (and no
