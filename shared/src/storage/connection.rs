@@ -420,4 +420,53 @@ mod tests {
         assert_eq!(sqlite_path("sqlite://data/x.db"), "data/x.db");
         assert_eq!(sqlite_path("sqlite:///tmp/x.db"), "/tmp/x.db");
     }
+
+    /// A database the store creates gets 16 KiB pages; a file that exists keeps its page
+    /// size. Either way the daily rows are one b-tree ordered by (customer, day).
+    #[cfg(feature = "testing")]
+    #[test]
+    fn sqlite_daily_rows_are_one_b_tree_and_new_files_have_16_kib_pages() {
+        use diesel::sql_types::{BigInt, Text};
+        use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+
+        #[derive(QueryableByName)]
+        struct PageSize {
+            #[diesel(sql_type = BigInt)]
+            page_size: i64,
+        }
+        #[derive(QueryableByName)]
+        struct Table {
+            #[diesel(sql_type = Text)]
+            sql: String,
+        }
+        let layout = |db: &crate::testing::TestDatabase| {
+            let mut conn = SqliteConnection::establish(sqlite_path(&db.url)).expect("opens");
+            let size: PageSize = diesel::sql_query("PRAGMA page_size")
+                .get_result(&mut conn)
+                .expect("a page size");
+            let table: Table =
+                diesel::sql_query("SELECT sql FROM sqlite_master WHERE name = 'daily_stats'")
+                    .get_result(&mut conn)
+                    .expect("the table");
+            (
+                size.page_size,
+                table.sql.trim_end().ends_with("WITHOUT ROWID"),
+            )
+        };
+        let new = crate::testing::TestDatabase::sqlite();
+        new.connect();
+        assert_eq!(layout(&new), (16384, true));
+
+        let old = crate::testing::TestDatabase::sqlite();
+        let mut conn = SqliteConnection::establish(sqlite_path(&old.url)).expect("creates");
+        diesel::sql_query("PRAGMA page_size = 4096")
+            .execute(&mut conn)
+            .expect("set");
+        diesel::sql_query("CREATE TABLE existing (x INTEGER)")
+            .execute(&mut conn)
+            .expect("created");
+        drop(conn);
+        old.connect();
+        assert_eq!(layout(&old), (4096, true));
+    }
 }
