@@ -108,3 +108,103 @@ fn staged_runs_store_what_epoch_commits_store_and_a_kill_mid_commit_loses_nothin
         );
     }
 }
+
+/// The bytes staged of each staged commit a run's log (at `info`) announces.
+fn staged_commits(stderr: &str) -> Vec<u64> {
+    stderr
+        .lines()
+        .filter_map(|line| line.split_once(" bytes staged")?.0.rsplit_once(", "))
+        .map(|(_, bytes)| bytes.parse().expect("a byte count"))
+        .collect()
+}
+
+/// A log read in time order commits each stage on a thread of its own while the next one is
+/// staged, once it holds a quarter of `--stage-bytes`, and stores exactly what committing
+/// every epoch on its own stores; killed after some of those commits, the next run stores the
+/// same rows again. The same lines in random order commit a stage only when it is full.
+#[test]
+fn a_log_in_time_order_commits_stages_while_reading_and_stores_the_same_rows() {
+    let dir = temp_dir();
+    let unordered = dir.path().join("unordered.log");
+    generate(&unordered, 120_000, 92);
+    // A line starts with its time: sorted, the lines are in time order.
+    let text = std::fs::read_to_string(&unordered).expect("read");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    let log = dir.path().join("ordered.log");
+    std::fs::write(&log, lines.join("\n") + "\n").expect("write");
+
+    let reference = TestDatabase::sqlite();
+    let mut args = ARGS.to_vec();
+    args.extend(["--stage-bytes", "0", s(&log)]);
+    ingest_ok(&reference, &args);
+    let expected = reference.connect().all_days().expect("rows");
+    assert_eq!(stored_requests(&reference), 120_000);
+
+    const LIMIT: u64 = 200_000;
+    let limit = LIMIT.to_string();
+    let run = |db: &TestDatabase, log: &std::path::Path| -> Vec<u64> {
+        let output = job(&db.url)
+            .arg("--json")
+            .args(ARGS)
+            .args(["--stage-bytes", &limit, s(log)])
+            .env("RUST_LOG", "info")
+            .start()
+            .finish(Duration::from_secs(120));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{:?}: {stderr}", db.backend);
+        staged_commits(&stderr)
+    };
+
+    let shuffled = TestDatabase::sqlite();
+    let commits = run(&shuffled, &unordered);
+    assert!(commits.len() >= 2, "{commits:?}");
+    assert!(
+        commits[..commits.len() - 1].iter().all(|&b| b >= LIMIT),
+        "in random order a stage commits only when full: {commits:?}"
+    );
+
+    let mut args = ARGS.to_vec();
+    args.extend(["--stage-bytes", &limit, s(&log)]);
+    for (db, killed) in backends().into_iter().zip(backends()) {
+        let commits = run(&db, &log);
+        let staged: u64 = commits.iter().sum();
+        assert!(
+            commits.len() as u64 > staged.div_ceil(LIMIT) + 1 && commits.iter().all(|&b| b < LIMIT),
+            "{:?}: stages in time order commit at a quarter of the limit: {commits:?}",
+            db.backend
+        );
+        assert_eq!(
+            db.connect().all_days().expect("rows"),
+            expected,
+            "{:?}: stages committed while reading store what epoch commits store",
+            db.backend
+        );
+
+        // Killed once some stages are in: the rerun resumes after them.
+        let store = killed.connect();
+        let stored = || -> u64 {
+            let days = store.all_days().expect("rows");
+            days.iter().map(|(_, _, s)| s.successful + s.failed).sum()
+        };
+        let mut child = job(&killed.url).args(&args).start();
+        let started = Instant::now();
+        while stored() == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{:?}: nothing committed: {}",
+                db.backend,
+                child.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill();
+        ingest_ok(&killed, &args);
+        assert_eq!(
+            killed.connect().all_days().expect("rows"),
+            expected,
+            "{:?}: after a kill between staged commits and a rerun",
+            db.backend
+        );
+    }
+}
