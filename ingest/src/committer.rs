@@ -69,7 +69,6 @@ impl Committer {
             metrics,
             push,
             stage,
-            in_flight: None,
         };
         let thread = std::thread::Builder::new()
             .name("committer".into())
@@ -107,15 +106,6 @@ struct CommitterThread {
     /// A batch run's epochs staged for one commit (see `stage.rs`); `None`: each epoch is
     /// committed on its own.
     stage: Option<Stage>,
-    /// A stage being committed on a thread of its own while the next one is staged.
-    in_flight: Option<InFlight>,
-}
-
-/// A stage's commit running on its own thread: its result and the stage (its epochs to count)
-/// come back when it is joined.
-struct InFlight {
-    thread: JoinHandle<(Stage, Result<CommitOutcome>)>,
-    started: Instant,
 }
 
 /// What a commit did: rows written, lines of pruned days left out, and for a pushed batch sent
@@ -141,11 +131,6 @@ impl CommitterThread {
             if let Err(e) = self.commit_staged() {
                 self.fail(e);
             }
-        }
-        // After a failure, a stage still being committed is waited for (and counted, if it
-        // went in): no thread writes once the job has ended.
-        if let Err(e) = self.finish_staged() {
-            self.fail(e);
         }
         self.committed
     }
@@ -174,8 +159,8 @@ impl CommitterThread {
             Ok(job) if job.plan.batches.is_empty() && self.stage.is_some() => {
                 if let Some(stage) = self.stage.as_mut() {
                     stage.add(job)?;
-                    if stage.is_full() || stage.is_ripe() {
-                        self.start_staged()?;
+                    if stage.is_full() {
+                        self.commit_staged()?;
                     }
                 }
                 Ok(())
@@ -193,18 +178,10 @@ impl CommitterThread {
 
     /// Commits the staged epochs as one, then counts each and writes its rejects.
     fn commit_staged(&mut self) -> Result<()> {
-        self.start_staged()?;
-        self.finish_staged()
-    }
-
-    /// Starts committing the staged epochs as one on a thread of its own, once the stage
-    /// committing before them is done and counted; the next epochs are staged meanwhile.
-    fn start_staged(&mut self) -> Result<()> {
-        self.finish_staged()?;
-        let Some(stage) = self.stage.as_mut().filter(|stage| !stage.is_empty()) else {
+        let Some(stage) = self.stage.as_ref().filter(|stage| !stage.is_empty()) else {
             return Ok(());
         };
-        let stage = stage.split_off();
+        let started = Instant::now();
         let commit = stage.commit(unix_now() + LEASE_SECONDS);
         let first_day = stage.first_day();
         let epochs = stage.epochs();
@@ -219,48 +196,16 @@ impl CommitterThread {
             plan.epoch,
             stage.bytes()
         );
-        let store = self.store.clone();
-        let shutdown = Arc::clone(&self.shutdown);
-        let thread = std::thread::Builder::new()
-            .name("stage-commit".into())
-            .spawn(move || {
-                let outcome = retrying(&shutdown, &plan, || {
-                    store.commit_bulk(&commit, &stage, first_day)
-                });
-                (stage, outcome)
-            })
-            .map_err(IngestError::io("starting a staged commit's thread"))?;
-        self.in_flight = Some(InFlight {
-            thread,
-            started: Instant::now(),
-        });
-        Ok(())
-    }
-
-    /// Waits for the stage being committed, if any, then counts each of its epochs and writes
-    /// their rejects.
-    fn finish_staged(&mut self) -> Result<()> {
-        let Some(in_flight) = self.in_flight.take() else {
-            return Ok(());
-        };
-        let (mut stage, outcome) = in_flight
-            .thread
-            .join()
-            .map_err(|_| IngestError::Internal("a staged commit's thread panicked".into()))?;
-        let outcome = outcome?;
-        let epochs = stage.take_epochs();
-        let (Some(first), Some(last)) = (epochs.first(), epochs.last()) else {
-            return Ok(());
-        };
+        let outcome = self.retrying(&plan, || self.store.commit_bulk(&commit, stage, first_day))?;
         let (rows, pruned) = match outcome {
             CommitOutcome::Written(rows) => (rows, 0),
             CommitOutcome::WrittenExceptPruned { rows, pruned } => {
                 log::warn!(
                     "{}: {pruned} lines of epochs {} to {} are of days pruned while they were \
                      read; counted late, not stored",
-                    last.plan.path,
-                    first.plan.epoch,
-                    last.plan.epoch
+                    plan.path,
+                    epochs[0].plan.epoch,
+                    plan.epoch
                 );
                 (rows, pruned)
             }
@@ -268,16 +213,19 @@ impl CommitterThread {
                 log::warn!(
                     "database is back: epochs {} to {} had been committed by the attempt whose \
                      reply was lost; not applied again",
-                    first.plan.epoch,
-                    last.plan.epoch
+                    epochs[0].plan.epoch,
+                    plan.epoch
                 );
                 (0, 0)
             }
             // Staged epochs hold no pushed batch.
             CommitOutcome::Replayed(_) => (0, 0),
         };
-        let commit_micros =
-            u64::try_from(in_flight.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let commit_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let epochs = match self.stage.as_mut() {
+            Some(stage) => stage.take_epochs(),
+            None => Vec::new(),
+        };
         let count = epochs.len();
         for (i, job) in epochs.iter().enumerate() {
             // The rows, time and pruned lines are the last epoch's: the commit was theirs.
@@ -484,64 +432,55 @@ impl CommitterThread {
         }
     }
 
-    /// Runs `attempt` until it succeeds (see [`retrying`]).
+    /// Runs `attempt` until it succeeds, with capped exponential backoff while the database
+    /// is unreachable; `plan` (the last epoch of the commit) names it in messages. A lost
+    /// lease, a corrupt row or a corrupt database file is not retried.
     fn retrying(
         &self,
         plan: &EpochPlan,
         attempt: impl Fn() -> std::result::Result<CommitOutcome, StorageError>,
     ) -> Result<CommitOutcome> {
-        retrying(&self.shutdown, plan, attempt)
-    }
-}
-
-/// Runs `attempt` until it succeeds, with capped exponential backoff while the database
-/// is unreachable; `plan` (the last epoch of the commit) names it in messages. A lost
-/// lease, a corrupt row or a corrupt database file is not retried.
-fn retrying(
-    shutdown: &AtomicBool,
-    plan: &EpochPlan,
-    attempt: impl Fn() -> std::result::Result<CommitOutcome, StorageError>,
-) -> Result<CommitOutcome> {
-    let mut delay = RETRY_FIRST;
-    let mut failures = 0u64;
-    let mut last_logged: Option<Instant> = None;
-    loop {
-        match attempt() {
-            Ok(outcome) => {
-                log_recovery(failures, plan);
-                return Ok(outcome);
-            }
-            // A lost lease, a corrupt row or file, a sum too large to store, a key taken by
-            // another job: asking again would not help.
-            Err(cause) if !cause.is_transient() => {
-                // The lease's source is named by its key (device and inode): say the path.
-                return Err(IngestError::Commit {
-                    epoch: plan.epoch,
-                    path: plan.path.clone(),
-                    cause,
-                });
-            }
-            Err(e) => {
-                failures += 1;
-                if shutdown.load(Ordering::Relaxed) {
-                    return Err(IngestError::StoppedDuringOutage {
+        let mut delay = RETRY_FIRST;
+        let mut failures = 0u64;
+        let mut last_logged: Option<Instant> = None;
+        loop {
+            match attempt() {
+                Ok(outcome) => {
+                    log_recovery(failures, plan);
+                    return Ok(outcome);
+                }
+                // A lost lease, a corrupt row or file, a sum too large to store, a key taken by
+                // another job: asking again would not help.
+                Err(cause) if !cause.is_transient() => {
+                    // The lease's source is named by its key (device and inode): say the path.
+                    return Err(IngestError::Commit {
                         epoch: plan.epoch,
                         path: plan.path.clone(),
-                        cause: e,
+                        cause,
                     });
                 }
-                if last_logged.is_none_or(|t| t.elapsed() >= RETRY_LOG_INTERVAL) {
-                    log::warn!(
-                        "commit of epoch {} failed ({e}); retrying with backoff (attempt {failures})",
-                        plan.epoch
-                    );
-                    last_logged = Some(Instant::now());
+                Err(e) => {
+                    failures += 1;
+                    if self.shutdown.load(Ordering::Relaxed) {
+                        return Err(IngestError::StoppedDuringOutage {
+                            epoch: plan.epoch,
+                            path: plan.path.clone(),
+                            cause: e,
+                        });
+                    }
+                    if last_logged.is_none_or(|t| t.elapsed() >= RETRY_LOG_INTERVAL) {
+                        log::warn!(
+                            "commit of epoch {} failed ({e}); retrying with backoff (attempt {failures})",
+                            plan.epoch
+                        );
+                        last_logged = Some(Instant::now());
+                    }
+                    let deadline = Instant::now() + delay;
+                    while Instant::now() < deadline && !self.shutdown.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    delay = (delay * 2).min(RETRY_CAP);
                 }
-                let deadline = Instant::now() + delay;
-                while Instant::now() < deadline && !shutdown.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                delay = (delay * 2).min(RETRY_CAP);
             }
         }
     }

@@ -268,20 +268,20 @@ fn run_with_leases(
     let rejects = (config.rejects.as_deref())
         .map(|path| RejectsFile::open(path, open_files.clone()))
         .transpose()?;
-    // A batch run's epochs are staged and committed together; following, taking pushes or
-    // reading standard input (a stream, seen as it arrives), each is committed as soon as it
-    // is read.
-    let staged = !config.follow
-        && config.push.is_none()
-        && !config.paths.iter().any(|p| spool::is_stdin(p))
-        && config.stage_bytes > 0;
     let (committer, queue) = Committer::start(
         store.clone(),
         Arc::clone(&shutdown),
         rejects,
         Arc::clone(&config.metrics),
         intake.clone(),
-        staged.then(|| Stage::new(std::env::temp_dir(), config.stage_bytes)),
+        // A batch run's epochs are staged and committed together; following, taking pushes
+        // or reading standard input (a stream, seen as it arrives), each is committed as soon
+        // as it is read.
+        (!config.follow
+            && config.push.is_none()
+            && !config.paths.iter().any(|p| spool::is_stdin(p))
+            && config.stage_bytes > 0)
+            .then(|| Stage::new(std::env::temp_dir(), config.stage_bytes)),
         progress_to.clone(),
     )?;
     let handover = Handover::new(
@@ -334,9 +334,6 @@ fn run_with_leases(
         config.workers.max(1),
         sockets,
         move |worker| -> Result<Option<Summary>> {
-            if staged {
-                pacing::yield_to_commits();
-            }
             let parts = match worker.index() {
                 0 => worker_zero.lock().take(),
                 _ => None,

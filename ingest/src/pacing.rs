@@ -203,21 +203,6 @@ impl EpochSizer {
     }
 }
 
-/// The nice value a batch run's workers take (see [`yield_to_commits`]).
-pub const WORKER_NICENESS: i32 = 10;
-
-/// Lowers the calling thread's scheduling priority to [`WORKER_NICENESS`]: a batch run's
-/// workers read while the stage before is committed, on the same cores, and the commit (one
-/// thread, which the run waits for at its end) then takes the CPU it needs while the workers
-/// use the rest, instead of both running at half speed. Only this process's worker threads
-/// change, and only downwards, which needs no privilege; a failure changes nothing else.
-pub fn yield_to_commits() {
-    let thread = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(thread), WORKER_NICENESS) {
-        log::debug!("the worker's priority was left as it was: {e}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

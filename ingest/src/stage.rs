@@ -32,14 +32,6 @@ pub const MAX_STAGED_REJECTS: usize = 16_384;
 /// Read buffer of each run while the staged epochs are committed.
 const READ_BUFFER_BYTES: usize = 32 << 10;
 
-/// Staged bytes at which a stage of a log read in time order is committed while the next one
-/// is staged (see [`Stage::is_ripe`]), or a quarter of the stage's limit if that is less.
-pub const RIPE_BYTES: u64 = 32 << 20;
-
-/// A stage is in time order while at most one cell in this many is of a day before the newest
-/// day staged before it (less one, for lines written around midnight).
-const BEHIND_RATIO: u64 = 16;
-
 /// Epochs staged for one commit.
 pub struct Stage {
     /// Staged bytes beyond which the epochs are committed.
@@ -51,12 +43,6 @@ pub struct Stage {
     first_day: Option<i32>,
     /// The staged epochs, in order, their deltas taken out.
     epochs: Vec<ReadyEpoch>,
-    /// The newest day of any epoch staged in this run, in this stage or an earlier one.
-    newest_day: Option<i32>,
-    /// Cells of this stage's epochs staged after another epoch of the run, and how many of
-    /// them are of a day before that epoch's newest day less one.
-    judged_cells: u64,
-    behind_cells: u64,
 }
 
 impl Stage {
@@ -71,42 +57,6 @@ impl Stage {
             rejects: 0,
             first_day: None,
             epochs: Vec::new(),
-            newest_day: None,
-            judged_cells: 0,
-            behind_cells: 0,
-        }
-    }
-
-    /// The staged epochs, leaving an empty stage (which remembers the newest day) in place of
-    /// this one: the full one is committed while the next one is staged.
-    pub fn split_off(&mut self) -> Stage {
-        let mut next = Stage::new(self.dir.clone(), self.limit_bytes);
-        next.newest_day = self.newest_day;
-        std::mem::replace(self, next)
-    }
-
-    /// Whether the stage should be committed now, while the next epochs are staged: it holds
-    /// [`RIPE_BYTES`] (or a quarter of its limit) of epochs read in time order (nearly every
-    /// cell of a day at or after the newest day staged before it, less one), so the rows it
-    /// writes are new ones and the next stage touches few of them again. In random order
-    /// every stage touches every day, and each commit would rewrite the rows of the ones
-    /// before: such a stage waits until it is full.
-    pub fn is_ripe(&self) -> bool {
-        self.bytes >= RIPE_BYTES.min(self.limit_bytes / 4)
-            && self.judged_cells > 0
-            && self.behind_cells * BEHIND_RATIO <= self.judged_cells
-    }
-
-    /// Counts an epoch's cells, by day, for [`Stage::is_ripe`].
-    fn judge(&mut self, days: impl Iterator<Item = i32> + Clone) {
-        if let Some(newest) = self.newest_day {
-            for day in days.clone() {
-                self.judged_cells += 1;
-                self.behind_cells += u64::from(day < newest - 1);
-            }
-        }
-        if let Some(newest) = days.max() {
-            self.newest_day = Some(self.newest_day.map_or(newest, |day| day.max(newest)));
         }
     }
 
@@ -130,7 +80,6 @@ impl Stage {
     /// Writes `epoch`'s deltas to a run file and keeps the rest of it.
     pub fn add(&mut self, mut epoch: ReadyEpoch) -> Result<()> {
         let mut deltas = std::mem::take(&mut epoch.commit.deltas);
-        self.judge(deltas.iter().map(|d| d.1));
         if !deltas.is_empty() {
             deltas.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
             let (file, bytes) = self.write_run(&deltas).map_err(|cause| IngestError::Io {
@@ -406,45 +355,6 @@ mod tests {
         // A run cut short is an error, not a silent end.
         let mut cut = &bytes[..bytes.len() - 1];
         assert!(read_delta(&mut cut).is_err());
-    }
-
-    /// A stage ripens once it holds a quarter of its limit of epochs in time order (cells of
-    /// the newest day staged before, less one, or later); the run's first epoch is not judged,
-    /// epochs over every day (random order) keep it from ripening, and the next stage
-    /// remembers the newest day.
-    #[test]
-    fn only_a_stage_read_in_time_order_ripens() {
-        let mut stage = Stage::new(std::env::temp_dir(), 400);
-        stage.bytes = 100;
-        stage.judge([10, 11, 12].into_iter());
-        assert!(
-            !stage.is_ripe(),
-            "the first epoch has nothing to be judged by"
-        );
-        stage.judge([11, 12, 13, 13, 14].into_iter());
-        assert!(stage.is_ripe());
-        stage.bytes = 99;
-        assert!(!stage.is_ripe(), "not a quarter of the limit yet");
-
-        let full = stage.split_off();
-        assert_eq!(full.bytes, 99, "the staged epochs go with the full stage");
-        let mut next = stage;
-        next.bytes = 100;
-        assert!(!next.is_ripe(), "nothing judged in this stage yet");
-        // One cell in 16 may be older: lines of a day written late.
-        next.judge((0..15).map(|_| 14).chain([3]));
-        assert!(next.is_ripe());
-        next.judge([2].into_iter());
-        assert!(!next.is_ripe(), "two cells in 17 are older");
-
-        // Random order: every epoch spans the year.
-        let mut shuffled = Stage::new(std::env::temp_dir(), 400);
-        shuffled.bytes = 400;
-        for _ in 0..4 {
-            shuffled.judge(0..365);
-        }
-        assert!(!shuffled.is_ripe());
-        assert!(shuffled.is_full());
     }
 
     /// Runs merge into one sequence in (customer, day) order, each key once with every run's
