@@ -283,13 +283,7 @@ fn commit(
     })
 }
 
-/// Bytes of new rows (their latencies and [`NEW_ROW_BYTES`] each) written at once: on
-/// PostgreSQL one `COPY`, which the server inserts while the rest of it is encoded and sent
-/// (in `COPY`s of 1,000 rows, the server and this thread took turns, each idle half the time).
-const NEW_ROWS_BYTES: usize = 8 << 20;
-
-/// A new row's bytes besides its latencies, for [`NEW_ROWS_BYTES`].
-const NEW_ROW_BYTES: usize = 128;
+use super::upserts::{NEW_ROWS_BYTES, NEW_ROW_BYTES};
 
 /// What [`write_sorted`] wrote: rows, and the customers they belong to (each once, in order).
 struct Written {
@@ -312,6 +306,30 @@ fn write_sorted<'a>(
         rows: 0,
         touched: Vec::new(),
     };
+    if last_stored.is_none() {
+        // No key can have a stored row (an empty table, or days after the last stored one, as
+        // a log read in time order commits them): every row is new, and all of them go to
+        // the database as one stream (PostgreSQL: one `COPY`, which the server inserts while
+        // the rows after are made).
+        let mut failed = None;
+        let touched = &mut written.touched;
+        let mut next = || -> Option<DailyStatsRow> {
+            let made = keys.next()?.and_then(|(customer, day, delta)| {
+                let customer = customer.into_owned();
+                if touched.last() != Some(&customer) {
+                    touched.push(customer.clone());
+                }
+                DailyStatsRow::new(customer, date_from_day(day), &delta, version)
+            });
+            made.map_err(|e| failed = Some(e)).ok()
+        };
+        let rows = conn.insert_all_new_rows(&mut next);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        written.rows = rows?;
+        return Ok(written);
+    }
     let mut round: Vec<KeyDelta<'a>> = Vec::with_capacity(ROWS_PER_STATEMENT);
     // Rows of keys that may have a stored row, and rows of keys that cannot.
     let mut upserts: Vec<DailyStatsRow> = Vec::with_capacity(ROWS_PER_STATEMENT);
@@ -717,6 +735,37 @@ mod tests {
                     "{db:?}: {customer}"
                 );
             }
+        }
+    }
+
+    /// A row that cannot be stored exactly, amid rows that are new (written as one stream: on
+    /// PostgreSQL one `COPY`), fails the commit with its reason, and none of the rows before
+    /// or after it is stored.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn a_row_that_cannot_be_stored_fails_the_stream_of_new_rows_and_stores_nothing() {
+        for db in crate::testing::backends() {
+            let store = db.connect();
+            let mut one = crate::DayAccumulator::new();
+            one.add(true, 250_000);
+            let one = one.finish();
+            let mut huge = one.clone();
+            huge.latency_sum_us = u128::from(u64::MAX);
+            let mut deltas: Vec<_> = (0..5_000)
+                .map(|i| (format!("cust_{i:05}"), 20_000, one.clone()))
+                .collect();
+            deltas[2_500].2 = huge;
+            let epoch = EpochCommit {
+                deltas,
+                ..EpochCommit::default()
+            };
+            match store.commit_epoch(&epoch) {
+                Err(StorageError::Unrepresentable { customer_id, .. }) => {
+                    assert_eq!(customer_id, "cust_02500", "{db:?}")
+                }
+                other => panic!("{db:?}: {other:?}"),
+            }
+            assert_eq!(store.all_days().expect("read").len(), 0, "{db:?}");
         }
     }
 

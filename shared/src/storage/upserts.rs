@@ -14,6 +14,13 @@ use diesel::sqlite::SqliteConnection;
 use super::models::{DailyStatsRow, FleetDayRow, SourceOffsetRow};
 use super::ROWS_PER_STATEMENT;
 
+/// Bytes of new rows (their latencies and [`NEW_ROW_BYTES`] each) written at once, by one
+/// statement or a statement's executions (on PostgreSQL one `COPY`).
+pub(super) const NEW_ROWS_BYTES: usize = 8 << 20;
+
+/// A new row's bytes besides its latencies, for [`NEW_ROWS_BYTES`].
+pub(super) const NEW_ROW_BYTES: usize = 128;
+
 /// Writes merged daily rows and what goes with them, replacing stored ones.
 pub(super) trait Upserts {
     /// Stores `rows` over the stored rows of the same (customer, day).
@@ -24,6 +31,33 @@ pub(super) trait Upserts {
     /// them, MySQL upserts them.
     fn insert_new_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
         self.upsert_rows(rows)
+    }
+
+    /// Stores every row `next` makes until it makes none, none of which has a stored row;
+    /// returns how many. By default [`NEW_ROWS_BYTES`] of them at a time through
+    /// [`Upserts::insert_new_rows`]; PostgreSQL streams them all through one `COPY`.
+    fn insert_all_new_rows(
+        &mut self,
+        next: &mut dyn FnMut() -> Option<DailyStatsRow>,
+    ) -> QueryResult<usize> {
+        let mut rows = Vec::new();
+        let mut bytes = 0;
+        let mut written = 0;
+        while let Some(row) = next() {
+            bytes += row.latencies.len() + NEW_ROW_BYTES;
+            rows.push(row);
+            if bytes >= NEW_ROWS_BYTES {
+                self.insert_new_rows(&rows)?;
+                written += rows.len();
+                rows.clear();
+                bytes = 0;
+            }
+        }
+        if !rows.is_empty() {
+            self.insert_new_rows(&rows)?;
+            written += rows.len();
+        }
+        Ok(written)
     }
 
     /// Stores `rows` over the stored fleet rows of the same days.
@@ -150,30 +184,18 @@ impl Upserts for PgConnection {
     /// `COPY daily_stats FROM STDIN` in the text format: no statement to plan, no conflict to
     /// look for.
     fn insert_new_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
-        use super::schema::daily_stats::dsl as d;
-        let columns = (
-            d::customer_id,
-            d::day,
-            d::successful,
-            d::failed,
-            d::latency_sum_us,
-            d::latency_min_us,
-            d::latency_max_us,
-            d::latencies,
-            d::version,
-        );
-        diesel::copy_from(d::daily_stats)
-            .from_raw_data(columns, |copy| {
-                let mut line = String::new();
-                for row in rows {
-                    copy_text_line(&mut line, row);
-                    copy.write_all(line.as_bytes())
-                        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-                }
-                QueryResult::Ok(())
-            })
-            .execute(self)?;
-        Ok(())
+        let mut rows = rows.iter();
+        copy_new_rows(self, &mut || rows.next()).map(|_| ())
+    }
+
+    /// One `COPY` for all of them: libpq sends the lines as they are written, and the server
+    /// inserts them while the next ones are made (in `COPY`s of 8 MiB the server waited while
+    /// this thread made each batch, and this thread while the server finished it).
+    fn insert_all_new_rows(
+        &mut self,
+        next: &mut dyn FnMut() -> Option<DailyStatsRow>,
+    ) -> QueryResult<usize> {
+        copy_new_rows(self, next)
     }
 
     /// One array per column, as the daily rows.
@@ -287,6 +309,42 @@ impl Upserts for MysqlConnection {
         let sql = include_str!("sql/mysql_upsert_watermark.sql");
         execute_watermark(self, sql, event_time)
     }
+}
+
+/// `COPY daily_stats FROM STDIN` (text format) of every row `next` gives; returns how many.
+fn copy_new_rows<R: std::borrow::Borrow<DailyStatsRow>>(
+    conn: &mut PgConnection,
+    next: &mut dyn FnMut() -> Option<R>,
+) -> QueryResult<usize> {
+    use super::schema::daily_stats::dsl as d;
+    let columns = (
+        d::customer_id,
+        d::day,
+        d::successful,
+        d::failed,
+        d::latency_sum_us,
+        d::latency_min_us,
+        d::latency_max_us,
+        d::latencies,
+        d::version,
+    );
+    // The callback is `Fn`: the row source and the count are reached through cells.
+    let next = std::cell::RefCell::new(next);
+    let written = std::cell::Cell::new(0);
+    diesel::copy_from(d::daily_stats)
+        .from_raw_data(columns, |copy| {
+            let mut line = String::new();
+            let mut next = next.borrow_mut();
+            while let Some(row) = next() {
+                copy_text_line(&mut line, row.borrow());
+                copy.write_all(line.as_bytes())
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                written.set(written.get() + 1);
+            }
+            QueryResult::Ok(())
+        })
+        .execute(conn)?;
+    Ok(written.get())
 }
 
 /// `row` as a line of `COPY`'s text format (tab-separated, `\\`-escaped, the latencies as
