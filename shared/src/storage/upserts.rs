@@ -87,6 +87,43 @@ const POSTGRES_ROWS_PER_UPSERT: usize = 256;
 #[cfg(feature = "mysql")]
 const MYSQL_ROWS_PER_UPSERT: usize = 200;
 
+/// Rows per MySQL insert of new rows, unless [`MYSQL_BYTES_PER_UPSERT`] ends it first.
+#[cfg(feature = "mysql")]
+const MYSQL_ROWS_PER_INSERT: usize = 1000;
+
+/// Multi-row statements `K` of `N` rows, cut by rows and by bytes: a full statement is prepared
+/// once; a shorter one (the last, or large rows) is prepared for itself.
+#[cfg(feature = "mysql")]
+fn execute_mysql_rows<K: PreparedRows + 'static, const N: usize>(
+    conn: &mut MysqlConnection,
+    rows: &[DailyStatsRow],
+) -> QueryResult<()> {
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let mut bytes = 0;
+        let take = rest
+            .iter()
+            .take(N)
+            .take_while(|row| {
+                bytes += row.latencies.len();
+                bytes <= MYSQL_BYTES_PER_UPSERT
+            })
+            .count()
+            .max(1);
+        let (chunk, next) = rest.split_at(take);
+        rest = next;
+        match <&[DailyStatsRow; N]>::try_from(chunk) {
+            Ok(full) => RowsStatement::<K, N>::new(full).execute(conn)?,
+            Err(_) => {
+                let query =
+                    diesel::sql_query(with_rows(K::TEMPLATE, ROW_GROUP, chunk.len())).into_boxed();
+                bind_rows(query, chunk).execute(conn)?
+            }
+        };
+    }
+    Ok(())
+}
+
 /// Latency bytes per MySQL upsert statement: a statement must fit the server's
 /// `max_allowed_packet` (16 MiB by default on MariaDB, 64 MiB on MySQL 8).
 #[cfg(feature = "mysql")]
@@ -98,6 +135,7 @@ fn with_rows(template: &str, group: &str, rows: usize) -> String {
 }
 
 /// One `VALUES` group of a daily_stats row.
+#[cfg(feature = "mysql")]
 const ROW_GROUP: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// One `VALUES` group of a fleet_days row.
@@ -253,35 +291,13 @@ impl Upserts for PgConnection {
 impl Upserts for MysqlConnection {
     /// Multi-row `INSERT .. ON DUPLICATE KEY UPDATE` statements, cut by rows and by bytes.
     fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
-        let template = include_str!("sql/mysql_upsert_daily_stats.sql");
-        let mut rest = rows;
-        while !rest.is_empty() {
-            let mut bytes = 0;
-            let take = rest
-                .iter()
-                .take(MYSQL_ROWS_PER_UPSERT)
-                .take_while(|row| {
-                    bytes += row.latencies.len();
-                    bytes <= MYSQL_BYTES_PER_UPSERT
-                })
-                .count()
-                .max(1);
-            let (chunk, next) = rest.split_at(take);
-            rest = next;
-            // A full statement is prepared once; a shorter one (the last, or large rows) is
-            // prepared for itself.
-            match <&[DailyStatsRow; MYSQL_ROWS_PER_UPSERT]>::try_from(chunk) {
-                Ok(full) => {
-                    RowsStatement::<MysqlUpsert, MYSQL_ROWS_PER_UPSERT>::new(full).execute(self)?
-                }
-                Err(_) => {
-                    let query =
-                        diesel::sql_query(with_rows(template, ROW_GROUP, chunk.len())).into_boxed();
-                    bind_rows(query, chunk).execute(self)?
-                }
-            };
-        }
-        Ok(())
+        execute_mysql_rows::<MysqlUpsert, MYSQL_ROWS_PER_UPSERT>(self, rows)
+    }
+
+    /// Plain multi-row `INSERT`s of [`MYSQL_ROWS_PER_INSERT`] rows: no conflict to handle,
+    /// and a fifth of the round trips.
+    fn insert_new_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
+        execute_mysql_rows::<MysqlInsert, MYSQL_ROWS_PER_INSERT>(self, rows)
     }
 
     fn upsert_fleet_rows(&mut self, rows: &[FleetDayRow]) -> QueryResult<()> {
@@ -399,7 +415,9 @@ impl<DB> Binds for DB where
 }
 
 /// Binds every column of `rows`, in the upsert statements' column order, to a multi-row
-/// `VALUES` statement (SQLite and MySQL; PostgreSQL binds one array per column instead).
+/// `VALUES` statement of MySQL (SQLite runs a prepared statement a row; PostgreSQL binds one
+/// array per column).
+#[cfg(feature = "mysql")]
 fn bind_rows<'a, DB>(
     mut query: BoxedSqlQuery<'a, DB, SqlQuery>,
     rows: &'a [DailyStatsRow],
@@ -584,6 +602,15 @@ struct MysqlUpsert;
 #[cfg(feature = "mysql")]
 impl PreparedRows for MysqlUpsert {
     const TEMPLATE: &'static str = include_str!("sql/mysql_upsert_daily_stats.sql");
+}
+
+/// MySQL: rows of keys that cannot be stored yet.
+#[cfg(feature = "mysql")]
+struct MysqlInsert;
+
+#[cfg(feature = "mysql")]
+impl PreparedRows for MysqlInsert {
+    const TEMPLATE: &'static str = include_str!("sql/mysql_insert_daily_stats.sql");
 }
 
 /// Statement `K` of exactly `N` rows, bound as diesel builds its own statements (the SQL with a
