@@ -92,27 +92,36 @@ fn commit_bulk(
     };
     let version = conn.max_version()?.unwrap_or(0) + 1;
     // The runs are read, merged, screened for pruned days and added to the fleet totals on a
-    // second thread, a round of keys at a time, while this one reads the stored rows, encodes
-    // and writes (at most two rounds wait between them).
-    let (rounds, received) =
-        std::sync::mpsc::sync_channel::<Result<Vec<OwnedDelta>, StorageError>>(2);
-    let (written, produced) = std::thread::scope(|scope| {
-        let producer = scope.spawn(move || produce_rounds(deltas, first_kept, &rounds));
-        let keys = received
-            .into_iter()
-            .flat_map(|round| -> Box<dyn Iterator<Item = _>> {
-                match round {
-                    Ok(round) => Box::new(round.into_iter().map(|(customer, day, stats)| {
-                        Ok((Cow::Owned(customer), day, Cow::Owned(stats)))
-                    })),
-                    Err(e) => Box::new(std::iter::once(Err(e))),
-                }
-            });
-        // Returns once every round was written or one failed; either way `keys` (the
-        // receiving end) is dropped, so the producer stops at its next round.
-        let written = write_sorted(conn, keys, last_stored, version);
-        (written, producer.join())
-    });
+    // second thread, a round of keys at a time, while this one reads the stored rows, merges
+    // and writes (at most two rounds wait between them). When no key can have a stored row,
+    // that thread also makes the rows (encodes their latencies), and this one only writes.
+    let (written, produced) = match last_stored {
+        None => {
+            let (rounds, received) = std::sync::mpsc::sync_channel(2);
+            let row = |(customer, day, stats): OwnedDelta| {
+                DailyStatsRow::new(customer, date_from_day(day), &stats, version)
+            };
+            std::thread::scope(|scope| {
+                let producer =
+                    scope.spawn(move || produce_rounds(deltas, first_kept, &rounds, row));
+                let written = write_new_rows(conn, flatten_rounds(received));
+                (written, producer.join())
+            })
+        }
+        Some(_) => {
+            let (rounds, received) = std::sync::mpsc::sync_channel(2);
+            std::thread::scope(|scope| {
+                let producer = scope.spawn(move || produce_rounds(deltas, first_kept, &rounds, Ok));
+                let keys = flatten_rounds(received).map(|key| {
+                    key.map(|(customer, day, stats)| (Cow::Owned(customer), day, Cow::Owned(stats)))
+                });
+                // Returns once every round was written or one failed; either way `keys` (the
+                // receiving end) is dropped, so the producer stops at its next round.
+                let written = write_sorted(conn, keys, last_stored, version);
+                (written, producer.join())
+            })
+        }
+    };
     let written = written?;
     let Ok((fleet, pruned)) = produced else {
         return Err(StorageError::Staged(
@@ -135,14 +144,33 @@ fn commit_bulk(
 /// A key's delta, owned.
 type OwnedDelta = (String, i32, DayStats);
 
-/// Reads `deltas` and sends them to `rounds` [`ROWS_PER_STATEMENT`] at a time, leaving out days
-/// before `first_kept` (a prune removed them after they were read: counted, as late, not
-/// stored) and adding the others to each day's fleet totals; returns those totals and the
-/// requests left out. Stops at the first error (sent on) or when the receiver is gone.
-fn produce_rounds(
+/// A round of what [`produce_rounds`] makes, or the error that ended it.
+type Round<T> = Result<Vec<T>, StorageError>;
+
+/// The items of the rounds `received`, up to and including the first error.
+fn flatten_rounds<T: 'static>(
+    received: std::sync::mpsc::Receiver<Round<T>>,
+) -> impl Iterator<Item = Result<T, StorageError>> {
+    received.into_iter().flat_map(
+        |round| -> Box<dyn Iterator<Item = Result<T, StorageError>>> {
+            match round {
+                Ok(round) => Box::new(round.into_iter().map(Ok)),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            }
+        },
+    )
+}
+
+/// Reads `deltas`, leaving out days before `first_kept` (a prune removed them after they were
+/// read: counted, as late, not stored) and adding the others to each day's fleet totals, and
+/// sends what `make` makes of them to `rounds` [`ROWS_PER_STATEMENT`] at a time; returns those
+/// totals and the requests left out. Stops at the first error (sent on) or when the receiver
+/// is gone.
+fn produce_rounds<T>(
     deltas: &dyn SortedDeltas,
     first_kept: Option<NaiveDate>,
-    rounds: &std::sync::mpsc::SyncSender<Result<Vec<OwnedDelta>, StorageError>>,
+    rounds: &std::sync::mpsc::SyncSender<Round<T>>,
+    make: impl Fn(OwnedDelta) -> Result<T, StorageError>,
 ) -> (FleetDeltas, u64) {
     let mut fleet = FleetDeltas::default();
     let mut pruned = 0;
@@ -168,7 +196,13 @@ fn produce_rounds(
             continue;
         }
         fleet.add(date, &stats);
-        round.push((customer, day, stats));
+        match make((customer, day, stats)) {
+            Ok(made) => round.push(made),
+            Err(e) => {
+                let _ = rounds.send(Err(e));
+                return (fleet, pruned);
+            }
+        }
         if round.len() == ROWS_PER_STATEMENT {
             let full = std::mem::replace(&mut round, Vec::with_capacity(ROWS_PER_STATEMENT));
             if rounds.send(Ok(full)).is_err() {
@@ -308,27 +342,15 @@ fn write_sorted<'a>(
     };
     if last_stored.is_none() {
         // No key can have a stored row (an empty table, or days after the last stored one, as
-        // a log read in time order commits them): every row is new, and all of them go to
-        // the database as one stream (PostgreSQL: one `COPY`, which the server inserts while
-        // the rows after are made).
-        let mut failed = None;
-        let touched = &mut written.touched;
-        let mut next = || -> Option<DailyStatsRow> {
-            let made = keys.next()?.and_then(|(customer, day, delta)| {
-                let customer = customer.into_owned();
-                if touched.last() != Some(&customer) {
-                    touched.push(customer.clone());
-                }
-                DailyStatsRow::new(customer, date_from_day(day), &delta, version)
-            });
-            made.map_err(|e| failed = Some(e)).ok()
-        };
-        let rows = conn.insert_all_new_rows(&mut next);
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        written.rows = rows?;
-        return Ok(written);
+        // a log read in time order commits them): every row is new.
+        return write_new_rows(
+            conn,
+            keys.map(|key| {
+                key.and_then(|(customer, day, delta)| {
+                    DailyStatsRow::new(customer.into_owned(), date_from_day(day), &delta, version)
+                })
+            }),
+        );
     }
     let mut round: Vec<KeyDelta<'a>> = Vec::with_capacity(ROWS_PER_STATEMENT);
     // Rows of keys that may have a stored row, and rows of keys that cannot.
@@ -398,6 +420,38 @@ fn write_sorted<'a>(
         written.rows += upserts.len();
     }
     Ok(written)
+}
+
+/// Writes `rows` (in primary-key order, none of them stored) as one stream (PostgreSQL: one
+/// `COPY`, which the server inserts while the rows after are made).
+fn write_new_rows(
+    conn: &mut dyn StoreConnection,
+    mut rows: impl Iterator<Item = Result<DailyStatsRow, StorageError>>,
+) -> Result<Written, StorageError> {
+    let mut touched: Vec<String> = Vec::new();
+    let mut failed = None;
+    let mut next = || -> Option<DailyStatsRow> {
+        match rows.next()? {
+            Ok(row) => {
+                if touched.last() != Some(&row.customer_id) {
+                    touched.push(row.customer_id.clone());
+                }
+                Some(row)
+            }
+            Err(e) => {
+                failed = Some(e);
+                None
+            }
+        }
+    };
+    let written = conn.insert_all_new_rows(&mut next);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(Written {
+        rows: written?,
+        touched,
+    })
 }
 
 /// After the rows: the touched customers' versions, the sources' positions (checking the
