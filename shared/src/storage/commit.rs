@@ -823,6 +823,58 @@ mod tests {
         }
     }
 
+    /// New rows (on PostgreSQL one binary `COPY`) come back as they went in: customer ids
+    /// with tabs, backslashes, quotes and non-ASCII letters, days on both sides of 2000-01-01
+    /// (PostgreSQL's day 0) and of 1970-01-01, counts and sums past 2^32, and latencies of
+    /// thousands of distinct values.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn new_rows_come_back_as_they_went_in() {
+        let ids = [
+            "a\tb\\c",
+            "quote'\"x",
+            "zürich-ü",
+            "cust_1",
+            "n\nl",
+            "\\x00",
+        ];
+        let days = [-1, 0, 1, 10_956, 10_957, 10_958, 19_000, 2_932_896];
+        for db in crate::testing::backends() {
+            let store = db.connect();
+            let mut expected = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                for (j, &day) in days.iter().enumerate() {
+                    let mut acc = crate::DayAccumulator::new();
+                    for k in 0..(1 + (i * 7 + j * 131) % 5_000) as u64 {
+                        acc.add(k % 3 != 0, 1 + k * 997 % 4_000_000 + (i as u64) * 13);
+                    }
+                    let mut stats = acc.finish();
+                    if j == 2 {
+                        stats.successful += 5_000_000_000;
+                        stats.latency_sum_us += 7_000_000_000_000;
+                    }
+                    expected.push((id.to_string(), day, stats));
+                }
+            }
+            let epoch = EpochCommit {
+                deltas: expected.clone(),
+                ..EpochCommit::default()
+            };
+            store.commit_epoch(&epoch).expect("commit");
+            let mut stored = store.all_days().expect("read");
+            stored.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            let mut expected: Vec<_> = expected
+                .into_iter()
+                .map(|(id, day, stats)| (id, date_from_day(day), stats))
+                .collect();
+            expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            assert_eq!(stored.len(), expected.len(), "{db:?}");
+            for (stored, expected) in stored.iter().zip(&expected) {
+                assert_eq!(stored, expected, "{db:?}");
+            }
+        }
+    }
+
     #[cfg(feature = "testing")]
     #[test]
     fn commits_bump_the_version_of_the_customers_they_touch() {

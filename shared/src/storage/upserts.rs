@@ -240,7 +240,7 @@ impl Upserts for PgConnection {
         Ok(())
     }
 
-    /// `COPY daily_stats FROM STDIN` in the text format: no statement to plan, no conflict to
+    /// `COPY daily_stats FROM STDIN` in the binary format: no statement to plan, no conflict to
     /// look for.
     fn insert_new_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
         let mut rows = rows.iter();
@@ -352,7 +352,7 @@ impl Upserts for MysqlConnection {
     }
 }
 
-/// `COPY daily_stats FROM STDIN` (text format) of every row `next` gives; returns how many.
+/// `COPY daily_stats FROM STDIN` (binary format) of every row `next` gives; returns how many.
 fn copy_new_rows<R: std::borrow::Borrow<DailyStatsRow>>(
     conn: &mut PgConnection,
     next: &mut dyn FnMut() -> Option<R>,
@@ -372,52 +372,61 @@ fn copy_new_rows<R: std::borrow::Borrow<DailyStatsRow>>(
     // The callback is `Fn`: the row source and the count are reached through cells.
     let next = std::cell::RefCell::new(next);
     let written = std::cell::Cell::new(0);
+    let io = |e: std::io::Error| diesel::result::Error::SerializationError(Box::new(e));
     diesel::copy_from(d::daily_stats)
         .from_raw_data(columns, |copy| {
-            let mut line = String::new();
             let mut next = next.borrow_mut();
+            let mut buffer = Vec::with_capacity(COPY_BUFFER_BYTES + 4096);
+            // The binary format's header: signature, flags, no extension.
+            buffer.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+            buffer.extend_from_slice(&[0; 8]);
             while let Some(row) = next() {
-                copy_text_line(&mut line, row.borrow());
-                copy.write_all(line.as_bytes())
-                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                copy_binary_row(&mut buffer, row.borrow());
                 written.set(written.get() + 1);
+                if buffer.len() >= COPY_BUFFER_BYTES {
+                    copy.write_all(&buffer).map_err(io)?;
+                    buffer.clear();
+                }
             }
+            // The trailer: a tuple of -1 fields.
+            buffer.extend_from_slice(&(-1i16).to_be_bytes());
+            copy.write_all(&buffer).map_err(io)?;
             QueryResult::Ok(())
         })
+        .with_format(diesel::pg::CopyFormat::Binary)
         .execute(conn)?;
     Ok(written.get())
 }
 
-/// `row` as a line of `COPY`'s text format (tab-separated, `\\`-escaped, the latencies as
-/// `\\x` and hex), in the daily rows' column order, into `line`.
-fn copy_text_line(line: &mut String, row: &DailyStatsRow) {
-    use std::fmt::Write as _;
-    line.clear();
-    for c in row.customer_id.chars() {
-        match c {
-            '\\' => line.push_str("\\\\"),
-            '\t' => line.push_str("\\t"),
-            '\n' => line.push_str("\\n"),
-            '\r' => line.push_str("\\r"),
-            c => line.push(c),
-        }
-    }
-    let _ = write!(
-        line,
-        "\t{}\t{}\t{}\t{}\t{}\t{}\t\\\\x",
-        row.day.format("%Y-%m-%d"),
+/// Bytes of `COPY` data handed to libpq at a time.
+const COPY_BUFFER_BYTES: usize = 64 << 10;
+
+/// `row` as a tuple of `COPY`'s binary format (each field its length and its bytes, big-endian;
+/// a date is days since 2000-01-01), in the daily rows' column order, appended to `buffer`.
+/// The server then parses no text: the text format's dates, numbers and hex-escaped latencies
+/// were a fifth of its time in a year's commit.
+fn copy_binary_row(buffer: &mut Vec<u8>, row: &DailyStatsRow) {
+    const POSTGRES_EPOCH_DAYS: i32 = 730_120; // 2000-01-01 from 0001-01-01 (day 1)
+    use chrono::Datelike as _;
+    buffer.extend_from_slice(&9i16.to_be_bytes());
+    let mut field = |bytes: &[u8]| {
+        // A field's length is an i32: a daily row's latencies take at most some 80 kB.
+        buffer.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        buffer.extend_from_slice(bytes);
+    };
+    field(row.customer_id.as_bytes());
+    field(&(row.day.num_days_from_ce() - POSTGRES_EPOCH_DAYS).to_be_bytes());
+    for value in [
         row.successful,
         row.failed,
         row.latency_sum_us,
         row.latency_min_us,
-        row.latency_max_us
-    );
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for &byte in &row.latencies {
-        line.push(HEX[usize::from(byte >> 4)] as char);
-        line.push(HEX[usize::from(byte & 15)] as char);
+        row.latency_max_us,
+    ] {
+        field(&value.to_be_bytes());
     }
-    let _ = writeln!(line, "\t{}", row.version);
+    field(&row.latencies);
+    field(&row.version.to_be_bytes());
 }
 
 /// The SQL types a statement of this module binds, on backend `DB`.
