@@ -14,12 +14,13 @@
 //! it handed over, the loop learns on its progress channel (see `pacing.rs`); the operator's
 //! output carries nothing.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use differential_dataflow::difference::{IsZero, Semigroup};
-use differential_dataflow::AsCollection;
+use differential_dataflow::Hashable;
 use logstats_shared::{DayAccumulator, DayStats};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -33,15 +34,15 @@ use timely::worker::Worker;
 use crate::handover::Handover;
 use crate::pacing;
 use crate::planner::EpochPlan;
-use crate::share::{CustomerDay, FinishedDeltas, Share, ShareReader, ShareReport};
+use crate::share::{CustomerDay, FastHash, FinishedDeltas, Share, ShareReader, ShareReport};
 use crate::source::OpenFiles;
 use crate::summary::ReadCounter;
 
 /// The dataflow's time: the input epoch, not the event day (the day is part of the key).
 pub type Epoch = u64;
 
-/// A stats delta as the difference type of a differential collection keyed by `CustomerDay`:
-/// `consolidate()` then exchanges deltas by key and merges them per epoch.
+/// A stats delta as a differential difference type (`Semigroup`, `IsZero`) of updates keyed by
+/// `CustomerDay`: [`consolidate`] exchanges them by key and merges them per epoch with it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct StatsDelta(pub DayAccumulator);
 
@@ -142,11 +143,7 @@ pub fn build(
             )
             .ok_err::<Vec<_>, _, Vec<_>, _, _>(|x| x);
 
-        let merged = deltas
-            .as_collection()
-            .consolidate()
-            .inner
-            .map(|(key, epoch, delta)| CommitInput::Delta(key, epoch, delta.0.finish()));
+        let merged = consolidate(deltas);
 
         let inputs = merged
             .concat(reports.map(|report| CommitInput::Report(*report)))
@@ -154,6 +151,57 @@ pub fn build(
         commit(inputs, handover);
         input
     })
+}
+
+/// Consolidates the deltas of each epoch: exchanges them by the key's differential hash (as
+/// `Collection::consolidate` does) and merges them per (customer, day) with the delta's
+/// `Semigroup::plus_equals`; once the frontier passed an epoch, the worker owning each key
+/// builds its summary and sends it on. The merged deltas are those `consolidate()` gives, but
+/// held in a hash map per epoch: `consolidate()` arranged every delta into a trace (its batcher
+/// sorting and merging ~130-byte updates, then each key and delta cloned back out), which took
+/// a third of the workers' time on a year of 10,000 customers.
+fn consolidate<'scope>(
+    deltas: StreamVec<'scope, Epoch, (CustomerDay, Epoch, StatsDelta)>,
+) -> StreamVec<'scope, Epoch, CommitInput> {
+    type Cells = HashMap<CustomerDay, StatsDelta, FastHash>;
+    let route = |(key, _, _): &(CustomerDay, Epoch, StatsDelta)| key.hashed();
+    deltas.unary_frontier::<CapacityContainerBuilder<Vec<CommitInput>>, _, _, _>(
+        Exchange::new(route),
+        "Consolidate",
+        |_capability, _info| {
+            let mut epochs: BTreeMap<Epoch, (Capability<Epoch>, Cells)> = BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each_stamp(|capability, data| {
+                    let Some(capability) = capability.retain_least(0) else {
+                        return;
+                    };
+                    for (key, epoch, delta) in data.flat_map(|d| d.drain(..)) {
+                        let (_, cells) = epochs
+                            .entry(epoch)
+                            .or_insert_with(|| (capability.delayed(&epoch), Cells::default()));
+                        match cells.entry(key) {
+                            Entry::Occupied(mut cell) => cell.get_mut().plus_equals(&delta),
+                            Entry::Vacant(cell) => {
+                                cell.insert(delta);
+                            }
+                        }
+                    }
+                });
+                while let Some(entry) = epochs.first_entry() {
+                    if frontier.frontier().less_equal(entry.key()) {
+                        break;
+                    }
+                    let (epoch, (capability, cells)) = entry.remove_entry();
+                    let mut session = output.session(&capability);
+                    for (key, delta) in cells {
+                        if !delta.is_zero() {
+                            session.give(CommitInput::Delta(key, epoch, delta.0.finish()));
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// The Commit operator: collects each epoch's plan, deltas and reports on worker 0 and, once

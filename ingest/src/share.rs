@@ -18,7 +18,7 @@ use crate::summary::ReadCounter;
 /// foldhash's fast hash with a fixed seed: the keys here are short customer ids and (customer,
 /// day) pairs from the job's own input, so DoS-resistant hashing buys nothing, and a fixed seed
 /// keeps runs repeatable.
-type FastHash = foldhash::fast::FixedState;
+pub(crate) type FastHash = foldhash::fast::FixedState;
 
 /// Customer ids up to this long are packed into one `u128` key instead of being interned.
 const PACKED_CUSTOMER_BYTES: usize = 16;
