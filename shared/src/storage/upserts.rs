@@ -100,6 +100,11 @@ const POSTGRES_ROWS_PER_UPSERT: usize = 256;
 /// slower than single rows).
 const SQLITE_ROWS_PER_INSERT: usize = 256;
 
+/// Rows per SQLite upsert statement: the skewed year of 10,000 customers in random order, in
+/// 64 MiB stages (each later stage upserting into the rows of the ones before), 11.7 s with one
+/// row a statement, 11.3 s with 64.
+const SQLITE_ROWS_PER_UPSERT: usize = 64;
+
 /// Rows per MySQL upsert statement, unless [`MYSQL_BYTES_PER_UPSERT`] ends it first.
 #[cfg(feature = "mysql")]
 const MYSQL_ROWS_PER_UPSERT: usize = 200;
@@ -166,9 +171,9 @@ const FLEET_ROWS_PER_UPSERT: usize = 32;
 const VERSION_GROUP: &str = "(?, ?)";
 
 impl Upserts for SqliteConnection {
-    /// One prepared statement a row (see [`PreparedRows`]).
+    /// [`SQLITE_ROWS_PER_UPSERT`] rows a prepared statement (see [`PreparedRows`]).
     fn upsert_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
-        execute_prepared::<_, SqliteUpsert>(self, rows)
+        execute_prepared_chunks::<_, SqliteUpsert, SQLITE_ROWS_PER_UPSERT>(self, rows)
     }
 
     fn new_rows_per_write(&self) -> usize {
@@ -584,8 +589,8 @@ where
 /// SQLite, parsing multi-row statements and binding through boxed binds took about a third of a
 /// bulk commit; on MariaDB, parsing took a sixth of the server's time).
 ///
-/// SQLite inserts new rows [`SQLITE_ROWS_PER_INSERT`] at a time and upserts one row a
-/// statement. MySQL writes [`MYSQL_ROWS_PER_UPSERT`] rows a statement: each statement is a
+/// SQLite inserts new rows [`SQLITE_ROWS_PER_INSERT`] at a time and upserts
+/// [`SQLITE_ROWS_PER_UPSERT`]. MySQL writes [`MYSQL_ROWS_PER_UPSERT`] rows a statement: each statement is a
 /// round trip.
 trait PreparedRows: 'static {
     /// The statement, its `{rows}` marker where the `VALUES` groups go.
