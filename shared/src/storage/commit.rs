@@ -931,6 +931,53 @@ mod tests {
         }
     }
 
+    /// A bulk commit into an empty table (its rows made on the thread merging the runs) that
+    /// meets a row it cannot store fails with that row's reason, stores nothing and moves no
+    /// source; the same bulk without that row then commits whole.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn a_bulk_commit_of_new_rows_fails_whole_on_a_row_it_cannot_store() {
+        for db in crate::testing::backends() {
+            let store = db.connect();
+            let mut one = crate::DayAccumulator::new();
+            one.add(true, 250_000);
+            let one = one.finish();
+            let mut huge = one.clone();
+            huge.latency_sum_us = u128::from(u64::MAX);
+            let mut bulk: Vec<_> = (0..5_000)
+                .map(|i| (format!("cust_{:03}", i / 10), 20_000 + i % 10, one.clone()))
+                .collect();
+            bulk[3_333].2 = huge;
+            let at = |byte_offset| SourceOffset {
+                source: "inode:1:7".to_string(),
+                fingerprint: b"y".to_vec(),
+                byte_offset,
+                line_count: byte_offset / 10,
+            };
+            let epochs = EpochCommit {
+                sources: vec![at(900)],
+                previous: vec![at(0)],
+                ..EpochCommit::default()
+            };
+            match store.commit_bulk(&epochs, &InMemory(bulk.clone()), Some(20_000)) {
+                Err(StorageError::Unrepresentable { customer_id, .. }) => {
+                    assert_eq!(customer_id, "cust_333", "{db:?}")
+                }
+                other => panic!("{db:?}: {other:?}"),
+            }
+            assert_eq!(store.all_days().expect("read").len(), 0, "{db:?}");
+            bulk.remove(3_333);
+            assert_eq!(
+                store
+                    .commit_bulk(&epochs, &InMemory(bulk), Some(20_000))
+                    .expect("bulk"),
+                CommitOutcome::Written(4_999),
+                "{db:?}"
+            );
+            assert_eq!(store.all_days().expect("read").len(), 4_999, "{db:?}");
+        }
+    }
+
     /// A bulk commit merges into stored rows (of days before, on and after the last stored
     /// day) and fleet rows exactly, writes each key once, leaves out days a prune removed and
     /// counts their requests, and is not applied twice when retried after it committed.
