@@ -792,6 +792,17 @@ mod tests {
         }
     }
 
+    /// A day of one request, and one whose latency sum no backend can store (past 2^63 - 1).
+    #[cfg(feature = "testing")]
+    fn one_request_and_unstorable() -> (DayStats, DayStats) {
+        let mut one = crate::DayAccumulator::new();
+        one.add(true, 250_000);
+        let one = one.finish();
+        let mut huge = one.clone();
+        huge.latency_sum_us = u128::from(u64::MAX);
+        (one, huge)
+    }
+
     /// A row that cannot be stored exactly, amid rows that are new (written as one stream: on
     /// PostgreSQL one `COPY`), fails the commit with its reason, and none of the rows before
     /// or after it is stored.
@@ -800,11 +811,7 @@ mod tests {
     fn a_row_that_cannot_be_stored_fails_the_stream_of_new_rows_and_stores_nothing() {
         for db in crate::testing::backends() {
             let store = db.connect();
-            let mut one = crate::DayAccumulator::new();
-            one.add(true, 250_000);
-            let one = one.finish();
-            let mut huge = one.clone();
-            huge.latency_sum_us = u128::from(u64::MAX);
+            let (one, huge) = one_request_and_unstorable();
             let mut deltas: Vec<_> = (0..5_000)
                 .map(|i| (format!("cust_{i:05}"), 20_000, one.clone()))
                 .collect();
@@ -939,11 +946,7 @@ mod tests {
     fn a_bulk_commit_of_new_rows_fails_whole_on_a_row_it_cannot_store() {
         for db in crate::testing::backends() {
             let store = db.connect();
-            let mut one = crate::DayAccumulator::new();
-            one.add(true, 250_000);
-            let one = one.finish();
-            let mut huge = one.clone();
-            huge.latency_sum_us = u128::from(u64::MAX);
+            let (one, huge) = one_request_and_unstorable();
             let mut bulk: Vec<_> = (0..5_000)
                 .map(|i| (format!("cust_{:03}", i / 10), 20_000 + i % 10, one.clone()))
                 .collect();
