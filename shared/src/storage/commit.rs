@@ -98,8 +98,8 @@ fn commit_bulk(
     let (written, produced) = match last_stored {
         None => {
             let (rounds, received) = std::sync::mpsc::sync_channel(2);
-            let row = |(customer, day, stats): OwnedDelta| {
-                DailyStatsRow::new(customer, date_from_day(day), &stats, version)
+            let row = |customer, day, stats: &DayStats| {
+                DailyStatsRow::new(customer, date_from_day(day), stats, version)
             };
             std::thread::scope(|scope| {
                 let producer =
@@ -111,7 +111,11 @@ fn commit_bulk(
         Some(_) => {
             let (rounds, received) = std::sync::mpsc::sync_channel(2);
             std::thread::scope(|scope| {
-                let producer = scope.spawn(move || produce_rounds(deltas, first_kept, &rounds, Ok));
+                let delta = |customer, day, stats: &DayStats| -> Result<OwnedDelta, StorageError> {
+                    Ok((customer, day, stats.clone()))
+                };
+                let producer =
+                    scope.spawn(move || produce_rounds(deltas, first_kept, &rounds, delta));
                 let keys = flatten_rounds(received).map(|key| {
                     key.map(|(customer, day, stats)| (Cow::Owned(customer), day, Cow::Owned(stats)))
                 });
@@ -170,7 +174,7 @@ fn produce_rounds<T>(
     deltas: &dyn SortedDeltas,
     first_kept: Option<NaiveDate>,
     rounds: &std::sync::mpsc::SyncSender<Round<T>>,
-    make: impl Fn(OwnedDelta) -> Result<T, StorageError>,
+    make: impl Fn(String, i32, &DayStats) -> Result<T, StorageError>,
 ) -> (FleetDeltas, u64) {
     let mut fleet = FleetDeltas::default();
     let mut pruned = 0;
@@ -195,14 +199,14 @@ fn produce_rounds<T>(
             pruned += stats.total();
             continue;
         }
-        fleet.add(date, &stats);
-        match make((customer, day, stats)) {
+        match make(customer, day, &stats) {
             Ok(made) => round.push(made),
             Err(e) => {
                 let _ = rounds.send(Err(e));
                 return (fleet, pruned);
             }
         }
+        fleet.add(date, stats);
         if round.len() == ROWS_PER_STATEMENT {
             let full = std::mem::replace(&mut round, Vec::with_capacity(ROWS_PER_STATEMENT));
             if rounds.send(Ok(full)).is_err() {
@@ -485,12 +489,12 @@ struct FleetDeltas {
 }
 
 impl FleetDeltas {
-    fn add(&mut self, day: NaiveDate, delta: &DayStats) {
+    fn add(&mut self, day: NaiveDate, delta: DayStats) {
         let (total, pending) = self
             .days
             .entry(day)
             .or_insert_with(|| (DayStats::empty(), Vec::new()));
-        pending.push(delta.clone());
+        pending.push(delta);
         if pending.len() >= FLEET_PENDING {
             *total = DayStats::merge_all(std::iter::once(&*total).chain(pending.iter()));
             pending.clear();
