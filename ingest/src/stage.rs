@@ -273,13 +273,24 @@ impl Merge<'_> {
         self.heads[run] = head;
     }
 
-    /// The head of `run`, taken, and the run's next delta read in its place.
-    fn next_of(&mut self, run: usize) -> io::Result<(String, i32, DayStats)> {
+    /// The head of the run on top of the heap, taken, and that run's next delta read in its
+    /// place: its key replaces the top where it is (one sift down, not a pop and a push).
+    fn take_top(&mut self) -> io::Result<(String, i32, DayStats)> {
+        let Some(mut top) = self.heap.peek_mut() else {
+            return Err(io::Error::other("no run left"));
+        };
+        let run = top.0.run;
         let Some(head) = self.heads[run].take() else {
             return Err(io::Error::other("a run's head is missing"));
         };
         let next = read_delta(&mut self.runs[run])?;
-        self.push(run, next);
+        match &next {
+            Some((customer, day, _)) => top.0 = HeadKey::new(customer, *day, run),
+            None => {
+                std::collections::binary_heap::PeekMut::pop(top);
+            }
+        }
+        self.heads[run] = next;
         Ok(head)
     }
 }
@@ -288,22 +299,17 @@ impl Iterator for Merge<'_> {
     type Item = SortedDelta;
 
     fn next(&mut self) -> Option<SortedDelta> {
-        let Reverse(first) = self.heap.pop()?;
+        let first = self.heap.peek()?.0.clone();
         let staged = |e: io::Error| StorageError::Staged(e.to_string());
-        let (customer, day, stats) = match self.next_of(first.run) {
+        let (customer, day, stats) = match self.take_top() {
             Ok(head) => head,
             Err(e) => return Some(Err(staged(e))),
         };
         // The same key's deltas in the other runs, merged all at once (one merge of their
         // histograms instead of one a run).
         self.same.clear();
-        while let Some(Reverse(other)) = self.heap.peek() {
-            if !first.same_key(other) {
-                break;
-            }
-            let run = other.run;
-            self.heap.pop();
-            match self.next_of(run) {
+        while self.heap.peek().is_some_and(|top| first.same_key(&top.0)) {
+            match self.take_top() {
                 Ok((_, _, more)) => self.same.push(more),
                 Err(e) => return Some(Err(staged(e))),
             }
