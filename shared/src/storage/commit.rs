@@ -169,21 +169,53 @@ fn flatten_rounds<T: 'static>(
 /// read: counted, as late, not stored) and adding the others to each day's fleet totals, and
 /// sends what `make` makes of them to `rounds` [`ROWS_PER_STATEMENT`] at a time; returns those
 /// totals and the requests left out. Stops at the first error (sent on) or when the receiver
-/// is gone.
+/// is gone. The fleet totals are merged on a thread of their own, a round of deltas at a time:
+/// in a log read in random order this thread's merge of the runs is what the commit waits
+/// for, and the fleet totals were a fifth of its work.
 fn produce_rounds<T>(
     deltas: &dyn SortedDeltas,
     first_kept: Option<NaiveDate>,
     rounds: &std::sync::mpsc::SyncSender<Round<T>>,
     make: impl Fn(String, i32, &DayStats) -> Result<T, StorageError>,
 ) -> (FleetDeltas, u64) {
-    let mut fleet = FleetDeltas::default();
+    std::thread::scope(|scope| {
+        let (to_fleet, fleet_rounds) =
+            std::sync::mpsc::sync_channel::<Vec<(NaiveDate, DayStats)>>(2);
+        let fleet = scope.spawn(move || {
+            let mut fleet = FleetDeltas::default();
+            for round in fleet_rounds {
+                for (date, delta) in round {
+                    fleet.add(date, delta);
+                }
+            }
+            fleet
+        });
+        let pruned = produce_into(deltas, first_kept, rounds, make, &to_fleet);
+        drop(to_fleet);
+        let fleet = fleet
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (fleet, pruned)
+    })
+}
+
+/// The body of [`produce_rounds`]: sends the deltas kept to `to_fleet` a round at a time and
+/// returns the requests left out.
+fn produce_into<T>(
+    deltas: &dyn SortedDeltas,
+    first_kept: Option<NaiveDate>,
+    rounds: &std::sync::mpsc::SyncSender<Round<T>>,
+    make: impl Fn(String, i32, &DayStats) -> Result<T, StorageError>,
+    to_fleet: &std::sync::mpsc::SyncSender<Vec<(NaiveDate, DayStats)>>,
+) -> u64 {
     let mut pruned = 0;
     let mut round = Vec::with_capacity(ROWS_PER_STATEMENT);
+    let mut kept = Vec::with_capacity(ROWS_PER_STATEMENT);
     let read = match deltas.read() {
         Ok(read) => read,
         Err(e) => {
             let _ = rounds.send(Err(e));
-            return (fleet, pruned);
+            return pruned;
         }
     };
     for delta in read {
@@ -191,7 +223,7 @@ fn produce_rounds<T>(
             Ok(delta) => delta,
             Err(e) => {
                 let _ = rounds.send(Err(e));
-                return (fleet, pruned);
+                return pruned;
             }
         };
         let date = date_from_day(day);
@@ -203,21 +235,25 @@ fn produce_rounds<T>(
             Ok(made) => round.push(made),
             Err(e) => {
                 let _ = rounds.send(Err(e));
-                return (fleet, pruned);
+                return pruned;
             }
         }
-        fleet.add(date, stats);
+        kept.push((date, stats));
         if round.len() == ROWS_PER_STATEMENT {
             let full = std::mem::replace(&mut round, Vec::with_capacity(ROWS_PER_STATEMENT));
-            if rounds.send(Ok(full)).is_err() {
-                return (fleet, pruned);
+            let deltas = std::mem::replace(&mut kept, Vec::with_capacity(ROWS_PER_STATEMENT));
+            if to_fleet.send(deltas).is_err() || rounds.send(Ok(full)).is_err() {
+                return pruned;
             }
         }
+    }
+    if !kept.is_empty() {
+        let _ = to_fleet.send(kept);
     }
     if !round.is_empty() {
         let _ = rounds.send(Ok(round));
     }
-    (fleet, pruned)
+    pruned
 }
 
 /// The body of [`Store::commit_epoch`], inside its write transaction.
