@@ -59,14 +59,15 @@ impl Semigroup for StatsDelta {
 }
 
 /// What reaches the commit operator: an epoch's plan, a merged delta or a worker's report on
-/// its share.
+/// its share. The plan and the report are boxed: every delta of the epoch moves through the
+/// exchange and into the epoch's list at the size of the largest variant.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum CommitInput {
     /// The plan, from worker 0's input.
-    Plan(EpochPlan),
+    Plan(Box<EpochPlan>),
     /// A (customer, day)'s merged delta of an epoch, summarised by the worker owning it.
     Delta(CustomerDay, Epoch, DayStats),
-    Report(ShareReport),
+    Report(Box<ShareReport>),
 }
 
 /// An epoch the Commit operator is collecting, until the frontier passes it.
@@ -94,7 +95,7 @@ pub fn build(
     let peers = worker.peers();
     worker.dataflow::<Epoch, _, _>(|scope| {
         let (input, plans) = scope.new_input::<EpochPlan>();
-        let planned = plans.clone().map(CommitInput::Plan);
+        let planned = plans.clone().map(|plan| CommitInput::Plan(Box::new(plan)));
 
         let activations = plans.scope();
         let (deltas, reports) = plans
@@ -146,7 +147,7 @@ pub fn build(
         let merged = consolidate(deltas);
 
         let inputs = merged
-            .concat(reports.map(|report| CommitInput::Report(*report)))
+            .concat(reports.map(CommitInput::Report))
             .concat(planned);
         commit(inputs, handover);
         input
@@ -288,9 +289,9 @@ fn collect(
         reports: Vec::new(),
     });
     match item {
-        CommitInput::Plan(plan) => entry.plan = Some(plan),
+        CommitInput::Plan(plan) => entry.plan = Some(*plan),
         CommitInput::Delta(key, _, delta) => entry.deltas.push((key, delta)),
-        CommitInput::Report(report) => entry.reports.push(report),
+        CommitInput::Report(report) => entry.reports.push(*report),
     }
 }
 
@@ -364,13 +365,13 @@ mod tests {
         });
         for epoch in 0..3 {
             let first = (epoch == 0).then(first_plan);
-            input.send(CommitInput::Plan(plan(
+            input.send(CommitInput::Plan(Box::new(plan(
                 epoch,
                 epoch * 10,
                 epoch * 10 + 10,
                 first,
-            )));
-            input.send(CommitInput::Report(report(epoch, 0, 2, None)));
+            ))));
+            input.send(CommitInput::Report(Box::new(report(epoch, 0, 2, None))));
             input.advance_to(epoch + 1);
         }
         let mut heard = Vec::new();
