@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand};
 use logstats_shared::logging::LogFormat;
+use logstats_shared::units::parse_bytes_usize;
 use logstats_shared::StoreOptions;
 use std::time::Duration;
 
@@ -43,8 +44,9 @@ pub struct Settings {
     pub pool_size: Option<u32>,
 
     /// Bytes of stored rows kept in memory, each customer's kept current from its version
-    /// (0 turns this off: every request reads the database).
-    #[arg(long, default_value_t = crate::rows::DEFAULT_ROW_CACHE_BYTES)]
+    /// (0 turns this off: every request reads the database). Sizes take a unit too: 160MiB, 1G
+    /// (powers of 1024), 500MB (powers of 1000).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::rows::DEFAULT_ROW_CACHE_BYTES, value_parser = parse_bytes_usize)]
     pub row_cache_bytes: usize,
 
     /// Do not fill that copy from the database at start (in the background, up to seven
@@ -60,7 +62,7 @@ pub struct Settings {
 
     /// Bytes of remembered answers, each reused only while the customer's rows are unchanged
     /// (0 turns this off).
-    #[arg(long, default_value_t = crate::answers::DEFAULT_ANSWER_BYTES)]
+    #[arg(long, value_name = "BYTES", default_value_t = crate::answers::DEFAULT_ANSWER_BYTES, value_parser = parse_bytes_usize)]
     pub answer_cache_bytes: usize,
 
     /// How log lines are written on stderr: text, or one JSON object per line (timestamp,

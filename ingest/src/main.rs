@@ -27,6 +27,7 @@ use logstats_shared::logging::{self, LogFormat};
 use logstats_shared::record::{DurationUnit, InputFormat, JsonField, JsonFields, LineParser};
 use logstats_shared::redact::scrub;
 use logstats_shared::tokens::Tokens;
+use logstats_shared::units::parse_bytes;
 use logstats_shared::{Store, StoreOptions};
 
 /// The allocator: the commit, the merge of the staged runs and the dataflow allocate and free
@@ -92,22 +93,23 @@ struct Cli {
         env = "LOGSTATS_PUSH_TOKENS"
     )]
     tokens: Option<PathBuf>,
-    /// With --listen: largest request body as sent, in bytes (413 beyond).
-    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = PushLimits::default().max_body)]
+    /// With --listen: largest request body as sent, in bytes (413 beyond). Every size takes a
+    /// unit too: 64MiB, 2G (powers of 1024), 500MB (powers of 1000).
+    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = PushLimits::default().max_body, value_parser = parse_bytes)]
     push_max_body: u64,
     /// With --listen: largest batch once decompressed, in bytes (413 beyond).
-    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = PushLimits::default().max_batch)]
+    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = PushLimits::default().max_batch, value_parser = parse_bytes)]
     push_max_batch: u64,
     /// With --listen: most lines in a batch (413 beyond).
     #[arg(long, value_name = "N", requires = "listen", default_value_t = PushLimits::default().max_lines)]
     push_max_lines: u64,
     /// With --listen: bytes of request bodies held in memory at once (503 with Retry-After
     /// beyond).
-    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = PushLimits::default().memory)]
+    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = PushLimits::default().memory, value_parser = parse_bytes)]
     push_memory: u64,
     /// With --listen: bytes of pushed lines waiting for their commit, spooled in the temporary
     /// directory (503 with Retry-After beyond).
-    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = PushLimits::default().backlog)]
+    #[arg(long, value_name = "BYTES", requires = "listen", default_value_t = PushLimits::default().backlog, value_parser = parse_bytes)]
     push_backlog: u64,
     /// With --listen: how long an Idempotency-Key is remembered after its batch was committed
     /// (s, m, h, d).
@@ -164,18 +166,18 @@ struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
     connect_timeout: i64,
     /// Most bytes of input per epoch (one commit per epoch).
-    #[arg(long, default_value_t = DEFAULT_EPOCH_BYTES, hide = true)]
+    #[arg(long, default_value_t = DEFAULT_EPOCH_BYTES, hide = true, value_parser = parse_bytes)]
     epoch_bytes: u64,
     /// Memory for an epoch's open (customer, day) cells, in bytes: epochs are sized from the
     /// cells the log made so far to hold about this much (several epochs are in flight at once;
     /// see docs/INGEST.md, `--epoch-memory`). 0 sizes every epoch at its most bytes.
-    #[arg(long, value_name = "BYTES", env = "LOGSTATS_EPOCH_MEMORY", default_value_t = DEFAULT_EPOCH_MEMORY)]
+    #[arg(long, value_name = "BYTES", env = "LOGSTATS_EPOCH_MEMORY", default_value_t = DEFAULT_EPOCH_MEMORY, value_parser = parse_bytes)]
     epoch_memory: u64,
     /// Without --follow, --listen or standard input: stage the epochs read in sorted runs on disk (in $TMPDIR,
     /// unlinked files) up to this many bytes, then commit them in one transaction that writes
     /// each (customer, day) row once; a run stopped before a commit reads those lines again
     /// next time. 0 commits every epoch on its own.
-    #[arg(long, value_name = "BYTES", env = "LOGSTATS_STAGE_BYTES", default_value_t = DEFAULT_STAGE_BYTES)]
+    #[arg(long, value_name = "BYTES", env = "LOGSTATS_STAGE_BYTES", default_value_t = DEFAULT_STAGE_BYTES, value_parser = parse_bytes)]
     stage_bytes: u64,
     /// How the lines are written: native (`DATE TIME CUSTOMER PATH STATUS SECONDS`), json (one
     /// object a line), or auto: each line whose first byte other than a space is `{` is JSON,

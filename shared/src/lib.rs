@@ -11,6 +11,7 @@ pub mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tokens;
+pub mod units;
 
 pub use digest::LatencyDigest;
 pub use latency::Latencies;

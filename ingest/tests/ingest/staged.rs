@@ -108,3 +108,53 @@ fn staged_runs_store_what_epoch_commits_store_and_a_kill_mid_commit_loses_nothin
         );
     }
 }
+
+/// Sizes take units: a stage of `64KiB` commits in as many stages as one of 65,536 bytes, with
+/// the same rows as a single stage; a size the job cannot read is refused before it starts,
+/// saying why, and stores nothing.
+#[test]
+fn stage_sizes_take_units_and_a_bad_size_is_refused() {
+    let dir = temp_dir();
+    let log = dir.path().join("a.log");
+    generate(&log, 40_000, 17);
+    let single = TestDatabase::sqlite();
+    let mut args = ARGS.to_vec();
+    args.push(s(&log));
+    ingest_ok(&single, &args);
+    let expected = single.connect().all_days().expect("rows");
+
+    let count_stages = |size: &str| {
+        let db = TestDatabase::sqlite();
+        let mut args = ARGS.to_vec();
+        args.extend(["--stage-bytes", size, s(&log)]);
+        let out = job(&db.url).args(&args).run(Duration::from_secs(120));
+        assert!(out.status.success(), "{size}: {out:?}");
+        assert_eq!(db.connect().all_days().expect("rows"), expected, "{size}");
+        String::from_utf8_lossy(&out.stderr)
+            .matches("staged epochs")
+            .count()
+    };
+    let in_units = count_stages("64KiB");
+    assert!(in_units > 1, "64 KiB stages: {in_units} commits");
+    assert_eq!(in_units, count_stages("65536"));
+    assert_eq!(in_units, count_stages("64 k"));
+
+    for (bad, says) in [
+        ("1.5MiB", "unknown unit"),
+        ("64XB", "unknown unit"),
+        ("-1", "expected bytes"),
+    ] {
+        let db = TestDatabase::sqlite();
+        let flag = format!("--stage-bytes={bad}");
+        let mut args = ARGS.to_vec();
+        args.extend([flag.as_str(), s(&log)]);
+        let out = job(&db.url).args(&args).run(Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--stage-bytes") && stderr.contains(says),
+            "{bad}: {stderr}"
+        );
+        assert!(db.connect().all_days().expect("rows").is_empty(), "{bad}");
+    }
+}
