@@ -219,6 +219,11 @@ fn commit(inputs: StreamVec<'_, Epoch, CommitInput>, handover: Option<Handover>)
         |_capability, info| {
             let mut retry = Retry::new(scope.activator_for(info.address));
             let mut collecting: BTreeMap<Epoch, Collecting> = BTreeMap::new();
+            // The cells of the epoch handed over last: the next epoch's deltas are collected
+            // in a list of that size, not one that doubles from empty (each doubling copied the
+            // list: 0.46 s of worker 0, which does this besides its share, on the uniform year;
+            // epochs are sized to hold about as many cells as the one before).
+            let mut last_cells = 0usize;
             let mut handover = handover;
             // The capabilities of the epochs handed to the Handover, oldest first, until the
             // commit queue took them.
@@ -231,7 +236,7 @@ fn commit(inputs: StreamVec<'_, Epoch, CommitInput>, handover: Option<Handover>)
                     // A batch of the consolidated deltas may span several epochs, sent at the
                     // earliest: each item says its own epoch.
                     for item in data.flat_map(|d| d.drain(..)) {
-                        collect(&mut collecting, &capability, item);
+                        collect(&mut collecting, &capability, item, last_cells);
                     }
                 });
                 // Hand over, in order, every epoch the frontier has passed.
@@ -240,6 +245,7 @@ fn commit(inputs: StreamVec<'_, Epoch, CommitInput>, handover: Option<Handover>)
                         break;
                     }
                     let (epoch, epoch_data) = entry.remove_entry();
+                    last_cells = epoch_data.deltas.len();
                     if let Some(handover) = &mut handover {
                         let Collecting {
                             capability,
@@ -274,11 +280,13 @@ fn commit(inputs: StreamVec<'_, Epoch, CommitInput>, handover: Option<Handover>)
     );
 }
 
-/// Adds `item` to its epoch, which holds a capability from `capability` until handed over.
+/// Adds `item` to its epoch, which holds a capability from `capability` until handed over; a
+/// new epoch collects its deltas in a list of `expected_cells`.
 fn collect(
     collecting: &mut BTreeMap<Epoch, Collecting>,
     capability: &Capability<Epoch>,
     item: CommitInput,
+    expected_cells: usize,
 ) {
     let epoch = match &item {
         CommitInput::Plan(plan) => plan.epoch,
@@ -288,7 +296,7 @@ fn collect(
     let entry = collecting.entry(epoch).or_insert_with(|| Collecting {
         capability: capability.delayed(&epoch),
         plan: None,
-        deltas: Vec::new(),
+        deltas: Vec::with_capacity(expected_cells),
         reports: Vec::new(),
     });
     match item {
