@@ -79,13 +79,15 @@ impl Stage {
 
     /// Writes `epoch`'s deltas to a run file and keeps the rest of it.
     pub fn add(&mut self, mut epoch: ReadyEpoch) -> Result<()> {
-        let mut deltas = std::mem::take(&mut epoch.commit.deltas);
+        let deltas = std::mem::take(&mut epoch.commit.deltas);
         if !deltas.is_empty() {
-            deltas.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-            let (file, bytes) = self.write_run(&deltas).map_err(|cause| IngestError::Io {
-                what: format!("staging an epoch in {}", self.dir.display()),
-                cause,
-            })?;
+            let order = key_order(&deltas);
+            let (file, bytes) =
+                self.write_run(&deltas, &order)
+                    .map_err(|cause| IngestError::Io {
+                        what: format!("staging an epoch in {}", self.dir.display()),
+                        cause,
+                    })?;
             self.runs.push(file);
             self.bytes += bytes;
             if let Some(first) = deltas.iter().map(|d| d.1).min() {
@@ -97,8 +99,13 @@ impl Stage {
         Ok(())
     }
 
-    /// One run: the deltas (sorted, a key given twice merged) in an unlinked file.
-    fn write_run(&self, deltas: &[(String, i32, DayStats)]) -> io::Result<(File, u64)> {
+    /// One run: the deltas in `order` (their (customer, day) order, from [`key_order`]; a key
+    /// given twice merged) in an unlinked file.
+    fn write_run(
+        &self,
+        deltas: &[(String, i32, DayStats)],
+        order: &[SortKey],
+    ) -> io::Result<(File, u64)> {
         static RUNS: AtomicU64 = AtomicU64::new(0);
         std::fs::create_dir_all(&self.dir)?;
         let path = self.dir.join(format!(
@@ -115,20 +122,24 @@ impl Stage {
         std::fs::remove_file(&path)?;
         let mut out = BufWriter::with_capacity(1 << 16, file);
         let mut bytes = 0u64;
+        let mut scratch = Vec::new();
         let mut at = 0;
-        while at < deltas.len() {
-            let (customer, day, _) = &deltas[at];
-            let same = deltas[at..]
+        while at < order.len() {
+            let first = &order[at];
+            let (customer, day, _) = &deltas[first.index as usize];
+            let same = order[at..]
                 .iter()
-                .take_while(|d| (&d.0, d.1) == (customer, *day))
+                .take_while(|key| first.cmp_in(key, deltas).is_eq())
                 .count();
             let stats = match same {
-                1 => std::borrow::Cow::Borrowed(&deltas[at].2),
+                1 => std::borrow::Cow::Borrowed(&deltas[first.index as usize].2),
                 _ => std::borrow::Cow::Owned(DayStats::merge_all(
-                    deltas[at..at + same].iter().map(|d| &d.2),
+                    order[at..at + same]
+                        .iter()
+                        .map(|key| &deltas[key.index as usize].2),
                 )),
             };
-            bytes += write_delta(&mut out, customer, *day, &stats)?;
+            bytes += write_delta(&mut out, &mut scratch, customer, *day, &stats)?;
             at += same;
         }
         let file = out.into_inner().map_err(|e| e.into_error())?;
@@ -212,6 +223,64 @@ impl SortedDeltas for Stage {
     }
 }
 
+/// A delta's place in the (customer, day) order of an epoch's deltas, compared as numbers: the
+/// id's first [`PREFIX_BYTES`] as in a [`HeadKey`], its length, the day; the whole ids only when
+/// one is longer than the prefix and the prefixes are equal. Sorting these 32-byte keys and
+/// then reading the deltas in their order replaced sorting the ~130-byte deltas themselves by
+/// their `String` ids: that sort (its comparisons reading both ids, its moves) took 70 % of the
+/// committer's time while the workers read a year of 10,000 customers.
+struct SortKey {
+    prefix: u128,
+    len: u32,
+    day: i32,
+    index: u32,
+}
+
+impl SortKey {
+    /// The order of `self` and `other`, keys of `deltas`, as their (customer, day).
+    #[inline]
+    fn cmp_in(&self, other: &SortKey, deltas: &[(String, i32, DayStats)]) -> std::cmp::Ordering {
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| {
+                if self.len as usize > PREFIX_BYTES || other.len as usize > PREFIX_BYTES {
+                    deltas[self.index as usize]
+                        .0
+                        .cmp(&deltas[other.index as usize].0)
+                } else {
+                    self.len.cmp(&other.len)
+                }
+            })
+            .then(self.day.cmp(&other.day))
+    }
+}
+
+/// The keys of `deltas` in (customer, day) order.
+fn key_order(deltas: &[(String, i32, DayStats)]) -> Vec<SortKey> {
+    let mut keys: Vec<SortKey> = deltas
+        .iter()
+        .enumerate()
+        .map(|(index, (customer, day, _))| SortKey {
+            prefix: id_prefix(customer.as_bytes()),
+            len: u32::try_from(customer.len()).unwrap_or(u32::MAX),
+            day: *day,
+            index: index as u32,
+        })
+        .collect();
+    keys.sort_unstable_by(|a, b| a.cmp_in(b, deltas));
+    keys
+}
+
+/// The first [`PREFIX_BYTES`] of `id` as a zero-padded big-endian number: ids order as these
+/// numbers do, up to ids of which one begins the other (padding zeros match only zero bytes).
+#[inline]
+fn id_prefix(id: &[u8]) -> u128 {
+    let mut prefix = [0u8; PREFIX_BYTES];
+    let n = id.len().min(PREFIX_BYTES);
+    prefix[..n].copy_from_slice(&id[..n]);
+    u128::from_be_bytes(prefix)
+}
+
 /// The runs merged: the smallest key of every run's head, its deltas merged.
 struct Merge<'a> {
     runs: Vec<BufReader<&'a File>>,
@@ -247,11 +316,8 @@ struct HeadKey {
 impl HeadKey {
     fn new(customer: &str, day: i32, run: usize) -> Self {
         let id = customer.as_bytes();
-        let mut prefix = [0u8; PREFIX_BYTES];
-        let n = id.len().min(PREFIX_BYTES);
-        prefix[..n].copy_from_slice(&id[..n]);
         Self {
-            prefix: u128::from_be_bytes(prefix),
+            prefix: id_prefix(id),
             long: (id.len() > PREFIX_BYTES).then(|| customer.into()),
             len: id.len(),
             day,
@@ -333,26 +399,34 @@ impl Iterator for Merge<'_> {
 }
 
 /// Writes one delta: the customer's length and bytes, the day, the counts, the latency sum,
-/// minimum and maximum, and the latencies' stored form with its length (little-endian).
+/// minimum and maximum, and the latencies' stored form with its length (little-endian). The
+/// delta is put together in `scratch` and written with one call (ten small writes into the
+/// buffered writer, and the latencies encoded in a list of their own, cost the committer more
+/// than the bytes).
 fn write_delta(
     out: &mut impl Write,
+    scratch: &mut Vec<u8>,
     customer: &str,
     day: i32,
     stats: &DayStats,
 ) -> io::Result<u64> {
-    let latencies = stats.latencies.encode();
     let len = |n: usize| u32::try_from(n).map_err(|_| io::Error::other("a delta too large"));
-    out.write_all(&len(customer.len())?.to_le_bytes())?;
-    out.write_all(customer.as_bytes())?;
-    out.write_all(&day.to_le_bytes())?;
-    out.write_all(&stats.successful.to_le_bytes())?;
-    out.write_all(&stats.failed.to_le_bytes())?;
-    out.write_all(&stats.latency_sum_us.to_le_bytes())?;
-    out.write_all(&stats.latency_min_us.to_le_bytes())?;
-    out.write_all(&stats.latency_max_us.to_le_bytes())?;
-    out.write_all(&len(latencies.len())?.to_le_bytes())?;
-    out.write_all(&latencies)?;
-    Ok((4 + customer.len() + 4 + 8 * 4 + 16 + 4 + latencies.len()) as u64)
+    scratch.clear();
+    scratch.extend_from_slice(&len(customer.len())?.to_le_bytes());
+    scratch.extend_from_slice(customer.as_bytes());
+    scratch.extend_from_slice(&day.to_le_bytes());
+    scratch.extend_from_slice(&stats.successful.to_le_bytes());
+    scratch.extend_from_slice(&stats.failed.to_le_bytes());
+    scratch.extend_from_slice(&stats.latency_sum_us.to_le_bytes());
+    scratch.extend_from_slice(&stats.latency_min_us.to_le_bytes());
+    scratch.extend_from_slice(&stats.latency_max_us.to_le_bytes());
+    let length_at = scratch.len();
+    scratch.extend_from_slice(&[0; 4]);
+    stats.latencies.encode_into(scratch);
+    let latencies = len(scratch.len() - length_at - 4)?;
+    scratch[length_at..length_at + 4].copy_from_slice(&latencies.to_le_bytes());
+    out.write_all(scratch)?;
+    Ok(scratch.len() as u64)
 }
 
 /// Reads what [`write_delta`] wrote; `None` at the run's end.
@@ -412,7 +486,7 @@ mod tests {
     fn a_delta_reads_back_as_written() {
         let day = stats(&[(true, 1_000), (false, 2_500), (true, 1_000)]);
         let mut bytes = Vec::new();
-        let written = write_delta(&mut bytes, "cust_é", -3, &day).expect("write");
+        let written = write_delta(&mut bytes, &mut Vec::new(), "cust_é", -3, &day).expect("write");
         assert_eq!(written, bytes.len() as u64);
         let mut input = bytes.as_slice();
         assert_eq!(
@@ -425,11 +499,11 @@ mod tests {
         assert!(read_delta(&mut cut).is_err());
     }
 
-    /// Heads order as their (customer, day) do, and are the same key exactly when those are
+    /// Heads and an epoch's sort keys order as their (customer, day) do, and heads are the same key exactly when those are
     /// equal: ids shorter and longer than the prefix, ids sharing it, ids that begin others
     /// (zero bytes too), non-ASCII ids.
     #[test]
-    fn heads_order_as_customer_and_day() {
+    fn heads_and_sort_keys_order_as_customer_and_day() {
         let long = "a".repeat(PREFIX_BYTES);
         let short = "a".repeat(PREFIX_BYTES - 1);
         let ids = [
@@ -460,6 +534,24 @@ mod tests {
                 keys.push((id.as_str(), day, run % 3));
             }
         }
+        // An epoch's deltas sort into the same order by their sort keys.
+        let deltas: Vec<(String, i32, DayStats)> = keys
+            .iter()
+            .rev()
+            .map(|&(id, day, _)| (id.to_string(), day, DayStats::empty()))
+            .collect();
+        let sorted: Vec<(&str, i32)> = key_order(&deltas)
+            .iter()
+            .map(|key| {
+                (
+                    deltas[key.index as usize].0.as_str(),
+                    deltas[key.index as usize].1,
+                )
+            })
+            .collect();
+        let mut expected: Vec<(&str, i32)> = deltas.iter().map(|d| (d.0.as_str(), d.1)).collect();
+        expected.sort();
+        assert_eq!(sorted, expected);
         for a in &keys {
             for b in &keys {
                 let (ha, hb) = (HeadKey::new(a.0, a.1, a.2), HeadKey::new(b.0, b.1, b.2));
@@ -492,9 +584,9 @@ mod tests {
             ],
             vec![],
         ];
-        for mut deltas in runs {
-            deltas.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-            let (file, bytes) = stage.write_run(&deltas).expect("run");
+        for deltas in runs {
+            let order = key_order(&deltas);
+            let (file, bytes) = stage.write_run(&deltas, &order).expect("run");
             stage.runs.push(file);
             stage.bytes += bytes;
         }

@@ -4,7 +4,7 @@
 
 use super::percentile::exact_percentiles;
 use super::steps::{next_step, push_step, push_varint, read_varint};
-use super::{gcd, LatenciesDecodeError, DENSE_SPAN, EXACT_TAG};
+use super::{gcd, LatenciesDecodeError, Steps, DENSE_SPAN, EXACT_TAG};
 
 /// An exact histogram of latencies in microseconds, in its compact form (see the [`latency`](super)
 /// module docs).
@@ -22,7 +22,7 @@ pub struct Histogram {
     pub(super) min_us: u64,
     pub(super) max_us: u64,
     /// Per distinct value: varint(step in units << 1 | count is 1), then varint(count) if not 1.
-    pub(super) steps: Vec<u8>,
+    pub(super) steps: Steps,
 }
 
 impl Histogram {
@@ -41,7 +41,7 @@ impl Histogram {
         } else {
             unit
         };
-        let mut steps = Vec::with_capacity(entries.len() * 2);
+        let mut steps = Steps::with_capacity(entries.len() * 2);
         let mut previous = 0;
         let mut count = 0u64;
         for &(value, n) in &entries {
@@ -162,12 +162,17 @@ impl Histogram {
     /// Encodes as: 2, varint unit, varint distinct, varint count, then the steps.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.steps.len() + 16);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends what [`Histogram::encode`] returns to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(EXACT_TAG);
         for value in [self.unit, self.distinct, self.count] {
-            push_varint(&mut out, value);
+            push_varint(out, value);
         }
         out.extend_from_slice(&self.steps);
-        out
     }
 
     /// Decodes what [`Histogram::encode`] wrote, checking every step.
@@ -177,7 +182,7 @@ impl Histogram {
         let unit = read_varint(&mut rest).ok_or(corrupt("no unit"))?;
         let distinct = read_varint(&mut rest).ok_or(corrupt("no distinct count"))?;
         let count = read_varint(&mut rest).ok_or(corrupt("no count"))?;
-        let steps = rest.to_vec();
+        let steps = Steps::from_slice(rest);
         let (mut seen, mut counted, mut value) = (0u64, 0u64, 0u64);
         let mut min = None;
         let mut cursor = rest;
@@ -212,7 +217,7 @@ impl Histogram {
 
 /// Writes a histogram's steps from ascending (value in units, count) entries.
 pub(super) struct StepEncoder {
-    steps: Vec<u8>,
+    steps: Steps,
     previous: u64,
     distinct: u64,
     count: u64,
@@ -222,7 +227,7 @@ pub(super) struct StepEncoder {
 impl StepEncoder {
     pub(super) fn new(distinct: usize) -> Self {
         Self {
-            steps: Vec::with_capacity(distinct * 2),
+            steps: Steps::with_capacity(distinct * 2),
             previous: 0,
             distinct: 0,
             count: 0,

@@ -33,6 +33,14 @@ pub const EXACT_DISTINCT_VALUES: usize = 4096;
 /// First byte of an encoded exact histogram. Byte 1 starts a t-digest (see [`LatencyDigest`]).
 const EXACT_TAG: u8 = 2;
 
+/// A histogram's steps: the first [`INLINE_STEP_BYTES`] inline, in the 16 bytes a `Vec`'s
+/// pointer and length take. Most (customer, day) cells of a fleet hold a few requests, whose
+/// steps fit; each list allocated made for an allocation and a free on another thread a cell.
+pub(super) type Steps = smallvec::SmallVec<[u8; INLINE_STEP_BYTES]>;
+
+/// Bytes of steps a histogram holds without allocating.
+const INLINE_STEP_BYTES: usize = 16;
+
 /// Spans (in units) up to this are merged in a dense array of counts; wider ones by sorting.
 const DENSE_SPAN: u64 = 1 << 16;
 
@@ -232,6 +240,14 @@ impl Latencies {
         }
     }
 
+    /// Appends what [`Latencies::encode`] returns to `out` (no list of its own for a histogram).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        match self {
+            Latencies::Exact(histogram) => histogram.encode_into(out),
+            Latencies::Estimated(digest) => out.extend_from_slice(&digest.encode()),
+        }
+    }
+
     /// Decodes what [`Latencies::encode`] wrote, and the digests of earlier versions.
     pub fn decode(bytes: &[u8]) -> Result<Self, LatenciesDecodeError> {
         match bytes.first() {
@@ -247,7 +263,8 @@ impl Latencies {
     /// Bytes this summary takes in memory, roughly (for memory budgets).
     pub fn heap_bytes(&self) -> usize {
         match self {
-            Latencies::Exact(histogram) => histogram.steps.capacity(),
+            Latencies::Exact(histogram) if histogram.steps.spilled() => histogram.steps.capacity(),
+            Latencies::Exact(_) => 0,
             Latencies::Estimated(digest) => digest.centroid_count() * 16 + 64,
         }
     }

@@ -1,10 +1,31 @@
 //! The byte form of a histogram's steps: one step (and its count) as LEB128 varints, a count of
 //! one folded into the step's lowest bit.
 
+use super::Steps;
+
+/// Where steps and varints are written: a histogram's steps or an encoded histogram.
+pub(super) trait ByteSink {
+    fn push_byte(&mut self, byte: u8);
+}
+
+impl ByteSink for Vec<u8> {
+    #[inline(always)]
+    fn push_byte(&mut self, byte: u8) {
+        self.push(byte);
+    }
+}
+
+impl ByteSink for Steps {
+    #[inline(always)]
+    fn push_byte(&mut self, byte: u8) {
+        self.push(byte);
+    }
+}
+
 #[inline(always)]
-pub(super) fn push_step(out: &mut Vec<u8>, step: u64, count: u64) {
+pub(super) fn push_step(out: &mut impl ByteSink, step: u64, count: u64) {
     if count == 1 && step < 64 {
-        out.push(((step as u8) << 1) | 1);
+        out.push_byte(((step as u8) << 1) | 1);
     } else if count == 1 {
         push_varint(out, (step << 1) | 1);
     } else {
@@ -32,12 +53,12 @@ pub(super) fn next_step(steps: &mut &[u8]) -> Option<(u64, u64)> {
 }
 
 #[inline]
-pub(super) fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(super) fn push_varint(out: &mut impl ByteSink, mut value: u64) {
     while value >= 0x80 {
-        out.push((value as u8) | 0x80);
+        out.push_byte((value as u8) | 0x80);
         value >>= 7;
     }
-    out.push(value as u8);
+    out.push_byte(value as u8);
 }
 
 #[inline]

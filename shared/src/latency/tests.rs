@@ -125,6 +125,13 @@ fn past_the_limit_it_becomes_a_digest_and_stays_one() {
     more.merge(&exact_of(&[5]));
     assert_eq!(more.count(), wide.len() as u64 + 1);
     assert!(Latencies::decode(&more.encode()).is_ok());
+    // Appended after other bytes, both forms are the bytes `encode` returns.
+    for latencies in [&more, &exact_of(&[0, 7_000, 7_000]), &Latencies::default()] {
+        let mut out = vec![0xAA];
+        latencies.encode_into(&mut out);
+        assert_eq!(out[0], 0xAA);
+        assert_eq!(out[1..], latencies.encode()[..]);
+    }
 }
 
 #[test]
