@@ -22,7 +22,7 @@ use logstats_shared::{EpochCommit, RejectReason, SourceOffset};
 use crate::error::{IngestError, Result};
 use crate::pacing::{Handed, Progress, ProgressSender};
 use crate::planner::EpochPlan;
-use crate::share::{FinishedDeltas, ShareReport};
+use crate::share::{FinishedDeltas, ShareReport, SpareLists};
 use crate::source::{unix_now, JobId, SourceId, LEASE_SECONDS};
 
 /// One epoch ready to commit, or the error that kept it from being ready (which stops the
@@ -79,6 +79,8 @@ pub struct Handover {
     max_rejected_ratio: Option<f64>,
     /// `--backfill`: the commits leave the stored watermark where it is.
     keep_watermark: bool,
+    /// Where the committer gives back the lists of epochs it staged.
+    spares: SpareLists,
 }
 
 /// Lines of a source's first epochs that are looked at for the wrong-format warning.
@@ -121,7 +123,18 @@ impl Handover {
             run_rejected: 0,
             max_rejected_ratio: None,
             keep_watermark: false,
+            spares: SpareLists::default(),
         }
+    }
+
+    /// Takes the lists of an epoch's deltas from `spares`, where the committer gives them back.
+    pub fn with_spare_lists(self, spares: SpareLists) -> Self {
+        Self { spares, ..self }
+    }
+
+    /// A list for an epoch's deltas with room for `cells`: one the committer gave back if any.
+    pub fn list(&self, cells: usize) -> FinishedDeltas {
+        self.spares.take(cells)
     }
 
     /// `--backfill`: commits do not move the stored watermark (a live job's keeps counting).
@@ -255,10 +268,7 @@ impl Handover {
             None => Vec::new(),
         };
         let commit = EpochCommit {
-            deltas: deltas
-                .into_iter()
-                .map(|((customer, day), stats)| (customer, day, stats))
-                .collect(),
+            deltas,
             sources,
             previous,
             max_event_time: max_event_time.filter(|_| !self.keep_watermark),

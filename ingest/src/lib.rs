@@ -46,6 +46,7 @@ use crate::push::server::{PushServer, PushState};
 use crate::push::PushIntake;
 use crate::rejects::RejectsFile;
 use crate::retention::Retention;
+use crate::share::SpareLists;
 /// The offsets table's key of a file (the integration tests look rows up by it).
 pub use crate::source::source_key_of;
 use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
@@ -268,6 +269,8 @@ fn run_with_leases(
     let rejects = (config.rejects.as_deref())
         .map(|path| RejectsFile::open(path, open_files.clone()))
         .transpose()?;
+    // The lists of epochs' deltas, given back by the stage to the Commit operator.
+    let spares = SpareLists::default();
     let (committer, queue) = Committer::start(
         store.clone(),
         Arc::clone(&shutdown),
@@ -281,7 +284,9 @@ fn run_with_leases(
             && config.push.is_none()
             && !config.paths.iter().any(|p| spool::is_stdin(p))
             && config.stage_bytes > 0)
-            .then(|| Stage::new(std::env::temp_dir(), config.stage_bytes)),
+            .then(|| {
+                Stage::new(std::env::temp_dir(), config.stage_bytes).giving_lists_to(spares.clone())
+            }),
         progress_to.clone(),
     )?;
     let handover = Handover::new(
@@ -291,7 +296,8 @@ fn run_with_leases(
         progress_to,
     )
     .with_max_rejected_ratio(config.max_rejected_ratio)
-    .keeping_the_watermark(config.backfill);
+    .keeping_the_watermark(config.backfill)
+    .with_spare_lists(spares);
     let feed = Feed {
         config: config.clone(),
         counter: Arc::clone(&counter),

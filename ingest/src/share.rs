@@ -115,8 +115,45 @@ pub type CustomerDay = (String, i32);
 /// Pre-aggregated deltas of one share or one epoch, one per (customer, day).
 pub type Deltas = Vec<(CustomerDay, DayAccumulator)>;
 
-/// An epoch's merged deltas with their latency summaries built, one per (customer, day).
-pub type FinishedDeltas = Vec<(CustomerDay, DayStats)>;
+/// An epoch's merged deltas with their latency summaries built, one per (customer, day), in
+/// the form the commit takes them.
+pub type FinishedDeltas = Vec<(String, i32, DayStats)>;
+
+/// Emptied lists of an epoch's deltas, given back by the committer once it staged them and
+/// taken by the Commit operator for the next epochs: a list of a new epoch's deltas was
+/// fresh memory each time (tens of MB on a fleet), and the page faults of writing into it
+/// and its growth were 40 % of the page faults of the ingest of a year of 10,000 customers.
+#[derive(Clone, Default)]
+pub struct SpareLists(Arc<parking_lot::Mutex<Vec<FinishedDeltas>>>);
+
+/// Lists kept spare at most: one is taken for each epoch as the one before is given back.
+const SPARE_LISTS: usize = 1;
+
+impl SpareLists {
+    /// A list with room for `capacity` deltas: a spare one if there is one.
+    pub fn take(&self, capacity: usize) -> FinishedDeltas {
+        let spare = self.0.lock().pop();
+        let mut list = spare.unwrap_or_default();
+        // Exactly: `reserve` would double a spare list a little short of room.
+        list.reserve_exact(capacity);
+        list
+    }
+
+    /// Drops the lists kept: while the staged epochs are committed they would only hold memory.
+    pub fn clear(&self) {
+        let lists = std::mem::take(&mut *self.0.lock());
+        drop(lists);
+    }
+
+    /// Keeps `list`, emptied, for [`SpareLists::take`] (unless enough are kept).
+    pub fn give(&self, mut list: FinishedDeltas) {
+        list.clear();
+        let mut spare = self.0.lock();
+        if spare.len() < SPARE_LISTS {
+            spare.push(list);
+        }
+    }
+}
 
 /// A rejected line, numbered within the worker's share (0 = its first line).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

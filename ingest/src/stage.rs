@@ -20,6 +20,7 @@ use logstats_shared::{DayStats, EpochCommit, Latencies, SortedDelta, SortedDelta
 
 use crate::error::{IngestError, Result};
 use crate::handover::ReadyEpoch;
+use crate::share::SpareLists;
 
 /// Runs staged at most before they are committed: each is one open file and, while
 /// committing, one buffered reader of 32 KiB.
@@ -43,6 +44,8 @@ pub struct Stage {
     first_day: Option<i32>,
     /// The staged epochs, in order, their deltas taken out.
     epochs: Vec<ReadyEpoch>,
+    /// Where the lists of the deltas staged are given back, emptied, for later epochs.
+    spares: SpareLists,
 }
 
 impl Stage {
@@ -57,7 +60,13 @@ impl Stage {
             rejects: 0,
             first_day: None,
             epochs: Vec::new(),
+            spares: SpareLists::default(),
         }
+    }
+
+    /// This stage, giving the lists of the deltas it staged back to `spares`.
+    pub fn giving_lists_to(self, spares: SpareLists) -> Self {
+        Self { spares, ..self }
     }
 
     /// Bytes of deltas staged.
@@ -94,6 +103,7 @@ impl Stage {
                 self.first_day = Some(self.first_day.map_or(first, |day| day.min(first)));
             }
         }
+        self.spares.give(deltas);
         self.rejects += epoch.reports.iter().map(|r| r.rejects.len()).sum::<usize>();
         self.epochs.push(epoch);
         Ok(())
@@ -202,6 +212,7 @@ impl SortedDeltas for Stage {
     fn read(
         &self,
     ) -> std::result::Result<Box<dyn Iterator<Item = SortedDelta> + '_>, StorageError> {
+        self.spares.clear();
         let staged = |e: io::Error| StorageError::Staged(e.to_string());
         let mut runs = Vec::with_capacity(self.runs.len());
         for file in &self.runs {

@@ -200,3 +200,25 @@ fn far_future_lines_count_but_do_not_move_the_watermark() {
     assert_eq!(deltas.len(), 2);
     assert_eq!(report.max_event_time, Some(1_728_518_400));
 }
+
+/// A list given back is the next one taken, emptied and with room for what is asked (no more
+/// than one is kept), and none is kept once cleared.
+#[test]
+fn spare_lists_are_reused_one_at_a_time() {
+    let spares = SpareLists::default();
+    let mut list = spares.take(10);
+    assert!(list.capacity() >= 10);
+    list.push(("cust_1".into(), 1, logstats_shared::DayStats::empty()));
+    let at = list.as_ptr();
+    spares.give(list);
+    spares.give(Vec::with_capacity(3));
+    let again = spares.take(5);
+    assert_eq!(again.as_ptr(), at, "the first list given back is reused");
+    assert!(again.is_empty());
+    assert!(again.capacity() >= 10);
+    assert_eq!(spares.take(0).capacity(), 0, "only one list is kept");
+    spares.give(again);
+    spares.clear();
+    assert_eq!(spares.take(0).capacity(), 0);
+    assert!(spares.take(20).capacity() >= 20);
+}
