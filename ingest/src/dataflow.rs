@@ -175,15 +175,20 @@ fn consolidate<'scope>(
         "Consolidate",
         |_capability, _info| {
             let mut epochs: BTreeMap<Epoch, (Capability<Epoch>, Cells)> = BTreeMap::new();
+            // The cells of the epoch sent on last: a new epoch's map starts with room for as
+            // many (epochs are sized to hold about as many), not growing from empty.
+            let mut last_cells = 0usize;
             move |(input, frontier), output| {
                 input.for_each_stamp(|capability, data| {
                     let Some(capability) = capability.retain_least(0) else {
                         return;
                     };
                     for (key, epoch, delta) in data.flat_map(|d| d.drain(..)) {
-                        let (_, cells) = epochs
-                            .entry(epoch)
-                            .or_insert_with(|| (capability.delayed(&epoch), Cells::default()));
+                        let (_, cells) = epochs.entry(epoch).or_insert_with(|| {
+                            let cells =
+                                Cells::with_capacity_and_hasher(last_cells, FastHash::default());
+                            (capability.delayed(&epoch), cells)
+                        });
                         match cells.entry(key) {
                             Entry::Occupied(mut cell) => cell.get_mut().plus_equals(&delta),
                             Entry::Vacant(cell) => {
@@ -197,6 +202,7 @@ fn consolidate<'scope>(
                         break;
                     }
                     let (epoch, (capability, cells)) = entry.remove_entry();
+                    last_cells = cells.len();
                     let mut session = output.session(&capability);
                     for (key, delta) in cells {
                         if !delta.is_zero() {
