@@ -2,7 +2,7 @@
 //! [`latency`](super) describe; its merges, its dense-array percentiles, its byte codec, and the
 //! [`StepEncoder`] and [`HistogramIter`] that write and read its steps.
 
-use super::percentile::exact_percentiles;
+use super::percentile::{exact_percentiles, selected_percentiles};
 use super::steps::{next_step, push_step, push_varint, read_varint};
 use super::{gcd, LatenciesDecodeError, Steps, DENSE_SPAN, EXACT_TAG};
 
@@ -403,8 +403,13 @@ impl<'a> HistogramRef<'a> {
         let span = (max - min) / unit + 1;
         let entries: u64 = present.clone().map(|h| h.distinct).sum();
         if span > DENSE_SPAN || span > entries.saturating_mul(8).max(4096) {
-            let merged = Self::merge_entries(parts);
-            return exact_percentiles(merged.into_iter(), count, ps);
+            // Every entry takes at least a byte of steps: the room never trusts the headers.
+            let bytes: usize = parts.iter().map(|h| h.steps.len()).sum();
+            let mut all = Vec::with_capacity(bytes.min(usize::try_from(entries).unwrap_or(0)));
+            for part in parts {
+                all.extend(part.iter());
+            }
+            return selected_percentiles(&mut all, count, ps);
         }
         scratch.clear();
         scratch.resize(span as usize, 0);

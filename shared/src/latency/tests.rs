@@ -28,6 +28,65 @@ fn exact_of(values_us: &[u64]) -> Latencies {
 
 const PS: [f64; 6] = [0.0, 25.0, 50.0, 90.0, 99.0, 100.0];
 
+/// Selection over the entries of many days, unsorted and a value in several of them, gives
+/// numpy's percentiles of the values they count: few and many entries, few and many distinct
+/// values, counts above one, every percentile from 0 to 100, and entries already in order or
+/// reversed (a pivot choice's worst case).
+#[test]
+fn selected_percentiles_equal_numpy_on_unsorted_entries() {
+    let mut next = crate::xorshift(0x5E1E_C7ED_0000_0023);
+    let ps: Vec<f64> = (0..=100).map(f64::from).chain([0.5, 99.9, 33.3]).collect();
+    for round in 0..400u64 {
+        let n = 1 + (next() % [3, 30, 300, 3000][round as usize % 4]) as usize;
+        let distinct = 1 + next() % [1, 5, 100, 1_000_000][(round / 4) as usize % 4];
+        let mut entries: Vec<(u64, u64)> = (0..n)
+            .map(|_| {
+                (
+                    1000 + next() % distinct,
+                    1 + next() % [1, 1, 3, 50][round as usize % 4],
+                )
+            })
+            .collect();
+        match round % 7 {
+            0 => entries.sort_unstable(),
+            1 => entries.sort_unstable_by(|a, b| b.cmp(a)),
+            _ => {}
+        }
+        let seconds: Vec<f64> = entries
+            .iter()
+            .flat_map(|&(v, k)| std::iter::repeat_n(v as f64 / 1e6, k as usize))
+            .collect();
+        let count = seconds.len() as u64;
+        let expect: Vec<Option<f64>> = ps
+            .iter()
+            .map(|&p| Some(numpy_percentile(&seconds, p)))
+            .collect();
+        let got = percentile::selected_percentiles(&mut entries, count, &ps);
+        assert_eq!(got, expect, "round {round}: {n} entries");
+    }
+}
+
+/// Counts that overstate the entries answer with the largest value, as the sorted pass does,
+/// and no entries at all with zero; nothing panics.
+#[test]
+fn selected_percentiles_survive_counts_that_overstate_the_entries() {
+    let entries = [(7u64, 1u64), (3, 2), (9, 1)];
+    let mut unsorted = entries;
+    let got = percentile::selected_percentiles(&mut unsorted, 10, &PS);
+    let mut sorted = entries;
+    sorted.sort_unstable();
+    assert_eq!(got, exact_percentiles(sorted.into_iter(), 10, &PS));
+    assert_eq!(got[5], Some(9e-6));
+    assert_eq!(
+        percentile::selected_percentiles(&mut [], 4, &[50.0]),
+        vec![Some(0.0)]
+    );
+    assert_eq!(
+        percentile::selected_percentiles(&mut [], 0, &[50.0]),
+        vec![None]
+    );
+}
+
 #[test]
 fn exact_percentiles_equal_numpy_on_every_split() {
     let mut next = crate::xorshift(0x5EED_1234_ABCD_0001);
