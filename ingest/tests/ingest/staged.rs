@@ -2,6 +2,8 @@
 //! log in random order stores exactly the rows that committing every epoch on its own stores,
 //! writing each row once, merged with rows stored before; killed with SIGKILL while it commits
 //! its staged epochs, it leaves all or nothing of them, and the next run stores the same rows.
+//! A log in time order committed in many small stages, each beginning on the day the one before
+//! ended, stores the same daily and fleet rows as one stage.
 
 use std::time::{Duration, Instant};
 
@@ -156,5 +158,65 @@ fn stage_sizes_take_units_and_a_bad_size_is_refused() {
             "{bad}: {stderr}"
         );
         assert!(db.connect().all_days().expect("rows").is_empty(), "{bad}");
+    }
+}
+
+/// A log in time order, staged in stages of 16 KiB: each stage after the first begins on the
+/// last day the one before stored (a day is cut between them), so its later days are written
+/// as new rows and that day is merged into the stored rows, in two passes. Every backend stores
+/// the daily rows and the fleet rows that committing each epoch on its own stores.
+#[test]
+fn stages_cut_mid_day_store_what_epoch_commits_store() {
+    let dir = temp_dir();
+    let generated = dir.path().join("generated.log");
+    generate(&generated, 60_000, 29);
+    // In time order (the generator sends some lines late): a stage's first day is then the
+    // last day stored before it.
+    let text = std::fs::read_to_string(&generated).expect("read log");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_by_key(|line| line.get(..19).unwrap_or(line).to_owned());
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, lines.join("\n") + "\n").expect("write log");
+    let reference = TestDatabase::sqlite();
+    let mut args = ARGS.to_vec();
+    args.extend(["--stage-bytes", "0", s(&log)]);
+    ingest_ok(&reference, &args);
+    let expected = reference.connect().all_days().expect("rows");
+    let (first, last) = (
+        expected[0].1,
+        expected.iter().map(|d| d.1).max().expect("days"),
+    );
+    let expected_fleet = reference.connect().fleet_days(first, last).expect("fleet");
+    assert!(expected_fleet.as_ref().is_some_and(|days| days.len() > 20));
+
+    for db in backends() {
+        let mut args = ARGS.to_vec();
+        args.extend(["--stage-bytes", "16KiB", s(&log)]);
+        let out = job(&db.url)
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .run(Duration::from_secs(120));
+        assert!(out.status.success(), "{:?}: {out:?}", db.backend);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stages = stderr.matches("staged epochs").count();
+        let split = stderr.matches("later days written first").count();
+        assert!(
+            stages > 3 && split > 1,
+            "{:?}: {stages} stages, {split} of them beginning on a stored day",
+            db.backend
+        );
+        let connected = db.connect();
+        assert_eq!(
+            connected.all_days().expect("rows"),
+            expected,
+            "{:?}",
+            db.backend
+        );
+        assert_eq!(
+            connected.fleet_days(first, last).expect("fleet"),
+            expected_fleet,
+            "{:?}: fleet rows",
+            db.backend
+        );
     }
 }

@@ -95,45 +95,31 @@ fn commit_bulk(
     // second thread, a round of keys at a time, while this one reads the stored rows, merges
     // and writes (at most two rounds wait between them). When no key can have a stored row,
     // that thread also makes the rows (encodes their latencies), and this one only writes.
-    let (written, produced) = match last_stored {
-        None => {
-            let (rounds, received) = std::sync::mpsc::sync_channel(2);
-            let row = |customer, day, stats: &DayStats| {
-                DailyStatsRow::new(customer, date_from_day(day), stats, version)
-            };
-            std::thread::scope(|scope| {
-                let producer =
-                    scope.spawn(move || produce_rounds(deltas, first_kept, &rounds, row));
-                let written = write_new_rows(conn, flatten_rounds(received));
-                (written, producer.join())
-            })
+    let (written, fleet, pruned) = match (first_day, last_stored) {
+        (_, None) => write_staged_new(conn, deltas, first_kept, version, |_| true)?,
+        // Stored rows reach at most the stage's second day (a stage after another of a log in
+        // time order, the day it was cut on; a day's log into a year of them): the keys after
+        // them are written as new rows first, in one pass, then the runs are read again for
+        // the few keys of those first days, merged into their stored rows. In one pass, each
+        // round of keys waited for a read of its few stored rows and the new rows were written
+        // by the thread that made them: a stage cut mid-day took about a second more on a year
+        // of 10,000 customers.
+        (Some(first), Some(last)) if date_from_day(first.saturating_add(1)) >= last => {
+            log::info!("rows are stored up to {last}: later days written first, then {last} and before merged");
+            let after = |day: i32| date_from_day(day) > last;
+            let (mut written, mut fleet, mut pruned) =
+                write_staged_new(conn, deltas, first_kept, version, after)?;
+            let (stored, stored_fleet, stored_pruned) =
+                write_staged_merged(conn, deltas, first_kept, last, version, |day| !after(day))?;
+            written.absorb(stored);
+            fleet.extend(stored_fleet);
+            pruned += stored_pruned;
+            (written, fleet, pruned)
         }
-        Some(_) => {
-            let (rounds, received) = std::sync::mpsc::sync_channel(2);
-            std::thread::scope(|scope| {
-                let delta = |customer, day, stats: &DayStats| -> Result<OwnedDelta, StorageError> {
-                    Ok((customer, day, stats.clone()))
-                };
-                let producer =
-                    scope.spawn(move || produce_rounds(deltas, first_kept, &rounds, delta));
-                let keys = flatten_rounds(received).map(|key| {
-                    key.map(|(customer, day, stats)| (Cow::Owned(customer), day, Cow::Owned(stats)))
-                });
-                // Returns once every round was written or one failed; either way `keys` (the
-                // receiving end) is dropped, so the producer stops at its next round.
-                let written = write_sorted(conn, keys, last_stored, version);
-                (written, producer.join())
-            })
-        }
-    };
-    let written = written?;
-    let Ok((fleet, pruned)) = produced else {
-        return Err(StorageError::Staged(
-            "the thread merging the runs panicked".into(),
-        ));
+        (_, Some(last)) => write_staged_merged(conn, deltas, first_kept, last, version, |_| true)?,
     };
     if written.rows > 0 && !conn.fleet_days_pending()? {
-        store_fleet_days(conn, fleet.finish(), version)?;
+        store_fleet_days(conn, fleet, version)?;
     }
     finish_commit(conn, epochs, &written, version)?;
     Ok(match pruned {
@@ -143,6 +129,73 @@ fn commit_bulk(
             pruned,
         },
     })
+}
+
+/// What a pass over the staged runs wrote, each day's fleet delta of it, and the requests of
+/// pruned days it left out.
+type StagedPass = (Written, BTreeMap<NaiveDate, DayStats>, u64);
+
+/// Writes the staged deltas of the days `keep` takes, none of which has a stored row, as new
+/// rows: made (their latencies encoded) on the thread that reads the runs, written on this one.
+fn write_staged_new(
+    conn: &mut dyn StoreConnection,
+    deltas: &dyn SortedDeltas,
+    first_kept: Option<NaiveDate>,
+    version: i64,
+    keep: impl Fn(i32) -> bool + Send,
+) -> Result<StagedPass, StorageError> {
+    let (rounds, received) = std::sync::mpsc::sync_channel(2);
+    let row = |customer, day, stats: &DayStats| {
+        DailyStatsRow::new(customer, date_from_day(day), stats, version)
+    };
+    let (written, produced) = std::thread::scope(|scope| {
+        let producer = scope.spawn(move || produce_rounds(deltas, first_kept, &rounds, row, keep));
+        let written = write_new_rows(conn, flatten_rounds(received));
+        (written, producer.join())
+    });
+    staged_pass(written, produced)
+}
+
+/// Writes the staged deltas of the days `keep` takes merged into their stored rows (those on
+/// or before `last_stored`; the others are new rows).
+fn write_staged_merged(
+    conn: &mut dyn StoreConnection,
+    deltas: &dyn SortedDeltas,
+    first_kept: Option<NaiveDate>,
+    last_stored: NaiveDate,
+    version: i64,
+    keep: impl Fn(i32) -> bool + Send,
+) -> Result<StagedPass, StorageError> {
+    let (rounds, received) = std::sync::mpsc::sync_channel(2);
+    let delta = |customer, day, stats: &DayStats| -> Result<OwnedDelta, StorageError> {
+        Ok((customer, day, stats.clone()))
+    };
+    let (written, produced) = std::thread::scope(|scope| {
+        let producer =
+            scope.spawn(move || produce_rounds(deltas, first_kept, &rounds, delta, keep));
+        let keys = flatten_rounds(received).map(|key| {
+            key.map(|(customer, day, stats)| (Cow::Owned(customer), day, Cow::Owned(stats)))
+        });
+        // Returns once every round was written or one failed; either way `keys` (the
+        // receiving end) is dropped, so the producer stops at its next round.
+        let written = write_sorted(conn, keys, Some(last_stored), version);
+        (written, producer.join())
+    });
+    staged_pass(written, produced)
+}
+
+/// A pass's outcome from what its writer and its producer thread returned.
+fn staged_pass(
+    written: Result<Written, StorageError>,
+    produced: std::thread::Result<(FleetDeltas, u64)>,
+) -> Result<StagedPass, StorageError> {
+    let written = written?;
+    let Ok((fleet, pruned)) = produced else {
+        return Err(StorageError::Staged(
+            "the thread merging the runs panicked".into(),
+        ));
+    };
+    Ok((written, fleet.finish(), pruned))
 }
 
 /// A key's delta, owned.
@@ -165,7 +218,7 @@ fn flatten_rounds<T: 'static>(
     )
 }
 
-/// Reads `deltas`, leaving out days before `first_kept` (a prune removed them after they were
+/// Reads `deltas` of the days `keep` takes, leaving out days before `first_kept` (a prune removed them after they were
 /// read: counted, as late, not stored) and adding the others to each day's fleet totals, and
 /// sends what `make` makes of them to `rounds` [`ROWS_PER_STATEMENT`] at a time; returns those
 /// totals and the requests left out. Stops at the first error (sent on) or when the receiver
@@ -177,6 +230,7 @@ fn produce_rounds<T>(
     first_kept: Option<NaiveDate>,
     rounds: &std::sync::mpsc::SyncSender<Round<T>>,
     make: impl Fn(String, i32, &DayStats) -> Result<T, StorageError>,
+    keep: impl Fn(i32) -> bool,
 ) -> (FleetDeltas, u64) {
     std::thread::scope(|scope| {
         let (to_fleet, fleet_rounds) =
@@ -190,7 +244,7 @@ fn produce_rounds<T>(
             }
             fleet
         });
-        let pruned = produce_into(deltas, first_kept, rounds, make, &to_fleet);
+        let pruned = produce_into(deltas, first_kept, rounds, make, keep, &to_fleet);
         drop(to_fleet);
         let fleet = fleet
             .join()
@@ -206,6 +260,7 @@ fn produce_into<T>(
     first_kept: Option<NaiveDate>,
     rounds: &std::sync::mpsc::SyncSender<Round<T>>,
     make: impl Fn(String, i32, &DayStats) -> Result<T, StorageError>,
+    keep: impl Fn(i32) -> bool,
     to_fleet: &std::sync::mpsc::SyncSender<Vec<(NaiveDate, DayStats)>>,
 ) -> u64 {
     let mut pruned = 0;
@@ -226,6 +281,9 @@ fn produce_into<T>(
                 return pruned;
             }
         };
+        if !keep(day) {
+            continue;
+        }
         let date = date_from_day(day);
         if first_kept.is_some_and(|first| date < first) {
             pruned += stats.total();
@@ -363,6 +421,26 @@ use super::upserts::{NEW_ROWS_BYTES, NEW_ROW_BYTES};
 struct Written {
     rows: usize,
     touched: Vec<String>,
+}
+
+impl Written {
+    /// Adds what another pass wrote: its rows, and its customers among these (each once, in
+    /// order).
+    fn absorb(&mut self, other: Written) {
+        self.rows += other.rows;
+        let mine = std::mem::take(&mut self.touched);
+        let mut theirs = other.touched.into_iter().peekable();
+        let mut merged = Vec::with_capacity(mine.len() + theirs.len());
+        for customer in mine {
+            while let Some(before) = theirs.next_if(|c| *c < customer) {
+                merged.push(before);
+            }
+            theirs.next_if(|c| *c == customer);
+            merged.push(customer);
+        }
+        merged.extend(theirs);
+        self.touched = merged;
+    }
 }
 
 /// Writes the keys' deltas (in primary-key order, each key once) merged into their stored rows,
