@@ -104,25 +104,34 @@ fn values_at_ranks(entries: &mut [(u64, u64)], ranks: &[u64], out: &mut Vec<u64>
     for &(value, n) in entries.iter() {
         weights[bucket(value)] = weights[bucket(value)].saturating_add(n);
     }
-    // Each wanted bucket on its own, ascending: its entries span less than the bucket's width,
-    // so every step narrows, and its ranks are moved down by what the buckets below hold.
-    let (mut at, mut below, mut first) = (0, 0u64, 0);
-    while first < ranks.len() {
-        while at + 1 < SELECT_BUCKETS && ranks[first] >= below.saturating_add(weights[at]) {
+    // The wanted buckets, ascending, each with its ranks moved down by what the buckets below
+    // hold; their entries gathered in one pass, each bucket's on its own (they span less than
+    // the bucket's width, so every step narrows), however many ranks are wanted.
+    const NOT_WANTED: u16 = u16::MAX;
+    let mut group_of = [NOT_WANTED; SELECT_BUCKETS];
+    let mut groups: Vec<Vec<u64>> = Vec::new();
+    let (mut at, mut below) = (0, 0u64);
+    for &rank in ranks {
+        while at + 1 < SELECT_BUCKETS && rank >= below.saturating_add(weights[at]) {
             below = below.saturating_add(weights[at]);
             at += 1;
         }
-        let through = below.saturating_add(weights[at]);
-        let last = first + ranks[first..].partition_point(|&rank| rank < through);
-        let last = last.max(first + 1);
-        let moved: Vec<u64> = ranks[first..last].iter().map(|&r| r - below).collect();
-        let mut kept: Vec<(u64, u64)> = entries
-            .iter()
-            .filter(|e| bucket(e.0) == at)
-            .copied()
-            .collect();
-        values_at_ranks(&mut kept, &moved, out);
-        first = last;
+        if group_of[at] == NOT_WANTED {
+            group_of[at] = groups.len() as u16;
+            groups.push(Vec::new());
+        }
+        if let Some(group) = groups.last_mut() {
+            group.push(rank - below);
+        }
+    }
+    let mut kept: Vec<Vec<(u64, u64)>> = vec![Vec::new(); groups.len()];
+    for &entry in entries.iter() {
+        if let Some(group) = kept.get_mut(usize::from(group_of[bucket(entry.0)])) {
+            group.push(entry);
+        }
+    }
+    for (group, ranks) in kept.iter_mut().zip(&groups) {
+        values_at_ranks(group, ranks, out);
     }
 }
 
