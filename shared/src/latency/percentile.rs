@@ -105,8 +105,10 @@ fn values_at_ranks(entries: &mut [(u64, u64)], ranks: &[u64], out: &mut Vec<u64>
         weights[bucket(value)] = weights[bucket(value)].saturating_add(n);
     }
     // The wanted buckets, ascending, each with its ranks moved down by what the buckets below
-    // hold; their entries gathered in one pass, each bucket's on its own (they span less than
-    // the bucket's width, so every step narrows), however many ranks are wanted.
+    // hold. Their entries are moved, in place, into one stretch each at the front, and each
+    // stretch goes on alone: its values span less than the bucket's width, so every step
+    // narrows, however many ranks are wanted, and nothing is allocated beyond the ranks (a copy
+    // of the wanted entries per step could hold them several times over).
     const NOT_WANTED: u16 = u16::MAX;
     let mut group_of = [NOT_WANTED; SELECT_BUCKETS];
     let mut groups: Vec<Vec<u64>> = Vec::new();
@@ -124,14 +126,39 @@ fn values_at_ranks(entries: &mut [(u64, u64)], ranks: &[u64], out: &mut Vec<u64>
             group.push(rank - below);
         }
     }
-    let mut kept: Vec<Vec<(u64, u64)>> = vec![Vec::new(); groups.len()];
-    for &entry in entries.iter() {
-        if let Some(group) = kept.get_mut(usize::from(group_of[bucket(entry.0)])) {
-            group.push(entry);
+    // The wanted entries (few, most of the time) to the front, the others left where they fall.
+    let group = |entry: &(u64, u64)| group_of[bucket(entry.0)];
+    let mut wanted = 0;
+    for i in 0..entries.len() {
+        if group(&entries[i]) != NOT_WANTED {
+            entries.swap(wanted, i);
+            wanted += 1;
         }
     }
-    for (group, ranks) in kept.iter_mut().zip(&groups) {
-        values_at_ranks(group, ranks, out);
+    let entries = &mut entries[..wanted];
+    // Then each group's into a stretch of its own, in order (as an in-place radix sort moves
+    // them).
+    let mut starts = vec![0usize; groups.len() + 1];
+    for entry in entries.iter() {
+        starts[usize::from(group(entry)) + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut next = starts.clone();
+    for slot in 0..groups.len() {
+        while next[slot] < starts[slot + 1] {
+            let home = usize::from(group(&entries[next[slot]]));
+            if home == slot {
+                next[slot] += 1;
+            } else {
+                entries.swap(next[slot], next[home]);
+                next[home] += 1;
+            }
+        }
+    }
+    for (group, ranks) in groups.iter().enumerate() {
+        values_at_ranks(&mut entries[starts[group]..starts[group + 1]], ranks, out);
     }
 }
 

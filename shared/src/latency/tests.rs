@@ -66,6 +66,26 @@ fn selected_percentiles_equal_numpy_on_unsorted_entries() {
     }
 }
 
+/// Values clustered far below a few outliers take a step per 512-fold narrowing of their span,
+/// each in place: the answers are the sorted pass's.
+#[test]
+fn selected_percentiles_narrow_down_to_clustered_values() {
+    let mut next = crate::xorshift(0xC1u64 << 40 | 0x5732);
+    let mut entries: Vec<(u64, u64)> = (0..5000)
+        .map(|_| (1_000 + next() % 100, 1 + next() % 3))
+        .chain([(1 << 60, 1), (1 << 40, 2), (u64::MAX / 3, 1)])
+        .collect();
+    let count = entries.iter().map(|e| e.1).sum();
+    let ps: Vec<f64> = (0..=100).map(f64::from).collect();
+    let mut sorted = entries.clone();
+    sorted.sort_unstable();
+    let expect = exact_percentiles(sorted.into_iter(), count, &ps);
+    assert_eq!(
+        percentile::selected_percentiles(&mut entries, count, &ps),
+        expect
+    );
+}
+
 /// Counts that overstate the entries answer with the largest value, as the sorted pass does,
 /// and no entries at all with zero; nothing panics.
 #[test]
