@@ -222,3 +222,120 @@ fn spare_lists_are_reused_one_at_a_time() {
     assert_eq!(spares.take(0).capacity(), 0);
     assert!(spares.take(20).capacity() >= 20);
 }
+
+/// A share after one of many cells and few lines a cell is read as sorted lines, and its
+/// cells are those of the table of cells: counts, sums and latencies, for short and long
+/// customer ids, days before 1970, failures and latencies past 2^31 µs, in small windows.
+#[test]
+fn sorted_shares_make_the_cells_a_table_of_cells_makes() {
+    let mut content = Vec::new();
+    let mut expected: std::collections::BTreeMap<(String, i32), DayAccumulator> =
+        Default::default();
+    let mut state = 7u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    let dates = [
+        ("1969-12-31", -1),
+        ("2024-10-10", 20006),
+        ("2024-10-11", 20007),
+    ];
+    let long_name = "a-customer-id-longer-than-sixteen-bytes";
+    for i in 0..12_000u64 {
+        let customer = match next() % 100 {
+            0 => format!("{long_name}-{}", next() % 50),
+            _ => format!("cust_{}", next() % 5000),
+        };
+        let (date, day) = dates[(next() % 3) as usize];
+        let status = if next() % 4 == 0 { 503 } else { 200 };
+        let (seconds, micros) = match i % 997 {
+            0 => ("3000.000001".to_string(), 3_000_000_001u64),
+            _ => {
+                let micros = next() % 2_000_000;
+                (
+                    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000),
+                    micros,
+                )
+            }
+        };
+        writeln!(content, "{date} 12:00:00 {customer} /p {status} {seconds}").unwrap();
+        expected
+            .entry((customer, day))
+            .or_default()
+            .add(status < 500, micros);
+    }
+    for acc in expected.values_mut() {
+        acc.normalize();
+    }
+    let file = write(&content);
+    let plan = plan_for(file.path(), 0, content.len() as u64);
+    let mut reader = windowed_reader_for(file.path(), 4096);
+    for (round, sorting) in [(0, false), (1, true), (2, true)] {
+        let mut share = reader.begin(&plan, 0, 1);
+        assert_eq!(reader.sorting, sorting, "round {round}");
+        while !reader.step(&plan, &mut share) {}
+        let (deltas, report) = reader.finish(share);
+        assert_eq!(report.accepted, 12_000);
+        let got: std::collections::BTreeMap<(String, i32), DayAccumulator> =
+            deltas.into_iter().collect();
+        assert_eq!(got.len(), expected.len(), "round {round}");
+        assert!(got == expected, "round {round}: the cells differ");
+    }
+}
+
+/// A share of many lines a cell is read through the table of cells, however many cells.
+#[test]
+fn shares_of_many_lines_a_cell_are_not_sorted() {
+    let mut content = Vec::new();
+    for i in 0..(SORT_FROM_CELLS as u64 * SORT_BELOW_LINES_A_CELL) {
+        let customer = i % SORT_FROM_CELLS as u64;
+        writeln!(content, "2024-10-10 12:00:00 cust_{customer} /p 200 0.1").unwrap();
+    }
+    let file = write(&content);
+    let plan = plan_for(file.path(), 0, content.len() as u64);
+    let mut reader = reader_for(file.path());
+    for _ in 0..2 {
+        let (deltas, _) = reader.read(&plan, 0, 1);
+        assert_eq!(deltas.len(), SORT_FROM_CELLS);
+        assert!(!reader.sorting);
+    }
+}
+
+/// The keys come out in order, each with its value, whichever bytes they differ in.
+#[test]
+fn keys_sort_with_their_values() {
+    let mut state = 3u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state
+    };
+    for (n, mask) in [
+        (0, u64::MAX),
+        (1, u64::MAX),
+        (1000, 0xff),
+        (5000, 0x0000_0003_0000_ffff),
+        (5000, u64::MAX),
+        (300, 0xffff_ffff_0000_0000),
+    ] {
+        let mut keys: Vec<u64> = (0..n).map(|_| next() & mask).collect();
+        let mut values: Vec<u32> = (0..n).map(|_| next() as u32).collect();
+        let mut expected: Vec<(u64, u32)> =
+            keys.iter().copied().zip(values.iter().copied()).collect();
+        expected.sort_by_key(|&(key, _)| key);
+        sort_by_key(&mut keys, &mut values);
+        let mut got: Vec<(u64, u32)> = keys.into_iter().zip(values).collect();
+        assert!(
+            got.windows(2).all(|w| w[0].0 <= w[1].0),
+            "n={n} mask={mask:x}"
+        );
+        // Values of equal keys may come in any order: compare as sorted pairs.
+        got.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(got, expected, "n={n} mask={mask:x}");
+    }
+}
