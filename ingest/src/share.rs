@@ -546,6 +546,8 @@ struct Sorted {
     values: Vec<u32>,
     /// Lines of long latencies: cell and (latency, success).
     long: Vec<(u64, u64, bool)>,
+    /// The lists `keys` and `values` are sorted through.
+    spare: (Vec<u64>, Vec<u32>),
 }
 
 impl Sorted {
@@ -578,7 +580,7 @@ impl Sorted {
     /// The lines as cells, in (day, customer number) order, added to `cells` (empty); clears
     /// the lines.
     fn cells_into(&mut self, cells: &mut Vec<((u128, i32), DayAccumulator)>) {
-        sort_by_key(&mut self.keys, &mut self.values);
+        sort_by_key(&mut self.keys, &mut self.values, &mut self.spare);
         self.long.sort_unstable_by_key(|&(key, _, _)| key);
         let cell_of = |key: u64| {
             let customer = self.customers[(key & u64::from(u32::MAX)) as usize];
@@ -612,20 +614,20 @@ impl Sorted {
 
 /// Sorts `keys` and `values` together by key (least significant byte first, over the bytes
 /// in which the keys differ: the day changes little within a share, and customer numbers fill
-/// two or three bytes).
-fn sort_by_key(keys: &mut Vec<u64>, values: &mut Vec<u32>) {
+/// two or three bytes). Each pass moves them into `spare`, whose lists then change places with
+/// them: the lists are kept, not allocated (and faulted in) a share.
+fn sort_by_key(keys: &mut Vec<u64>, values: &mut Vec<u32>, spare: &mut (Vec<u64>, Vec<u32>)) {
     let Some(&first) = keys.first() else {
         return;
     };
     let differ = keys.iter().fold(0u64, |acc, &key| acc | (key ^ first));
-    let mut from_keys = std::mem::take(keys);
-    let mut from_values = std::mem::take(values);
-    let mut to_keys = vec![0u64; from_keys.len()];
-    let mut to_values = vec![0u32; from_values.len()];
+    let (to_keys, to_values) = spare;
+    to_keys.resize(keys.len(), 0);
+    to_values.resize(values.len(), 0);
     for byte in (0..8).filter(|byte| (differ >> (8 * byte)) & 0xff != 0) {
         let digit = |key: u64| (key >> (8 * byte)) as usize & 0xff;
         let mut next = [0usize; 256];
-        for &key in &from_keys {
+        for &key in keys.iter() {
             next[digit(key)] += 1;
         }
         let mut at = 0;
@@ -634,17 +636,15 @@ fn sort_by_key(keys: &mut Vec<u64>, values: &mut Vec<u32>) {
             *slot = at;
             at += n;
         }
-        for (&key, &value) in from_keys.iter().zip(&from_values) {
+        for (&key, &value) in keys.iter().zip(values.iter()) {
             let slot = &mut next[digit(key)];
             to_keys[*slot] = key;
             to_values[*slot] = value;
             *slot += 1;
         }
-        std::mem::swap(&mut from_keys, &mut to_keys);
-        std::mem::swap(&mut from_values, &mut to_values);
+        std::mem::swap(keys, to_keys);
+        std::mem::swap(values, to_values);
     }
-    *keys = from_keys;
-    *values = from_values;
 }
 
 /// A report's [accepted, rejected, late].

@@ -327,7 +327,8 @@ fn keys_sort_with_their_values() {
         let mut expected: Vec<(u64, u32)> =
             keys.iter().copied().zip(values.iter().copied()).collect();
         expected.sort_by_key(|&(key, _)| key);
-        sort_by_key(&mut keys, &mut values);
+        let mut spare = (vec![9; 3], Vec::new());
+        sort_by_key(&mut keys, &mut values, &mut spare);
         let mut got: Vec<(u64, u32)> = keys.into_iter().zip(values).collect();
         assert!(
             got.windows(2).all(|w| w[0].0 <= w[1].0),
