@@ -165,6 +165,11 @@ impl CommitterThread {
                 }
                 Ok(())
             }
+            // Only a batch run's workers stage runs, and it stages every epoch.
+            Ok(job) if !job.runs.is_empty() => Err(IngestError::Internal(format!(
+                "epoch {} was staged by its workers but cannot be staged",
+                job.plan.epoch
+            ))),
             Ok(job) => {
                 self.commit_staged()?;
                 self.commit(&job)

@@ -37,6 +37,7 @@ use crate::pacing;
 use crate::planner::EpochPlan;
 use crate::share::{CustomerDay, FastHash, FinishedDeltas, Share, ShareReader, ShareReport};
 use crate::source::OpenFiles;
+use crate::stage::RunShelf;
 use crate::summary::ReadCounter;
 
 /// The dataflow's time: the input epoch, not the event day (the day is part of the key).
@@ -68,6 +69,9 @@ enum CommitInput {
     Plan(Box<EpochPlan>),
     /// A (customer, day)'s merged delta of an epoch, summarised by the worker owning it.
     Delta(CustomerDay, Epoch, DayStats),
+    /// The number of a run on the [`RunShelf`] holding the merged deltas of an epoch's keys
+    /// one worker owns.
+    Run(Epoch, u64),
     Report(Box<ShareReport>),
 }
 
@@ -77,6 +81,8 @@ struct Collecting {
     capability: Capability<Epoch>,
     plan: Option<EpochPlan>,
     deltas: FinishedDeltas,
+    /// Numbers of the epoch's runs on the shelf.
+    runs: Vec<u64>,
     reports: Vec<ShareReport>,
 }
 
@@ -85,12 +91,15 @@ type ShareOutput = Result<(CustomerDay, Epoch, StatsDelta), Box<ShareReport>>;
 
 /// Builds the ingest dataflow on `worker`; returns the input that plans are sent into.
 /// `handover` is `Some` on worker 0 only: the one that commits. `files` holds the open sources;
-/// `counter` counts what the workers read, for the progress bar.
+/// `counter` counts what the workers read, for the progress bar. With a `shelf`, each worker
+/// stages the merged deltas of the keys it owns in a run of its own (a batch run in one
+/// process); without, the deltas go to worker 0.
 pub fn build(
     worker: &mut Worker,
     handover: Option<Handover>,
     files: OpenFiles,
     counter: Arc<ReadCounter>,
+    shelf: Option<RunShelf>,
 ) -> InputHandleVec<Epoch, EpochPlan> {
     let index = worker.index();
     let peers = worker.peers();
@@ -145,12 +154,12 @@ pub fn build(
             )
             .ok_err::<Vec<_>, _, Vec<_>, _, _>(|x| x);
 
-        let merged = consolidate(deltas);
+        let merged = consolidate(deltas, shelf.clone());
 
         let inputs = merged
             .concat(reports.map(CommitInput::Report))
             .concat(planned);
-        commit(inputs, handover);
+        commit(inputs, handover, shelf);
         input
     })
 }
@@ -167,6 +176,7 @@ pub fn build(
 /// for a later epoch's: growing a new one each epoch was a tenth of the page faults.
 fn consolidate<'scope>(
     deltas: StreamVec<'scope, Epoch, (CustomerDay, Epoch, StatsDelta)>,
+    shelf: Option<RunShelf>,
 ) -> StreamVec<'scope, Epoch, CommitInput> {
     type Cells = IndexMap<CustomerDay, StatsDelta, FastHash>;
     let route = |(key, _, _): &(CustomerDay, Epoch, StatsDelta)| key.hashed();
@@ -178,6 +188,8 @@ fn consolidate<'scope>(
             // The cells of the epoch sent on last: a new epoch's map starts with room for as
             // many (epochs are sized to hold about as many), not growing from empty.
             let mut last_cells = 0usize;
+            // The merged deltas of an epoch being staged, kept for the next epoch's.
+            let mut staging: FinishedDeltas = Vec::new();
             move |(input, frontier), output| {
                 input.for_each_stamp(|capability, data| {
                     let Some(capability) = capability.retain_least(0) else {
@@ -204,9 +216,23 @@ fn consolidate<'scope>(
                     let (epoch, (capability, cells)) = entry.remove_entry();
                     last_cells = cells.len();
                     let mut session = output.session(&capability);
-                    for (key, delta) in cells {
-                        if !delta.is_zero() {
-                            session.give(CommitInput::Delta(key, epoch, delta.0.finish()));
+                    let merged = cells.into_iter().filter(|(_, delta)| !delta.is_zero());
+                    match &shelf {
+                        Some(shelf) => {
+                            staging.extend(
+                                merged.map(|((customer, day), delta)| {
+                                    (customer, day, delta.0.finish())
+                                }),
+                            );
+                            if !staging.is_empty() {
+                                session.give(CommitInput::Run(epoch, shelf.write(&staging)));
+                            }
+                            staging.clear();
+                        }
+                        None => {
+                            for (key, delta) in merged {
+                                session.give(CommitInput::Delta(key, epoch, delta.0.finish()));
+                            }
                         }
                     }
                 }
@@ -218,7 +244,11 @@ fn consolidate<'scope>(
 /// The Commit operator: collects each epoch's plan, deltas and reports on worker 0 and, once
 /// the frontier passed the epoch, hands it over, in order. It holds an epoch's capability until
 /// the commit queue took the epoch, so the dataflow is not done while an epoch waits in it.
-fn commit(inputs: StreamVec<'_, Epoch, CommitInput>, handover: Option<Handover>) {
+fn commit(
+    inputs: StreamVec<'_, Epoch, CommitInput>,
+    handover: Option<Handover>,
+    shelf: Option<RunShelf>,
+) {
     let scope = inputs.scope();
     inputs.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
         Exchange::new(|_: &CommitInput| 0),
@@ -262,10 +292,18 @@ fn commit(inputs: StreamVec<'_, Epoch, CommitInput>, handover: Option<Handover>)
                             capability,
                             plan,
                             deltas,
+                            runs,
                             reports,
                         } = epoch_data;
                         held.push_back(capability);
-                        handover.hand(epoch, plan, deltas, reports);
+                        let runs = runs
+                            .into_iter()
+                            .map(|number| match &shelf {
+                                Some(shelf) => shelf.take(number),
+                                None => Err(std::io::Error::other("a run without a shelf")),
+                            })
+                            .collect();
+                        handover.hand_staged(epoch, plan, deltas, runs, reports);
                     }
                 }
                 let Some(handover) = &mut handover else {
@@ -302,18 +340,20 @@ fn collect(
 ) {
     let epoch = match &item {
         CommitInput::Plan(plan) => plan.epoch,
-        CommitInput::Delta(_, epoch, _) => *epoch,
+        CommitInput::Delta(_, epoch, _) | CommitInput::Run(epoch, _) => *epoch,
         CommitInput::Report(report) => report.epoch,
     };
     let entry = collecting.entry(epoch).or_insert_with(|| Collecting {
         capability: capability.delayed(&epoch),
         plan: None,
         deltas: list(expected_cells),
+        runs: Vec::new(),
         reports: Vec::new(),
     });
     match item {
         CommitInput::Plan(plan) => entry.plan = Some(*plan),
         CommitInput::Delta((customer, day), _, delta) => entry.deltas.push((customer, day, delta)),
+        CommitInput::Run(_, number) => entry.runs.push(number),
         CommitInput::Report(report) => entry.reports.push(*report),
     }
 }
@@ -383,7 +423,7 @@ mod tests {
         let handover = Handover::new(JobId::current(), 60, queue, progress_to);
         let mut input = worker.dataflow::<Epoch, _, _>(|scope| {
             let (input, inputs) = scope.new_input::<CommitInput>();
-            commit(inputs, Some(handover));
+            commit(inputs, Some(handover), None);
             input
         });
         for epoch in 0..3 {

@@ -24,6 +24,7 @@ use crate::pacing::{Handed, Progress, ProgressSender};
 use crate::planner::EpochPlan;
 use crate::share::{FinishedDeltas, ShareReport, SpareLists};
 use crate::source::{unix_now, JobId, SourceId, LEASE_SECONDS};
+use crate::stage::StagedRun;
 
 /// One epoch ready to commit, or the error that kept it from being ready (which stops the
 /// job as a failed commit would).
@@ -39,6 +40,9 @@ pub struct ReadyEpoch {
     pub lines_before: u64,
     /// Every worker's report, in worker order.
     pub reports: Vec<ShareReport>,
+    /// The epoch's deltas as the workers staged them, when they did (`commit.deltas` then
+    /// holds none).
+    pub runs: Vec<StagedRun>,
 }
 
 /// Where epochs are handed to the committer thread: it holds
@@ -158,6 +162,7 @@ impl Handover {
     /// its `plan` (`None` would be a bug). Never waits: when the commit queue is full, the
     /// epoch waits here behind the others ([`Handover::first_waiting`]) for
     /// [`Handover::hand_waiting`].
+    #[cfg(test)]
     pub fn hand(
         &mut self,
         epoch: u64,
@@ -165,12 +170,35 @@ impl Handover {
         deltas: FinishedDeltas,
         reports: Vec<ShareReport>,
     ) {
+        self.hand_staged(epoch, plan, deltas, Vec::new(), reports);
+    }
+
+    /// [`Handover::hand`] of an epoch whose workers staged its deltas in `runs`, or failed to.
+    pub fn hand_staged(
+        &mut self,
+        epoch: u64,
+        plan: Option<EpochPlan>,
+        deltas: FinishedDeltas,
+        runs: Vec<std::io::Result<StagedRun>>,
+        reports: Vec<ShareReport>,
+    ) {
         let max_event_time = reports.iter().filter_map(|r| r.max_event_time).max();
-        let cells = deltas.len();
+        let staged: std::io::Result<Vec<StagedRun>> = runs.into_iter().collect();
+        let cells = deltas.len()
+            + staged
+                .as_ref()
+                .map_or(0, |runs| runs.iter().map(|run| run.cells).sum());
         let bytes = plan.as_ref().map_or(0, |plan| plan.end - plan.start);
         let job = plan
             .ok_or_else(|| IngestError::Internal(format!("epoch {epoch} was never planned")))
-            .and_then(|plan| self.prepare(plan, deltas, reports, max_event_time));
+            .and_then(|plan| {
+                let runs = staged.map_err(IngestError::io(format!(
+                    "staging the deltas of epoch {epoch} in {}",
+                    std::env::temp_dir().display()
+                )))?;
+                self.prepare(plan, deltas, reports, max_event_time)
+                    .map(|ready| ReadyEpoch { runs, ..ready })
+            });
         let handed = Handed {
             epoch,
             max_event_time,
@@ -290,6 +318,7 @@ impl Handover {
             plan,
             lines_before,
             reports,
+            runs: Vec::new(),
         })
     }
 }

@@ -53,7 +53,7 @@ use crate::source::{unix_now, JobId, OpenFiles, Resume, Source, LEASE_SECONDS};
 /// Whether a path names standard input (`-`), which `main` checks before it runs the job.
 pub use crate::spool::is_stdin;
 use crate::spool::Spool;
-use crate::stage::Stage;
+use crate::stage::{RunShelf, Stage};
 use crate::summary::{Progress, ReadCounter, Summary};
 use crate::watermark::Lateness;
 
@@ -271,22 +271,24 @@ fn run_with_leases(
         .transpose()?;
     // The lists of epochs' deltas, given back by the stage to the Commit operator.
     let spares = SpareLists::default();
+    // A batch run's epochs are staged and committed together; following, taking pushes or
+    // reading standard input (a stream, seen as it arrives), each is committed as soon as it
+    // is read.
+    let staging = !config.follow
+        && config.push.is_none()
+        && !config.paths.iter().any(|p| spool::is_stdin(p))
+        && config.stage_bytes > 0;
+    // In one process the workers stage the deltas of the keys they own themselves.
+    let shelf = (staging && sockets.is_none()).then(|| RunShelf::new(std::env::temp_dir()));
     let (committer, queue) = Committer::start(
         store.clone(),
         Arc::clone(&shutdown),
         rejects,
         Arc::clone(&config.metrics),
         intake.clone(),
-        // A batch run's epochs are staged and committed together; following, taking pushes
-        // or reading standard input (a stream, seen as it arrives), each is committed as soon
-        // as it is read.
-        (!config.follow
-            && config.push.is_none()
-            && !config.paths.iter().any(|p| spool::is_stdin(p))
-            && config.stage_bytes > 0)
-            .then(|| {
-                Stage::new(std::env::temp_dir(), config.stage_bytes).giving_lists_to(spares.clone())
-            }),
+        staging.then(|| {
+            Stage::new(std::env::temp_dir(), config.stage_bytes).giving_lists_to(spares.clone())
+        }),
         progress_to.clone(),
     )?;
     let handover = Handover::new(
@@ -345,7 +347,13 @@ fn run_with_leases(
                 _ => None,
             };
             let Some((feed, handover)) = parts else {
-                let input = dataflow::build(worker, None, open_files.clone(), Arc::clone(&counter));
+                let input = dataflow::build(
+                    worker,
+                    None,
+                    open_files.clone(),
+                    Arc::clone(&counter),
+                    shelf.clone(),
+                );
                 drop(input);
                 while worker.step_or_park(Some(Duration::from_millis(10))) {}
                 return Ok(None);
@@ -355,6 +363,7 @@ fn run_with_leases(
                 Some(handover),
                 open_files.clone(),
                 Arc::clone(&counter),
+                shelf.clone(),
             );
             let peers = worker.peers();
             if let Some(intake) = &feed.intake {

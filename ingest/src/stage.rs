@@ -10,11 +10,12 @@
 //! [`Store::commit_bulk`]: logstats_shared::Store::commit_bulk
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use logstats_shared::{DayStats, EpochCommit, Latencies, SortedDelta, SortedDeltas, StorageError};
 
@@ -23,8 +24,10 @@ use crate::handover::ReadyEpoch;
 use crate::share::SpareLists;
 
 /// Runs staged at most before they are committed: each is one open file and, while
-/// committing, one buffered reader of 32 KiB.
-pub const MAX_STAGED_RUNS: usize = 256;
+/// committing, one buffered reader of 32 KiB (16 MiB for all). In one process each worker
+/// writes a run an epoch: two workers stage 256 epochs (the uniform year of 10,000 customers in
+/// random order takes 113).
+pub const MAX_STAGED_RUNS: usize = 512;
 
 /// Rejected lines kept (for the rejects file) by the staged epochs' reports at most before
 /// they are committed: about 250 bytes each.
@@ -86,22 +89,19 @@ impl Stage {
             || self.rejects >= MAX_STAGED_REJECTS
     }
 
-    /// Writes `epoch`'s deltas to a run file and keeps the rest of it.
+    /// Writes `epoch`'s deltas to a run file, takes the runs its workers wrote, and keeps the
+    /// rest of it.
     pub fn add(&mut self, mut epoch: ReadyEpoch) -> Result<()> {
         let deltas = std::mem::take(&mut epoch.commit.deltas);
         if !deltas.is_empty() {
-            let order = key_order(&deltas);
-            let (file, bytes) =
-                self.write_run(&deltas, &order)
-                    .map_err(|cause| IngestError::Io {
-                        what: format!("staging an epoch in {}", self.dir.display()),
-                        cause,
-                    })?;
-            self.runs.push(file);
-            self.bytes += bytes;
-            if let Some(first) = deltas.iter().map(|d| d.1).min() {
-                self.first_day = Some(self.first_day.map_or(first, |day| day.min(first)));
-            }
+            let run = write_run(&self.dir, &deltas).map_err(|cause| IngestError::Io {
+                what: format!("staging an epoch in {}", self.dir.display()),
+                cause,
+            })?;
+            self.take_run(run);
+        }
+        for run in std::mem::take(&mut epoch.runs) {
+            self.take_run(run);
         }
         self.spares.give(deltas);
         self.rejects += epoch.reports.iter().map(|r| r.rejects.len()).sum::<usize>();
@@ -109,51 +109,12 @@ impl Stage {
         Ok(())
     }
 
-    /// One run: the deltas in `order` (their (customer, day) order, from [`key_order`]; a key
-    /// given twice merged) in an unlinked file.
-    fn write_run(
-        &self,
-        deltas: &[(String, i32, DayStats)],
-        order: &[SortKey],
-    ) -> io::Result<(File, u64)> {
-        static RUNS: AtomicU64 = AtomicU64::new(0);
-        std::fs::create_dir_all(&self.dir)?;
-        let path = self.dir.join(format!(
-            "logstats-run-{}-{}",
-            std::process::id(),
-            RUNS.fetch_add(1, Ordering::Relaxed)
-        ));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        // Unlinked at once: the open file is all there is, gone with the process.
-        std::fs::remove_file(&path)?;
-        let mut out = BufWriter::with_capacity(1 << 16, file);
-        let mut bytes = 0u64;
-        let mut scratch = Vec::new();
-        let mut at = 0;
-        while at < order.len() {
-            let first = &order[at];
-            let (customer, day, _) = &deltas[first.index as usize];
-            let same = order[at..]
-                .iter()
-                .take_while(|key| first.cmp_in(key, deltas).is_eq())
-                .count();
-            let stats = match same {
-                1 => std::borrow::Cow::Borrowed(&deltas[first.index as usize].2),
-                _ => std::borrow::Cow::Owned(DayStats::merge_all(
-                    order[at..at + same]
-                        .iter()
-                        .map(|key| &deltas[key.index as usize].2),
-                )),
-            };
-            bytes += write_delta(&mut out, &mut scratch, customer, *day, &stats)?;
-            at += same;
+    fn take_run(&mut self, run: StagedRun) {
+        self.runs.push(run.file);
+        self.bytes += run.bytes;
+        if let Some(first) = run.first_day {
+            self.first_day = Some(self.first_day.map_or(first, |day| day.min(first)));
         }
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        Ok((file, bytes))
     }
 
     /// What the staged epochs move, as one epoch without deltas: each source's last position,
@@ -205,6 +166,104 @@ impl Stage {
         self.rejects = 0;
         self.first_day = None;
         std::mem::take(&mut self.epochs)
+    }
+}
+
+/// One epoch's deltas written to a run file of the stage, sorted by (customer, day): by the
+/// committer, or by the worker that merged them (see [`RunShelf`]).
+pub struct StagedRun {
+    file: File,
+    bytes: u64,
+    first_day: Option<i32>,
+    /// Deltas written (a key given twice counts twice).
+    pub cells: usize,
+}
+
+/// One run: `deltas` in (customer, day) order (a key given twice merged) in an unlinked file
+/// under `dir`.
+pub fn write_run(dir: &Path, deltas: &[(String, i32, DayStats)]) -> io::Result<StagedRun> {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let order = key_order(deltas);
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!(
+        "logstats-run-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    // Unlinked at once: the open file is all there is, gone with the process.
+    std::fs::remove_file(&path)?;
+    let mut out = BufWriter::with_capacity(1 << 16, file);
+    let mut bytes = 0u64;
+    let mut scratch = Vec::new();
+    let mut at = 0;
+    while at < order.len() {
+        let first = &order[at];
+        let (customer, day, _) = &deltas[first.index as usize];
+        let same = order[at..]
+            .iter()
+            .take_while(|key| first.cmp_in(key, deltas).is_eq())
+            .count();
+        let stats = match same {
+            1 => std::borrow::Cow::Borrowed(&deltas[first.index as usize].2),
+            _ => std::borrow::Cow::Owned(DayStats::merge_all(
+                order[at..at + same]
+                    .iter()
+                    .map(|key| &deltas[key.index as usize].2),
+            )),
+        };
+        bytes += write_delta(&mut out, &mut scratch, customer, *day, &stats)?;
+        at += same;
+    }
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    Ok(StagedRun {
+        file,
+        bytes,
+        first_day: deltas.iter().map(|d| d.1).min(),
+        cells: deltas.len(),
+    })
+}
+
+/// Where the workers of a single-process batch run leave the runs they write, under a number
+/// each, for the Commit operator on worker 0 to take when their epoch is handed over: a worker
+/// sorts and writes the deltas of the keys it owns itself, instead of sending each to worker 0
+/// to be listed, sorted and written there on the committer's thread. (Several processes send
+/// their deltas: a file cannot cross hosts.)
+#[derive(Clone)]
+pub struct RunShelf {
+    dir: PathBuf,
+    runs: Arc<parking_lot::Mutex<HashMap<u64, io::Result<StagedRun>>>>,
+    next: Arc<AtomicU64>,
+}
+
+impl RunShelf {
+    /// A shelf of runs written under `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            runs: Arc::default(),
+            next: Arc::default(),
+        }
+    }
+
+    /// Writes `deltas` as a run and shelves it, or the error writing it; returns its number.
+    pub fn write(&self, deltas: &[(String, i32, DayStats)]) -> u64 {
+        let run = write_run(&self.dir, deltas);
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        self.runs.lock().insert(number, run);
+        number
+    }
+
+    /// The run shelved under `number`, taken off the shelf.
+    pub fn take(&self, number: u64) -> io::Result<StagedRun> {
+        self.runs
+            .lock()
+            .remove(&number)
+            .unwrap_or_else(|| Err(io::Error::other(format!("run {number} was never shelved"))))
     }
 }
 
@@ -604,12 +663,24 @@ mod tests {
             ],
             vec![],
         ];
-        for deltas in runs {
-            let order = key_order(&deltas);
-            let (file, bytes) = stage.write_run(&deltas, &order).expect("run");
-            stage.runs.push(file);
-            stage.bytes += bytes;
+        // The first run written as the committer writes one, the others as workers do:
+        // through the shelf, each taken once.
+        let shelf = RunShelf::new(dir.clone());
+        for (i, deltas) in runs.into_iter().enumerate() {
+            let run = match i {
+                0 => write_run(&dir, &deltas).expect("run"),
+                _ => {
+                    let number = shelf.write(&deltas);
+                    let run = shelf.take(number).expect("shelved run");
+                    assert!(shelf.take(number).is_err(), "a run is taken once");
+                    run
+                }
+            };
+            assert_eq!(run.cells, deltas.len());
+            stage.take_run(run);
         }
+        assert!(shelf.take(99).is_err(), "a number never shelved");
+        assert_eq!(stage.first_day(), Some(0));
         let expected = vec![
             (
                 "a".to_string(),

@@ -25,7 +25,7 @@ pub fn run(
     let counter = Arc::new(ReadCounter::default());
     let read = Arc::clone(&counter);
     supervisor::execute(cluster, sockets, Some(shutdown), move |worker| {
-        let input = dataflow::build(worker, None, files.clone(), Arc::clone(&read));
+        let input = dataflow::build(worker, None, files.clone(), Arc::clone(&read), None);
         // Plans come from process 0's worker 0 only.
         drop(input);
         while worker.step_or_park(Some(Duration::from_millis(10))) {}

@@ -220,3 +220,36 @@ fn stages_cut_mid_day_store_what_epoch_commits_store() {
         );
     }
 }
+
+/// A batch run whose workers cannot write their runs (`TMPDIR` under a regular file) stops with
+/// an error naming the staging, neither a panic nor a hang, and commits nothing; the same run
+/// with a usable `TMPDIR` then stores every accepted line.
+#[test]
+fn a_run_that_cannot_stage_stops_with_a_clear_error_and_commits_nothing() {
+    let dir = temp_dir();
+    let log = dir.path().join("a.log");
+    generate(&log, 20_000, 17);
+    let blocked = dir.path().join("a-file-not-a-directory");
+    std::fs::write(&blocked, b"not a directory").expect("write");
+    for db in backends() {
+        let output = job(&db.url)
+            .arg("--json")
+            .args(ARGS)
+            .arg(s(&log))
+            .env("TMPDIR", &blocked)
+            .env("RUST_LOG", "warn")
+            .run(Duration::from_secs(120));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{}: {stderr}", db.url);
+        assert!(stderr.contains("staging the deltas of epoch"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(stored_requests(&db), 0, "{}: nothing committed", db.url);
+
+        let mut args = ARGS.to_vec();
+        args.push(s(&log));
+        let summary = ingest_ok(&db, &args);
+        let accepted = summary["accepted"].as_u64().expect("accepted");
+        assert!(accepted > 19_000, "{summary}");
+        assert_eq!(stored_requests(&db), accepted, "{}", db.url);
+    }
+}
