@@ -154,7 +154,10 @@ pub fn build(
             )
             .ok_err::<Vec<_>, _, Vec<_>, _, _>(|x| x);
 
-        let merged = consolidate(deltas, shelf.clone());
+        let merged = match shelf.clone() {
+            Some(shelf) => stage_keys(deltas, shelf),
+            None => consolidate(deltas),
+        };
 
         let inputs = merged
             .concat(reports.map(CommitInput::Report))
@@ -176,7 +179,6 @@ pub fn build(
 /// for a later epoch's: growing a new one each epoch was a tenth of the page faults.
 fn consolidate<'scope>(
     deltas: StreamVec<'scope, Epoch, (CustomerDay, Epoch, StatsDelta)>,
-    shelf: Option<RunShelf>,
 ) -> StreamVec<'scope, Epoch, CommitInput> {
     type Cells = IndexMap<CustomerDay, StatsDelta, FastHash>;
     let route = |(key, _, _): &(CustomerDay, Epoch, StatsDelta)| key.hashed();
@@ -188,8 +190,6 @@ fn consolidate<'scope>(
             // The cells of the epoch sent on last: a new epoch's map starts with room for as
             // many (epochs are sized to hold about as many), not growing from empty.
             let mut last_cells = 0usize;
-            // The merged deltas of an epoch being staged, kept for the next epoch's.
-            let mut staging: FinishedDeltas = Vec::new();
             move |(input, frontier), output| {
                 input.for_each_stamp(|capability, data| {
                     let Some(capability) = capability.retain_least(0) else {
@@ -216,24 +216,64 @@ fn consolidate<'scope>(
                     let (epoch, (capability, cells)) = entry.remove_entry();
                     last_cells = cells.len();
                     let mut session = output.session(&capability);
-                    let merged = cells.into_iter().filter(|(_, delta)| !delta.is_zero());
-                    match &shelf {
-                        Some(shelf) => {
-                            staging.extend(
-                                merged.map(|((customer, day), delta)| {
-                                    (customer, day, delta.0.finish())
-                                }),
-                            );
-                            if !staging.is_empty() {
-                                session.give(CommitInput::Run(epoch, shelf.write(&staging)));
-                            }
-                            staging.clear();
+                    for (key, delta) in cells {
+                        if !delta.is_zero() {
+                            session.give(CommitInput::Delta(key, epoch, delta.0.finish()));
                         }
-                        None => {
-                            for (key, delta) in merged {
-                                session.give(CommitInput::Delta(key, epoch, delta.0.finish()));
-                            }
-                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What [`consolidate`] does, for a batch run in one process, where each worker stages the keys
+/// it owns (see [`RunShelf`]): the deltas are exchanged by the same hash, but each epoch's are
+/// only listed as they arrive, and once the frontier passed the epoch they are sorted by key,
+/// merged per (customer, day), summarised and written to a run in one pass. Worker 0 is sent
+/// the run's number. (Merging them in a table first, then listing the merged cells for the
+/// run, moved every cell twice more and hashed it; on a log in random order nearly every line
+/// is its own cell of its epoch.)
+fn stage_keys<'scope>(
+    deltas: StreamVec<'scope, Epoch, (CustomerDay, Epoch, StatsDelta)>,
+    shelf: RunShelf,
+) -> StreamVec<'scope, Epoch, CommitInput> {
+    type Listed = Vec<(CustomerDay, DayAccumulator)>;
+    let route = |(key, _, _): &(CustomerDay, Epoch, StatsDelta)| key.hashed();
+    deltas.unary_frontier::<CapacityContainerBuilder<Vec<CommitInput>>, _, _, _>(
+        Exchange::new(route),
+        "StageKeys",
+        |_capability, _info| {
+            let mut epochs: BTreeMap<Epoch, (Capability<Epoch>, Listed)> = BTreeMap::new();
+            // The list of the epoch staged last, emptied, for the next epoch's (a new list an
+            // epoch would be fresh memory to fault in each time).
+            let mut spare: Listed = Vec::new();
+            move |(input, frontier), output| {
+                input.for_each_stamp(|capability, data| {
+                    let Some(capability) = capability.retain_least(0) else {
+                        return;
+                    };
+                    for (key, epoch, delta) in data.flat_map(|d| d.drain(..)) {
+                        let (_, listed) = epochs.entry(epoch).or_insert_with(|| {
+                            (capability.delayed(&epoch), std::mem::take(&mut spare))
+                        });
+                        listed.push((key, delta.0));
+                    }
+                });
+                while let Some(entry) = epochs.first_entry() {
+                    if frontier.frontier().less_equal(entry.key()) {
+                        break;
+                    }
+                    let (epoch, (capability, mut listed)) = entry.remove_entry();
+                    if !listed.is_empty() {
+                        let number = shelf.write_accumulated(&mut listed);
+                        output
+                            .session(&capability)
+                            .give(CommitInput::Run(epoch, number));
+                    }
+                    listed.clear();
+                    if listed.capacity() > spare.capacity() {
+                        spare = listed;
                     }
                 }
             }

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use logstats_shared::{DayStats, EpochCommit, Latencies, SortedDelta, SortedDeltas, StorageError};
+use logstats_shared::{
+    DayAccumulator, DayStats, EpochCommit, Latencies, SortedDelta, SortedDeltas, StorageError,
+};
 
 use crate::error::{IngestError, Result};
 use crate::handover::ReadyEpoch;
@@ -182,22 +184,8 @@ pub struct StagedRun {
 /// One run: `deltas` in (customer, day) order (a key given twice merged) in an unlinked file
 /// under `dir`.
 pub fn write_run(dir: &Path, deltas: &[(String, i32, DayStats)]) -> io::Result<StagedRun> {
-    static RUNS: AtomicU64 = AtomicU64::new(0);
     let order = key_order(deltas);
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!(
-        "logstats-run-{}-{}",
-        std::process::id(),
-        RUNS.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    // Unlinked at once: the open file is all there is, gone with the process.
-    std::fs::remove_file(&path)?;
-    let mut out = BufWriter::with_capacity(1 << 16, file);
+    let mut out = BufWriter::with_capacity(1 << 16, run_file(dir)?);
     let mut bytes = 0u64;
     let mut scratch = Vec::new();
     let mut at = 0;
@@ -228,6 +216,66 @@ pub fn write_run(dir: &Path, deltas: &[(String, i32, DayStats)]) -> io::Result<S
     })
 }
 
+/// A new run file under `dir`, unlinked at once: the open file is all there is, gone with the
+/// process.
+fn run_file(dir: &Path) -> io::Result<File> {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!(
+        "logstats-run-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+/// One run of a worker's merged cells: `cells` (a key's accumulators from several shares given
+/// as several entries) sorted by (customer, day), each key's accumulators merged and summarised
+/// as it is written, in an unlinked file under `dir`. The accumulators are taken out of
+/// `cells`; a key of no request is left out.
+pub fn write_accumulated_run(
+    dir: &Path,
+    cells: &mut [((String, i32), DayAccumulator)],
+) -> io::Result<StagedRun> {
+    let order = key_order(cells);
+    let mut out = BufWriter::with_capacity(1 << 16, run_file(dir)?);
+    let (mut bytes, mut written, mut first_day) = (0u64, 0usize, None::<i32>);
+    let mut scratch = Vec::new();
+    let mut at = 0;
+    while at < order.len() {
+        let first = &order[at];
+        let same = order[at..]
+            .iter()
+            .take_while(|key| first.cmp_in(key, cells).is_eq())
+            .count();
+        let mut merged = std::mem::take(&mut cells[first.index as usize].1);
+        for key in &order[at + 1..at + same] {
+            merged.merge(&cells[key.index as usize].1);
+        }
+        at += same;
+        if merged.total() == 0 {
+            continue;
+        }
+        let (customer, day) = &cells[first.index as usize].0;
+        bytes += write_delta(&mut out, &mut scratch, customer, *day, &merged.finish())?;
+        written += 1;
+        first_day = Some(first_day.map_or(*day, |first| first.min(*day)));
+    }
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    Ok(StagedRun {
+        file,
+        bytes,
+        first_day,
+        cells: written,
+    })
+}
+
 /// Where the workers of a single-process batch run leave the runs they write, under a number
 /// each, for the Commit operator on worker 0 to take when their epoch is handed over: a worker
 /// sorts and writes the deltas of the keys it owns itself, instead of sending each to worker 0
@@ -251,8 +299,18 @@ impl RunShelf {
     }
 
     /// Writes `deltas` as a run and shelves it, or the error writing it; returns its number.
+    #[cfg(test)]
     pub fn write(&self, deltas: &[(String, i32, DayStats)]) -> u64 {
-        let run = write_run(&self.dir, deltas);
+        self.shelve(write_run(&self.dir, deltas))
+    }
+
+    /// Writes `cells` as a run ([`write_accumulated_run`]) and shelves it, or the error
+    /// writing it; returns its number.
+    pub fn write_accumulated(&self, cells: &mut [((String, i32), DayAccumulator)]) -> u64 {
+        self.shelve(write_accumulated_run(&self.dir, cells))
+    }
+
+    fn shelve(&self, run: io::Result<StagedRun>) -> u64 {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         self.runs.lock().insert(number, run);
         number
@@ -310,14 +368,15 @@ struct SortKey {
 impl SortKey {
     /// The order of `self` and `other`, keys of `deltas`, as their (customer, day).
     #[inline]
-    fn cmp_in(&self, other: &SortKey, deltas: &[(String, i32, DayStats)]) -> std::cmp::Ordering {
+    fn cmp_in(&self, other: &SortKey, deltas: &[impl Keyed]) -> std::cmp::Ordering {
         self.prefix
             .cmp(&other.prefix)
             .then_with(|| {
                 if self.len as usize > PREFIX_BYTES || other.len as usize > PREFIX_BYTES {
                     deltas[self.index as usize]
+                        .key()
                         .0
-                        .cmp(&deltas[other.index as usize].0)
+                        .cmp(deltas[other.index as usize].key().0)
                 } else {
                     self.len.cmp(&other.len)
                 }
@@ -326,16 +385,36 @@ impl SortKey {
     }
 }
 
+/// A delta with its (customer, day).
+trait Keyed {
+    fn key(&self) -> (&str, i32);
+}
+
+impl Keyed for (String, i32, DayStats) {
+    fn key(&self) -> (&str, i32) {
+        (&self.0, self.1)
+    }
+}
+
+impl Keyed for ((String, i32), DayAccumulator) {
+    fn key(&self) -> (&str, i32) {
+        (&self.0 .0, self.0 .1)
+    }
+}
+
 /// The keys of `deltas` in (customer, day) order.
-fn key_order(deltas: &[(String, i32, DayStats)]) -> Vec<SortKey> {
+fn key_order(deltas: &[impl Keyed]) -> Vec<SortKey> {
     let mut keys: Vec<SortKey> = deltas
         .iter()
         .enumerate()
-        .map(|(index, (customer, day, _))| SortKey {
-            prefix: id_prefix(customer.as_bytes()),
-            len: u32::try_from(customer.len()).unwrap_or(u32::MAX),
-            day: *day,
-            index: index as u32,
+        .map(|(index, delta)| {
+            let (customer, day) = delta.key();
+            SortKey {
+                prefix: id_prefix(customer.as_bytes()),
+                len: u32::try_from(customer.len()).unwrap_or(u32::MAX),
+                day,
+                index: index as u32,
+            }
         })
         .collect();
     keys.sort_unstable_by(|a, b| a.cmp_in(b, deltas));
@@ -642,6 +721,56 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A worker's listed cells (a key in several entries, ids sharing their first 16 bytes,
+    /// a day before 1970, an empty accumulator) written as one run: each key once, in order,
+    /// its accumulators merged and summarised; the empty one left out and not counted (four
+    /// keys of requests).
+    #[test]
+    fn listed_cells_are_written_merged_in_key_order() {
+        let dir = std::env::temp_dir().join(format!("logstats-listed-test-{}", std::process::id()));
+        let acc = |latencies: &[(bool, u64)]| {
+            let mut acc = DayAccumulator::new();
+            for &(ok, us) in latencies {
+                acc.add(ok, us);
+            }
+            acc.normalize();
+            acc
+        };
+        let long = "a-customer-id-longer-than-16";
+        let mut cells = vec![
+            ((format!("{long}-b"), 3), acc(&[(true, 7)])),
+            (("cust_2".to_string(), -1), acc(&[(true, 4), (false, 9)])),
+            ((format!("{long}-a"), 3), acc(&[(false, 8)])),
+            (("cust_2".to_string(), -1), acc(&[(true, 4)])),
+            (("cust_1".to_string(), 5), DayAccumulator::new()),
+            ((format!("{long}-b"), 3), acc(&[(true, 1)])),
+            (("cust_1".to_string(), 4), acc(&[(true, 2)])),
+        ];
+        let mut expected: std::collections::BTreeMap<(String, i32), DayAccumulator> =
+            Default::default();
+        for (key, cell) in &cells {
+            if cell.total() > 0 {
+                expected.entry(key.clone()).or_default().merge(cell);
+            }
+        }
+        let expected: Vec<(String, i32, DayStats)> = expected
+            .into_iter()
+            .map(|((customer, day), acc)| (customer, day, acc.finish()))
+            .collect();
+        let run = write_accumulated_run(&dir, &mut cells).expect("run");
+        assert_eq!(run.cells, 4);
+        assert_eq!(run.first_day, Some(-1));
+        let mut stage = Stage::new(dir.clone(), 1 << 20);
+        stage.take_run(run);
+        let written: Vec<(String, i32, DayStats)> = stage
+            .read()
+            .expect("read")
+            .collect::<std::result::Result<_, _>>()
+            .expect("deltas");
+        assert_eq!(written, expected);
+        std::fs::remove_dir(&dir).expect("remove dir");
     }
 
     /// Runs merge into one sequence in (customer, day) order, each key once with every run's
