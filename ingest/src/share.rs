@@ -382,7 +382,8 @@ impl ShareReader {
             return (Vec::new(), report);
         }
         if self.sorting {
-            self.sorted.cells_into(&mut self.accumulators);
+            self.sorted
+                .cells_into(&mut self.accumulators, &self.long.names);
         }
         self.last_shape = (report.accepted, self.accumulators.len());
         let long_names = &self.long.names;
@@ -539,7 +540,7 @@ struct Sorted {
     numbers: HashMap<u128, u32, FastHash>,
     /// The packed ids, by number.
     customers: Vec<u128>,
-    /// Each line's cell: its day (high half) and customer number (low half).
+    /// Each line's cell: its customer number (high half) and day (low half, [`day_bits`]).
     keys: Vec<u64>,
     /// Each line's latency in microseconds, shifted left by one, and whether it succeeded
     /// (lowest bit); lines of a latency from 2^31 µs on are in `long` instead.
@@ -559,7 +560,7 @@ impl Sorted {
             customers.push(customer);
             (customers.len() - 1) as u32
         });
-        let key = (u64::from(day as u32) << 32) | u64::from(number);
+        let key = (u64::from(number) << 32) | u64::from(day_bits(day));
         match u32::try_from(latency_us) {
             Ok(short) if short < 1 << 31 => {
                 self.keys.push(key);
@@ -577,14 +578,49 @@ impl Sorted {
         self.long.clear();
     }
 
-    /// The lines as cells, in (day, customer number) order, added to `cells` (empty); clears
-    /// the lines.
-    fn cells_into(&mut self, cells: &mut Vec<((u128, i32), DayAccumulator)>) {
+    /// The lines as cells, in (customer id, day) order, added to `cells` (empty); clears the
+    /// lines. `long_names` names the ids too long to pack.
+    ///
+    /// The cells come out in the order the stage writes them in (an id's bytes, then the day):
+    /// the customers are ranked by id, each line's customer number replaced by its rank, and
+    /// the lines sorted by (rank, day). The worker staging a key then receives each share's
+    /// cells of it in order, and reads them in order when it writes its run (in the order the
+    /// customers were first seen, each cell it read was a cache miss: a core-second of the
+    /// uniform year in random order).
+    fn cells_into(
+        &mut self,
+        cells: &mut Vec<((u128, i32), DayAccumulator)>,
+        long_names: &[Box<str>],
+    ) {
+        let id = |customer: u128| -> Vec<u8> {
+            if customer & LONG_CUSTOMER != 0 {
+                let name = long_names.get((customer & !LONG_CUSTOMER) as usize);
+                name.map_or_else(Vec::new, |name| name.as_bytes().to_vec())
+            } else {
+                let bytes = customer.to_le_bytes();
+                let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                bytes[..len].to_vec()
+            }
+        };
+        let mut by_rank: Vec<u32> = (0..self.customers.len() as u32).collect();
+        let ids: Vec<Vec<u8>> = self.customers.iter().map(|&c| id(c)).collect();
+        by_rank.sort_unstable_by(|&a, &b| ids[a as usize].cmp(&ids[b as usize]));
+        let mut rank = vec![0u32; by_rank.len()];
+        for (r, &number) in by_rank.iter().enumerate() {
+            rank[number as usize] = r as u32;
+        }
+        let ranked = |key: u64| (u64::from(rank[(key >> 32) as usize]) << 32) | (key & 0xffff_ffff);
+        for key in self.keys.iter_mut() {
+            *key = ranked(*key);
+        }
+        for line in self.long.iter_mut() {
+            line.0 = ranked(line.0);
+        }
         sort_by_key(&mut self.keys, &mut self.values, &mut self.spare);
         self.long.sort_unstable_by_key(|&(key, _, _)| key);
         let cell_of = |key: u64| {
-            let customer = self.customers[(key & u64::from(u32::MAX)) as usize];
-            (customer, (key >> 32) as u32 as i32)
+            let customer = self.customers[by_rank[(key >> 32) as usize] as usize];
+            (customer, day_of_bits(key as u32))
         };
         let mut long = self.long.iter().peekable();
         let mut at = 0;
@@ -610,6 +646,18 @@ impl Sorted {
         // Keep memory bounded by one share's lines and customers, not every share's.
         self.clear();
     }
+}
+
+/// A day as bits that order as the days do (the sign bit flipped).
+#[inline]
+fn day_bits(day: i32) -> u32 {
+    (day as u32) ^ (1 << 31)
+}
+
+/// The day [`day_bits`] made.
+#[inline]
+fn day_of_bits(bits: u32) -> i32 {
+    (bits ^ (1 << 31)) as i32
 }
 
 /// Sorts `keys` and `values` together by key (least significant byte first, over the bytes

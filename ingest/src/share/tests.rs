@@ -279,6 +279,14 @@ fn sorted_shares_make_the_cells_a_table_of_cells_makes() {
         while !reader.step(&plan, &mut share) {}
         let (deltas, report) = reader.finish(share);
         assert_eq!(report.accepted, 12_000);
+        if sorting {
+            // In the order the stage writes: the id's bytes, then the day.
+            let keys: Vec<&(String, i32)> = deltas.iter().map(|(key, _)| key).collect();
+            assert!(
+                keys.windows(2).all(|w| w[0] < w[1]),
+                "round {round}: sorted cells out of order"
+            );
+        }
         let got: std::collections::BTreeMap<(String, i32), DayAccumulator> =
             deltas.into_iter().collect();
         assert_eq!(got.len(), expected.len(), "round {round}");
