@@ -808,6 +808,53 @@ mod tests {
         assert_eq!(DayText::new(last).as_str(), "9999-12-31");
     }
 
+    /// SQLite's insert of new rows rolls the whole transaction back on a conflict (`INSERT OR
+    /// ROLLBACK`, which spares every statement its journal): the commit fails, nothing of it is
+    /// stored, and the connection takes the next transaction as usual.
+    #[test]
+    fn a_conflicting_new_row_rolls_back_the_whole_sqlite_transaction() {
+        use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+        const SQLITE: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+        let mut conn = SqliteConnection::establish(":memory:").expect("open");
+        conn.run_pending_migrations(SQLITE).expect("migrate");
+        let row = |customer: &str| DailyStatsRow {
+            customer_id: customer.to_string(),
+            day: chrono::NaiveDate::from_ymd_opt(2024, 10, 10).unwrap(),
+            successful: 1,
+            failed: 0,
+            latency_sum_us: 5,
+            latency_min_us: 5,
+            latency_max_us: 5,
+            latencies: Vec::new(),
+            version: 1,
+        };
+        let count = |conn: &mut SqliteConnection| -> i64 {
+            #[derive(QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = BigInt)]
+                n: i64,
+            }
+            diesel::sql_query("SELECT COUNT(*) AS n FROM daily_stats")
+                .get_result::<Count>(conn)
+                .expect("count")
+                .n
+        };
+        let rows: Vec<DailyStatsRow> = (0..300).map(|i| row(&format!("c{i:03}"))).collect();
+        let failed = conn.immediate_transaction(|conn| {
+            conn.insert_new_rows(&rows)?;
+            // A full statement of new rows, one of which is stored already.
+            let again: Vec<DailyStatsRow> = (299..299 + SQLITE_ROWS_PER_INSERT)
+                .map(|i| row(&format!("c{i:03}")))
+                .collect();
+            conn.insert_new_rows(&again)
+        });
+        assert!(failed.is_err());
+        assert_eq!(count(&mut conn), 0, "nothing of the transaction is stored");
+        conn.immediate_transaction(|conn| conn.insert_new_rows(&rows))
+            .expect("the next transaction");
+        assert_eq!(count(&mut conn), 300);
+    }
+
     #[test]
     fn statement_templates_split_at_their_marker() {
         let (head, tail) = SqliteInsert::PARTS;
