@@ -96,7 +96,15 @@ fn commit_bulk(
     // and writes (at most two rounds wait between them). When no key can have a stored row,
     // that thread also makes the rows (encodes their latencies), and this one only writes.
     let (written, fleet, pruned) = match (first_day, last_stored) {
-        (_, None) => write_staged_new(conn, deltas, first_kept, version, |_| true)?,
+        (_, None) => {
+            // Into an empty PostgreSQL table, the primary key is built once the rows are in.
+            let key = conn.set_aside_daily_key()?;
+            let pass = write_staged_new(conn, deltas, first_kept, version, |_| true)?;
+            if let Some(key) = key {
+                conn.restore_daily_key(&key)?;
+            }
+            pass
+        }
         // Stored rows reach at most the stage's second day (a stage after another of a log in
         // time order, the day it was cut on; a day's log into a year of them): the keys after
         // them are written as new rows first, in one pass, then the runs are read again for
@@ -1096,6 +1104,71 @@ mod tests {
                 "{db:?}"
             );
             assert_eq!(store.all_days().expect("read").len(), 4_999, "{db:?}");
+        }
+    }
+
+    /// A bulk commit into an empty table (on PostgreSQL the primary key is dropped for it and
+    /// built again once the rows are in) leaves the key in place whether it fails or commits:
+    /// the rows it wrote are merged into by the next commit, and a key stored twice is refused.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn a_bulk_commit_into_an_empty_table_keeps_the_primary_key() {
+        for db in crate::testing::backends() {
+            let store = db.connect();
+            let key_holds = || {
+                if db.backend == crate::storage::Backend::Postgres {
+                    db.execute(
+                        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_constraint \
+                         WHERE conname = 'daily_stats_pkey' AND contype = 'p' \
+                         AND conrelid = 'daily_stats'::regclass) \
+                         THEN RAISE EXCEPTION 'no primary key'; END IF; END $$",
+                    );
+                }
+                let twice = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    db.execute("INSERT INTO daily_stats SELECT * FROM daily_stats LIMIT 1")
+                }));
+                assert!(twice.is_err(), "{db:?}: a key stored twice");
+            };
+            let (one, huge) = one_request_and_unstorable();
+            let mut bulk: Vec<_> = (0..3_000)
+                .map(|i| (format!("cust_{:03}", i / 10), 20_000 + i % 10, one.clone()))
+                .collect();
+            bulk[1_500].2 = huge;
+            let failed = store.commit_bulk(
+                &EpochCommit::default(),
+                &InMemory(bulk.clone()),
+                Some(20_000),
+            );
+            assert!(
+                matches!(failed, Err(StorageError::Unrepresentable { .. })),
+                "{db:?}: {failed:?}"
+            );
+            bulk[1_500].2 = one.clone();
+            let written = store
+                .commit_bulk(
+                    &EpochCommit::default(),
+                    &InMemory(bulk.clone()),
+                    Some(20_000),
+                )
+                .expect("bulk");
+            assert_eq!(written, CommitOutcome::Written(3_000), "{db:?}");
+            key_holds();
+            let again = EpochCommit {
+                deltas: bulk,
+                ..EpochCommit::default()
+            };
+            assert_eq!(
+                store.commit_epoch(&again).expect("commit"),
+                CommitOutcome::Written(3_000),
+                "{db:?}"
+            );
+            let rows = store.all_days().expect("rows");
+            assert_eq!(rows.len(), 3_000, "{db:?}");
+            assert!(
+                rows.iter().all(|(_, _, stats)| stats.total() == 2),
+                "{db:?}"
+            );
+            key_holds();
         }
     }
 

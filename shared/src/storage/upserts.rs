@@ -2,6 +2,7 @@
 //! statement a row on SQLite, multi-row statements on MySQL, one array per column (and `COPY`
 //! for new rows) on PostgreSQL. The SQL is in `sql/`.
 
+use diesel::connection::SimpleConnection;
 #[cfg(feature = "mysql")]
 use diesel::mysql::MysqlConnection;
 use diesel::pg::PgConnection;
@@ -67,6 +68,25 @@ pub(super) trait Upserts {
             written += rows.len();
         }
         Ok(written)
+    }
+
+    /// Before a bulk commit writes rows of which none is stored: when `daily_stats` holds no
+    /// row at all, PostgreSQL drops its primary key and returns its name, so that the rows are
+    /// copied into a bare heap and the key is built once at the end
+    /// ([`Upserts::restore_daily_key`]), sorted, in whole pages. Inserted into the key row by
+    /// row, each new row cost PostgreSQL's backend a b-tree search and a WAL record of its own:
+    /// the uniform year of 10,000 customers (3.4M new rows) took 7.2 s to commit, 2.8 s copied
+    /// into the bare table and 1.2 s for the key built after. The drop takes the table's
+    /// `ACCESS EXCLUSIVE` lock: readers wait for the commit (their statement timeout applies).
+    /// SQLite and MySQL/MariaDB store the rows in the key's b-tree itself: nothing to drop.
+    fn set_aside_daily_key(&mut self) -> QueryResult<Option<String>> {
+        Ok(None)
+    }
+
+    /// Builds the primary key [`Upserts::set_aside_daily_key`] dropped, under its `name`.
+    fn restore_daily_key(&mut self, name: &str) -> QueryResult<()> {
+        let _ = name;
+        Ok(())
     }
 
     /// Stores `rows` over the stored fleet rows of the same days.
@@ -262,6 +282,38 @@ impl Upserts for PgConnection {
         copy_new_rows(self, next)
     }
 
+    fn set_aside_daily_key(&mut self) -> QueryResult<Option<String>> {
+        use super::schema::daily_stats::dsl as d;
+        #[derive(QueryableByName)]
+        struct Key {
+            #[diesel(sql_type = Text)]
+            name: String,
+        }
+        let stored = diesel::select(diesel::dsl::exists(d::daily_stats.select(d::day)))
+            .get_result::<bool>(self)?;
+        if stored {
+            return Ok(None);
+        }
+        let Some(Key { name }) = diesel::sql_query(include_str!("sql/postgres_daily_key.sql"))
+            .get_result::<Key>(self)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        self.batch_execute(&format!(
+            "ALTER TABLE daily_stats DROP CONSTRAINT {}",
+            quote_identifier(&name)
+        ))?;
+        Ok(Some(name))
+    }
+
+    fn restore_daily_key(&mut self, name: &str) -> QueryResult<()> {
+        self.batch_execute(&format!(
+            "ALTER TABLE daily_stats ADD CONSTRAINT {} PRIMARY KEY (customer_id, day)",
+            quote_identifier(name)
+        ))
+    }
+
     /// One array per column, as the daily rows.
     fn upsert_fleet_rows(&mut self, rows: &[FleetDayRow]) -> QueryResult<()> {
         for chunk in rows.chunks(POSTGRES_ROWS_PER_UPSERT) {
@@ -355,6 +407,11 @@ impl Upserts for MysqlConnection {
         let sql = include_str!("sql/mysql_upsert_watermark.sql");
         execute_watermark(self, sql, event_time)
     }
+}
+
+/// `name` as a PostgreSQL identifier: in double quotes, each double quote doubled.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `COPY daily_stats FROM STDIN` (binary format) of every row `next` gives; returns how many.
