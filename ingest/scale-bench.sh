@@ -141,8 +141,15 @@ row() { # a table row: kept for the table at the end, and shown at once on stder
   rows+=("$1")
   echo "$1" >&2
 }
+settle() { # before each timed load: the writes of the one before reach the disk first (the
+  # kernel's dirty pages; on PostgreSQL a checkpoint of its WAL), so no load pays for another's
+  sync
+  [ "$backend" = postgres ] && psql "$pg_admin" -qc checkpoint >/dev/null 2>&1
+  true
+}
 ingest() { # label log [database URL]
   echo "scale bench: ingesting $2" >&2
+  settle
   # A year of unordered lines: none of them is late (the default lateness is 31 days).
   /usr/bin/time -f '%M' -o "$work/rss" "$bin/logstats-ingest" --database-url "${3:-$url}" --workers 2 \
     --allowed-lateness "$((days + 1))d" --json "$2" > "$work/ingest.json"
@@ -162,6 +169,7 @@ PY
 }
 clickhouse() { # label log
   if python3 -c 'import chdb' >/dev/null 2>&1; then
+    settle
     row "$(python3 ingest/scale-clickhouse.py "$2" | python3 -c 'import json, sys
 c = json.load(sys.stdin)
 n, seconds = c["rows"], c["seconds"]
