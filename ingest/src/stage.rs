@@ -402,7 +402,11 @@ impl Keyed for ((String, i32), DayAccumulator) {
     }
 }
 
-/// The keys of `deltas` in (customer, day) order.
+/// The keys of `deltas` in (customer, day) order. A stable sort (its keys are unique: the same
+/// order as an unstable one) because it finds the runs already in order and merges them: a
+/// staging worker lists the cells of each share in arrival order, and shares of small cells give
+/// theirs in (id, day) order, so an epoch's list is a few long sorted runs. The sorts of the
+/// uniform year in random order took 0.17 instead of 0.39 core-seconds (perf, one run each).
 fn key_order(deltas: &[impl Keyed]) -> Vec<SortKey> {
     let mut keys: Vec<SortKey> = deltas
         .iter()
@@ -417,7 +421,7 @@ fn key_order(deltas: &[impl Keyed]) -> Vec<SortKey> {
             }
         })
         .collect();
-    keys.sort_unstable_by(|a, b| a.cmp_in(b, deltas));
+    keys.sort_by(|a, b| a.cmp_in(b, deltas));
     keys
 }
 
