@@ -97,11 +97,12 @@ fn commit_bulk(
     // that thread also makes the rows (encodes their latencies), and this one only writes.
     let (written, fleet, pruned) = match (first_day, last_stored) {
         (_, None) => {
-            // Into an empty PostgreSQL table, the primary key is built once the rows are in.
-            let key = conn.set_aside_daily_key()?;
+            // Into an empty table, the key is built once the rows are in (see
+            // `Upserts::begin_first_load`).
+            let first_load = conn.begin_first_load()?;
             let pass = write_staged_new(conn, deltas, first_kept, version, |_| true)?;
-            if let Some(key) = key {
-                conn.restore_daily_key(&key)?;
+            if let Some(key) = first_load {
+                conn.end_first_load(&key)?;
             }
             pass
         }
