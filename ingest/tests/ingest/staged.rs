@@ -3,7 +3,8 @@
 //! writing each row once, merged with rows stored before; killed with SIGKILL while it commits
 //! its staged epochs, it leaves all or nothing of them, and the next run stores the same rows.
 //! A log in time order committed in many small stages, each beginning on the day the one before
-//! ended, stores the same daily and fleet rows as one stage.
+//! ended, stores the same daily and fleet rows as one stage. Readers during a first load see
+//! none or all of it.
 
 use std::time::{Duration, Instant};
 
@@ -251,5 +252,68 @@ fn a_run_that_cannot_stage_stops_with_a_clear_error_and_commits_nothing() {
         let accepted = summary["accepted"].as_u64().expect("accepted");
         assert!(accepted > 19_000, "{summary}");
         assert_eq!(stored_requests(&db), accepted, "{}", db.url);
+    }
+}
+
+/// Readers during a first load (on PostgreSQL the table's key is dropped and built again in
+/// that commit) never fail and see none or all of it: a reader that comes while the commit
+/// holds the table waits for it, then reads every row through the rebuilt key.
+#[test]
+fn readers_during_a_first_load_see_none_or_all_of_it() {
+    let dir = temp_dir();
+    let log = dir.path().join("a.log");
+    generate(&log, 200_000, 93);
+    let total = std::fs::read_to_string(&log).expect("read").lines().count() as u64;
+    for db in backends() {
+        let mut child = job(&db.url)
+            .args(ARGS)
+            .arg(s(&log))
+            .env("RUST_LOG", "info")
+            .start();
+        let started = Instant::now();
+        while !child.stderr().contains("staged epochs") {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{:?}: no commit began: {}",
+                db.backend,
+                child.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut seen = Vec::new();
+        loop {
+            let stored = stored_requests(&db);
+            assert!(
+                stored == 0 || stored == total,
+                "{:?}: a reader saw {stored} of {total} requests",
+                db.backend
+            );
+            seen.push(stored);
+            if stored == total {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{:?}: the load never became visible: {}",
+                db.backend,
+                child.stderr()
+            );
+        }
+        let status = child.wait_for(Duration::from_secs(120));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{:?}: {status:?}: {}",
+            db.backend,
+            child.stderr()
+        );
+        // A later run merges into the rows through the key the first load built.
+        let mut args = ARGS.to_vec();
+        args.extend(["--stage-bytes", "0", s(&log)]);
+        let again = dir.path().join("again.log");
+        std::fs::copy(&log, &again).expect("copy");
+        let last = args.len() - 1;
+        args[last] = s(&again);
+        ingest_ok(&db, &args);
+        assert_eq!(stored_requests(&db), 2 * total, "{:?}", db.backend);
     }
 }
