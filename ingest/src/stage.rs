@@ -20,6 +20,7 @@ use std::sync::Arc;
 use logstats_shared::{
     DayAccumulator, DayStats, EpochCommit, Latencies, SortedDelta, SortedDeltas, StorageError,
 };
+use smallvec::SmallVec;
 
 use crate::error::{IngestError, Result};
 use crate::handover::ReadyEpoch;
@@ -263,7 +264,7 @@ pub fn write_accumulated_run(
             continue;
         }
         let (customer, day) = &cells[first.index as usize].0;
-        bytes += write_delta(&mut out, &mut scratch, customer, *day, &merged.finish())?;
+        bytes += write_accumulated(&mut out, &mut scratch, customer, *day, merged)?;
         written += 1;
         first_day = Some(first_day.map_or(*day, |first| first.min(*day)));
     }
@@ -338,15 +339,15 @@ impl SortedDeltas for Stage {
             runs.push(BufReader::with_capacity(READ_BUFFER_BYTES, file));
         }
         let mut merge = Merge {
+            heads: (0..runs.len()).map(|_| Head::default()).collect(),
             runs,
-            heads: Vec::new(),
             heap: BinaryHeap::new(),
+            counted: DayAccumulator::new(),
             same: Vec::new(),
             scratch: Vec::new(),
         };
         for run in 0..merge.runs.len() {
-            let head = read_delta(&mut merge.runs[run], &mut merge.scratch).map_err(staged)?;
-            merge.push(run, head);
+            merge.advance(run).map_err(staged)?;
         }
         Ok(Box::new(merge))
     }
@@ -438,9 +439,13 @@ fn id_prefix(id: &[u8]) -> u128 {
 /// The runs merged: the smallest key of every run's head, its deltas merged.
 struct Merge<'a> {
     runs: Vec<BufReader<&'a File>>,
-    heads: Vec<Option<(String, i32, DayStats)>>,
+    /// Each run's next delta (its id's buffer kept from delta to delta).
+    heads: Vec<Head>,
+    /// The runs that have a next delta, by its key.
     heap: BinaryHeap<Reverse<HeadKey>>,
-    /// The deltas of the key being merged, kept for the next key.
+    /// The requests of the key being merged given as counted requests, kept for the next key.
+    counted: DayAccumulator,
+    /// The deltas of the key being merged given as stats, kept for the next key.
     same: Vec<DayStats>,
     /// A delta's encoded latencies as they are read.
     scratch: Vec<u8>,
@@ -463,18 +468,17 @@ const PREFIX_BYTES: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct HeadKey {
     prefix: u128,
-    long: Option<Box<str>>,
+    long: Option<Box<[u8]>>,
     len: usize,
     day: i32,
     run: usize,
 }
 
 impl HeadKey {
-    fn new(customer: &str, day: i32, run: usize) -> Self {
-        let id = customer.as_bytes();
+    fn new(id: &[u8], day: i32, run: usize) -> Self {
         Self {
             prefix: id_prefix(id),
-            long: (id.len() > PREFIX_BYTES).then(|| customer.into()),
+            long: (id.len() > PREFIX_BYTES).then(|| id.into()),
             len: id.len(),
             day,
             run,
@@ -489,35 +493,42 @@ impl HeadKey {
 }
 
 impl Merge<'_> {
-    fn push(&mut self, run: usize, head: Option<(String, i32, DayStats)>) {
-        if self.heads.len() <= run {
-            self.heads.resize_with(run + 1, || None);
-        }
-        if let Some((customer, day, _)) = &head {
-            self.heap.push(Reverse(HeadKey::new(customer, *day, run)));
-        }
-        self.heads[run] = head;
-    }
-
-    /// The head of the run on top of the heap, taken, and that run's next delta read in its
-    /// place: its key replaces the top where it is (one sift down, not a pop and a push).
-    fn take_top(&mut self) -> io::Result<(String, i32, DayStats)> {
-        let Some(mut top) = self.heap.peek_mut() else {
-            return Err(io::Error::other("no run left"));
-        };
-        let run = top.0.run;
-        let Some(head) = self.heads[run].take() else {
-            return Err(io::Error::other("a run's head is missing"));
-        };
-        let next = read_delta(&mut self.runs[run], &mut self.scratch)?;
-        match &next {
-            Some((customer, day, _)) => top.0 = HeadKey::new(customer, *day, run),
-            None => {
-                std::collections::binary_heap::PeekMut::pop(top);
+    /// Reads `run`'s next delta into its head and puts its key in the heap: in place of the
+    /// top, when `run` is the top's run (one sift down, not a pop and a push), or dropping the
+    /// top at the run's end.
+    fn advance(&mut self, run: usize) -> io::Result<()> {
+        let head = &mut self.heads[run];
+        let more = read_delta(&mut self.runs[run], head, &mut self.scratch)?;
+        let key = more.then(|| HeadKey::new(&head.customer, head.day, run));
+        if let Some(mut top) = self.heap.peek_mut() {
+            if top.0.run == run {
+                match key {
+                    Some(key) => top.0 = key,
+                    None => {
+                        std::collections::binary_heap::PeekMut::pop(top);
+                    }
+                }
+                return Ok(());
             }
         }
-        self.heads[run] = next;
-        Ok(head)
+        if let Some(key) = key {
+            self.heap.push(Reverse(key));
+        }
+        Ok(())
+    }
+
+    /// Takes the delta of the run `run`, whose head is on top of the heap, into the key being
+    /// merged, and reads the run's next.
+    fn take(&mut self, run: usize) -> io::Result<()> {
+        match &mut self.heads[run].part {
+            Part::Counted {
+                successful,
+                failed,
+                latencies,
+            } => self.counted.add_counted(*successful, *failed, latencies),
+            Part::Stats(stats) => self.same.push(std::mem::take(stats)),
+        }
+        self.advance(run)
     }
 }
 
@@ -527,38 +538,132 @@ impl Iterator for Merge<'_> {
     fn next(&mut self) -> Option<SortedDelta> {
         let first = self.heap.peek()?.0.clone();
         let staged = |e: io::Error| StorageError::Staged(e.to_string());
-        let (customer, day, mut stats) = match self.take_top() {
-            Ok(head) => head,
-            Err(e) => return Some(Err(staged(e))),
+        let head = &self.heads[first.run];
+        let customer = match String::from_utf8(head.customer.clone()) {
+            Ok(customer) => customer,
+            Err(e) => return Some(Err(staged(io::Error::other(e)))),
         };
-        // The same key's deltas in the other runs: merged one at a time while they are few, all
-        // at once past MERGE_ALL_PARTS (a busy day of a log in random order is in every run:
-        // one k-way merge instead of a growing histogram rebuilt once a run). One at a time
-        // was quicker for a few large parts (50 customers' days of thousands of distinct
-        // latencies). Exact days come out the same either way.
+        let day = head.day;
+        // The key's deltas in every run: those given as counted requests (the few requests of
+        // a cell of a log in random order) are added up as such and summarised once, those
+        // given as stats merged one at a time while they are few, all at once past
+        // MERGE_ALL_PARTS (a busy day of a log in random order is in every run: one k-way
+        // merge instead of a growing histogram rebuilt once a run). One at a time was quicker
+        // for a few large parts (50 customers' days of thousands of distinct latencies). Exact
+        // days come out the same either way.
+        self.counted = DayAccumulator::new();
         self.same.clear();
-        while self.heap.peek().is_some_and(|top| first.same_key(&top.0)) {
-            match self.take_top() {
-                Ok((_, _, more)) => self.same.push(more),
-                Err(e) => return Some(Err(staged(e))),
+        let mut run = first.run;
+        loop {
+            if let Err(e) = self.take(run) {
+                return Some(Err(staged(e)));
+            }
+            match self.heap.peek() {
+                Some(top) if first.same_key(&top.0) => run = top.0.run,
+                _ => break,
             }
         }
-        if self.same.len() < MERGE_ALL_PARTS {
-            for more in &self.same {
-                stats.merge(more);
-            }
-        } else {
-            stats = DayStats::merge_all(std::iter::once(&stats).chain(self.same.iter()));
+        if self.counted.total() > 0 {
+            let counted = std::mem::take(&mut self.counted).finish();
+            self.same.push(counted);
         }
+        let stats = match self.same.len() {
+            1 => self.same.pop().unwrap_or_default(),
+            n if n < MERGE_ALL_PARTS => {
+                let mut parts = self.same.drain(..);
+                let mut stats = parts.next().unwrap_or_default();
+                for more in parts {
+                    stats.merge(&more);
+                }
+                stats
+            }
+            _ => DayStats::merge_all(self.same.iter()),
+        };
         Some(Ok((customer, day, stats)))
     }
 }
 
-/// Writes one delta: the customer's length and bytes, the day, the counts, the latency sum,
-/// minimum and maximum, and the latencies' stored form with its length (little-endian). The
-/// delta is put together in `scratch` and written with one call (ten small writes into the
-/// buffered writer, and the latencies encoded in a list of their own, cost the committer more
-/// than the bytes).
+/// A run's next delta as read: its key and what it holds.
+#[derive(Default)]
+struct Head {
+    customer: Vec<u8>,
+    day: i32,
+    part: Part,
+}
+
+/// What a delta of a run holds.
+#[derive(Debug, PartialEq)]
+enum Part {
+    /// A few requests: their counts and latencies (each below 2^32 µs, ascending), as a worker
+    /// read them: see [`COUNTED_REQUESTS`].
+    Counted {
+        successful: u64,
+        failed: u64,
+        latencies: SmallVec<[u32; COUNTED_REQUESTS]>,
+    },
+    /// Their stats.
+    Stats(DayStats),
+}
+
+impl Default for Part {
+    fn default() -> Self {
+        Part::Stats(DayStats::empty())
+    }
+}
+
+/// A worker writes a cell of at most this many requests, each below 2^32 µs, as the requests'
+/// counts and latencies (4 bytes each) instead of as their stats ([`write_delta`]): on a log in
+/// random order nearly every cell of an epoch is one request, which took 75 bytes on disk as
+/// stats and 24 as counted, and the merge adds such parts up and summarises them once instead
+/// of decoding and merging a histogram for each.
+const COUNTED_REQUESTS: usize = 8;
+
+/// The first byte of a delta written as stats.
+const STATS_DELTA: u8 = 0;
+/// The first byte of a delta written as counted requests.
+const COUNTED_DELTA: u8 = 1;
+
+/// Writes a worker's merged cell: as counted requests when it is a few of them (see
+/// [`COUNTED_REQUESTS`]), else summarised as stats ([`write_delta`]).
+fn write_accumulated(
+    out: &mut impl Write,
+    scratch: &mut Vec<u8>,
+    customer: &str,
+    day: i32,
+    mut cell: DayAccumulator,
+) -> io::Result<u64> {
+    let (successful, failed) = cell.counts();
+    let few = cell.total() <= COUNTED_REQUESTS as u64;
+    let Some(latencies) = cell.short_latencies().filter(|_| few) else {
+        return write_delta(out, scratch, customer, day, &cell.finish());
+    };
+    scratch.clear();
+    scratch.push(COUNTED_DELTA);
+    write_key(scratch, customer, day)?;
+    // Both below COUNTED_REQUESTS.
+    scratch.push(successful as u8);
+    scratch.push(failed as u8);
+    for latency in latencies {
+        scratch.extend_from_slice(&latency.to_le_bytes());
+    }
+    out.write_all(scratch)?;
+    Ok(scratch.len() as u64)
+}
+
+/// Puts a delta's key in `scratch`: the customer's length and bytes, the day (little-endian).
+fn write_key(scratch: &mut Vec<u8>, customer: &str, day: i32) -> io::Result<()> {
+    let len = u32::try_from(customer.len()).map_err(|_| io::Error::other("a delta too large"))?;
+    scratch.extend_from_slice(&len.to_le_bytes());
+    scratch.extend_from_slice(customer.as_bytes());
+    scratch.extend_from_slice(&day.to_le_bytes());
+    Ok(())
+}
+
+/// Writes one delta as stats: [`STATS_DELTA`], its key ([`write_key`]), the counts, the
+/// latency sum, minimum and maximum, and the latencies' stored form with its length
+/// (little-endian). The delta is put together in `scratch` and written with one call (ten small
+/// writes into the buffered writer, and the latencies encoded in a list of their own, cost the
+/// committer more than the bytes).
 fn write_delta(
     out: &mut impl Write,
     scratch: &mut Vec<u8>,
@@ -566,11 +671,9 @@ fn write_delta(
     day: i32,
     stats: &DayStats,
 ) -> io::Result<u64> {
-    let len = |n: usize| u32::try_from(n).map_err(|_| io::Error::other("a delta too large"));
     scratch.clear();
-    scratch.extend_from_slice(&len(customer.len())?.to_le_bytes());
-    scratch.extend_from_slice(customer.as_bytes());
-    scratch.extend_from_slice(&day.to_le_bytes());
+    scratch.push(STATS_DELTA);
+    write_key(scratch, customer, day)?;
     scratch.extend_from_slice(&stats.successful.to_le_bytes());
     scratch.extend_from_slice(&stats.failed.to_le_bytes());
     scratch.extend_from_slice(&stats.latency_sum_us.to_le_bytes());
@@ -579,55 +682,80 @@ fn write_delta(
     let length_at = scratch.len();
     scratch.extend_from_slice(&[0; 4]);
     stats.latencies.encode_into(scratch);
-    let latencies = len(scratch.len() - length_at - 4)?;
+    let latencies = u32::try_from(scratch.len() - length_at - 4)
+        .map_err(|_| io::Error::other("a delta too large"))?;
     scratch[length_at..length_at + 4].copy_from_slice(&latencies.to_le_bytes());
     out.write_all(scratch)?;
     Ok(scratch.len() as u64)
 }
 
-/// Reads what [`write_delta`] wrote, its encoded latencies through `scratch` (kept from delta to
-/// delta: a list allocated, zeroed and freed for each was a tenth of the merge's time); `None`
-/// at the run's end.
-fn read_delta(
-    input: &mut impl Read,
-    scratch: &mut Vec<u8>,
-) -> io::Result<Option<(String, i32, DayStats)>> {
-    let mut len = [0u8; 4];
-    match input.read_exact(&mut len) {
+/// Reads what [`write_delta`] or [`write_accumulated`] wrote into `head` (its id's buffer
+/// reused: an id allocated and freed for each delta was a tenth of the merge's time), encoded
+/// latencies through `scratch` (kept from delta to delta for the same reason); whether there
+/// was one (`false` at the run's end).
+fn read_delta(input: &mut impl Read, head: &mut Head, scratch: &mut Vec<u8>) -> io::Result<bool> {
+    let mut kind = [0u8; 1];
+    match input.read_exact(&mut kind) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
         Err(e) => return Err(e),
     }
-    let mut customer = vec![0u8; u32::from_le_bytes(len) as usize];
-    input.read_exact(&mut customer)?;
-    let customer = String::from_utf8(customer).map_err(io::Error::other)?;
-    let mut fixed = [0u8; 4 + 8 + 8 + 16 + 8 + 8 + 4];
-    input.read_exact(&mut fixed)?;
-    let (day, rest) = fixed.split_at(4);
-    let (successful, rest) = rest.split_at(8);
-    let (failed, rest) = rest.split_at(8);
-    let (sum, rest) = rest.split_at(16);
-    let (min, rest) = rest.split_at(8);
-    let (max, latencies_len) = rest.split_at(8);
-    let array =
-        |bytes: &[u8]| -> io::Result<[u8; 8]> { bytes.try_into().map_err(io::Error::other) };
-    let latencies_len = u32::from_le_bytes(latencies_len.try_into().map_err(io::Error::other)?);
-    scratch.clear();
-    scratch.resize(latencies_len as usize, 0);
-    input.read_exact(scratch)?;
-    let stats = DayStats {
-        successful: u64::from_le_bytes(array(successful)?),
-        failed: u64::from_le_bytes(array(failed)?),
-        latency_sum_us: u128::from_le_bytes(sum.try_into().map_err(io::Error::other)?),
-        latency_min_us: u64::from_le_bytes(array(min)?),
-        latency_max_us: u64::from_le_bytes(array(max)?),
-        latencies: Latencies::decode(scratch).map_err(io::Error::other)?,
-    };
-    Ok(Some((
-        customer,
-        i32::from_le_bytes(day.try_into().map_err(io::Error::other)?),
-        stats,
-    )))
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len)?;
+    head.customer.clear();
+    head.customer.resize(u32::from_le_bytes(len) as usize, 0);
+    input.read_exact(&mut head.customer)?;
+    let mut day = [0u8; 4];
+    input.read_exact(&mut day)?;
+    head.day = i32::from_le_bytes(day);
+    match kind[0] {
+        COUNTED_DELTA => {
+            let mut counts = [0u8; 2];
+            input.read_exact(&mut counts)?;
+            let n = usize::from(counts[0]) + usize::from(counts[1]);
+            if n > COUNTED_REQUESTS {
+                return Err(io::Error::other("a run's delta counts too many requests"));
+            }
+            let mut bytes = [0u8; 4 * COUNTED_REQUESTS];
+            input.read_exact(&mut bytes[..4 * n])?;
+            let latencies = bytes[..4 * n]
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            head.part = Part::Counted {
+                successful: u64::from(counts[0]),
+                failed: u64::from(counts[1]),
+                latencies,
+            };
+        }
+        STATS_DELTA => {
+            let mut fixed = [0u8; 8 + 8 + 16 + 8 + 8 + 4];
+            input.read_exact(&mut fixed)?;
+            let (successful, rest) = fixed.split_at(8);
+            let (failed, rest) = rest.split_at(8);
+            let (sum, rest) = rest.split_at(16);
+            let (min, rest) = rest.split_at(8);
+            let (max, latencies_len) = rest.split_at(8);
+            let array = |bytes: &[u8]| -> io::Result<[u8; 8]> {
+                bytes.try_into().map_err(io::Error::other)
+            };
+            let latencies_len =
+                u32::from_le_bytes(latencies_len.try_into().map_err(io::Error::other)?);
+            scratch.clear();
+            scratch.resize(latencies_len as usize, 0);
+            input.read_exact(scratch)?;
+            head.part = Part::Stats(DayStats {
+                successful: u64::from_le_bytes(array(successful)?),
+                failed: u64::from_le_bytes(array(failed)?),
+                latency_sum_us: u128::from_le_bytes(sum.try_into().map_err(io::Error::other)?),
+                latency_min_us: u64::from_le_bytes(array(min)?),
+                latency_max_us: u64::from_le_bytes(array(max)?),
+                latencies: Latencies::decode(scratch).map_err(io::Error::other)?,
+            });
+        }
+        other => return Err(io::Error::other(format!("a run's delta of kind {other}"))),
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -643,22 +771,69 @@ mod tests {
         acc.finish()
     }
 
-    /// A delta written and read back is the same, and a run's end reads as `None`.
+    /// Deltas written as stats and as counted requests read back as written, a run's end reads
+    /// as none, and a run cut short is an error, not a silent end.
     #[test]
     fn a_delta_reads_back_as_written() {
         let day = stats(&[(true, 1_000), (false, 2_500), (true, 1_000)]);
+        let mut cell = DayAccumulator::new();
+        for (ok, us) in [(true, 30), (false, 10), (true, 20)] {
+            cell.add(ok, us);
+        }
         let mut bytes = Vec::new();
         let written = write_delta(&mut bytes, &mut Vec::new(), "cust_é", -3, &day).expect("write");
         assert_eq!(written, bytes.len() as u64);
-        let mut input = bytes.as_slice();
+        let counted = write_accumulated(&mut bytes, &mut Vec::new(), "c", 7, cell).expect("write");
         assert_eq!(
-            read_delta(&mut input, &mut Vec::new()).expect("read"),
-            Some(("cust_é".to_string(), -3, day))
+            counted,
+            1 + 4 + 1 + 4 + 2 + 3 * 4,
+            "written as counted requests"
         );
-        assert_eq!(read_delta(&mut input, &mut Vec::new()).expect("end"), None);
-        // A run cut short is an error, not a silent end.
-        let mut cut = &bytes[..bytes.len() - 1];
-        assert!(read_delta(&mut cut, &mut Vec::new()).is_err());
+        assert_eq!(written + counted, bytes.len() as u64);
+        let (mut head, mut scratch) = (Head::default(), Vec::new());
+        let mut input = bytes.as_slice();
+        assert!(read_delta(&mut input, &mut head, &mut scratch).expect("read"));
+        assert_eq!(
+            (head.customer.as_slice(), head.day),
+            ("cust_é".as_bytes(), -3)
+        );
+        assert_eq!(head.part, Part::Stats(day));
+        assert!(read_delta(&mut input, &mut head, &mut scratch).expect("read"));
+        assert_eq!((head.customer.as_slice(), head.day), (&b"c"[..], 7));
+        assert_eq!(
+            head.part,
+            Part::Counted {
+                successful: 2,
+                failed: 1,
+                latencies: SmallVec::from_slice(&[10, 20, 30]),
+            }
+        );
+        assert!(!read_delta(&mut input, &mut head, &mut scratch).expect("end"));
+        for cut in [1, counted as usize - 1, counted as usize + 1] {
+            let mut cut = &bytes[..bytes.len() - cut];
+            let mut read = || read_delta(&mut cut, &mut head, &mut scratch);
+            assert!(read().and_then(|_| read()).is_err(), "cut {cut:?}");
+        }
+    }
+
+    /// A cell of more than COUNTED_REQUESTS requests, or of a latency of 2^32 µs or more, is
+    /// written as stats.
+    #[test]
+    fn large_cells_are_written_as_stats() {
+        let mut many = DayAccumulator::new();
+        for us in 0..=COUNTED_REQUESTS as u64 {
+            many.add(true, us);
+        }
+        let mut long = DayAccumulator::new();
+        long.add(false, u64::from(u32::MAX) + 1);
+        for cell in [many, long] {
+            let mut bytes = Vec::new();
+            let expected = cell.clone().finish();
+            write_accumulated(&mut bytes, &mut Vec::new(), "c", 1, cell).expect("write");
+            let mut head = Head::default();
+            assert!(read_delta(&mut bytes.as_slice(), &mut head, &mut Vec::new()).expect("read"));
+            assert_eq!(head.part, Part::Stats(expected));
+        }
     }
 
     /// Heads and an epoch's sort keys order as their (customer, day) do, and heads are the same key exactly when those are
@@ -716,7 +891,10 @@ mod tests {
         assert_eq!(sorted, expected);
         for a in &keys {
             for b in &keys {
-                let (ha, hb) = (HeadKey::new(a.0, a.1, a.2), HeadKey::new(b.0, b.1, b.2));
+                let (ha, hb) = (
+                    HeadKey::new(a.0.as_bytes(), a.1, a.2),
+                    HeadKey::new(b.0.as_bytes(), b.1, b.2),
+                );
                 assert_eq!(ha.cmp(&hb), a.cmp(b), "{a:?} against {b:?}");
                 assert_eq!(
                     ha.same_key(&hb),
@@ -763,6 +941,7 @@ mod tests {
             .into_iter()
             .map(|((customer, day), acc)| (customer, day, acc.finish()))
             .collect();
+        let again = cells.clone();
         let run = write_accumulated_run(&dir, &mut cells).expect("run");
         assert_eq!(run.cells, 4);
         assert_eq!(run.first_day, Some(-1));
@@ -774,6 +953,31 @@ mod tests {
             .collect::<std::result::Result<_, _>>()
             .expect("deltas");
         assert_eq!(written, expected);
+        // The same cells again (written as counted requests) merged with runs of them written
+        // as stats: each key's parts of both kinds add up.
+        let mut stage = Stage::new(dir.clone(), 1 << 20);
+        stage.take_run(write_accumulated_run(&dir, &mut again.clone()).expect("run"));
+        stage.take_run(write_run(&dir, &expected).expect("run"));
+        stage.take_run(write_run(&dir, &expected).expect("run"));
+        let merged: Vec<(String, i32, DayStats)> = stage
+            .read()
+            .expect("read")
+            .collect::<std::result::Result<_, _>>()
+            .expect("deltas");
+        let mut tripled: std::collections::BTreeMap<(String, i32), DayAccumulator> =
+            Default::default();
+        for _ in 0..3 {
+            for (key, cell) in &again {
+                if cell.total() > 0 {
+                    tripled.entry(key.clone()).or_default().merge(cell);
+                }
+            }
+        }
+        let tripled: Vec<(String, i32, DayStats)> = tripled
+            .into_iter()
+            .map(|((customer, day), acc)| (customer, day, acc.finish()))
+            .collect();
+        assert_eq!(merged, tripled);
         std::fs::remove_dir(&dir).expect("remove dir");
     }
 

@@ -172,9 +172,32 @@ impl DayAccumulator {
         self.unsorted = true;
     }
 
+    /// Counts requests given as their counts and latencies (each below 2^32 µs, in any order):
+    /// what [`DayAccumulator::short_latencies`] of another accumulator gave.
+    pub fn add_counted(&mut self, successful: u64, failed: u64, latencies_us: &[u32]) {
+        self.successful += successful;
+        self.failed += failed;
+        self.latency_sum_us += latencies_us.iter().map(|&us| u128::from(us)).sum::<u128>();
+        self.latencies_us.extend_from_slice(latencies_us);
+        self.unsorted = true;
+    }
+
     /// Total requests counted.
     pub fn total(&self) -> u64 {
         self.successful + self.failed
+    }
+
+    /// Successful and failed requests counted.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.successful, self.failed)
+    }
+
+    /// Every latency, ascending, when each is below 2^32 µs; else `None`.
+    pub fn short_latencies(&mut self) -> Option<&[u32]> {
+        self.normalize();
+        self.long_latencies_us
+            .is_empty()
+            .then_some(self.latencies_us.as_slice())
     }
 
     /// Sorts the latencies (the canonical form, so equal accumulators compare equal).

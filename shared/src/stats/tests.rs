@@ -116,6 +116,31 @@ fn long_latencies_keep_their_place() {
     assert_eq!(finished.summary().median_latency, Some(4_294.967_296));
 }
 
+/// An accumulator's counts and short latencies added to another as counted requests: the same
+/// as merging it; an accumulator with a latency of 2^32 µs or more gives no short list.
+#[test]
+fn counted_requests_add_as_the_accumulator_merges() {
+    let mut part = DayAccumulator::new();
+    for (ok, us) in [(true, 9_000), (false, 1_000), (true, 9_000)] {
+        part.add(ok, us);
+    }
+    let mut merged = DayAccumulator::new();
+    merged.add(false, 5_000);
+    let mut counted = merged.clone();
+    merged.normalize();
+    merged.merge(&part);
+    let (successful, failed) = part.counts();
+    assert_eq!((successful, failed), (2, 1));
+    let short = part.short_latencies().expect("short latencies").to_vec();
+    assert_eq!(short, [1_000, 9_000, 9_000]);
+    counted.add_counted(successful, failed, &short);
+    counted.normalize();
+    assert_eq!(counted, merged);
+    assert_eq!(counted.finish(), merged.finish());
+    let mut long = DayAccumulator::new();
+    long.add(true, u64::from(u32::MAX) + 1);
+    assert_eq!(long.short_latencies(), None);
+}
 #[test]
 fn radix_sort_sorts() {
     let mut next = crate::xorshift(0x1234_5678_9ABC_DEF1);
