@@ -108,6 +108,7 @@ pub fn build(
         let planned = plans.clone().map(|plan| CommitInput::Plan(Box::new(plan)));
 
         let activations = plans.scope();
+        let shelf_of_reader = shelf.clone();
         let (deltas, reports) = plans
             .broadcast()
             .unary::<CapacityContainerBuilder<Vec<ShareOutput>>, _, _, _>(
@@ -115,7 +116,9 @@ pub fn build(
                 "ReadShare",
                 move |_capability, info| {
                     let activator = activations.activator_for(info.address);
-                    let mut reader = ShareReader::new(files).counting_into(counter);
+                    let mut reader = ShareReader::new(files)
+                        .counting_into(counter)
+                        .staging_into(shelf_of_reader);
                     let mut queued: VecDeque<(Capability<Epoch>, EpochPlan)> = VecDeque::new();
                     let mut current: Option<(Capability<Epoch>, EpochPlan, Share)> = None;
                     move |input, output| {
@@ -394,7 +397,10 @@ fn collect(
         CommitInput::Plan(plan) => entry.plan = Some(*plan),
         CommitInput::Delta((customer, day), _, delta) => entry.deltas.push((customer, day, delta)),
         CommitInput::Run(_, number) => entry.runs.push(number),
-        CommitInput::Report(report) => entry.reports.push(*report),
+        CommitInput::Report(mut report) => {
+            entry.runs.extend(report.run.take());
+            entry.reports.push(*report)
+        }
     }
 }
 

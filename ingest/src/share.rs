@@ -13,6 +13,7 @@ use logstats_shared::{DayAccumulator, DayStats};
 
 use crate::planner::EpochPlan;
 use crate::source::OpenFiles;
+use crate::stage::{RunShelf, RunWriter, COUNTED_REQUESTS};
 use crate::summary::ReadCounter;
 
 /// foldhash's fast hash with a fixed seed: the keys here are short customer ids and (customer,
@@ -230,6 +231,10 @@ pub struct ShareReport {
     /// For an epoch of pushed batches: the lines of this share in each batch of the plan, as
     /// [accepted, rejected, late].
     pub batches: Vec<[u64; 3]>,
+    /// The number of the run on the [`RunShelf`] the worker wrote the share's cells to itself
+    /// (see [`ShareReader::staging_into`]), if it did.
+    #[serde(default)]
+    pub run: Option<u64>,
 }
 
 /// A worker's share of one epoch while it is read: the windows are read one at a time, so
@@ -272,6 +277,8 @@ pub struct ShareReader {
     kept_rejects: usize,
     /// Where the bytes and lines read are counted, for the progress bar.
     counter: Arc<ReadCounter>,
+    /// Where a [`Sorted`] share's cells are written as a run, if anywhere.
+    shelf: Option<RunShelf>,
 }
 
 impl ShareReader {
@@ -294,6 +301,17 @@ impl ShareReader {
     /// This reader, counting what it reads into `counter`.
     pub fn counting_into(self, counter: Arc<ReadCounter>) -> Self {
         Self { counter, ..self }
+    }
+
+    /// This reader, writing the cells of a share of many cells of a few lines each (a
+    /// [`Sorted`] one) to a run of its own on `shelf`, in the report's `run`, instead of
+    /// giving them back: they come out of the sort in the run's order, and written from there
+    /// they are never made into accumulators, keyed by an id of their own, sent to the
+    /// worker owning them, listed and sorted again (half of the workers' time on the uniform
+    /// year in random order, where nearly every line is a cell of its share). Cells of a key
+    /// from several workers' runs are merged at the commit.
+    pub fn staging_into(self, shelf: Option<RunShelf>) -> Self {
+        Self { shelf, ..self }
     }
 
     /// A reader that reads a share again for its rejected lines, in small windows, keeping
@@ -381,6 +399,14 @@ impl ShareReader {
             self.sorted.clear();
             return (Vec::new(), report);
         }
+        if let Some(shelf) = self.shelf.as_ref().filter(|_| self.sorting) {
+            let (sorted, names) = (&mut self.sorted, &self.long.names);
+            let (number, cells) = shelf.write_with(|run| sorted.write_run(run, names));
+            report.run = Some(number);
+            self.last_shape = (report.accepted, cells);
+            self.forget_long_customers();
+            return (Vec::new(), report);
+        }
         if self.sorting {
             self.sorted
                 .cells_into(&mut self.accumulators, &self.long.names);
@@ -401,10 +427,7 @@ impl ShareReader {
                 ((name, day), acc)
             })
             .collect();
-        // Keep memory bounded by one epoch's customers, not by every customer ever seen.
-        if self.long.names.len() > 100_000 {
-            self.long = LongCustomers::default();
-        }
+        self.forget_long_customers();
         log::debug!(
             "epoch {} worker {}: share of {} lines read in {} µs",
             report.epoch,
@@ -413,6 +436,13 @@ impl ShareReader {
             report.micros
         );
         (deltas, report)
+    }
+
+    /// Keeps memory bounded by one epoch's customers, not by every customer ever seen.
+    fn forget_long_customers(&mut self) {
+        if self.long.names.len() > 100_000 {
+            self.long = LongCustomers::default();
+        }
     }
 
     /// Parses the lines that start in `window_start..window_end` of `plan`'s range.
@@ -582,16 +612,53 @@ impl Sorted {
     /// lines. `long_names` names the ids too long to pack.
     ///
     /// The cells come out in the order the stage writes them in (an id's bytes, then the day):
-    /// the customers are ranked by id, each line's customer number replaced by its rank, and
-    /// the lines sorted by (rank, day). The worker staging a key then receives each share's
-    /// cells of it in order, and reads them in order when it writes its run (in the order the
-    /// customers were first seen, each cell it read was a cache miss: a core-second of the
-    /// uniform year in random order).
+    /// the worker staging a key then receives each share's cells of it in order, and reads them
+    /// in order when it writes its run (in the order the customers were first seen, each cell
+    /// it read was a cache miss: a core-second of the uniform year in random order).
     fn cells_into(
         &mut self,
         cells: &mut Vec<((u128, i32), DayAccumulator)>,
         long_names: &[Box<str>],
     ) {
+        let each = |customer: u128, _: &[u8], day: i32, lines: CellLines| {
+            cells.push(((customer, day), lines.accumulator()));
+            Ok(())
+        };
+        // The closure never fails.
+        let _ = self.drain_cells(long_names, each);
+    }
+
+    /// The lines as cells written to `run` in (customer id, day) order, each of a few requests
+    /// as those, from the lines as they are (see [`RunWriter::counted`]); clears the lines.
+    fn write_run(&mut self, run: &mut RunWriter, long_names: &[Box<str>]) -> io::Result<()> {
+        self.drain_cells(long_names, |_, id, day, lines| {
+            let n = lines.values.len();
+            if !lines.long.is_empty() || n > COUNTED_REQUESTS {
+                return run.accumulated(id, day, lines.accumulator());
+            }
+            let successful = lines.values.iter().filter(|&&v| v & 1 == 1).count();
+            // Both at most COUNTED_REQUESTS.
+            let (successful, failed) = (successful as u8, (n - successful) as u8);
+            run.counted(
+                id,
+                day,
+                successful,
+                failed,
+                lines.values.iter().map(|&v| v >> 1),
+            )
+        })
+    }
+
+    /// Gives `each` the lines' cells in (customer id, day) order: its packed id, its id, its
+    /// day and its lines; clears the lines, also when `each` fails (its error is returned).
+    ///
+    /// The customers are ranked by id, each line's customer number replaced by its rank, and
+    /// the lines sorted by (rank, day).
+    fn drain_cells(
+        &mut self,
+        long_names: &[Box<str>],
+        mut each: impl FnMut(u128, &[u8], i32, CellLines) -> io::Result<()>,
+    ) -> io::Result<()> {
         let id = |customer: u128| -> Vec<u8> {
             if customer & LONG_CUSTOMER != 0 {
                 let name = long_names.get((customer & !LONG_CUSTOMER) as usize);
@@ -618,33 +685,60 @@ impl Sorted {
         }
         sort_by_key(&mut self.keys, &mut self.values, &mut self.spare);
         self.long.sort_unstable_by_key(|&(key, _, _)| key);
-        let cell_of = |key: u64| {
-            let customer = self.customers[by_rank[(key >> 32) as usize] as usize];
-            (customer, day_of_bits(key as u32))
-        };
-        let mut long = self.long.iter().peekable();
-        let mut at = 0;
-        while at < self.keys.len() || long.peek().is_some() {
+        let mut result = Ok(());
+        let (mut at, mut long_at) = (0, 0);
+        loop {
             // The next cell: the smaller key of the two lists' heads.
-            let key = match (self.keys.get(at), long.peek()) {
-                (Some(&short), Some(&&(long_key, _, _))) => short.min(long_key),
+            let key = match (self.keys.get(at), self.long.get(long_at)) {
+                (Some(&short), Some(&(long_key, _, _))) => short.min(long_key),
                 (Some(&short), None) => short,
-                (None, Some(&&(long_key, _, _))) => long_key,
+                (None, Some(&(long_key, _, _))) => long_key,
                 (None, None) => break,
             };
-            let mut acc = DayAccumulator::new();
-            while self.keys.get(at) == Some(&key) {
-                let value = self.values[at];
-                acc.add(value & 1 == 1, u64::from(value >> 1));
-                at += 1;
+            let short = self.keys[at..].iter().take_while(|&&k| k == key).count();
+            let long = self.long[long_at..]
+                .iter()
+                .take_while(|l| l.0 == key)
+                .count();
+            let number = by_rank[(key >> 32) as usize] as usize;
+            let lines = CellLines {
+                values: &self.values[at..at + short],
+                long: &self.long[long_at..long_at + long],
+            };
+            (at, long_at) = (at + short, long_at + long);
+            result = each(
+                self.customers[number],
+                &ids[number],
+                day_of_bits(key as u32),
+                lines,
+            );
+            if result.is_err() {
+                break;
             }
-            while let Some(&(_, latency_us, success)) = long.next_if(|l| l.0 == key) {
-                acc.add(success, latency_us);
-            }
-            cells.push((cell_of(key), acc));
         }
         // Keep memory bounded by one share's lines and customers, not every share's.
         self.clear();
+        result
+    }
+}
+
+/// One cell's lines in a [`Sorted`] share: each line's latency and success as in `values`, and
+/// its lines of long latencies.
+struct CellLines<'a> {
+    values: &'a [u32],
+    long: &'a [(u64, u64, bool)],
+}
+
+impl CellLines<'_> {
+    fn accumulator(&self) -> DayAccumulator {
+        let mut acc = DayAccumulator::new();
+        for &value in self.values {
+            acc.add(value & 1 == 1, u64::from(value >> 1));
+        }
+        for &(_, latency_us, success) in self.long {
+            acc.add(success, latency_us);
+        }
+        acc
     }
 }
 

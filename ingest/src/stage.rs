@@ -205,7 +205,7 @@ pub fn write_run(dir: &Path, deltas: &[(String, i32, DayStats)]) -> io::Result<S
                     .map(|key| &deltas[key.index as usize].2),
             )),
         };
-        bytes += write_delta(&mut out, &mut scratch, customer, *day, &stats)?;
+        bytes += write_delta(&mut out, &mut scratch, customer.as_bytes(), *day, &stats)? as u64;
         at += same;
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
@@ -237,17 +237,15 @@ fn run_file(dir: &Path) -> io::Result<File> {
 }
 
 /// One run of a worker's merged cells: `cells` (a key's accumulators from several shares given
-/// as several entries) sorted by (customer, day), each key's accumulators merged and summarised
-/// as it is written, in an unlinked file under `dir`. The accumulators are taken out of
-/// `cells`; a key of no request is left out.
+/// as several entries) sorted by (customer, day), each key's accumulators merged and written
+/// as it is written ([`RunWriter::accumulated`]), in an unlinked file under `dir`. The
+/// accumulators are taken out of `cells`; a key of no request is left out.
 pub fn write_accumulated_run(
     dir: &Path,
     cells: &mut [((String, i32), DayAccumulator)],
 ) -> io::Result<StagedRun> {
     let order = key_order(cells);
-    let mut out = BufWriter::with_capacity(1 << 16, run_file(dir)?);
-    let (mut bytes, mut written, mut first_day) = (0u64, 0usize, None::<i32>);
-    let mut scratch = Vec::new();
+    let mut run = RunWriter::new(dir)?;
     let mut at = 0;
     while at < order.len() {
         let first = &order[at];
@@ -260,21 +258,87 @@ pub fn write_accumulated_run(
             merged.merge(&cells[key.index as usize].1);
         }
         at += same;
-        if merged.total() == 0 {
-            continue;
-        }
         let (customer, day) = &cells[first.index as usize].0;
-        bytes += write_accumulated(&mut out, &mut scratch, customer, *day, merged)?;
-        written += 1;
-        first_day = Some(first_day.map_or(*day, |first| first.min(*day)));
+        run.accumulated(customer.as_bytes(), *day, merged)?;
     }
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    Ok(StagedRun {
-        file,
-        bytes,
-        first_day,
-        cells: written,
-    })
+    run.finish()
+}
+
+/// Writes a run of cells given in (customer, day) order, each key once, into an unlinked file.
+pub struct RunWriter {
+    out: BufWriter<File>,
+    scratch: Vec<u8>,
+    bytes: u64,
+    cells: usize,
+    first_day: Option<i32>,
+}
+
+impl RunWriter {
+    /// A run in a new file under `dir`.
+    pub fn new(dir: &Path) -> io::Result<Self> {
+        Ok(Self {
+            out: BufWriter::with_capacity(1 << 16, run_file(dir)?),
+            scratch: Vec::new(),
+            bytes: 0,
+            cells: 0,
+            first_day: None,
+        })
+    }
+
+    /// Writes a cell of `successful` + `failed` requests (at most [`COUNTED_REQUESTS`]) of
+    /// `latencies_us` (one each, in any order): as counted requests.
+    pub fn counted(
+        &mut self,
+        customer: &[u8],
+        day: i32,
+        successful: u8,
+        failed: u8,
+        latencies_us: impl Iterator<Item = u32>,
+    ) -> io::Result<()> {
+        let (out, scratch) = (&mut self.out, &mut self.scratch);
+        let written = write_counted(
+            out,
+            scratch,
+            customer,
+            day,
+            successful,
+            failed,
+            latencies_us,
+        )?;
+        self.written(day, written);
+        Ok(())
+    }
+
+    /// Writes a cell ([`write_accumulated`]); a cell of no request is left out.
+    pub fn accumulated(
+        &mut self,
+        customer: &[u8],
+        day: i32,
+        cell: DayAccumulator,
+    ) -> io::Result<()> {
+        if cell.total() > 0 {
+            let written = write_accumulated(&mut self.out, &mut self.scratch, customer, day, cell)?;
+            self.written(day, written);
+        }
+        Ok(())
+    }
+
+    fn written(&mut self, day: i32, bytes: usize) {
+        self.bytes += bytes as u64;
+        self.cells += 1;
+        self.first_day = Some(self.first_day.map_or(day, |first| first.min(day)));
+    }
+
+    /// The run written.
+    pub fn finish(self) -> io::Result<StagedRun> {
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        Ok(StagedRun {
+            file,
+            bytes: self.bytes,
+            first_day: self.first_day,
+            cells: self.cells,
+        })
+    }
 }
 
 /// Where the workers of a single-process batch run leave the runs they write, under a number
@@ -311,6 +375,17 @@ impl RunShelf {
         self.shelve(write_accumulated_run(&self.dir, cells))
     }
 
+    /// Writes a run with `write` and shelves it, or the error writing it; returns its number
+    /// and the cells written.
+    pub fn write_with(&self, write: impl FnOnce(&mut RunWriter) -> io::Result<()>) -> (u64, usize) {
+        let run = RunWriter::new(&self.dir).and_then(|mut run| {
+            write(&mut run)?;
+            run.finish()
+        });
+        let cells = run.as_ref().map_or(0, |run| run.cells);
+        (self.shelve(run), cells)
+    }
+
     fn shelve(&self, run: io::Result<StagedRun>) -> u64 {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
         self.runs.lock().insert(number, run);
@@ -324,6 +399,17 @@ impl RunShelf {
             .remove(&number)
             .unwrap_or_else(|| Err(io::Error::other(format!("run {number} was never shelved"))))
     }
+}
+
+/// The deltas of `runs`, merged in (customer, day) order, as the commit reads them from a stage.
+#[cfg(test)]
+pub(crate) fn merged_runs(dir: &Path, runs: Vec<StagedRun>) -> Vec<(String, i32, DayStats)> {
+    let mut stage = Stage::new(dir.to_path_buf(), u64::MAX);
+    for run in runs {
+        stage.take_run(run);
+    }
+    let merged: std::result::Result<Vec<_>, _> = stage.read().expect("read").collect();
+    merged.expect("deltas")
 }
 
 impl SortedDeltas for Stage {
@@ -616,45 +702,63 @@ impl Default for Part {
 /// random order nearly every cell of an epoch is one request, which took 75 bytes on disk as
 /// stats and 24 as counted, and the merge adds such parts up and summarises them once instead
 /// of decoding and merging a histogram for each.
-const COUNTED_REQUESTS: usize = 8;
+pub const COUNTED_REQUESTS: usize = 8;
 
 /// The first byte of a delta written as stats.
 const STATS_DELTA: u8 = 0;
 /// The first byte of a delta written as counted requests.
 const COUNTED_DELTA: u8 = 1;
 
-/// Writes a worker's merged cell: as counted requests when it is a few of them (see
-/// [`COUNTED_REQUESTS`]), else summarised as stats ([`write_delta`]).
+/// Writes a cell: as counted requests when it is a few of them (see [`COUNTED_REQUESTS`]), else
+/// summarised as stats ([`write_delta`]).
 fn write_accumulated(
     out: &mut impl Write,
     scratch: &mut Vec<u8>,
-    customer: &str,
+    customer: &[u8],
     day: i32,
     mut cell: DayAccumulator,
-) -> io::Result<u64> {
+) -> io::Result<usize> {
     let (successful, failed) = cell.counts();
-    let few = cell.total() <= COUNTED_REQUESTS as u64;
-    let Some(latencies) = cell.short_latencies().filter(|_| few) else {
-        return write_delta(out, scratch, customer, day, &cell.finish());
-    };
+    if cell.total() <= COUNTED_REQUESTS as u64 {
+        if let Some(latencies) = cell.short_latencies() {
+            // Both at most COUNTED_REQUESTS.
+            let (successful, failed) = (successful as u8, failed as u8);
+            let latencies = latencies.iter().copied();
+            return write_counted(out, scratch, customer, day, successful, failed, latencies);
+        }
+    }
+    write_delta(out, scratch, customer, day, &cell.finish())
+}
+
+/// Writes one delta as counted requests: [`COUNTED_DELTA`], its key ([`write_key`]), the
+/// successful and failed requests (a byte each), and each request's latency in microseconds
+/// (4 bytes, little-endian).
+fn write_counted(
+    out: &mut impl Write,
+    scratch: &mut Vec<u8>,
+    customer: &[u8],
+    day: i32,
+    successful: u8,
+    failed: u8,
+    latencies_us: impl Iterator<Item = u32>,
+) -> io::Result<usize> {
     scratch.clear();
     scratch.push(COUNTED_DELTA);
     write_key(scratch, customer, day)?;
-    // Both below COUNTED_REQUESTS.
-    scratch.push(successful as u8);
-    scratch.push(failed as u8);
-    for latency in latencies {
+    scratch.push(successful);
+    scratch.push(failed);
+    for latency in latencies_us {
         scratch.extend_from_slice(&latency.to_le_bytes());
     }
     out.write_all(scratch)?;
-    Ok(scratch.len() as u64)
+    Ok(scratch.len())
 }
 
 /// Puts a delta's key in `scratch`: the customer's length and bytes, the day (little-endian).
-fn write_key(scratch: &mut Vec<u8>, customer: &str, day: i32) -> io::Result<()> {
+fn write_key(scratch: &mut Vec<u8>, customer: &[u8], day: i32) -> io::Result<()> {
     let len = u32::try_from(customer.len()).map_err(|_| io::Error::other("a delta too large"))?;
     scratch.extend_from_slice(&len.to_le_bytes());
-    scratch.extend_from_slice(customer.as_bytes());
+    scratch.extend_from_slice(customer);
     scratch.extend_from_slice(&day.to_le_bytes());
     Ok(())
 }
@@ -667,10 +771,10 @@ fn write_key(scratch: &mut Vec<u8>, customer: &str, day: i32) -> io::Result<()> 
 fn write_delta(
     out: &mut impl Write,
     scratch: &mut Vec<u8>,
-    customer: &str,
+    customer: &[u8],
     day: i32,
     stats: &DayStats,
-) -> io::Result<u64> {
+) -> io::Result<usize> {
     scratch.clear();
     scratch.push(STATS_DELTA);
     write_key(scratch, customer, day)?;
@@ -686,7 +790,7 @@ fn write_delta(
         .map_err(|_| io::Error::other("a delta too large"))?;
     scratch[length_at..length_at + 4].copy_from_slice(&latencies.to_le_bytes());
     out.write_all(scratch)?;
-    Ok(scratch.len() as u64)
+    Ok(scratch.len())
 }
 
 /// Reads what [`write_delta`] or [`write_accumulated`] wrote into `head` (its id's buffer
@@ -781,15 +885,16 @@ mod tests {
             cell.add(ok, us);
         }
         let mut bytes = Vec::new();
-        let written = write_delta(&mut bytes, &mut Vec::new(), "cust_é", -3, &day).expect("write");
-        assert_eq!(written, bytes.len() as u64);
-        let counted = write_accumulated(&mut bytes, &mut Vec::new(), "c", 7, cell).expect("write");
+        let written =
+            write_delta(&mut bytes, &mut Vec::new(), "cust_é".as_bytes(), -3, &day).expect("write");
+        assert_eq!(written, bytes.len());
+        let counted = write_accumulated(&mut bytes, &mut Vec::new(), b"c", 7, cell).expect("write");
         assert_eq!(
             counted,
             1 + 4 + 1 + 4 + 2 + 3 * 4,
             "written as counted requests"
         );
-        assert_eq!(written + counted, bytes.len() as u64);
+        assert_eq!(written + counted, bytes.len());
         let (mut head, mut scratch) = (Head::default(), Vec::new());
         let mut input = bytes.as_slice();
         assert!(read_delta(&mut input, &mut head, &mut scratch).expect("read"));
@@ -829,7 +934,7 @@ mod tests {
         for cell in [many, long] {
             let mut bytes = Vec::new();
             let expected = cell.clone().finish();
-            write_accumulated(&mut bytes, &mut Vec::new(), "c", 1, cell).expect("write");
+            write_accumulated(&mut bytes, &mut Vec::new(), b"c", 1, cell).expect("write");
             let mut head = Head::default();
             assert!(read_delta(&mut bytes.as_slice(), &mut head, &mut Vec::new()).expect("read"));
             assert_eq!(head.part, Part::Stats(expected));

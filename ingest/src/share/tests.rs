@@ -279,6 +279,7 @@ fn sorted_shares_make_the_cells_a_table_of_cells_makes() {
         while !reader.step(&plan, &mut share) {}
         let (deltas, report) = reader.finish(share);
         assert_eq!(report.accepted, 12_000);
+        assert_eq!(report.run, None);
         if sorting {
             // In the order the stage writes: the id's bytes, then the day.
             let keys: Vec<&(String, i32)> = deltas.iter().map(|(key, _)| key).collect();
@@ -291,6 +292,68 @@ fn sorted_shares_make_the_cells_a_table_of_cells_makes() {
             deltas.into_iter().collect();
         assert_eq!(got.len(), expected.len(), "round {round}");
         assert!(got == expected, "round {round}: the cells differ");
+    }
+}
+
+/// A reader staging into a shelf writes a sorted share's cells to a run of its own, named in
+/// the report, instead of giving them back: read back, the run holds each cell's stats as the
+/// table of cells makes them (cells of one request and of a few, cells of more than the few a
+/// run holds as counted requests, long latencies, long ids, days before 1970). A share read
+/// through the table of cells still gives its cells back.
+#[test]
+fn sorted_shares_staged_as_runs_hold_the_cells() {
+    let mut content = Vec::new();
+    let mut expected: std::collections::BTreeMap<(String, i32), DayAccumulator> =
+        Default::default();
+    let mut add = |content: &mut Vec<u8>, customer: String, date: &str, day: i32, i: u64| {
+        let (status, micros) = (if i.is_multiple_of(5) { 404 } else { 200 }, (i * 7919) % 900_000);
+        let micros = if i.is_multiple_of(1013) { 5_000_000_000 } else { micros };
+        let seconds = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+        writeln!(content, "{date} 08:00:00 {customer} /p {status} {seconds}").unwrap();
+        expected
+            .entry((customer, day))
+            .or_default()
+            .add(status < 400, micros);
+    };
+    for i in 0..9_000u64 {
+        let customer = match i % 97 {
+            0 => format!("a-customer-id-longer-than-sixteen-bytes-{}", i % 7),
+            _ => format!("cust_{}", (i * 31) % 6_000),
+        };
+        let (date, day) = [("1969-12-31", -1), ("2024-10-10", 20006)][(i % 2) as usize];
+        add(&mut content, customer, date, day, i);
+    }
+    for i in 0..(COUNTED_REQUESTS as u64 + 3) {
+        add(&mut content, "cust_busy".into(), "2024-10-10", 20006, i);
+    }
+    let lines = 9_000 + COUNTED_REQUESTS as u64 + 3;
+    let expected: Vec<(String, i32, DayStats)> = expected
+        .into_iter()
+        .map(|((customer, day), acc)| (customer, day, acc.finish()))
+        .collect();
+    let file = write(&content);
+    let plan = plan_for(file.path(), 0, content.len() as u64);
+    let dir = tempfile::tempdir().unwrap();
+    let shelf = RunShelf::new(dir.path().to_path_buf());
+    let mut reader = windowed_reader_for(file.path(), 4096).staging_into(Some(shelf.clone()));
+    for (round, sorting) in [(0, false), (1, true), (2, true)] {
+        let mut share = reader.begin(&plan, 0, 1);
+        assert_eq!(reader.sorting, sorting, "round {round}");
+        while !reader.step(&plan, &mut share) {}
+        let (deltas, report) = reader.finish(share);
+        assert_eq!(report.accepted, lines, "round {round}");
+        assert_eq!(deltas.is_empty(), sorting, "round {round}");
+        let run = match report.run {
+            Some(number) => shelf.take(number).expect("the run"),
+            None => {
+                assert!(!sorting, "round {round}: a sorted share staged no run");
+                let mut cells = deltas;
+                crate::stage::write_accumulated_run(dir.path(), &mut cells).expect("run")
+            }
+        };
+        assert_eq!(run.cells, expected.len(), "round {round}");
+        let merged = crate::stage::merged_runs(dir.path(), vec![run]);
+        assert!(merged == expected, "round {round}: the run's cells differ");
     }
 }
 
