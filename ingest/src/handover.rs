@@ -187,7 +187,7 @@ impl Handover {
         let cells = deltas.len()
             + staged
                 .as_ref()
-                .map_or(0, |runs| runs.iter().map(|run| run.cells).sum());
+                .map_or(0, |runs| runs.iter().map(|run| run.budget_cells).sum());
         let bytes = plan.as_ref().map_or(0, |plan| plan.end - plan.start);
         let job = plan
             .ok_or_else(|| IngestError::Internal(format!("epoch {epoch} was never planned")))

@@ -123,6 +123,13 @@ pub fn hold_for_commit(
 /// in the commit (measured: 250-350 bytes a cell an epoch, glibc's overhead included).
 pub const CELL_BYTES: u64 = 320;
 
+/// Bytes one line of a share read as sorted lines and written by its worker to a run of its own
+/// is counted for against the epoch memory budget instead (the line's cell is never held
+/// otherwise): its key and value as read and again while sorted (12 bytes each), and the
+/// lists' room to grow. A log in random order, nearly a cell a line, makes epochs ten times
+/// the size they would be at [`CELL_BYTES`] a line: fewer, longer runs for the commit to merge.
+pub const SORTED_LINE_BYTES: u64 = 32;
+
 /// The first epoch of a run, before any cell was counted: small, so that a log with a cell
 /// every few lines does not make a first epoch of the full size.
 pub const FIRST_EPOCH_BYTES: u64 = 2 << 20;

@@ -631,6 +631,7 @@ impl Sorted {
     /// The lines as cells written to `run` in (customer id, day) order, each of a few requests
     /// as those, from the lines as they are (see [`RunWriter::counted`]); clears the lines.
     fn write_run(&mut self, run: &mut RunWriter, long_names: &[Box<str>]) -> io::Result<()> {
+        run.held_lines((self.keys.len() + self.long.len()) as u64);
         self.drain_cells(long_names, |_, id, day, lines| {
             let n = lines.values.len();
             if !lines.long.is_empty() || n > COUNTED_REQUESTS {

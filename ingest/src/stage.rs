@@ -24,6 +24,7 @@ use smallvec::SmallVec;
 
 use crate::error::{IngestError, Result};
 use crate::handover::ReadyEpoch;
+use crate::pacing::{CELL_BYTES, SORTED_LINE_BYTES};
 use crate::share::SpareLists;
 
 /// Runs staged at most before they are committed: each is one open file and, while
@@ -180,6 +181,10 @@ pub struct StagedRun {
     first_day: Option<i32>,
     /// Deltas written (a key given twice counts twice).
     pub cells: usize,
+    /// The cells the run's epoch is counted for against the epoch memory budget (see
+    /// [`EpochSizer`](crate::pacing::EpochSizer)): its cells, or fewer for a run its worker
+    /// wrote from sorted lines ([`RunWriter::held_lines`]).
+    pub budget_cells: usize,
 }
 
 /// One run: `deltas` in (customer, day) order (a key given twice merged) in an unlinked file
@@ -214,6 +219,7 @@ pub fn write_run(dir: &Path, deltas: &[(String, i32, DayStats)]) -> io::Result<S
         bytes,
         first_day: deltas.iter().map(|d| d.1).min(),
         cells: deltas.len(),
+        budget_cells: deltas.len(),
     })
 }
 
@@ -271,6 +277,7 @@ pub struct RunWriter {
     bytes: u64,
     cells: usize,
     first_day: Option<i32>,
+    held_lines: Option<u64>,
 }
 
 impl RunWriter {
@@ -282,7 +289,14 @@ impl RunWriter {
             bytes: 0,
             cells: 0,
             first_day: None,
+            held_lines: None,
         })
+    }
+
+    /// Counts the run against the epoch memory budget as `lines` lines held as sorted lines
+    /// ([`SORTED_LINE_BYTES`] each), not as its cells.
+    pub fn held_lines(&mut self, lines: u64) {
+        self.held_lines = Some(lines);
     }
 
     /// Writes a cell of `successful` + `failed` requests (at most [`COUNTED_REQUESTS`]) of
@@ -332,11 +346,20 @@ impl RunWriter {
     /// The run written.
     pub fn finish(self) -> io::Result<StagedRun> {
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        let budget_cells = match self.held_lines {
+            Some(lines) => {
+                let cells =
+                    u128::from(lines) * u128::from(SORTED_LINE_BYTES) / u128::from(CELL_BYTES);
+                usize::try_from(cells).unwrap_or(usize::MAX)
+            }
+            None => self.cells,
+        };
         Ok(StagedRun {
             file,
             bytes: self.bytes,
             first_day: self.first_day,
             cells: self.cells,
+            budget_cells,
         })
     }
 }

@@ -306,8 +306,15 @@ fn sorted_shares_staged_as_runs_hold_the_cells() {
     let mut expected: std::collections::BTreeMap<(String, i32), DayAccumulator> =
         Default::default();
     let mut add = |content: &mut Vec<u8>, customer: String, date: &str, day: i32, i: u64| {
-        let (status, micros) = (if i.is_multiple_of(5) { 404 } else { 200 }, (i * 7919) % 900_000);
-        let micros = if i.is_multiple_of(1013) { 5_000_000_000 } else { micros };
+        let (status, micros) = (
+            if i.is_multiple_of(5) { 404 } else { 200 },
+            (i * 7919) % 900_000,
+        );
+        let micros = if i.is_multiple_of(1013) {
+            5_000_000_000
+        } else {
+            micros
+        };
         let seconds = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
         writeln!(content, "{date} 08:00:00 {customer} /p {status} {seconds}").unwrap();
         expected
@@ -352,6 +359,12 @@ fn sorted_shares_staged_as_runs_hold_the_cells() {
             }
         };
         assert_eq!(run.cells, expected.len(), "round {round}");
+        // A run written from sorted lines is counted against the epoch budget by its lines.
+        let budget_cells = match sorting {
+            true => (lines * crate::pacing::SORTED_LINE_BYTES / crate::pacing::CELL_BYTES) as usize,
+            false => expected.len(),
+        };
+        assert_eq!(run.budget_cells, budget_cells, "round {round}");
         let merged = crate::stage::merged_runs(dir.path(), vec![run]);
         assert!(merged == expected, "round {round}: the run's cells differ");
     }
