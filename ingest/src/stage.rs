@@ -12,7 +12,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -816,11 +816,59 @@ fn write_delta(
     Ok(scratch.len())
 }
 
+/// Reads a delta written as counted requests from the start of `buffered` into `head`; the
+/// bytes it took, or `None` when `buffered` starts with a delta of another kind or one it does
+/// not hold whole, or a damaged one ([`read_delta`] then reads it piece by piece, or fails).
+/// Most deltas of a run are read so, in place: reading each of their six fields through the
+/// buffered reader, a copy each, was a sixth of the merge's time.
+#[inline]
+fn counted_in(buffered: &[u8], head: &mut Head) -> Option<usize> {
+    let (&kind, rest) = buffered.split_first()?;
+    if kind != COUNTED_DELTA {
+        return None;
+    }
+    let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let rest = rest.get(4..)?;
+    let customer = rest.get(..len)?;
+    let rest = rest.get(len..)?;
+    let day = i32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
+    let (successful, failed) = (*rest.get(4)?, *rest.get(5)?);
+    let n = usize::from(successful) + usize::from(failed);
+    if n > COUNTED_REQUESTS {
+        return None;
+    }
+    let latencies = rest.get(6..6 + 4 * n)?;
+    head.customer.clear();
+    head.customer.extend_from_slice(customer);
+    head.day = day;
+    head.part = Part::Counted {
+        successful: u64::from(successful),
+        failed: u64::from(failed),
+        latencies: latencies
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    };
+    Some(1 + 4 + len + 4 + 2 + 4 * n)
+}
+
 /// Reads what [`write_delta`] or [`write_accumulated`] wrote into `head` (its id's buffer
 /// reused: an id allocated and freed for each delta was a tenth of the merge's time), encoded
 /// latencies through `scratch` (kept from delta to delta for the same reason); whether there
 /// was one (`false` at the run's end).
-fn read_delta(input: &mut impl Read, head: &mut Head, scratch: &mut Vec<u8>) -> io::Result<bool> {
+fn read_delta(
+    input: &mut impl BufRead,
+    head: &mut Head,
+    scratch: &mut Vec<u8>,
+) -> io::Result<bool> {
+    let buffered = input.fill_buf()?;
+    if buffered.is_empty() {
+        return Ok(false);
+    }
+    if let Some(used) = counted_in(buffered, head) {
+        input.consume(used);
+        return Ok(true);
+    }
     let mut kind = [0u8; 1];
     match input.read_exact(&mut kind) {
         Ok(()) => {}
@@ -937,11 +985,40 @@ mod tests {
             }
         );
         assert!(!read_delta(&mut input, &mut head, &mut scratch).expect("end"));
-        for cut in [1, counted as usize - 1, counted as usize + 1] {
+        // Through a buffered reader of any size: the deltas it holds whole are read in place,
+        // the others piece by piece, the same either way.
+        for capacity in [1, 7, 30, 40, 64, 4096] {
+            let mut input = BufReader::with_capacity(capacity, bytes.as_slice());
+            let mut read = Vec::new();
+            while read_delta(&mut input, &mut head, &mut scratch).expect("read") {
+                read.push((
+                    head.customer.clone(),
+                    head.day,
+                    std::mem::take(&mut head.part),
+                ));
+            }
+            assert_eq!(read.len(), 2, "capacity {capacity}");
+            assert_eq!(
+                read[1].2,
+                Part::Counted {
+                    successful: 2,
+                    failed: 1,
+                    latencies: SmallVec::from_slice(&[10, 20, 30]),
+                }
+            );
+            assert_eq!((read[1].0.as_slice(), read[1].1), (&b"c"[..], 7));
+        }
+        for cut in [1, counted - 1, counted + 1] {
             let mut cut = &bytes[..bytes.len() - cut];
             let mut read = || read_delta(&mut cut, &mut head, &mut scratch);
             assert!(read().and_then(|_| read()).is_err(), "cut {cut:?}");
         }
+        // A delta that says it counts more requests than a counted delta holds is an error.
+        let mut damaged = bytes[written..].to_vec();
+        damaged[1 + 4 + 1 + 4] = COUNTED_REQUESTS as u8;
+        damaged.extend_from_slice(&[0; 4 * COUNTED_REQUESTS]);
+        let read = read_delta(&mut damaged.as_slice(), &mut head, &mut scratch);
+        assert!(read.is_err(), "{read:?}");
     }
 
     /// A cell of more than COUNTED_REQUESTS requests, or of a latency of 2^32 µs or more, is
