@@ -399,7 +399,12 @@ impl ShareReader {
             self.sorted.clear();
             return (Vec::new(), report);
         }
-        if let Some(shelf) = self.shelf.as_ref().filter(|_| self.sorting) {
+        let lines_sorted = self.sorted.keys.len() + self.sorted.long.len();
+        if let Some(shelf) = self
+            .shelf
+            .as_ref()
+            .filter(|_| self.sorting && lines_sorted > 0)
+        {
             let (sorted, names) = (&mut self.sorted, &self.long.names);
             let (number, cells) = shelf.write_with(|run| sorted.write_run(run, names));
             report.run = Some(number);

@@ -368,6 +368,11 @@ fn sorted_shares_staged_as_runs_hold_the_cells() {
         let merged = crate::stage::merged_runs(dir.path(), vec![run]);
         assert!(merged == expected, "round {round}: the run's cells differ");
     }
+    // A sorted share without a line accepted stages no run.
+    let end = content.len() as u64;
+    let (deltas, report) = reader.read(&plan_for(file.path(), end, end), 0, 1);
+    assert!(reader.sorting);
+    assert_eq!((deltas.len(), report.accepted, report.run), (0, 0, None));
 }
 
 /// A share of many lines a cell is read through the table of cells, however many cells.
