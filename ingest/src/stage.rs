@@ -1110,6 +1110,25 @@ mod tests {
         }
     }
 
+    /// Each key of `cells` (given `times` times over) with its accumulators merged and
+    /// summarised, in key order; keys of no request left out.
+    fn merged_cells(
+        cells: &[((String, i32), DayAccumulator)],
+        times: usize,
+    ) -> Vec<(String, i32, DayStats)> {
+        let mut merged: std::collections::BTreeMap<(String, i32), DayAccumulator> =
+            Default::default();
+        for _ in 0..times {
+            for (key, cell) in cells.iter().filter(|(_, cell)| cell.total() > 0) {
+                merged.entry(key.clone()).or_default().merge(cell);
+            }
+        }
+        merged
+            .into_iter()
+            .map(|((customer, day), acc)| (customer, day, acc.finish()))
+            .collect()
+    }
+
     /// A worker's listed cells (a key in several entries, ids sharing their first 16 bytes,
     /// a day before 1970, an empty accumulator) written as one run: each key once, in order,
     /// its accumulators merged and summarised; the empty one left out and not counted (four
@@ -1135,17 +1154,7 @@ mod tests {
             ((format!("{long}-b"), 3), acc(&[(true, 1)])),
             (("cust_1".to_string(), 4), acc(&[(true, 2)])),
         ];
-        let mut expected: std::collections::BTreeMap<(String, i32), DayAccumulator> =
-            Default::default();
-        for (key, cell) in &cells {
-            if cell.total() > 0 {
-                expected.entry(key.clone()).or_default().merge(cell);
-            }
-        }
-        let expected: Vec<(String, i32, DayStats)> = expected
-            .into_iter()
-            .map(|((customer, day), acc)| (customer, day, acc.finish()))
-            .collect();
+        let expected = merged_cells(&cells, 1);
         let again = cells.clone();
         let run = write_accumulated_run(&dir, &mut cells).expect("run");
         assert_eq!(run.cells, 4);
@@ -1169,20 +1178,7 @@ mod tests {
             .expect("read")
             .collect::<std::result::Result<_, _>>()
             .expect("deltas");
-        let mut tripled: std::collections::BTreeMap<(String, i32), DayAccumulator> =
-            Default::default();
-        for _ in 0..3 {
-            for (key, cell) in &again {
-                if cell.total() > 0 {
-                    tripled.entry(key.clone()).or_default().merge(cell);
-                }
-            }
-        }
-        let tripled: Vec<(String, i32, DayStats)> = tripled
-            .into_iter()
-            .map(|((customer, day), acc)| (customer, day, acc.finish()))
-            .collect();
-        assert_eq!(merged, tripled);
+        assert_eq!(merged, merged_cells(&again, 3));
         std::fs::remove_dir(&dir).expect("remove dir");
     }
 
