@@ -407,6 +407,11 @@ impl ShareReader {
         {
             let (sorted, names) = (&mut self.sorted, &self.long.names);
             let (number, cells) = shelf.write_with(|run| sorted.write_run(run, names));
+            log::debug!(
+                "epoch {} worker {}: a sorted share's {cells} cells staged as run {number}",
+                report.epoch,
+                report.worker
+            );
             report.run = Some(number);
             self.last_shape = (report.accepted, cells);
             self.forget_long_customers();

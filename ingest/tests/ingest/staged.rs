@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{generate, ingest_ok, job, s, stored_requests, temp_dir};
+use crate::support::{generate, generate_for, ingest_ok, job, s, stored_requests, temp_dir};
 use logstats_shared::testing::{backends, Random, TestDatabase};
 
 /// The lines of `from` in a random order (Fisher-Yates), written to `to`.
@@ -39,36 +39,86 @@ fn staged_runs_store_what_epoch_commits_store_and_a_kill_mid_commit_loses_nothin
     generate(&log, 120_000, 91);
     let mixed = dir.path().join("mixed.log");
     shuffled(&log, &mixed, 0x5EED);
+    // 50 customers: shares of few cells of many lines each, merged through the exchange.
+    staged_store_what_epoch_commits_store(&mixed, &ARGS, false);
+}
+
+/// The same for a fleet of small customers in random order (3,000 customers' 31 days, about a
+/// line and a half a cell) in larger epochs: from the second share on, each worker reads its
+/// share as sorted lines and writes them to a run of its own, as counted requests.
+#[test]
+fn sorted_shares_staged_by_their_workers_store_what_epoch_commits_store() {
+    let dir = temp_dir();
+    let log = dir.path().join("fleet.log");
+    generate_for(&log, 150_000, 57, 3_000);
+    let mixed = dir.path().join("mixed.log");
+    shuffled(&log, &mixed, 0xF1EE7);
+    let args = [
+        "--workers",
+        "2",
+        "--epoch-bytes",
+        "2000000",
+        "--allowed-lateness",
+        "400d",
+    ];
+    staged_store_what_epoch_commits_store(&mixed, &args, true);
+}
+
+/// `mixed` ingested with `args` on each backend as two staged halves, the second merging into
+/// the rows of the first, stores what committing every epoch on its own stores; so does a
+/// staged run killed while committing, then run again. `sorted_runs`: whether the workers write
+/// sorted shares to runs of their own (said in the debug log of the first half).
+fn staged_store_what_epoch_commits_store(
+    mixed: &std::path::Path,
+    args: &[&str],
+    sorted_runs: bool,
+) {
     // Two halves: the second merges into rows the first stored.
-    let text = std::fs::read_to_string(&mixed).expect("read");
+    let text = std::fs::read_to_string(mixed).expect("read");
     let lines: Vec<&str> = text.lines().collect();
+    let dir = temp_dir();
     let (first, second) = (dir.path().join("first.log"), dir.path().join("second.log"));
-    std::fs::write(&first, lines[..60_000].join("\n") + "\n").expect("write");
-    std::fs::write(&second, lines[60_000..].join("\n") + "\n").expect("write");
+    let half = lines.len() / 2;
+    std::fs::write(&first, lines[..half].join("\n") + "\n").expect("write");
+    std::fs::write(&second, lines[half..].join("\n") + "\n").expect("write");
     let total = lines.len() as u64;
 
     // Two fresh databases of each backend.
     for (db, killed) in backends().into_iter().zip(backends()) {
         // The reference: every epoch committed on its own.
         let reference = TestDatabase::sqlite();
-        let mut args = ARGS.to_vec();
-        args.extend(["--stage-bytes", "0", s(&mixed)]);
-        ingest_ok(&reference, &args);
+        let mut reference_args = args.to_vec();
+        reference_args.extend(["--stage-bytes", "0", s(mixed)]);
+        ingest_ok(&reference, &reference_args);
         let expected = reference.connect().all_days().expect("rows");
 
         // Staged (the default for a batch run): the first half, then the second into it.
-        let mut args = ARGS.to_vec();
-        args.push(s(&first));
-        let summary = ingest_ok(&db, &args);
+        let output = job(&db.url)
+            .arg("--json")
+            .args(args)
+            .arg(s(&first))
+            .env("RUST_LOG", "logstats_ingest=debug")
+            .start()
+            .finish(Duration::from_secs(120));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "ingest failed: {stderr}");
+        assert_eq!(
+            stderr.contains("a sorted share's"),
+            sorted_runs,
+            "{:?}: sorted shares staged by their workers",
+            db.backend
+        );
+        let summary: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("summary is JSON");
         assert_eq!(
             summary["rows_written"].as_u64(),
             Some(db.connect().all_days().expect("rows").len() as u64),
             "{:?}: each row written once: {summary}",
             db.backend
         );
-        let mut args = ARGS.to_vec();
-        args.push(s(&second));
-        ingest_ok(&db, &args);
+        let mut second_args = args.to_vec();
+        second_args.push(s(&second));
+        ingest_ok(&db, &second_args);
         assert_eq!(
             db.connect().all_days().expect("rows"),
             expected,
@@ -79,8 +129,8 @@ fn staged_runs_store_what_epoch_commits_store_and_a_kill_mid_commit_loses_nothin
         // Killed while committing its staged epochs: all of them or none are stored; the
         // next run stores the rest, and the rows are the same.
         let mut child = job(&killed.url)
-            .args(ARGS)
-            .arg(s(&mixed))
+            .args(args)
+            .arg(s(mixed))
             .env("RUST_LOG", "info")
             .start();
         let started = Instant::now();
@@ -100,9 +150,9 @@ fn staged_runs_store_what_epoch_commits_store_and_a_kill_mid_commit_loses_nothin
             "{:?}: a killed commit stored {stored} of {total} requests",
             db.backend
         );
-        let mut args = ARGS.to_vec();
-        args.push(s(&mixed));
-        ingest_ok(&killed, &args);
+        let mut rerun_args = args.to_vec();
+        rerun_args.push(s(mixed));
+        ingest_ok(&killed, &rerun_args);
         assert_eq!(
             killed.connect().all_days().expect("rows"),
             expected,

@@ -84,12 +84,17 @@ pub fn expected_stats(log: &Path) -> BTreeMap<(String, NaiveDate), Expected> {
 }
 
 pub fn generate(path: &Path, lines: u64, seed: u64) {
+    generate_for(path, lines, seed, logstats_ingest::generate::CUSTOMERS);
+}
+
+/// [`generate`] over `customers` customers.
+pub fn generate_for(path: &Path, lines: u64, seed: u64, customers: u32) {
     let day = logstats_shared::record::parse_date(b"2024-11-09").expect("date");
     let config = GeneratorConfig {
         lines,
         seed,
         window: TimeWindow::through_day(day).expect("window"),
-        customers: logstats_ingest::generate::CUSTOMERS,
+        customers,
     };
     let file = std::fs::File::create(path).expect("create log");
     write_lines(&config, std::io::BufWriter::new(file)).expect("write log");
