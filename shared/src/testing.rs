@@ -120,6 +120,12 @@ impl TestDatabase {
     /// run must test both backends), and otherwise prints a loud warning and returns `None` so
     /// the caller can skip the PostgreSQL half of a test.
     pub fn postgres() -> Option<TestDatabase> {
+        Self::postgres_created_with("")
+    }
+
+    /// [`TestDatabase::postgres`], the database created with `options` after its name (say
+    /// `LOCALE_PROVIDER icu ICU_LOCALE 'en-US' TEMPLATE template0`).
+    pub fn postgres_created_with(options: &str) -> Option<TestDatabase> {
         let server_url = std::env::var(TEST_POSTGRES_URL_ENV)
             .ok()
             .filter(|url| !url.is_empty())
@@ -146,7 +152,7 @@ impl TestDatabase {
             }
         };
         let name = unique_database_name();
-        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\" {options}"))
             .execute(&mut admin)
             .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
         Some(TestDatabase {
