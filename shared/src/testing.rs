@@ -230,6 +230,31 @@ impl TestDatabase {
             panic!("{sql}: {error}");
         }
     }
+
+    /// The number a PostgreSQL query of one row gives in its column `value` (a `BIGINT`), on a
+    /// connection of its own, panicking on failure: for tests that look at the server's own
+    /// view of a table (its pages, its visibility map).
+    pub fn postgres_number(&self, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Number {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            value: i64,
+        }
+        assert_eq!(
+            self.backend,
+            Backend::Postgres,
+            "{sql}: not a PostgreSQL database"
+        );
+        PgConnection::establish(&self.url)
+            .map_err(|e| e.to_string())
+            .and_then(|mut conn| {
+                diesel::sql_query(sql)
+                    .get_result::<Number>(&mut conn)
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+            .value
+    }
 }
 
 /// Runs `sql` on a new connection of type `C` to `url`; the error as text.

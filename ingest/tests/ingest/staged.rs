@@ -368,6 +368,60 @@ fn readers_during_a_first_load_see_none_or_all_of_it() {
     }
 }
 
+/// A first load into PostgreSQL copies its rows in frozen (the empty table truncated in the
+/// same transaction, `COPY .. FREEZE`): every page of `daily_stats` is all-frozen in the
+/// visibility map as the commit leaves it, also in a `REPEATABLE READ` transaction (the
+/// database's default here). Where the `TRUNCATE` is refused (here by a trigger) the rows are
+/// copied in as usual: the same requests stored, no page frozen. A later run merges into each.
+#[test]
+fn a_first_load_into_postgresql_is_copied_in_frozen_where_it_may_be() {
+    let dir = temp_dir();
+    let log = dir.path().join("a.log");
+    generate(&log, 40_000, 95);
+    let total = std::fs::read_to_string(&log).expect("read").lines().count() as u64;
+    let again = dir.path().join("again.log");
+    std::fs::copy(&log, &again).expect("copy");
+    let refuse_truncate = "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+        $$ BEGIN RAISE EXCEPTION 'no TRUNCATE here'; END $$; \
+        CREATE TRIGGER refuse BEFORE TRUNCATE ON daily_stats \
+        FOR EACH STATEMENT EXECUTE FUNCTION refuse()";
+    let repeatable_read = "DO $$ BEGIN EXECUTE format(\
+        'ALTER DATABASE %I SET default_transaction_isolation = ''repeatable read''', \
+        current_database()); END $$";
+    let cases = [
+        (None, true),
+        (Some(refuse_truncate), false),
+        (Some(repeatable_read), true),
+    ];
+    for (setup, frozen) in cases {
+        let Some(db) = TestDatabase::postgres() else {
+            return; // unreachable outside CI only: postgres() said so loudly
+        };
+        if let Some(sql) = setup {
+            drop(db.connect()); // the migrations make the table
+            db.execute(sql);
+        }
+        ingest_ok(&db, &[&ARGS[..], &[s(&log)]].concat());
+        assert_eq!(stored_requests(&db), total, "{setup:?}");
+        db.execute("CREATE EXTENSION IF NOT EXISTS pg_visibility");
+        let pages = db.postgres_number(
+            "SELECT pg_relation_size('daily_stats') / current_setting('block_size')::bigint \
+             AS value",
+        );
+        let all_frozen = db.postgres_number(
+            "SELECT all_frozen AS value FROM pg_visibility_map_summary('daily_stats')",
+        );
+        assert!(pages > 0, "{setup:?}");
+        let expected = if frozen { pages } else { 0 };
+        assert_eq!(all_frozen, expected, "{setup:?}: {pages} pages");
+        ingest_ok(
+            &db,
+            &[&ARGS[..], &["--stage-bytes", "0", s(&again)]].concat(),
+        );
+        assert_eq!(stored_requests(&db), 2 * total, "{setup:?}");
+    }
+}
+
 /// A PostgreSQL database whose collation orders customer ids unlike their bytes (ICU `en-US`
 /// puts `cust_a` before `cust_A`, `cust_b` before `Cust_c`, and `cust-d` after them) stores what
 /// SQLite stores: a first load, a staged run merging into the stored rows, and epochs committed

@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use super::connection::StoreConnection;
 use super::daily_stats::last_day_from;
 use super::models::{date_from_day, DailyStatsRow, FleetDayRow, SourceOffset, SourceOffsetRow};
+use super::upserts::FirstLoad;
 use super::{
     BatchCounts, CommitOutcome, EpochCommit, PushedBatch, StorageError, Store, ROWS_PER_STATEMENT,
 };
@@ -100,9 +101,16 @@ fn commit_bulk(
             // Into an empty table, the key is built once the rows are in (see
             // `Upserts::begin_first_load`).
             let first_load = conn.begin_first_load()?;
-            let pass = write_staged_new(conn, deltas, first_kept, version, |_| true)?;
-            if let Some(key) = first_load {
-                conn.end_first_load(&key)?;
+            let pass = write_staged_new(
+                conn,
+                deltas,
+                first_kept,
+                version,
+                first_load.as_ref(),
+                |_| true,
+            )?;
+            if let Some(load) = &first_load {
+                conn.end_first_load(load)?;
             }
             pass
         }
@@ -117,7 +125,7 @@ fn commit_bulk(
             log::info!("rows are stored up to {last}: later days written first, then {last} and before merged");
             let after = |day: i32| date_from_day(day) > last;
             let (mut written, mut fleet, mut pruned) =
-                write_staged_new(conn, deltas, first_kept, version, after)?;
+                write_staged_new(conn, deltas, first_kept, version, None, after)?;
             let (stored, stored_fleet, stored_pruned) =
                 write_staged_merged(conn, deltas, first_kept, last, version, |day| !after(day))?;
             written.absorb(stored);
@@ -151,6 +159,7 @@ fn write_staged_new(
     deltas: &dyn SortedDeltas,
     first_kept: Option<NaiveDate>,
     version: i64,
+    load: Option<&FirstLoad>,
     keep: impl Fn(i32) -> bool + Send,
 ) -> Result<StagedPass, StorageError> {
     let (rounds, received) = std::sync::mpsc::sync_channel(2);
@@ -159,7 +168,7 @@ fn write_staged_new(
     };
     let (written, produced) = std::thread::scope(|scope| {
         let producer = scope.spawn(move || produce_rounds(deltas, first_kept, &rounds, row, keep));
-        let written = write_new_rows(conn, flatten_rounds(received));
+        let written = write_new_rows(conn, flatten_rounds(received), load);
         (written, producer.join())
     });
     staged_pass(written, produced)
@@ -477,6 +486,7 @@ fn write_sorted<'a>(
                     DailyStatsRow::new(customer.into_owned(), date_from_day(day), &delta, version)
                 })
             }),
+            None,
         );
     }
     let mut round: Vec<KeyDelta<'a>> = Vec::with_capacity(ROWS_PER_STATEMENT);
@@ -554,6 +564,7 @@ fn write_sorted<'a>(
 fn write_new_rows(
     conn: &mut dyn StoreConnection,
     mut rows: impl Iterator<Item = Result<DailyStatsRow, StorageError>>,
+    load: Option<&FirstLoad>,
 ) -> Result<Written, StorageError> {
     let mut touched: Vec<String> = Vec::new();
     let mut failed = None;
@@ -571,7 +582,7 @@ fn write_new_rows(
             }
         }
     };
-    let written = conn.insert_all_new_rows(&mut next);
+    let written = conn.insert_all_new_rows(&mut next, load);
     if let Some(e) = failed {
         return Err(e);
     }

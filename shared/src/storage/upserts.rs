@@ -46,10 +46,14 @@ pub(super) trait Upserts {
     /// thread by a few rounds, so a write of few rows lets the two work at once, where a
     /// write of 8 MiB of rows had them take turns (each waited about 2 s on the uniform year of
     /// 10,000 customers). PostgreSQL streams them all through one `COPY`.
+    ///
+    /// `load` is what [`Upserts::begin_first_load`] returned when this is a first load.
     fn insert_all_new_rows(
         &mut self,
         next: &mut dyn FnMut() -> Option<DailyStatsRow>,
+        load: Option<&FirstLoad>,
     ) -> QueryResult<usize> {
+        let _ = load;
         let mut rows = Vec::new();
         let mut bytes = 0;
         let mut written = 0;
@@ -84,14 +88,17 @@ pub(super) trait Upserts {
     /// search and a WAL record of its own: the uniform year of 10,000 customers (3.4M new rows)
     /// took 7.2 s to commit, 2.8 s copied into the bare table and 1.2 s for the key built
     /// after. The drop takes the table's `ACCESS EXCLUSIVE` lock: readers wait for the commit.
-    fn begin_first_load(&mut self) -> QueryResult<Option<String>> {
+    ///
+    /// It then truncates the (empty) table, when it may (see [`FirstLoad::frozen`]), so that
+    /// the rows are copied in frozen (`COPY .. FREEZE`).
+    fn begin_first_load(&mut self) -> QueryResult<Option<FirstLoad>> {
         Ok(None)
     }
 
     /// Finishes what [`Upserts::begin_first_load`] began (PostgreSQL: adds the primary key back
-    /// under its `name`).
-    fn end_first_load(&mut self, name: &str) -> QueryResult<()> {
-        let _ = name;
+    /// under its name).
+    fn end_first_load(&mut self, load: &FirstLoad) -> QueryResult<()> {
+        let _ = load;
         Ok(())
     }
 
@@ -275,7 +282,7 @@ impl Upserts for PgConnection {
     /// look for.
     fn insert_new_rows(&mut self, rows: &[DailyStatsRow]) -> QueryResult<()> {
         let mut rows = rows.iter();
-        copy_new_rows(self, &mut || rows.next()).map(|_| ())
+        copy_new_rows(self, &mut || rows.next(), false).map(|_| ())
     }
 
     /// One `COPY` for all of them: libpq sends the lines as they are written, and the server
@@ -284,11 +291,12 @@ impl Upserts for PgConnection {
     fn insert_all_new_rows(
         &mut self,
         next: &mut dyn FnMut() -> Option<DailyStatsRow>,
+        load: Option<&FirstLoad>,
     ) -> QueryResult<usize> {
-        copy_new_rows(self, next)
+        copy_new_rows(self, next, load.is_some_and(|load| load.frozen))
     }
 
-    fn begin_first_load(&mut self) -> QueryResult<Option<String>> {
+    fn begin_first_load(&mut self) -> QueryResult<Option<FirstLoad>> {
         #[derive(QueryableByName)]
         struct Key {
             #[diesel(sql_type = Text)]
@@ -310,13 +318,16 @@ impl Upserts for PgConnection {
             "ALTER TABLE daily_stats DROP CONSTRAINT {}",
             quote_identifier(&name)
         ))?;
-        Ok(Some(name))
+        Ok(Some(FirstLoad {
+            key: name,
+            frozen: truncate_for_freeze(self)?,
+        }))
     }
 
-    fn end_first_load(&mut self, name: &str) -> QueryResult<()> {
+    fn end_first_load(&mut self, load: &FirstLoad) -> QueryResult<()> {
         self.batch_execute(&format!(
             "ALTER TABLE daily_stats ADD CONSTRAINT {} PRIMARY KEY (customer_id, day)",
-            quote_identifier(name)
+            quote_identifier(&load.key)
         ))
     }
 
@@ -415,6 +426,38 @@ impl Upserts for MysqlConnection {
     }
 }
 
+/// A first load under way: what [`Upserts::end_first_load`] finishes.
+#[derive(Debug)]
+pub(super) struct FirstLoad {
+    /// The name of the primary key dropped (PostgreSQL), added back at the end.
+    key: String,
+    /// Whether the (empty) table was truncated in this transaction, so that its rows are
+    /// copied in frozen (`COPY .. FREEZE`): written as visible to every transaction, where
+    /// otherwise the first reads after the commit (the API's, a vacuum's) set each page's hint
+    /// bits and write the whole table again, and an anti-wraparound vacuum later rewrites it
+    /// to freeze it. The key built after scans the frozen heap faster too: the uniform year of
+    /// 10,000 customers (3.4M rows) copied in 4.13-4.46 s instead of 4.36-4.56 s, its key
+    /// built in 2.65-2.74 s instead of 3.00-3.07 s. PostgreSQL allows `FREEZE` only into a
+    /// table created or truncated in the same transaction (in any isolation level: a
+    /// `REPEATABLE READ` transaction's own snapshot is allowed).
+    frozen: bool,
+}
+
+/// Truncates the empty `daily_stats` in a savepoint, so that the transaction may copy into it
+/// frozen (see [`FirstLoad::frozen`]); whether it did. A `TRUNCATE` refused (no `TRUNCATE`
+/// privilege, a foreign key referencing the table) is rolled back to the savepoint, and the
+/// rows are copied in as usual.
+fn truncate_for_freeze(conn: &mut PgConnection) -> QueryResult<bool> {
+    let truncated = conn.transaction(|conn| conn.batch_execute("TRUNCATE daily_stats"));
+    match truncated {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            log::debug!("daily_stats is copied in without FREEZE: its TRUNCATE failed: {e}");
+            Ok(false)
+        }
+    }
+}
+
 /// `name` as a PostgreSQL identifier: in double quotes, each double quote doubled.
 fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -424,6 +467,7 @@ fn quote_identifier(name: &str) -> String {
 fn copy_new_rows<R: std::borrow::Borrow<DailyStatsRow>>(
     conn: &mut PgConnection,
     next: &mut dyn FnMut() -> Option<R>,
+    freeze: bool,
 ) -> QueryResult<usize> {
     use super::schema::daily_stats::dsl as d;
     let columns = (
@@ -441,7 +485,7 @@ fn copy_new_rows<R: std::borrow::Borrow<DailyStatsRow>>(
     let next = std::cell::RefCell::new(next);
     let written = std::cell::Cell::new(0);
     let io = |e: std::io::Error| diesel::result::Error::SerializationError(Box::new(e));
-    diesel::copy_from(d::daily_stats)
+    let copy = diesel::copy_from(d::daily_stats)
         .from_raw_data(columns, |copy| {
             let mut next = next.borrow_mut();
             let mut buffer = Vec::with_capacity(COPY_BUFFER_BYTES + 4096);
@@ -461,8 +505,12 @@ fn copy_new_rows<R: std::borrow::Borrow<DailyStatsRow>>(
             copy.write_all(&buffer).map_err(io)?;
             QueryResult::Ok(())
         })
-        .with_format(diesel::pg::CopyFormat::Binary)
-        .execute(conn)?;
+        .with_format(diesel::pg::CopyFormat::Binary);
+    if freeze {
+        copy.with_freeze(true).execute(conn)?;
+    } else {
+        copy.execute(conn)?;
+    }
     Ok(written.get())
 }
 
