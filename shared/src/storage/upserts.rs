@@ -445,8 +445,8 @@ pub(super) struct FirstLoad {
 
 /// Truncates the empty `daily_stats` in a savepoint, so that the transaction may copy into it
 /// frozen (see [`FirstLoad::frozen`]); whether it did. A `TRUNCATE` refused (no `TRUNCATE`
-/// privilege, a foreign key referencing the table) is rolled back to the savepoint, and the
-/// rows are copied in as usual.
+/// privilege, a `BEFORE TRUNCATE` trigger raising an error) is rolled back to the savepoint,
+/// and the rows are copied in as usual.
 fn truncate_for_freeze(conn: &mut PgConnection) -> QueryResult<bool> {
     let truncated = conn.transaction(|conn| conn.batch_execute("TRUNCATE daily_stats"));
     match truncated {
