@@ -223,3 +223,39 @@ fn legacy_digests_still_decode_and_merge() {
     assert_eq!(merged.count(), 4);
     assert!(!merged.is_exact());
 }
+
+/// The binary gcd agrees with Euclid's on zeros, equal values, powers of two, the largest
+/// values and random pairs of every magnitude (a histogram's unit divides all its values).
+#[test]
+fn binary_gcd_equals_euclids() {
+    fn euclid(mut a: u64, mut b: u64) -> u64 {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    }
+    let mut next = crate::xorshift(0x6CD0_0000_0000_0017);
+    let mut pairs: Vec<(u64, u64)> = vec![
+        (0, 0),
+        (0, 7),
+        (7, 0),
+        (1, 1),
+        (12, 18),
+        (1 << 63, 1 << 40),
+        (u64::MAX, u64::MAX - 1),
+        (u64::MAX, 3),
+        (847_000, 12_000),
+    ];
+    for _ in 0..100_000 {
+        let bits_a = next() % 65;
+        let bits_b = next() % 65;
+        let mask = |bits: u64| if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        let common = [1, 1000, 1 << (next() % 20)][(next() % 3) as usize];
+        let a = (next() & mask(bits_a)).wrapping_mul(common);
+        let b = (next() & mask(bits_b)).wrapping_mul(common);
+        pairs.push((a, b));
+    }
+    for (a, b) in pairs {
+        assert_eq!(gcd(a, b), euclid(a, b), "gcd({a}, {b})");
+    }
+}
