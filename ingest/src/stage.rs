@@ -1072,7 +1072,7 @@ mod tests {
         ];
         let mut keys = Vec::new();
         for (run, id) in ids.iter().enumerate() {
-            for day in [-1, 0, 7] {
+            for day in [i32::MIN, -1, 0, 7, i32::MAX] {
                 keys.push((id.as_str(), day, run % 3));
             }
         }
@@ -1180,6 +1180,69 @@ mod tests {
             .expect("deltas");
         assert_eq!(merged, merged_cells(&again, 3));
         std::fs::remove_dir(&dir).expect("remove dir");
+    }
+
+    /// Any number of runs (none, one, a power of two and not, some of them empty) merge into
+    /// each key once, in (customer, day) order, with the deltas of every run merged: what a
+    /// sorted map of the same deltas holds (ids sharing their first 16 bytes among them).
+    #[test]
+    fn any_number_of_runs_merge_as_a_sorted_map() {
+        let dir = std::env::temp_dir().join(format!("logstats-many-runs-{}", std::process::id()));
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let long = "a-customer-id-longer-than-16";
+        let ids = [
+            "cust_1".to_string(),
+            "cust_10".to_string(),
+            "cust_2".to_string(),
+            format!("{long}-a"),
+            format!("{long}-b"),
+            format!("{long}"),
+        ];
+        for runs in [0, 1, 2, 3, 5, 8, 17, 34, 64] {
+            let mut stage = Stage::new(dir.clone(), 1 << 30);
+            let mut expected: std::collections::BTreeMap<(String, i32), DayStats> =
+                Default::default();
+            for run in 0..runs {
+                let deltas: Vec<(String, i32, DayStats)> = (0..next() % 40 * (run % 4))
+                    .map(|_| {
+                        let id = ids[(next() % ids.len() as u64) as usize].clone();
+                        let day = (next() % 9) as i32 - 3;
+                        let requests: Vec<(bool, u64)> = (0..1 + next() % 12)
+                            .map(|_| (next() % 5 != 0, 1 + next() % 50_000))
+                            .collect();
+                        (id, day, stats(&requests))
+                    })
+                    .collect();
+                for (id, day, delta) in &deltas {
+                    match expected.entry((id.clone(), *day)) {
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            slot.insert(delta.clone());
+                        }
+                        std::collections::btree_map::Entry::Occupied(mut slot) => {
+                            slot.get_mut().merge(delta)
+                        }
+                    }
+                }
+                stage.take_run(write_run(&dir, &deltas).expect("run"));
+            }
+            let merged: Vec<(String, i32, DayStats)> = stage
+                .read()
+                .expect("read")
+                .collect::<std::result::Result<_, _>>()
+                .expect("deltas");
+            let expected: Vec<(String, i32, DayStats)> = expected
+                .into_iter()
+                .map(|((id, day), stats)| (id, day, stats))
+                .collect();
+            assert_eq!(merged, expected, "{runs} runs");
+        }
+        let _ = std::fs::remove_dir(&dir);
     }
 
     /// Runs merge into one sequence in (customer, day) order, each key once with every run's
