@@ -1202,7 +1202,7 @@ mod tests {
             "cust_2".to_string(),
             format!("{long}-a"),
             format!("{long}-b"),
-            format!("{long}"),
+            long.to_string(),
         ];
         for runs in [0, 1, 2, 3, 5, 8, 17, 34, 64] {
             let mut stage = Stage::new(dir.clone(), 1 << 30);

@@ -249,7 +249,13 @@ fn binary_gcd_equals_euclids() {
     for _ in 0..100_000 {
         let bits_a = next() % 65;
         let bits_b = next() % 65;
-        let mask = |bits: u64| if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        let mask = |bits: u64| {
+            if bits == 64 {
+                u64::MAX
+            } else {
+                (1u64 << bits) - 1
+            }
+        };
         let common = [1, 1000, 1 << (next() % 20)][(next() % 3) as usize];
         let a = (next() & mask(bits_a)).wrapping_mul(common);
         let b = (next() & mask(bits_b)).wrapping_mul(common);
