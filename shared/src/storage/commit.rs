@@ -14,7 +14,8 @@ use super::upserts::FirstLoad;
 use super::{
     BatchCounts, CommitOutcome, EpochCommit, PushedBatch, StorageError, Store, ROWS_PER_STATEMENT,
 };
-use crate::stats::DayStats;
+use crate::latency::Latencies;
+use crate::stats::{DayAccumulator, DayStats};
 
 impl Store {
     /// Merges an epoch's deltas into the stored rows and records its source offsets and
@@ -616,35 +617,99 @@ fn finish_commit(
 /// merged a few hundred at a time, as a whole epoch's are, not one by one into a large day.
 const FLEET_PENDING: usize = 256;
 
+/// Requests a delta may count to be added to its fleet day as those requests (see
+/// [`FleetDay::requests`]).
+const FLEET_SMALL_DELTA: u64 = 8;
+
+/// Requests a fleet day holds as such before they are summarised into one pending part.
+const FLEET_REQUESTS: u64 = 4096;
+
 /// Each day's deltas across customers, merged as they come (see [`FLEET_PENDING`]).
 #[derive(Default)]
 struct FleetDeltas {
-    days: BTreeMap<NaiveDate, (DayStats, Vec<DayStats>)>,
+    days: BTreeMap<NaiveDate, FleetDay>,
+}
+
+/// A fleet day being merged.
+#[derive(Default)]
+struct FleetDay {
+    /// What was merged so far.
+    total: DayStats,
+    /// Deltas (and summarised requests) waiting to be merged into `total`.
+    pending: Vec<DayStats>,
+    /// The requests of small deltas (at most [`FLEET_SMALL_DELTA`] requests, each below
+    /// 2^32 µs: nearly every customer's day of a fleet of small ones), added as requests, 4
+    /// bytes each, and summarised once [`FLEET_REQUESTS`] are held: keeping each such delta
+    /// (about 100 bytes) in `pending` and merging them 256 at a time was four fifths of the
+    /// fleet totals' work on a year of 10,000 customers. The day's counts, sum, extremes and,
+    /// while it has at most 4,096 distinct latencies, its exact histogram come out the same
+    /// whichever way its requests were grouped; past that its t-digest is built from other
+    /// groups of them (within the same rank bound).
+    requests: DayAccumulator,
+}
+
+impl FleetDay {
+    fn add(&mut self, delta: DayStats) {
+        if let Latencies::Exact(histogram) = &delta.latencies {
+            if delta.total() <= FLEET_SMALL_DELTA
+                && histogram.count() == delta.total()
+                && delta.latency_max_us <= u64::from(u32::MAX)
+            {
+                let mut latencies = [0u32; FLEET_SMALL_DELTA as usize];
+                let mut n = 0;
+                for (value, count) in histogram.iter() {
+                    for _ in 0..count {
+                        latencies[n] = value as u32;
+                        n += 1;
+                    }
+                }
+                self.requests
+                    .add_counted(delta.successful, delta.failed, &latencies[..n]);
+                if self.requests.total() >= FLEET_REQUESTS {
+                    // Merged at once, with whatever else is pending: left pending, the
+                    // summarised parts were all merged at the end, on the thread writing.
+                    let part = std::mem::take(&mut self.requests).finish();
+                    self.pending.push(part);
+                    self.merge_pending();
+                }
+                return;
+            }
+        }
+        self.push(delta);
+    }
+
+    fn push(&mut self, part: DayStats) {
+        self.pending.push(part);
+        if self.pending.len() >= FLEET_PENDING {
+            self.merge_pending();
+        }
+    }
+
+    fn merge_pending(&mut self) {
+        self.total = DayStats::merge_all(std::iter::once(&self.total).chain(&self.pending));
+        self.pending.clear();
+    }
+
+    /// The day's merged deltas.
+    fn finish(mut self) -> DayStats {
+        if self.requests.total() > 0 {
+            let part = std::mem::take(&mut self.requests).finish();
+            self.pending.push(part);
+        }
+        DayStats::merge_all(std::iter::once(&self.total).chain(&self.pending))
+    }
 }
 
 impl FleetDeltas {
     fn add(&mut self, day: NaiveDate, delta: DayStats) {
-        let (total, pending) = self
-            .days
-            .entry(day)
-            .or_insert_with(|| (DayStats::empty(), Vec::new()));
-        pending.push(delta);
-        if pending.len() >= FLEET_PENDING {
-            *total = DayStats::merge_all(std::iter::once(&*total).chain(pending.iter()));
-            pending.clear();
-        }
+        self.days.entry(day).or_default().add(delta);
     }
 
     /// Each day's merged deltas.
     fn finish(self) -> BTreeMap<NaiveDate, DayStats> {
         self.days
             .into_iter()
-            .map(|(day, (total, pending))| {
-                (
-                    day,
-                    DayStats::merge_all(std::iter::once(&total).chain(pending.iter())),
-                )
-            })
+            .map(|(day, fleet_day)| (day, fleet_day.finish()))
             .collect()
     }
 }
@@ -797,6 +862,74 @@ fn move_sources(conn: &mut dyn StoreConnection, epoch: &EpochCommit) -> Result<(
 mod tests {
     use super::*;
     use crate::storage::day_from_date;
+
+    /// A fleet day fed deltas one by one (small ones added as their requests, large ones, one
+    /// past 2^32 µs, more than [`FLEET_PENDING`] of them and more than [`FLEET_REQUESTS`]
+    /// requests) holds what merging all the deltas at once holds: the same counts, sum,
+    /// extremes and, while the day has at most 4,096 distinct latencies, the same exact
+    /// histogram; past that a t-digest whose median and p99 are within 1 % in rank of the
+    /// exact ones.
+    #[test]
+    fn a_fleet_day_merged_as_it_comes_holds_all_its_deltas() {
+        let mut next = crate::xorshift(0xF1EE_7DA7_0000_0023);
+        for distinct in [1_000u64, 1_000_000] {
+            let mut deltas = Vec::new();
+            let mut all: Vec<u64> = Vec::new();
+            for i in 0..3_000u64 {
+                let n = match i % 10 {
+                    0 => 9 + next() % 40,
+                    _ => 1 + next() % 8,
+                };
+                let mut acc = DayAccumulator::new();
+                for _ in 0..n {
+                    let us = match next() % 1_000 {
+                        0 => (1 << 32) + next() % 5,
+                        _ => 1_000 * (1 + next() % distinct),
+                    };
+                    acc.add(!next().is_multiple_of(7), us);
+                    all.push(us);
+                }
+                deltas.push(acc.finish());
+            }
+            let mut day = FleetDay::default();
+            for delta in &deltas {
+                day.add(delta.clone());
+            }
+            let merged = day.finish();
+            let at_once = DayStats::merge_all(&deltas);
+            assert_eq!(
+                (
+                    merged.successful,
+                    merged.failed,
+                    merged.latency_sum_us,
+                    merged.latency_min_us,
+                    merged.latency_max_us
+                ),
+                (
+                    at_once.successful,
+                    at_once.failed,
+                    at_once.latency_sum_us,
+                    at_once.latency_min_us,
+                    at_once.latency_max_us
+                )
+            );
+            match &at_once.latencies {
+                Latencies::Exact(_) => assert_eq!(merged, at_once, "{distinct} distinct"),
+                Latencies::Estimated(_) => {
+                    all.sort_unstable();
+                    let n = all.len() as f64;
+                    for (p, estimate) in [0.5, 0.99]
+                        .into_iter()
+                        .zip(merged.latencies.percentiles(&[50.0, 99.0]))
+                    {
+                        let estimate_us = (estimate.expect("a percentile") * 1e6).round() as u64;
+                        let rank = all.partition_point(|&us| us < estimate_us) as f64 / n;
+                        assert!((rank - p).abs() <= 0.01, "p{p}: rank {rank}");
+                    }
+                }
+            }
+        }
+    }
 
     /// A commit retried after its first attempt committed (the COMMIT reply lost with the
     /// connection) is recognised and not merged twice; the same positions reached from
