@@ -639,9 +639,9 @@ struct FleetDay {
     pending: Vec<DayStats>,
     /// The requests of small deltas (at most [`FLEET_SMALL_DELTA`] requests, each below
     /// 2^32 µs: nearly every customer's day of a fleet of small ones), added as requests, 4
-    /// bytes each, and summarised once [`FLEET_REQUESTS`] are held: keeping each such delta
-    /// (about 100 bytes) in `pending` and merging them 256 at a time was four fifths of the
-    /// fleet totals' work on a year of 10,000 customers. The day's counts, sum, extremes and,
+    /// bytes each, and summarised once [`FLEET_REQUESTS`] are held, where each such delta
+    /// (about 100 bytes) had been kept in `pending` and merged among 256 (the fleet thread's
+    /// CPU on a year of 10,000 customers in random order a fifth lower). The day's counts, sum, extremes and,
     /// while it has at most 4,096 distinct latencies, its exact histogram come out the same
     /// whichever way its requests were grouped; past that its t-digest is built from other
     /// groups of them (within the same rank bound).
